@@ -1,0 +1,290 @@
+//! The URL list: command-line arguments, files and stdin, read as one stream so a
+//! list of millions never sits in memory. Each line is `URL` or `URL NAME`; blank
+//! lines and `#` comments are skipped. A bad line becomes an error that names its
+//! source and line number, and the stream goes on. A URL seen before is dropped,
+//! remembered only by a 128-bit fingerprint.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// Where a URL came from, for messages: `urls.txt:12`, `<stdin>:3`, `argument 2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub source: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.source == ARGUMENT_SOURCE {
+            write!(formatter, "argument {}", self.line)
+        } else {
+            write!(formatter, "{}:{}", self.source, self.line)
+        }
+    }
+}
+
+const ARGUMENT_SOURCE: &str = "<argument>";
+
+/// One URL to download.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub url: Url,
+    /// The file name the input asked for, if any (still to be sanitised).
+    pub name: Option<String>,
+    pub origin: Origin,
+}
+
+/// An input line that is not a URL we can download.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct InvalidLine {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// An input that could not be opened: a usage error, reported before any download.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot read input file {path}: {source}")]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("stdin (`-i -`) can be given only once")]
+    StdinTwice,
+}
+
+/// Parses one input line: `Ok(None)` for blank lines and comments.
+pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (address, name) = match line.split_once(char::is_whitespace) {
+        Some((address, rest)) => (address, Some(rest.trim().to_string())),
+        None => (line, None),
+    };
+    let url =
+        Url::parse(address).map_err(|error| format!("not a valid URL ({error}): {address}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("not an http or https URL: {address}"));
+    }
+    Ok(Some((url, name.filter(|name| !name.is_empty()))))
+}
+
+struct Reader {
+    label: String,
+    reader: Box<dyn BufRead + Send>,
+}
+
+/// Every input of a run, opened up front so an unreadable file is a usage error
+/// before anything downloads, then read lazily as an iterator of jobs.
+pub struct Inputs {
+    arguments: std::vec::IntoIter<String>,
+    argument_index: usize,
+    readers: std::vec::IntoIter<Reader>,
+    current: Option<(Reader, usize)>,
+    seen: HashSet<u128>,
+    duplicates: u64,
+    buffer: Vec<u8>,
+}
+
+impl Inputs {
+    /// `paths` are input files, `-` meaning stdin.
+    pub fn open(arguments: Vec<String>, paths: &[PathBuf]) -> Result<Inputs, OpenError> {
+        let mut readers = Vec::new();
+        let mut stdin_used = false;
+        for path in paths {
+            if path == Path::new("-") {
+                if stdin_used {
+                    return Err(OpenError::StdinTwice);
+                }
+                stdin_used = true;
+                readers.push(Reader {
+                    label: "<stdin>".to_string(),
+                    reader: Box::new(BufReader::new(io::stdin())),
+                });
+            } else {
+                let file = File::open(path).map_err(|source| OpenError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+                readers.push(Reader {
+                    label: path.display().to_string(),
+                    reader: Box::new(BufReader::new(file)),
+                });
+            }
+        }
+        Ok(Inputs::from_parts(arguments, readers))
+    }
+
+    /// Inputs read from in-memory text, labelled as given (for tests and the demo).
+    pub fn from_text(label: &str, text: String) -> Inputs {
+        let reader = Reader {
+            label: label.to_string(),
+            reader: Box::new(io::Cursor::new(text.into_bytes())),
+        };
+        Inputs::from_parts(Vec::new(), vec![reader])
+    }
+
+    fn from_parts(arguments: Vec<String>, readers: Vec<Reader>) -> Inputs {
+        Inputs {
+            arguments: arguments.into_iter(),
+            argument_index: 0,
+            readers: readers.into_iter(),
+            current: None,
+            seen: HashSet::new(),
+            duplicates: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// How many URLs were dropped as repeats so far.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The next raw line with its origin, or `None` when every input is exhausted.
+    fn next_line(&mut self) -> Option<Result<(String, Origin), InvalidLine>> {
+        if let Some(argument) = self.arguments.next() {
+            self.argument_index += 1;
+            let origin = Origin {
+                source: ARGUMENT_SOURCE.to_string(),
+                line: self.argument_index,
+            };
+            return Some(Ok((argument, origin)));
+        }
+        loop {
+            if self.current.is_none() {
+                self.current = Some((self.readers.next()?, 0));
+            }
+            let (reader, line_number) = self.current.as_mut()?;
+            self.buffer.clear();
+            match reader.reader.read_until(b'\n', &mut self.buffer) {
+                Ok(0) => {
+                    self.current = None;
+                    continue;
+                }
+                Ok(_) => {
+                    *line_number += 1;
+                    let origin = Origin {
+                        source: reader.label.clone(),
+                        line: *line_number,
+                    };
+                    return Some(match std::str::from_utf8(&self.buffer) {
+                        Ok(text) => Ok((text.to_string(), origin)),
+                        Err(_) => Err(InvalidLine {
+                            origin,
+                            message: "line is not valid UTF-8".to_string(),
+                        }),
+                    });
+                }
+                Err(error) => {
+                    let origin = Origin {
+                        source: reader.label.clone(),
+                        line: *line_number + 1,
+                    };
+                    self.current = None;
+                    return Some(Err(InvalidLine {
+                        origin,
+                        message: format!("read failed, rest of this input skipped: {error}"),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+fn fingerprint(url: &Url) -> u128 {
+    let digest = Sha256::digest(url.as_str().as_bytes());
+    u128::from_le_bytes(
+        digest[..16]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
+}
+
+impl Iterator for Inputs {
+    type Item = Result<Job, InvalidLine>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (text, origin) = match self.next_line()? {
+                Ok(line) => line,
+                Err(invalid) => return Some(Err(invalid)),
+            };
+            match parse_line(&text) {
+                Ok(None) => continue,
+                Ok(Some((url, name))) => {
+                    if !self.seen.insert(fingerprint(&url)) {
+                        self.duplicates += 1;
+                        continue;
+                    }
+                    return Some(Ok(Job { url, name, origin }));
+                }
+                Err(message) => return Some(Err(InvalidLine { origin, message })),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_url_and_optional_name() {
+        let (url, name) = parse_line("  https://h/a.jpg   my cat.jpg \n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(url.as_str(), "https://h/a.jpg");
+        assert_eq!(name.as_deref(), Some("my cat.jpg"));
+        assert_eq!(parse_line("http://h/a").unwrap().unwrap().1, None);
+    }
+
+    #[test]
+    fn skips_blank_and_comment_lines() {
+        assert_eq!(parse_line("").unwrap(), None);
+        assert_eq!(parse_line("   \t").unwrap(), None);
+        assert_eq!(parse_line("# http://h/a").unwrap(), None);
+    }
+
+    #[test]
+    fn rejects_other_schemes_and_junk() {
+        assert!(
+            parse_line("ftp://h/a")
+                .unwrap_err()
+                .contains("not an http or https URL")
+        );
+        assert!(parse_line("just words").is_err());
+        assert!(parse_line("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn stream_reports_line_numbers_and_drops_duplicates() {
+        let text = "http://h/1.jpg\n\n# c\nnot a url\nhttp://h/1.jpg\nhttp://h/2.jpg x.jpg\n";
+        let mut inputs = Inputs::from_text("list.txt", text.to_string());
+        let items: Vec<_> = inputs.by_ref().collect();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].as_ref().unwrap().origin.to_string(), "list.txt:1");
+        assert_eq!(
+            items[1].as_ref().unwrap_err().origin.to_string(),
+            "list.txt:4"
+        );
+        let last = items[2].as_ref().unwrap();
+        assert_eq!((last.origin.line, last.name.as_deref()), (6, Some("x.jpg")));
+        assert_eq!(inputs.duplicates(), 1);
+    }
+
+    #[test]
+    fn arguments_come_first() {
+        let inputs = Inputs::from_parts(vec!["http://h/a".into()], Vec::new());
+        let jobs: Vec<_> = inputs.collect();
+        assert_eq!(jobs[0].as_ref().unwrap().origin.to_string(), "argument 1");
+    }
+}

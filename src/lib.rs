@@ -1,0 +1,34 @@
+//! `grab`: download many URLs concurrently, choosing how (one by one, OS threads,
+//! worker processes, or async tasks), with every file named after its URL, written
+//! atomically, timed and counted; plus the local server that makes every demo, test
+//! and benchmark work without the internet.
+//!
+//! # Layout
+//!
+//! - [`cli`]: clap definitions and their conversion to plain configs; the binary
+//!   (`src/main.rs`) only parses and calls [`cli::execute`].
+//! - [`batch`]: one `grab get` run: input reader thread, bounded job queue,
+//!   strategy, summary.
+//! - [`input`]: the URL stream from arguments, files and stdin; line parsing,
+//!   origins (`file:line`) for messages, duplicate fingerprints.
+//! - [`naming`]: URL to file name, sanitising, and the batch's name registry.
+//! - [`output`]: the `.part` file that becomes the final name only when complete.
+//! - [`download`]: one download, shared by all strategies: [`download::Transfer`]
+//!   plus the blocking (ureq) and async (reqwest) drivers, and the error reasons.
+//! - [`strategy`]: the [`strategy::Strategy`] trait and one module per strategy:
+//!   `sequential`, `threads`, `processes` (with the hidden worker), `async`.
+//! - [`report`]: per-file lines, the shared tally, the summary and exit code.
+//! - [`server`]: `grab serve`, the local gallery of generated images and files
+//!   ([`server::gallery`] draws them).
+//! - [`demo`]: `grab demo`, every strategy on the local gallery.
+
+pub mod batch;
+pub mod cli;
+pub mod demo;
+pub mod download;
+pub mod input;
+pub mod naming;
+pub mod output;
+pub mod report;
+pub mod server;
+pub mod strategy;

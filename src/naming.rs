@@ -1,0 +1,330 @@
+//! File names: what a URL (or an explicit name from the input) becomes on disk, and
+//! the reservation that keeps two jobs of a batch from ever writing the same file.
+//!
+//! Everything that turns untrusted text into a name goes through [`sanitise`], so the
+//! guarantees hold for every source alike: no path separators, no control characters,
+//! never `.` or `..`, never empty, and short enough that `NAME-123.part` still fits in
+//! a 255-byte file name. A name that passed through here cannot leave the folder.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use percent_encoding::percent_decode_str;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// Longest name we hand out. Linux allows 255 bytes; the rest is room for a
+/// collision suffix (`-9999`) and the `.part` ending of the file being written.
+pub const MAX_NAME_BYTES: usize = 240;
+
+/// The suffix of a file still being written.
+pub const PART_SUFFIX: &str = ".part";
+
+/// Makes untrusted text safe to use as one file name inside the output folder, or
+/// `None` when nothing usable is left.
+pub fn sanitise(raw: &str) -> Option<String> {
+    let name: String = raw
+        .chars()
+        .map(|character| match character {
+            '/' | '\\' => '_',
+            character if character.is_control() => '_',
+            character => character,
+        })
+        .collect();
+    // Leading dots would hide the file (and `..` is the classic escape); trailing dots
+    // and spaces are invisible in most listings.
+    let name = name
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' ']);
+    if name.is_empty() {
+        return None;
+    }
+    Some(truncate(name, MAX_NAME_BYTES))
+}
+
+/// Shortens a name to at most `limit` bytes on a character boundary, keeping its
+/// extension when it has a short one.
+fn truncate(name: &str, limit: usize) -> String {
+    if name.len() <= limit {
+        return name.to_string();
+    }
+    let (stem, extension) = split_extension(name);
+    let extension = if extension.len() <= 16 { extension } else { "" };
+    let mut end = limit - extension.len();
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{}", &stem[..end], extension)
+}
+
+/// Splits `photo.tar.gz` into (`photo.tar`, `.gz`); a name without a dot (or with
+/// only a leading one) has an empty extension.
+pub fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(position) if position > 0 => name.split_at(position),
+        _ => (name, ""),
+    }
+}
+
+/// The name a URL asks for: the last segment of its path, percent-decoded and
+/// sanitised. The query and fragment never take part. `None` when the path gives
+/// nothing usable (`https://example.com/`, `/..`).
+pub fn name_from_url(url: &Url) -> Option<String> {
+    let segment = url.path_segments()?.next_back()?;
+    let decoded = percent_decode_str(segment).decode_utf8_lossy();
+    sanitise(&decoded)
+}
+
+/// A stable name for a URL whose path gives none: a short hash of the URL, the
+/// same on every run and machine.
+pub fn hashed_name(url: &Url) -> String {
+    let digest = Sha256::digest(url.as_str().as_bytes());
+    digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The extension (with its dot) for a Content-Type, for names that lack one.
+pub fn extension_for_content_type(content_type: &str) -> Option<&'static str> {
+    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+    let extension = match essence.as_str() {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => ".jpg",
+        "image/png" => ".png",
+        "image/gif" => ".gif",
+        "image/webp" => ".webp",
+        "image/avif" => ".avif",
+        "image/bmp" => ".bmp",
+        "image/tiff" => ".tiff",
+        "image/svg+xml" => ".svg",
+        "image/x-icon" | "image/vnd.microsoft.icon" => ".ico",
+        "text/html" => ".html",
+        "text/plain" => ".txt",
+        "text/css" => ".css",
+        "text/csv" => ".csv",
+        "application/json" => ".json",
+        "application/xml" | "text/xml" => ".xml",
+        "application/pdf" => ".pdf",
+        "application/zip" => ".zip",
+        "application/gzip" => ".gz",
+        "application/octet-stream" => ".bin",
+        _ => return None,
+    };
+    Some(extension)
+}
+
+/// The final name for a download, before collision handling: the name chosen in
+/// the input if any, else the URL's; an extension from the Content-Type when the
+/// name has none; the URL's hash when nothing else is usable.
+pub fn desired_name(url: &Url, explicit: Option<&str>, content_type: Option<&str>) -> String {
+    if let Some(name) = explicit.and_then(sanitise) {
+        return name;
+    }
+    let base = name_from_url(url).unwrap_or_else(|| hashed_name(url));
+    let (_, extension) = split_extension(&base);
+    if !extension.is_empty() {
+        return base;
+    }
+    match content_type.and_then(extension_for_content_type) {
+        Some(extension) => truncate(&format!("{base}{extension}"), MAX_NAME_BYTES),
+        None => base,
+    }
+}
+
+/// The `n`-th alternative to a taken name: `photo.jpg` gives `photo-1.jpg`, ...
+pub fn numbered(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    let (stem, extension) = split_extension(name);
+    format!("{stem}-{n}{extension}")
+}
+
+/// Hands out names that no other job of the batch holds and no file in the folder
+/// has. Every strategy asks the one registry of the batch (the worker processes ask
+/// it through their pipe), so reservation is decided in one place, under one lock.
+pub trait NameRegistry: Send + Sync {
+    /// Reserves the desired name, or its first free numbered alternative.
+    fn reserve(&self, desired: &str) -> io::Result<String>;
+    /// Gives back a name whose download failed, for another job to use.
+    fn release(&self, name: &str);
+}
+
+/// The registry of one output folder, shared by every job of a batch.
+pub struct FolderNames {
+    directory: PathBuf,
+    taken: Mutex<HashSet<String>>,
+}
+
+impl FolderNames {
+    pub fn new(directory: impl Into<PathBuf>) -> Self {
+        FolderNames {
+            directory: directory.into(),
+            taken: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// Whether anything, even a dangling symlink, sits at this name or its `.part`.
+    fn occupied(&self, name: &str) -> bool {
+        let exists = |path: PathBuf| path.symlink_metadata().is_ok();
+        exists(self.directory.join(name))
+            || exists(self.directory.join(format!("{name}{PART_SUFFIX}")))
+    }
+}
+
+impl NameRegistry for FolderNames {
+    fn reserve(&self, desired: &str) -> io::Result<String> {
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for n in 0..100_000 {
+            let candidate = numbered(desired, n);
+            if !taken.contains(&candidate) && !self.occupied(&candidate) {
+                taken.insert(candidate.clone());
+                return Ok(candidate);
+            }
+        }
+        Err(io::Error::other(format!("no free name left for {desired}")))
+    }
+
+    fn release(&self, name: &str) {
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        taken.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn last_segment_without_query() {
+        let name = desired_name(
+            &url("https://example.com/images/image1.jpg?w=800"),
+            None,
+            None,
+        );
+        assert_eq!(name, "image1.jpg");
+    }
+
+    #[test]
+    fn percent_decoded() {
+        assert_eq!(
+            name_from_url(&url("http://h/a/my%20photo.png")).unwrap(),
+            "my photo.png"
+        );
+    }
+
+    #[test]
+    fn encoded_traversal_cannot_escape() {
+        for text in [
+            "http://h/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            "http://h/a/..%2F..%2Fx",
+            "http://h/%2e%2e",
+            "http://h/..%5c..%5cx",
+        ] {
+            let name = desired_name(&url(text), None, None);
+            assert!(
+                !name.contains('/') && !name.contains('\\'),
+                "{text} gave {name}"
+            );
+            assert!(name != "." && name != "..", "{text} gave {name}");
+            assert!(!name.starts_with('.'), "{text} gave {name}");
+        }
+    }
+
+    #[test]
+    fn no_usable_segment_gets_hash_and_content_type_extension() {
+        let first = desired_name(&url("https://example.com/"), None, Some("image/png"));
+        let again = desired_name(&url("https://example.com/"), None, Some("image/png"));
+        assert_eq!(first, again);
+        assert!(first.ends_with(".png"));
+        assert_eq!(first.len(), 12 + 4);
+        let other = desired_name(&url("https://example.org/"), None, Some("image/png"));
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn missing_extension_comes_from_content_type() {
+        let name = desired_name(
+            &url("http://h/avatar?id=3"),
+            None,
+            Some("image/jpeg; charset=binary"),
+        );
+        assert_eq!(name, "avatar.jpg");
+        assert_eq!(
+            desired_name(&url("http://h/avatar"), None, Some("weird/type")),
+            "avatar"
+        );
+    }
+
+    #[test]
+    fn explicit_name_wins_and_is_sanitised() {
+        assert_eq!(
+            desired_name(&url("http://h/a.jpg"), Some("cat.jpg"), None),
+            "cat.jpg"
+        );
+        assert_eq!(
+            desired_name(&url("http://h/a.jpg"), Some("../../cat.jpg"), None),
+            "_.._cat.jpg"
+        );
+        // An explicit name that sanitises to nothing falls back to the URL's.
+        assert_eq!(
+            desired_name(&url("http://h/a.jpg"), Some(".."), None),
+            "a.jpg"
+        );
+    }
+
+    #[test]
+    fn control_characters_and_nul_replaced() {
+        assert_eq!(sanitise("a\u{0}b\nc.jpg").unwrap(), "a_b_c.jpg");
+        assert_eq!(sanitise("."), None);
+        assert_eq!(sanitise(".."), None);
+        assert_eq!(sanitise(""), None);
+        assert_eq!(sanitise(" . "), None);
+    }
+
+    #[test]
+    fn long_names_truncated_on_char_boundary_keeping_extension() {
+        let long = format!("{}.jpg", "é".repeat(300));
+        let name = sanitise(&long).unwrap();
+        assert!(name.len() <= MAX_NAME_BYTES);
+        assert!(name.ends_with(".jpg"));
+        let with_suffix = format!("{}{}", numbered(&name, 9999), PART_SUFFIX);
+        assert!(with_suffix.len() <= 255);
+    }
+
+    #[test]
+    fn numbered_alternatives() {
+        assert_eq!(numbered("photo.jpg", 0), "photo.jpg");
+        assert_eq!(numbered("photo.jpg", 2), "photo-2.jpg");
+        assert_eq!(numbered("README", 1), "README-1");
+        assert_eq!(numbered("archive.tar.gz", 1), "archive.tar-1.gz");
+    }
+
+    #[test]
+    fn registry_skips_taken_and_existing_names() {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("a.jpg"), b"old").unwrap();
+        let names = FolderNames::new(directory.path());
+        assert_eq!(names.reserve("a.jpg").unwrap(), "a-1.jpg");
+        assert_eq!(names.reserve("a.jpg").unwrap(), "a-2.jpg");
+        names.release("a-1.jpg");
+        assert_eq!(names.reserve("a.jpg").unwrap(), "a-1.jpg");
+        assert_eq!(names.reserve("b.jpg").unwrap(), "b.jpg");
+    }
+}

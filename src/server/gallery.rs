@@ -1,0 +1,210 @@
+//! The content the local server hands out: real, decodable images drawn
+//! deterministically from their names (the same name always gives the same bytes),
+//! and opaque files of any size from a seeded generator. No internet needed for any
+//! demo, test or benchmark.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use image::{ImageEncoder, RgbImage};
+use sha2::{Digest, Sha256};
+
+/// Largest side the server draws, so a request cannot ask for gigapixels.
+pub const MAX_SIDE: u32 = 4096;
+
+/// Image formats the gallery serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    /// The format a file name asks for, by its extension.
+    pub fn from_name(name: &str) -> Option<Format> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+            Some(Format::Jpeg)
+        } else if lower.ends_with(".png") {
+            Some(Format::Png)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// A 64-bit seed from a name, stable across runs and machines.
+pub fn seed_of(name: &str) -> u64 {
+    let digest = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
+}
+
+/// xorshift64*: tiny, fast and deterministic; quality is irrelevant here.
+pub struct Generator(u64);
+
+impl Generator {
+    pub fn new(seed: u64) -> Generator {
+        Generator(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn fill(&mut self, buffer: &mut [u8]) {
+        for chunk in buffer.chunks_mut(8) {
+            let value = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&value[..chunk.len()]);
+        }
+    }
+}
+
+/// Draws the picture for a name: a two-colour gradient, soft rings and a few
+/// discs, so there are edges and texture for filters to work on and the JPEG
+/// encoder has something real to compress.
+pub fn draw(name: &str, width: u32, height: u32) -> RgbImage {
+    let mut generator = Generator::new(seed_of(name));
+    let mut colour = || -> [f32; 3] { [0, 1, 2].map(|_| (generator.next_u64() % 256) as f32) };
+    let (start, end, disc_colour) = (colour(), colour(), colour());
+    let unit = |generator: &mut Generator| (generator.next_u64() % 10_000) as f32 / 10_000.0;
+    let ring_centre = (
+        unit(&mut generator) * width as f32,
+        unit(&mut generator) * height as f32,
+    );
+    let ring_period = 8.0 + unit(&mut generator) * 24.0;
+    let discs: Vec<(f32, f32, f32)> = (0..4)
+        .map(|_| {
+            let radius = (0.05 + unit(&mut generator) * 0.2) * width.min(height) as f32;
+            (
+                unit(&mut generator) * width as f32,
+                unit(&mut generator) * height as f32,
+                radius,
+            )
+        })
+        .collect();
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32, y as f32);
+        let along = (fx / width.max(1) as f32 + fy / height.max(1) as f32) / 2.0;
+        let distance = ((fx - ring_centre.0).powi(2) + (fy - ring_centre.1).powi(2)).sqrt();
+        let ring = 0.5 + 0.5 * (distance / ring_period).sin();
+        let inside = discs
+            .iter()
+            .any(|(cx, cy, r)| (fx - cx).powi(2) + (fy - cy).powi(2) < r * r);
+        let pixel = [0, 1, 2].map(|channel| {
+            let base = start[channel] + (end[channel] - start[channel]) * along;
+            let value = if inside {
+                disc_colour[channel]
+            } else {
+                base * (0.75 + 0.25 * ring)
+            };
+            value.clamp(0.0, 255.0) as u8
+        });
+        image::Rgb(pixel)
+    })
+}
+
+/// Draws and encodes an image.
+pub fn encode(name: &str, width: u32, height: u32, format: Format) -> Bytes {
+    let picture = draw(name, width, height);
+    let mut out = Cursor::new(Vec::new());
+    let result = match format {
+        Format::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+            .write_image(
+                picture.as_raw(),
+                width,
+                height,
+                image::ExtendedColorType::Rgb8,
+            ),
+        Format::Png => image::codecs::png::PngEncoder::new(&mut out).write_image(
+            picture.as_raw(),
+            width,
+            height,
+            image::ExtendedColorType::Rgb8,
+        ),
+    };
+    result.expect("encoding into memory cannot fail for valid dimensions");
+    Bytes::from(out.into_inner())
+}
+
+type Key = (String, u32, u32, Format);
+
+/// Encoded images by name and size. Encoding costs milliseconds, and benchmarks ask
+/// for the same gallery run after run; the cache is bounded and simply starts over
+/// when full.
+pub struct ImageCache {
+    entries: Mutex<HashMap<Key, Bytes>>,
+    capacity: usize,
+}
+
+impl ImageCache {
+    pub fn new(capacity: usize) -> ImageCache {
+        ImageCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, name: &str, width: u32, height: u32, format: Format) -> Option<Bytes> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        entries
+            .get(&(name.to_string(), width, height, format))
+            .cloned()
+    }
+
+    pub fn insert(&self, name: &str, width: u32, height: u32, format: Format, bytes: Bytes) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert((name.to_string(), width, height, format), bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_name_same_bytes_and_decodable() {
+        let first = encode("cat.png", 64, 48, Format::Png);
+        assert_eq!(first, encode("cat.png", 64, 48, Format::Png));
+        assert_ne!(first, encode("dog.png", 64, 48, Format::Png));
+        let decoded = image::load_from_memory(&first).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (64, 48));
+        let jpeg = encode("cat.jpg", 64, 48, Format::Jpeg);
+        assert_eq!(
+            image::guess_format(&jpeg).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        assert!(image::load_from_memory(&jpeg).is_ok());
+    }
+
+    #[test]
+    fn pictures_are_not_flat() {
+        let picture = draw("x", 32, 32);
+        let first = picture.get_pixel(0, 0);
+        assert!(picture.pixels().any(|pixel| pixel != first));
+    }
+}

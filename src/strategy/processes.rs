@@ -1,0 +1,305 @@
+//! `processes`: N worker processes of grab itself (the hidden `__worker`
+//! subcommand), each fed one job at a time over its stdin and answering on its
+//! stdout, one JSON message a line. The parent owns naming: a worker asks it to
+//! reserve a name once the response head arrives, so reservation stays one decision
+//! under one lock for the whole batch. One supervisor thread per worker; a worker
+//! that dies mid-job (crash, `kill -9`) is replaced, and its job is given once more
+//! to the new worker before it counts as failed.
+
+use std::io::{self, BufRead, BufReader, BufWriter, Stdin, Stdout, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::{Batch, JobQueue, Strategy};
+use crate::download::{Context, DownloadError, Outcome, Settings, blocking_agent, fetch_blocking};
+use crate::input::Job;
+use crate::naming::{NameRegistry, PART_SUFFIX};
+
+/// The hidden subcommand a worker runs as.
+pub const WORKER_SUBCOMMAND: &str = "__worker";
+
+/// Messages from the parent to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToWorker {
+    Job { job: Job },
+    Reserved { name: String },
+    ReserveFailed { message: String },
+}
+
+/// Messages from a worker to the parent.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromWorker {
+    Reserve { desired: String },
+    Release { name: String },
+    Outcome { outcome: Outcome },
+}
+
+pub struct Processes {
+    pub jobs: usize,
+    pub worker_program: PathBuf,
+}
+
+impl Strategy for Processes {
+    fn run(&self, queue: JobQueue, batch: &Batch) -> anyhow::Result<()> {
+        let settings = serde_json::to_string(&*batch.context.settings)?;
+        thread::scope(|scope| -> anyhow::Result<()> {
+            for index in 1..=self.jobs {
+                let supervisor = Supervisor {
+                    index,
+                    program: &self.worker_program,
+                    settings: &settings,
+                    batch,
+                    worker: None,
+                };
+                let queue = queue.clone();
+                thread::Builder::new()
+                    .name(format!("process-{index}"))
+                    .spawn_scoped(scope, move || supervisor.run(queue))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A running worker process and its pipes.
+struct Worker {
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn send(&mut self, message: &ToWorker) -> io::Result<()> {
+        serde_json::to_writer(&mut self.input, message)?;
+        self.input.write_all(b"\n")?;
+        self.input.flush()
+    }
+
+    /// The next message, or `None` when the worker has gone (end of its stdout).
+    fn receive(&mut self, line: &mut String) -> io::Result<Option<FromWorker>> {
+        line.clear();
+        if self.output.read_line(line)? == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(line)
+            .map(Some)
+            .map_err(io::Error::other)
+    }
+}
+
+/// Owns one worker slot: starts the worker, feeds it jobs, answers its name
+/// requests, and replaces it when it dies.
+struct Supervisor<'a> {
+    index: usize,
+    program: &'a PathBuf,
+    settings: &'a str,
+    batch: &'a Batch,
+    worker: Option<Worker>,
+}
+
+/// How one attempt at a job ended.
+enum Attempt {
+    Finished(Outcome),
+    /// The worker died; the names it held for the job were given back.
+    WorkerDied,
+}
+
+impl Supervisor<'_> {
+    fn run(mut self, queue: JobQueue) {
+        while let Ok(job) = queue.recv_blocking() {
+            let started = Instant::now();
+            let outcome = match self.attempt(&job) {
+                Attempt::Finished(outcome) => outcome,
+                // A worker crash is not the URL's fault: one more try, in a new worker.
+                Attempt::WorkerDied => match self.attempt(&job) {
+                    Attempt::Finished(outcome) => outcome,
+                    Attempt::WorkerDied => Outcome {
+                        job: job.clone(),
+                        result: Err(DownloadError::WorkerDied),
+                        elapsed: started.elapsed(),
+                    },
+                },
+            };
+            self.batch.record(&outcome);
+        }
+        if let Some(mut worker) = self.worker.take() {
+            // Closing its stdin tells the worker to exit.
+            drop(worker.input);
+            let _ = worker.child.wait();
+        }
+    }
+
+    fn spawn(&self) -> anyhow::Result<Worker> {
+        let mut child = Command::new(self.program)
+            .arg(WORKER_SUBCOMMAND)
+            .arg("--settings")
+            .arg(self.settings)
+            .env("GRAB_WORKER_INDEX", self.index.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start worker process {}", self.program.display()))?;
+        let input = BufWriter::new(child.stdin.take().expect("stdin is piped"));
+        let output = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        Ok(Worker {
+            child,
+            input,
+            output,
+        })
+    }
+
+    fn attempt(&mut self, job: &Job) -> Attempt {
+        let worker = match self.worker.take() {
+            Some(worker) => worker,
+            None => match self.spawn() {
+                Ok(worker) => worker,
+                Err(error) => {
+                    return Attempt::Finished(Outcome {
+                        job: job.clone(),
+                        result: Err(DownloadError::Network(format!("{error:#}"))),
+                        elapsed: Default::default(),
+                    });
+                }
+            },
+        };
+        let mut worker = worker;
+        let mut held_names: Vec<String> = Vec::new();
+        let names = &self.batch.context.names;
+        let mut line = String::new();
+        let mut conversation = || -> io::Result<Option<Outcome>> {
+            worker.send(&ToWorker::Job { job: job.clone() })?;
+            loop {
+                match worker.receive(&mut line)? {
+                    None => return Ok(None),
+                    Some(FromWorker::Reserve { desired }) => {
+                        let reply = match names.reserve(&desired) {
+                            Ok(name) => {
+                                held_names.push(name.clone());
+                                ToWorker::Reserved { name }
+                            }
+                            Err(error) => ToWorker::ReserveFailed {
+                                message: error.to_string(),
+                            },
+                        };
+                        worker.send(&reply)?;
+                    }
+                    Some(FromWorker::Release { name }) => {
+                        held_names.retain(|held| *held != name);
+                        names.release(&name);
+                    }
+                    Some(FromWorker::Outcome { outcome }) => return Ok(Some(outcome)),
+                }
+            }
+        };
+        match conversation() {
+            Ok(Some(outcome)) => {
+                self.worker = Some(worker);
+                Attempt::Finished(outcome)
+            }
+            Ok(None) | Err(_) => {
+                // Whatever the dead worker was writing is junk now: remove its part
+                // files and give its names back.
+                let _ = worker.child.kill();
+                let _ = worker.child.wait();
+                let directory = &self.batch.context.settings.output_dir;
+                for name in held_names {
+                    let _ = std::fs::remove_file(directory.join(format!("{name}{PART_SUFFIX}")));
+                    names.release(&name);
+                }
+                Attempt::WorkerDied
+            }
+        }
+    }
+}
+
+/// The worker's end of the pipes.
+struct Pipe {
+    input: Mutex<BufReader<Stdin>>,
+    output: Mutex<Stdout>,
+}
+
+impl Pipe {
+    fn send(&self, message: &FromWorker) -> io::Result<()> {
+        let mut output = self
+            .output
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut line = serde_json::to_vec(message)?;
+        line.push(b'\n');
+        output.write_all(&line)?;
+        output.flush()
+    }
+
+    fn receive(&self) -> io::Result<Option<ToWorker>> {
+        let mut line = String::new();
+        let mut input = self
+            .input
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if input.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(&line)
+            .map(Some)
+            .map_err(io::Error::other)
+    }
+}
+
+/// Names, as a worker sees them: every reservation is the parent's decision.
+struct ParentNames(Arc<Pipe>);
+
+impl NameRegistry for ParentNames {
+    fn reserve(&self, desired: &str) -> io::Result<String> {
+        self.0.send(&FromWorker::Reserve {
+            desired: desired.to_string(),
+        })?;
+        match self.0.receive()? {
+            Some(ToWorker::Reserved { name }) => Ok(name),
+            Some(ToWorker::ReserveFailed { message }) => Err(io::Error::other(message)),
+            other => Err(io::Error::other(format!(
+                "unexpected answer from the parent: {other:?}"
+            ))),
+        }
+    }
+
+    fn release(&self, name: &str) {
+        let _ = self.0.send(&FromWorker::Release {
+            name: name.to_string(),
+        });
+    }
+}
+
+/// The body of `grab __worker`: downloads the jobs the parent sends until its
+/// stdin closes.
+pub fn worker_main(settings_json: &str) -> anyhow::Result<()> {
+    let settings: Settings =
+        serde_json::from_str(settings_json).context("invalid worker settings")?;
+    let pipe = Arc::new(Pipe {
+        input: Mutex::new(BufReader::new(io::stdin())),
+        output: Mutex::new(io::stdout()),
+    });
+    let agent = blocking_agent(&settings, 1);
+    let context = Context {
+        settings: Arc::new(settings),
+        names: Arc::new(ParentNames(pipe.clone())),
+    };
+    while let Some(message) = pipe.receive()? {
+        match message {
+            ToWorker::Job { job } => {
+                let outcome = fetch_blocking(&agent, &job, &context);
+                pipe.send(&FromWorker::Outcome { outcome })?;
+            }
+            other => anyhow::bail!("worker expected a job, got {other:?}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `threads`: N scoped OS threads take jobs from the queue, sharing one blocking
+//! client whose keep-alive pool holds a connection for each of them.
+
+use std::thread;
+
+use super::{Batch, JobQueue, Strategy};
+use crate::download::{blocking_agent, fetch_blocking};
+
+pub struct Threads {
+    pub jobs: usize,
+}
+
+impl Strategy for Threads {
+    fn run(&self, queue: JobQueue, batch: &Batch) -> anyhow::Result<()> {
+        let agent = blocking_agent(&batch.context.settings, self.jobs);
+        thread::scope(|scope| -> anyhow::Result<()> {
+            for index in 1..=self.jobs {
+                let (agent, queue) = (&agent, queue.clone());
+                thread::Builder::new()
+                    .name(format!("thread-{index}"))
+                    .spawn_scoped(scope, move || {
+                        while let Ok(job) = queue.recv_blocking() {
+                            batch.record(&fetch_blocking(agent, &job, &batch.context));
+                        }
+                    })?;
+            }
+            Ok(())
+        })
+    }
+}
