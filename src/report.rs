@@ -179,6 +179,13 @@ impl Reporter {
         }
     }
 
+    /// A diagnostic that is neither a file's outcome nor the summary.
+    pub fn notice(&self, message: &str) {
+        if self.verbosity != Verbosity::Silent {
+            self.print(&format!("note: {message}\n"));
+        }
+    }
+
     /// Records an input line that is not a URL we can download.
     pub fn invalid(&self, line: &InvalidLine) {
         self.tally

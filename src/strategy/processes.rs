@@ -105,29 +105,27 @@ struct Supervisor<'a> {
     worker: Option<Worker>,
 }
 
-/// How one attempt at a job ended.
-enum Attempt {
-    Finished(Outcome),
-    /// The worker died; the names it held for the job were given back.
-    WorkerDied,
-}
-
 impl Supervisor<'_> {
     fn run(mut self, queue: JobQueue) {
         while let Ok(job) = queue.recv_blocking() {
             let started = Instant::now();
-            let outcome = match self.attempt(&job) {
-                Attempt::Finished(outcome) => outcome,
+            let mut outcome = match self.attempt(&job) {
+                Some(outcome) => outcome,
                 // A worker crash is not the URL's fault: one more try, in a new worker.
-                Attempt::WorkerDied => match self.attempt(&job) {
-                    Attempt::Finished(outcome) => outcome,
-                    Attempt::WorkerDied => Outcome {
+                None => {
+                    self.batch.reporter.notice(&format!(
+                        "worker process-{} died during {}; retrying in a new worker",
+                        self.index, job.url
+                    ));
+                    self.attempt(&job).unwrap_or_else(|| Outcome {
                         job: job.clone(),
                         result: Err(DownloadError::WorkerDied),
-                        elapsed: started.elapsed(),
-                    },
-                },
+                        elapsed: Default::default(),
+                    })
+                }
             };
+            // The job's time includes any attempt lost with a dead worker.
+            outcome.elapsed = started.elapsed();
             self.batch.record(&outcome);
         }
         if let Some(mut worker) = self.worker.take() {
@@ -157,13 +155,15 @@ impl Supervisor<'_> {
         })
     }
 
-    fn attempt(&mut self, job: &Job) -> Attempt {
+    /// One try at a job; `None` when the worker died during it (the names it held
+    /// for the job are given back and its part files removed).
+    fn attempt(&mut self, job: &Job) -> Option<Outcome> {
         let worker = match self.worker.take() {
             Some(worker) => worker,
             None => match self.spawn() {
                 Ok(worker) => worker,
                 Err(error) => {
-                    return Attempt::Finished(Outcome {
+                    return Some(Outcome {
                         job: job.clone(),
                         result: Err(DownloadError::Network(format!("{error:#}"))),
                         elapsed: Default::default(),
@@ -203,7 +203,7 @@ impl Supervisor<'_> {
         match conversation() {
             Ok(Some(outcome)) => {
                 self.worker = Some(worker);
-                Attempt::Finished(outcome)
+                Some(outcome)
             }
             Ok(None) | Err(_) => {
                 // Whatever the dead worker was writing is junk now: remove its part
@@ -215,7 +215,7 @@ impl Supervisor<'_> {
                     let _ = std::fs::remove_file(directory.join(format!("{name}{PART_SUFFIX}")));
                     names.release(&name);
                 }
-                Attempt::WorkerDied
+                None
             }
         }
     }
