@@ -76,6 +76,18 @@ pub struct ServeArgs {
     /// Address to bind.
     #[arg(short, long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// A request not answered within SECS gets 408.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub request_timeout: f64,
+    /// After Ctrl-C or SIGTERM, how long requests in flight may take to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub grace: f64,
+    /// Do not log each request.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,7 +188,37 @@ pub fn execute(cli: Cli) -> ExitCode {
     }
 }
 
+/// The log filter for a command line, unless `RUST_LOG` says otherwise.
+pub fn default_log_filter(cli: &Cli) -> &'static str {
+    match &cli.command {
+        Command::Serve(arguments) if !arguments.quiet => "warn,grab::server=info",
+        _ => "warn",
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::warn!(target: "grab::server", "shutting down: no new connections, letting requests in flight finish");
+}
+
 fn serve(arguments: ServeArgs) -> ExitCode {
+    // Thousands of connections need thousands of descriptors: take what the hard
+    // limit allows.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open-file limit: {error}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,19 +226,24 @@ fn serve(arguments: ServeArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the runtime: {error}")),
     };
+    let limits = crate::server::Limits {
+        max_connections: arguments.max_connections.max(1),
+        request_timeout: Duration::from_secs_f64(arguments.request_timeout),
+        grace: Duration::from_secs_f64(arguments.grace),
+    };
     let result = runtime.block_on(async {
         let address = SocketAddr::new(arguments.bind, arguments.port);
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|error| format!("cannot listen on {address}: {error}"))?;
         let local = listener.local_addr().map_err(|error| error.to_string())?;
-        println!("serving on http://{local}  (try /images/index.txt?count=10)");
-        crate::server::run(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|error| error.to_string())
+        println!("serving on http://{local}  (try / or /images/index.txt?count=10)");
+        crate::server::run_with(listener, shutdown_signal(), limits)
+            .await
+            .map_err(|error| error.to_string())
     });
+    // Handlers still sleeping past the grace period are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => usage_error(message),

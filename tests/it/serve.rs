@@ -84,3 +84,175 @@ fn unknown_image_type_is_404() {
     let server = start_gallery();
     assert_eq!(get(&format!("{}/images/x.gif", server.base_url())).0, 404);
 }
+
+// ---- the asynchronous demo endpoints, called in-process through the router ----
+
+mod endpoints {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    /// Calls the router in-process: status, JSON body, and the two timing headers.
+    async fn call(path: &str) -> (StatusCode, Value, Option<String>, Option<String>) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = grab::server::app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|value| value.to_str().unwrap().to_string())
+        };
+        let (timing, server_timing) = (header("x-response-time"), header("server-timing"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, json, timing, server_timing)
+    }
+
+    #[tokio::test]
+    async fn index_describes_the_endpoints() {
+        let (status, json, _, _) = call("/").await;
+        assert_eq!(status, StatusCode::OK);
+        let paths: Vec<&str> = json["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|endpoint| endpoint["path"].as_str().unwrap())
+            .collect();
+        for path in ["/fast", "/medium", "/slow", "/mixed", "/sequential"] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn operations_wait_within_their_ranges_with_timing_headers() {
+        let cases = [
+            ("/fast", 0.1, 0.3),
+            ("/rapido", 0.1, 0.3),
+            ("/medium", 0.5, 1.5),
+            ("/medio", 0.5, 1.5),
+            ("/slow", 2.0, 4.0),
+            ("/lento", 2.0, 4.0),
+        ];
+        let calls = futures_util::future::join_all(cases.map(|(path, _, _)| call(path))).await;
+        for ((path, shortest, longest), (status, json, timing, server_timing)) in
+            cases.into_iter().zip(calls)
+        {
+            assert_eq!(status, StatusCode::OK, "{path}");
+            let seconds = json["seconds"].as_f64().unwrap();
+            // The measured sleep: never shorter than asked, and a loaded machine may add a little.
+            assert!(
+                seconds >= shortest && seconds < longest + 0.5,
+                "{path} waited {seconds}"
+            );
+            let reported: f64 = timing.expect("X-Response-Time").parse().unwrap();
+            assert!(
+                reported >= seconds - 0.001,
+                "{path}: header {reported} < {seconds}"
+            );
+            assert!(
+                server_timing
+                    .expect("Server-Timing")
+                    .starts_with("total;dur=")
+            );
+        }
+    }
+
+    fn parts_of(json: &Value) -> Vec<f64> {
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|result| result["seconds"].as_f64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn mixed_takes_about_the_slowest_sequential_the_sum() {
+        let (mixed, sequential) = tokio::join!(call("/mixed"), call("/secuencial"));
+        let (status, mixed, _, _) = mixed;
+        assert_eq!(status, StatusCode::OK);
+        let parts = parts_of(&mixed);
+        assert_eq!(parts.len(), 3);
+        let slowest = parts.iter().cloned().fold(0.0, f64::max);
+        let total = mixed["total_seconds"].as_f64().unwrap();
+        assert!(
+            total >= slowest && total < slowest + 0.25,
+            "mixed took {total}, slowest part {slowest}"
+        );
+        let (status, sequential, _, _) = sequential;
+        assert_eq!(status, StatusCode::OK);
+        let parts = parts_of(&sequential);
+        let sum: f64 = parts.iter().sum();
+        let total = sequential["total_seconds"].as_f64().unwrap();
+        assert!(total >= sum, "sequential took {total}, parts sum to {sum}");
+    }
+
+    #[tokio::test]
+    async fn failing_handler_answers_json_500() {
+        let (status, json, timing, _) = call("/fail").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(json["error"].as_str().unwrap().contains("fails"));
+        assert!(timing.is_some());
+    }
+
+    #[tokio::test]
+    async fn unknown_path_is_404_with_timing() {
+        let (status, _, timing, _) = call("/nowhere").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(timing.is_some());
+    }
+}
+
+// ---- shutdown, through real sockets ----
+
+#[tokio::test]
+async fn shutdown_lets_an_inflight_slow_request_finish() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(grab::server::run(listener, async move {
+        let _ = stopped.await;
+    }));
+    let request = tokio::task::spawn_blocking(move || get(&format!("http://{address}/slow")));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    let (status, body, _) = request.await.unwrap();
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json["seconds"].as_f64().unwrap() >= 2.0);
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_binary_after_inflight_requests() {
+    use std::io::{BufRead, BufReader};
+    let mut child = super::support::grab_command()
+        .args(["serve", "--port", "0", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .nth(2)
+        .expect("serving on URL")
+        .to_string();
+    let url = format!("{base}/medium");
+    let request = std::thread::spawn(move || get(&url));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let (status, body, _) = request.join().unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

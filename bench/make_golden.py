@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Make the golden images that pin `src/filter/kernels.rs` to Pillow.
+
+Writes small, deterministic, lossless test inputs and Pillow's results for
+each kernel (and two chains of kernels) into tests/golden/ as PNG:
+
+    input_<name>.png                           the input
+    input_<name>__<step>[_<step>...].png       Pillow's output of those steps
+
+Steps: blur, sharpen, contour (ImageFilter.BLUR / SHARPEN / CONTOUR),
+grayscale (convert("L")) and contrast (ImageEnhance.Contrast(...).enhance(1.5)),
+plus the chains blur_contrast_grayscale and sharpen_contour.
+
+Inputs use no randomness from Python's or Pillow's versions: the noise is a
+fixed 32-bit xorshift, so the inputs are identical everywhere. The outputs were
+checked identical under Pillow 9.4 (Debian's python3-pil) and 13.0 (PyPI).
+
+Run from anywhere:  python3 bench/make_golden.py   (needs Pillow)
+"""
+
+from pathlib import Path
+
+from PIL import Image, ImageEnhance, ImageFilter
+
+CONTRAST_FACTOR = 1.5
+OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "golden"
+
+
+class Noise:
+    """xorshift32: the same bytes on every Python."""
+
+    def __init__(self, seed):
+        self.state = seed
+
+    def byte(self):
+        x = self.state
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.state = x
+        return x >> 24
+
+
+def channel_value(x, y, width, height, channel, noise):
+    """Varied content per region, so every kernel meets gradients, noise,
+    sharp edges and saturated values (sums far below 0 and above 255)."""
+    if x < width // 3:
+        # Smooth gradients, different per channel.
+        return [
+            x * 255 // max(1, width // 3 - 1),
+            y * 255 // max(1, height - 1),
+            (x + y) * 4 % 256,
+            255 - y * 5 % 256,
+        ][channel]
+    if x < 2 * width // 3:
+        if y < height // 2:
+            # Noise.
+            return noise.byte()
+        # Hard edges: a checkerboard of 0 and 255 with 3-pixel squares,
+        # shifted per channel.
+        return 255 if ((x + channel) // 3 + y // 3) % 2 else 0
+    if y < height // 3:
+        # Isolated single bright and dark pixels on mid grey.
+        if (x * 7 + y * 3 + channel) % 11 == 0:
+            return 255
+        if (x * 5 + y * 2 + channel) % 13 == 0:
+            return 0
+        return 128
+    # Rectangles of flat colour with sharp borders, plus faint noise.
+    base = [20, 235, 90, 250][channel] if (x // 5 + y // 4) % 2 else [240, 15, 160, 60][channel]
+    return max(0, min(255, base + noise.byte() % 5 - 2))
+
+
+def make_input(mode, width, height, seed):
+    channels = len(mode)
+    noise = Noise(seed)
+    data = bytearray()
+    for y in range(height):
+        for x in range(width):
+            for channel in range(channels):
+                data.append(channel_value(x, y, width, height, channel, noise))
+    return Image.frombytes(mode, (width, height), bytes(data))
+
+
+def contrast(image):
+    return ImageEnhance.Contrast(image).enhance(CONTRAST_FACTOR)
+
+
+STEPS = {
+    "blur": lambda image: image.filter(ImageFilter.BLUR),
+    "sharpen": lambda image: image.filter(ImageFilter.SHARPEN),
+    "contour": lambda image: image.filter(ImageFilter.CONTOUR),
+    "grayscale": lambda image: image.convert("L"),
+    "contrast": contrast,
+}
+
+CHAINS = [
+    ["blur"],
+    ["sharpen"],
+    ["contour"],
+    ["grayscale"],
+    ["contrast"],
+    ["blur", "contrast", "grayscale"],
+    ["sharpen", "contour"],
+]
+
+INPUTS = {
+    "rgb": ("RGB", 67, 45, 0x1234567),
+    "rgba": ("RGBA", 67, 45, 0x2345678),
+    "l": ("L", 67, 45, 0x3456789),
+    # Smaller than the 5x5 blur (copied unchanged) with a 2x1 interior for
+    # the 3x3 kernels.
+    "tiny_rgb": ("RGB", 4, 3, 0x456789A),
+}
+
+
+def main():
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for name, (mode, width, height, seed) in INPUTS.items():
+        image = make_input(mode, width, height, seed)
+        image.save(OUTPUT / f"input_{name}.png")
+        written += 1
+        for chain in CHAINS:
+            result = image
+            for step in chain:
+                result = STEPS[step](result)
+            result.save(OUTPUT / f"input_{name}__{'_'.join(chain)}.png")
+            written += 1
+    total = sum(path.stat().st_size for path in OUTPUT.glob("*.png"))
+    print(f"wrote {written} PNGs to {OUTPUT} ({total} bytes in all)")
+
+
+if __name__ == "__main__":
+    main()
