@@ -233,8 +233,7 @@ fn serve(arguments: ServeArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let address = SocketAddr::new(arguments.bind, arguments.port);
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
+        let listener = crate::server::bind(address)
             .map_err(|error| format!("cannot listen on {address}: {error}"))?;
         let local = listener.local_addr().map_err(|error| error.to_string())?;
         println!("serving on http://{local}  (try / or /images/index.txt?count=10)");

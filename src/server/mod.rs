@@ -82,11 +82,11 @@ pub fn app_with(limits: &Limits) -> Router {
 /// Adds the handling time to every response and logs the request.
 async fn time_and_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // Only copy the request line when it will be logged: this runs on every request.
+    let logged = tracing::enabled!(target: "grab::server", tracing::Level::INFO)
+        .then(|| (request.method().clone(), request.uri().path().to_string()));
     let mut response = next.run(request).await;
-    let elapsed = started.elapsed();
-    let seconds = elapsed.as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.4}")) {
         headers.insert("x-response-time", value);
@@ -94,8 +94,25 @@ async fn time_and_log(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&format!("total;dur={:.3}", seconds * 1000.0)) {
         headers.insert("server-timing", value);
     }
-    tracing::info!(target: "grab::server", %method, path, status = response.status().as_u16(), duration_ms = format_args!("{:.2}", seconds * 1000.0), "request");
+    if let Some((method, path)) = logged {
+        tracing::info!(target: "grab::server", %method, path, status = response.status().as_u16(), duration_ms = format_args!("{:.2}", seconds * 1000.0), "request");
+    }
     response
+}
+
+/// Binds a listening socket with a deep accept backlog. tokio's default of 1024
+/// overflows when a couple of thousand clients connect at once, and every dropped
+/// SYN costs its client a one-second retransmission; the kernel caps the depth at
+/// `net.core.somaxconn`.
+pub fn bind(address: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(65_535)
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, with the default limits.
@@ -147,7 +164,7 @@ impl Background {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let listener = runtime.block_on(TcpListener::bind(address))?;
+        let listener = runtime.block_on(async { bind(address) })?;
         let address = listener.local_addr()?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
