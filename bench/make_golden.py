@@ -15,6 +15,13 @@ Inputs use no randomness from Python's or Pillow's versions: the noise is a
 fixed 32-bit xorshift, so the inputs are identical everywhere. The outputs were
 checked identical under Pillow 9.4 (Debian's python3-pil) and 13.0 (PyPI).
 
+For JPEG, where decoders may differ, one more set pins how far grab's decoder
+(zune-jpeg) is from Pillow's (libjpeg-turbo): photo.jpg (a smooth picture
+with edges and noise, saved by Pillow at quality 90), Pillow's decoding of it
+as photo__decoded.png, and its blur_contrast_grayscale as
+photo__blur_contrast_grayscale.png. The committed photo.jpg is the input from
+then on (Pillow 9.4 and 13.0 write and decode it byte for byte alike).
+
 Run from anywhere:  python3 bench/make_golden.py   (needs Pillow)
 """
 
@@ -114,9 +121,40 @@ INPUTS = {
 }
 
 
+def make_photo(width, height, seed):
+    """Smooth gradients, a ring pattern, hard-edged discs and a little noise:
+    what a JPEG of a photo holds, to compare decoders on."""
+    import math
+
+    noise = Noise(seed)
+    data = bytearray()
+    for y in range(height):
+        for x in range(width):
+            ring = 0.5 + 0.5 * math.sin(math.hypot(x - width * 0.3, y - height * 0.6) / 5.0)
+            inside = (x - width * 0.7) ** 2 + (y - height * 0.3) ** 2 < (height * 0.2) ** 2
+            for channel in range(3):
+                if inside:
+                    value = [230, 40, 60][channel]
+                else:
+                    base = [40 + 180 * x // width, 60 + 150 * y // height, 200 - 120 * x // width][channel]
+                    value = base * (0.75 + 0.25 * ring)
+                data.append(max(0, min(255, int(value) + noise.byte() % 9 - 4)))
+    return Image.frombytes("RGB", (width, height), bytes(data))
+
+
 def main():
     OUTPUT.mkdir(parents=True, exist_ok=True)
     written = 0
+    photo = OUTPUT / "photo.jpg"
+    make_photo(160, 120, 0x56789AB).save(photo, quality=90)
+    decoded = Image.open(photo)
+    decoded.load()
+    decoded.save(OUTPUT / "photo__decoded.png")
+    result = decoded
+    for step in ["blur", "contrast", "grayscale"]:
+        result = STEPS[step](result)
+    result.save(OUTPUT / "photo__blur_contrast_grayscale.png")
+    written += 3
     for name, (mode, width, height, seed) in INPUTS.items():
         image = make_input(mode, width, height, seed)
         image.save(OUTPUT / f"input_{name}.png")

@@ -1,6 +1,6 @@
-//! `grab demo`: the whole idea in one command. Serves the gallery in-process on a
-//! free loopback port, downloads it with each strategy into a temporary folder, and
-//! prints how long each took, fastest first.
+//! The embedded default: a gallery served in-process on a free loopback port, which
+//! `grab compare` uses when given no URLs, and `grab demo`, which is that
+//! comparison of the four strategies with a short explanation under the table.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -9,104 +9,124 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::batch::{self, GetConfig};
-use crate::download::Settings;
+use crate::compare::{Comparison, UrlList};
 use crate::input::Inputs;
-use crate::report::{Summary, Verbosity, human_bytes};
+use crate::report::Verbosity;
 use crate::server::Background;
 use crate::strategy::StrategyKind;
 
-/// What the demo downloads and how.
-#[derive(Debug, Clone)]
-pub struct DemoConfig {
+/// The gallery to serve: how many images, and the latency of each.
+#[derive(Debug, Clone, Copy)]
+pub struct GallerySpec {
     pub count: usize,
     pub delay: Duration,
-    pub jobs: usize,
-    pub worker_program: PathBuf,
 }
 
-/// One strategy's run in the demo.
-pub struct DemoRow {
-    pub strategy: StrategyKind,
-    pub summary: Summary,
+impl Default for GallerySpec {
+    fn default() -> Self {
+        GallerySpec {
+            count: 50,
+            delay: Duration::from_millis(50),
+        }
+    }
 }
 
-/// Runs the demo and returns its rows, fastest first.
-pub fn run(config: &DemoConfig) -> anyhow::Result<Vec<DemoRow>> {
+/// Serves the gallery while `work` runs on its URL list (written under `folder`).
+/// Every image is drawn once beforehand, so no contender pays for drawing.
+pub fn with_gallery<T>(
+    spec: GallerySpec,
+    folder: &Path,
+    grab_program: &Path,
+    work: impl FnOnce(&UrlList) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let server = Background::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .context("cannot start the local image server")?;
-    let list: String = (1..=config.count)
-        .map(|number| {
-            format!(
-                "{}/images/photo-{number:03}.jpg?delay_ms={}\n",
-                server.base_url(),
-                config.delay.as_millis()
-            )
-        })
-        .collect();
-    // One untimed pass with no latency, so the server has drawn every image before
-    // the first timed strategy asks for them.
-    let warm_up: String = (1..=config.count)
-        .map(|number| format!("{}/images/photo-{number:03}.jpg\n", server.base_url()))
-        .collect();
-    let folder = tempfile::tempdir().context("cannot create a temporary folder")?;
-    batch::run(
-        &get_config(config, folder.path(), StrategyKind::Async),
-        Inputs::from_text("warm-up", warm_up),
-    )?;
-    let mut rows = Vec::new();
-    for strategy in StrategyKind::ALL {
-        let folder = tempfile::tempdir().context("cannot create a temporary folder")?;
-        let summary = batch::run(
-            &get_config(config, folder.path(), strategy),
-            Inputs::from_text("demo", list.clone()),
-        )?;
-        rows.push(DemoRow { strategy, summary });
-    }
-    rows.sort_by_key(|row| row.summary.wall);
-    Ok(rows)
-}
-
-fn get_config(config: &DemoConfig, folder: &Path, strategy: StrategyKind) -> GetConfig {
-    GetConfig {
-        settings: Settings {
-            output_dir: folder.to_path_buf(),
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-        },
-        strategy,
-        jobs: config.jobs,
-        verbosity: Verbosity::Silent,
-        worker_program: config.worker_program.clone(),
-    }
-}
-
-/// The demo's table.
-pub fn table(config: &DemoConfig, rows: &[DemoRow]) -> String {
-    let mut text = format!(
-        "{} images from a local server with {} ms latency, {} at a time:\n\n{:<12} {:>9} {:>9} {:>10} {:>8}\n",
-        config.count,
-        config.delay.as_millis(),
-        config.jobs,
-        "strategy",
-        "time",
-        "files/s",
-        "bytes",
-        "failed"
+    let url = |number: usize| format!("{}/images/photo-{number:03}.jpg", server.base_url());
+    let warm_up: String = (1..=spec.count).map(|number| url(number) + "\n").collect();
+    let scratch = tempfile::tempdir_in(folder).context("cannot create a temporary folder")?;
+    let mut config = GetConfig::new(
+        scratch.path(),
+        StrategyKind::Async,
+        grab_program.to_path_buf(),
     );
-    let fastest = rows
-        .first()
-        .map_or(0.0, |row| row.summary.wall.as_secs_f64());
-    for row in rows {
-        let seconds = row.summary.wall.as_secs_f64();
+    config.verbosity = Verbosity::Silent;
+    batch::run(&config, Inputs::from_text("warm-up", warm_up))?;
+    let delay = spec.delay.as_millis();
+    let list = UrlList::write(
+        folder,
+        (1..=spec.count).map(|number| format!("{}?delay_ms={delay}", url(number))),
+    )?;
+    work(&list)
+}
+
+/// What `grab demo` runs.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub gallery: GallerySpec,
+    pub jobs: usize,
+    pub repeat: usize,
+    pub grab_program: PathBuf,
+}
+
+/// Why the strategies rank as they do, with this run's figures.
+pub fn explanation(config: &DemoConfig, comparison: &Comparison) -> String {
+    let count = config.gallery.count;
+    let delay = config.gallery.delay.as_secs_f64();
+    let waves = count.div_ceil(config.jobs.max(1));
+    let row = |name: &str| comparison.rows.iter().find(|row| row.contender == name);
+    let measured =
+        |name: &str| row(name).map_or("-".to_string(), |row| format!("{:.2} s", row.wall_median));
+    let mut text = format!(
+        "Why this order: each image waits {:.0} ms for the server and needs almost no CPU, so the \
+         time is set by how many requests are in flight. sequential has one: {count} x {:.0} ms = \
+         {:.2} s at least (measured {}). The others keep {} in flight: {waves} waves of {:.0} ms = \
+         {:.2} s at least, and differ only in overhead. async multiplexes every connection on a \
+         couple of threads; threads give each download an OS thread; processes also start {} \
+         copies of grab and pass every job over a pipe",
+        delay * 1000.0,
+        delay * 1000.0,
+        count as f64 * delay,
+        measured("sequential"),
+        config.jobs,
+        delay * 1000.0,
+        waves as f64 * delay,
+        config.jobs,
+    );
+    if let (Some(processes), Some(threads)) = (row("processes"), row("threads")) {
         text += &format!(
-            "{:<12} {:>7.2} s {:>9.1} {:>10} {:>8}   {:.1}x\n",
-            row.strategy.name(),
-            seconds,
-            row.summary.saved as f64 / seconds.max(f64::EPSILON),
-            human_bytes(row.summary.bytes),
-            row.summary.failed,
-            seconds / fastest.max(f64::EPSILON),
+            ", which shows in the CPU ({:.2} s against {:.2} s for threads) and memory columns",
+            processes.cpu_seconds, threads.cpu_seconds
         );
     }
-    text
+    text += ". On CPU-heavy work (grab filter) the ranking changes: only threads and processes use every core.";
+    wrap(&text, 88)
+}
+
+/// Breaks text into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines += &line;
+            lines.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line += word;
+    }
+    lines + &line + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_spaces() {
+        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc\n");
+        assert_eq!(wrap("a  b", 10), "a b\n");
+    }
 }

@@ -40,6 +40,28 @@ pub struct Job {
     /// The file name the input asked for, if any (still to be sanitised).
     pub name: Option<String>,
     pub origin: Origin,
+    /// Set by the batch when an earlier run left this URL's file or part file.
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+/// What the batch decided from the manifest for a URL seen before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The name, already claimed for this job.
+    pub name: String,
+    /// Continue the part file from where it ends.
+    pub resume: Option<Resume>,
+    /// Replace the finished file at the name (`--force`).
+    pub replace: bool,
+}
+
+/// Where a part file ends, and the validator that proves the server's file has not
+/// changed since (ETag, else Last-Modified) for `If-Range`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub offset: u64,
+    pub validator: String,
 }
 
 /// An input line that is not a URL we can download.
@@ -225,7 +247,12 @@ impl Iterator for Inputs {
                         self.duplicates += 1;
                         continue;
                     }
-                    return Some(Ok(Job { url, name, origin }));
+                    return Some(Ok(Job {
+                        url,
+                        name,
+                        origin,
+                        plan: None,
+                    }));
                 }
                 Err(message) => return Some(Err(InvalidLine { origin, message })),
             }

@@ -13,6 +13,8 @@
 //!   origins (`file:line`) for messages, duplicate fingerprints.
 //! - [`naming`]: URL to file name, sanitising, and the batch's name registry.
 //! - [`output`]: the `.part` file that becomes the final name only when complete.
+//! - [`manifest`]: `.grab-manifest.jsonl`, the record of finished and started
+//!   downloads that lets re-runs skip and `--continue` resume.
 //! - [`download`]: one download, shared by all strategies: [`download::Transfer`]
 //!   plus the blocking (ureq) and async (reqwest) drivers, and the error reasons.
 //! - [`strategy`]: the [`strategy::Strategy`] trait and one module per strategy:
@@ -21,12 +23,18 @@
 //! - [`server`]: `grab serve`, the local gallery of generated images and files
 //!   ([`server::gallery`] draws them).
 //! - [`demo`]: `grab demo`, every strategy on the local gallery.
+//! - [`filter`]: `grab filter` and `grab samples`: Pillow-exact image filters
+//!   ([`filter::kernels`]) on a batch, sequentially, on threads or in worker
+//!   processes; also run by `grab get --filter` as files arrive.
 
 pub mod batch;
 pub mod cli;
+pub mod compare;
 pub mod demo;
 pub mod download;
+pub mod filter;
 pub mod input;
+pub mod manifest;
 pub mod naming;
 pub mod output;
 pub mod report;

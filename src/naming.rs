@@ -115,14 +115,176 @@ pub fn extension_for_content_type(content_type: &str) -> Option<&'static str> {
     Some(extension)
 }
 
+/// The file name a `Content-Disposition` header suggests, `filename*` (RFC 6266 /
+/// RFC 5987: `charset'language'percent-encoded`) preferred over `filename`. Not yet
+/// sanitised.
+pub fn disposition_filename(header: &str) -> Option<String> {
+    let mut plain = None;
+    let mut extended = None;
+    for parameter in split_parameters(header).into_iter().skip(1) {
+        let Some((key, value)) = parameter.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim();
+        if key == "filename*" {
+            extended = decode_extended(value);
+        } else if key == "filename" {
+            plain = Some(unquote(value));
+        }
+    }
+    extended.or(plain).filter(|name| !name.is_empty())
+}
+
+/// Splits a header at `;` outside double quotes.
+fn split_parameters(header: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut escaped = false;
+    for character in header.chars() {
+        let current = parts.last_mut().expect("never empty");
+        match character {
+            _ if escaped => {
+                current.push(character);
+                escaped = false;
+            }
+            '\\' if quoted => {
+                current.push(character);
+                escaped = true;
+            }
+            '"' => {
+                current.push(character);
+                quoted = !quoted;
+            }
+            ';' if !quoted => parts.push(String::new()),
+            _ => current.push(character),
+        }
+    }
+    parts
+}
+
+fn unquote(value: &str) -> String {
+    match value
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+    {
+        Some(inner) => {
+            let mut text = String::new();
+            let mut characters = inner.chars();
+            while let Some(character) = characters.next() {
+                if character == '\\' {
+                    text.extend(characters.next());
+                } else {
+                    text.push(character);
+                }
+            }
+            text
+        }
+        None => value.to_string(),
+    }
+}
+
+/// `UTF-8''%e2%82%ac.txt` and `ISO-8859-1'en'%A3.txt`.
+fn decode_extended(value: &str) -> Option<String> {
+    let mut pieces = value.splitn(3, '\'');
+    let charset = pieces.next()?.to_ascii_lowercase();
+    let _language = pieces.next()?;
+    let encoded = pieces.next()?;
+    let bytes: Vec<u8> = percent_decode_str(encoded).collect();
+    match charset.as_str() {
+        "utf-8" => String::from_utf8(bytes).ok(),
+        // Latin-1 bytes are the first 256 code points.
+        "iso-8859-1" => Some(bytes.into_iter().map(char::from).collect()),
+        _ => None,
+    }
+}
+
+/// Whether a Content-Type matches a pattern list such as `image/*,application/pdf`.
+pub fn content_type_matches(content_type: &str, patterns: &[String]) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (kind, subtype) = essence.split_once('/').unwrap_or((&essence, ""));
+    patterns.iter().any(|pattern| {
+        let pattern = pattern.trim().to_ascii_lowercase();
+        let (pattern_kind, pattern_subtype) = pattern.split_once('/').unwrap_or((&pattern, "*"));
+        (pattern_kind == "*" || pattern_kind == kind)
+            && (pattern_subtype == "*" || pattern_subtype == subtype)
+    })
+}
+
+/// The type the first bytes of a body show, for the common formats, so a page of
+/// HTML served as `image/jpeg` is caught.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\xFF\xD8\xFF") {
+        return Some("image/jpeg");
+    }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Some("image/png");
+    }
+    if starts(b"GIF87a") || starts(b"GIF89a") {
+        return Some("image/gif");
+    }
+    if starts(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        return Some("image/webp");
+    }
+    if starts(b"BM") && bytes.len() > 14 {
+        return Some("image/bmp");
+    }
+    if starts(b"II*\0") || starts(b"MM\0*") {
+        return Some("image/tiff");
+    }
+    if bytes.get(4..12) == Some(b"ftypavif") {
+        return Some("image/avif");
+    }
+    if starts(b"%PDF-") {
+        return Some("application/pdf");
+    }
+    if starts(b"PK\x03\x04") {
+        return Some("application/zip");
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
+        .trim_start()
+        .to_ascii_lowercase();
+    if text.starts_with("<!doctype html")
+        || text.starts_with("<html")
+        || text.starts_with("<head")
+        || text.starts_with("<body")
+    {
+        return Some("text/html");
+    }
+    if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
+        return Some("image/svg+xml");
+    }
+    None
+}
+
 /// The final name for a download, before collision handling: the name chosen in
-/// the input if any, else the URL's; an extension from the Content-Type when the
-/// name has none; the URL's hash when nothing else is usable.
+/// the input if any, else the server's (Content-Disposition, when asked for), else
+/// the URL's; an extension from the Content-Type when the name has none; the URL's
+/// hash when nothing else is usable.
 pub fn desired_name(url: &Url, explicit: Option<&str>, content_type: Option<&str>) -> String {
+    desired_name_with(url, explicit, None, content_type)
+}
+
+/// [`desired_name`], with the server's suggested name (from Content-Disposition).
+pub fn desired_name_with(
+    url: &Url,
+    explicit: Option<&str>,
+    suggested: Option<&str>,
+    content_type: Option<&str>,
+) -> String {
     if let Some(name) = explicit.and_then(sanitise) {
         return name;
     }
-    let base = name_from_url(url).unwrap_or_else(|| hashed_name(url));
+    let base = suggested
+        .and_then(sanitise)
+        .or_else(|| name_from_url(url))
+        .unwrap_or_else(|| hashed_name(url));
     let (_, extension) = split_extension(&base);
     if !extension.is_empty() {
         return base;
@@ -150,6 +312,9 @@ pub trait NameRegistry: Send + Sync {
     fn reserve(&self, desired: &str) -> io::Result<String>;
     /// Gives back a name whose download failed, for another job to use.
     fn release(&self, name: &str);
+    /// Marks a known name as this batch's (a file being resumed or replaced, or one
+    /// already complete), so no other job is handed it.
+    fn claim(&self, name: &str);
 }
 
 /// The registry of one output folder, shared by every job of a batch.
@@ -200,6 +365,81 @@ impl NameRegistry for FolderNames {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         taken.remove(name);
+    }
+
+    fn claim(&self, name: &str) {
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        taken.insert(name.to_string());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What every name must be, whatever it came from.
+    fn assert_safe(name: &str) {
+        assert!(!name.is_empty());
+        assert!(name != "." && name != "..");
+        assert!(!name.starts_with('.'), "{name:?}");
+        assert!(
+            !name.contains('/') && !name.contains('\\') && !name.contains('\0'),
+            "{name:?}"
+        );
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
+        let directory = Path::new("/output");
+        let joined = directory.join(name);
+        assert_eq!(
+            joined.parent(),
+            Some(directory),
+            "{name:?} leaves the folder"
+        );
+    }
+
+    /// Text rich in the characters that cause trouble.
+    fn hostile_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "..", ".", "/", "\\", "%2e", "%2E", "%2f", "%2F", "%5c", "%00", "%0a", "\0", "\n",
+            "\u{202e}", "é", " ", "a", "b.jpg", "~", "%",
+        ]);
+        prop::collection::vec(
+            prop_oneof![pieces.prop_map(str::to_string), any::<String>()],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn url_paths_never_escape(path in hostile_text(), content_type in prop::option::of("[a-z]{1,8}/[a-z+.-]{1,12}")) {
+            let encoded: String = percent_encoding::utf8_percent_encode(&path, percent_encoding::CONTROLS).collect();
+            if let Ok(url) = Url::parse(&format!("http://host/dir/{encoded}")) {
+                assert_safe(&desired_name_with(&url, None, None, content_type.as_deref()));
+            }
+        }
+
+        #[test]
+        fn header_and_explicit_names_never_escape(value in hostile_text(), explicit in prop::option::of(hostile_text())) {
+            let url = Url::parse("http://host/").unwrap();
+            let header = format!("attachment; filename=\"{value}\"; filename*=UTF-8''{value}");
+            let suggested = disposition_filename(&header);
+            assert_safe(&desired_name_with(&url, explicit.as_deref(), suggested.as_deref(), Some("image/png")));
+        }
+
+        #[test]
+        fn numbered_alternatives_stay_safe(value in hostile_text(), n in 0u32..100_000) {
+            if let Some(name) = sanitise(&value) {
+                let alternative = numbered(&name, n);
+                assert!(!alternative.contains('/') && !alternative.starts_with('.'));
+                assert!(format!("{alternative}{PART_SUFFIX}").len() <= 255);
+            }
+        }
     }
 }
 
@@ -306,6 +546,50 @@ mod tests {
         assert!(name.ends_with(".jpg"));
         let with_suffix = format!("{}{}", numbered(&name, 9999), PART_SUFFIX);
         assert!(with_suffix.len() <= 255);
+    }
+
+    #[test]
+    fn content_disposition_prefers_extended_filename() {
+        let header =
+            "attachment; filename=\"fallback.jpg\"; filename*=UTF-8''%E2%82%AC%20rates.jpg";
+        assert_eq!(disposition_filename(header).unwrap(), "€ rates.jpg");
+        assert_eq!(
+            disposition_filename("attachment; filename=\"a;b \\\"q\\\".png\"").unwrap(),
+            "a;b \"q\".png"
+        );
+        assert_eq!(
+            disposition_filename("inline; filename=plain.gif").unwrap(),
+            "plain.gif"
+        );
+        assert_eq!(
+            disposition_filename("attachment; filename*=ISO-8859-1'en'%A3.txt").unwrap(),
+            "£.txt"
+        );
+        assert_eq!(disposition_filename("attachment"), None);
+        let hostile = disposition_filename("attachment; filename=\"../../etc/passwd\"").unwrap();
+        let name = desired_name_with(&url("http://h/x.jpg"), None, Some(&hostile), None);
+        assert_eq!(name, "_.._etc_passwd");
+    }
+
+    #[test]
+    fn mime_patterns() {
+        let images = vec!["image/*".to_string()];
+        assert!(content_type_matches("image/png", &images));
+        assert!(content_type_matches("IMAGE/JPEG; q=1", &images));
+        assert!(!content_type_matches("text/html; charset=utf-8", &images));
+        let listed = vec!["application/pdf".to_string(), "text/plain".to_string()];
+        assert!(content_type_matches("text/plain", &listed));
+        assert!(!content_type_matches("text/html", &listed));
+        assert!(content_type_matches("anything/else", &["*/*".to_string()]));
+    }
+
+    #[test]
+    fn sniffing_first_bytes() {
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0rest"), Some("image/jpeg"));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff(b"  \n<!DOCTYPE html><html>"), Some("text/html"));
+        assert_eq!(sniff(b"<HTML><body>error</body>"), Some("text/html"));
+        assert_eq!(sniff(b"\x00\x01\x02"), None);
     }
 
     #[test]

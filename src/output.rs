@@ -16,6 +16,7 @@ pub struct PartFile {
     file: Option<File>,
     written: u64,
     committed: bool,
+    replace: bool,
 }
 
 impl PartFile {
@@ -33,7 +34,40 @@ impl PartFile {
             file: Some(file),
             written: 0,
             committed: false,
+            replace: false,
         })
+    }
+
+    /// Opens this batch's own `NAME.part` again: to append to it (`keep` bytes
+    /// already there, for a resumed download) or, with `keep` zero, to start it over.
+    /// `O_NOFOLLOW` refuses a symlink planted at the name.
+    pub fn reopen(directory: &Path, name: &str, keep: u64) -> io::Result<PartFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let part_path = directory.join(format!("{name}{PART_SUFFIX}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&part_path)?;
+        file.set_len(keep)?;
+        let mut file = file;
+        std::io::Seek::seek(&mut file, io::SeekFrom::Start(keep))?;
+        Ok(PartFile {
+            part_path,
+            final_path: directory.join(name),
+            file: Some(file),
+            written: keep,
+            committed: false,
+            replace: false,
+        })
+    }
+
+    /// Lets [`PartFile::commit`] replace a file already at the final name (`--force`
+    /// downloading again what the manifest says is this batch's own file).
+    pub fn replacing(mut self) -> Self {
+        self.replace = true;
+        self
     }
 
     pub fn part_path(&self) -> &Path {
@@ -52,28 +86,50 @@ impl PartFile {
         Ok(())
     }
 
-    /// Moves the finished file to its final name. A hard link cannot replace an
-    /// existing file or follow a symlink at the target, unlike `rename`, so what sits
-    /// at the final name is never clobbered; filesystems without links fall back to
+    /// Moves the finished file to its final name, never replacing what is there:
+    /// `renameat2(RENAME_NOREPLACE)` does it in one step and cannot follow a symlink
+    /// at the target; where the filesystem lacks it, a hard link (which also refuses
+    /// an existing target) then removing the part; where links are missing too, a
     /// rename after checking the name is still free.
     pub fn commit(mut self) -> io::Result<PathBuf> {
         // No fsync: like curl and wget, a finished file is left to the page cache;
-        // the rename-on-completion is what keeps a crash from leaving a torn file.
+        // the rename-on-completion is what keeps a crashed process from leaving a
+        // torn file under a final name.
         self.file.take();
-        match fs::hard_link(&self.part_path, &self.final_path) {
-            Ok(()) => {
-                fs::remove_file(&self.part_path)?;
+        if self.replace {
+            // rename() replaces a symlink itself, never what it points to.
+            fs::rename(&self.part_path, &self.final_path)?;
+            self.committed = true;
+            return Ok(self.final_path.clone());
+        }
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(
+            AT_FDCWD,
+            &self.part_path,
+            AT_FDCWD,
+            &self.final_path,
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the final name is taken",
+                ));
             }
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Err(error),
-            Err(_) => {
-                if self.final_path.symlink_metadata().is_ok() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "the final name was taken meanwhile",
-                    ));
+            Err(_) => match fs::hard_link(&self.part_path, &self.final_path) {
+                Ok(()) => fs::remove_file(&self.part_path)?,
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Err(error),
+                Err(_) => {
+                    if self.final_path.symlink_metadata().is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "the final name was taken meanwhile",
+                        ));
+                    }
+                    fs::rename(&self.part_path, &self.final_path)?;
                 }
-                fs::rename(&self.part_path, &self.final_path)?;
-            }
+            },
         }
         self.committed = true;
         Ok(self.final_path.clone())
@@ -114,6 +170,34 @@ mod tests {
     }
 
     #[test]
+    fn reopen_keeps_a_prefix_or_starts_over() {
+        let directory = tempfile::tempdir().unwrap();
+        fs::write(directory.path().join("a.bin.part"), b"hello world").unwrap();
+        let mut part = PartFile::reopen(directory.path(), "a.bin", 5).unwrap();
+        assert_eq!(part.written(), 5);
+        part.write(b"!").unwrap();
+        part.commit().unwrap();
+        assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"hello!");
+        fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
+        let mut part = PartFile::reopen(directory.path(), "b.bin", 0).unwrap();
+        part.write(b"new").unwrap();
+        part.commit().unwrap();
+        assert_eq!(fs::read(directory.path().join("b.bin")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn replacing_overwrites_the_final_name() {
+        let directory = tempfile::tempdir().unwrap();
+        fs::write(directory.path().join("a.bin"), b"old").unwrap();
+        let mut part = PartFile::create(directory.path(), "a.bin")
+            .unwrap()
+            .replacing();
+        part.write(b"new").unwrap();
+        part.commit().unwrap();
+        assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"new");
+    }
+
+    #[test]
     fn planted_symlink_is_not_followed() {
         let directory = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
@@ -124,6 +208,9 @@ mod tests {
         let mut part = PartFile::create(directory.path(), "b.bin").unwrap();
         part.write(b"x").unwrap();
         assert!(part.commit().is_err());
+        assert!(!target.exists());
+        std::os::unix::fs::symlink(&target, directory.path().join("c.bin.part")).unwrap();
+        assert!(PartFile::reopen(directory.path(), "c.bin", 0).is_err());
         assert!(!target.exists());
     }
 }

@@ -4,10 +4,13 @@
 //! ran the downloads. Each line is written whole under the stderr lock, so lines
 //! from concurrent workers never tear.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::download::Outcome;
 use crate::input::InvalidLine;
@@ -23,14 +26,32 @@ pub enum Verbosity {
     Silent,
 }
 
+/// The exit code of a batch stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
 #[derive(Default)]
 struct Tally {
     saved: u64,
+    skipped: u64,
+    retries: u64,
     failed: u64,
     invalid_lines: u64,
     bytes: u64,
     latencies: Vec<Duration>,
+    failures: BTreeMap<String, FailureGroup>,
 }
+
+/// How many URLs failed for one reason, with the first few as examples.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailureGroup {
+    pub reason: String,
+    pub count: u64,
+    pub examples: Vec<String>,
+}
+
+/// Examples kept per failure reason: enough to act on, few enough that 300
+/// identical 404s read as one line.
+const EXAMPLES_PER_REASON: usize = 3;
 
 /// The shared record of a batch.
 pub struct Reporter {
@@ -45,6 +66,10 @@ pub struct Reporter {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub saved: u64,
+    /// Already complete from an earlier run (the manifest said so, the file agreed).
+    pub skipped: u64,
+    /// Attempts beyond the first, over all files.
+    pub retries: u64,
     pub failed: u64,
     pub invalid_lines: u64,
     pub duplicates: u64,
@@ -52,12 +77,47 @@ pub struct Summary {
     pub wall: Duration,
     /// Each finished download's time, in finishing order.
     pub latencies: Vec<Duration>,
+    /// Failures grouped by reason, most frequent first.
+    pub failures: Vec<FailureGroup>,
+    /// Stopped by Ctrl-C before the list was done.
+    pub interrupted: bool,
+}
+
+/// Latency percentiles, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of a set of durations (zeros when empty).
+    pub fn of(durations: &[Duration]) -> Percentiles {
+        let mut seconds: Vec<f64> = durations.iter().map(Duration::as_secs_f64).collect();
+        seconds.sort_by(f64::total_cmp);
+        let rank = |quantile: f64| -> f64 {
+            if seconds.is_empty() {
+                return 0.0;
+            }
+            let index =
+                ((quantile * seconds.len() as f64).ceil() as usize).clamp(1, seconds.len()) - 1;
+            seconds[index]
+        };
+        Percentiles {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            p99: rank(0.99),
+        }
+    }
 }
 
 impl Summary {
     /// 0 when every URL was saved, 1 when any failed or any input line was invalid.
     pub fn exit_code(&self) -> i32 {
-        if self.failed == 0 && self.invalid_lines == 0 {
+        if self.interrupted {
+            INTERRUPTED_EXIT_CODE
+        } else if self.failed == 0 && self.invalid_lines == 0 {
             0
         } else {
             1
@@ -74,6 +134,19 @@ impl Summary {
         if self.failed > 0 {
             line += &format!(", {} failed", self.failed);
         }
+        if self.skipped > 0 {
+            line += &format!(", {} skipped (already complete)", self.skipped);
+        }
+        if self.retries > 0 {
+            line += &format!(
+                ", {} retr{}",
+                self.retries,
+                if self.retries == 1 { "y" } else { "ies" }
+            );
+        }
+        if self.interrupted {
+            line += ", interrupted";
+        }
         if self.invalid_lines > 0 {
             line += &format!(
                 ", {} invalid input line{}",
@@ -88,18 +161,62 @@ impl Summary {
                 plural(self.duplicates)
             );
         }
+        line += &format!(
+            "; {} in {:.2} s ({}/s)",
+            human_bytes(self.bytes),
+            self.wall.as_secs_f64(),
+            human_bytes(self.bytes_per_second() as u64)
+        );
+        for group in &self.failures {
+            line += &format!(
+                "\n  {} x {}: {}",
+                group.count,
+                group.reason,
+                group.examples.join(", ")
+            );
+            if group.count > group.examples.len() as u64 {
+                line += ", ...";
+            }
+        }
+        line
+    }
+
+    pub fn bytes_per_second(&self) -> f64 {
         let seconds = self.wall.as_secs_f64();
-        let rate = if seconds > 0.0 {
+        if seconds > 0.0 {
             self.bytes as f64 / seconds
         } else {
             0.0
-        };
-        line + &format!(
-            "; {} in {:.2} s ({}/s)",
-            human_bytes(self.bytes),
-            seconds,
-            human_bytes(rate as u64)
-        )
+        }
+    }
+
+    /// The summary as one JSON object (`grab get --json`).
+    pub fn to_json(&self, strategy: &str, jobs: usize) -> serde_json::Value {
+        serde_json::json!({
+            "strategy": strategy,
+            "jobs": jobs,
+            "saved": self.saved,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "retries": self.retries,
+            "interrupted": self.interrupted,
+            "invalid_lines": self.invalid_lines,
+            "duplicates": self.duplicates,
+            "bytes": self.bytes,
+            "wall_seconds": self.wall.as_secs_f64(),
+            "bytes_per_second": self.bytes_per_second(),
+            "latency_seconds": Percentiles::of(&self.latencies),
+            "failures": self.failures,
+        })
+    }
+}
+
+/// `  (3 attempts)` when a download took more than one.
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!("  ({attempts} attempts)")
+    } else {
+        String::new()
     }
 }
 
@@ -150,30 +267,55 @@ impl Reporter {
                 .tally
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
+            tally.retries += u64::from(outcome.attempts.saturating_sub(1));
             match &outcome.result {
+                Ok(saved) if saved.skipped => tally.skipped += 1,
                 Ok(saved) => {
                     tally.saved += 1;
                     tally.bytes += saved.bytes;
                 }
-                Err(_) => tally.failed += 1,
+                Err(error) => {
+                    tally.failed += 1;
+                    let reason = error.reason();
+                    let group =
+                        tally
+                            .failures
+                            .entry(reason.clone())
+                            .or_insert_with(|| FailureGroup {
+                                reason,
+                                ..FailureGroup::default()
+                            });
+                    group.count += 1;
+                    if group.examples.len() < EXAMPLES_PER_REASON {
+                        group.examples.push(outcome.job.url.to_string());
+                    }
+                }
             }
-            tally.latencies.push(outcome.elapsed);
+            if !matches!(&outcome.result, Ok(saved) if saved.skipped) {
+                tally.latencies.push(outcome.elapsed);
+            }
         }
         self.finished.fetch_add(1, Ordering::Relaxed);
         let seconds = outcome.elapsed.as_secs_f64();
         match (&outcome.result, self.verbosity) {
             (_, Verbosity::Silent) | (Ok(_), Verbosity::Quiet) => {}
+            (Ok(saved), Verbosity::Normal) if saved.skipped => {
+                self.print(&format!("skipped {}  already complete\n", saved.name));
+            }
             (Ok(saved), Verbosity::Normal) => {
                 self.print(&format!(
-                    "saved  {}  {}  {seconds:.3} s\n",
+                    "saved  {}  {}  {seconds:.3} s{}\n",
                     saved.name,
-                    human_bytes(saved.bytes)
+                    human_bytes(saved.bytes),
+                    attempts_note(outcome.attempts)
                 ));
             }
             (Err(error), _) => {
                 self.print(&format!(
-                    "failed {} ({}): {error}  {seconds:.3} s\n",
-                    outcome.job.url, outcome.job.origin
+                    "failed {} ({}): {error}  {seconds:.3} s{}\n",
+                    outcome.job.url,
+                    outcome.job.origin,
+                    attempts_note(outcome.attempts)
                 ));
             }
         }
@@ -203,14 +345,20 @@ impl Reporter {
             .tally
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        let mut failures: Vec<FailureGroup> = tally.failures.values().cloned().collect();
+        failures.sort_by_key(|group| std::cmp::Reverse(group.count));
         Summary {
             saved: tally.saved,
+            skipped: tally.skipped,
+            retries: tally.retries,
             failed: tally.failed,
             invalid_lines: tally.invalid_lines,
             duplicates,
             bytes: tally.bytes,
             wall: self.started.elapsed(),
             latencies: tally.latencies.clone(),
+            failures,
+            interrupted: false,
         }
     }
 
@@ -227,6 +375,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nearest_rank_percentiles() {
+        let durations: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let percentiles = Percentiles::of(&durations);
+        assert_eq!(
+            (percentiles.p50, percentiles.p95, percentiles.p99),
+            (0.05, 0.095, 0.099)
+        );
+        assert_eq!(Percentiles::of(&[]), Percentiles::default());
+        assert_eq!(Percentiles::of(&[Duration::from_secs(2)]).p99, 2.0);
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(20 * 1024), "20.0 KiB");
@@ -237,12 +397,20 @@ mod tests {
     fn summary_line_and_exit_code() {
         let summary = Summary {
             saved: 9,
+            skipped: 0,
+            retries: 0,
+            interrupted: false,
             failed: 1,
             invalid_lines: 0,
             duplicates: 0,
             bytes: 2048,
             wall: Duration::from_millis(500),
             latencies: Vec::new(),
+            failures: vec![FailureGroup {
+                reason: "HTTP 404 Not Found".to_string(),
+                count: 1,
+                examples: vec!["http://h/x".to_string()],
+            }],
         };
         assert!(
             summary
@@ -250,6 +418,13 @@ mod tests {
                 .starts_with("downloaded 9 of 10 files, 1 failed; 2.0 KiB in 0.50 s")
         );
         assert_eq!(summary.exit_code(), 1);
+        assert!(
+            summary
+                .line()
+                .ends_with("\n  1 x HTTP 404 Not Found: http://h/x"),
+            "{}",
+            summary.line()
+        );
         let clean = Summary {
             failed: 0,
             ..summary

@@ -180,30 +180,83 @@ pub async fn file_index(Query(params): Query<Params>, headers: HeaderMap) -> Res
     )
 }
 
-pub async fn file(Path(name): Path<String>, Query(params): Query<Params>) -> Response {
+/// `bytes=START-` or `bytes=START-END`, the single ranges downloaders ask for.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => size.checked_sub(1)?,
+        end => end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+    };
+    (start <= end).then_some((start, end))
+}
+
+/// Seeded bytes, with validators and single-range support so downloads can resume.
+pub async fn file(
+    Path(name): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     params.delay().await;
     let size = params.size.unwrap_or(20_000).min(MAX_FILE_BYTES);
-    let mut generator = gallery::Generator::new(gallery::seed_of(&name));
-    const CHUNK: u64 = 64 * 1024;
-    if size <= CHUNK {
-        let mut buffer = vec![0u8; size as usize];
-        generator.fill(&mut buffer);
-        return ([(header::CONTENT_TYPE, "application/octet-stream")], buffer).into_response();
-    }
-    // Large files are generated as they are sent, so memory stays flat.
-    let stream =
-        futures_util::stream::unfold((generator, size), |(mut generator, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let mut buffer = vec![0u8; left.min(CHUNK) as usize];
-            generator.fill(&mut buffer);
-            let left = left - buffer.len() as u64;
-            Some((Ok::<_, io::Error>(Bytes::from(buffer)), (generator, left)))
-        });
-    Response::builder()
+    let seed = gallery::seed_of(&name);
+    let etag = format!("\"{seed:016x}-{size}\"");
+    // If-Range with another validator means the client's copy is of another file:
+    // it gets the whole body.
+    let if_range_holds = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|value| value.to_str().is_ok_and(|value| value == etag));
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .filter(|_| if_range_holds)
+        .map(|value| parse_range(value, size));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        Some(None) => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .expect("static headers are valid");
+        }
+    };
+    let mut generator = gallery::Generator::new(seed);
+    generator.skip(start);
+    let mut response = Response::builder()
+        .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, size)
-        .body(Body::from_stream(stream))
-        .expect("static headers are valid")
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, "Thu, 01 Jan 2026 00:00:00 GMT")
+        .header(header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", end - 1),
+        );
+    }
+    const CHUNK: u64 = 64 * 1024;
+    let body = if end - start <= CHUNK {
+        let mut buffer = vec![0u8; (end - start) as usize];
+        generator.fill(&mut buffer);
+        Body::from(buffer)
+    } else {
+        // Large files are generated as they are sent, so memory stays flat.
+        let stream = futures_util::stream::unfold(
+            (generator, end - start),
+            |(mut generator, left)| async move {
+                if left == 0 {
+                    return None;
+                }
+                let mut buffer = vec![0u8; left.min(CHUNK) as usize];
+                generator.fill(&mut buffer);
+                let left = left - buffer.len() as u64;
+                Some((Ok::<_, io::Error>(Bytes::from(buffer)), (generator, left)))
+            },
+        );
+        Body::from_stream(stream)
+    };
+    response.body(body).expect("static headers are valid")
 }

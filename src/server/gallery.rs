@@ -53,24 +53,56 @@ pub fn seed_of(name: &str) -> u64 {
 }
 
 /// xorshift64*: tiny, fast and deterministic; quality is irrelevant here.
-pub struct Generator(u64);
+pub struct Generator {
+    state: u64,
+    /// The unused tail of the last word, when a fill ended mid-word.
+    carried: [u8; 8],
+    carried_count: usize,
+}
 
 impl Generator {
     pub fn new(seed: u64) -> Generator {
-        Generator(seed | 1)
+        Generator {
+            state: seed | 1,
+            carried: [0; 8],
+            carried_count: 0,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// Fills the buffer with the next bytes of the stream. A fill that ends in the
+    /// middle of a word keeps the rest of that word for the next call, so the stream
+    /// is the same however it is cut into buffers.
     pub fn fill(&mut self, buffer: &mut [u8]) {
-        for chunk in buffer.chunks_mut(8) {
+        let mut position = 0;
+        while position < buffer.len() && self.carried_count > 0 {
+            buffer[position] = self.carried[8 - self.carried_count];
+            self.carried_count -= 1;
+            position += 1;
+        }
+        for chunk in buffer[position..].chunks_mut(8) {
             let value = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&value[..chunk.len()]);
+            if chunk.len() < 8 {
+                self.carried = value;
+                self.carried_count = 8 - chunk.len();
+            }
+        }
+    }
+
+    /// Moves `count` bytes along the stream.
+    pub fn skip(&mut self, mut count: u64) {
+        let mut scratch = [0u8; 4096];
+        while count > 0 {
+            let step = count.min(scratch.len() as u64) as usize;
+            self.fill(&mut scratch[..step]);
+            count -= step as u64;
         }
     }
 }
@@ -199,6 +231,25 @@ mod tests {
             image::ImageFormat::Jpeg
         );
         assert!(image::load_from_memory(&jpeg).is_ok());
+    }
+
+    #[test]
+    fn stream_is_the_same_however_it_is_cut() {
+        let mut whole = vec![0u8; 1000];
+        Generator::new(7).fill(&mut whole);
+        let mut pieces = Generator::new(7);
+        let mut cut = Vec::new();
+        for size in [3, 1, 13, 8, 200, 775] {
+            let mut piece = vec![0u8; size];
+            pieces.fill(&mut piece);
+            cut.extend(piece);
+        }
+        assert_eq!(cut, whole);
+        let mut skipped = Generator::new(7);
+        skipped.skip(333);
+        let mut rest = vec![0u8; 667];
+        skipped.fill(&mut rest);
+        assert_eq!(rest, whole[333..]);
     }
 
     #[test]

@@ -21,7 +21,8 @@ impl Strategy for Async {
             for _ in 0..self.jobs {
                 let (client, queue, batch) = (client.clone(), queue.clone(), batch.clone());
                 tasks.spawn(async move {
-                    while let Ok(job) = queue.recv().await {
+                    while let Some(job) = batch.next(&queue).await {
+                        let _host = batch.enter_host(&job).await;
                         batch.record(&fetch_async(&client, &job, &batch.context).await);
                     }
                 });

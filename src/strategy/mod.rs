@@ -3,8 +3,10 @@
 //! batch's reporter; how it keeps N downloads in flight is all that differs. Naming,
 //! writing, timing and reporting live in shared code they all call.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use crate::download::Context;
 use crate::input::Job;
@@ -23,17 +25,98 @@ pub use threads::Threads;
 /// The jobs of a batch, fed by the input reader as the strategy takes them.
 pub type JobQueue = async_channel::Receiver<Job>;
 
-/// What every job of a batch shares: settings, names, and the reporter.
+/// Called with the path of each file as soon as it is saved, on the thread that
+/// recorded it (`grab get --filter` hands images to its filter pool here; that
+/// may block while the pool's queue is full, which holds downloads back).
+pub type SavedHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
+/// What every job of a batch shares: settings, names, the reporter, what to do
+/// with each saved file, and the per-host limit.
 #[derive(Clone)]
 pub struct Batch {
     pub context: Context,
     pub reporter: Arc<Reporter>,
+    pub on_saved: Option<SavedHook>,
+    pub hosts: Option<Arc<HostGate>>,
 }
 
 impl Batch {
-    /// Every outcome goes through here, whatever the strategy.
+    /// Every outcome goes through here, whatever the strategy (the parent records
+    /// the outcomes of worker processes).
     pub fn record(&self, outcome: &crate::download::Outcome) {
         self.reporter.record(outcome);
+        if let (Some(on_saved), Ok(saved)) = (&self.on_saved, &outcome.result)
+            && !saved.skipped
+        {
+            on_saved(&self.context.settings.output_dir.join(&saved.name));
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.context.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// The next job for a blocking worker; `None` when the queue is drained or the
+    /// batch was interrupted (a closed queue still yields what it holds).
+    pub fn next_blocking(&self, queue: &JobQueue) -> Option<Job> {
+        let job = queue.recv_blocking().ok()?;
+        (!self.interrupted()).then_some(job)
+    }
+
+    /// The next job for an async worker, as [`Batch::next_blocking`].
+    pub async fn next(&self, queue: &JobQueue) -> Option<Job> {
+        let job = queue.recv().await.ok()?;
+        (!self.interrupted()).then_some(job)
+    }
+
+    /// Waits, on a blocking worker, until the job's host is under its limit.
+    pub fn enter_host_blocking(&self, job: &Job) -> Option<HostPermit> {
+        self.hosts
+            .as_ref()
+            .map(|hosts| hosts.semaphore(job).acquire_arc_blocking())
+    }
+
+    /// Waits, on an async worker, until the job's host is under its limit.
+    pub async fn enter_host(&self, job: &Job) -> Option<HostPermit> {
+        match &self.hosts {
+            Some(hosts) => Some(hosts.semaphore(job).acquire_arc().await),
+            None => None,
+        }
+    }
+}
+
+/// Held while a download talks to its host.
+pub type HostPermit = async_lock::SemaphoreGuardArc;
+
+/// `--per-host`: at most `limit` downloads talk to one host (and port) at once. The
+/// semaphore waits both ways, so the blocking and async strategies share it.
+pub struct HostGate {
+    limit: usize,
+    hosts: Mutex<HashMap<String, Arc<async_lock::Semaphore>>>,
+}
+
+impl HostGate {
+    pub fn new(limit: usize) -> HostGate {
+        HostGate {
+            limit: limit.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn semaphore(&self, job: &Job) -> Arc<async_lock::Semaphore> {
+        let host = format!(
+            "{}:{}",
+            job.url.host_str().unwrap_or(""),
+            job.url.port_or_known_default().unwrap_or(0)
+        );
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        hosts
+            .entry(host)
+            .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.limit)))
+            .clone()
     }
 }
 

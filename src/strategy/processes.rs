@@ -7,6 +7,7 @@
 //! to the new worker before it counts as failed.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Stdin, Stdout, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{Batch, JobQueue, Strategy};
 use crate::download::{Context, DownloadError, Outcome, Settings, blocking_agent, fetch_blocking};
 use crate::input::Job;
+use crate::manifest::Manifest;
 use crate::naming::{NameRegistry, PART_SUFFIX};
 
 /// The hidden subcommand a worker runs as.
@@ -39,7 +41,7 @@ enum ToWorker {
 enum FromWorker {
     Reserve { desired: String },
     Release { name: String },
-    Outcome { outcome: Outcome },
+    Outcome { outcome: Box<Outcome> },
 }
 
 pub struct Processes {
@@ -107,7 +109,8 @@ struct Supervisor<'a> {
 
 impl Supervisor<'_> {
     fn run(mut self, queue: JobQueue) {
-        while let Ok(job) = queue.recv_blocking() {
+        while let Some(job) = self.batch.next_blocking(&queue) {
+            let _host = self.batch.enter_host_blocking(&job);
             let started = Instant::now();
             let mut outcome = match self.attempt(&job) {
                 Some(outcome) => outcome,
@@ -121,6 +124,7 @@ impl Supervisor<'_> {
                         job: job.clone(),
                         result: Err(DownloadError::WorkerDied),
                         elapsed: Default::default(),
+                        attempts: 2,
                     })
                 }
             };
@@ -137,10 +141,14 @@ impl Supervisor<'_> {
 
     fn spawn(&self) -> anyhow::Result<Worker> {
         let mut child = Command::new(self.program)
+            // Its own process group: a Ctrl-C at the terminal reaches only the
+            // parent, which decides how the batch stops.
+            .process_group(0)
             .arg(WORKER_SUBCOMMAND)
             .arg("--settings")
             .arg(self.settings)
             .env("GRAB_WORKER_INDEX", self.index.to_string())
+            .env(PARENT_VARIABLE, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -167,6 +175,7 @@ impl Supervisor<'_> {
                         job: job.clone(),
                         result: Err(DownloadError::Network(format!("{error:#}"))),
                         elapsed: Default::default(),
+                        attempts: 0,
                     });
                 }
             },
@@ -196,7 +205,7 @@ impl Supervisor<'_> {
                         held_names.retain(|held| *held != name);
                         names.release(&name);
                     }
-                    Some(FromWorker::Outcome { outcome }) => return Ok(Some(outcome)),
+                    Some(FromWorker::Outcome { outcome }) => return Ok(Some(*outcome)),
                 }
             }
         };
@@ -219,6 +228,25 @@ impl Supervisor<'_> {
             }
         }
     }
+}
+
+/// The parent's pid, passed to each worker.
+const PARENT_VARIABLE: &str = "GRAB_PARENT_PID";
+
+/// A worker must not outlive its parent: after a `kill -9` of the parent it would
+/// go on writing a part file that a `--continue` run is about to resume. The kernel
+/// kills it when the parent (the supervisor thread that started it) goes; a parent
+/// already gone before this call is caught by comparing the pid.
+fn die_with_parent() -> anyhow::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .context("cannot tie the worker to its parent")?;
+    let expected = std::env::var(PARENT_VARIABLE)
+        .ok()
+        .and_then(|pid| pid.parse::<i32>().ok());
+    if expected.is_some_and(|pid| nix::unistd::getppid().as_raw() != pid) {
+        anyhow::bail!("the parent is gone");
+    }
+    Ok(())
 }
 
 /// The worker's end of the pipes.
@@ -276,11 +304,16 @@ impl NameRegistry for ParentNames {
             name: name.to_string(),
         });
     }
+
+    fn claim(&self, _name: &str) {
+        // Claims are made by the parent's planner, before a job is handed out.
+    }
 }
 
 /// The body of `grab __worker`: downloads the jobs the parent sends until its
 /// stdin closes.
 pub fn worker_main(settings_json: &str) -> anyhow::Result<()> {
+    die_with_parent()?;
     let settings: Settings =
         serde_json::from_str(settings_json).context("invalid worker settings")?;
     let pipe = Arc::new(Pipe {
@@ -288,15 +321,17 @@ pub fn worker_main(settings_json: &str) -> anyhow::Result<()> {
         output: Mutex::new(io::stdout()),
     });
     let agent = blocking_agent(&settings, 1);
-    let context = Context {
-        settings: Arc::new(settings),
-        names: Arc::new(ParentNames(pipe.clone())),
-    };
+    let manifest = Manifest::open(&settings.output_dir).context("cannot open the manifest")?;
+    let mut context = Context::new(settings, Arc::new(ParentNames(pipe.clone())));
+    // Each worker appends its own entries; whole lines on an O_APPEND file never mix.
+    context.manifest = Some(Arc::new(manifest));
     while let Some(message) = pipe.receive()? {
         match message {
             ToWorker::Job { job } => {
                 let outcome = fetch_blocking(&agent, &job, &context);
-                pipe.send(&FromWorker::Outcome { outcome })?;
+                pipe.send(&FromWorker::Outcome {
+                    outcome: Box::new(outcome),
+                })?;
             }
             other => anyhow::bail!("worker expected a job, got {other:?}"),
         }

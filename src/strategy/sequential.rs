@@ -8,7 +8,8 @@ pub struct Sequential;
 impl Strategy for Sequential {
     fn run(&self, queue: JobQueue, batch: &Batch) -> anyhow::Result<()> {
         let agent = blocking_agent(&batch.context.settings, 1);
-        while let Ok(job) = queue.recv_blocking() {
+        while let Some(job) = batch.next_blocking(&queue) {
+            let _host = batch.enter_host_blocking(&job);
             batch.record(&fetch_blocking(&agent, &job, &batch.context));
         }
         Ok(())

@@ -19,7 +19,8 @@ impl Strategy for Threads {
                 thread::Builder::new()
                     .name(format!("thread-{index}"))
                     .spawn_scoped(scope, move || {
-                        while let Ok(job) = queue.recv_blocking() {
+                        while let Some(job) = batch.next_blocking(&queue) {
+                            let _host = batch.enter_host_blocking(&job);
                             batch.record(&fetch_blocking(agent, &job, &batch.context));
                         }
                     })?;

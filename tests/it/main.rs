@@ -1,6 +1,9 @@
 //! Integration tests: one binary, a module per area. Every test starts its own
 //! servers on 127.0.0.1:0 and touches nothing else.
 
+mod compare;
+mod faults;
+mod filter;
 mod get;
 mod serve;
 mod support;

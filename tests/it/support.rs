@@ -42,11 +42,13 @@ pub fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every file in a folder, by name, sorted.
+/// Every file in a folder, by name, sorted; grab's own manifest left out (any
+/// other dot-file would show).
 pub fn files_in(directory: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(directory)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != grab::manifest::MANIFEST_NAME)
         .collect();
     names.sort();
     names

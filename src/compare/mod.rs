@@ -1,0 +1,452 @@
+//! `grab compare`: the same URL list through each strategy (and, with `--peers`,
+//! curl, wget2 and aria2c), each run a child process in its own temporary folder,
+//! measured from the outside the same way for every tool. Warm-up rounds first,
+//! then counted rounds, the tools interleaved round by round so a drifting machine
+//! hurts none of them more than the others. The table reports medians.
+
+pub mod export;
+pub mod measure;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::report::Percentiles;
+use crate::strategy::StrategyKind;
+
+/// A tool in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contender {
+    Grab(StrategyKind),
+    Curl,
+    Wget2,
+    Aria2c,
+}
+
+/// The peers `--peers` looks for, by executable name.
+pub const PEERS: [(Contender, &str); 3] = [
+    (Contender::Curl, "curl"),
+    (Contender::Wget2, "wget2"),
+    (Contender::Aria2c, "aria2c"),
+];
+
+impl Contender {
+    pub fn name(self) -> String {
+        match self {
+            Contender::Grab(strategy) => strategy.name().to_string(),
+            Contender::Curl => "curl -Z".to_string(),
+            Contender::Wget2 => "wget2".to_string(),
+            Contender::Aria2c => "aria2c".to_string(),
+        }
+    }
+
+    /// The command that downloads the list into `folder` with `jobs` at once.
+    fn command(self, config: &CompareConfig, list: &UrlList, folder: &Path) -> Command {
+        let jobs = config.jobs.to_string();
+        let mut command;
+        match self {
+            Contender::Grab(strategy) => {
+                command = Command::new(&config.grab_program);
+                command.args([
+                    "get",
+                    "--quiet",
+                    "--json",
+                    "-s",
+                    strategy.name(),
+                    "-j",
+                    &jobs,
+                    "-i",
+                ]);
+                command.arg(&list.urls).arg("-o").arg(folder);
+            }
+            Contender::Curl => {
+                command = Command::new("curl");
+                // -w prints each transfer's time: curl's per-file latencies.
+                command.args([
+                    "-sSfZ",
+                    "--parallel-max",
+                    &jobs,
+                    "--remote-name-all",
+                    "-w",
+                    "%{time_total}\\n",
+                    "--output-dir",
+                ]);
+                command.arg(folder).arg("-K").arg(&list.curl_config);
+            }
+            Contender::Wget2 => {
+                command = Command::new("wget2");
+                command.args(["-q", "--no-robots", &format!("--max-threads={jobs}"), "-P"]);
+                command.arg(folder).arg("-i").arg(&list.urls);
+            }
+            Contender::Aria2c => {
+                command = Command::new("aria2c");
+                command.args([
+                    "-q",
+                    "-j",
+                    &jobs,
+                    "-x",
+                    "1",
+                    "--auto-file-renaming=false",
+                    "--dir",
+                ]);
+                command.arg(folder).arg("-i").arg(&list.urls);
+            }
+        }
+        command
+    }
+}
+
+/// How to compare.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareConfig {
+    pub jobs: usize,
+    pub strategies: Vec<StrategyKind>,
+    pub repeat: usize,
+    pub warmup: usize,
+    pub peers: bool,
+    /// The grab executable whose `get` is measured.
+    #[serde(skip)]
+    pub grab_program: PathBuf,
+}
+
+/// The URL list every contender reads, written once to files in a work folder.
+pub struct UrlList {
+    pub urls: PathBuf,
+    pub curl_config: PathBuf,
+    pub count: u64,
+}
+
+impl UrlList {
+    /// Writes the URLs (one a line) and curl's config form of them under `folder`.
+    pub fn write(folder: &Path, urls: impl Iterator<Item = String>) -> anyhow::Result<UrlList> {
+        let mut plain = String::new();
+        let mut curl = String::new();
+        let mut count = 0;
+        for url in urls {
+            plain += &url;
+            plain.push('\n');
+            // curl's config syntax: a quoted value with backslash and quote escaped.
+            curl += &format!(
+                "url = \"{}\"\n",
+                url.replace('\\', "\\\\").replace('"', "\\\"")
+            );
+            count += 1;
+        }
+        let list = UrlList {
+            urls: folder.join("urls.txt"),
+            curl_config: folder.join("curl.config"),
+            count,
+        };
+        fs::write(&list.urls, plain)
+            .with_context(|| format!("cannot write {}", list.urls.display()))?;
+        fs::write(&list.curl_config, curl)
+            .with_context(|| format!("cannot write {}", list.curl_config.display()))?;
+        Ok(list)
+    }
+}
+
+/// One run of one contender.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub contender: String,
+    pub round: usize,
+    pub warmup: bool,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub peak_memory_bytes: u64,
+    pub saved: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub latency_seconds: Option<Percentiles>,
+    pub exit_code: Option<i32>,
+}
+
+/// A contender's counted runs, summarised.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub contender: String,
+    pub runs: usize,
+    pub wall_median: f64,
+    pub wall_min: f64,
+    pub wall_max: f64,
+    pub files_per_second: f64,
+    pub megabytes_per_second: f64,
+    /// Medians over the runs of each run's percentile.
+    pub latency_seconds: Option<Percentiles>,
+    pub cpu_seconds: f64,
+    pub peak_memory_bytes: u64,
+    /// Failed downloads, summed over the counted runs.
+    pub failures: u64,
+    /// Median wall time over the best row's.
+    pub ratio: f64,
+}
+
+/// Everything a comparison found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub config: CompareConfig,
+    pub urls: u64,
+    /// Best first.
+    pub rows: Vec<Row>,
+    pub runs: Vec<Run>,
+    pub missing_peers: Vec<String>,
+}
+
+/// Whether an executable is on the PATH.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|folder| folder.join(name).is_file()))
+}
+
+/// Runs the comparison; `progress` hears about each run as it ends.
+pub fn run(
+    config: &CompareConfig,
+    list: &UrlList,
+    work: &Path,
+    mut progress: impl FnMut(&Run),
+) -> anyhow::Result<Comparison> {
+    let mut contenders: Vec<Contender> = config
+        .strategies
+        .iter()
+        .map(|&strategy| Contender::Grab(strategy))
+        .collect();
+    let mut missing_peers = Vec::new();
+    if config.peers {
+        for (peer, executable) in PEERS {
+            if on_path(executable) {
+                contenders.push(peer);
+            } else {
+                missing_peers.push(executable.to_string());
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for round in 0..config.warmup + config.repeat {
+        for &contender in &contenders {
+            let folder = tempfile::tempdir_in(work).context("cannot create a run folder")?;
+            let measured = measure::run(contender.command(config, list, folder.path()))
+                .with_context(|| format!("cannot run {}", contender.name()))?;
+            let run = describe_run(
+                contender,
+                round,
+                round < config.warmup,
+                &measured,
+                folder.path(),
+                list.count,
+            );
+            progress(&run);
+            runs.push(run);
+        }
+    }
+    let mut rows: Vec<Row> = contenders
+        .iter()
+        .map(|contender| summarise(&contender.name(), &runs))
+        .collect();
+    rows.sort_by(|first, second| first.wall_median.total_cmp(&second.wall_median));
+    let best = rows
+        .first()
+        .map_or(1.0, |row| row.wall_median.max(f64::EPSILON));
+    for row in &mut rows {
+        row.ratio = row.wall_median / best;
+    }
+    Ok(Comparison {
+        config: config.clone(),
+        urls: list.count,
+        rows,
+        runs,
+        missing_peers,
+    })
+}
+
+/// Turns a measured run into figures: grab reports its own in JSON on stdout; for
+/// the peers the folder is counted, and curl's `-w` lines give its latencies.
+fn describe_run(
+    contender: Contender,
+    round: usize,
+    warmup: bool,
+    measured: &measure::Measured,
+    folder: &Path,
+    expected: u64,
+) -> Run {
+    let mut run = Run {
+        contender: contender.name(),
+        round,
+        warmup,
+        wall_seconds: measured.wall.as_secs_f64(),
+        cpu_seconds: measured.cpu.as_secs_f64(),
+        peak_memory_bytes: measured.peak_memory_bytes,
+        saved: 0,
+        failed: 0,
+        bytes: 0,
+        latency_seconds: None,
+        exit_code: measured.exit_code,
+    };
+    match contender {
+        Contender::Grab(_) => {
+            let summary: serde_json::Value =
+                serde_json::from_str(measured.stdout.trim()).unwrap_or_default();
+            run.saved = summary["saved"].as_u64().unwrap_or(0);
+            run.failed = summary["failed"]
+                .as_u64()
+                .unwrap_or(expected.saturating_sub(run.saved));
+            run.bytes = summary["bytes"].as_u64().unwrap_or(0);
+            run.latency_seconds = serde_json::from_value(summary["latency_seconds"].clone()).ok();
+        }
+        peer => {
+            let (files, bytes) = count_files(folder);
+            run.saved = files;
+            run.failed = expected.saturating_sub(files);
+            run.bytes = bytes;
+            if peer == Contender::Curl {
+                let times: Vec<Duration> = measured
+                    .stdout
+                    .lines()
+                    .filter_map(|line| line.trim().parse::<f64>().ok())
+                    .map(Duration::from_secs_f64)
+                    .collect();
+                run.latency_seconds = (!times.is_empty()).then(|| Percentiles::of(&times));
+            }
+        }
+    }
+    run
+}
+
+/// Regular files in a folder and their total size.
+fn count_files(folder: &Path) -> (u64, u64) {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return (0, 0);
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .filter(|metadata| metadata.is_file())
+        .fold((0, 0), |(files, bytes), metadata| {
+            (files + 1, bytes + metadata.len())
+        })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+fn summarise(contender: &str, runs: &[Run]) -> Row {
+    let counted: Vec<&Run> = runs
+        .iter()
+        .filter(|run| run.contender == contender && !run.warmup)
+        .collect();
+    let collect =
+        |field: fn(&Run) -> f64| -> Vec<f64> { counted.iter().map(|run| field(run)).collect() };
+    let mut walls = collect(|run| run.wall_seconds);
+    let wall_median = median(&mut walls);
+    let saved = median(&mut collect(|run| run.saved as f64));
+    let bytes = median(&mut collect(|run| run.bytes as f64));
+    let latencies: Vec<Percentiles> = counted
+        .iter()
+        .filter_map(|run| run.latency_seconds)
+        .collect();
+    let latency_seconds = (!latencies.is_empty()).then(|| Percentiles {
+        p50: median(
+            &mut latencies
+                .iter()
+                .map(|latency| latency.p50)
+                .collect::<Vec<_>>(),
+        ),
+        p95: median(
+            &mut latencies
+                .iter()
+                .map(|latency| latency.p95)
+                .collect::<Vec<_>>(),
+        ),
+        p99: median(
+            &mut latencies
+                .iter()
+                .map(|latency| latency.p99)
+                .collect::<Vec<_>>(),
+        ),
+    });
+    let per_second = |amount: f64| {
+        if wall_median > 0.0 {
+            amount / wall_median
+        } else {
+            0.0
+        }
+    };
+    Row {
+        contender: contender.to_string(),
+        runs: counted.len(),
+        wall_median,
+        wall_min: walls.first().copied().unwrap_or(0.0),
+        wall_max: walls.last().copied().unwrap_or(0.0),
+        files_per_second: per_second(saved),
+        megabytes_per_second: per_second(bytes) / 1e6,
+        latency_seconds,
+        cpu_seconds: median(&mut collect(|run| run.cpu_seconds)),
+        peak_memory_bytes: median(&mut collect(|run| run.peak_memory_bytes as f64)) as u64,
+        failures: counted.iter().map(|run| run.failed).sum(),
+        ratio: 1.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(contender: &str, warmup: bool, wall: f64, saved: u64) -> Run {
+        Run {
+            contender: contender.to_string(),
+            round: 0,
+            warmup,
+            wall_seconds: wall,
+            cpu_seconds: wall / 2.0,
+            peak_memory_bytes: 1000,
+            saved,
+            failed: 10 - saved,
+            bytes: saved * 100,
+            latency_seconds: Some(Percentiles {
+                p50: 0.1,
+                p95: 0.2,
+                p99: wall,
+            }),
+            exit_code: Some(0),
+        }
+    }
+
+    #[test]
+    fn summary_uses_counted_runs_only() {
+        let runs = vec![
+            run("a", true, 9.0, 10),
+            run("a", false, 1.0, 10),
+            run("a", false, 3.0, 9),
+            run("a", false, 2.0, 10),
+            run("b", false, 5.0, 10),
+        ];
+        let row = summarise("a", &runs);
+        assert_eq!(row.runs, 3);
+        assert_eq!(
+            (row.wall_median, row.wall_min, row.wall_max),
+            (2.0, 1.0, 3.0)
+        );
+        assert_eq!(row.files_per_second, 5.0);
+        assert_eq!(row.failures, 1);
+        assert_eq!(row.latency_seconds.unwrap().p99, 2.0);
+    }
+
+    #[test]
+    fn median_of_even_count_is_the_mean_of_the_middle() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+}

@@ -1,0 +1,392 @@
+//! Between files and [`Pixels`]: decoding with the pixel limit checked on the
+//! header before any pixel is decoded, the EXIF orientation applied, and every
+//! colour type brought to 8-bit L, LA, RGB or RGBA; encoding in the input's
+//! format; and the atomic write (a temporary name in the output folder, then a
+//! rename).
+//!
+//! Codecs: the `image` crate decodes (zune-jpeg for JPEG, png for PNG); JPEG is
+//! encoded with jpeg-encoder, several times faster than `image`'s own encoder.
+//! None of them starts threads (`image`'s `rayon` feature stays off), so the
+//! only parallelism is the strategy's, one image per worker.
+//!
+//! Choices, where Pillow has no single answer:
+//! - 16-bit channels keep their high byte, as Pillow does when it opens 16-bit
+//!   RGB, RGBA and LA PNGs (its `RGB;16B` unpackers).
+//! - Palette and `tRNS` PNGs are expanded to RGB or RGBA (Pillow keeps mode P,
+//!   which its filters refuse).
+//! - JPEG is written at the given quality with 4:2:0 chroma averaged over each
+//!   2x2 block, libjpeg's (so Pillow's) default; an alpha channel is dropped,
+//!   since JPEG has none.
+
+use std::fs::{File, Permissions};
+use std::io::{self, Cursor, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use image::codecs::jpeg::JpegDecoder;
+use image::codecs::png::{CompressionType, FilterType, PngDecoder, PngEncoder};
+use image::metadata::Orientation;
+use image::{
+    ColorType, DynamicImage, ImageBuffer, ImageDecoder, ImageEncoder, ImageFormat, Limits,
+};
+
+use super::kernels::Pixels;
+use super::{FilterError, Settings};
+
+/// Bytes a decoder may hold per pixel of the image: enough for 16-bit RGBA,
+/// the widest thing a PNG decodes to.
+const DECODER_BYTES_PER_PIXEL: u64 = 8;
+
+/// A decoded image and the format it came in (and goes out in).
+pub struct Decoded {
+    pub pixels: Pixels,
+    pub format: ImageFormat,
+}
+
+/// Reads and decodes a JPEG or PNG file. The format comes from the content, not
+/// the name; an image over `settings.max_pixels` is refused once its header is
+/// read, before any pixel is decoded.
+pub fn decode(path: &Path, settings: &Settings) -> Result<Decoded, FilterError> {
+    decode_reusing(path, settings, &mut Vec::new(), Vec::new())
+}
+
+/// [`decode`], reading the file into `file` and decoding into `pixels` (their
+/// contents are discarded, their allocations reused).
+pub fn decode_reusing(
+    path: &Path,
+    settings: &Settings,
+    file: &mut Vec<u8>,
+    pixels: Vec<u8>,
+) -> Result<Decoded, FilterError> {
+    let name = || path.display().to_string();
+    file.clear();
+    File::open(path)
+        .and_then(|mut opened| opened.read_to_end(file))
+        .map_err(|error| FilterError::Read {
+            path: name(),
+            message: error.to_string(),
+        })?;
+    let bytes = &file[..];
+    let decode_error = |error: image::ImageError| FilterError::Decode {
+        path: name(),
+        message: error.to_string(),
+    };
+    let format = image::guess_format(bytes).ok();
+    let pixels = match format {
+        Some(ImageFormat::Jpeg) => {
+            check_jpeg_complete(bytes).map_err(|message| FilterError::Decode {
+                path: name(),
+                message,
+            })?;
+            let decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
+            decode_with(decoder, path, settings, pixels)?
+        }
+        Some(ImageFormat::Png) => {
+            let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
+            decode_with(decoder, path, settings, pixels)?
+        }
+        _ => return Err(FilterError::NotAnImage { path: name() }),
+    };
+    Ok(Decoded {
+        pixels,
+        format: format.expect("matched above"),
+    })
+}
+
+/// zune-jpeg, like libjpeg, fills whatever a truncated file lacks with gray and
+/// calls it decoded; Pillow refuses such a file ("image file is truncated"), and
+/// so do we. A complete JPEG has its end-of-image marker somewhere after its first
+/// scan starts (data after it, such as a motion photo's video, is allowed).
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
+    match first_scan(bytes) {
+        // Entropy-coded data stuffs every 0xFF with 0x00, and the tables between
+        // scans cannot hold FF D9, so the first FF D9 past the scan header is
+        // the end marker.
+        Some(scan) if !scan.windows(2).any(|pair| pair == [0xFF, 0xD9]) => {
+            Err("the JPEG data is truncated (no end-of-image marker)".to_string())
+        }
+        // Headers too odd to walk: the decoder has the last word.
+        _ => Ok(()),
+    }
+}
+
+/// The bytes after the header of the first scan (SOS), found by walking the
+/// marker segments from the start: the EXIF thumbnail inside APP1 carries an end
+/// marker of its own, which must not count. `Some(empty)` when the file ends in
+/// the headers; `None` when they cannot be walked.
+fn first_scan(bytes: &[u8]) -> Option<&[u8]> {
+    let mut position = 2;
+    loop {
+        // Fill bytes: any number of 0xFF may precede a marker.
+        while bytes.get(position..position + 2) == Some(&[0xFF, 0xFF]) {
+            position += 1;
+        }
+        let Some(&[0xFF, marker, high, low]) = bytes.get(position..position + 4) else {
+            return if position + 4 > bytes.len() {
+                Some(&[])
+            } else {
+                None
+            };
+        };
+        position += 2 + usize::from(u16::from_be_bytes([high, low]));
+        if marker == 0xDA {
+            return Some(bytes.get(position..).unwrap_or(&[]));
+        }
+    }
+}
+
+fn decode_with(
+    mut decoder: impl ImageDecoder,
+    path: &Path,
+    settings: &Settings,
+    buffer: Vec<u8>,
+) -> Result<Pixels, FilterError> {
+    let name = || path.display().to_string();
+    let decode_error = |error: image::ImageError| FilterError::Decode {
+        path: name(),
+        message: error.to_string(),
+    };
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > settings.max_pixels {
+        return Err(FilterError::TooManyPixels {
+            path: name(),
+            width,
+            height,
+            limit: settings.max_pixels,
+        });
+    }
+    // The decoder's own allocation cap, in step with the pixel limit, is the
+    // second line: it also bounds what a decoder allocates besides the pixels.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(
+        settings
+            .max_pixels
+            .saturating_mul(DECODER_BYTES_PER_PIXEL)
+            .max(64 << 20),
+    );
+    decoder.set_limits(limits).map_err(decode_error)?;
+    let orientation = if settings.auto_orient {
+        // A broken EXIF block is no reason to refuse the pixels.
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    } else {
+        Orientation::NoTransforms
+    };
+    let (channels, sample_bytes) = match decoder.color_type() {
+        ColorType::L8 => (1, 1),
+        ColorType::La8 => (2, 1),
+        ColorType::Rgb8 => (3, 1),
+        ColorType::Rgba8 => (4, 1),
+        ColorType::L16 => (1, 2),
+        ColorType::La16 => (2, 2),
+        ColorType::Rgb16 => (3, 2),
+        ColorType::Rgba16 => (4, 2),
+        other => {
+            return Err(FilterError::Decode {
+                path: name(),
+                message: format!("unsupported colour type {other:?}"),
+            });
+        }
+    };
+    let mut data = buffer;
+    data.clear();
+    // Within the pixel limit checked above, so this fits in memory.
+    data.resize(decoder.total_bytes() as usize, 0);
+    decoder.read_image(&mut data).map_err(decode_error)?;
+    if sample_bytes == 2 {
+        keep_high_bytes(&mut data);
+    }
+    let pixels = Pixels::new(width, height, channels, data);
+    Ok(if orientation == Orientation::NoTransforms {
+        pixels
+    } else {
+        orient(pixels, orientation)
+    })
+}
+
+/// 16-bit samples (native byte order, as decoders give them) to their high
+/// bytes, in place.
+fn keep_high_bytes(data: &mut Vec<u8>) {
+    let samples = data.len() / 2;
+    for index in 0..samples {
+        let sample = u16::from_ne_bytes([data[2 * index], data[2 * index + 1]]);
+        data[index] = (sample >> 8) as u8;
+    }
+    data.truncate(samples);
+}
+
+/// Turns and flips an image as its EXIF orientation says, through `image`'s
+/// own implementation (rare enough that the copies do not matter).
+fn orient(pixels: Pixels, orientation: Orientation) -> Pixels {
+    let Pixels {
+        width,
+        height,
+        channels,
+        data,
+    } = pixels;
+    let sized = "the buffer matches the dimensions";
+    let mut image = match channels {
+        1 => DynamicImage::ImageLuma8(ImageBuffer::from_raw(width, height, data).expect(sized)),
+        2 => DynamicImage::ImageLumaA8(ImageBuffer::from_raw(width, height, data).expect(sized)),
+        3 => DynamicImage::ImageRgb8(ImageBuffer::from_raw(width, height, data).expect(sized)),
+        _ => DynamicImage::ImageRgba8(ImageBuffer::from_raw(width, height, data).expect(sized)),
+    };
+    image.apply_orientation(orientation);
+    into_pixels(image)
+}
+
+/// Any decoded image as 8-bit L, LA, RGB or RGBA, without copying when it
+/// already is one of those.
+pub fn into_pixels(image: DynamicImage) -> Pixels {
+    let (width, height) = (image.width(), image.height());
+    let high_bytes = |samples: &[u16]| samples.iter().map(|&sample| (sample >> 8) as u8).collect();
+    let (channels, data) = match image {
+        DynamicImage::ImageLuma8(buffer) => (1, buffer.into_raw()),
+        DynamicImage::ImageLumaA8(buffer) => (2, buffer.into_raw()),
+        DynamicImage::ImageRgb8(buffer) => (3, buffer.into_raw()),
+        DynamicImage::ImageRgba8(buffer) => (4, buffer.into_raw()),
+        DynamicImage::ImageLuma16(buffer) => (1, high_bytes(buffer.as_raw())),
+        DynamicImage::ImageLumaA16(buffer) => (2, high_bytes(buffer.as_raw())),
+        DynamicImage::ImageRgb16(buffer) => (3, high_bytes(buffer.as_raw())),
+        DynamicImage::ImageRgba16(buffer) => (4, high_bytes(buffer.as_raw())),
+        // Float images never come out of the JPEG and PNG decoders.
+        other => (4, other.to_rgba8().into_raw()),
+    };
+    Pixels::new(width, height, channels, data)
+}
+
+/// Encodes `image` as JPEG (at `quality`) or PNG; the error is the codec's.
+pub fn encode(image: &Pixels, format: ImageFormat, quality: u8) -> Result<Vec<u8>, String> {
+    let mut output = Vec::new();
+    encode_into(image, format, quality, &mut output)?;
+    Ok(output)
+}
+
+/// [`encode`] into `output` (its contents are discarded, its allocation reused).
+pub fn encode_into(
+    image: &Pixels,
+    format: ImageFormat,
+    quality: u8,
+    output: &mut Vec<u8>,
+) -> Result<(), String> {
+    output.clear();
+    match format {
+        ImageFormat::Jpeg => {
+            let too_large = || {
+                format!(
+                    "{}x{} is too large for JPEG (at most 65535 a side)",
+                    image.width, image.height
+                )
+            };
+            let width = u16::try_from(image.width).map_err(|_| too_large())?;
+            let height = u16::try_from(image.height).map_err(|_| too_large())?;
+            let mut encoder = jpeg_encoder::Encoder::new(&mut *output, quality.clamp(1, 100));
+            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+            encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+            let result = match image.channels {
+                1 => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Luma),
+                2 => {
+                    let luma: Vec<u8> = image.data.iter().step_by(2).copied().collect();
+                    encoder.encode(&luma, width, height, jpeg_encoder::ColorType::Luma)
+                }
+                3 => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Rgb),
+                _ => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Rgba),
+            };
+            result.map_err(|error| error.to_string())?;
+        }
+        _ => {
+            let colour = match image.channels {
+                1 => image::ExtendedColorType::L8,
+                2 => image::ExtendedColorType::La8,
+                3 => image::ExtendedColorType::Rgb8,
+                _ => image::ExtendedColorType::Rgba8,
+            };
+            PngEncoder::new_with_quality(&mut *output, CompressionType::Fast, FilterType::Adaptive)
+                .write_image(&image.data, image.width, image.height, colour)
+                .map_err(|error| error.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`:
+/// a reader never sees half an image, and a rerun replaces the old output whole.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // tempfile creates 0600 files; an image is as readable as any other file
+    // (the umask still applies).
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".grab-")
+        .suffix(".part")
+        .permissions(Permissions::from_mode(0o666))
+        .tempfile_in(directory)?;
+    temporary.write_all(bytes)?;
+    temporary.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_completeness_wants_the_end_marker() {
+        // SOI, an APP1 holding a thumbnail's end marker, SOS, scan data.
+        let head = [
+            0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02,
+        ];
+        let complete = [&head[..], &[0x12, 0xFF, 0x00, 0xFF, 0xD9, 7, 7]].concat();
+        assert!(check_jpeg_complete(&complete).is_ok());
+        let truncated = [&head[..], &[0x12, 0xFF, 0x00, 0x34]].concat();
+        assert!(check_jpeg_complete(&truncated).is_err());
+        assert!(check_jpeg_complete(&head[..8]).is_err());
+        // Not walkable: left to the decoder.
+        assert!(check_jpeg_complete(&[0xFF, 0xD8, 0x01, 0x02, 0x03, 0x04]).is_ok());
+    }
+
+    #[test]
+    fn sixteen_bit_samples_keep_their_high_byte_in_place() {
+        let mut data: Vec<u8> = [0x12ffu16, 0xff00, 0x0080]
+            .iter()
+            .flat_map(|sample| sample.to_ne_bytes())
+            .collect();
+        keep_high_bytes(&mut data);
+        assert_eq!(data, [0x12, 0xff, 0x00]);
+    }
+
+    #[test]
+    fn sixteen_bit_keeps_the_high_byte() {
+        let buffer =
+            image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(1, 1, vec![0x12ff, 0xff00, 0x0080])
+                .unwrap();
+        let pixels = into_pixels(DynamicImage::ImageRgb16(buffer));
+        assert_eq!((pixels.channels, pixels.data), (3, vec![0x12, 0xff, 0x00]));
+    }
+
+    #[test]
+    fn encoded_images_decode_to_their_size_and_channels() {
+        let gray = Pixels::new(3, 2, 1, vec![0, 50, 100, 150, 200, 250]);
+        let png = encode(&gray, ImageFormat::Png, 90).unwrap();
+        let decoded = image::load_from_memory(&png).unwrap();
+        assert_eq!(decoded.color(), image::ColorType::L8);
+        assert_eq!(decoded.into_luma8().into_raw(), gray.data);
+        let jpeg = encode(&gray, ImageFormat::Jpeg, 90).unwrap();
+        let decoded = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!(decoded.color(), image::ColorType::L8);
+        assert_eq!((decoded.width(), decoded.height()), (3, 2));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("out.png");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 1);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_ne!(mode & 0o044, 0, "readable by others, umask permitting");
+    }
+}

@@ -1,0 +1,173 @@
+//! What the user reads of a filter batch: a line on stderr as each image
+//! finishes (with its time), and the summary that counts images processed and
+//! failed with the batch's total time. Every strategy reports through the one
+//! [`Reporter`] of its batch; each line is one write under the stderr lock, so
+//! lines from concurrent workers never tear.
+
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Outcome;
+use crate::report::{Verbosity, human_bytes};
+
+#[derive(Default)]
+struct Tally {
+    processed: u64,
+    failed: u64,
+    pixels: u64,
+    bytes: u64,
+}
+
+/// The shared record of a filter batch.
+pub struct Reporter {
+    verbosity: Verbosity,
+    started: Instant,
+    tally: Mutex<Tally>,
+}
+
+/// The counts of a finished filter batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub processed: u64,
+    pub failed: u64,
+    /// Input pixels of the images processed.
+    pub pixels: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    pub wall: Duration,
+}
+
+impl Summary {
+    /// 0 when every image was filtered, 1 when any failed.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.failed > 0)
+    }
+
+    /// `filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.52 s (70.2 MP/s), 4.1 MiB written`.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "filtered {} of {} images",
+            self.processed,
+            self.processed + self.failed
+        );
+        if self.failed > 0 {
+            line += &format!(", {} failed", self.failed);
+        }
+        let seconds = self.wall.as_secs_f64();
+        let megapixels = self.pixels as f64 / 1e6;
+        let rate = if seconds > 0.0 {
+            megapixels / seconds
+        } else {
+            0.0
+        };
+        line + &format!(
+            "; {megapixels:.1} megapixels in {seconds:.2} s ({rate:.1} MP/s), {} written",
+            human_bytes(self.bytes)
+        )
+    }
+}
+
+impl Reporter {
+    pub fn new(verbosity: Verbosity) -> Reporter {
+        Reporter {
+            verbosity,
+            started: Instant::now(),
+            tally: Mutex::new(Tally::default()),
+        }
+    }
+
+    fn print(&self, line: &str) {
+        let mut stderr = io::stderr().lock();
+        let _ = stderr.write_all(line.as_bytes());
+    }
+
+    /// Records a finished image and prints its line.
+    pub fn record(&self, outcome: &Outcome) {
+        {
+            let mut tally = self
+                .tally
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            match &outcome.result {
+                Ok(filtered) => {
+                    tally.processed += 1;
+                    tally.pixels += u64::from(filtered.width) * u64::from(filtered.height);
+                    tally.bytes += filtered.bytes;
+                }
+                Err(_) => tally.failed += 1,
+            }
+        }
+        let seconds = outcome.elapsed.as_secs_f64();
+        match (&outcome.result, self.verbosity) {
+            (_, Verbosity::Silent) | (Ok(_), Verbosity::Quiet) => {}
+            (Ok(filtered), Verbosity::Normal) => {
+                let output = outcome.job.output.file_name().unwrap_or_default();
+                self.print(&format!(
+                    "filtered  {} -> {}  {}x{}  {seconds:.3} s\n",
+                    outcome.job.input.display(),
+                    output.to_string_lossy(),
+                    filtered.width,
+                    filtered.height,
+                ));
+            }
+            (Err(error), _) => self.print(&format!("failed    {error}  {seconds:.3} s\n")),
+        }
+    }
+
+    /// A diagnostic that is neither an image's outcome nor the summary.
+    pub fn notice(&self, message: &str) {
+        if self.verbosity != Verbosity::Silent {
+            self.print(&format!("note: {message}\n"));
+        }
+    }
+
+    /// The counts so far, with the wall time since the batch started.
+    pub fn summary(&self) -> Summary {
+        let tally = self
+            .tally
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Summary {
+            processed: tally.processed,
+            failed: tally.failed,
+            pixels: tally.pixels,
+            bytes: tally.bytes,
+            wall: self.started.elapsed(),
+        }
+    }
+
+    /// Prints the summary line, unless silent.
+    pub fn print_summary(&self, summary: &Summary) {
+        if self.verbosity != Verbosity::Silent {
+            self.print(&format!("{}\n", summary.line()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_and_exit_code() {
+        let summary = Summary {
+            processed: 19,
+            failed: 1,
+            pixels: 36_480_000,
+            bytes: 4 * 1024 * 1024,
+            wall: Duration::from_millis(500),
+        };
+        assert_eq!(
+            summary.line(),
+            "filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.50 s (73.0 MP/s), 4.0 MiB written"
+        );
+        assert_eq!(summary.exit_code(), 1);
+        let clean = Summary {
+            failed: 0,
+            ..summary
+        };
+        assert_eq!(clean.exit_code(), 0);
+        assert!(clean.line().starts_with("filtered 19 of 19 images;"));
+    }
+}

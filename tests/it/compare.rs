@@ -1,0 +1,168 @@
+//! `grab compare` and `grab demo`.
+
+use super::support::{Scratch, gallery as start_gallery, grab_command, stderr_of};
+
+fn json_of(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn compares_all_four_strategies_and_exports_every_row() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let list: String = (1..=6)
+        .map(|number| format!("{base}/files/f{number}.bin?size=3000\n"))
+        .collect();
+    let list_path = scratch.write("list.txt", &list);
+    let json_path = scratch.root.path().join("table.json");
+    let markdown_path = scratch.root.path().join("table.md");
+    let output = grab_command()
+        .args([
+            "compare",
+            "-i",
+            &list_path,
+            "-j",
+            "3",
+            "--repeat",
+            "2",
+            "--warmup",
+            "1",
+            "--export-json",
+        ])
+        .arg(&json_path)
+        .arg("--export-markdown")
+        .arg(&markdown_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
+    let json = json_of(&json_path);
+    let rows = json["rows"].as_array().unwrap();
+    let mut names: Vec<&str> = rows
+        .iter()
+        .map(|row| row["contender"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["async", "processes", "sequential", "threads"]);
+    for row in rows {
+        assert_eq!(row["runs"], 2);
+        assert_eq!(row["failures"], 0);
+        assert!(row["wall_median"].as_f64().unwrap() > 0.0);
+        assert!(row["cpu_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(row["peak_memory_bytes"].as_u64().unwrap() > 0);
+        assert!(
+            row["latency_seconds"]["p99"].as_f64().unwrap()
+                >= row["latency_seconds"]["p50"].as_f64().unwrap()
+        );
+        // 6 files of 3000 bytes in every run.
+        let expected_rate = 6.0 * 3000.0 / 1e6 / row["wall_median"].as_f64().unwrap();
+        assert!(
+            (row["megabytes_per_second"].as_f64().unwrap() - expected_rate).abs()
+                < 1e-6 * expected_rate.max(1.0)
+        );
+    }
+    // The best row has ratio 1 and comes first.
+    assert_eq!(rows[0]["ratio"], 1.0);
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4 * 3);
+    assert_eq!(runs.iter().filter(|run| run["warmup"] == true).count(), 4);
+    assert!(runs.iter().all(|run| run["saved"] == 6));
+    let markdown = std::fs::read_to_string(&markdown_path).unwrap();
+    assert_eq!(
+        markdown
+            .lines()
+            .filter(|line| line.starts_with("| "))
+            .count(),
+        1 + 4
+    );
+    for name in ["async", "processes", "sequential", "threads"] {
+        assert!(
+            stdout.lines().any(|line| line.starts_with(name)),
+            "{name} missing from\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn peers_missing_from_path_are_named_and_skipped() {
+    let scratch = Scratch::new();
+    let empty_path = scratch.root.path().join("empty-bin");
+    std::fs::create_dir(&empty_path).unwrap();
+    let json_path = scratch.root.path().join("table.json");
+    // No URLs: the built-in gallery, kept small and fast.
+    let output = grab_command()
+        .env("PATH", &empty_path)
+        .args([
+            "compare",
+            "--peers",
+            "--strategies",
+            "async,threads",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--gallery-count",
+            "4",
+            "--gallery-delay-ms",
+            "1",
+            "--export-json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
+    assert!(
+        stdout.contains("not found: curl, wget2, aria2c"),
+        "{stdout}"
+    );
+    let json = json_of(&json_path);
+    assert_eq!(json["missing_peers"].as_array().unwrap().len(), 3);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(json["urls"], 4);
+}
+
+#[test]
+fn demo_ranks_the_four_strategies_and_explains() {
+    let output = grab_command()
+        .args([
+            "demo",
+            "-n",
+            "4",
+            "--delay-ms",
+            "1",
+            "-j",
+            "2",
+            "--repeat",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
+    for name in ["async", "processes", "sequential", "threads"] {
+        assert!(
+            stdout.lines().any(|line| line.starts_with(name)),
+            "{name} missing from\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("Why this order"), "{stdout}");
+}

@@ -1,0 +1,748 @@
+//! Faults and hostile input, for every strategy: a raw TCP server on 127.0.0.1:0 that
+//! misbehaves on purpose (resets, stalls, fails then recovers, lies about length,
+//! loops redirects, suggests hostile names, ignores Range, serves HTML as images,
+//! changes a file between runs). The promise under test: a fault costs a retry,
+//! never a corrupt file, a lost file, or a file outside the output folder.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use grab::server::gallery::{Generator, seed_of};
+
+use super::support::{Scratch, files_in, grab, grab_command, stderr_of};
+
+/// The body the fault server sends for an id (and version).
+pub fn body_of(id: &str, size: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; size];
+    Generator::new(seed_of(id)).fill(&mut bytes);
+    bytes
+}
+
+const SIZE: usize = 50_000;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    #[allow(dead_code)] // Shown when an assertion prints the log.
+    pub path: String,
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    hits: Mutex<HashMap<String, u32>>,
+    seen: Mutex<Vec<Seen>>,
+    /// The version of `/changing/...` files; bumping it changes their bytes and ETag.
+    version: AtomicU32,
+}
+
+pub struct FaultServer {
+    pub base: String,
+    state: Arc<State>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.base.trim_start_matches("http://"));
+    }
+}
+
+impl FaultServer {
+    pub fn start() -> FaultServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (accept_state, accept_stop) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let state = accept_state.clone();
+                thread::spawn(move || {
+                    let _ = serve(stream, &state);
+                });
+            }
+        });
+        FaultServer { base, state, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    pub fn hits(&self, path: &str) -> u32 {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn change_files(&self) {
+        self.state.version.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    head += "\r\n";
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)
+}
+
+fn ok_body(stream: &mut TcpStream, id: &str, content_type: &str) -> std::io::Result<()> {
+    let body = body_of(id, SIZE);
+    respond(
+        stream,
+        "200 OK",
+        &[
+            ("content-type", content_type.into()),
+            ("content-length", SIZE.to_string()),
+        ],
+        &body,
+    )
+}
+
+fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let hit = {
+        let mut hits = state.hits.lock().unwrap();
+        let count = hits.entry(path.clone()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    state.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        range: headers.get("range").cloned(),
+        if_range: headers.get("if-range").cloned(),
+    });
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let octets = "application/octet-stream";
+    match parts.as_slice() {
+        // The connection is reset halfway through the body, the first time.
+        ["reset", id] => {
+            if hit > 1 {
+                return ok_body(&mut stream, id, octets);
+            }
+            let body = body_of(id, SIZE);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[("content-length", SIZE.to_string())],
+                &body[..SIZE / 2],
+            )?;
+            stream.flush()?;
+            socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+            Ok(())
+        }
+        // Half the body, then silence, the first time.
+        ["stall", id] => {
+            if hit > 1 {
+                return ok_body(&mut stream, id, octets);
+            }
+            let body = body_of(id, SIZE);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[("content-length", SIZE.to_string())],
+                &body[..SIZE / 2],
+            )?;
+            stream.flush()?;
+            thread::sleep(Duration::from_secs(20));
+            Ok(())
+        }
+        // 503 the first `failures` times.
+        ["flaky", failures, id] => {
+            if hit <= failures.parse::<u32>().unwrap() {
+                return respond(
+                    &mut stream,
+                    "503 Service Unavailable",
+                    &[("retry-after", "0".into()), ("content-length", "4".into())],
+                    b"busy",
+                );
+            }
+            ok_body(&mut stream, id, octets)
+        }
+        // Fewer bytes than Content-Length, then a clean close, the first time.
+        ["short", id] => {
+            if hit > 1 {
+                return ok_body(&mut stream, id, octets);
+            }
+            let body = body_of(id, SIZE);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[("content-length", SIZE.to_string())],
+                &body[..SIZE - 1000],
+            )
+        }
+        ["loop", name] => {
+            let next = if *name == "a" { "/loop/b" } else { "/loop/a" };
+            respond(
+                &mut stream,
+                "302 Found",
+                &[("location", next.into()), ("content-length", "0".into())],
+                b"",
+            )
+        }
+        ["disposition", variant] => {
+            let header = match *variant {
+                "dots" => "attachment; filename=\"../../escaped.bin\"".to_string(),
+                "absolute" => "attachment; filename=\"/etc/passwd\"".to_string(),
+                "backslash" => "attachment; filename=\"..\\\\..\\\\windows.bin\"".to_string(),
+                "encoded" => "attachment; filename*=UTF-8''..%2F..%2Fencoded.bin".to_string(),
+                "nul" => "attachment; filename*=UTF-8''a%00b%0A.bin".to_string(),
+                "only-dots" => "attachment; filename=\"..\"".to_string(),
+                _ => "attachment; filename=\"fallback.bin\"; filename*=UTF-8''%E2%82%AC.bin"
+                    .to_string(),
+            };
+            let body = body_of(variant, 100);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-disposition", header),
+                    ("content-length", "100".into()),
+                ],
+                &body,
+            )
+        }
+        // An error page in disguise: HTML served as a JPEG.
+        ["html-as-jpeg", _] => {
+            let body = b"<!DOCTYPE html><html><body>Not found, but 200</body></html>";
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", "image/jpeg".into()),
+                    ("content-length", body.len().to_string()),
+                ],
+                body,
+            )
+        }
+        ["html", _] => {
+            let body = b"<html>a page</html>";
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", "text/html".into()),
+                    ("content-length", body.len().to_string()),
+                ],
+                body,
+            )
+        }
+        ["png", name] => {
+            let body =
+                grab::server::gallery::encode(name, 8, 8, grab::server::gallery::Format::Png);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", "image/png".into()),
+                    ("content-length", body.len().to_string()),
+                ],
+                &body,
+            )
+        }
+        // Ranges and validators, streamed slowly so a test can interrupt it.
+        ["slow", id] | ["norange", id] | ["changing", id] => {
+            let version = if parts[0] == "changing" {
+                state.version.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            let key = format!("{id}-v{version}");
+            let body = body_of(&key, 200_000);
+            let etag = format!("\"{key}\"");
+            let honour_range =
+                parts[0] != "norange" && headers.get("if-range").is_none_or(|value| *value == etag);
+            let start = headers
+                .get("range")
+                .filter(|_| honour_range)
+                .and_then(|value| {
+                    value
+                        .strip_prefix("bytes=")?
+                        .strip_suffix('-')?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .filter(|&start| start < body.len());
+            let (status, slice) = match start {
+                Some(start) => ("206 Partial Content", &body[start..]),
+                None => ("200 OK", &body[..]),
+            };
+            let mut response_headers =
+                vec![("content-length", slice.len().to_string()), ("etag", etag)];
+            if let Some(start) = start {
+                response_headers.push((
+                    "content-range",
+                    format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+                ));
+            }
+            respond(&mut stream, status, &response_headers, b"")?;
+            // About 200 KB/s: slow enough to interrupt, fast enough to finish.
+            for piece in slice.chunks(2_000) {
+                stream.write_all(piece)?;
+                thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        }
+        _ => respond(
+            &mut stream,
+            "404 Not Found",
+            &[("content-length", "0".into())],
+            b"",
+        ),
+    }
+}
+
+// ---- the cases, for every strategy ----
+
+fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output {
+    let output = scratch.output_arg();
+    let mut arguments = vec![
+        "get",
+        "-s",
+        strategy,
+        "-j",
+        "4",
+        "-o",
+        &output,
+        "--retry-wait",
+        "0.05",
+    ];
+    arguments.extend_from_slice(more);
+    grab(&arguments, None)
+}
+
+/// After any run: nothing outside the folder, no part file left, and every file
+/// under a final name complete (checked by the caller against its source).
+fn assert_clean(scratch: &Scratch) {
+    scratch.assert_nothing_outside(&[]);
+    scratch.assert_no_part_files();
+}
+
+fn faults_cost_a_retry(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = ["/reset/r1", "/stall/s1", "/flaky/2/f1", "/short/h1"].map(|path| server.url(path));
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.extend(["--timeout", "0.5"]);
+    let output = get(strategy, &scratch, &arguments);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // No extension in the URLs: `.bin` from the Content-Type.
+    for id in ["r1", "s1", "f1", "h1"] {
+        assert_eq!(
+            fs::read(scratch.output().join(format!("{id}.bin"))).unwrap(),
+            body_of(id, SIZE),
+            "{id}"
+        );
+    }
+    assert!(
+        stderr.contains("(3 attempts)"),
+        "the flaky URL took three: {stderr}"
+    );
+    assert!(stderr.matches("(2 attempts)").count() == 3, "{stderr}");
+    assert_clean(&scratch);
+}
+
+fn persistent_failures_are_reported_not_saved(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let flaky = server.url("/flaky/9/f2");
+    let looping = server.url("/loop/a");
+    let output = get(strategy, &scratch, &[&flaky, &looping, "--retries", "1"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("failed {flaky}"))
+            && stderr.contains("HTTP 503 Service Unavailable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("failed {looping}")) && stderr.contains("too many redirects"),
+        "{stderr}"
+    );
+    assert_eq!(server.hits("/flaky/9/f2"), 2, "one retry only");
+    assert!(files_in(&scratch.output()).is_empty());
+    assert_clean(&scratch);
+}
+
+fn hostile_disposition_names_stay_inside(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let variants = [
+        "dots",
+        "absolute",
+        "backslash",
+        "encoded",
+        "nul",
+        "only-dots",
+        "extended",
+    ];
+    let urls: Vec<String> = variants
+        .iter()
+        .map(|variant| server.url(&format!("/disposition/{variant}")))
+        .collect();
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.push("--content-disposition");
+    let output = get(strategy, &scratch, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut names = files_in(&scratch.output());
+    names.sort();
+    let mut expected = vec![
+        "_.._escaped.bin",
+        "_etc_passwd",
+        "_.._windows.bin",
+        "_.._encoded.bin",
+        "a_b_.bin",
+        "only-dots",
+        "€.bin",
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_clean(&scratch);
+}
+
+fn accept_refuses_html_in_disguise(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let disguised = server.url("/html-as-jpeg/photo.jpg");
+    let page = server.url("/html/page");
+    let image = server.url("/png/fine.png");
+    let output = get(
+        strategy,
+        &scratch,
+        &[&disguised, &page, &image, "--accept", "image/*"],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(files_in(&scratch.output()), ["fine.png"]);
+    assert!(
+        stderr.contains("not an accepted type: text/html (by its first bytes)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not an accepted type: text/html"),
+        "{stderr}"
+    );
+    assert_clean(&scratch);
+}
+
+fn max_size_abandons_large_responses(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    // Refused on its Content-Length, before a byte is written.
+    let large = server.url("/slow/big");
+    let output = get(strategy, &scratch, &[&large, "--max-size", "1000"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("larger than the limit of 1000 bytes"),
+        "{stderr}"
+    );
+    assert!(files_in(&scratch.output()).is_empty());
+    assert_clean(&scratch);
+}
+
+/// Starts `grab get` on a slow file and kills it (-9) once part of the file is on
+/// disk; returns the part file's size.
+fn interrupted_run(strategy: &str, scratch: &Scratch, url: &str, name: &str) -> u64 {
+    let output_dir = scratch.output_arg();
+    let mut child = grab_command()
+        .args(["get", "-s", strategy, "-o", &output_dir, url])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = scratch.output().join(format!("{name}.part"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
+        assert!(Instant::now() < deadline, "no part file appeared");
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Give a worker process a moment to follow its parent.
+    thread::sleep(Duration::from_millis(100));
+    let size = part.metadata().unwrap().len();
+    assert!(size > 0 && size < 200_000, "part of {size} bytes");
+    assert!(
+        !scratch.output().join(name).exists(),
+        "no final name before the end"
+    );
+    size
+}
+
+fn resume_after_kill_continues_the_part(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/slow/resumed.bin");
+    let kept = interrupted_run(strategy, &scratch, &url, "resumed.bin");
+    let output = get(strategy, &scratch, &[&url, "--continue"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        fs::read(scratch.output().join("resumed.bin")).unwrap(),
+        body_of("resumed.bin-v0", 200_000)
+    );
+    let last = server.seen().last().cloned().unwrap();
+    let asked = last.range.expect("the second run asked for a range");
+    let start: u64 = asked
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    // The part may have grown a little after it was measured, before the kill landed.
+    assert!(
+        start >= kept && start < 200_000,
+        "resumed from {start}, kept {kept}"
+    );
+    assert_eq!(last.if_range.as_deref(), Some("\"resumed.bin-v0\""));
+    assert_clean(&scratch);
+}
+
+fn changed_file_is_never_spliced(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/changing/doc.bin");
+    interrupted_run(strategy, &scratch, &url, "doc.bin");
+    server.change_files();
+    let output = get(strategy, &scratch, &[&url, "--continue"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    // The If-Range no longer matches: the whole new file, not old bytes plus new.
+    assert_eq!(
+        fs::read(scratch.output().join("doc.bin")).unwrap(),
+        body_of("doc.bin-v1", 200_000)
+    );
+    assert_clean(&scratch);
+}
+
+fn ignored_range_restarts_cleanly(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/norange/whole.bin");
+    interrupted_run(strategy, &scratch, &url, "whole.bin");
+    let output = get(strategy, &scratch, &[&url, "--continue"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        fs::read(scratch.output().join("whole.bin")).unwrap(),
+        body_of("whole.bin-v0", 200_000)
+    );
+    assert_clean(&scratch);
+}
+
+fn rerun_skips_complete_files_and_force_downloads_again(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = [server.url("/flaky/0/one"), server.url("/flaky/0/two")];
+    let first = get(strategy, &scratch, &[&urls[0], &urls[1]]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    let again = get(strategy, &scratch, &[&urls[0], &urls[1]]);
+    let stderr = stderr_of(&again);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 skipped (already complete)"), "{stderr}");
+    assert_eq!(server.hits("/flaky/0/one"), 1, "not fetched again");
+    // A file changed on disk no longer counts as complete: fetched again, and the
+    // changed file is left alone.
+    fs::write(scratch.output().join("one.bin"), b"edited").unwrap();
+    let after_edit = get(strategy, &scratch, &[&urls[0], &urls[1]]);
+    assert_eq!(
+        after_edit.status.code(),
+        Some(0),
+        "{}",
+        stderr_of(&after_edit)
+    );
+    assert_eq!(server.hits("/flaky/0/one"), 2);
+    assert_eq!(
+        fs::read(scratch.output().join("one-1.bin")).unwrap(),
+        body_of("one", SIZE)
+    );
+    assert_eq!(
+        fs::read(scratch.output().join("one.bin")).unwrap(),
+        b"edited"
+    );
+    let forced = get(strategy, &scratch, &[&urls[1], "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr_of(&forced));
+    assert_eq!(server.hits("/flaky/0/two"), 2);
+    assert_eq!(
+        files_in(&scratch.output()),
+        ["one-1.bin", "one.bin", "two.bin"]
+    );
+    assert_eq!(
+        fs::read(scratch.output().join("two.bin")).unwrap(),
+        body_of("two", SIZE)
+    );
+    assert_clean(&scratch);
+}
+
+/// Starts `grab get` with more arguments, waits until the first part file has
+/// some bytes, then sends SIGINT, as Ctrl-C would.
+fn interrupt_when_started(
+    strategy: &str,
+    scratch: &Scratch,
+    arguments: &[&str],
+    part: &str,
+) -> std::process::Output {
+    let output_dir = scratch.output_arg();
+    let child = grab_command()
+        .args(["get", "-s", strategy, "-j", "1", "-o", &output_dir])
+        .args(arguments)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = scratch.output().join(part);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
+        assert!(Instant::now() < deadline, "no part file appeared");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    child.wait_with_output().unwrap()
+}
+
+fn ctrl_c_lets_downloads_in_flight_finish(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let (first, second) = (
+        server.url("/slow/first.bin"),
+        server.url("/slow/second.bin"),
+    );
+    let output = interrupt_when_started(
+        strategy,
+        &scratch,
+        &[&first, &second, "--grace", "10"],
+        "first.bin.part",
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: no new downloads"), "{stderr}");
+    assert!(
+        stderr.contains("downloaded 1 of 1 files, interrupted"),
+        "{stderr}"
+    );
+    // The one in flight finished; the next was never started.
+    assert_eq!(
+        fs::read(scratch.output().join("first.bin")).unwrap(),
+        body_of("first.bin-v0", 200_000)
+    );
+    assert_eq!(server.hits("/slow/second.bin"), 0);
+    assert_clean(&scratch);
+}
+
+fn ctrl_c_after_grace_leaves_parts_to_continue(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/slow/cut.bin");
+    let output = interrupt_when_started(
+        strategy,
+        &scratch,
+        &[&url, "--grace", "0.1"],
+        "cut.bin.part",
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("grace period over"), "{stderr}");
+    assert!(
+        !scratch.output().join("cut.bin").exists(),
+        "no partial file under the final name"
+    );
+    assert!(
+        scratch.output().join("cut.bin.part").exists(),
+        "the part stays for --continue"
+    );
+    // A worker process of the stopped batch must not go on writing the part.
+    thread::sleep(Duration::from_millis(200));
+    let continued = get(strategy, &scratch, &[&url, "--continue"]);
+    assert_eq!(
+        continued.status.code(),
+        Some(0),
+        "{}",
+        stderr_of(&continued)
+    );
+    assert_eq!(
+        fs::read(scratch.output().join("cut.bin")).unwrap(),
+        body_of("cut.bin-v0", 200_000)
+    );
+    assert!(
+        server.seen().last().unwrap().range.is_some(),
+        "resumed, not restarted"
+    );
+    assert_clean(&scratch);
+}
+
+macro_rules! for_each_strategy {
+    ($($strategy:ident => $name:literal),* $(,)?) => {$(
+        mod $strategy {
+            #[test]
+            fn faults_cost_a_retry() { super::faults_cost_a_retry($name) }
+            #[test]
+            fn persistent_failures_are_reported_not_saved() { super::persistent_failures_are_reported_not_saved($name) }
+            #[test]
+            fn hostile_disposition_names_stay_inside() { super::hostile_disposition_names_stay_inside($name) }
+            #[test]
+            fn accept_refuses_html_in_disguise() { super::accept_refuses_html_in_disguise($name) }
+            #[test]
+            fn max_size_abandons_large_responses() { super::max_size_abandons_large_responses($name) }
+            #[test]
+            fn resume_after_kill_continues_the_part() { super::resume_after_kill_continues_the_part($name) }
+            #[test]
+            fn changed_file_is_never_spliced() { super::changed_file_is_never_spliced($name) }
+            #[test]
+            fn ignored_range_restarts_cleanly() { super::ignored_range_restarts_cleanly($name) }
+            #[test]
+            fn rerun_skips_complete_files_and_force_downloads_again() { super::rerun_skips_complete_files_and_force_downloads_again($name) }
+            #[test]
+            fn ctrl_c_lets_downloads_in_flight_finish() { super::ctrl_c_lets_downloads_in_flight_finish($name) }
+            #[test]
+            fn ctrl_c_after_grace_leaves_parts_to_continue() { super::ctrl_c_after_grace_leaves_parts_to_continue($name) }
+        }
+    )*};
+}
+
+for_each_strategy!(sequential => "sequential", threads => "threads", processes => "processes", asynchronous => "async");
