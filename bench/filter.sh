@@ -9,7 +9,7 @@
 #   defaults:        20      5        blur,contrast,grayscale
 #   environment: PYTHON (default /usr/bin/python3, which has Pillow), QUALITY
 #   (default 75, Pillow's default JPEG quality, so both write alike), JOBS
-#   (default: the number of CPUs), DELAY_MS (default 100, the server's latency
+#   (default: the number of CPUs), DELAY_MS (default 50, the server's latency
 #   per image in the overlap part), GRAB (a grab binary to use instead of
 #   building one).
 #
@@ -20,7 +20,7 @@
 set -euo pipefail
 count=${1:-20}; rounds=${2:-5}; filters=${3:-blur,contrast,grayscale}
 python=${PYTHON:-/usr/bin/python3}; quality=${QUALITY:-75}; jobs=${JOBS:-$(nproc)}
-delay=${DELAY_MS:-100}
+delay=${DELAY_MS:-50}
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${GRAB:-}" ]; then
   grab=$GRAB  # a given build, e.g. a copy kept steady while the tree changes

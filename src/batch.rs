@@ -18,6 +18,8 @@ use crate::download::{Context, Outcome, Saved, Settings};
 use crate::input::{Inputs, Job, Plan, Resume};
 use crate::manifest::{self, Entry, Known, Manifest};
 use crate::naming::{FolderNames, NameRegistry, PART_SUFFIX};
+use crate::report::live::{ProgressMode, Ticker};
+use crate::report::records::ReportFormat;
 use crate::report::{Reporter, Summary, Verbosity};
 use crate::strategy::{Batch, HostGate, SavedHook, StrategyKind};
 
@@ -43,6 +45,12 @@ pub struct GetConfig {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// How long downloads in flight may go on after an interrupt.
     pub grace: Duration,
+    /// The live view: a bar, heartbeat lines, or nothing.
+    pub progress: ProgressMode,
+    /// Between heartbeat lines.
+    pub heartbeat: Duration,
+    /// Where to write one record per URL, and how.
+    pub report: Option<(PathBuf, ReportFormat)>,
 }
 
 impl GetConfig {
@@ -64,6 +72,9 @@ impl GetConfig {
             force: false,
             interrupt: None,
             grace: Duration::from_secs(5),
+            progress: ProgressMode::None,
+            heartbeat: Duration::from_secs(5),
+            report: None,
         }
     }
 }
@@ -98,6 +109,11 @@ pub fn run_with_hook(
         config.jobs.max(1)
     };
     let reporter = Arc::new(Reporter::new(config.verbosity));
+    if let Some((path, format)) = &config.report {
+        reporter
+            .write_records(path, *format)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
     let interrupted = config.interrupt.clone().unwrap_or_default();
     let names: Arc<FolderNames> = Arc::new(FolderNames::new(directory));
     let batch = Batch {
@@ -106,6 +122,7 @@ pub fn run_with_hook(
             names: names.clone(),
             manifest: Some(Arc::new(manifest)),
             interrupted: interrupted.clone(),
+            progress: Some(reporter.clone()),
         },
         reporter: reporter.clone(),
         on_saved,
@@ -126,7 +143,13 @@ pub fn run_with_hook(
             for item in inputs.by_ref() {
                 match item {
                     Ok(job) => match planner.plan(job) {
-                        Planned::Download(job) => {
+                        Planned::Download(mut job) => {
+                            job.queued_at = reader_batch.reporter.elapsed();
+                            reader_batch
+                                .reporter
+                                .live
+                                .queued
+                                .fetch_add(1, Ordering::Relaxed);
                             if sender.send_blocking(job).is_err() {
                                 break;
                             }
@@ -136,6 +159,11 @@ pub fn run_with_hook(
                     Err(invalid) => reader_batch.reporter.invalid(&invalid),
                 }
             }
+            reader_batch
+                .reporter
+                .live
+                .input_done
+                .store(true, Ordering::Relaxed);
             inputs.duplicates()
         })?;
     let finished = Arc::new(AtomicBool::new(false));
@@ -147,9 +175,15 @@ pub fn run_with_hook(
             watch_for_interrupt(&queue, &batch, &finished, grace, strategy, jobs, json)
         })
     });
+    let ticker = Ticker::start(reporter.clone(), config.progress, config.heartbeat);
     let strategy = config.strategy.build(jobs, config.worker_program.clone());
     let result = strategy.run(queue, &batch);
     finished.store(true, Ordering::Relaxed);
+    // The view ends with the batch: no thread outlives it, and the bar is cleared
+    // before the summary.
+    if let Some(ticker) = ticker {
+        ticker.stop();
+    }
     let duplicates = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
@@ -166,6 +200,9 @@ pub fn run_with_hook(
         jobs,
         config.json_summary,
     );
+    reporter
+        .finish_records(&summary.to_json(config.strategy.name(), jobs))
+        .context("cannot finish the report")?;
     Ok(summary)
 }
 
@@ -277,6 +314,9 @@ impl Planner {
                         }),
                         elapsed: Duration::ZERO,
                         attempts: 0,
+                        first_byte: None,
+                        worker: "input".to_string(),
+                        started_at: Duration::ZERO,
                     }),
                     // Changed on disk since: keep it, download the URL afresh.
                     false => Planned::Download(job),

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, and their conversion into the plain config
 //! structs the library runs on. Nothing below this module sees clap.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use crate::compare::{self, CompareConfig, UrlList};
 use crate::demo::{self, DemoConfig, GallerySpec};
 use crate::filter::{self, Filter, FilterConfig, samples::SamplesConfig};
 use crate::input::Inputs;
+use crate::report::live::ProgressMode;
+use crate::report::records::ReportFormat;
 use crate::report::{INTERRUPTED_EXIT_CODE, Verbosity};
 use crate::strategy::{self, StrategyKind};
 
@@ -203,6 +206,22 @@ pub struct GetArgs {
     /// After Ctrl-C, how long downloads in flight may take to finish.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
     pub grace: f64,
+    /// Live progress: a bar (default on a terminal), heartbeat lines (default
+    /// otherwise), or none.
+    #[arg(long, value_enum)]
+    pub progress: Option<ProgressMode>,
+    /// Seconds between heartbeat lines.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub heartbeat: f64,
+    /// Write one record per URL to FILE (format from its extension, or --report-format).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The report's format, when its extension does not say.
+    #[arg(long, value_enum, requires = "report")]
+    pub report_format: Option<ReportFormat>,
+    /// More log lines on stderr: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Filter each saved JPEG and PNG as it arrives (see `grab filter`), on a pool
     /// of one thread per CPU beside the downloads.
     #[arg(
@@ -348,7 +367,31 @@ impl GetArgs {
         config.resume = self.resume;
         config.force = self.force;
         config.grace = Duration::from_secs_f64(self.grace);
+        config.heartbeat = Duration::from_secs_f64(self.heartbeat);
+        config.progress = match (self.quiet, self.progress) {
+            (true, _) => ProgressMode::None,
+            (false, Some(mode)) => mode,
+            // A bar would fight with log lines and cannot be drawn off a terminal.
+            (false, None) if std::io::stderr().is_terminal() && self.verbose == 0 => {
+                ProgressMode::Bar
+            }
+            (false, None) => ProgressMode::Lines,
+        };
         config
+    }
+
+    /// The report file and its format; an error when neither says which format.
+    pub fn report(&self) -> Result<Option<(PathBuf, ReportFormat)>, String> {
+        let Some(path) = &self.report else {
+            return Ok(None);
+        };
+        match self.report_format.or_else(|| ReportFormat::from_path(path)) {
+            Some(format) => Ok(Some((path.clone(), format))),
+            None => Err(format!(
+                "cannot tell the format of {} from its extension: give --report-format json|ndjson|csv",
+                path.display()
+            )),
+        }
     }
 
     /// The filter pool of `--filter`, when asked for.
@@ -394,6 +437,10 @@ pub fn execute(cli: Cli) -> ExitCode {
             }
             let mut config = arguments.config();
             config.interrupt = interrupt_flag();
+            config.report = match arguments.report() {
+                Ok(report) => report,
+                Err(message) => return usage_error(message),
+            };
             let result = match arguments.filter_config() {
                 None => batch::run(&config, inputs).map(|summary| summary.exit_code()),
                 Some(filters) => filter::while_downloading::run(&config, inputs, &filters)
@@ -585,6 +632,8 @@ fn demo(arguments: DemoArgs) -> ExitCode {
 pub fn default_log_filter(cli: &Cli) -> &'static str {
     match &cli.command {
         Command::Serve(arguments) if !arguments.quiet => "warn,grab::server=info",
+        Command::Get(arguments) if arguments.verbose == 1 => "warn,grab=debug",
+        Command::Get(arguments) if arguments.verbose >= 2 => "warn,grab=trace",
         _ => "warn",
     }
 }

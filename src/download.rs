@@ -173,6 +173,25 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Requests made, retries included.
     pub attempts: u32,
+    /// From the job's start to the last attempt's response head.
+    pub first_byte: Option<Duration>,
+    /// Who ran it (`thread-3`, `process-2`, `task-17`), set by the strategy.
+    #[serde(default)]
+    pub worker: String,
+    /// When the strategy took the job, from the batch's start; set by the strategy.
+    #[serde(default)]
+    pub started_at: Duration,
+}
+
+/// Hears about transfers as they run, for the live progress view. In a worker
+/// process it forwards to the parent over the pipe.
+pub trait ProgressSink: Send + Sync {
+    /// A transfer began receiving its body; returns its id.
+    fn started(&self, label: &str, total: Option<u64>) -> u64;
+    /// `bytes` more arrived.
+    fn advanced(&self, id: u64, bytes: u64);
+    /// The transfer is over (finished or not).
+    fn ended(&self, id: u64);
 }
 
 /// What a download needs besides its job.
@@ -184,6 +203,7 @@ pub struct Context {
     pub manifest: Option<Arc<Manifest>>,
     /// Set on Ctrl-C: no further attempts are started.
     pub interrupted: Arc<AtomicBool>,
+    pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
 impl Context {
@@ -193,6 +213,7 @@ impl Context {
             names,
             manifest: None,
             interrupted: Arc::new(AtomicBool::new(false)),
+            progress: None,
         }
     }
 }
@@ -267,6 +288,8 @@ pub struct Transfer<'a> {
     head: Head,
     /// Whether the first bytes were checked against `--accept`.
     sniffed: bool,
+    /// This transfer's id with the progress sink, once the body started.
+    progress: Option<u64>,
 }
 
 impl<'a> Transfer<'a> {
@@ -281,6 +304,7 @@ impl<'a> Transfer<'a> {
             hasher: Sha256::new(),
             head: Head::default(),
             sniffed: false,
+            progress: None,
         }
     }
 
@@ -407,6 +431,14 @@ impl<'a> Transfer<'a> {
                 .append(&entry)
                 .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error))?;
         }
+        if let Some(sink) = &self.context.progress {
+            let id = sink.started(&name, self.expected);
+            if let Some(offset) = resumed_from {
+                sink.advanced(id, offset);
+            }
+            self.progress = Some(id);
+        }
+        tracing::debug!(url = %self.job.url, name, status = head.status, length = ?self.expected, "response");
         self.part = Some(part);
         self.head = head;
         Ok(())
@@ -427,6 +459,9 @@ impl<'a> Transfer<'a> {
             });
         }
         self.hasher.update(bytes);
+        if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
+            sink.advanced(id, bytes.len() as u64);
+        }
         if let Some(limit) = limit
             && part.written() > limit
         {
@@ -530,6 +565,9 @@ impl<'a> Transfer<'a> {
 
 impl Drop for Transfer<'_> {
     fn drop(&mut self) {
+        if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
+            sink.ended(id);
+        }
         // The part file removes itself; the name goes back for other jobs.
         self.part.take();
         if let Some(name) = self.name.take() {
@@ -583,6 +621,7 @@ struct Attempts<'a> {
     context: &'a Context,
     started: Instant,
     made: u32,
+    first_byte: Option<Duration>,
 }
 
 impl<'a> Attempts<'a> {
@@ -592,6 +631,7 @@ impl<'a> Attempts<'a> {
             context,
             started: Instant::now(),
             made: 0,
+            first_byte: None,
         }
     }
 
@@ -612,14 +652,31 @@ impl<'a> Attempts<'a> {
             && !self.context.interrupted.load(Ordering::Relaxed)
             && let Some(wait) = retry_delay(&self.context.settings, self.made, error)
         {
+            tracing::debug!(url = %self.job.url, attempt = self.made, %error, wait_ms = wait.as_millis() as u64, "retrying");
             return Err(wait);
+        }
+        match &result {
+            Ok(saved) => {
+                tracing::debug!(url = %self.job.url, name = saved.name, bytes = saved.bytes, attempts = self.made, "saved")
+            }
+            Err(error) => {
+                tracing::debug!(url = %self.job.url, %error, attempts = self.made, "failed")
+            }
         }
         Ok(Outcome {
             job: self.job.clone(),
             result,
             elapsed: self.started.elapsed(),
             attempts: self.made,
+            first_byte: self.first_byte,
+            worker: String::new(),
+            started_at: Duration::ZERO,
         })
+    }
+
+    /// Notes when a response head arrived.
+    fn head_arrived(&mut self) {
+        self.first_byte = Some(self.started.elapsed());
     }
 }
 
@@ -675,6 +732,7 @@ fn attempt_blocking(
     job: &Job,
     context: &Context,
     resume: Option<&Resume>,
+    attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
     use ureq::ResponseExt;
     let settings = &context.settings;
@@ -686,6 +744,7 @@ fn attempt_blocking(
     let response = request
         .call()
         .map_err(|error| from_ureq(&error, settings))?;
+    attempts.head_arrived();
     let final_url = Some(response.get_uri().to_string());
     let head = Head::read(response.status().as_u16(), final_url, |name| {
         response
@@ -713,7 +772,8 @@ pub fn fetch_blocking(agent: &ureq::Agent, job: &Job, context: &Context) -> Outc
     let mut attempts = Attempts::new(job, context);
     loop {
         let resume = attempts.next_resume();
-        match attempts.after(attempt_blocking(agent, job, context, resume)) {
+        let result = attempt_blocking(agent, job, context, resume, &mut attempts);
+        match attempts.after(result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),
         }
@@ -767,6 +827,7 @@ async fn attempt_async(
     job: &Job,
     context: &Context,
     resume: Option<&Resume>,
+    attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
     let settings = &context.settings;
     let mut transfer = Transfer::new(job, context, resume);
@@ -778,6 +839,7 @@ async fn attempt_async(
         .send()
         .await
         .map_err(|error| from_reqwest(&error, settings))?;
+    attempts.head_arrived();
     let final_url = Some(response.url().to_string());
     let headers = response.headers();
     let head = Head::read(response.status().as_u16(), final_url, |name| {
@@ -804,7 +866,8 @@ pub async fn fetch_async(client: &reqwest::Client, job: &Job, context: &Context)
     let mut attempts = Attempts::new(job, context);
     loop {
         let resume = attempts.next_resume();
-        match attempts.after(attempt_async(client, job, context, resume).await) {
+        let result = attempt_async(client, job, context, resume, &mut attempts).await;
+        match attempts.after(result) {
             Ok(outcome) => return outcome,
             Err(wait) => tokio::time::sleep(wait).await,
         }

@@ -43,6 +43,9 @@ pub struct Job {
     /// Set by the batch when an earlier run left this URL's file or part file.
     #[serde(default)]
     pub plan: Option<Plan>,
+    /// When the batch queued it, from the batch's start.
+    #[serde(default)]
+    pub queued_at: std::time::Duration,
 }
 
 /// What the batch decided from the manifest for a URL seen before.
@@ -252,6 +255,7 @@ impl Iterator for Inputs {
                         name,
                         origin,
                         plan: None,
+                        queued_at: std::time::Duration::ZERO,
                     }));
                 }
                 Err(message) => return Some(Err(InvalidLine { origin, message })),

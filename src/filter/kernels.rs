@@ -368,9 +368,14 @@ dispatch_simd! {
 /// Copies the last channel of every `N`-channel pixel of `source` into `target`.
 #[inline(always)]
 fn restore_last_channel<const N: usize>(target: &mut [u8], source: &[u8]) {
+    // As a masked blend of whole pixels, which vectorises; a strided store of
+    // single bytes does not.
+    let last: [u8; N] = std::array::from_fn(|index| if index == N - 1 { 0xFF } else { 0 });
     let pixels = target.as_chunks_mut::<N>().0.iter_mut();
     for (pixel, original) in pixels.zip(source.as_chunks::<N>().0) {
-        pixel[N - 1] = original[N - 1];
+        for ((value, original), mask) in pixel.iter_mut().zip(original).zip(last) {
+            *value = (*value & !mask) | (original & mask);
+        }
     }
 }
 

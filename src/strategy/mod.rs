@@ -52,6 +52,23 @@ impl Batch {
         }
     }
 
+    /// Records an outcome with who ran it and when the job was taken.
+    pub fn record_as(
+        &self,
+        mut outcome: crate::download::Outcome,
+        worker: &str,
+        started_at: std::time::Duration,
+    ) {
+        outcome.worker = worker.to_string();
+        outcome.started_at = started_at;
+        self.record(&outcome);
+    }
+
+    /// Time since the batch started.
+    pub fn clock(&self) -> std::time::Duration {
+        self.reporter.elapsed()
+    }
+
     fn interrupted(&self) -> bool {
         self.context.interrupted.load(Ordering::Relaxed)
     }

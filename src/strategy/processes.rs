@@ -18,7 +18,9 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, JobQueue, Strategy};
-use crate::download::{Context, DownloadError, Outcome, Settings, blocking_agent, fetch_blocking};
+use crate::download::{
+    Context, DownloadError, Outcome, ProgressSink, Settings, blocking_agent, fetch_blocking,
+};
 use crate::input::Job;
 use crate::manifest::Manifest;
 use crate::naming::{NameRegistry, PART_SUFFIX};
@@ -41,7 +43,17 @@ enum ToWorker {
 enum FromWorker {
     Reserve { desired: String },
     Release { name: String },
+    Progress { event: ProgressEvent },
     Outcome { outcome: Box<Outcome> },
+}
+
+/// A worker's transfer, for the parent's live view.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum ProgressEvent {
+    Started { label: String, total: Option<u64> },
+    Advanced { bytes: u64 },
+    Ended,
 }
 
 pub struct Processes {
@@ -112,6 +124,7 @@ impl Supervisor<'_> {
         while let Some(job) = self.batch.next_blocking(&queue) {
             let _host = self.batch.enter_host_blocking(&job);
             let started = Instant::now();
+            let started_at = self.batch.clock();
             let mut outcome = match self.attempt(&job) {
                 Some(outcome) => outcome,
                 // A worker crash is not the URL's fault: one more try, in a new worker.
@@ -125,12 +138,16 @@ impl Supervisor<'_> {
                         result: Err(DownloadError::WorkerDied),
                         elapsed: Default::default(),
                         attempts: 2,
+                        first_byte: None,
+                        worker: String::new(),
+                        started_at: Default::default(),
                     })
                 }
             };
             // The job's time includes any attempt lost with a dead worker.
             outcome.elapsed = started.elapsed();
-            self.batch.record(&outcome);
+            self.batch
+                .record_as(outcome, &format!("process-{}", self.index), started_at);
         }
         if let Some(mut worker) = self.worker.take() {
             // Closing its stdin tells the worker to exit.
@@ -176,12 +193,17 @@ impl Supervisor<'_> {
                         result: Err(DownloadError::Network(format!("{error:#}"))),
                         elapsed: Default::default(),
                         attempts: 0,
+                        first_byte: None,
+                        worker: String::new(),
+                        started_at: Default::default(),
                     });
                 }
             },
         };
         let mut worker = worker;
         let mut held_names: Vec<String> = Vec::new();
+        // The worker's transfer in the parent's live view.
+        let mut transfer: Option<u64> = None;
         let names = &self.batch.context.names;
         let mut line = String::new();
         let mut conversation = || -> io::Result<Option<Outcome>> {
@@ -205,11 +227,35 @@ impl Supervisor<'_> {
                         held_names.retain(|held| *held != name);
                         names.release(&name);
                     }
+                    Some(FromWorker::Progress { event }) => {
+                        let sink = &self.batch.reporter;
+                        match event {
+                            ProgressEvent::Started { label, total } => {
+                                if let Some(id) = transfer.replace(sink.started(&label, total)) {
+                                    sink.ended(id);
+                                }
+                            }
+                            ProgressEvent::Advanced { bytes } => {
+                                if let Some(id) = transfer {
+                                    sink.advanced(id, bytes);
+                                }
+                            }
+                            ProgressEvent::Ended => {
+                                if let Some(id) = transfer.take() {
+                                    sink.ended(id);
+                                }
+                            }
+                        }
+                    }
                     Some(FromWorker::Outcome { outcome }) => return Ok(Some(*outcome)),
                 }
             }
         };
-        match conversation() {
+        let result = conversation();
+        if let Some(id) = transfer {
+            self.batch.reporter.ended(id);
+        }
+        match result {
             Ok(Some(outcome)) => {
                 self.worker = Some(worker);
                 Some(outcome)
@@ -282,6 +328,64 @@ impl Pipe {
     }
 }
 
+/// Progress, as a worker reports it: to the parent, at most every 100 ms while a
+/// body streams, so the pipe carries a few messages per second, not one per chunk.
+struct ParentProgress {
+    pipe: Arc<Pipe>,
+    pending: Mutex<(u64, Instant)>,
+}
+
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl ParentProgress {
+    fn flush(&self, pending: &mut (u64, Instant)) {
+        if pending.0 > 0 {
+            let _ = self.pipe.send(&FromWorker::Progress {
+                event: ProgressEvent::Advanced { bytes: pending.0 },
+            });
+        }
+        *pending = (0, Instant::now());
+    }
+}
+
+impl crate::download::ProgressSink for ParentProgress {
+    fn started(&self, label: &str, total: Option<u64>) -> u64 {
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = (0, Instant::now());
+        let _ = self.pipe.send(&FromWorker::Progress {
+            event: ProgressEvent::Started {
+                label: label.to_string(),
+                total,
+            },
+        });
+        0
+    }
+
+    fn advanced(&self, _id: u64, bytes: u64) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        pending.0 += bytes;
+        if pending.1.elapsed() >= PROGRESS_EVERY {
+            self.flush(&mut pending);
+        }
+    }
+
+    fn ended(&self, _id: u64) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        self.flush(&mut pending);
+        let _ = self.pipe.send(&FromWorker::Progress {
+            event: ProgressEvent::Ended,
+        });
+    }
+}
+
 /// Names, as a worker sees them: every reservation is the parent's decision.
 struct ParentNames(Arc<Pipe>);
 
@@ -325,6 +429,12 @@ pub fn worker_main(settings_json: &str) -> anyhow::Result<()> {
     let mut context = Context::new(settings, Arc::new(ParentNames(pipe.clone())));
     // Each worker appends its own entries; whole lines on an O_APPEND file never mix.
     context.manifest = Some(Arc::new(manifest));
+    context.progress = Some(Arc::new(ParentProgress {
+        pipe: pipe.clone(),
+        pending: Mutex::new((0, Instant::now())),
+    }));
+    let index = std::env::var("GRAB_WORKER_INDEX").unwrap_or_default();
+    let _span = tracing::debug_span!("worker", name = %format!("process-{index}")).entered();
     while let Some(message) = pipe.receive()? {
         match message {
             ToWorker::Job { job } => {

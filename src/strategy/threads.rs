@@ -16,12 +16,19 @@ impl Strategy for Threads {
         thread::scope(|scope| -> anyhow::Result<()> {
             for index in 1..=self.jobs {
                 let (agent, queue) = (&agent, queue.clone());
+                let worker = format!("thread-{index}");
                 thread::Builder::new()
-                    .name(format!("thread-{index}"))
+                    .name(worker.clone())
                     .spawn_scoped(scope, move || {
+                        let _span = tracing::debug_span!("worker", name = %worker).entered();
                         while let Some(job) = batch.next_blocking(&queue) {
+                            let started_at = batch.clock();
                             let _host = batch.enter_host_blocking(&job);
-                            batch.record(&fetch_blocking(agent, &job, &batch.context));
+                            batch.record_as(
+                                fetch_blocking(agent, &job, &batch.context),
+                                &worker,
+                                started_at,
+                            );
                         }
                     })?;
             }

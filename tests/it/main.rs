@@ -5,5 +5,6 @@ mod compare;
 mod faults;
 mod filter;
 mod get;
+mod progress;
 mod serve;
 mod support;

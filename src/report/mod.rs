@@ -1,16 +1,20 @@
 //! What the user reads: one line on stderr as each file finishes, the tally every
-//! worker updates, and the summary at the end. Every strategy reports through the
+//! worker updates, the live view ([`live`]), the `--report` file ([`records`]), and
+//! the summary at the end. Every strategy reports through the
 //! one [`Reporter`] of its batch, so the lines and the counts are the same whatever
 //! ran the downloads. Each line is written whole under the stderr lock, so lines
 //! from concurrent workers never tear.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+pub mod live;
+pub mod records;
 
 use crate::download::Outcome;
 use crate::input::InvalidLine;
@@ -59,7 +63,19 @@ pub struct Reporter {
     started: Instant,
     /// Downloads finished, saved or failed: read without the lock by progress views.
     finished: AtomicU64,
+    /// Of those, the failed ones.
+    failed: AtomicU64,
     tally: Mutex<Tally>,
+    pub live: live::Live,
+    /// The bar, while one is drawn: lines are printed above it, never through it.
+    display: Mutex<Option<indicatif::MultiProgress>>,
+    records: Mutex<Option<records::RecordWriter>>,
+    color: bool,
+}
+
+/// Whether stderr gets colours: only on a terminal, and never with `NO_COLOR` set.
+pub fn stderr_colors() -> bool {
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// The counts of a finished batch.
@@ -245,7 +261,39 @@ impl Reporter {
             verbosity,
             started: Instant::now(),
             finished: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
+            live: live::Live::default(),
+            display: Mutex::new(None),
+            records: Mutex::new(None),
+            color: stderr_colors(),
+        }
+    }
+
+    /// Writes a record of every outcome to `path` from now on.
+    pub fn write_records(
+        &self,
+        path: &std::path::Path,
+        format: records::ReportFormat,
+    ) -> io::Result<()> {
+        let writer = records::RecordWriter::create(path, format)?;
+        *self
+            .records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(writer);
+        Ok(())
+    }
+
+    /// Closes the report file, if any, with the summary.
+    pub fn finish_records(&self, summary: &serde_json::Value) -> io::Result<()> {
+        match self
+            .records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take()
+        {
+            Some(writer) => writer.finish(summary),
+            None => Ok(()),
         }
     }
 
@@ -254,10 +302,58 @@ impl Reporter {
         self.finished.load(Ordering::Relaxed)
     }
 
+    /// (finished, failed) so far, without the lock.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.finished.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Time since the batch started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn attach(&self, display: indicatif::MultiProgress) {
+        *self
+            .display
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(display);
+    }
+
+    fn detach(&self) {
+        self.display
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+    }
+
     fn print(&self, line: &str) {
-        // One write of the whole line under the lock: concurrent lines never tear.
-        let mut stderr = io::stderr().lock();
-        let _ = stderr.write_all(line.as_bytes());
+        let display = self
+            .display
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        let write = || {
+            // One write of the whole line under the lock: concurrent lines never tear.
+            let mut stderr = io::stderr().lock();
+            let _ = stderr.write_all(line.as_bytes());
+        };
+        match display {
+            // The bar steps aside for the line and is redrawn under it.
+            Some(display) => display.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// `text` in a colour, when colours are on.
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     /// Records a finished download and prints its line.
@@ -295,16 +391,33 @@ impl Reporter {
                 tally.latencies.push(outcome.elapsed);
             }
         }
+        if outcome.result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
         self.finished.fetch_add(1, Ordering::Relaxed);
+        if let Some(writer) = self
+            .records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .as_mut()
+            && let Err(error) = writer.write(&records::Record::of(outcome))
+        {
+            tracing::warn!("cannot write the report: {error}");
+        }
         let seconds = outcome.elapsed.as_secs_f64();
         match (&outcome.result, self.verbosity) {
             (_, Verbosity::Silent) | (Ok(_), Verbosity::Quiet) => {}
             (Ok(saved), Verbosity::Normal) if saved.skipped => {
-                self.print(&format!("skipped {}  already complete\n", saved.name));
+                self.print(&format!(
+                    "{} {}  already complete\n",
+                    self.paint("skipped", "2"),
+                    saved.name
+                ));
             }
             (Ok(saved), Verbosity::Normal) => {
                 self.print(&format!(
-                    "saved  {}  {}  {seconds:.3} s{}\n",
+                    "{}  {}  {}  {seconds:.3} s{}\n",
+                    self.paint("saved", "32"),
                     saved.name,
                     human_bytes(saved.bytes),
                     attempts_note(outcome.attempts)
@@ -312,7 +425,8 @@ impl Reporter {
             }
             (Err(error), _) => {
                 self.print(&format!(
-                    "failed {} ({}): {error}  {seconds:.3} s{}\n",
+                    "{} {} ({}): {error}  {seconds:.3} s{}\n",
+                    self.paint("failed", "31"),
                     outcome.job.url,
                     outcome.job.origin,
                     attempts_note(outcome.attempts)
