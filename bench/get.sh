@@ -7,7 +7,8 @@
 #   defaults:     1000    20000        50         64     5
 #
 # Prints each tool's median wall time, its ratio to the latency floor
-# (COUNT / JOBS x DELAY) and to curl's.
+# (COUNT / JOBS x DELAY) and to curl's. Files go to tmpfs (/dev/shm) so the disk's
+# metadata speed does not blur the comparison (BENCH_OUTPUT_ROOT=DIR to change).
 set -euo pipefail
 count=${1:-1000}; size=${2:-20000}; delay=${3:-50}; jobs=${4:-64}; rounds=${5:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,10 @@ cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 grab="$here/target/release/grab"
 python_baselines="$here/../shared/baselines/python"
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+output_root=${BENCH_OUTPUT_ROOT:-/dev/shm}
+[ -d "$output_root" ] || output_root=$work
+output=$(mktemp -d -p "$output_root")
+trap 'kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
 
 "$grab" serve --port 0 >"$work/serve.log" 2>&1 &
 server=$!
@@ -42,7 +46,7 @@ fi
 declare -A times
 for round in $(seq "$rounds"); do
   for name in "${order[@]}"; do
-    out="$work/out"; rm -rf "$out"; mkdir -p "$out"
+    out="$output/out"; rm -rf "$out"; mkdir -p "$out"
     command=${commands[$name]//OUT/\"$out\"}
     start=$EPOCHREALTIME
     eval "$command" >/dev/null 2>&1 || echo "warning: $name exited non-zero in round $round" >&2

@@ -16,13 +16,19 @@
 //! - [`manifest`]: `.grab-manifest.jsonl`, the record of finished and started
 //!   downloads that lets re-runs skip and `--continue` resume.
 //! - [`download`]: one download, shared by all strategies: [`download::Transfer`]
-//!   plus the blocking (ureq) and async (reqwest) drivers, and the error reasons.
+//!   (status, limits, naming, part file, manifest), the retry decision, the
+//!   blocking (ureq) and async (reqwest) drivers, and the error reasons.
 //! - [`strategy`]: the [`strategy::Strategy`] trait and one module per strategy:
 //!   `sequential`, `threads`, `processes` (with the hidden worker), `async`.
-//! - [`report`]: per-file lines, the shared tally, the summary and exit code.
-//! - [`server`]: `grab serve`, the local gallery of generated images and files
-//!   ([`server::gallery`] draws them).
-//! - [`demo`]: `grab demo`, every strategy on the local gallery.
+//! - [`report`]: per-file lines, the shared tally, the summary and exit code;
+//!   [`report::live`] the progress bar and heartbeat, [`report::records`] the
+//!   `--report` file.
+//! - [`compare`]: `grab compare`, every strategy (and peers) measured from outside.
+//! - [`server`]: `grab serve`: the asynchronous demo endpoints
+//!   ([`server::operations`]), the gallery of generated images and files
+//!   ([`server::gallery`] draws them), timing middleware, limits and shutdown.
+//! - [`demo`]: the gallery served in-process, for `grab compare` without URLs and
+//!   `grab demo` (that comparison, explained).
 //! - [`filter`]: `grab filter` and `grab samples`: Pillow-exact image filters
 //!   ([`filter::kernels`]) on a batch, sequentially, on threads or in worker
 //!   processes; also run by `grab get --filter` as files arrive.
