@@ -41,6 +41,9 @@ struct State {
     seen: Mutex<Vec<Seen>>,
     /// The version of `/changing/...` files; bumping it changes their bytes and ETag.
     version: AtomicU32,
+    /// `/busy/...` requests being answered now, and the most seen at once.
+    busy_now: AtomicU32,
+    busy_most: AtomicU32,
 }
 
 pub struct FaultServer {
@@ -95,6 +98,11 @@ impl FaultServer {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The most `/busy/...` requests the server answered at once.
+    pub fn most_at_once(&self) -> u32 {
+        self.state.busy_most.load(Ordering::Relaxed)
     }
 
     pub fn change_files(&self) {
@@ -216,6 +224,14 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 &[("content-length", SIZE.to_string())],
                 &body[..SIZE - 1000],
             )
+        }
+        // Counts how many are answered at once, holding each for a moment.
+        ["busy", id] => {
+            let now = state.busy_now.fetch_add(1, Ordering::SeqCst) + 1;
+            state.busy_most.fetch_max(now, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(150));
+            state.busy_now.fetch_sub(1, Ordering::SeqCst);
+            ok_body(&mut stream, id, octets)
         }
         ["loop", name] => {
             let next = if *name == "a" { "/loop/b" } else { "/loop/a" };
@@ -353,6 +369,14 @@ fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output
         "--retry-wait",
         "0.05",
     ];
+    arguments.extend_from_slice(more);
+    grab(&arguments, None)
+}
+
+/// Like [`get`], with `-j` chosen by the caller.
+fn get_with_jobs(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output {
+    let output = scratch.output_arg();
+    let mut arguments = vec!["get", "-s", strategy, "-o", &output];
     arguments.extend_from_slice(more);
     grab(&arguments, None)
 }
@@ -716,6 +740,23 @@ fn ctrl_c_after_grace_leaves_parts_to_continue(strategy: &str) {
     assert_clean(&scratch);
 }
 
+fn per_host_caps_connections_to_one_host(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls: Vec<String> = (1..=8)
+        .map(|number| server.url(&format!("/busy/b{number}")))
+        .collect();
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.extend(["-j", "8", "--per-host", "2"]);
+    let output = get_with_jobs(strategy, &scratch, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()).len(), 8);
+    let most = server.most_at_once();
+    // Sequential never has two; the others reach the cap and never pass it.
+    let expected = if strategy == "sequential" { 1 } else { 2 };
+    assert_eq!(most, expected, "{strategy}: {most} at once");
+}
+
 macro_rules! for_each_strategy {
     ($($strategy:ident => $name:literal),* $(,)?) => {$(
         mod $strategy {
@@ -737,6 +778,8 @@ macro_rules! for_each_strategy {
             fn ignored_range_restarts_cleanly() { super::ignored_range_restarts_cleanly($name) }
             #[test]
             fn rerun_skips_complete_files_and_force_downloads_again() { super::rerun_skips_complete_files_and_force_downloads_again($name) }
+            #[test]
+            fn per_host_caps_connections_to_one_host() { super::per_host_caps_connections_to_one_host($name) }
             #[test]
             fn ctrl_c_lets_downloads_in_flight_finish() { super::ctrl_c_lets_downloads_in_flight_finish($name) }
             #[test]
