@@ -104,7 +104,7 @@ fn resident_bytes(pid: u32) -> u64 {
 }
 
 /// Children of every thread of a process (each thread lists the ones it started).
-fn children(pid: u32) -> Vec<u32> {
+pub fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

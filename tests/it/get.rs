@@ -257,22 +257,6 @@ fn connection_refused_is_reported_with_its_url() {
     }
 }
 
-/// Children of a process, from /proc (listed per thread: each supervisor thread
-/// starts its own worker).
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|pid| pid.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
 #[test]
 fn processes_survive_a_worker_killed_mid_job() {
     let server = start_gallery();
@@ -301,7 +285,7 @@ fn processes_survive_a_worker_killed_mid_job() {
     // Wait until both workers run, give them time to be mid-request, then kill one.
     let deadline = Instant::now() + Duration::from_secs(20);
     let workers = loop {
-        let workers = children_of(child.id());
+        let workers = grab::compare::measure::children(child.id());
         if workers.len() == 2 || Instant::now() > deadline {
             break workers;
         }
