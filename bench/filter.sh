@@ -29,6 +29,7 @@ else
   grab="$here/target/release/grab"
 fi
 pillow_pool="$here/../shared/baselines/python/filters_pillow.py"
+source "$here/bench/common.sh"
 work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work"' EXIT
@@ -61,7 +62,6 @@ for round in $(seq 0 "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A medians
 for name in "${order[@]}"; do medians[$name]=$(echo "${times[$name]}" | median); done
 ratio() { echo "${medians[$1]} / ${medians[$2]}" | bc -l; }
@@ -84,10 +84,7 @@ done
 
 # Download and filter, apart and together. The server adds DELAY_MS to each
 # image so that downloading takes about as long as filtering.
-"$grab" serve --port 0 --quiet >"$work/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.log" 2>/dev/null && break; sleep 0.05; done
-base=$(sed -n 's/^serving on \(http[^ ]*\).*/\1/p' "$work/serve.log")
+start_grab_serve "$work/serve.log" --quiet
 curl -sf "$base/images/index.txt?count=$count&w=1600&h=1200&delay_ms=$delay" >"$work/urls.txt"
 # Warm the server's image cache, so no round pays for drawing the pictures.
 "$grab" get -q -j 4 -i "$work/urls.txt" -o "$work/warm" >/dev/null 2>&1

@@ -15,16 +15,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 grab="$here/target/release/grab"
 python_baselines="$here/../shared/baselines/python"
+source "$here/bench/common.sh"
 work=$(mktemp -d)
-output_root=${BENCH_OUTPUT_ROOT:-/dev/shm}
-[ -d "$output_root" ] || output_root=$work
-output=$(mktemp -d -p "$output_root")
-trap 'kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
+output=$(output_folder "$work")
+server=
+trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
 
-"$grab" serve --port 0 >"$work/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.log" 2>/dev/null && break; sleep 0.05; done
-base=$(sed -n 's/^serving on \(http[^ ]*\).*/\1/p' "$work/serve.log")
+start_grab_serve "$work/serve.log"
 curl -sf "$base/files/index.txt?count=$count&size=$size&delay_ms=$delay" >"$work/urls.txt"
 sed 's/.*/url = "&"/' "$work/urls.txt" >"$work/curl.config"
 
@@ -59,7 +56,6 @@ done
 
 waves=$(( (count + jobs - 1) / jobs ))  # whole waves of JOBS requests
 floor=$(echo "$waves * $delay / 1000" | bc -l)
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 curl_median=$(echo "${times[curl -Z]}" | median)
 printf '%s files of %s bytes, %s ms latency, %s at a time, median of %s rounds; floor %.2f s\n\n' "$count" "$size" "$delay" "$jobs" "$rounds" "$floor"
 printf '%-22s %9s %9s %9s   %s\n' tool median "x floor" "x curl" "all rounds (s)"

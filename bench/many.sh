@@ -13,15 +13,12 @@ count=${1:-100000}; size=${2:-1000}; jobs=${3:-64}; strategies=${4:-async thread
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 grab="$here/target/release/grab"
+source "$here/bench/common.sh"
 work=$(mktemp -d)
-output_root=${BENCH_OUTPUT_ROOT:-/dev/shm}
-[ -d "$output_root" ] || output_root=$work
-output=$(mktemp -d -p "$output_root")
-trap 'kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
-"$grab" serve --quiet --port 0 >"$work/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.log" 2>/dev/null && break; sleep 0.05; done
-base=$(sed -n 's/^serving on \(http[^ ]*\).*/\1/p' "$work/serve.log")
+output=$(output_folder "$work")
+server=
+trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
+start_grab_serve "$work/serve.log" --quiet
 curl -sf "$base/files/index.txt?count=$count&size=$size" >"$work/urls.txt"
 
 tree() {  # a pid and all its descendants
@@ -30,7 +27,7 @@ tree() {  # a pid and all its descendants
   for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do tree "$child"; done
 }
 
-printf '%s URLs of %s bytes, -j %s, saved under %s\n' "$count" "$size" "$jobs" "$output_root"
+printf '%s URLs of %s bytes, -j %s, saved under %s\n' "$count" "$size" "$jobs" "$(dirname "$output")"
 printf 'peak RSS counts pages shared by worker processes once per process; PSS splits them\n\n'
 printf '%-10s %9s %8s %12s %12s %11s %s\n' strategy time files/s "peak RSS" "peak PSS" "peak files" result
 for strategy in $strategies; do

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use percent_encoding::percent_decode_str;
@@ -331,10 +331,6 @@ impl FolderNames {
         }
     }
 
-    pub fn directory(&self) -> &Path {
-        &self.directory
-    }
-
     /// Whether anything, even a dangling symlink, sits at this name or its `.part`.
     fn occupied(&self, name: &str) -> bool {
         let exists = |path: PathBuf| path.symlink_metadata().is_ok();
@@ -378,6 +374,8 @@ impl NameRegistry for FolderNames {
 
 #[cfg(test)]
 mod properties {
+    use std::path::Path;
+
     use proptest::prelude::*;
 
     use super::*;

@@ -297,11 +297,6 @@ impl Reporter {
         }
     }
 
-    /// Downloads finished so far.
-    pub fn finished(&self) -> u64 {
-        self.finished.load(Ordering::Relaxed)
-    }
-
     /// (finished, failed) so far, without the lock.
     pub fn counts(&self) -> (u64, u64) {
         (
