@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use grab::filter::codec;
 use grab::filter::kernels::{self, Pixels};
-use grab::server::gallery::{self, Format};
+use grab::gallery::{self, Format};
 use image::ImageFormat;
 
 const WIDTH: u32 = 1600;

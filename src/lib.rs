@@ -1,48 +1,55 @@
 //! `grab`: download many URLs concurrently, choosing how (one by one, OS threads,
 //! worker processes, or async tasks), with every file named after its URL, written
-//! atomically, timed and counted; plus the local server that makes every demo, test
-//! and benchmark work without the internet.
+//! atomically, timed and counted; filter images Pillow-exactly, also as they
+//! arrive; and the local server that makes every demo, test and benchmark work
+//! without the internet.
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap definitions and their conversion to plain configs; the binary
-//!   (`src/main.rs`) only parses and calls [`cli::execute`].
-//! - [`batch`]: one `grab get` run: input reader thread, bounded job queue,
-//!   strategy, summary.
-//! - [`input`]: the URL stream from arguments, files and stdin; line parsing,
-//!   origins (`file:line`) for messages, duplicate fingerprints.
-//! - [`naming`]: URL to file name, sanitising, and the batch's name registry.
-//! - [`output`]: the `.part` file that becomes the final name only when complete.
-//! - [`manifest`]: `.grab-manifest.jsonl`, the record of finished and started
-//!   downloads that lets re-runs skip and `--continue` resume.
-//! - [`download`]: one download, shared by all strategies: [`download::Transfer`]
-//!   (status, limits, naming, part file, manifest), the retry decision, the
-//!   blocking (ureq) and async (reqwest) drivers, and the error reasons.
-//! - [`strategy`]: the [`strategy::Strategy`] trait and one module per strategy:
-//!   `sequential`, `threads`, `processes` (with the hidden worker), `async`.
-//! - [`report`]: per-file lines, the shared tally, the summary and exit code;
-//!   [`report::live`] the progress bar and heartbeat, [`report::records`] the
-//!   `--report` file.
-//! - [`compare`]: `grab compare`, every strategy (and peers) measured from outside.
-//! - [`server`]: `grab serve`: the asynchronous demo endpoints
-//!   ([`server::operations`]), the gallery of generated images and files
-//!   ([`server::gallery`] draws them), timing middleware, limits and shutdown.
-//! - [`demo`]: the gallery served in-process, for `grab compare` without URLs and
-//!   `grab demo` (that comparison, explained).
-//! - [`filter`]: `grab filter` and `grab samples`: Pillow-exact image filters
-//!   ([`filter::kernels`]) on a batch, sequentially, on threads or in worker
-//!   processes; also run by `grab get --filter` as files arrive.
+//! - [`engine`]: jobs in, outcomes out, knowing nothing of HTTP or pixels: the
+//!   [`engine::Task`] trait, the bounded [`engine::Queue`] with its
+//!   [`engine::Interrupt`], the blocking worker loop ([`engine::threads`]:
+//!   `sequential` and `threads`), the one worker-process supervisor and line
+//!   protocol ([`engine::processes`]), the async driver
+//!   ([`engine::asynchronous`]), and a mock task for tests ([`engine::mock`]).
+//!   `get` and `filter` are its clients.
+//! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
+//!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), part files
+//!   ([`get::part`]), one download split by concern ([`get::download`]), the
+//!   download as an engine task ([`get::task`]), and what the user reads
+//!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
+//! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
+//!   codecs, the filter as an engine task, its report.
+//! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
+//!   routes, timing middleware, limits and shutdown.
+//! - [`gallery`]: the deterministic images and files that the server serves,
+//!   `grab samples` writes and the tests decode.
+//! - [`compare`]: `grab compare` (every strategy and peers, measured from outside)
+//!   and `grab demo` (that comparison on a local gallery, explained).
+//! - [`console`]: the one console every line is printed through.
+//! - [`exit`]: the exit statuses every command ends with.
+//! - [`cli`]: clap definitions, their conversion to the configs above, and the
+//!   dispatch; the binary (`src/main.rs`) only sets up logging and calls it.
+//!   Nothing else sees clap.
 
-pub mod batch;
 pub mod cli;
 pub mod compare;
-pub mod demo;
-pub mod download;
+pub mod console;
+pub mod engine;
+pub mod exit;
 pub mod filter;
-pub mod input;
-pub mod manifest;
-pub mod naming;
-pub mod output;
-pub mod report;
+pub mod gallery;
+pub mod get;
 pub mod server;
-pub mod strategy;
+
+/// A library enum the command line offers by name (strategies, formats, modes).
+pub trait Named: Sized + Copy + Send + Sync + 'static {
+    /// Every value, in the order help lists them.
+    const ALL: &'static [Self];
+
+    fn name(self) -> &'static str;
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|value| value.name() == name)
+    }
+}

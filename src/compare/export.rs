@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::{Comparison, Row};
-use crate::report::human_bytes;
+use crate::console::human_bytes;
 
 const HEADINGS: [&str; 11] = [
     "strategy",
@@ -29,7 +29,7 @@ fn milliseconds(seconds: f64) -> String {
 
 /// A row's cells, in the order of [`HEADINGS`].
 fn cells(row: &Row) -> [String; 11] {
-    let latency = |pick: fn(&crate::report::Percentiles) -> f64| {
+    let latency = |pick: fn(&crate::get::report::Percentiles) -> f64| {
         row.latency_seconds
             .as_ref()
             .map_or("-".to_string(), |latency| milliseconds(pick(latency)))

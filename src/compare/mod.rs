@@ -4,6 +4,7 @@
 //! then counted rounds, the tools interleaved round by round so a drifting machine
 //! hurts none of them more than the others. The table reports medians.
 
+pub mod demo;
 pub mod export;
 pub mod measure;
 
@@ -15,14 +16,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::report::Percentiles;
-use crate::strategy::StrategyKind;
+use crate::Named;
+use crate::engine::Strategy;
+use crate::get::report::{Percentiles, Summary};
 
 /// A tool in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Contender {
-    Grab(StrategyKind),
+    Grab(Strategy),
     Curl,
     Wget2,
     Aria2c,
@@ -105,7 +107,7 @@ impl Contender {
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareConfig {
     pub jobs: usize,
-    pub strategies: Vec<StrategyKind>,
+    pub strategies: Vec<Strategy>,
     pub repeat: usize,
     pub warmup: usize,
     pub peers: bool,
@@ -288,14 +290,16 @@ fn describe_run(
     };
     match contender {
         Contender::Grab(_) => {
-            let summary: serde_json::Value =
-                serde_json::from_str(measured.stdout.trim()).unwrap_or_default();
-            run.saved = summary["saved"].as_u64().unwrap_or(0);
-            run.failed = summary["failed"]
-                .as_u64()
-                .unwrap_or(expected.saturating_sub(run.saved));
-            run.bytes = summary["bytes"].as_u64().unwrap_or(0);
-            run.latency_seconds = serde_json::from_value(summary["latency_seconds"].clone()).ok();
+            match serde_json::from_str::<Summary>(measured.stdout.trim()) {
+                Ok(summary) => {
+                    run.saved = summary.saved;
+                    run.failed = summary.failed;
+                    run.bytes = summary.bytes;
+                    run.latency_seconds = Some(summary.latency_seconds);
+                }
+                // No summary: the run died before printing one; nothing was saved.
+                Err(_) => run.failed = expected,
+            }
         }
         peer => {
             let (files, bytes) = count_files(folder);

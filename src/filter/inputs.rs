@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Filter, FilterError, Job, Outcome, has_image_extension, output_name};
-use crate::naming;
+use crate::get::naming;
 
 /// The batch's jobs in order, or, for a path that cannot become one, the failed
 /// outcome to report.

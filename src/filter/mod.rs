@@ -1,27 +1,26 @@
 //! `grab filter`: Pillow's BLUR, SHARPEN, CONTOUR, `convert("L")` and
 //! `ImageEnhance.Contrast` on a batch of JPEG and PNG files, pixel for pixel, on
-//! one of three strategies (`sequential`, `threads`, `processes`). One image is
-//! one job: [`filter_file`] reads, decodes, filters, encodes and writes it, and
-//! every strategy runs exactly that function, so they differ only in how many run
-//! at once and where. The same pool serves `grab get --filter`, which filters each
-//! download as soon as it is saved ([`while_downloading`]).
+//! one of three of the engine's strategies (`sequential`, `threads`,
+//! `processes`). One image is one job: [`filter_file`] reads, decodes, filters,
+//! encodes and writes it, and every strategy runs exactly that function, so they
+//! differ only in how many run at once and where. The same pool serves
+//! `grab get --filter`, which filters each download as soon as it is saved
+//! ([`while_downloading`]).
 //!
 //! - [`kernels`]: the filters on an interleaved 8-bit buffer, exact to Pillow.
 //! - [`codec`]: decoding, with the pixel limit checked first, EXIF orientation,
 //!   16-bit and alpha; encoding in the input's format; the atomic write.
 //! - [`inputs`]: paths and folders to jobs with their output names.
-//! - [`pool`]: the strategies behind one bounded job queue; [`processes`] is the
-//!   worker-process side of it.
+//! - [`task`]: the filter as an engine task, in this process or in workers.
+//! - [`pool`]: the engine on a thread of its own, fed one job at a time.
 //! - [`report`]: per-image lines, the tally and the summary.
-//! - [`samples`]: `grab samples`, images to try filters on.
 
 pub mod codec;
 pub mod inputs;
 pub mod kernels;
 pub mod pool;
-pub mod processes;
 pub mod report;
-pub mod samples;
+pub mod task;
 pub mod while_downloading;
 
 use std::any::Any;
@@ -35,13 +34,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::report::Verbosity;
+use crate::Named;
+use crate::console::Console;
+use crate::engine::processes::WorkerProgram;
+use crate::engine::{self, Queue, Sink, Strategy};
 use kernels::Pixels;
 pub use pool::Pool;
 pub use report::{Reporter, Summary};
 
 /// One filter, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Filter {
     /// Pillow's `ImageFilter.BLUR` (5x5 ring average).
@@ -56,8 +58,16 @@ pub enum Filter {
     Contrast,
 }
 
-impl Filter {
-    pub fn name(self) -> &'static str {
+impl Named for Filter {
+    const ALL: &'static [Filter] = &[
+        Filter::Blur,
+        Filter::Sharpen,
+        Filter::Contour,
+        Filter::Grayscale,
+        Filter::Contrast,
+    ];
+
+    fn name(self) -> &'static str {
         match self {
             Filter::Blur => "blur",
             Filter::Sharpen => "sharpen",
@@ -68,33 +78,10 @@ impl Filter {
     }
 }
 
-/// The strategies of `grab filter`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StrategyKind {
-    /// One image after another on the calling thread.
-    Sequential,
-    /// A pool of OS threads, one image per task.
-    Threads,
-    /// Worker processes of grab itself, fed over pipes.
-    Processes,
-}
-
-impl StrategyKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyKind::Sequential => "sequential",
-            StrategyKind::Threads => "threads",
-            StrategyKind::Processes => "processes",
-        }
-    }
-}
-
-impl std::fmt::Display for StrategyKind {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.name())
-    }
-}
+/// The engine's strategies a filter run can use: images are CPU work, so there
+/// is no `async`.
+pub const STRATEGIES: [Strategy; 3] =
+    [Strategy::Sequential, Strategy::Threads, Strategy::Processes];
 
 /// How each image is filtered: everything a worker process needs besides its jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,12 +120,13 @@ impl Settings {
 pub struct FilterConfig {
     pub settings: Settings,
     pub output_dir: PathBuf,
-    pub strategy: StrategyKind,
+    /// One of [`STRATEGIES`].
+    pub strategy: Strategy,
     /// Images filtered at once (`sequential` is always 1).
     pub jobs: usize,
-    pub verbosity: Verbosity,
+    pub console: Console,
     /// The grab executable the `processes` strategy starts as workers.
-    pub worker_program: PathBuf,
+    pub worker_program: WorkerProgram,
 }
 
 /// One image to filter: where it is read and where its result goes.
@@ -352,7 +340,7 @@ pub fn run(config: &FilterConfig, paths: &[PathBuf]) -> anyhow::Result<Summary> 
     let directory = &config.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;
-    let reporter = Arc::new(Reporter::new(config.verbosity));
+    let reporter = Arc::new(Reporter::new(config.console.clone()));
     let plan = inputs::plan(paths, directory, &config.settings.filters);
     let pool = Pool::start(config, reporter.clone())
         .with_context(|| format!("the {} strategy cannot start", config.strategy))?;
@@ -362,10 +350,37 @@ pub fn run(config: &FilterConfig, paths: &[PathBuf]) -> anyhow::Result<Summary> 
             Err(outcome) => reporter.record(&outcome),
         }
     }
-    pool.finish();
+    pool.finish()
+        .with_context(|| format!("the {} strategy failed", config.strategy))?;
     let summary = reporter.summary();
     reporter.print_summary(&summary);
     Ok(summary)
+}
+
+/// Runs the engine with the strategy of `config` until `queue` is drained.
+fn run_engine(
+    config: &FilterConfig,
+    queue: &Queue<Job>,
+    sink: &Sink<Outcome>,
+) -> anyhow::Result<()> {
+    let task = task::Filtering {
+        settings: config.settings.clone(),
+    };
+    let workers = config.strategy.workers(config.jobs);
+    match config.strategy {
+        Strategy::Sequential => engine::threads::sequential(&task, queue, sink),
+        Strategy::Threads => engine::threads::run(&task, workers, queue, sink)?,
+        Strategy::Processes => engine::processes::run(
+            &task,
+            &config.worker_program,
+            workers,
+            queue,
+            sink,
+            &config.console,
+        )?,
+        Strategy::Async => anyhow::bail!("grab filter has no async strategy: images are CPU work"),
+    }
+    Ok(())
 }
 
 /// Whether a file name says JPEG or PNG: what a folder contributes, and what

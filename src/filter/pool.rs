@@ -1,133 +1,71 @@
-//! The three strategies of `grab filter` behind one small pool: jobs go in with
-//! [`Pool::submit`], which blocks while the bounded queue is full, and outcomes
-//! go to the batch's [`Reporter`]. `sequential` runs each job inside `submit`;
-//! `threads` has N OS threads taking jobs from the queue; `processes` has N
-//! supervisor threads, each feeding one worker process ([`super::processes`]).
-//! The bounded queue is what lets `grab get --filter` hand over files as they
-//! are saved: a slow filter holds the downloads back instead of filling memory.
+//! A filter run as a pool that jobs can be handed to one at a time: the engine
+//! runs on a thread of its own, [`Pool::submit`] puts a job in its bounded queue
+//! (waiting while the queue is full) and [`Pool::finish`] closes the queue and
+//! waits for the last outcome. This is what lets `grab get --filter` hand over
+//! files as they are saved: a slow filter holds the downloads back instead of
+//! filling memory. `grab filter` itself feeds the same engine from a list.
 //!
-//! The pool is hand-made rather than rayon's: rayon's queue is unbounded, and
-//! the same queue has to feed threads and process supervisors alike.
+//! The engine's queue is used rather than rayon's: rayon's is unbounded, and the
+//! same queue has to feed threads and worker processes alike.
 
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use super::processes::Supervisor;
-use super::{FilterConfig, Job, Reporter, Settings, StrategyKind, filter_file};
+use super::{FilterConfig, Job, Outcome, Reporter, run_engine};
+use crate::engine::{Interrupt, Queue, Sender, Sink};
 
 /// Jobs waiting per worker: enough that a worker never waits for the next one,
 /// few enough that a producer is held back promptly.
-const QUEUE_PER_WORKER: usize = 2;
+pub const QUEUE_PER_WORKER: usize = 2;
 
 /// A running filter pool.
 pub struct Pool {
-    backend: Backend,
-}
-
-enum Backend {
-    /// `sequential`: every job runs inside `submit`, on the caller's thread.
-    Inline {
-        settings: Settings,
-        reporter: Arc<Reporter>,
-    },
-    /// `threads` and `processes`: workers taking jobs from one bounded queue.
-    Workers {
-        queue: async_channel::Sender<Job>,
-        workers: Mutex<Vec<JoinHandle<()>>>,
-    },
+    queue: Sender<Job>,
+    engine: Mutex<Option<JoinHandle<anyhow::Result<()>>>>,
 }
 
 impl Pool {
-    /// Starts the strategy of `config` with its number of workers. Worker
-    /// processes start on their first job, so a start failure is that job's.
+    /// Starts the engine with the strategy and workers of `config`, recording
+    /// every outcome with `reporter`. Worker processes start on their first job,
+    /// so a start failure is that job's outcome.
     pub fn start(config: &FilterConfig, reporter: Arc<Reporter>) -> anyhow::Result<Pool> {
-        let jobs = config.jobs.max(1);
-        let (queue, receiver) = async_channel::bounded::<Job>(jobs * QUEUE_PER_WORKER);
-        let mut workers = Vec::with_capacity(jobs);
-        match config.strategy {
-            StrategyKind::Sequential => {
-                return Ok(Pool {
-                    backend: Backend::Inline {
-                        settings: config.settings.clone(),
-                        reporter,
-                    },
-                });
-            }
-            StrategyKind::Threads => {
-                let settings = Arc::new(config.settings.clone());
-                for index in 1..=jobs {
-                    let (receiver, reporter, settings) =
-                        (receiver.clone(), reporter.clone(), settings.clone());
-                    let worker = thread::Builder::new()
-                        .name(format!("filter-{index}"))
-                        .spawn(move || {
-                            while let Ok(job) = receiver.recv_blocking() {
-                                reporter.record(&filter_file(&job, &settings));
-                            }
-                        })?;
-                    workers.push(worker);
-                }
-            }
-            StrategyKind::Processes => {
-                let settings = serde_json::to_string(&config.settings)?;
-                for index in 1..=jobs {
-                    let mut supervisor = Supervisor::new(
-                        index,
-                        config.worker_program.clone(),
-                        settings.clone(),
-                        reporter.clone(),
-                    );
-                    let (receiver, reporter) = (receiver.clone(), reporter.clone());
-                    let worker = thread::Builder::new()
-                        .name(format!("filter-process-{index}"))
-                        .spawn(move || {
-                            while let Ok(job) = receiver.recv_blocking() {
-                                reporter.record(&supervisor.filter(&job));
-                            }
-                            supervisor.stop();
-                        })?;
-                    workers.push(worker);
-                }
-            }
-        }
+        let workers = config.strategy.workers(config.jobs);
+        let (sender, queue) = Queue::bounded(workers * QUEUE_PER_WORKER, Interrupt::default());
+        let sink: Sink<Outcome> = Arc::new(move |outcome: Outcome, _| reporter.record(&outcome));
+        let config = config.clone();
+        let engine = thread::Builder::new()
+            .name("filter".to_string())
+            .spawn(move || run_engine(&config, &queue, &sink))?;
         Ok(Pool {
-            backend: Backend::Workers {
-                queue,
-                workers: Mutex::new(workers),
-            },
+            queue: sender,
+            engine: Mutex::new(Some(engine)),
         })
     }
 
-    /// Hands a job to the pool, waiting while the queue is full (`sequential`:
-    /// filters it right here).
+    /// Hands a job to the pool, waiting while its queue is full.
     pub fn submit(&self, job: Job) {
-        match &self.backend {
-            Backend::Inline { settings, reporter } => reporter.record(&filter_file(&job, settings)),
-            Backend::Workers { queue, .. } => {
-                // Fails only once the pool is finished, when no job is expected.
-                let _ = queue.send_blocking(job);
-            }
-        }
+        // Fails only once the pool is finished, when no job is expected.
+        let _ = self.queue.send_blocking(job);
     }
 
     /// Waits until every submitted job is done and the workers have stopped.
-    pub fn finish(&self) {
-        if let Backend::Workers { queue, workers } = &self.backend {
-            queue.close();
-            let workers =
-                std::mem::take(&mut *workers.lock().unwrap_or_else(|poison| poison.into_inner()));
-            for worker in workers {
-                // A job's panic is caught inside `filter_file`; a worker thread
-                // cannot panic short of a bug, and that bug is not this batch's
-                // to report.
-                let _ = worker.join();
-            }
+    pub fn finish(&self) -> anyhow::Result<()> {
+        self.queue.close();
+        let engine = self
+            .engine
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        match engine.map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => anyhow::bail!("the filter engine panicked"),
+            None => Ok(()),
         }
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.finish();
+        let _ = self.finish();
     }
 }

@@ -1,15 +1,15 @@
 //! What the user reads of a filter batch: a line on stderr as each image
 //! finishes (with its time), and the summary that counts images processed and
 //! failed with the batch's total time. Every strategy reports through the one
-//! [`Reporter`] of its batch; each line is one write under the stderr lock, so
-//! lines from concurrent workers never tear.
+//! [`Reporter`] of its batch, and every line goes through the run's [`Console`]
+//! (above the download bar, under `grab get --filter`).
 
-use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Outcome;
-use crate::report::{Verbosity, human_bytes};
+use crate::console::{Console, human_bytes};
+use crate::exit::ExitStatus;
 
 #[derive(Default)]
 struct Tally {
@@ -21,7 +21,7 @@ struct Tally {
 
 /// The shared record of a filter batch.
 pub struct Reporter {
-    verbosity: Verbosity,
+    console: Console,
     started: Instant,
     tally: Mutex<Tally>,
 }
@@ -39,9 +39,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// 0 when every image was filtered, 1 when any failed.
-    pub fn exit_code(&self) -> i32 {
-        i32::from(self.failed > 0)
+    /// Ok when every image was filtered, Failed when any failed.
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::from_failures(self.failed > 0)
     }
 
     /// `filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.52 s (70.2 MP/s), 4.1 MiB written`.
@@ -69,17 +69,12 @@ impl Summary {
 }
 
 impl Reporter {
-    pub fn new(verbosity: Verbosity) -> Reporter {
+    pub fn new(console: Console) -> Reporter {
         Reporter {
-            verbosity,
+            console,
             started: Instant::now(),
             tally: Mutex::new(Tally::default()),
         }
-    }
-
-    fn print(&self, line: &str) {
-        let mut stderr = io::stderr().lock();
-        let _ = stderr.write_all(line.as_bytes());
     }
 
     /// Records a finished image and prints its line.
@@ -99,26 +94,22 @@ impl Reporter {
             }
         }
         let seconds = outcome.elapsed.as_secs_f64();
-        match (&outcome.result, self.verbosity) {
-            (_, Verbosity::Silent) | (Ok(_), Verbosity::Quiet) => {}
-            (Ok(filtered), Verbosity::Normal) => {
+        match &outcome.result {
+            Ok(filtered) if self.console.shows_each_item() => {
                 let output = outcome.job.output.file_name().unwrap_or_default();
-                self.print(&format!(
-                    "filtered  {} -> {}  {}x{}  {seconds:.3} s\n",
+                self.console.line(&format!(
+                    "filtered  {} -> {}  {}x{}  {seconds:.3} s",
                     outcome.job.input.display(),
                     output.to_string_lossy(),
                     filtered.width,
                     filtered.height,
                 ));
             }
-            (Err(error), _) => self.print(&format!("failed    {error}  {seconds:.3} s\n")),
-        }
-    }
-
-    /// A diagnostic that is neither an image's outcome nor the summary.
-    pub fn notice(&self, message: &str) {
-        if self.verbosity != Verbosity::Silent {
-            self.print(&format!("note: {message}\n"));
+            Err(error) if self.console.shows_failures() => {
+                self.console
+                    .line(&format!("failed    {error}  {seconds:.3} s"));
+            }
+            _ => {}
         }
     }
 
@@ -139,8 +130,8 @@ impl Reporter {
 
     /// Prints the summary line, unless silent.
     pub fn print_summary(&self, summary: &Summary) {
-        if self.verbosity != Verbosity::Silent {
-            self.print(&format!("{}\n", summary.line()));
+        if self.console.shows_failures() {
+            self.console.line(&summary.line());
         }
     }
 }
@@ -162,12 +153,12 @@ mod tests {
             summary.line(),
             "filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.50 s (73.0 MP/s), 4.0 MiB written"
         );
-        assert_eq!(summary.exit_code(), 1);
+        assert_eq!(summary.exit_status(), ExitStatus::Failed);
         let clean = Summary {
             failed: 0,
             ..summary
         };
-        assert_eq!(clean.exit_code(), 0);
+        assert_eq!(clean.exit_status(), ExitStatus::Ok);
         assert!(clean.line().starts_with("filtered 19 of 19 images;"));
     }
 }

@@ -13,10 +13,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::{FilterConfig, Job, Pool, Reporter, Summary, has_image_extension, output_name};
-use crate::batch::{self, GetConfig};
-use crate::input::Inputs;
-use crate::report;
-use crate::strategy::SavedHook;
+use crate::get::input::Inputs;
+use crate::get::{self, GetConfig, SavedHook, report};
 
 /// Downloads everything `inputs` yields with `get` and filters each saved image
 /// with `filter`; the filter summary is printed after the download summary.
@@ -29,7 +27,7 @@ pub fn run(
     let directory = &filter.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create filter output folder {}", directory.display()))?;
-    let reporter = Arc::new(Reporter::new(filter.verbosity));
+    let reporter = Arc::new(Reporter::new(filter.console.clone()));
     let pool = Arc::new(
         Pool::start(filter, reporter.clone())
             .with_context(|| format!("the {} filter pool cannot start", filter.strategy))?,
@@ -53,9 +51,10 @@ pub fn run(
             }
         })
     };
-    let downloads = batch::run_with_hook(get, inputs, Some(on_saved));
-    pool.finish();
+    let downloads = get::run_with_hook(get, inputs, Some(on_saved));
+    let filtered = pool.finish();
     let downloads = downloads?;
+    filtered.with_context(|| format!("the {} filter pool failed", filter.strategy))?;
     let summary = reporter.summary();
     reporter.print_summary(&summary);
     Ok((downloads, summary))

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::gallery::{self, Format, ImageCache};
+use crate::gallery::{self, Format, ImageCache};
 
 /// The longest latency a request may ask for.
 const MAX_DELAY_MS: u64 = 60_000;

@@ -19,7 +19,6 @@
 //! `Server-Timing`, and every request is logged (target `grab::server`).
 
 mod content;
-pub mod gallery;
 mod limits;
 pub mod operations;
 
@@ -38,7 +37,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use gallery::ImageCache;
+use crate::gallery::ImageCache;
 pub use limits::Limits;
 
 /// The whole service, with the default request timeout.
@@ -201,4 +200,12 @@ impl Drop for Background {
             let _ = thread.join();
         }
     }
+}
+
+/// Thousands of connections need thousands of descriptors: raises the soft
+/// open-file limit to the hard one.
+pub fn raise_open_file_limit() -> nix::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
 }

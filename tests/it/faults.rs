@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grab::server::gallery::{Generator, seed_of};
+use grab::gallery::{Generator, seed_of};
 
 use super::support::{Scratch, files_in, grab, grab_command, stderr_of};
 
@@ -290,8 +290,7 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             )
         }
         ["png", name] => {
-            let body =
-                grab::server::gallery::encode(name, 8, 8, grab::server::gallery::Format::Png);
+            let body = grab::gallery::encode(name, 8, 8, grab::gallery::Format::Png);
             respond(
                 &mut stream,
                 "200 OK",

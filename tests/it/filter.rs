@@ -7,8 +7,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use grab::filter::{self, Filter, FilterConfig, Job, Settings, StrategyKind};
-use grab::report::Verbosity;
+use grab::Named;
+use grab::console::Console;
+use grab::engine::Strategy;
+use grab::engine::processes::WorkerProgram;
+use grab::filter::{self, Filter, FilterConfig, Job, Settings};
 use image::ImageEncoder;
 
 use super::support::{Scratch, files_in, gallery as start_gallery, grab, stderr_of};
@@ -222,7 +225,7 @@ fn broken_inputs_fail_alone(strategy: &str) {
 /// A gallery picture as a JPEG file, 96x64.
 fn gallery_jpeg(folder: &Path, name: &str) -> PathBuf {
     let path = folder.join(name);
-    let bytes = grab::server::gallery::encode(name, 96, 64, grab::server::gallery::Format::Jpeg);
+    let bytes = grab::gallery::encode(name, 96, 64, grab::gallery::Format::Jpeg);
     fs::write(&path, bytes).unwrap();
     path
 }
@@ -500,10 +503,13 @@ fn pool_config(program: PathBuf, output_dir: &Path) -> FilterConfig {
     FilterConfig {
         settings: Settings::with_filters(vec![Filter::Grayscale]),
         output_dir: output_dir.to_path_buf(),
-        strategy: StrategyKind::Processes,
+        strategy: Strategy::Processes,
         jobs: 1,
-        verbosity: Verbosity::Silent,
-        worker_program: program,
+        console: Console::silent(),
+        worker_program: WorkerProgram {
+            path: program,
+            log_filter: "warn".to_string(),
+        },
     }
 }
 
@@ -529,7 +535,7 @@ fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
             grab = env!("CARGO_BIN_EXE_grab"),
         ),
     );
-    let reporter = Arc::new(filter::Reporter::new(Verbosity::Silent));
+    let reporter = Arc::new(filter::Reporter::new(Console::silent()));
     let pool =
         filter::Pool::start(&pool_config(script, &scratch.output()), reporter.clone()).unwrap();
     for _ in 0..2 {
@@ -538,13 +544,13 @@ fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
             output: scratch.output().join("grayscale_photo.jpg"),
         });
     }
-    pool.finish();
+    pool.finish().unwrap();
     let summary = reporter.summary();
     assert_eq!((summary.processed, summary.failed), (2, 0));
     assert!(marker.exists());
 
     // A worker that can never run: each image fails, and the batch still ends.
-    let reporter = Arc::new(filter::Reporter::new(Verbosity::Silent));
+    let reporter = Arc::new(filter::Reporter::new(Console::silent()));
     let broken = scratch.root.path().join("broken.sh");
     write_script(&broken, "exit 1");
     let pool =
@@ -555,7 +561,7 @@ fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
             output: scratch.output().join("never.jpg"),
         });
     }
-    pool.finish();
+    pool.finish().unwrap();
     let summary = reporter.summary();
     assert_eq!((summary.processed, summary.failed), (0, 3));
 }

@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use grab::server::gallery::{self, Format};
+use grab::gallery::{self, Format};
 
 use super::support::{STRATEGIES, Scratch, files_in, gallery as start_gallery, grab, stderr_of};
 

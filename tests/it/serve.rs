@@ -1,6 +1,6 @@
 //! The local server's gallery, through a real socket.
 
-use grab::server::gallery::{self, Format};
+use grab::gallery::{self, Format};
 
 use super::support::gallery as start_gallery;
 

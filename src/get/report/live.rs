@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, human_bytes};
-use crate::download::ProgressSink;
+use super::Reporter;
+use crate::Named;
+use crate::console::human_bytes;
+use crate::get::download::ProgressSink;
 
 /// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     /// A bar and the slowest transfers, redrawn in place (terminals).
     Bar,
@@ -25,6 +27,19 @@ pub enum ProgressMode {
     Lines,
     /// Nothing live.
     None,
+}
+
+impl Named for ProgressMode {
+    const ALL: &'static [ProgressMode] =
+        &[ProgressMode::Bar, ProgressMode::Lines, ProgressMode::None];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProgressMode::Bar => "bar",
+            ProgressMode::Lines => "lines",
+            ProgressMode::None => "none",
+        }
+    }
 }
 
 struct Flight {
@@ -207,8 +222,8 @@ fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Dura
         }
         let (done, failed) = reporter.counts();
         let bytes = reporter.live.bytes();
-        reporter.print(&format!(
-            "[{:>6.1} s] {done} done, {failed} failed, {} in flight, {}, {}/s\n",
+        reporter.console().line(&format!(
+            "[{:>6.1} s] {done} done, {failed} failed, {} in flight, {}, {}/s",
             reporter.elapsed().as_secs_f64(),
             reporter.live.in_flight(),
             human_bytes(bytes),
@@ -229,7 +244,7 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
     let lines: Vec<ProgressBar> = (0..SLOWEST_SHOWN)
         .map(|_| multi.add(ProgressBar::new(0).with_style(line_style.clone())))
         .collect();
-    reporter.attach(multi.clone());
+    reporter.console().attach(multi.clone());
     let mut window = RateWindow {
         samples: VecDeque::new(),
     };
@@ -259,7 +274,7 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
             _ => break,
         }
     }
-    reporter.detach();
+    reporter.console().detach();
     for line in &lines {
         line.finish_and_clear();
     }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::batch::{self, GetConfig};
 use crate::compare::{Comparison, UrlList};
-use crate::input::Inputs;
-use crate::report::Verbosity;
+use crate::console::Console;
+use crate::engine::Strategy;
+use crate::get::input::Inputs;
+use crate::get::{self, GetConfig};
 use crate::server::Background;
-use crate::strategy::StrategyKind;
 
 /// The gallery to serve: how many images, and the latency of each.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,6 @@ impl Default for GallerySpec {
 pub fn with_gallery<T>(
     spec: GallerySpec,
     folder: &Path,
-    grab_program: &Path,
     work: impl FnOnce(&UrlList) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let server = Background::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
@@ -44,13 +43,9 @@ pub fn with_gallery<T>(
     let url = |number: usize| format!("{}/images/photo-{number:03}.jpg", server.base_url());
     let warm_up: String = (1..=spec.count).map(|number| url(number) + "\n").collect();
     let scratch = tempfile::tempdir_in(folder).context("cannot create a temporary folder")?;
-    let mut config = GetConfig::new(
-        scratch.path(),
-        StrategyKind::Async,
-        grab_program.to_path_buf(),
-    );
-    config.verbosity = Verbosity::Silent;
-    batch::run(&config, Inputs::from_text("warm-up", warm_up))?;
+    let mut config = GetConfig::new(scratch.path(), Strategy::Async);
+    config.console = Console::silent();
+    get::run(&config, Inputs::from_text("warm-up", warm_up))?;
     let delay = spec.delay.as_millis();
     let list = UrlList::write(
         folder,

@@ -9,14 +9,29 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::download::Outcome;
+use super::Summary;
+use crate::Named;
+use crate::get::download::{DownloadError, Outcome, Verdict};
 
 /// The report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     Json,
     Ndjson,
     Csv,
+}
+
+impl Named for ReportFormat {
+    const ALL: &'static [ReportFormat] =
+        &[ReportFormat::Json, ReportFormat::Ndjson, ReportFormat::Csv];
+
+    fn name(self) -> &'static str {
+        match self {
+            ReportFormat::Json => "json",
+            ReportFormat::Ndjson => "ndjson",
+            ReportFormat::Csv => "csv",
+        }
+    }
 }
 
 impl ReportFormat {
@@ -54,19 +69,28 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     pub fn of(outcome: &'a Outcome) -> Record<'a> {
         let (file, outcome_name, status, bytes, content_type, final_url, error) =
-            match &outcome.result {
-                Ok(saved) => (
+            match &outcome.verdict {
+                Verdict::Saved(saved) => (
                     Some(saved.name.as_str()),
-                    if saved.skipped { "skipped" } else { "saved" },
-                    (saved.status != 0).then_some(saved.status),
+                    "saved",
+                    Some(saved.status),
                     saved.bytes,
                     saved.content_type.as_deref(),
                     saved.final_url.as_deref(),
                     None,
                 ),
-                Err(error) => {
+                Verdict::Skipped(complete) => (
+                    Some(complete.name.as_str()),
+                    "skipped",
+                    None,
+                    complete.bytes,
+                    None,
+                    None,
+                    None,
+                ),
+                Verdict::Failed(error) => {
                     let status = match error {
-                        crate::download::DownloadError::Http { status, .. } => Some(*status),
+                        DownloadError::Http { status, .. } => Some(*status),
                         _ => None,
                     };
                     (
@@ -153,7 +177,7 @@ impl RecordWriter {
     }
 
     /// Closes the report; the JSON one ends with the summary.
-    pub fn finish(mut self, summary: &serde_json::Value) -> io::Result<()> {
+    pub fn finish(mut self, summary: &Summary) -> io::Result<()> {
         if let Some(mut out) = self.json.take() {
             if self.format == ReportFormat::Json {
                 out.write_all(b"\n],\n\"summary\": ")?;

@@ -2,36 +2,24 @@
 //! worker updates, the live view ([`live`]), the `--report` file ([`records`]), and
 //! the summary at the end. Every strategy reports through the
 //! one [`Reporter`] of its batch, so the lines and the counts are the same whatever
-//! ran the downloads. Each line is written whole under the stderr lock, so lines
-//! from concurrent workers never tear.
+//! ran the downloads. Lines go through the run's [`Console`].
 
 use std::collections::BTreeMap;
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod live;
 pub mod records;
 
-use crate::download::Outcome;
-use crate::input::InvalidLine;
-
-/// How much the reporter prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    /// A line per file, then the summary.
-    Normal,
-    /// Failures and the summary only.
-    Quiet,
-    /// Nothing (the caller presents the summary itself, as `demo` does).
-    Silent,
-}
-
-/// The exit code of a batch stopped by Ctrl-C (128 + SIGINT, as shells report it).
-pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+use crate::console::{Console, Paint, human_bytes, plural};
+use crate::engine::Strategy;
+use crate::exit::ExitStatus;
+use crate::get::download::{Outcome, Verdict};
+use crate::get::input::InvalidLine;
 
 #[derive(Default)]
 struct Tally {
@@ -46,7 +34,7 @@ struct Tally {
 }
 
 /// How many URLs failed for one reason, with the first few as examples.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FailureGroup {
     pub reason: String,
     pub count: u64,
@@ -59,7 +47,9 @@ const EXAMPLES_PER_REASON: usize = 3;
 
 /// The shared record of a batch.
 pub struct Reporter {
-    verbosity: Verbosity,
+    console: Console,
+    strategy: Strategy,
+    jobs: usize,
     started: Instant,
     /// Downloads finished, saved or failed: read without the lock by progress views.
     finished: AtomicU64,
@@ -67,40 +57,37 @@ pub struct Reporter {
     failed: AtomicU64,
     tally: Mutex<Tally>,
     pub live: live::Live,
-    /// The bar, while one is drawn: lines are printed above it, never through it.
-    display: Mutex<Option<indicatif::MultiProgress>>,
     records: Mutex<Option<records::RecordWriter>>,
-    color: bool,
 }
 
-/// Whether stderr gets colours: only on a terminal, and never with `NO_COLOR` set.
-pub fn stderr_colors() -> bool {
-    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
-}
-
-/// The counts of a finished batch.
-#[derive(Debug, Clone)]
+/// The counts of a finished batch: what `--json` prints, what `compare` reads
+/// back, and what ends the JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    pub strategy: Strategy,
+    /// Downloads in flight at once.
+    pub jobs: usize,
     pub saved: u64,
     /// Already complete from an earlier run (the manifest said so, the file agreed).
     pub skipped: u64,
+    pub failed: u64,
     /// Attempts beyond the first, over all files.
     pub retries: u64,
-    pub failed: u64,
+    /// Stopped by Ctrl-C before the list was done.
+    pub interrupted: bool,
     pub invalid_lines: u64,
     pub duplicates: u64,
     pub bytes: u64,
-    pub wall: Duration,
-    /// Each finished download's time, in finishing order.
-    pub latencies: Vec<Duration>,
+    pub wall_seconds: f64,
+    pub bytes_per_second: f64,
+    /// Over the downloads that ran (skipped ones left out).
+    pub latency_seconds: Percentiles,
     /// Failures grouped by reason, most frequent first.
     pub failures: Vec<FailureGroup>,
-    /// Stopped by Ctrl-C before the list was done.
-    pub interrupted: bool,
 }
 
 /// Latency percentiles, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
@@ -129,14 +116,13 @@ impl Percentiles {
 }
 
 impl Summary {
-    /// 0 when every URL was saved, 1 when any failed or any input line was invalid.
-    pub fn exit_code(&self) -> i32 {
+    /// Ok when every URL was saved (or already complete), Failed when any failed
+    /// or any input line was invalid, Interrupted after Ctrl-C.
+    pub fn exit_status(&self) -> ExitStatus {
         if self.interrupted {
-            INTERRUPTED_EXIT_CODE
-        } else if self.failed == 0 && self.invalid_lines == 0 {
-            0
+            ExitStatus::Interrupted
         } else {
-            1
+            ExitStatus::from_failures(self.failed > 0 || self.invalid_lines > 0)
         }
     }
 
@@ -180,8 +166,8 @@ impl Summary {
         line += &format!(
             "; {} in {:.2} s ({}/s)",
             human_bytes(self.bytes),
-            self.wall.as_secs_f64(),
-            human_bytes(self.bytes_per_second() as u64)
+            self.wall_seconds,
+            human_bytes(self.bytes_per_second as u64)
         );
         for group in &self.failures {
             line += &format!(
@@ -196,35 +182,6 @@ impl Summary {
         }
         line
     }
-
-    pub fn bytes_per_second(&self) -> f64 {
-        let seconds = self.wall.as_secs_f64();
-        if seconds > 0.0 {
-            self.bytes as f64 / seconds
-        } else {
-            0.0
-        }
-    }
-
-    /// The summary as one JSON object (`grab get --json`).
-    pub fn to_json(&self, strategy: &str, jobs: usize) -> serde_json::Value {
-        serde_json::json!({
-            "strategy": strategy,
-            "jobs": jobs,
-            "saved": self.saved,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "retries": self.retries,
-            "interrupted": self.interrupted,
-            "invalid_lines": self.invalid_lines,
-            "duplicates": self.duplicates,
-            "bytes": self.bytes,
-            "wall_seconds": self.wall.as_secs_f64(),
-            "bytes_per_second": self.bytes_per_second(),
-            "latency_seconds": Percentiles::of(&self.latencies),
-            "failures": self.failures,
-        })
-    }
 }
 
 /// `  (3 attempts)` when a download took more than one.
@@ -236,38 +193,24 @@ fn attempts_note(attempts: u32) -> String {
     }
 }
 
-fn plural(count: u64) -> &'static str {
-    if count == 1 { "" } else { "s" }
-}
-
-/// `20.0 KiB`, `1.5 MiB`: binary units, one decimal.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 impl Reporter {
-    pub fn new(verbosity: Verbosity) -> Reporter {
+    /// The reporter of a run of `strategy` with `jobs` in flight.
+    pub fn new(console: Console, strategy: Strategy, jobs: usize) -> Reporter {
         Reporter {
-            verbosity,
+            console,
+            strategy,
+            jobs,
             started: Instant::now(),
             finished: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
             live: live::Live::default(),
-            display: Mutex::new(None),
             records: Mutex::new(None),
-            color: stderr_colors(),
         }
+    }
+
+    pub fn console(&self) -> &Console {
+        &self.console
     }
 
     /// Writes a record of every outcome to `path` from now on.
@@ -284,8 +227,9 @@ impl Reporter {
         Ok(())
     }
 
-    /// Closes the report file, if any, with the summary.
-    pub fn finish_records(&self, summary: &serde_json::Value) -> io::Result<()> {
+    /// Closes the report file, if any, with the summary; records that come after
+    /// are not written.
+    pub fn finish_records(&self, summary: &Summary) -> io::Result<()> {
         match self
             .records
             .lock()
@@ -305,50 +249,14 @@ impl Reporter {
         )
     }
 
+    /// When the batch started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Time since the batch started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    fn attach(&self, display: indicatif::MultiProgress) {
-        *self
-            .display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some(display);
-    }
-
-    fn detach(&self) {
-        self.display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
-    }
-
-    fn print(&self, line: &str) {
-        let display = self
-            .display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone();
-        let write = || {
-            // One write of the whole line under the lock: concurrent lines never tear.
-            let mut stderr = io::stderr().lock();
-            let _ = stderr.write_all(line.as_bytes());
-        };
-        match display {
-            // The bar steps aside for the line and is redrawn under it.
-            Some(display) => display.suspend(write),
-            None => write(),
-        }
-    }
-
-    /// `text` in a colour, when colours are on.
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
     }
 
     /// Records a finished download and prints its line.
@@ -359,13 +267,13 @@ impl Reporter {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             tally.retries += u64::from(outcome.attempts.saturating_sub(1));
-            match &outcome.result {
-                Ok(saved) if saved.skipped => tally.skipped += 1,
-                Ok(saved) => {
+            match &outcome.verdict {
+                Verdict::Skipped(_) => tally.skipped += 1,
+                Verdict::Saved(saved) => {
                     tally.saved += 1;
                     tally.bytes += saved.bytes;
                 }
-                Err(error) => {
+                Verdict::Failed(error) => {
                     tally.failed += 1;
                     let reason = error.reason();
                     let group =
@@ -382,11 +290,11 @@ impl Reporter {
                     }
                 }
             }
-            if !matches!(&outcome.result, Ok(saved) if saved.skipped) {
+            if !matches!(outcome.verdict, Verdict::Skipped(_)) {
                 tally.latencies.push(outcome.elapsed);
             }
         }
-        if outcome.result.is_err() {
+        if outcome.error().is_some() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.finished.fetch_add(1, Ordering::Relaxed);
@@ -399,41 +307,35 @@ impl Reporter {
         {
             tracing::warn!("cannot write the report: {error}");
         }
+        let console = &self.console;
         let seconds = outcome.elapsed.as_secs_f64();
-        match (&outcome.result, self.verbosity) {
-            (_, Verbosity::Silent) | (Ok(_), Verbosity::Quiet) => {}
-            (Ok(saved), Verbosity::Normal) if saved.skipped => {
-                self.print(&format!(
-                    "{} {}  already complete\n",
-                    self.paint("skipped", "2"),
-                    saved.name
+        match &outcome.verdict {
+            Verdict::Skipped(complete) if console.shows_each_item() => {
+                console.line(&format!(
+                    "{} {}  already complete",
+                    console.paint("skipped", Paint::Dim),
+                    complete.name
                 ));
             }
-            (Ok(saved), Verbosity::Normal) => {
-                self.print(&format!(
-                    "{}  {}  {}  {seconds:.3} s{}\n",
-                    self.paint("saved", "32"),
+            Verdict::Saved(saved) if console.shows_each_item() => {
+                console.line(&format!(
+                    "{}  {}  {}  {seconds:.3} s{}",
+                    console.paint("saved", Paint::Green),
                     saved.name,
                     human_bytes(saved.bytes),
                     attempts_note(outcome.attempts)
                 ));
             }
-            (Err(error), _) => {
-                self.print(&format!(
-                    "{} {} ({}): {error}  {seconds:.3} s{}\n",
-                    self.paint("failed", "31"),
+            Verdict::Failed(error) if console.shows_failures() => {
+                console.line(&format!(
+                    "{} {} ({}): {error}  {seconds:.3} s{}",
+                    console.paint("failed", Paint::Red),
                     outcome.job.url,
                     outcome.job.origin,
                     attempts_note(outcome.attempts)
                 ));
             }
-        }
-    }
-
-    /// A diagnostic that is neither a file's outcome nor the summary.
-    pub fn notice(&self, message: &str) {
-        if self.verbosity != Verbosity::Silent {
-            self.print(&format!("note: {message}\n"));
+            _ => {}
         }
     }
 
@@ -443,9 +345,7 @@ impl Reporter {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .invalid_lines += 1;
-        if self.verbosity != Verbosity::Silent {
-            self.print(&format!("error: {line}\n"));
-        }
+        self.console.error(&line.to_string());
     }
 
     /// The counts so far, with the wall time since the batch started.
@@ -456,25 +356,33 @@ impl Reporter {
             .unwrap_or_else(|poison| poison.into_inner());
         let mut failures: Vec<FailureGroup> = tally.failures.values().cloned().collect();
         failures.sort_by_key(|group| std::cmp::Reverse(group.count));
+        let wall_seconds = self.started.elapsed().as_secs_f64();
         Summary {
+            strategy: self.strategy,
+            jobs: self.jobs,
             saved: tally.saved,
             skipped: tally.skipped,
-            retries: tally.retries,
             failed: tally.failed,
+            retries: tally.retries,
+            interrupted: false,
             invalid_lines: tally.invalid_lines,
             duplicates,
             bytes: tally.bytes,
-            wall: self.started.elapsed(),
-            latencies: tally.latencies.clone(),
+            wall_seconds,
+            bytes_per_second: if wall_seconds > 0.0 {
+                tally.bytes as f64 / wall_seconds
+            } else {
+                0.0
+            },
+            latency_seconds: Percentiles::of(&tally.latencies),
             failures,
-            interrupted: false,
         }
     }
 
     /// Prints the summary line, unless silent.
     pub fn print_summary(&self, summary: &Summary) {
-        if self.verbosity != Verbosity::Silent {
-            self.print(&format!("{}\n", summary.line()));
+        if self.console.shows_failures() {
+            self.console.line(&summary.line());
         }
     }
 }
@@ -496,15 +404,10 @@ mod tests {
     }
 
     #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(20 * 1024), "20.0 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
-    }
-
-    #[test]
     fn summary_line_and_exit_code() {
         let summary = Summary {
+            strategy: Strategy::Async,
+            jobs: 16,
             saved: 9,
             skipped: 0,
             retries: 0,
@@ -513,8 +416,9 @@ mod tests {
             invalid_lines: 0,
             duplicates: 0,
             bytes: 2048,
-            wall: Duration::from_millis(500),
-            latencies: Vec::new(),
+            wall_seconds: 0.5,
+            bytes_per_second: 4096.0,
+            latency_seconds: Percentiles::default(),
             failures: vec![FailureGroup {
                 reason: "HTTP 404 Not Found".to_string(),
                 count: 1,
@@ -526,7 +430,7 @@ mod tests {
                 .line()
                 .starts_with("downloaded 9 of 10 files, 1 failed; 2.0 KiB in 0.50 s")
         );
-        assert_eq!(summary.exit_code(), 1);
+        assert_eq!(summary.exit_status(), ExitStatus::Failed);
         assert!(
             summary
                 .line()
@@ -538,6 +442,8 @@ mod tests {
             failed: 0,
             ..summary
         };
-        assert_eq!(clean.exit_code(), 0);
+        assert_eq!(clean.exit_status(), ExitStatus::Ok);
+        let json = serde_json::to_string(&clean).unwrap();
+        assert_eq!(serde_json::from_str::<Summary>(&json).unwrap(), clean);
     }
 }

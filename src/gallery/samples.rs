@@ -1,5 +1,5 @@
 //! `grab samples`: deterministic JPEG pictures to try `grab filter` on offline.
-//! They are the local gallery's drawings ([`crate::server::gallery::draw`]:
+//! They are the local gallery's drawings ([`crate::gallery::draw`]:
 //! gradients, rings and discs, so every filter has edges and texture to work
 //! on), named `sample-01.jpg`, ..., the same bytes on every run and machine.
 
@@ -10,8 +10,8 @@ use std::thread;
 
 use anyhow::Context as _;
 
-use super::codec::write_atomically;
-use crate::server::gallery::{self, Format};
+use crate::filter::codec::write_atomically;
+use crate::gallery::{self, Format};
 
 /// Largest side `grab samples` draws.
 pub const MAX_SIDE: u32 = 16_384;

@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::naming::PART_SUFFIX;
+use super::naming::PART_SUFFIX;
 
 /// A file being written under its `.part` name. Dropped without [`PartFile::commit`],
 /// it removes what it wrote.

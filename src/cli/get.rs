@@ -1,0 +1,379 @@
+//! `grab get`: its flags, their conversion to a [`GetConfig`], and the command.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{cpus, named, non_negative_seconds, positive_seconds, usage_error};
+use crate::console::{Console, Verbosity};
+use crate::engine::processes::WorkerProgram;
+use crate::engine::{Interrupt, Strategy};
+use crate::exit::{EXIT_CODES, ExitStatus};
+use crate::filter::{self, Filter, FilterConfig};
+use crate::get::report::live::ProgressMode;
+use crate::get::report::records::ReportFormat;
+use crate::get::{self, GetConfig, input::Inputs};
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct GetArgs {
+    /// URLs to download.
+    pub urls: Vec<String>,
+    /// Read URLs from FILE, one per line (`URL` or `URL NAME`); `-` reads stdin.
+    #[arg(short, long = "input", value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Folder to save into (created when missing).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
+    /// How downloads run concurrently.
+    #[arg(short, long, value_parser = named::<Strategy>(), default_value = "async")]
+    pub strategy: Strategy,
+    /// Downloads in flight at once (threads, worker processes or tasks).
+    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub jobs: u32,
+    /// Abandon a transfer that receives nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+    /// Give up connecting after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub connect_timeout: f64,
+    /// Print only failures and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the summary as one JSON object on stdout instead of the summary line.
+    #[arg(long)]
+    pub json: bool,
+    /// Attempts after a transient failure (reset, timeout, cut-short body, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Base of the exponential backoff between attempts, in seconds (randomised).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = non_negative_seconds)]
+    pub retry_wait: f64,
+    /// Resume the .part files an interrupted run left (Range, with If-Range).
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+    /// Download again what the manifest says is already complete.
+    #[arg(long)]
+    pub force: bool,
+    /// Abandon responses larger than BYTES (by Content-Length, or while streaming).
+    #[arg(long, value_name = "BYTES")]
+    pub max_size: Option<u64>,
+    /// At most N connections to any one host at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_host: Option<u32>,
+    /// Name files as the server's Content-Disposition suggests (sanitised).
+    #[arg(long)]
+    pub content_disposition: bool,
+    /// Save only responses whose type matches (Content-Type and first bytes), e.g. `image/*`.
+    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    pub accept: Vec<String>,
+    /// After Ctrl-C, how long downloads in flight may take to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
+    pub grace: f64,
+    /// Live progress: a bar (default on a terminal), heartbeat lines (default
+    /// otherwise), or none.
+    #[arg(long, value_parser = named::<ProgressMode>())]
+    pub progress: Option<ProgressMode>,
+    /// Seconds between heartbeat lines.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub heartbeat: f64,
+    /// Write one record per URL to FILE (format from its extension, or --report-format).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The report's format, when its extension does not say.
+    #[arg(long, value_parser = named::<ReportFormat>(), requires = "report")]
+    pub report_format: Option<ReportFormat>,
+    /// More log lines on stderr: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Filter each saved JPEG and PNG as it arrives (see `grab filter`), on a pool
+    /// of one thread per CPU beside the downloads.
+    #[arg(
+        long = "filter",
+        value_name = "LIST",
+        value_parser = named::<Filter>(),
+        value_delimiter = ','
+    )]
+    pub filters: Vec<Filter>,
+    /// Folder for the filtered images [default: OUTPUT_DIR/filtered].
+    #[arg(long, value_name = "DIR", requires = "filters")]
+    pub filter_output_dir: Option<PathBuf>,
+}
+
+impl GetArgs {
+    fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        }
+    }
+
+    /// The run's configuration, with `console` for its lines, `program` for its
+    /// worker processes, and whether stderr is a terminal (for the live view).
+    /// An error names the flag that is wrong.
+    pub fn config(
+        &self,
+        console: Console,
+        program: WorkerProgram,
+        terminal: bool,
+    ) -> Result<GetConfig, String> {
+        let mut config = GetConfig::new(&self.output_dir, self.strategy);
+        let settings = &mut config.settings;
+        settings.connect_timeout = Duration::from_secs_f64(self.connect_timeout);
+        settings.idle_timeout = Duration::from_secs_f64(self.timeout);
+        settings.retries = self.retries;
+        settings.retry_wait = Duration::from_secs_f64(self.retry_wait);
+        settings.max_size = self.max_size;
+        settings.accept = self.accept.clone();
+        settings.content_disposition = self.content_disposition;
+        config.jobs = self.jobs as usize;
+        config.per_host = self.per_host.map(|limit| limit as usize);
+        config.console = console;
+        config.worker_program = program;
+        config.json_summary = self.json;
+        config.resume = self.resume;
+        config.force = self.force;
+        config.grace = Duration::from_secs_f64(self.grace);
+        config.heartbeat = Duration::from_secs_f64(self.heartbeat);
+        config.progress = match (self.quiet, self.progress) {
+            (true, _) => ProgressMode::None,
+            (false, Some(mode)) => mode,
+            // A bar would fight with log lines and cannot be drawn off a terminal.
+            (false, None) if terminal && self.verbose == 0 => ProgressMode::Bar,
+            (false, None) => ProgressMode::Lines,
+        };
+        config.report = self.report()?;
+        Ok(config)
+    }
+
+    /// The report file and its format; an error when neither says which format.
+    fn report(&self) -> Result<Option<(PathBuf, ReportFormat)>, String> {
+        let Some(path) = &self.report else {
+            return Ok(None);
+        };
+        match self.report_format.or_else(|| ReportFormat::from_path(path)) {
+            Some(format) => Ok(Some((path.clone(), format))),
+            None => Err(format!(
+                "cannot tell the format of {} from its extension: give --report-format json|ndjson|csv",
+                path.display()
+            )),
+        }
+    }
+
+    /// The filter pool of `--filter`, when asked for.
+    pub fn filter_config(&self, console: Console, program: WorkerProgram) -> Option<FilterConfig> {
+        if self.filters.is_empty() {
+            return None;
+        }
+        Some(FilterConfig {
+            settings: filter::Settings::with_filters(self.filters.clone()),
+            output_dir: self
+                .filter_output_dir
+                .clone()
+                .unwrap_or_else(|| self.output_dir.join("filtered")),
+            strategy: Strategy::Threads,
+            jobs: cpus(),
+            console,
+            worker_program: program,
+        })
+    }
+
+    /// The log filter these flags ask for, unless `RUST_LOG` says otherwise.
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "warn",
+            1 => "warn,grab=debug",
+            _ => "warn,grab=trace",
+        }
+    }
+}
+
+/// Runs `grab get`.
+pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
+    if arguments.urls.is_empty() && arguments.inputs.is_empty() {
+        return usage_error("no URLs: give them as arguments or with -i FILE (-i - reads stdin)");
+    }
+    let inputs = match Inputs::open(arguments.urls.clone(), &arguments.inputs) {
+        Ok(inputs) => inputs,
+        Err(error) => return usage_error(error),
+    };
+    // One console for the downloads and the filters, so filter lines step
+    // aside for the bar too.
+    let console = Console::new(arguments.verbosity());
+    let terminal = std::io::stderr().is_terminal();
+    let mut config = match arguments.config(console.clone(), program.clone(), terminal) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    config.interrupt = match Interrupt::on_signals() {
+        Ok(interrupt) => Some(interrupt),
+        Err(error) => {
+            tracing::warn!("cannot catch Ctrl-C: {error}");
+            None
+        }
+    };
+    let result = match arguments.filter_config(console, program) {
+        None => get::run(&config, inputs).map(|summary| summary.exit_status()),
+        Some(filters) => filter::while_downloading::run(&config, inputs, &filters)
+            .map(|(downloads, filtered)| downloads.exit_status().and(filtered.exit_status())),
+    };
+    result.unwrap_or_else(super::failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(arguments: &[&str]) -> GetArgs {
+        let mut line = vec!["grab", "get"];
+        line.extend_from_slice(arguments);
+        match Cli::try_parse_from(line).expect("the flags parse").command {
+            Command::Get(arguments) => arguments,
+            other => panic!("not get: {other:?}"),
+        }
+    }
+
+    fn config_of(arguments: &[&str], terminal: bool) -> Result<GetConfig, String> {
+        parse(arguments).config(Console::silent(), WorkerProgram::current(), terminal)
+    }
+
+    #[test]
+    fn defaults_are_those_documented() {
+        let config = config_of(&["http://h/a"], false).unwrap();
+        assert_eq!(config.strategy, Strategy::Async);
+        assert_eq!(config.jobs, 16);
+        assert_eq!(config.settings.output_dir, PathBuf::from("."));
+        assert_eq!(config.settings.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.settings.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.settings.retries, 3);
+        assert_eq!(config.grace, Duration::from_secs(5));
+        assert_eq!(config.progress, ProgressMode::Lines);
+        assert!(!config.resume && !config.force && !config.json_summary);
+        assert_eq!(config.report, None);
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let config = config_of(
+            &[
+                "-i",
+                "urls.txt",
+                "-o",
+                "photos",
+                "-s",
+                "processes",
+                "-j",
+                "4",
+                "--timeout",
+                "2.5",
+                "--retries",
+                "0",
+                "--retry-wait",
+                "0",
+                "-c",
+                "--force",
+                "--max-size",
+                "1000",
+                "--per-host",
+                "2",
+                "--accept",
+                "image/*,text/plain",
+                "--grace",
+                "0",
+                "--report",
+                "r.csv",
+                "--json",
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(config.strategy, Strategy::Processes);
+        assert_eq!(config.jobs, 4);
+        assert_eq!(config.settings.output_dir, PathBuf::from("photos"));
+        assert_eq!(config.settings.idle_timeout, Duration::from_millis(2500));
+        assert_eq!(config.settings.retries, 0);
+        assert_eq!(config.settings.retry_wait, Duration::ZERO);
+        assert_eq!(config.settings.max_size, Some(1000));
+        assert_eq!(config.settings.accept, ["image/*", "text/plain"]);
+        assert_eq!(config.per_host, Some(2));
+        assert!(config.resume && config.force && config.json_summary);
+        assert_eq!(config.grace, Duration::ZERO);
+        assert_eq!(
+            config.report,
+            Some((PathBuf::from("r.csv"), ReportFormat::Csv))
+        );
+    }
+
+    #[test]
+    fn the_live_view_follows_the_terminal_and_the_flags() {
+        assert_eq!(config_of(&["u"], true).unwrap().progress, ProgressMode::Bar);
+        // Log lines would fight with a bar.
+        assert_eq!(
+            config_of(&["-v", "u"], true).unwrap().progress,
+            ProgressMode::Lines
+        );
+        assert_eq!(
+            config_of(&["-q", "--progress", "bar", "u"], true)
+                .unwrap()
+                .progress,
+            ProgressMode::None
+        );
+        assert_eq!(
+            config_of(&["--progress", "none", "u"], true)
+                .unwrap()
+                .progress,
+            ProgressMode::None
+        );
+    }
+
+    #[test]
+    fn a_report_needs_a_format() {
+        let error = config_of(&["--report", "out.txt", "u"], false).unwrap_err();
+        assert!(error.contains("--report-format"), "{error}");
+        let config = config_of(
+            &["--report", "out.txt", "--report-format", "ndjson", "u"],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            config.report,
+            Some((PathBuf::from("out.txt"), ReportFormat::Ndjson))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for line in [
+            &["get", "-s", "fibers", "u"][..],
+            &["get", "-j", "0", "u"],
+            &["get", "--timeout", "0", "u"],
+            &["get", "--grace", "-1", "u"],
+            &["get", "--filter", "emboss", "u"],
+        ] {
+            let mut arguments = vec!["grab"];
+            arguments.extend_from_slice(line);
+            assert!(Cli::try_parse_from(&arguments).is_err(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn filters_while_downloading_go_beside_the_downloads() {
+        let arguments = parse(&["-o", "photos", "--filter", "blur,grayscale", "u"]);
+        let filters = arguments
+            .filter_config(Console::silent(), WorkerProgram::current())
+            .unwrap();
+        assert_eq!(filters.settings.filters, [Filter::Blur, Filter::Grayscale]);
+        assert_eq!(filters.output_dir, PathBuf::from("photos/filtered"));
+        assert_eq!(filters.strategy, Strategy::Threads);
+        assert!(
+            parse(&["u"])
+                .filter_config(Console::silent(), WorkerProgram::current())
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The command line: clap definitions, their conversion into the plain configs
+//! the library runs on, and the dispatch. Nothing outside this module sees clap;
+//! library enums are offered by name through [`Named`]. One file per command:
+//! [`get`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
+
+pub mod compare;
+pub mod filter;
+pub mod get;
+pub mod serve;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+
+use crate::Named;
+use crate::engine::mock::{self, Mock, MockWorker};
+use crate::engine::processes::{self, WORKER_SUBCOMMAND, WorkerProgram};
+use crate::exit::{EXIT_CODES, ExitStatus};
+use crate::filter::task::Filtering;
+use crate::get::task::{self as download_task, InWorkers};
+
+#[derive(Debug, Parser)]
+#[command(name = "grab", version, about = "Download many URLs concurrently, four ways, and compare them.", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download URLs from arguments, files or stdin.
+    Get(get::GetArgs),
+    /// Download the same list with every strategy (and peers), and compare.
+    Compare(compare::CompareArgs),
+    /// Serve the image gallery and the asynchronous demo endpoints.
+    Serve(serve::ServeArgs),
+    /// Serve a gallery locally, compare the four strategies on it, explain.
+    Demo(compare::DemoArgs),
+    /// Apply Pillow-exact filters to JPEG and PNG images, in parallel.
+    Filter(filter::FilterArgs),
+    /// Write deterministic sample images to try `grab filter` on.
+    Samples(filter::SamplesArgs),
+    /// A worker process of the `processes` strategy (started by grab itself).
+    #[command(name = WORKER_SUBCOMMAND, hide = true)]
+    Worker {
+        /// `get`, `filter` or `mock`.
+        task: String,
+        #[arg(long)]
+        settings: String,
+    },
+}
+
+impl Cli {
+    /// The log filter this command line asks for, unless `RUST_LOG` says otherwise.
+    pub fn log_filter(&self) -> &'static str {
+        match &self.command {
+            Command::Serve(arguments) if !arguments.quiet => "warn,grab::server=info",
+            Command::Get(arguments) => arguments.log_filter(),
+            _ => "warn",
+        }
+    }
+}
+
+/// Runs a parsed command line. `program` is what worker processes run: this
+/// executable, with the log filter the process was started with.
+pub fn execute(cli: Cli, program: WorkerProgram) -> ExitStatus {
+    match &cli.command {
+        Command::Get(arguments) => get::run(arguments, program),
+        Command::Filter(arguments) => filter::run(arguments, program),
+        Command::Samples(arguments) => filter::samples(arguments),
+        Command::Serve(arguments) => serve::run(arguments),
+        Command::Compare(arguments) => compare::run(arguments, program.path),
+        Command::Demo(arguments) => compare::demo(arguments, program.path),
+        Command::Worker { task, settings } => worker(task, settings),
+    }
+}
+
+/// The body of `grab __worker TASK`: the worker's side of each engine client.
+fn worker(task: &str, settings: &str) -> ExitStatus {
+    let result = match task {
+        download_task::TASK => {
+            processes::serve::<InWorkers, _>(|parent| download_task::worker(settings, parent))
+        }
+        crate::filter::task::TASK => {
+            processes::serve::<Filtering, _>(|_| Filtering::from_json(settings))
+        }
+        mock::TASK => processes::serve::<Mock, _>(|parent| Ok(MockWorker { parent })),
+        other => Err(anyhow::anyhow!("no worker task named {other}")),
+    };
+    match result {
+        Ok(()) => ExitStatus::Ok,
+        Err(error) => {
+            eprintln!("grab worker: {error:#}");
+            ExitStatus::Failed
+        }
+    }
+}
+
+/// A clap parser for a library enum, by the names it answers to.
+pub fn named<T: Named>() -> impl TypedValueParser<Value = T> {
+    choice(T::ALL)
+}
+
+/// A clap parser for some of a library enum's values.
+pub fn choice<T: Named>(values: &'static [T]) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(values.iter().map(|value| value.name()))
+        .map(|name| T::from_name(&name).expect("clap accepts only the names offered"))
+}
+
+/// `grab: MESSAGE` and the usage status: the command line was wrong.
+pub fn usage_error(message: impl std::fmt::Display) -> ExitStatus {
+    eprintln!("grab: {message}");
+    ExitStatus::Usage
+}
+
+/// `grab: ERROR` and the failed status: the run could not go on.
+pub fn failed(error: anyhow::Error) -> ExitStatus {
+    eprintln!("grab: {error:#}");
+    ExitStatus::Failed
+}
+
+/// Threads or workers when not given: one per CPU.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
+}
+
+pub fn non_negative_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("expected a number of seconds, got {text}")),
+    }
+}
+
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("expected a positive number of seconds, got {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_must_be_finite() {
+        assert_eq!(positive_seconds("1.5"), Ok(1.5));
+        assert!(positive_seconds("0").is_err());
+        assert_eq!(non_negative_seconds("0"), Ok(0.0));
+        assert!(non_negative_seconds("inf").is_err());
+        assert!(non_negative_seconds("-1").is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! `grab serve`: its flags and the command.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::positive_seconds;
+use crate::exit::ExitStatus;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(short, long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(short, long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// A request not answered within SECS gets 408.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub request_timeout: f64,
+    /// After Ctrl-C or SIGTERM, how long requests in flight may take to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub grace: f64,
+    /// Do not log each request.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::warn!(target: "grab::server", "shutting down: no new connections, letting requests in flight finish");
+}
+
+/// Runs `grab serve` until Ctrl-C or SIGTERM.
+pub fn run(arguments: &ServeArgs) -> ExitStatus {
+    // Thousands of connections need thousands of descriptors: take what the hard
+    // limit allows.
+    if let Err(error) = crate::server::raise_open_file_limit() {
+        tracing::warn!("cannot raise the open-file limit: {error}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("grab: cannot start the runtime: {error}");
+            return ExitStatus::Failed;
+        }
+    };
+    let limits = crate::server::Limits {
+        max_connections: arguments.max_connections.max(1),
+        request_timeout: Duration::from_secs_f64(arguments.request_timeout),
+        grace: Duration::from_secs_f64(arguments.grace),
+    };
+    let result = runtime.block_on(async {
+        let address = SocketAddr::new(arguments.bind, arguments.port);
+        let listener = crate::server::bind(address)
+            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+        let local = listener.local_addr().map_err(|error| error.to_string())?;
+        println!("serving on http://{local}  (try / or /images/index.txt?count=10)");
+        crate::server::run_with(listener, shutdown_signal(), limits)
+            .await
+            .map_err(|error| error.to_string())
+    });
+    // Handlers still sleeping past the grace period are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitStatus::Ok,
+        Err(message) => {
+            eprintln!("grab: {message}");
+            ExitStatus::Failed
+        }
+    }
+}

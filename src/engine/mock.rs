@@ -1,0 +1,168 @@
+//! A task that does nothing real, so the engine can be tested deterministically
+//! with every strategy: each job says how long to sleep, whether to fail, what to
+//! ask the parent, and whether to kill the process running it (once, by leaving
+//! a marker file, or every time). Its worker-process side runs as
+//! `grab __worker mock`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::processes::{Lost, Parent, Remote};
+use super::{AsyncTask, Task};
+
+/// The name of the mock task for `grab __worker`.
+pub const TASK: &str = "mock";
+
+/// What a mock job does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockJob {
+    pub id: u64,
+    pub sleep_ms: u64,
+    /// End in a failure outcome.
+    pub fail: bool,
+    /// Ask the parent to answer this text (it answers it in upper case).
+    pub ask: Option<String>,
+    /// Kill the running process unless this file exists, creating it first: the
+    /// first attempt dies, the second succeeds.
+    pub die_once: Option<PathBuf>,
+    /// Kill the running process every time.
+    pub die_always: bool,
+}
+
+/// What a mock job gives back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockOutcome {
+    pub id: u64,
+    /// The process that ran it.
+    pub pid: u32,
+    /// The id, or with `ask` the parent's answer; `Err` for a failure or a lost job.
+    pub result: Result<String, String>,
+}
+
+/// The mock task, in-process (`sequential`, `threads`, `async`) and as the parent
+/// of worker processes, counting what the engine asked of it.
+#[derive(Debug, Default)]
+pub struct Mock {
+    /// Attempts sent to worker processes.
+    pub begun: AtomicUsize,
+    /// Of those, attempts whose worker died.
+    pub died: AtomicUsize,
+}
+
+fn answer(question: &str) -> String {
+    question.to_uppercase()
+}
+
+/// Runs a job in this process; `ask` is the way to the parent, if any.
+fn perform(job: MockJob, ask: impl FnOnce(String) -> Result<String, String>) -> MockOutcome {
+    if let Some(marker) = &job.die_once
+        && !marker.exists()
+    {
+        let _ = std::fs::write(marker, b"");
+        die();
+    }
+    if job.die_always {
+        die();
+    }
+    let result = if job.fail {
+        Err(format!("job {} failed as asked", job.id))
+    } else {
+        match job.ask {
+            Some(question) => ask(question),
+            None => Ok(job.id.to_string()),
+        }
+    };
+    MockOutcome {
+        id: job.id,
+        pid: std::process::id(),
+        result,
+    }
+}
+
+/// As `kill -9` would: no outcome, no cleanup.
+fn die() -> ! {
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    std::process::abort()
+}
+
+impl Task for Mock {
+    type Job = MockJob;
+    type Outcome = MockOutcome;
+
+    fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
+        std::thread::sleep(Duration::from_millis(job.sleep_ms));
+        // In-process, the parent is here.
+        perform(job, |question| Ok(answer(&question)))
+    }
+}
+
+impl AsyncTask for Mock {
+    type Job = MockJob;
+    type Outcome = MockOutcome;
+
+    async fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
+        tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
+        perform(job, |question| Ok(answer(&question)))
+    }
+}
+
+impl Remote for Mock {
+    type Job = MockJob;
+    type Outcome = MockOutcome;
+    type Message = String;
+    type Reply = String;
+    type Conversation = ();
+
+    fn worker_task(&self) -> (&'static str, String) {
+        (TASK, "{}".to_string())
+    }
+
+    fn describe(&self, job: &MockJob) -> String {
+        format!("mock job {}", job.id)
+    }
+
+    fn begin(&self, _job: &MockJob) {
+        self.begun.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn answer(&self, question: String, _conversation: &mut ()) -> Option<String> {
+        Some(answer(&question))
+    }
+
+    fn end(&self, _conversation: (), died: bool) {
+        if died {
+            self.died.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn lost(&self, job: MockJob, lost: Lost) -> MockOutcome {
+        MockOutcome {
+            id: job.id,
+            pid: 0,
+            result: Err(match lost {
+                Lost::WorkerDied => "worker died".to_string(),
+                Lost::WorkerStart(message) => format!("no worker: {message}"),
+            }),
+        }
+    }
+}
+
+/// The mock task inside a worker process, asking its parent through the pipe.
+pub struct MockWorker {
+    pub parent: Parent<String, String>,
+}
+
+impl Task for MockWorker {
+    type Job = MockJob;
+    type Outcome = MockOutcome;
+
+    fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
+        std::thread::sleep(Duration::from_millis(job.sleep_ms));
+        perform(job, |question| {
+            self.parent.ask(question).map_err(|error| error.to_string())
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The engine every command runs its work on: jobs in, outcomes out. It knows
+//! nothing of HTTP or pixels. A client (`get`, `filter`, the mock of the tests)
+//! describes one unit of work as a [`Task`]; the engine keeps N of them running
+//! at once in one of four ways and hands each outcome to the client's sink, on
+//! the thread that finished it.
+//!
+//! - the [`Queue`]: bounded, fed by a producer thread, closed by it or by an
+//!   [`Interrupt`] (Ctrl-C), after which no worker takes another job;
+//! - [`threads`]: the blocking worker loop, on the calling thread (`sequential`)
+//!   or on N scoped threads;
+//! - [`processes`]: N worker processes of grab itself, one supervisor thread each,
+//!   one line protocol, workers that die with their parent, a worker that dies
+//!   mid-job replaced and its job tried once more;
+//! - [`asynchronous`]: N tasks on one tokio runtime, for an [`AsyncTask`];
+//! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
+//!   on request, so engine tests are deterministic.
+
+pub mod asynchronous;
+pub mod mock;
+pub mod processes;
+pub mod threads;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Named;
+
+/// How many jobs run at once, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// One job after another on the calling thread.
+    Sequential,
+    /// N OS threads sharing the task.
+    Threads,
+    /// N worker processes of grab itself, fed over pipes.
+    Processes,
+    /// N tasks on one tokio runtime.
+    Async,
+}
+
+impl Named for Strategy {
+    const ALL: &'static [Strategy] = &[
+        Strategy::Sequential,
+        Strategy::Threads,
+        Strategy::Processes,
+        Strategy::Async,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::Sequential => "sequential",
+            Strategy::Threads => "threads",
+            Strategy::Processes => "processes",
+            Strategy::Async => "async",
+        }
+    }
+}
+
+impl Strategy {
+    /// Jobs in flight for `jobs` asked: `sequential` always has one.
+    pub fn workers(self, jobs: usize) -> usize {
+        match self {
+            Strategy::Sequential => 1,
+            _ => jobs.max(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// One unit of work, run on whichever thread the strategy gives it (in a worker
+/// process, on that process's thread).
+pub trait Task: Send + Sync {
+    type Job: Send;
+    type Outcome: Send;
+
+    /// Runs one job to its outcome. A failure is an outcome, never a panic.
+    fn run(&self, job: Self::Job, worker: &str) -> Self::Outcome;
+}
+
+/// A task whose jobs wait on I/O without holding a thread.
+pub trait AsyncTask: Send + Sync + 'static {
+    type Job: Send + 'static;
+    type Outcome: Send + 'static;
+
+    fn run(&self, job: Self::Job, worker: &str) -> impl Future<Output = Self::Outcome> + Send;
+}
+
+/// Who ran a job and when it left the queue, handed to the sink with its outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct Ran<'a> {
+    /// `main`, `thread-3`, `process-2`, `task-17`.
+    pub worker: &'a str,
+    pub taken: Instant,
+}
+
+/// Where outcomes go, called on the thread that finished the job. It may block
+/// (a full downstream queue), which holds that worker back.
+pub type Sink<Outcome> = Arc<dyn Fn(Outcome, Ran<'_>) + Send + Sync>;
+
+/// Ctrl-C, as the engine sees it: how many times it was asked to stop. The first
+/// request stops workers from taking new jobs; what a second one means is the
+/// client's to decide (`get` finishes its report and exits).
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicUsize>);
+
+impl Interrupt {
+    /// A flag raised by SIGINT and SIGTERM. The third signal exits at once with
+    /// status 130, for a run stuck past its client's own handling of the second.
+    pub fn on_signals() -> std::io::Result<Interrupt> {
+        let interrupt = Interrupt::default();
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let count = interrupt.0.clone();
+            // SAFETY: the handler only touches an atomic and calls `_exit`, both
+            // async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    if count.fetch_add(1, Ordering::SeqCst) >= 2 {
+                        nix::libc::_exit(crate::exit::ExitStatus::Interrupted.code().into());
+                    }
+                })?;
+            }
+        }
+        Ok(interrupt)
+    }
+
+    pub fn request(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for at all.
+    pub fn requested(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// How many times a stop was asked for.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The producer's end of a [`Queue`].
+pub type Sender<Job> = async_channel::Sender<Job>;
+
+/// The bounded queue between a producer and the workers. A worker takes nothing
+/// more once the interrupt is raised; a closed queue still yields what it holds.
+pub struct Queue<Job> {
+    receiver: async_channel::Receiver<Job>,
+    interrupt: Interrupt,
+}
+
+impl<Job> Clone for Queue<Job> {
+    fn clone(&self) -> Self {
+        Queue {
+            receiver: self.receiver.clone(),
+            interrupt: self.interrupt.clone(),
+        }
+    }
+}
+
+impl<Job> Queue<Job> {
+    /// A queue holding at most `capacity` jobs: the producer waits beyond that,
+    /// so a list of millions never sits in memory.
+    pub fn bounded(capacity: usize, interrupt: Interrupt) -> (Sender<Job>, Queue<Job>) {
+        let (sender, receiver) = async_channel::bounded(capacity.max(1));
+        (
+            sender,
+            Queue {
+                receiver,
+                interrupt,
+            },
+        )
+    }
+
+    /// The next job for a blocking worker; `None` when the queue is drained or
+    /// the run was interrupted.
+    pub fn next_blocking(&self) -> Option<Job> {
+        let job = self.receiver.recv_blocking().ok()?;
+        (!self.interrupt.requested()).then_some(job)
+    }
+
+    /// The next job for an async worker, as [`Queue::next_blocking`].
+    pub async fn next(&self) -> Option<Job> {
+        let job = self.receiver.recv().await.ok()?;
+        (!self.interrupt.requested()).then_some(job)
+    }
+
+    /// No more jobs: the producer's sends fail and workers stop once it is empty.
+    pub fn close(&self) {
+        self.receiver.close();
+    }
+
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+}

@@ -1,0 +1,153 @@
+//! What went wrong with one URL, in the words the per-file line prints, and how
+//! each client's errors are turned into those words.
+
+use std::error::Error as StdError;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::Settings;
+use super::transfer::parse_retry_after;
+
+/// What went wrong with one URL, in the words the per-file line prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DownloadError {
+    #[error("HTTP {status} {reason}")]
+    Http {
+        status: u16,
+        reason: String,
+        /// Seconds the server asked us to wait (`Retry-After`).
+        retry_after: Option<u64>,
+    },
+    #[error("timed out after {seconds} s")]
+    TimedOut { seconds: u64 },
+    #[error("connection refused")]
+    ConnectionRefused,
+    #[error("connection reset")]
+    ConnectionReset,
+    #[error("body cut short: {received} of {expected} bytes")]
+    Truncated { received: u64, expected: u64 },
+    #[error("could not resolve host")]
+    Resolve,
+    #[error("too many redirects (a loop, or more than 10)")]
+    TooManyRedirects,
+    #[error("larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("not an accepted type: {found}")]
+    NotAccepted { found: String },
+    #[error("the server answered a resumed request with a different range")]
+    RangeMismatch,
+    #[error("{0}")]
+    Network(String),
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+    #[error("worker process died")]
+    WorkerDied,
+    #[error("no worker process: {0}")]
+    WorkerStart(String),
+}
+
+impl DownloadError {
+    /// The reason without the particulars (sizes, paths), for grouping failures.
+    pub fn reason(&self) -> String {
+        match self {
+            DownloadError::Truncated { .. } => "body cut short".to_string(),
+            DownloadError::Write { .. } => "cannot write the file".to_string(),
+            DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether another attempt may succeed: network faults and the statuses that
+    /// mean "not now". Everything else (other 4xx, limits, local errors) is final.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DownloadError::Http { status, .. } => {
+                matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+            }
+            DownloadError::TimedOut { .. }
+            | DownloadError::ConnectionRefused
+            | DownloadError::ConnectionReset
+            | DownloadError::Truncated { .. }
+            | DownloadError::RangeMismatch
+            | DownloadError::Network(_) => true,
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn http_error(status: u16, retry_after: Option<&str>) -> DownloadError {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("")
+        .to_string();
+    DownloadError::Http {
+        status,
+        reason,
+        retry_after: retry_after.and_then(parse_retry_after),
+    }
+}
+
+/// Reasons from an I/O error kind, where the kind says enough.
+pub(super) fn from_io_kind(kind: io::ErrorKind, settings: &Settings) -> Option<DownloadError> {
+    use io::ErrorKind::*;
+    Some(match kind {
+        ConnectionRefused => DownloadError::ConnectionRefused,
+        ConnectionReset | ConnectionAborted | BrokenPipe => DownloadError::ConnectionReset,
+        TimedOut | WouldBlock => DownloadError::TimedOut {
+            seconds: settings.idle_timeout.as_secs(),
+        },
+        _ => return None,
+    })
+}
+
+/// The first I/O error kind in an error's chain of sources.
+pub(super) fn io_kind_in_chain(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io_error) = error.downcast_ref::<io::Error>() {
+            return Some(io_error.kind());
+        }
+        current = error.source();
+    }
+    None
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub fn http(status: u16, retry_after: Option<u64>) -> DownloadError {
+        DownloadError::Http {
+            status,
+            reason: String::new(),
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn transient_and_permanent() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(http(status, None).is_transient(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 410, 501] {
+            assert!(!http(status, None).is_transient(), "{status}");
+        }
+        assert!(DownloadError::ConnectionReset.is_transient());
+        assert!(
+            DownloadError::Truncated {
+                received: 1,
+                expected: 2
+            }
+            .is_transient()
+        );
+        assert!(!DownloadError::TooLarge { limit: 1 }.is_transient());
+        assert!(
+            !DownloadError::NotAccepted {
+                found: "text/html".into()
+            }
+            .is_transient()
+        );
+    }
+}

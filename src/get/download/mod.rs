@@ -1,0 +1,68 @@
+//! One download, the part every strategy shares, split by concern:
+//!
+//! - [`settings`]: how downloads behave, sent to worker processes as is;
+//! - [`transfer`]: one attempt, fed by a client (status check, naming, the
+//!   `.part` file, size and type limits, length check, commit, manifest);
+//! - [`retry`]: which failures are retried and after how long, and the attempt
+//!   loop both drivers share;
+//! - [`error`]: the reasons users read, from either client's errors;
+//! - [`outcome`]: what a job ended with;
+//! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
+//!   thin loops around the same transfer and retry decision.
+
+pub mod asynchronous;
+pub mod blocking;
+pub mod error;
+pub mod outcome;
+pub mod retry;
+pub mod settings;
+pub mod transfer;
+
+use std::sync::Arc;
+
+pub use asynchronous::{async_client, fetch_async};
+pub use blocking::{blocking_agent, fetch_blocking};
+pub use error::DownloadError;
+pub use outcome::{Complete, Outcome, Saved, Verdict};
+pub use retry::retry_delay;
+pub use settings::Settings;
+pub use transfer::{Head, Transfer};
+
+use super::manifest::Manifest;
+use super::naming::NameRegistry;
+use crate::engine::Interrupt;
+
+/// Hears about transfers as they run, for the live progress view. In a worker
+/// process it forwards to the parent over the pipe.
+pub trait ProgressSink: Send + Sync {
+    /// A transfer began receiving its body; returns its id.
+    fn started(&self, label: &str, total: Option<u64>) -> u64;
+    /// `bytes` more arrived.
+    fn advanced(&self, id: u64, bytes: u64);
+    /// The transfer is over (finished or not).
+    fn ended(&self, id: u64);
+}
+
+/// What a download needs besides its job.
+#[derive(Clone)]
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub names: Arc<dyn NameRegistry>,
+    /// Where `started` and `saved` entries go (`None`: no manifest kept).
+    pub manifest: Option<Arc<Manifest>>,
+    /// Raised on Ctrl-C: no further attempts are started.
+    pub interrupt: Interrupt,
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl Context {
+    pub fn new(settings: Settings, names: Arc<dyn NameRegistry>) -> Context {
+        Context {
+            settings: Arc::new(settings),
+            names,
+            manifest: None,
+            interrupt: Interrupt::default(),
+            progress: None,
+        }
+    }
+}

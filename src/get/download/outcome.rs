@@ -1,0 +1,95 @@
+//! What one download ended with, as every strategy reports it: saved, skipped
+//! (found complete from an earlier run, nothing fetched) or failed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::DownloadError;
+use crate::get::input::Job;
+
+/// A file this run saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub name: String,
+    pub bytes: u64,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub sha256: String,
+    /// Where the body came from, after redirects.
+    pub final_url: Option<String>,
+}
+
+/// A file an earlier run saved, still whole on disk: not fetched again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complete {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Saved(Saved),
+    Skipped(Complete),
+    Failed(DownloadError),
+}
+
+/// The result of one job, as every strategy reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub job: Job,
+    pub verdict: Verdict,
+    pub elapsed: Duration,
+    /// Requests made, retries included.
+    pub attempts: u32,
+    /// From the job's start to the last attempt's response head.
+    pub first_byte: Option<Duration>,
+    /// Who ran it (`thread-3`, `process-2`, `task-17`), set by the batch.
+    #[serde(default)]
+    pub worker: String,
+    /// When a worker took the job, from the batch's start; set by the batch.
+    #[serde(default)]
+    pub started_at: Duration,
+}
+
+impl Outcome {
+    fn new(job: Job, verdict: Verdict, attempts: u32) -> Outcome {
+        Outcome {
+            job,
+            verdict,
+            elapsed: Duration::ZERO,
+            attempts,
+            first_byte: None,
+            worker: String::new(),
+            started_at: Duration::ZERO,
+        }
+    }
+
+    /// A job whose file an earlier run completed.
+    pub fn skipped(job: Job, complete: Complete) -> Outcome {
+        Outcome::new(job, Verdict::Skipped(complete), 0)
+    }
+
+    /// A job that failed after `attempts` requests (0: none could be made).
+    pub fn failed(job: Job, error: DownloadError, attempts: u32) -> Outcome {
+        Outcome::new(job, Verdict::Failed(error), attempts)
+    }
+
+    /// The file this job saved, if it did.
+    pub fn saved(&self) -> Option<&Saved> {
+        match &self.verdict {
+            Verdict::Saved(saved) => Some(saved),
+            _ => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<&DownloadError> {
+        match &self.verdict {
+            Verdict::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Retries: which failures get another attempt and after how long (the same
+//! decision for every client), and the attempt loop both drivers share.
+
+use std::time::{Duration, Instant};
+
+use super::{Context, DownloadError, Outcome, Saved, Settings, Verdict};
+use crate::get::input::{Job, Resume};
+
+/// The longest exponential backoff between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long to wait before attempt `attempts + 1`, or `None` to give up: full-jitter
+/// exponential backoff (a random wait up to `retry_wait x 2^(attempts-1)`, capped),
+/// but never less than a `Retry-After` the server sent (itself capped).
+pub fn retry_delay(settings: &Settings, attempts: u32, error: &DownloadError) -> Option<Duration> {
+    if attempts > settings.retries || !error.is_transient() {
+        return None;
+    }
+    let ceiling = settings
+        .retry_wait
+        .saturating_mul(1 << (attempts - 1).min(16))
+        .min(MAX_BACKOFF);
+    let jittered = ceiling.mul_f64(fastrand::f64());
+    match error {
+        DownloadError::Http {
+            retry_after: Some(seconds),
+            ..
+        } => Some(jittered.max(Duration::from_secs(*seconds).min(MAX_RETRY_AFTER))),
+        _ => Some(jittered),
+    }
+}
+
+/// The attempt loop both drivers share, as a state machine so the blocking one can
+/// sleep on its thread and the async one on the timer.
+pub(super) struct Attempts<'a> {
+    job: &'a Job,
+    context: &'a Context,
+    started: Instant,
+    made: u32,
+    first_byte: Option<Duration>,
+}
+
+impl<'a> Attempts<'a> {
+    pub(super) fn new(job: &'a Job, context: &'a Context) -> Self {
+        Attempts {
+            job,
+            context,
+            started: Instant::now(),
+            made: 0,
+            first_byte: None,
+        }
+    }
+
+    /// The resume the next attempt asks for: only the first one resumes; a retry
+    /// starts the file over.
+    pub(super) fn next_resume(&mut self) -> Option<&'a Resume> {
+        self.made += 1;
+        if self.made == 1 {
+            self.job.plan.as_ref().and_then(|plan| plan.resume.as_ref())
+        } else {
+            None
+        }
+    }
+
+    /// After an attempt: the outcome, or how long to wait before the next one.
+    pub(super) fn after(&self, result: Result<Saved, DownloadError>) -> Result<Outcome, Duration> {
+        if let Err(error) = &result
+            && !self.context.interrupt.requested()
+            && let Some(wait) = retry_delay(&self.context.settings, self.made, error)
+        {
+            tracing::debug!(url = %self.job.url, attempt = self.made, %error, wait_ms = wait.as_millis() as u64, "retrying");
+            return Err(wait);
+        }
+        match &result {
+            Ok(saved) => {
+                tracing::debug!(url = %self.job.url, name = saved.name, bytes = saved.bytes, attempts = self.made, "saved")
+            }
+            Err(error) => {
+                tracing::debug!(url = %self.job.url, %error, attempts = self.made, "failed")
+            }
+        }
+        Ok(Outcome {
+            job: self.job.clone(),
+            verdict: match result {
+                Ok(saved) => Verdict::Saved(saved),
+                Err(error) => Verdict::Failed(error),
+            },
+            elapsed: self.started.elapsed(),
+            attempts: self.made,
+            first_byte: self.first_byte,
+            worker: String::new(),
+            started_at: Duration::ZERO,
+        })
+    }
+
+    /// Notes when a response head arrived.
+    pub(super) fn head_arrived(&mut self) {
+        self.first_byte = Some(self.started.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::get::download::error::tests::http;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_retry_after() {
+        let mut settings = Settings::new("/tmp");
+        settings.retries = 3;
+        settings.retry_wait = Duration::from_millis(100);
+        for attempts in 1..=3 {
+            let wait = retry_delay(&settings, attempts, &DownloadError::ConnectionReset).unwrap();
+            assert!(
+                wait <= Duration::from_millis(100 << (attempts - 1)),
+                "{attempts}: {wait:?}"
+            );
+        }
+        assert_eq!(
+            retry_delay(&settings, 4, &DownloadError::ConnectionReset),
+            None
+        );
+        assert_eq!(retry_delay(&settings, 1, &http(404, None)), None);
+        let wait = retry_delay(&settings, 1, &http(503, Some(2))).unwrap();
+        assert!(wait >= Duration::from_secs(2));
+        let wait = retry_delay(&settings, 1, &http(503, Some(100_000))).unwrap();
+        assert_eq!(wait, MAX_RETRY_AFTER);
+        settings.retry_wait = Duration::from_secs(3600);
+        assert!(retry_delay(&settings, 3, &DownloadError::ConnectionReset).unwrap() <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,323 @@
+//! `grab get`: one run over a list of URLs, as a client of the engine. The input
+//! is read on its own thread into the engine's bounded queue (a list of millions
+//! is never held in memory), planned against the folder's manifest on the way
+//! (complete files skipped, interrupted ones resumed), the chosen strategy drains
+//! the queue, and the reporter's tally becomes the summary. Ctrl-C closes the
+//! queue and gives the downloads in flight a grace period.
+//!
+//! - [`input`]: the URL stream from arguments, files and stdin;
+//! - [`plan`]: each URL against the manifest (skip, resume, force);
+//! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - [`naming`]: URL to file name, sanitising, the run's name registry;
+//! - [`part`]: the `.part` file that becomes the final name only when complete;
+//! - [`download`]: one download, split by concern, with its two client drivers;
+//! - [`task`]: the download as an engine task, for each strategy;
+//! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
+
+pub mod download;
+pub mod input;
+pub mod manifest;
+pub mod naming;
+pub mod part;
+pub mod plan;
+pub mod report;
+pub mod task;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::console::Console;
+use crate::engine::processes::WorkerProgram;
+use crate::engine::{self, Interrupt, Queue, Sink, Strategy};
+use download::{Context, Outcome, Settings};
+use input::Inputs;
+use manifest::{Known, Manifest};
+use naming::FolderNames;
+use plan::{Planned, Planner};
+use report::live::{ProgressMode, Ticker};
+use report::records::ReportFormat;
+use report::{Reporter, Summary};
+use task::{Asynchronous, Blocking, HostGate, InWorkers};
+
+/// Everything `grab get` needs besides its inputs, already validated.
+#[derive(Debug, Clone)]
+pub struct GetConfig {
+    pub settings: Settings,
+    pub strategy: Strategy,
+    /// Downloads in flight at once.
+    pub jobs: usize,
+    /// Connections to any one host at once, below `jobs`.
+    pub per_host: Option<usize>,
+    /// Where lines go, and how many.
+    pub console: Console,
+    /// The grab executable the `processes` strategy starts as workers.
+    pub worker_program: WorkerProgram,
+    /// Print the summary as one JSON object on stdout instead of the human line.
+    pub json_summary: bool,
+    /// Resume part files an earlier run left (`--continue`).
+    pub resume: bool,
+    /// Download again what the manifest says is complete (`--force`).
+    pub force: bool,
+    /// Raised by Ctrl-C; `None` when nothing can interrupt the run.
+    pub interrupt: Option<Interrupt>,
+    /// How long downloads in flight may go on after an interrupt.
+    pub grace: Duration,
+    /// The live view: a bar, heartbeat lines, or nothing.
+    pub progress: ProgressMode,
+    /// Between heartbeat lines.
+    pub heartbeat: Duration,
+    /// Where to write one record per URL, and how.
+    pub report: Option<(PathBuf, ReportFormat)>,
+}
+
+impl GetConfig {
+    /// The defaults of `grab get` for a strategy, saving into `output_dir`.
+    pub fn new(output_dir: impl Into<PathBuf>, strategy: Strategy) -> GetConfig {
+        GetConfig {
+            settings: Settings::new(output_dir),
+            strategy,
+            jobs: 16,
+            per_host: None,
+            console: Console::new(crate::console::Verbosity::Normal),
+            worker_program: WorkerProgram::current(),
+            json_summary: false,
+            resume: false,
+            force: false,
+            interrupt: None,
+            grace: Duration::from_secs(5),
+            progress: ProgressMode::None,
+            heartbeat: Duration::from_secs(5),
+            report: None,
+        }
+    }
+}
+
+/// Called with the path of each file as soon as it is saved, on the thread that
+/// recorded it (`grab get --filter` hands images to its filter pool here; that
+/// may block while the pool's queue is full, which holds downloads back).
+pub type SavedHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
+/// How far ahead of the workers the input reader may run, per job slot.
+const QUEUE_PER_JOB: usize = 2;
+
+/// Downloads everything `inputs` yields. Errors only when the run cannot go on at
+/// all (the output folder cannot be made, a strategy cannot start); failed URLs
+/// are counted in the summary instead.
+pub fn run(config: &GetConfig, inputs: Inputs) -> anyhow::Result<Summary> {
+    run_with_hook(config, inputs, None)
+}
+
+/// [`run`], calling `on_saved` with the path of each file as soon as it is saved
+/// (`grab get --filter` filters there).
+pub fn run_with_hook(
+    config: &GetConfig,
+    mut inputs: Inputs,
+    on_saved: Option<SavedHook>,
+) -> anyhow::Result<Summary> {
+    let directory = &config.settings.output_dir;
+    fs::create_dir_all(directory)
+        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    let known = Known::load(directory)
+        .with_context(|| format!("cannot read the manifest in {}", directory.display()))?;
+    let manifest = Manifest::open(directory)
+        .with_context(|| format!("cannot write the manifest in {}", directory.display()))?;
+    let workers = config.strategy.workers(config.jobs);
+    let reporter = Arc::new(Reporter::new(
+        config.console.clone(),
+        config.strategy,
+        workers,
+    ));
+    if let Some((path, format)) = &config.report {
+        reporter
+            .write_records(path, *format)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    let interrupt = config.interrupt.clone().unwrap_or_default();
+    let names = Arc::new(FolderNames::new(directory));
+    let context = Context {
+        settings: Arc::new(config.settings.clone()),
+        names: names.clone(),
+        manifest: Some(Arc::new(manifest)),
+        interrupt: interrupt.clone(),
+        progress: Some(reporter.clone()),
+    };
+    let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
+    let record = recorder(&reporter, on_saved, directory);
+    let (sender, queue) = Queue::bounded(workers * QUEUE_PER_JOB, interrupt.clone());
+    let planner = Planner {
+        known,
+        directory: directory.clone(),
+        names,
+        resume: config.resume,
+        force: config.force,
+    };
+    let reader = {
+        let (reporter, record) = (reporter.clone(), record.clone());
+        thread::Builder::new()
+            .name("input".to_string())
+            .spawn(move || {
+                for item in inputs.by_ref() {
+                    match item {
+                        Ok(job) => match planner.plan(job) {
+                            Planned::Download(mut job) => {
+                                job.queued_at = reporter.elapsed();
+                                reporter.live.queued.fetch_add(1, Ordering::Relaxed);
+                                if sender.send_blocking(job).is_err() {
+                                    break;
+                                }
+                            }
+                            Planned::Skip(outcome) => record(outcome, "input"),
+                        },
+                        Err(invalid) => reporter.invalid(&invalid),
+                    }
+                }
+                reporter.live.input_done.store(true, Ordering::Relaxed);
+                inputs.duplicates()
+            })?
+    };
+    // Dropped when the strategy returns, which wakes the watchdog at once.
+    let (finished, finished_seen) = mpsc::channel::<()>();
+    let watchdog = config.interrupt.as_ref().map(|_| {
+        let (queue, reporter, grace) = (queue.clone(), reporter.clone(), config.grace);
+        let json = config.json_summary;
+        thread::spawn(move || watch_for_interrupt(&queue, &reporter, &finished_seen, grace, json))
+    });
+    let ticker = Ticker::start(reporter.clone(), config.progress, config.heartbeat);
+    let started = reporter.started();
+    let sink: Sink<Outcome> = Arc::new(move |mut outcome: Outcome, ran: engine::Ran| {
+        outcome.started_at = ran.taken.saturating_duration_since(started);
+        record(outcome, ran.worker);
+    });
+    let result = match config.strategy {
+        Strategy::Sequential => {
+            engine::threads::sequential(&Blocking::new(context, hosts, 1), &queue, &sink);
+            Ok(())
+        }
+        Strategy::Threads => engine::threads::run(
+            &Blocking::new(context, hosts, workers),
+            workers,
+            &queue,
+            &sink,
+        )
+        .map_err(anyhow::Error::from),
+        Strategy::Processes => engine::processes::run(
+            &InWorkers { context, hosts },
+            &config.worker_program,
+            workers,
+            &queue,
+            &sink,
+            &config.console,
+        )
+        .map_err(anyhow::Error::from),
+        Strategy::Async => Asynchronous::new(context, hosts, workers)
+            .map_err(anyhow::Error::from)
+            .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, &queue, &sink)),
+    };
+    drop(finished);
+    // The view ends with the run: no thread outlives it, and the bar is cleared
+    // before the summary.
+    if let Some(ticker) = ticker {
+        ticker.stop();
+    }
+    // A strategy that could not start leaves the reader waiting on a full queue.
+    queue.close();
+    let duplicates = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.join();
+    }
+    result.with_context(|| format!("the {} strategy failed", config.strategy))?;
+    let mut summary = reporter.summary(duplicates);
+    summary.interrupted = interrupt.requested();
+    print_summary(&summary, &reporter, config.json_summary);
+    reporter
+        .finish_records(&summary)
+        .context("cannot finish the report")?;
+    Ok(summary)
+}
+
+/// Records an outcome with the name of the worker that ran it.
+type Record = Arc<dyn Fn(Outcome, &str) + Send + Sync>;
+
+/// Every outcome goes through here, whatever the strategy: the worker's name is
+/// set, the reporter records it, and a saved file goes to the hook.
+fn recorder(reporter: &Arc<Reporter>, on_saved: Option<SavedHook>, directory: &Path) -> Record {
+    let (reporter, directory) = (reporter.clone(), directory.to_path_buf());
+    Arc::new(move |mut outcome: Outcome, worker: &str| {
+        outcome.worker = worker.to_string();
+        reporter.record(&outcome);
+        if let (Some(on_saved), Some(saved)) = (&on_saved, outcome.saved()) {
+            on_saved(&directory.join(&saved.name));
+        }
+    })
+}
+
+fn print_summary(summary: &Summary, reporter: &Reporter, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(summary).expect("a summary serialises to JSON")
+        );
+    } else {
+        reporter.print_summary(summary);
+    }
+}
+
+/// On Ctrl-C: close the queue (no new downloads start; the input reader stops),
+/// and let the downloads in flight finish for `grace`. If they have not by then,
+/// or at a second Ctrl-C, print the summary, finish the `--report` file with
+/// every record so far, and exit. Part files stay for `--continue`; no final name
+/// ever holds a partial file, since only a complete file is moved there.
+fn watch_for_interrupt(
+    queue: &Queue<input::Job>,
+    reporter: &Reporter,
+    finished: &mpsc::Receiver<()>,
+    grace: Duration,
+    json: bool,
+) {
+    let interrupt = queue.interrupt();
+    let over =
+        |wait: Duration| !matches!(finished.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
+    while !interrupt.requested() {
+        if over(Duration::from_millis(50)) {
+            return;
+        }
+    }
+    queue.close();
+    reporter.console().notice(&format!(
+        "interrupted: no new downloads; those in flight get {} s to finish (Ctrl-C again to stop at once)",
+        grace.as_secs_f64()
+    ));
+    let deadline = Instant::now() + grace;
+    let why = loop {
+        if over(Duration::from_millis(20)) {
+            return;
+        }
+        if interrupt.count() >= 2 {
+            break "stopping at the second Ctrl-C";
+        }
+        if Instant::now() >= deadline {
+            break "grace period over: stopping";
+        }
+    };
+    let mut summary = reporter.summary(0);
+    summary.interrupted = true;
+    reporter.console().notice(&format!(
+        "{why}; unfinished files stay as .part for --continue"
+    ));
+    print_summary(&summary, reporter, json);
+    if let Err(error) = reporter.finish_records(&summary) {
+        reporter
+            .console()
+            .error(&format!("cannot finish the report: {error}"));
+    }
+    std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
+}

@@ -1,0 +1,374 @@
+//! A download as an engine task, for each way the engine runs it: in this
+//! process on a blocking client ([`Blocking`]: `sequential`, `threads`), on the
+//! async client ([`Asynchronous`]: `async`), or in worker processes
+//! ([`InWorkers`], the parent's side; [`worker`], the worker's). Every one runs
+//! the same download code with the same [`Context`]; they differ in the client
+//! and in where names and progress are decided: a worker asks its parent to
+//! reserve a name, so reservation stays one decision under one lock for the run.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::download::{
+    Context, DownloadError, Outcome, ProgressSink, Settings, async_client, blocking_agent,
+    fetch_async, fetch_blocking,
+};
+use super::input::Job;
+use super::manifest::Manifest;
+use super::naming::{NameRegistry, PART_SUFFIX};
+use crate::engine::processes::{Lost, Parent, Remote};
+use crate::engine::{AsyncTask, Task};
+
+/// The name of the download task for `grab __worker`.
+pub const TASK: &str = "get";
+
+/// Held while a download talks to its host.
+pub type HostPermit = async_lock::SemaphoreGuardArc;
+
+/// `--per-host`: at most `limit` downloads talk to one host (and port) at once.
+/// The semaphore waits both ways, so blocking and async workers share it.
+pub struct HostGate {
+    limit: usize,
+    hosts: Mutex<HashMap<String, Arc<async_lock::Semaphore>>>,
+}
+
+impl HostGate {
+    pub fn new(limit: usize) -> HostGate {
+        HostGate {
+            limit: limit.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn semaphore(&self, job: &Job) -> Arc<async_lock::Semaphore> {
+        let host = format!(
+            "{}:{}",
+            job.url.host_str().unwrap_or(""),
+            job.url.port_or_known_default().unwrap_or(0)
+        );
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        hosts
+            .entry(host)
+            .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.limit)))
+            .clone()
+    }
+
+    /// Waits, on a blocking worker, until the job's host is under its limit.
+    pub fn enter_blocking(gate: Option<&HostGate>, job: &Job) -> Option<HostPermit> {
+        gate.map(|gate| gate.semaphore(job).acquire_arc_blocking())
+    }
+
+    /// Waits, on an async worker, until the job's host is under its limit.
+    pub async fn enter(gate: Option<&HostGate>, job: &Job) -> Option<HostPermit> {
+        match gate {
+            Some(gate) => Some(gate.semaphore(job).acquire_arc().await),
+            None => None,
+        }
+    }
+}
+
+/// Downloads on this process's threads, sharing one blocking client whose
+/// keep-alive pool holds a connection per worker.
+pub struct Blocking {
+    pub context: Context,
+    pub hosts: Option<Arc<HostGate>>,
+    agent: ureq::Agent,
+}
+
+impl Blocking {
+    /// For `workers` threads at once.
+    pub fn new(context: Context, hosts: Option<Arc<HostGate>>, workers: usize) -> Blocking {
+        let agent = blocking_agent(&context.settings, workers);
+        Blocking {
+            context,
+            hosts,
+            agent,
+        }
+    }
+}
+
+impl Task for Blocking {
+    type Job = Job;
+    type Outcome = Outcome;
+
+    fn run(&self, job: Job, _worker: &str) -> Outcome {
+        let _host = HostGate::enter_blocking(self.hosts.as_deref(), &job);
+        fetch_blocking(&self.agent, &job, &self.context)
+    }
+}
+
+/// Downloads as tasks sharing one async client.
+pub struct Asynchronous {
+    pub context: Context,
+    pub hosts: Option<Arc<HostGate>>,
+    client: reqwest::Client,
+}
+
+impl Asynchronous {
+    pub fn new(
+        context: Context,
+        hosts: Option<Arc<HostGate>>,
+        workers: usize,
+    ) -> reqwest::Result<Asynchronous> {
+        let client = async_client(&context.settings, workers)?;
+        Ok(Asynchronous {
+            context,
+            hosts,
+            client,
+        })
+    }
+}
+
+impl AsyncTask for Asynchronous {
+    type Job = Job;
+    type Outcome = Outcome;
+
+    async fn run(&self, job: Job, _worker: &str) -> Outcome {
+        let _host = HostGate::enter(self.hosts.as_deref(), &job).await;
+        fetch_async(&self.client, &job, &self.context).await
+    }
+}
+
+/// What a download worker says to its parent mid-job.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// Asks for the desired name or its first free alternative.
+    Reserve {
+        desired: String,
+    },
+    /// Gives back a name whose download failed.
+    Release {
+        name: String,
+    },
+    Progress {
+        event: ProgressEvent,
+    },
+}
+
+/// The parent's answer to [`Message::Reserve`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Reserved { name: String },
+    ReserveFailed { message: String },
+}
+
+/// A worker's transfer, for the parent's live view.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    Started { label: String, total: Option<u64> },
+    Advanced { bytes: u64 },
+    Ended,
+}
+
+/// The parent's side of downloads in worker processes: it owns the names and
+/// the per-host limit, and shows the workers' transfers in its live view.
+pub struct InWorkers {
+    /// The parent's context: its names, its progress view.
+    pub context: Context,
+    pub hosts: Option<Arc<HostGate>>,
+}
+
+/// What the parent holds for one attempt in a worker.
+#[derive(Default)]
+pub struct Held {
+    /// Kept until the attempt ends: the host's slot is this job's meanwhile.
+    _host: Option<HostPermit>,
+    names: Vec<String>,
+    transfer: Option<u64>,
+}
+
+impl Remote for InWorkers {
+    type Job = Job;
+    type Outcome = Outcome;
+    type Message = Message;
+    type Reply = Reply;
+    type Conversation = Held;
+
+    fn worker_task(&self) -> (&'static str, String) {
+        let settings =
+            serde_json::to_string(&*self.context.settings).expect("settings serialise to JSON");
+        (TASK, settings)
+    }
+
+    fn describe(&self, job: &Job) -> String {
+        job.url.to_string()
+    }
+
+    fn begin(&self, job: &Job) -> Held {
+        Held {
+            _host: HostGate::enter_blocking(self.hosts.as_deref(), job),
+            ..Held::default()
+        }
+    }
+
+    fn answer(&self, message: Message, held: &mut Held) -> Option<Reply> {
+        let names = &self.context.names;
+        match message {
+            Message::Reserve { desired } => Some(match names.reserve(&desired) {
+                Ok(name) => {
+                    held.names.push(name.clone());
+                    Reply::Reserved { name }
+                }
+                Err(error) => Reply::ReserveFailed {
+                    message: error.to_string(),
+                },
+            }),
+            Message::Release { name } => {
+                held.names.retain(|kept| *kept != name);
+                names.release(&name);
+                None
+            }
+            Message::Progress { event } => {
+                if let Some(sink) = &self.context.progress {
+                    match event {
+                        ProgressEvent::Started { label, total } => {
+                            if let Some(id) = held.transfer.replace(sink.started(&label, total)) {
+                                sink.ended(id);
+                            }
+                        }
+                        ProgressEvent::Advanced { bytes } => {
+                            if let Some(id) = held.transfer {
+                                sink.advanced(id, bytes);
+                            }
+                        }
+                        ProgressEvent::Ended => {
+                            if let Some(id) = held.transfer.take() {
+                                sink.ended(id);
+                            }
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn end(&self, held: Held, died: bool) {
+        if let (Some(sink), Some(id)) = (&self.context.progress, held.transfer) {
+            sink.ended(id);
+        }
+        if died {
+            // Whatever the dead worker was writing is junk now (it has been
+            // reaped): remove its part files and give its names back.
+            let directory = &self.context.settings.output_dir;
+            for name in held.names {
+                let _ = std::fs::remove_file(directory.join(format!("{name}{PART_SUFFIX}")));
+                self.context.names.release(&name);
+            }
+        }
+    }
+
+    fn lost(&self, job: Job, lost: Lost) -> Outcome {
+        let (error, attempts) = match lost {
+            Lost::WorkerDied => (DownloadError::WorkerDied, 2),
+            Lost::WorkerStart(message) => (DownloadError::WorkerStart(message), 0),
+        };
+        Outcome::failed(job, error, attempts)
+    }
+}
+
+/// Progress, as a worker reports it: to the parent, at most every 100 ms while a
+/// body streams, so the pipe carries a few messages per second, not one per chunk.
+struct ParentProgress {
+    parent: Parent<Message, Reply>,
+    pending: Mutex<(u64, Instant)>,
+}
+
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl ParentProgress {
+    fn flush(&self, pending: &mut (u64, Instant)) {
+        if pending.0 > 0 {
+            let _ = self.parent.tell(Message::Progress {
+                event: ProgressEvent::Advanced { bytes: pending.0 },
+            });
+        }
+        *pending = (0, Instant::now());
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, (u64, Instant)> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl ProgressSink for ParentProgress {
+    fn started(&self, label: &str, total: Option<u64>) -> u64 {
+        *self.pending() = (0, Instant::now());
+        let _ = self.parent.tell(Message::Progress {
+            event: ProgressEvent::Started {
+                label: label.to_string(),
+                total,
+            },
+        });
+        0
+    }
+
+    fn advanced(&self, _id: u64, bytes: u64) {
+        let mut pending = self.pending();
+        pending.0 += bytes;
+        if pending.1.elapsed() >= PROGRESS_EVERY {
+            self.flush(&mut pending);
+        }
+    }
+
+    fn ended(&self, _id: u64) {
+        let mut pending = self.pending();
+        self.flush(&mut pending);
+        let _ = self.parent.tell(Message::Progress {
+            event: ProgressEvent::Ended,
+        });
+    }
+}
+
+/// Names, as a worker sees them: every reservation is the parent's decision.
+struct ParentNames(Parent<Message, Reply>);
+
+impl NameRegistry for ParentNames {
+    fn reserve(&self, desired: &str) -> io::Result<String> {
+        match self.0.ask(Message::Reserve {
+            desired: desired.to_string(),
+        })? {
+            Reply::Reserved { name } => Ok(name),
+            Reply::ReserveFailed { message } => Err(io::Error::other(message)),
+        }
+    }
+
+    fn release(&self, name: &str) {
+        let _ = self.0.tell(Message::Release {
+            name: name.to_string(),
+        });
+    }
+
+    fn claim(&self, _name: &str) {
+        // Claims are made by the parent's planner, before a job is handed out.
+    }
+}
+
+/// The worker's side: downloads on a blocking client of its own, with names and
+/// progress going through the parent, and its own appends to the manifest
+/// (whole lines on an `O_APPEND` file never mix).
+pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<Blocking> {
+    let settings: Settings =
+        serde_json::from_str(settings).context("invalid download worker settings")?;
+    let manifest = Manifest::open(&settings.output_dir).context("cannot open the manifest")?;
+    let mut context = Context::new(settings, Arc::new(ParentNames(parent.clone())));
+    context.manifest = Some(Arc::new(manifest));
+    context.progress = Some(Arc::new(ParentProgress {
+        parent,
+        pending: Mutex::new((0, Instant::now())),
+    }));
+    Ok(Blocking::new(context, None, 1))
+}
