@@ -138,6 +138,8 @@ impl Remote for Mock {
         }
     }
 
+    fn timed(&self, _outcome: &mut MockOutcome, _elapsed: Duration) {}
+
     fn lost(&self, job: MockJob, lost: Lost) -> MockOutcome {
         MockOutcome {
             id: job.id,

@@ -22,7 +22,7 @@ pub mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -108,23 +108,32 @@ pub struct Ran<'a> {
 pub type Sink<Outcome> = Arc<dyn Fn(Outcome, Ran<'_>) + Send + Sync>;
 
 /// Ctrl-C, as the engine sees it: how many times it was asked to stop. The first
-/// request stops workers from taking new jobs; what a second one means is the
-/// client's to decide (`get` finishes its report and exits).
+/// request stops workers from taking new jobs. While a client watches (see
+/// [`Interrupt::watch`]), what the second means is the client's to decide (`get`
+/// finishes its report, then exits); otherwise the second signal exits at once.
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<AtomicUsize>);
+pub struct Interrupt(Arc<InterruptState>);
+
+#[derive(Debug, Default)]
+struct InterruptState {
+    count: AtomicUsize,
+    watched: AtomicBool,
+}
 
 impl Interrupt {
-    /// A flag raised by SIGINT and SIGTERM. The third signal exits at once with
-    /// status 130, for a run stuck past its client's own handling of the second.
+    /// A flag raised by SIGINT and SIGTERM. The second signal exits at once with
+    /// status 130 unless a client watches; the third does in any case, for a run
+    /// stuck past its client's own handling.
     pub fn on_signals() -> std::io::Result<Interrupt> {
         let interrupt = Interrupt::default();
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let count = interrupt.0.clone();
-            // SAFETY: the handler only touches an atomic and calls `_exit`, both
+            let state = interrupt.0.clone();
+            // SAFETY: the handler only touches atomics and calls `_exit`, all
             // async-signal-safe.
             unsafe {
                 signal_hook::low_level::register(signal, move || {
-                    if count.fetch_add(1, Ordering::SeqCst) >= 2 {
+                    let before = state.count.fetch_add(1, Ordering::SeqCst);
+                    if before >= 2 || (before >= 1 && !state.watched.load(Ordering::SeqCst)) {
                         nix::libc::_exit(crate::exit::ExitStatus::Interrupted.code().into());
                     }
                 })?;
@@ -134,7 +143,7 @@ impl Interrupt {
     }
 
     pub fn request(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.count.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whether a stop was asked for at all.
@@ -144,7 +153,22 @@ impl Interrupt {
 
     /// How many times a stop was asked for.
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.count.load(Ordering::SeqCst)
+    }
+
+    /// Says that a client handles further requests until the guard is dropped.
+    pub fn watch(&self) -> Watching {
+        self.0.watched.store(true, Ordering::SeqCst);
+        Watching(self.clone())
+    }
+}
+
+/// While alive, a second Ctrl-C is left to the client that watches.
+pub struct Watching(Interrupt);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.0.watched.store(false, Ordering::SeqCst);
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::de::DeserializeOwned;
@@ -104,6 +104,10 @@ pub trait Remote: Sync {
 
     /// The outcome of a job no worker could finish.
     fn lost(&self, job: Self::Job, lost: Lost) -> Self::Outcome;
+
+    /// Sets the job's time as the parent saw it: from when it was taken, pipes
+    /// and any attempt lost with a dead worker included.
+    fn timed(&self, outcome: &mut Self::Outcome, elapsed: Duration);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -232,7 +236,8 @@ impl<R: Remote> Supervisor<'_, R> {
     fn run(mut self, queue: &Queue<R::Job>, sink: &Sink<R::Outcome>) {
         while let Some(job) = queue.next_blocking() {
             let taken = Instant::now();
-            let outcome = self.job(job);
+            let mut outcome = self.job(job);
+            self.remote.timed(&mut outcome, taken.elapsed());
             sink(
                 outcome,
                 Ran {

@@ -3,6 +3,8 @@
 //! worker process (`grab __worker filter`). A job is a pair of paths, so nothing
 //! else crosses the pipe, and workers never need to ask their parent anything.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 
 use super::{FilterError, Job, Outcome, Settings, filter_file};
@@ -60,6 +62,10 @@ impl Remote for Filtering {
     }
 
     fn end(&self, _conversation: (), _died: bool) {}
+
+    fn timed(&self, outcome: &mut Outcome, elapsed: Duration) {
+        outcome.elapsed = elapsed;
+    }
 
     fn lost(&self, job: Job, lost: Lost) -> Outcome {
         let path = job.input.display().to_string();

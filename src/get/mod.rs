@@ -220,7 +220,6 @@ pub fn run_with_hook(
             .map_err(anyhow::Error::from)
             .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, &queue, &sink)),
     };
-    drop(finished);
     // The view ends with the run: no thread outlives it, and the bar is cleared
     // before the summary.
     if let Some(ticker) = ticker {
@@ -228,19 +227,18 @@ pub fn run_with_hook(
     }
     // A strategy that could not start leaves the reader waiting on a full queue.
     queue.close();
-    let duplicates = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    // Still watched meanwhile: after Ctrl-C, a reader stuck on a terminal's stdin
+    // is cut off by the grace period or a second Ctrl-C.
+    let duplicates = reader.join();
+    drop(finished);
     if let Some(watchdog) = watchdog {
         let _ = watchdog.join();
     }
+    let duplicates = duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
     let mut summary = reporter.summary(duplicates);
     summary.interrupted = interrupt.requested();
-    print_summary(&summary, &reporter, config.json_summary);
-    reporter
-        .finish_records(&summary)
-        .context("cannot finish the report")?;
+    conclude(&summary, &reporter, config.json_summary).context("cannot finish the report")?;
     Ok(summary)
 }
 
@@ -260,7 +258,12 @@ fn recorder(reporter: &Arc<Reporter>, on_saved: Option<SavedHook>, directory: &P
     })
 }
 
-fn print_summary(summary: &Summary, reporter: &Reporter, json: bool) {
+/// Prints the summary and finishes the report, once: whichever of the run and
+/// the interrupt watchdog comes first does it.
+fn conclude(summary: &Summary, reporter: &Reporter, json: bool) -> std::io::Result<()> {
+    if !reporter.conclude() {
+        return Ok(());
+    }
     if json {
         println!(
             "{}",
@@ -269,6 +272,7 @@ fn print_summary(summary: &Summary, reporter: &Reporter, json: bool) {
     } else {
         reporter.print_summary(summary);
     }
+    reporter.finish_records(summary)
 }
 
 /// On Ctrl-C: close the queue (no new downloads start; the input reader stops),
@@ -284,6 +288,7 @@ fn watch_for_interrupt(
     json: bool,
 ) {
     let interrupt = queue.interrupt();
+    let _watching = interrupt.watch();
     let over =
         |wait: Duration| !matches!(finished.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
     while !interrupt.requested() {
@@ -313,8 +318,7 @@ fn watch_for_interrupt(
     reporter.console().notice(&format!(
         "{why}; unfinished files stay as .part for --continue"
     ));
-    print_summary(&summary, reporter, json);
-    if let Err(error) = reporter.finish_records(&summary) {
+    if let Err(error) = conclude(&summary, reporter, json) {
         reporter
             .console()
             .error(&format!("cannot finish the report: {error}"));

@@ -109,3 +109,210 @@ fn file_matches(path: &Path, size: u64, sha256: &str) -> bool {
     path.metadata().is_ok_and(|metadata| metadata.len() == size)
         && manifest::sha256_of_file(path).is_ok_and(|actual| actual == sha256)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::get::input::Inputs;
+    use crate::get::manifest::{MANIFEST_NAME, Manifest};
+
+    /// A folder whose manifest holds `entries`, and a planner over it.
+    struct Folder {
+        directory: tempfile::TempDir,
+    }
+
+    impl Folder {
+        fn new(entries: &[Entry]) -> Folder {
+            let directory = tempfile::tempdir().unwrap();
+            let manifest = Manifest::open(directory.path()).unwrap();
+            for entry in entries {
+                manifest.append(entry).unwrap();
+            }
+            Folder { directory }
+        }
+
+        fn write(&self, name: &str, bytes: &[u8]) {
+            std::fs::write(self.directory.path().join(name), bytes).unwrap();
+        }
+
+        fn planner(&self, resume: bool, force: bool) -> Planner {
+            let directory = self.directory.path().to_path_buf();
+            Planner {
+                known: Known::load(&directory).unwrap(),
+                names: Arc::new(FolderNames::new(&directory)),
+                directory,
+                resume,
+                force,
+            }
+        }
+    }
+
+    fn job(url: &str) -> Job {
+        Inputs::from_text("test", format!("{url}\n"))
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    fn saved(url: &str, name: &str, bytes: &[u8]) -> Entry {
+        Entry::Saved {
+            url: url.to_string(),
+            name: name.to_string(),
+            size: bytes.len() as u64,
+            sha256: sha256_of(bytes),
+            time: 0,
+        }
+    }
+
+    fn started(url: &str, name: &str, etag: Option<&str>) -> Entry {
+        Entry::Started {
+            url: url.to_string(),
+            name: name.to_string(),
+            etag: etag.map(str::to_string),
+            last_modified: None,
+        }
+    }
+
+    fn sha256_of(bytes: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        manifest::hex(&Sha256::digest(bytes))
+    }
+
+    fn plan_of(planned: Planned) -> Option<Plan> {
+        match planned {
+            Planned::Download(job) => job.plan,
+            Planned::Skip(outcome) => panic!("skipped: {outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn a_url_never_seen_is_downloaded_afresh() {
+        let folder = Folder::new(&[]);
+        assert_eq!(
+            plan_of(folder.planner(true, true).plan(job("http://h/a.jpg"))),
+            None
+        );
+        assert!(folder.directory.path().join(MANIFEST_NAME).exists());
+    }
+
+    #[test]
+    fn a_complete_file_is_skipped_and_its_name_kept() {
+        let folder = Folder::new(&[saved("http://h/a.jpg", "a.jpg", b"abc")]);
+        folder.write("a.jpg", b"abc");
+        let planner = folder.planner(false, false);
+        match planner.plan(job("http://h/a.jpg")) {
+            Planned::Skip(outcome) => {
+                let complete = match outcome.verdict {
+                    crate::get::download::Verdict::Skipped(complete) => complete,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(
+                    complete,
+                    Complete {
+                        name: "a.jpg".to_string(),
+                        bytes: 3,
+                        sha256: sha256_of(b"abc"),
+                    }
+                );
+                assert_eq!(outcome.attempts, 0);
+            }
+            Planned::Download(job) => panic!("downloaded: {job:?}"),
+        }
+        // No other URL of the run is handed the name.
+        assert_eq!(planner.names.reserve("a.jpg").unwrap(), "a-1.jpg");
+    }
+
+    #[test]
+    fn a_file_changed_or_gone_since_is_downloaded_afresh() {
+        let folder = Folder::new(&[
+            saved("http://h/changed.jpg", "changed.jpg", b"abc"),
+            saved("http://h/gone.jpg", "gone.jpg", b"abc"),
+            saved("http://h/linked.jpg", "linked.jpg", b"abc"),
+        ]);
+        folder.write("changed.jpg", b"abd");
+        folder.write("target", b"abc");
+        std::os::unix::fs::symlink(
+            folder.directory.path().join("target"),
+            folder.directory.path().join("linked.jpg"),
+        )
+        .unwrap();
+        let planner = folder.planner(true, false);
+        for url in [
+            "http://h/changed.jpg",
+            "http://h/gone.jpg",
+            "http://h/linked.jpg",
+        ] {
+            assert_eq!(plan_of(planner.plan(job(url))), None, "{url}");
+        }
+        // The changed file is kept: a new download goes under another name.
+        assert_eq!(
+            planner.names.reserve("changed.jpg").unwrap(),
+            "changed-1.jpg"
+        );
+    }
+
+    #[test]
+    fn force_downloads_a_complete_file_again_over_its_name() {
+        let folder = Folder::new(&[saved("http://h/a.jpg", "a.jpg", b"abc")]);
+        folder.write("a.jpg", b"abc");
+        let plan = plan_of(folder.planner(false, true).plan(job("http://h/a.jpg")));
+        assert_eq!(
+            plan,
+            Some(Plan {
+                name: "a.jpg".to_string(),
+                resume: None,
+                replace: true,
+            })
+        );
+    }
+
+    #[test]
+    fn continue_resumes_a_part_from_its_end_with_its_validator() {
+        let folder = Folder::new(&[
+            started("http://h/tagged.bin", "tagged.bin", Some("\"v1\"")),
+            started("http://h/untagged.bin", "untagged.bin", None),
+        ]);
+        folder.write("tagged.bin.part", &[7; 1000]);
+        folder.write("untagged.bin.part", &[7; 10]);
+        let planner = folder.planner(true, false);
+        assert_eq!(
+            plan_of(planner.plan(job("http://h/tagged.bin"))),
+            Some(Plan {
+                name: "tagged.bin".to_string(),
+                resume: Some(Resume {
+                    offset: 1000,
+                    validator: "\"v1\"".to_string(),
+                }),
+                replace: false,
+            })
+        );
+        // Without a validator the part cannot be trusted: started over, same name.
+        assert_eq!(
+            plan_of(planner.plan(job("http://h/untagged.bin"))),
+            Some(Plan {
+                name: "untagged.bin".to_string(),
+                resume: None,
+                replace: false,
+            })
+        );
+    }
+
+    #[test]
+    fn parts_are_left_alone_without_continue_or_once_complete() {
+        let folder = Folder::new(&[
+            started("http://h/a.bin", "a.bin", Some("\"v1\"")),
+            started("http://h/done.bin", "done.bin", Some("\"v1\"")),
+            started("http://h/nopart.bin", "nopart.bin", Some("\"v1\"")),
+        ]);
+        folder.write("a.bin.part", b"12");
+        folder.write("done.bin.part", b"12");
+        folder.write("done.bin", b"1234");
+        assert_eq!(
+            plan_of(folder.planner(false, false).plan(job("http://h/a.bin"))),
+            None
+        );
+        let planner = folder.planner(true, false);
+        assert_eq!(plan_of(planner.plan(job("http://h/done.bin"))), None);
+        assert_eq!(plan_of(planner.plan(job("http://h/nopart.bin"))), None);
+    }
+}

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -276,6 +276,10 @@ impl Remote for InWorkers {
         };
         Outcome::failed(job, error, attempts)
     }
+
+    fn timed(&self, outcome: &mut Outcome, elapsed: Duration) {
+        outcome.elapsed = elapsed;
+    }
 }
 
 /// Progress, as a worker reports it: to the parent, at most every 100 ms while a
@@ -285,7 +289,7 @@ struct ParentProgress {
     pending: Mutex<(u64, Instant)>,
 }
 
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl ParentProgress {
     fn flush(&self, pending: &mut (u64, Instant)) {

@@ -698,6 +698,50 @@ fn ctrl_c_lets_downloads_in_flight_finish(strategy: &str) {
     assert_clean(&scratch);
 }
 
+fn second_ctrl_c_still_finishes_the_report(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let report = scratch.root.path().join("report.json");
+    let report_arg = report.display().to_string();
+    let (first, slow) = (server.url("/png/first.png"), server.url("/slow/cut.bin"));
+    let output_dir = scratch.output_arg();
+    let child = grab_command()
+        .args(["get", "-s", strategy, "-j", "1", "-o", &output_dir])
+        .args([&first, &slow, "--grace", "30", "--report", &report_arg])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = scratch.output().join("cut.bin.part");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
+        assert!(Instant::now() < deadline, "no part file appeared");
+        thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        let signalled = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(signalled.success());
+        thread::sleep(Duration::from_millis(30));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("second Ctrl-C"), "{stderr}");
+    // Long before the grace period: the slow file is left for --continue.
+    assert!(!scratch.output().join("cut.bin").exists());
+    // The report is whole JSON, with every record so far and the summary.
+    let text = fs::read_to_string(&report).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    let records = parsed["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{text}");
+    assert_eq!(records[0]["outcome"], "saved");
+    assert_eq!(records[0]["file"], "first.png");
+    assert_eq!(parsed["summary"]["interrupted"], true);
+    assert_eq!(parsed["summary"]["saved"], 1);
+}
+
 fn ctrl_c_after_grace_leaves_parts_to_continue(strategy: &str) {
     let server = FaultServer::start();
     let scratch = Scratch::new();
@@ -783,6 +827,8 @@ macro_rules! for_each_strategy {
             fn ctrl_c_lets_downloads_in_flight_finish() { super::ctrl_c_lets_downloads_in_flight_finish($name) }
             #[test]
             fn ctrl_c_after_grace_leaves_parts_to_continue() { super::ctrl_c_after_grace_leaves_parts_to_continue($name) }
+            #[test]
+            fn second_ctrl_c_still_finishes_the_report() { super::second_ctrl_c_still_finishes_the_report($name) }
         }
     )*};
 }

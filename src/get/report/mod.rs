@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,8 @@ pub struct Reporter {
     tally: Mutex<Tally>,
     pub live: live::Live,
     records: Mutex<Option<records::RecordWriter>>,
+    /// Set by the first to print the summary (the run, or its Ctrl-C watchdog).
+    concluded: AtomicBool,
 }
 
 /// The counts of a finished batch: what `--json` prints, what `compare` reads
@@ -206,7 +208,13 @@ impl Reporter {
             tally: Mutex::new(Tally::default()),
             live: live::Live::default(),
             records: Mutex::new(None),
+            concluded: AtomicBool::new(false),
         }
+    }
+
+    /// True for the first caller only: the one that prints the summary.
+    pub fn conclude(&self) -> bool {
+        !self.concluded.swap(true, Ordering::SeqCst)
     }
 
     pub fn console(&self) -> &Console {
