@@ -115,11 +115,7 @@ impl Console {
         let mut text = String::with_capacity(line.len() + 1);
         text.push_str(line);
         text.push('\n');
-        let display = self
-            .inner
-            .display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let display = crate::lock(&self.inner.display);
         let write = || {
             let _ = io::stderr().lock().write_all(text.as_bytes());
         };
@@ -137,6 +133,13 @@ impl Console {
         }
     }
 
+    /// A summary, unless silent.
+    pub fn summary(&self, summary: &str) {
+        if self.shows_failures() {
+            self.line(summary);
+        }
+    }
+
     /// `error: MESSAGE`, unless silent.
     pub fn error(&self, message: &str) {
         if self.shows_failures() {
@@ -146,20 +149,12 @@ impl Console {
 
     /// From now on lines are printed above `display`.
     pub fn attach(&self, display: indicatif::MultiProgress) {
-        *self
-            .inner
-            .display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some(display);
+        *crate::lock(&self.inner.display) = Some(display);
     }
 
     /// The live view is gone: lines are written plainly again.
     pub fn detach(&self) {
-        self.inner
-            .display
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
+        crate::lock(&self.inner.display).take();
     }
 }
 
@@ -176,6 +171,16 @@ pub fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `downloaded 9 of 10 files, 1 failed`: what was `done` of all that ended,
+/// and the failures when there were any.
+pub fn done_of(verb: &str, done: u64, failed: u64, noun: &str) -> String {
+    let mut line = format!("{verb} {done} of {} {noun}", done + failed);
+    if failed > 0 {
+        line += &format!(", {failed} failed");
+    }
+    line
 }
 
 /// `""` for one, `"s"` for any other count.

@@ -32,6 +32,22 @@
 //!   dispatch; the binary (`src/main.rs`) only sets up logging and calls it.
 //!   Nothing else sees clap.
 
+/// Implements [`Named`] for a fieldless enum: each variant with the name the
+/// command line gives it.
+macro_rules! named {
+    ($type:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $crate::Named for $type {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),+
+                }
+            }
+        }
+    };
+}
+
 pub mod cli;
 pub mod compare;
 pub mod console;
@@ -41,6 +57,20 @@ pub mod filter;
 pub mod gallery;
 pub mod get;
 pub mod server;
+
+/// Locks a mutex even if a thread panicked while holding it: what it guards
+/// (tallies, names, pipes) stays usable, and one panicking job must not stop
+/// the run's reporting.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// One JSON line: the value and a newline, to be written whole.
+pub fn json_line<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    Ok(line)
+}
 
 /// A library enum the command line offers by name (strategies, formats, modes).
 pub trait Named: Sized + Copy + Send + Sync + 'static {

@@ -12,7 +12,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use crate::Named;
-use crate::engine::mock::{self, Mock, MockWorker};
+use crate::engine::mock::{self, Mock};
 use crate::engine::processes::{self, WORKER_SUBCOMMAND, WorkerProgram};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::task::Filtering;
@@ -83,7 +83,12 @@ fn worker(task: &str, settings: &str) -> ExitStatus {
         crate::filter::task::TASK => {
             processes::serve::<Filtering, _>(|_| Filtering::from_json(settings))
         }
-        mock::TASK => processes::serve::<Mock, _>(|parent| Ok(MockWorker { parent })),
+        mock::TASK => processes::serve::<Mock, _>(|parent| {
+            Ok(Mock {
+                parent: Some(parent),
+                ..Mock::default()
+            })
+        }),
         other => Err(anyhow::anyhow!("no worker task named {other}")),
     };
     match result {

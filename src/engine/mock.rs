@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::processes::{Lost, Parent, Remote};
-use super::{AsyncTask, Task};
+use super::{AsyncTask, Task, Work};
 
 /// The name of the mock task for `grab __worker`.
 pub const TASK: &str = "mock";
@@ -25,11 +25,19 @@ pub struct MockJob {
     pub fail: bool,
     /// Ask the parent to answer this text (it answers it in upper case).
     pub ask: Option<String>,
-    /// Kill the running process unless this file exists, creating it first: the
-    /// first attempt dies, the second succeeds.
-    pub die_once: Option<PathBuf>,
-    /// Kill the running process every time.
-    pub die_always: bool,
+    /// Whether the job kills the process running it.
+    pub die: Die,
+}
+
+/// When a mock job kills the process running it, as `kill -9` would.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Die {
+    #[default]
+    Never,
+    /// Unless this file exists, which it creates first: the first attempt
+    /// dies, the second succeeds.
+    Once(PathBuf),
+    Always,
 }
 
 /// What a mock job gives back.
@@ -42,14 +50,17 @@ pub struct MockOutcome {
     pub result: Result<String, String>,
 }
 
-/// The mock task, in-process (`sequential`, `threads`, `async`) and as the parent
-/// of worker processes, counting what the engine asked of it.
-#[derive(Debug, Default)]
+/// The mock task: in-process (`sequential`, `threads`, `async`), as the parent of
+/// worker processes (counting what the engine asked of it), and inside a worker
+/// (with its way to the parent).
+#[derive(Default)]
 pub struct Mock {
     /// Attempts sent to worker processes.
     pub begun: AtomicUsize,
     /// Of those, attempts whose worker died.
     pub died: AtomicUsize,
+    /// Inside a worker process: the pipe to the parent that answers `ask`.
+    pub parent: Option<Parent<String, String>>,
 }
 
 fn answer(question: &str) -> String {
@@ -58,14 +69,13 @@ fn answer(question: &str) -> String {
 
 /// Runs a job in this process; `ask` is the way to the parent, if any.
 fn perform(job: MockJob, ask: impl FnOnce(String) -> Result<String, String>) -> MockOutcome {
-    if let Some(marker) = &job.die_once
-        && !marker.exists()
-    {
-        let _ = std::fs::write(marker, b"");
-        die();
-    }
-    if job.die_always {
-        die();
+    match &job.die {
+        Die::Once(marker) if !marker.exists() => {
+            let _ = std::fs::write(marker, b"");
+            die();
+        }
+        Die::Always => die(),
+        _ => {}
     }
     let result = if job.fail {
         Err(format!("job {} failed as asked", job.id))
@@ -88,21 +98,23 @@ fn die() -> ! {
     std::process::abort()
 }
 
-impl Task for Mock {
+impl Work for Mock {
     type Job = MockJob;
     type Outcome = MockOutcome;
+}
 
+impl Task for Mock {
     fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
         std::thread::sleep(Duration::from_millis(job.sleep_ms));
-        // In-process, the parent is here.
-        perform(job, |question| Ok(answer(&question)))
+        perform(job, |question| match &self.parent {
+            Some(parent) => parent.ask(question).map_err(|error| error.to_string()),
+            // In-process, the parent is here.
+            None => Ok(answer(&question)),
+        })
     }
 }
 
 impl AsyncTask for Mock {
-    type Job = MockJob;
-    type Outcome = MockOutcome;
-
     async fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
         tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
         perform(job, |question| Ok(answer(&question)))
@@ -110,8 +122,6 @@ impl AsyncTask for Mock {
 }
 
 impl Remote for Mock {
-    type Job = MockJob;
-    type Outcome = MockOutcome;
     type Message = String;
     type Reply = String;
     type Conversation = ();
@@ -149,22 +159,5 @@ impl Remote for Mock {
                 Lost::WorkerStart(message) => format!("no worker: {message}"),
             }),
         }
-    }
-}
-
-/// The mock task inside a worker process, asking its parent through the pipe.
-pub struct MockWorker {
-    pub parent: Parent<String, String>,
-}
-
-impl Task for MockWorker {
-    type Job = MockJob;
-    type Outcome = MockOutcome;
-
-    fn run(&self, job: MockJob, _worker: &str) -> MockOutcome {
-        std::thread::sleep(Duration::from_millis(job.sleep_ms));
-        perform(job, |question| {
-            self.parent.ask(question).map_err(|error| error.to_string())
-        })
     }
 }

@@ -43,23 +43,12 @@ pub enum Strategy {
     Async,
 }
 
-impl Named for Strategy {
-    const ALL: &'static [Strategy] = &[
-        Strategy::Sequential,
-        Strategy::Threads,
-        Strategy::Processes,
-        Strategy::Async,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Strategy::Sequential => "sequential",
-            Strategy::Threads => "threads",
-            Strategy::Processes => "processes",
-            Strategy::Async => "async",
-        }
-    }
-}
+named!(Strategy {
+    Sequential => "sequential",
+    Threads => "threads",
+    Processes => "processes",
+    Async => "async",
+});
 
 impl Strategy {
     /// Jobs in flight for `jobs` asked: `sequential` always has one.
@@ -77,21 +66,23 @@ impl std::fmt::Display for Strategy {
     }
 }
 
-/// One unit of work, run on whichever thread the strategy gives it (in a worker
-/// process, on that process's thread).
-pub trait Task: Send + Sync {
+/// What a client's work is made of: the job that goes in and the outcome that
+/// comes out, however the engine runs it ([`Task`], [`AsyncTask`],
+/// [`processes::Remote`]).
+pub trait Work: Send + Sync {
     type Job: Send;
     type Outcome: Send;
+}
 
+/// One unit of work, run on whichever thread the strategy gives it (in a worker
+/// process, on that process's thread).
+pub trait Task: Work {
     /// Runs one job to its outcome. A failure is an outcome, never a panic.
     fn run(&self, job: Self::Job, worker: &str) -> Self::Outcome;
 }
 
 /// A task whose jobs wait on I/O without holding a thread.
-pub trait AsyncTask: Send + Sync + 'static {
-    type Job: Send + 'static;
-    type Outcome: Send + 'static;
-
+pub trait AsyncTask: Work<Job: 'static, Outcome: 'static> + 'static {
     fn run(&self, job: Self::Job, worker: &str) -> impl Future<Output = Self::Outcome> + Send;
 }
 

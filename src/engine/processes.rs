@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Queue, Ran, Sink, Task};
+use super::{Queue, Ran, Sink, Task, Work};
 use crate::console::Console;
 
 /// The hidden subcommand a worker runs as: `grab __worker TASK --settings JSON`.
@@ -71,9 +71,9 @@ pub enum Lost {
 pub enum Nothing {}
 
 /// The parent's side of a task run in worker processes.
-pub trait Remote: Sync {
-    type Job: Serialize + DeserializeOwned + Send;
-    type Outcome: Serialize + DeserializeOwned + Send;
+pub trait Remote:
+    Work<Job: Serialize + DeserializeOwned, Outcome: Serialize + DeserializeOwned>
+{
     /// What a worker says mid-job.
     type Message: Serialize + DeserializeOwned;
     /// The parent's answer to a message that asks.
@@ -348,22 +348,15 @@ struct Pipe {
 
 impl Pipe {
     fn send<T: Serialize>(&self, message: &T) -> io::Result<()> {
-        let mut line = serde_json::to_vec(message)?;
-        line.push(b'\n');
-        let mut output = self
-            .output
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let line = crate::json_line(message)?;
+        let mut output = crate::lock(&self.output);
         output.write_all(&line)?;
         output.flush()
     }
 
     fn receive<T: DeserializeOwned>(&self) -> io::Result<Option<T>> {
         let mut line = String::new();
-        let mut input = self
-            .input
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut input = crate::lock(&self.input);
         if input.read_line(&mut line)? == 0 {
             return Ok(None);
         }

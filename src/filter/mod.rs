@@ -58,25 +58,13 @@ pub enum Filter {
     Contrast,
 }
 
-impl Named for Filter {
-    const ALL: &'static [Filter] = &[
-        Filter::Blur,
-        Filter::Sharpen,
-        Filter::Contour,
-        Filter::Grayscale,
-        Filter::Contrast,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Filter::Blur => "blur",
-            Filter::Sharpen => "sharpen",
-            Filter::Contour => "contour",
-            Filter::Grayscale => "grayscale",
-            Filter::Contrast => "contrast",
-        }
-    }
-}
+named!(Filter {
+    Blur => "blur",
+    Sharpen => "sharpen",
+    Contour => "contour",
+    Grayscale => "grayscale",
+    Contrast => "contrast",
+});
 
 /// The engine's strategies a filter run can use: images are CPU work, so there
 /// is no `async`.

@@ -51,11 +51,7 @@ impl Pool {
     /// Waits until every submitted job is done and the workers have stopped.
     pub fn finish(&self) -> anyhow::Result<()> {
         self.queue.close();
-        let engine = self
-            .engine
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
+        let engine = crate::lock(&self.engine).take();
         match engine.map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => anyhow::bail!("the filter engine panicked"),

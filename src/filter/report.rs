@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Outcome;
-use crate::console::{Console, human_bytes};
+use crate::console::{Console, done_of, human_bytes};
 use crate::exit::ExitStatus;
 
 #[derive(Default)]
@@ -46,14 +46,7 @@ impl Summary {
 
     /// `filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.52 s (70.2 MP/s), 4.1 MiB written`.
     pub fn line(&self) -> String {
-        let mut line = format!(
-            "filtered {} of {} images",
-            self.processed,
-            self.processed + self.failed
-        );
-        if self.failed > 0 {
-            line += &format!(", {} failed", self.failed);
-        }
+        let line = done_of("filtered", self.processed, self.failed, "images");
         let seconds = self.wall.as_secs_f64();
         let megapixels = self.pixels as f64 / 1e6;
         let rate = if seconds > 0.0 {
@@ -80,10 +73,7 @@ impl Reporter {
     /// Records a finished image and prints its line.
     pub fn record(&self, outcome: &Outcome) {
         {
-            let mut tally = self
-                .tally
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut tally = crate::lock(&self.tally);
             match &outcome.result {
                 Ok(filtered) => {
                     tally.processed += 1;
@@ -115,10 +105,7 @@ impl Reporter {
 
     /// The counts so far, with the wall time since the batch started.
     pub fn summary(&self) -> Summary {
-        let tally = self
-            .tally
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let tally = crate::lock(&self.tally);
         Summary {
             processed: tally.processed,
             failed: tally.failed,
@@ -130,9 +117,7 @@ impl Reporter {
 
     /// Prints the summary line, unless silent.
     pub fn print_summary(&self, summary: &Summary) {
-        if self.console.shows_failures() {
-            self.console.line(&summary.line());
-        }
+        self.console.summary(&summary.line());
     }
 }
 

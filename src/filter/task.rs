@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::{FilterError, Job, Outcome, Settings, filter_file};
-use crate::engine::Task;
 use crate::engine::processes::{Lost, Nothing, Remote};
+use crate::engine::{Task, Work};
 
 /// The name of the filter task for `grab __worker`.
 pub const TASK: &str = "filter";
@@ -29,18 +29,18 @@ impl Filtering {
     }
 }
 
-impl Task for Filtering {
+impl Work for Filtering {
     type Job = Job;
     type Outcome = Outcome;
+}
 
+impl Task for Filtering {
     fn run(&self, job: Job, _worker: &str) -> Outcome {
         filter_file(&job, &self.settings)
     }
 }
 
 impl Remote for Filtering {
-    type Job = Job;
-    type Outcome = Outcome;
     type Message = Nothing;
     type Reply = Nothing;
     type Conversation = ();

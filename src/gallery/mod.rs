@@ -196,20 +196,14 @@ impl ImageCache {
     }
 
     pub fn get(&self, name: &str, width: u32, height: u32, format: Format) -> Option<Bytes> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let entries = crate::lock(&self.entries);
         entries
             .get(&(name.to_string(), width, height, format))
             .cloned()
     }
 
     pub fn insert(&self, name: &str, width: u32, height: u32, format: Format, bytes: Bytes) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut entries = crate::lock(&self.entries);
         if entries.len() >= self.capacity {
             entries.clear();
         }

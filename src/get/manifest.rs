@@ -67,13 +67,7 @@ impl Manifest {
     }
 
     pub fn append(&self, entry: &Entry) -> io::Result<()> {
-        let mut line = serde_json::to_vec(entry)?;
-        line.push(b'\n');
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        file.write_all(&line)
+        crate::lock(&self.file).write_all(&crate::json_line(entry)?)
     }
 }
 

@@ -341,10 +341,7 @@ impl FolderNames {
 
 impl NameRegistry for FolderNames {
     fn reserve(&self, desired: &str) -> io::Result<String> {
-        let mut taken = self
-            .taken
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut taken = crate::lock(&self.taken);
         for n in 0..100_000 {
             let candidate = numbered(desired, n);
             if !taken.contains(&candidate) && !self.occupied(&candidate) {
@@ -356,18 +353,12 @@ impl NameRegistry for FolderNames {
     }
 
     fn release(&self, name: &str) {
-        let mut taken = self
-            .taken
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut taken = crate::lock(&self.taken);
         taken.remove(name);
     }
 
     fn claim(&self, name: &str) {
-        let mut taken = self
-            .taken
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut taken = crate::lock(&self.taken);
         taken.insert(name.to_string());
     }
 }

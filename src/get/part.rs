@@ -149,6 +149,12 @@ impl Drop for PartFile {
 mod tests {
     use super::*;
 
+    /// Appends `bytes`, commits, and reads the final file back.
+    fn finished(mut part: PartFile, bytes: &[u8]) -> Vec<u8> {
+        part.write(bytes).unwrap();
+        fs::read(part.commit().unwrap()).unwrap()
+    }
+
     #[test]
     fn commit_moves_part_to_final_name() {
         let directory = tempfile::tempdir().unwrap();
@@ -173,27 +179,22 @@ mod tests {
     fn reopen_keeps_a_prefix_or_starts_over() {
         let directory = tempfile::tempdir().unwrap();
         fs::write(directory.path().join("a.bin.part"), b"hello world").unwrap();
-        let mut part = PartFile::reopen(directory.path(), "a.bin", 5).unwrap();
+        let part = PartFile::reopen(directory.path(), "a.bin", 5).unwrap();
         assert_eq!(part.written(), 5);
-        part.write(b"!").unwrap();
-        part.commit().unwrap();
-        assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"hello!");
+        assert_eq!(finished(part, b"!"), b"hello!");
         fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
-        let mut part = PartFile::reopen(directory.path(), "b.bin", 0).unwrap();
-        part.write(b"new").unwrap();
-        part.commit().unwrap();
-        assert_eq!(fs::read(directory.path().join("b.bin")).unwrap(), b"new");
+        let part = PartFile::reopen(directory.path(), "b.bin", 0).unwrap();
+        assert_eq!(finished(part, b"new"), b"new");
     }
 
     #[test]
     fn replacing_overwrites_the_final_name() {
         let directory = tempfile::tempdir().unwrap();
         fs::write(directory.path().join("a.bin"), b"old").unwrap();
-        let mut part = PartFile::create(directory.path(), "a.bin")
+        let part = PartFile::create(directory.path(), "a.bin")
             .unwrap()
             .replacing();
-        part.write(b"new").unwrap();
-        part.commit().unwrap();
+        assert_eq!(finished(part, b"new"), b"new");
         assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"new");
     }
 

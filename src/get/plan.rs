@@ -178,6 +178,18 @@ mod tests {
         manifest::hex(&Sha256::digest(bytes))
     }
 
+    /// A plan for `name`: resumed from `offset` with `validator`, replacing.
+    fn planned(name: &str, resume: Option<(u64, &str)>, replace: bool) -> Option<Plan> {
+        Some(Plan {
+            name: name.to_string(),
+            resume: resume.map(|(offset, validator)| Resume {
+                offset,
+                validator: validator.to_string(),
+            }),
+            replace,
+        })
+    }
+
     fn plan_of(planned: Planned) -> Option<Plan> {
         match planned {
             Planned::Download(job) => job.plan,
@@ -256,14 +268,7 @@ mod tests {
         let folder = Folder::new(&[saved("http://h/a.jpg", "a.jpg", b"abc")]);
         folder.write("a.jpg", b"abc");
         let plan = plan_of(folder.planner(false, true).plan(job("http://h/a.jpg")));
-        assert_eq!(
-            plan,
-            Some(Plan {
-                name: "a.jpg".to_string(),
-                resume: None,
-                replace: true,
-            })
-        );
+        assert_eq!(plan, planned("a.jpg", None, true));
     }
 
     #[test]
@@ -277,23 +282,12 @@ mod tests {
         let planner = folder.planner(true, false);
         assert_eq!(
             plan_of(planner.plan(job("http://h/tagged.bin"))),
-            Some(Plan {
-                name: "tagged.bin".to_string(),
-                resume: Some(Resume {
-                    offset: 1000,
-                    validator: "\"v1\"".to_string(),
-                }),
-                replace: false,
-            })
+            planned("tagged.bin", Some((1000, "\"v1\"")), false)
         );
         // Without a validator the part cannot be trusted: started over, same name.
         assert_eq!(
             plan_of(planner.plan(job("http://h/untagged.bin"))),
-            Some(Plan {
-                name: "untagged.bin".to_string(),
-                resume: None,
-                replace: false,
-            })
+            planned("untagged.bin", None, false)
         );
     }
 

@@ -22,7 +22,7 @@ use super::input::Job;
 use super::manifest::Manifest;
 use super::naming::{NameRegistry, PART_SUFFIX};
 use crate::engine::processes::{Lost, Parent, Remote};
-use crate::engine::{AsyncTask, Task};
+use crate::engine::{AsyncTask, Task, Work};
 
 /// The name of the download task for `grab __worker`.
 pub const TASK: &str = "get";
@@ -51,10 +51,7 @@ impl HostGate {
             job.url.host_str().unwrap_or(""),
             job.url.port_or_known_default().unwrap_or(0)
         );
-        let mut hosts = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut hosts = crate::lock(&self.hosts);
         hosts
             .entry(host)
             .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.limit)))
@@ -75,51 +72,42 @@ impl HostGate {
     }
 }
 
-/// Downloads on this process's threads, sharing one blocking client whose
-/// keep-alive pool holds a connection per worker.
-pub struct Blocking {
+/// Downloads on this process, sharing one client: a blocking one ([`Blocking`],
+/// whose keep-alive pool holds a connection per worker thread) or an async one
+/// ([`Asynchronous`]).
+pub struct Downloads<Client> {
     pub context: Context,
     pub hosts: Option<Arc<HostGate>>,
-    agent: ureq::Agent,
+    client: Client,
 }
+
+/// Downloads on threads (`sequential`, `threads`, and inside a worker process).
+pub type Blocking = Downloads<ureq::Agent>;
+
+/// Downloads as async tasks.
+pub type Asynchronous = Downloads<reqwest::Client>;
 
 impl Blocking {
     /// For `workers` threads at once.
     pub fn new(context: Context, hosts: Option<Arc<HostGate>>, workers: usize) -> Blocking {
-        let agent = blocking_agent(&context.settings, workers);
-        Blocking {
+        let client = blocking_agent(&context.settings, workers);
+        Downloads {
             context,
             hosts,
-            agent,
+            client,
         }
     }
 }
 
-impl Task for Blocking {
-    type Job = Job;
-    type Outcome = Outcome;
-
-    fn run(&self, job: Job, _worker: &str) -> Outcome {
-        let _host = HostGate::enter_blocking(self.hosts.as_deref(), &job);
-        fetch_blocking(&self.agent, &job, &self.context)
-    }
-}
-
-/// Downloads as tasks sharing one async client.
-pub struct Asynchronous {
-    pub context: Context,
-    pub hosts: Option<Arc<HostGate>>,
-    client: reqwest::Client,
-}
-
 impl Asynchronous {
+    /// For `workers` tasks at once.
     pub fn new(
         context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> reqwest::Result<Asynchronous> {
         let client = async_client(&context.settings, workers)?;
-        Ok(Asynchronous {
+        Ok(Downloads {
             context,
             hosts,
             client,
@@ -127,10 +115,19 @@ impl Asynchronous {
     }
 }
 
-impl AsyncTask for Asynchronous {
+impl<Client: Send + Sync> Work for Downloads<Client> {
     type Job = Job;
     type Outcome = Outcome;
+}
 
+impl Task for Blocking {
+    fn run(&self, job: Job, _worker: &str) -> Outcome {
+        let _host = HostGate::enter_blocking(self.hosts.as_deref(), &job);
+        fetch_blocking(&self.client, &job, &self.context)
+    }
+}
+
+impl AsyncTask for Asynchronous {
     async fn run(&self, job: Job, _worker: &str) -> Outcome {
         let _host = HostGate::enter(self.hosts.as_deref(), &job).await;
         fetch_async(&self.client, &job, &self.context).await
@@ -188,9 +185,12 @@ pub struct Held {
     transfer: Option<u64>,
 }
 
-impl Remote for InWorkers {
+impl Work for InWorkers {
     type Job = Job;
     type Outcome = Outcome;
+}
+
+impl Remote for InWorkers {
     type Message = Message;
     type Reply = Reply;
     type Conversation = Held;
@@ -302,9 +302,7 @@ impl ParentProgress {
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, (u64, Instant)> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        crate::lock(&self.pending)
     }
 }
 

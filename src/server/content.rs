@@ -90,19 +90,6 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn index(
-    base: &str,
-    directory: &str,
-    names: impl Iterator<Item = String>,
-    query: &str,
-) -> Response {
-    let mut text = String::new();
-    for name in names {
-        text += &format!("{base}/{directory}/{name}{query}\n");
-    }
-    plain(StatusCode::OK, text)
-}
-
 pub async fn image_index(Query(params): Query<Params>, headers: HeaderMap) -> Response {
     params.delay().await;
     let count = params.count.unwrap_or(50).min(MAX_INDEX_COUNT);
@@ -116,12 +103,12 @@ pub async fn image_index(Query(params): Query<Params>, headers: HeaderMap) -> Re
             );
         }
     };
-    let width = count.to_string().len().max(4);
-    let names = (1..=count).map(|number| format!("image-{number:0width$}.{extension}"));
-    index(
-        &base_url(&headers),
+    numbered_index(
+        &headers,
         "images",
-        names,
+        "image",
+        extension,
+        count,
         &params.forwarded(&["w", "h", "delay_ms"]),
     )
 }
@@ -170,14 +157,33 @@ pub async fn image(
 pub async fn file_index(Query(params): Query<Params>, headers: HeaderMap) -> Response {
     params.delay().await;
     let count = params.count.unwrap_or(100).min(MAX_INDEX_COUNT);
-    let width = count.to_string().len().max(4);
-    let names = (1..=count).map(|number| format!("file-{number:0width$}.bin"));
-    index(
-        &base_url(&headers),
+    numbered_index(
+        &headers,
         "files",
-        names,
+        "file",
+        "bin",
+        count,
         &params.forwarded(&["size", "delay_ms"]),
     )
+}
+
+/// `count` URLs under `/FOLDER/`, `STEM-0001.EXTENSION` onwards, zero-padded so
+/// they sort in order, each with the `forwarded` query.
+fn numbered_index(
+    headers: &HeaderMap,
+    folder: &str,
+    stem: &str,
+    extension: &str,
+    count: usize,
+    forwarded: &str,
+) -> Response {
+    let base = base_url(headers);
+    let width = count.to_string().len().max(4);
+    let mut text = String::new();
+    for number in 1..=count {
+        text += &format!("{base}/{folder}/{stem}-{number:0width$}.{extension}{forwarded}\n");
+    }
+    plain(StatusCode::OK, text)
 }
 
 /// `bytes=START-` or `bytes=START-END`, the single ranges downloaders ask for.

@@ -11,7 +11,7 @@ use std::thread;
 
 use grab::Named;
 use grab::console::Console;
-use grab::engine::mock::{Mock, MockJob, MockOutcome};
+use grab::engine::mock::{Die, Mock, MockJob, MockOutcome};
 use grab::engine::processes::WorkerProgram;
 use grab::engine::{self, Interrupt, Queue, Sink, Strategy};
 use grab::filter::{self, Filter, FilterConfig, Settings};
@@ -113,10 +113,10 @@ fn a_worker_process_that_dies_mid_job_is_replaced_and_the_job_retried_once() {
     let scratch = Scratch::new();
     let marker = scratch.root.path().join("died-once");
     let mut list = jobs(20);
-    list[5].die_once = Some(marker.clone());
+    list[5].die = Die::Once(marker.clone());
     list[5].ask = Some("after a death".to_string());
     list[5].fail = false;
-    list[12].die_always = true;
+    list[12].die = Die::Always;
     let mock = Arc::new(Mock::default());
     let outcomes = drain(&mock, Strategy::Processes, 2, &program(), list, |_, _| {});
     assert_eq!(outcomes.len(), 20);

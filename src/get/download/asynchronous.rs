@@ -7,7 +7,7 @@ use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
-use crate::get::input::{Job, Resume};
+use crate::get::input::Job;
 
 /// The async client, keeping up to `pool` idle connections per host.
 pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest::Client> {
@@ -51,14 +51,11 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
 
 async fn attempt_async(
     client: &reqwest::Client,
-    job: &Job,
-    context: &Context,
-    resume: Option<&Resume>,
+    mut transfer: Transfer<'_>,
+    settings: &Settings,
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
-    let settings = &context.settings;
-    let mut transfer = Transfer::new(job, context, resume);
-    let mut request = client.get(job.url.clone());
+    let mut request = client.get(transfer.url().clone());
     for (name, value) in transfer.request_headers() {
         request = request.header(name, value);
     }
@@ -92,8 +89,8 @@ async fn attempt_async(
 pub async fn fetch_async(client: &reqwest::Client, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let resume = attempts.next_resume();
-        let result = attempt_async(client, job, context, resume, &mut attempts).await;
+        let transfer = attempts.next();
+        let result = attempt_async(client, transfer, &context.settings, &mut attempts).await;
         match attempts.after(result) {
             Ok(outcome) => return outcome,
             Err(wait) => tokio::time::sleep(wait).await,

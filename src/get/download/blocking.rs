@@ -7,7 +7,7 @@ use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
-use crate::get::input::{Job, Resume};
+use crate::get::input::Job;
 
 /// A blocking client for downloads, keeping up to `pool` connections alive so
 /// `pool` threads can each reuse one.
@@ -56,18 +56,15 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
 
 fn attempt_blocking(
     agent: &ureq::Agent,
-    job: &Job,
-    context: &Context,
-    resume: Option<&Resume>,
+    mut transfer: Transfer,
+    settings: &Settings,
     attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
     use ureq::ResponseExt;
-    let settings = &context.settings;
-    let mut transfer = Transfer::new(job, context, resume);
-    let mut request = agent.get(job.url.as_str());
-    for (name, value) in transfer.request_headers() {
-        request = request.header(name, value);
-    }
+    let request = transfer.request_headers().into_iter().fold(
+        agent.get(transfer.url().as_str()),
+        |request, (name, value)| request.header(name, value),
+    );
     let response = request
         .call()
         .map_err(|error| from_ureq(&error, settings))?;
@@ -98,8 +95,8 @@ fn attempt_blocking(
 pub fn fetch_blocking(agent: &ureq::Agent, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let resume = attempts.next_resume();
-        let result = attempt_blocking(agent, job, context, resume, &mut attempts);
+        let transfer = attempts.next();
+        let result = attempt_blocking(agent, transfer, &context.settings, &mut attempts);
         match attempts.after(result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Context, DownloadError, Outcome, Saved, Settings, Verdict};
+use super::{Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
 use crate::get::input::{Job, Resume};
 
 /// The longest exponential backoff between two attempts.
@@ -53,15 +53,15 @@ impl<'a> Attempts<'a> {
         }
     }
 
-    /// The resume the next attempt asks for: only the first one resumes; a retry
-    /// starts the file over.
-    pub(super) fn next_resume(&mut self) -> Option<&'a Resume> {
+    /// The next attempt's transfer. Only the first one resumes the part the plan
+    /// names; a retry starts the file over.
+    pub(super) fn next(&mut self) -> Transfer<'a> {
         self.made += 1;
-        if self.made == 1 {
-            self.job.plan.as_ref().and_then(|plan| plan.resume.as_ref())
-        } else {
-            None
-        }
+        let resume: Option<&'a Resume> = match self.made {
+            1 => self.job.plan.as_ref().and_then(|plan| plan.resume.as_ref()),
+            _ => None,
+        };
+        Transfer::new(self.job, self.context, resume)
     }
 
     /// After an attempt: the outcome, or how long to wait before the next one.

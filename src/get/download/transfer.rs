@@ -108,6 +108,11 @@ impl<'a> Transfer<'a> {
         }
     }
 
+    /// The URL this transfer asks for.
+    pub fn url(&self) -> &'a url::Url {
+        &self.job.url
+    }
+
     fn settings(&self) -> &Settings {
         &self.context.settings
     }

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
-use crate::Named;
 use crate::console::human_bytes;
 use crate::get::download::ProgressSink;
 
@@ -29,18 +28,11 @@ pub enum ProgressMode {
     None,
 }
 
-impl Named for ProgressMode {
-    const ALL: &'static [ProgressMode] =
-        &[ProgressMode::Bar, ProgressMode::Lines, ProgressMode::None];
-
-    fn name(self) -> &'static str {
-        match self {
-            ProgressMode::Bar => "bar",
-            ProgressMode::Lines => "lines",
-            ProgressMode::None => "none",
-        }
-    }
-}
+named!(ProgressMode {
+    Bar => "bar",
+    Lines => "lines",
+    None => "none",
+});
 
 struct Flight {
     label: String,
@@ -62,10 +54,7 @@ pub struct Live {
 
 impl Live {
     pub fn in_flight(&self) -> usize {
-        self.flights
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .len()
+        crate::lock(&self.flights).len()
     }
 
     pub fn bytes(&self) -> u64 {
@@ -75,10 +64,7 @@ impl Live {
     /// The `count` slowest transfers running for more than a moment: their labels
     /// with progress and rate.
     fn slowest(&self, count: usize) -> Vec<String> {
-        let flights = self
-            .flights
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let flights = crate::lock(&self.flights);
         let mut running: Vec<(f64, String)> = flights
             .values()
             .filter(|flight| flight.started.elapsed() > Duration::from_millis(500))
@@ -119,33 +105,19 @@ impl ProgressSink for Reporter {
             total,
             started: Instant::now(),
         };
-        self.live
-            .flights
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .insert(id, flight);
+        crate::lock(&self.live.flights).insert(id, flight);
         id
     }
 
     fn advanced(&self, id: u64, bytes: u64) {
         self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(flight) = self
-            .live
-            .flights
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get_mut(&id)
-        {
+        if let Some(flight) = crate::lock(&self.live.flights).get_mut(&id) {
             flight.received += bytes;
         }
     }
 
     fn ended(&self, id: u64) {
-        self.live
-            .flights
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(&id);
+        crate::lock(&self.live.flights).remove(&id);
     }
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod live;
 pub mod records;
 
-use crate::console::{Console, Paint, human_bytes, plural};
+use crate::console::{Console, Paint, done_of, human_bytes, plural};
 use crate::engine::Strategy;
 use crate::exit::ExitStatus;
 use crate::get::download::{Outcome, Verdict};
@@ -130,14 +130,7 @@ impl Summary {
 
     /// `downloaded 9 of 10 files, 1 failed; 1.2 MiB in 0.52 s (2.3 MiB/s)`.
     pub fn line(&self) -> String {
-        let mut line = format!(
-            "downloaded {} of {} files",
-            self.saved,
-            self.saved + self.failed
-        );
-        if self.failed > 0 {
-            line += &format!(", {} failed", self.failed);
-        }
+        let mut line = done_of("downloaded", self.saved, self.failed, "files");
         if self.skipped > 0 {
             line += &format!(", {} skipped (already complete)", self.skipped);
         }
@@ -228,22 +221,14 @@ impl Reporter {
         format: records::ReportFormat,
     ) -> io::Result<()> {
         let writer = records::RecordWriter::create(path, format)?;
-        *self
-            .records
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some(writer);
+        *crate::lock(&self.records) = Some(writer);
         Ok(())
     }
 
     /// Closes the report file, if any, with the summary; records that come after
     /// are not written.
     pub fn finish_records(&self, summary: &Summary) -> io::Result<()> {
-        match self
-            .records
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take()
-        {
+        match crate::lock(&self.records).take() {
             Some(writer) => writer.finish(summary),
             None => Ok(()),
         }
@@ -270,10 +255,7 @@ impl Reporter {
     /// Records a finished download and prints its line.
     pub fn record(&self, outcome: &Outcome) {
         {
-            let mut tally = self
-                .tally
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut tally = crate::lock(&self.tally);
             tally.retries += u64::from(outcome.attempts.saturating_sub(1));
             match &outcome.verdict {
                 Verdict::Skipped(_) => tally.skipped += 1,
@@ -306,11 +288,7 @@ impl Reporter {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.finished.fetch_add(1, Ordering::Relaxed);
-        if let Some(writer) = self
-            .records
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .as_mut()
+        if let Some(writer) = crate::lock(&self.records).as_mut()
             && let Err(error) = writer.write(&records::Record::of(outcome))
         {
             tracing::warn!("cannot write the report: {error}");
@@ -349,19 +327,13 @@ impl Reporter {
 
     /// Records an input line that is not a URL we can download.
     pub fn invalid(&self, line: &InvalidLine) {
-        self.tally
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .invalid_lines += 1;
+        crate::lock(&self.tally).invalid_lines += 1;
         self.console.error(&line.to_string());
     }
 
     /// The counts so far, with the wall time since the batch started.
     pub fn summary(&self, duplicates: u64) -> Summary {
-        let tally = self
-            .tally
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let tally = crate::lock(&self.tally);
         let mut failures: Vec<FailureGroup> = tally.failures.values().cloned().collect();
         failures.sort_by_key(|group| std::cmp::Reverse(group.count));
         let wall_seconds = self.started.elapsed().as_secs_f64();
@@ -389,9 +361,7 @@ impl Reporter {
 
     /// Prints the summary line, unless silent.
     pub fn print_summary(&self, summary: &Summary) {
-        if self.console.shows_failures() {
-            self.console.line(&summary.line());
-        }
+        self.console.summary(&summary.line());
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Summary;
-use crate::Named;
 use crate::get::download::{DownloadError, Outcome, Verdict};
 
 /// The report formats.
@@ -21,18 +20,11 @@ pub enum ReportFormat {
     Csv,
 }
 
-impl Named for ReportFormat {
-    const ALL: &'static [ReportFormat] =
-        &[ReportFormat::Json, ReportFormat::Ndjson, ReportFormat::Csv];
-
-    fn name(self) -> &'static str {
-        match self {
-            ReportFormat::Json => "json",
-            ReportFormat::Ndjson => "ndjson",
-            ReportFormat::Csv => "csv",
-        }
-    }
-}
+named!(ReportFormat {
+    Json => "json",
+    Ndjson => "ndjson",
+    Csv => "csv",
+});
 
 impl ReportFormat {
     /// The format a file name asks for, by its extension.
