@@ -11,7 +11,8 @@
 #   (default 75, Pillow's default JPEG quality, so both write alike), JOBS
 #   (default: the number of CPUs), DELAY_MS (default 50, the server's latency
 #   per image in the overlap part), GRAB (a grab binary to use instead of
-#   building one).
+#   building one), GRAB_BASELINE (another build, timed in the same rounds as
+#   `baseline STRATEGY -j N`).
 #
 # The images are COUNT samples of 1600x1200 from `grab samples`. Prints each
 # tool's median wall time, Pillow's time over grab's, threads against processes,
@@ -43,6 +44,8 @@ add() { order+=("$1"); commands[$1]=$2; }
 for workers in "$jobs" 1; do
   for strategy in threads processes; do
     add "grab $strategy -j $workers" "\"$grab\" filter -q -s $strategy -j $workers --quality $quality -f $filters -o OUT \"$work/images\""
+    # Another build measured in the same rounds: before and after a change.
+    [ -n "${GRAB_BASELINE:-}" ] && add "baseline $strategy -j $workers" "\"$GRAB_BASELINE\" filter -q -s $strategy -j $workers --quality $quality -f $filters -o OUT \"$work/images\""
   done
   add "Pillow pool PROCS=$workers" "PROCS=$workers \"$python\" \"$pillow_pool\" OUT $filters $images"
 done

@@ -9,11 +9,17 @@
 # Prints each tool's median wall time, its ratio to the latency floor
 # (COUNT / JOBS x DELAY) and to curl's. Files go to tmpfs (/dev/shm) so the disk's
 # metadata speed does not blur the comparison (BENCH_OUTPUT_ROOT=DIR to change).
+# GRAB=BINARY times that build instead of building this tree; GRAB_BASELINE=BINARY
+# adds another build's rows (`baseline STRATEGY`) to the same rounds.
 set -euo pipefail
 count=${1:-1000}; size=${2:-20000}; delay=${3:-50}; jobs=${4:-64}; rounds=${5:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-grab="$here/target/release/grab"
+if [ -n "${GRAB:-}" ]; then
+  grab=$GRAB  # a given build, e.g. a copy kept steady while the tree changes
+else
+  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+  grab="$here/target/release/grab"
+fi
 python_baselines="$here/../shared/baselines/python"
 source "$here/bench/common.sh"
 work=$(mktemp -d)
@@ -31,6 +37,8 @@ add() { order+=("$1"); commands[$1]=$2; }
 for strategy in sequential threads processes async; do
   [ "$strategy" = sequential ] && [ "${BENCH_SEQUENTIAL:-0}" != 1 ] && continue
   add "grab $strategy" "\"$grab\" get -q -s $strategy -j $jobs -i \"$work/urls.txt\" -o OUT"
+  # Another build measured in the same rounds: before and after a change.
+  [ -n "${GRAB_BASELINE:-}" ] && add "baseline $strategy" "\"$GRAB_BASELINE\" get -q -s $strategy -j $jobs -i \"$work/urls.txt\" -o OUT"
 done
 add "curl -Z" "curl -sfZ --parallel-max $jobs --remote-name-all --output-dir OUT -K \"$work/curl.config\""
 command -v wget2 >/dev/null && add "wget2" "wget2 -q --max-threads=$jobs -P OUT -i \"$work/urls.txt\""
@@ -48,7 +56,7 @@ for round in $(seq "$rounds"); do
     start=$EPOCHREALTIME
     eval "$command" >/dev/null 2>&1 || echo "warning: $name exited non-zero in round $round" >&2
     end=$EPOCHREALTIME
-    files=$(find "$out" -type f | wc -l)
+    files=$(find "$out" -type f ! -name .grab-manifest.jsonl | wc -l)  # grab's manifest is not a download
     [ "$files" -eq "$count" ] || echo "warning: $name saved $files of $count files in round $round" >&2
     times[$name]+="$(echo "$end - $start" | bc -l) "
   done

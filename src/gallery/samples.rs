@@ -5,11 +5,11 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use anyhow::Context as _;
 
+use crate::engine::{self, Task, Work};
 use crate::filter::codec::write_atomically;
 use crate::gallery::{self, Format};
 
@@ -31,8 +31,8 @@ pub fn sample_name(index: usize, count: usize) -> String {
     format!("sample-{index:0digits$}.jpg")
 }
 
-/// Draws and writes the samples, on every CPU (drawing is the slow part), and
-/// returns their paths in order.
+/// Draws and writes the samples on the engine's threads, one per CPU (drawing
+/// is the slow part), and returns their paths in order.
 pub fn write(config: &SamplesConfig) -> anyhow::Result<Vec<PathBuf>> {
     let directory = &config.output_dir;
     fs::create_dir_all(directory)
@@ -40,31 +40,34 @@ pub fn write(config: &SamplesConfig) -> anyhow::Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = (1..=config.count)
         .map(|index| directory.join(sample_name(index, config.count)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let threads = thread::available_parallelism().map_or(1, |count| count.get());
-    thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(config.count.max(1)))
-            .map(|_| {
-                scope.spawn(|| -> anyhow::Result<()> {
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = paths.get(index) else {
-                            return Ok(());
-                        };
-                        let name = path.file_name().unwrap_or_default().to_string_lossy();
-                        let bytes =
-                            gallery::encode(&name, config.width, config.height, Format::Jpeg);
-                        write_atomically(path, &bytes)
-                            .with_context(|| format!("cannot write {}", path.display()))?;
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|worker| worker.join().expect("drawing does not panic"))
-    })?;
+    let workers = thread::available_parallelism().map_or(1, |count| count.get());
+    let drawing = Drawing {
+        width: config.width,
+        height: config.height,
+    };
+    for outcome in engine::threads::map(&drawing, workers, paths.clone())? {
+        outcome?;
+    }
     Ok(paths)
+}
+
+/// One sample drawn and written, as an engine task.
+struct Drawing {
+    width: u32,
+    height: u32,
+}
+
+impl Work for Drawing {
+    type Job = PathBuf;
+    type Outcome = anyhow::Result<()>;
+}
+
+impl Task for Drawing {
+    fn run(&self, path: PathBuf, _worker: &str) -> anyhow::Result<()> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let bytes = gallery::encode(&name, self.width, self.height, Format::Jpeg);
+        write_atomically(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 /// `1600x1200` as (1600, 1200), each side 1 to [`MAX_SIDE`].
