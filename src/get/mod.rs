@@ -126,6 +126,17 @@ pub fn run_with_hook(
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;
     let known = Known::load(directory)
         .with_context(|| format!("cannot read the manifest in {}", directory.display()))?;
+    if let [first, ..] = known.refused() {
+        config.console.notice(&format!(
+            "ignored {} manifest entr{} whose names are not safe file names (such as {first:?})",
+            known.refused().len(),
+            if known.refused().len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+        ));
+    }
     let manifest = Manifest::open(directory)
         .with_context(|| format!("cannot write the manifest in {}", directory.display()))?;
     let workers = config.strategy.workers(config.jobs);

@@ -6,7 +6,7 @@
 //! never `.` or `..`, never empty, and short enough that `NAME-123.part` still fits in
 //! a 255-byte file name. A name that passed through here cannot leave the folder.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -22,6 +22,16 @@ pub const MAX_NAME_BYTES: usize = 240;
 /// The suffix of a file still being written.
 pub const PART_SUFFIX: &str = ".part";
 
+/// Characters that change how a name reads without being control characters:
+/// bidirectional overrides and isolates (`photo\u{202E}gpj.exe` shows as
+/// `photoexe.jpg`), and line and paragraph separators that split a listing.
+fn misleads(character: char) -> bool {
+    matches!(
+        character,
+        '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 /// Makes untrusted text safe to use as one file name inside the output folder, or
 /// `None` when nothing usable is left.
 pub fn sanitise(raw: &str) -> Option<String> {
@@ -29,7 +39,7 @@ pub fn sanitise(raw: &str) -> Option<String> {
         .chars()
         .map(|character| match character {
             '/' | '\\' => '_',
-            character if character.is_control() => '_',
+            character if character.is_control() || misleads(character) => '_',
             character => character,
         })
         .collect();
@@ -296,7 +306,7 @@ pub fn desired_name_with(
 }
 
 /// The `n`-th alternative to a taken name: `photo.jpg` gives `photo-1.jpg`, ...
-pub fn numbered(name: &str, n: u32) -> String {
+pub fn numbered(name: &str, n: u64) -> String {
     if n == 0 {
         return name.to_string();
     }
@@ -320,46 +330,101 @@ pub trait NameRegistry: Send + Sync {
 /// The registry of one output folder, shared by every job of a batch.
 pub struct FolderNames {
     directory: PathBuf,
-    taken: Mutex<HashSet<String>>,
+    names: Mutex<Names>,
+}
+
+/// The names a batch holds, and where each desired name's numbering goes on, so
+/// that the N-th URL wanting `x.jpg` costs one look, not N: a run of 100,000
+/// URLs all named `dl` is linear.
+#[derive(Default)]
+struct Names {
+    /// Every name held, with the desired name and number it was reserved as
+    /// (`None` for a name claimed as is).
+    taken: HashMap<String, Option<(String, u64)>>,
+    /// Per desired name: the next number to try.
+    next: HashMap<String, u64>,
+    /// Per desired name: numbers given back by failed downloads, lowest first.
+    freed: HashMap<String, BTreeSet<u64>>,
+}
+
+impl Names {
+    /// Whether `name` is held, or would share a part file with a name held:
+    /// `x` writes `x.part`, so `x.part` and `x` exclude each other.
+    fn clashes(&self, name: &str) -> bool {
+        self.taken.contains_key(name)
+            || self.taken.contains_key(&format!("{name}{PART_SUFFIX}"))
+            || name
+                .strip_suffix(PART_SUFFIX)
+                .is_some_and(|stem| self.taken.contains_key(stem))
+    }
 }
 
 impl FolderNames {
     pub fn new(directory: impl Into<PathBuf>) -> Self {
         FolderNames {
             directory: directory.into(),
-            taken: Mutex::new(HashSet::new()),
+            names: Mutex::new(Names::default()),
         }
     }
 
-    /// Whether anything, even a dangling symlink, sits at this name or its `.part`.
+    /// Whether anything, even a dangling symlink, sits at this name or its `.part`
+    /// (or, for a `.part` name, at the name it is the part of).
     fn occupied(&self, name: &str) -> bool {
-        let exists = |path: PathBuf| path.symlink_metadata().is_ok();
-        exists(self.directory.join(name))
-            || exists(self.directory.join(format!("{name}{PART_SUFFIX}")))
+        let exists = |name: &str| self.directory.join(name).symlink_metadata().is_ok();
+        exists(name)
+            || exists(&format!("{name}{PART_SUFFIX}"))
+            || name.strip_suffix(PART_SUFFIX).is_some_and(exists)
+    }
+
+    fn free(&self, names: &Names, name: &str) -> bool {
+        !names.clashes(name) && !self.occupied(name)
     }
 }
 
 impl NameRegistry for FolderNames {
     fn reserve(&self, desired: &str) -> io::Result<String> {
-        let mut taken = crate::lock(&self.taken);
-        for n in 0..100_000 {
-            let candidate = numbered(desired, n);
-            if !taken.contains(&candidate) && !self.occupied(&candidate) {
-                taken.insert(candidate.clone());
-                return Ok(candidate);
+        let mut names = crate::lock(&self.names);
+        // A number a failed download gave back comes first, so names stay dense.
+        let freed: Vec<u64> = names
+            .freed
+            .get(desired)
+            .map(|freed| freed.iter().copied().collect())
+            .unwrap_or_default();
+        let reused = freed
+            .into_iter()
+            .find(|&n| self.free(&names, &numbered(desired, n)));
+        let n = match reused {
+            Some(n) => n,
+            None => {
+                let mut n = names.next.get(desired).copied().unwrap_or(0);
+                while !self.free(&names, &numbered(desired, n)) {
+                    n += 1;
+                }
+                names.next.insert(desired.to_string(), n + 1);
+                n
             }
+        };
+        if let Some(freed) = names.freed.get_mut(desired) {
+            freed.remove(&n);
         }
-        Err(io::Error::other(format!("no free name left for {desired}")))
+        let name = numbered(desired, n);
+        names
+            .taken
+            .insert(name.clone(), Some((desired.to_string(), n)));
+        Ok(name)
     }
 
     fn release(&self, name: &str) {
-        let mut taken = crate::lock(&self.taken);
-        taken.remove(name);
+        let mut names = crate::lock(&self.names);
+        if let Some(Some((desired, n))) = names.taken.remove(name) {
+            names.freed.entry(desired).or_default().insert(n);
+        }
     }
 
     fn claim(&self, name: &str) {
-        let mut taken = crate::lock(&self.taken);
-        taken.insert(name.to_string());
+        crate::lock(&self.names)
+            .taken
+            .insert(name.to_string(), None);
     }
 }
 
@@ -422,7 +487,7 @@ mod properties {
         }
 
         #[test]
-        fn numbered_alternatives_stay_safe(value in hostile_text(), n in 0u32..100_000) {
+        fn numbered_alternatives_stay_safe(value in hostile_text(), n in 0u64..100_000) {
             if let Some(name) = sanitise(&value) {
                 let alternative = numbered(&name, n);
                 assert!(!alternative.contains('/') && !alternative.starts_with('.'));
@@ -599,5 +664,45 @@ mod tests {
         names.release("a-1.jpg");
         assert_eq!(names.reserve("a.jpg").unwrap(), "a-1.jpg");
         assert_eq!(names.reserve("b.jpg").unwrap(), "b.jpg");
+    }
+
+    #[test]
+    fn a_hundred_thousand_urls_of_one_name_get_distinct_names() {
+        let directory = tempfile::tempdir().unwrap();
+        let names = FolderNames::new(directory.path());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            assert!(seen.insert(names.reserve("dl").unwrap()));
+        }
+        assert!(seen.contains("dl") && seen.contains("dl-99999"));
+        // Past what any fixed cap would have allowed.
+        assert_eq!(names.reserve("dl").unwrap(), "dl-100000");
+    }
+
+    #[test]
+    fn a_name_and_its_part_never_clash() {
+        let directory = tempfile::tempdir().unwrap();
+        let names = FolderNames::new(directory.path());
+        assert_eq!(names.reserve("a.bin").unwrap(), "a.bin");
+        // `a.bin` writes `a.bin.part`: no other job may be handed that name.
+        assert_eq!(names.reserve("a.bin.part").unwrap(), "a.bin-1.part");
+        assert_eq!(names.reserve("b.bin.part").unwrap(), "b.bin.part");
+        assert_eq!(names.reserve("b.bin").unwrap(), "b-1.bin");
+        std::fs::write(directory.path().join("c.bin.part"), b"").unwrap();
+        assert_eq!(names.reserve("c.bin").unwrap(), "c-1.bin");
+        std::fs::write(directory.path().join("d.bin"), b"").unwrap();
+        assert_eq!(names.reserve("d.bin.part").unwrap(), "d.bin-1.part");
+    }
+
+    #[test]
+    fn bidirectional_and_line_separating_characters_are_cleaned() {
+        assert_eq!(
+            sanitise("photo\u{202E}gpj.exe").as_deref(),
+            Some("photo_gpj.exe")
+        );
+        assert_eq!(
+            sanitise("a\u{2028}b\u{2029}c\u{2066}d\u{200F}.jpg").as_deref(),
+            Some("a_b_c_d_.jpg")
+        );
     }
 }

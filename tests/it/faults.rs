@@ -834,3 +834,91 @@ macro_rules! for_each_strategy {
 }
 
 for_each_strategy!(sequential => "sequential", threads => "threads", processes => "processes", asynchronous => "async");
+
+/// Waits for a child at most `limit`, killing it past that: a hang fails the
+/// test instead of holding up the run.
+fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("grab still running after {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn manifest_names_outside_the_folder_are_ignored() {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let precious = scratch.write("outside.txt", "precious");
+    fs::create_dir(scratch.output()).unwrap();
+    let (first, second) = (server.url("/png/one.png"), server.url("/slow/two.bin"));
+    let sha256 = {
+        use sha2::{Digest, Sha256};
+        grab::get::manifest::hex(&Sha256::digest(b"precious"))
+    };
+    let lines = [
+        serde_json::json!({"event": "saved", "url": first, "name": "../outside.txt",
+            "size": 8, "sha256": sha256, "time": 0}),
+        serde_json::json!({"event": "started", "url": second, "name": "/etc/grab-test",
+            "etag": "\"two.bin-v0\""}),
+    ];
+    let manifest: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    fs::write(
+        scratch.output().join(grab::get::manifest::MANIFEST_NAME),
+        manifest,
+    )
+    .unwrap();
+    for extra in [&["--force"][..], &["-c"]] {
+        let mut arguments = vec![first.as_str(), second.as_str()];
+        arguments.extend_from_slice(extra);
+        let output = get("threads", &scratch, &arguments);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains("ignored 2 manifest entries") && stderr.contains("../outside.txt"),
+            "{stderr}"
+        );
+        assert_eq!(fs::read_to_string(&precious).unwrap(), "precious");
+        assert!(!std::path::Path::new("/etc/grab-test").exists());
+        scratch.assert_nothing_outside(&["outside.txt"]);
+        scratch.assert_no_part_files();
+        fs::remove_file(scratch.output().join("one.png")).unwrap();
+        fs::remove_file(scratch.output().join("two.bin")).unwrap();
+    }
+}
+
+#[test]
+fn a_manifest_that_is_a_link_or_junk_is_an_error_not_a_hang() {
+    let server = FaultServer::start();
+    let url = server.url("/png/one.png");
+    let scratch = Scratch::new();
+    fs::create_dir(scratch.output()).unwrap();
+    let manifest = scratch.output().join(grab::get::manifest::MANIFEST_NAME);
+    std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+    let output_dir = scratch.output_arg();
+    let run = || {
+        let child = grab_command()
+            .args(["get", "-o", &output_dir, &url])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_at_most(child, Duration::from_secs(30))
+    };
+    let output = run();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    fs::remove_file(&manifest).unwrap();
+    // 64 MiB without a newline.
+    let junk = fs::File::create(&manifest).unwrap();
+    junk.set_len(64 << 20).unwrap();
+    let output = run();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a grab manifest"), "{stderr}");
+    assert!(!scratch.output().join("one.png").exists());
+}

@@ -313,3 +313,21 @@ fn processes_survive_a_worker_killed_mid_job() {
     }
     scratch.assert_no_part_files();
 }
+
+#[test]
+fn a_run_that_cannot_go_on_exits_1_and_a_usage_error_2() {
+    let scratch = Scratch::new();
+    let file = scratch.write("a-file", "not a folder");
+    let inside = format!("{file}/out");
+    // The output folder cannot be made: the command line was fine.
+    let output = grab(&["get", "-o", &inside, "http://127.0.0.1:9/x"], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("cannot create output folder"));
+    let output = grab(&["filter", "-f", "blur", "-o", &inside, &file], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    // Usage errors stay 2.
+    let output = grab(&["get", "-i", &format!("{file}-missing")], None);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    let output = grab(&["get", "--jobs", "0", "http://127.0.0.1:9/x"], None);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+}
