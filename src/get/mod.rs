@@ -8,6 +8,7 @@
 //! - [`input`]: the URL stream from arguments, files and stdin;
 //! - [`plan`]: each URL against the manifest (skip, resume, force);
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - [`lock`]: `.grab-lock`, one run per output folder;
 //! - [`naming`]: URL to file name, sanitising, the run's name registry;
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`download`]: one download, split by concern, with its two client drivers;
@@ -16,6 +17,7 @@
 
 pub mod download;
 pub mod input;
+pub mod lock;
 pub mod manifest;
 pub mod naming;
 pub mod part;
@@ -38,6 +40,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sink, Strategy};
 use download::{Context, Outcome, Settings};
 use input::Inputs;
+use lock::FolderLock;
 use manifest::{Known, Manifest};
 use naming::FolderNames;
 use plan::{Planned, Planner};
@@ -124,6 +127,8 @@ pub fn run_with_hook(
     let directory = &config.settings.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    let _lock = FolderLock::take(directory)
+        .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
     let known = Known::load(directory)
         .with_context(|| format!("cannot read the manifest in {}", directory.display()))?;
     if let [first, ..] = known.refused() {
@@ -197,8 +202,15 @@ pub fn run_with_hook(
     let (finished, finished_seen) = mpsc::channel::<()>();
     let watchdog = config.interrupt.as_ref().map(|_| {
         let (queue, reporter, grace) = (queue.clone(), reporter.clone(), config.grace);
-        let json = config.json_summary;
-        thread::spawn(move || watch_for_interrupt(&queue, &reporter, &finished_seen, grace, json))
+        let (json, directory) = (config.json_summary, directory.clone());
+        thread::spawn(move || {
+            if watch_for_interrupt(&queue, &reporter, &finished_seen, grace, json) {
+                // Exiting skips the lock's drop: remove its file here (the
+                // kernel drops the lock itself with the process).
+                let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
+                std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
+            }
+        })
     });
     let ticker = Ticker::start(reporter.clone(), config.progress, config.heartbeat);
     let started = reporter.started();
@@ -289,7 +301,8 @@ fn conclude(summary: &Summary, reporter: &Reporter, json: bool) -> std::io::Resu
 /// On Ctrl-C: close the queue (no new downloads start; the input reader stops),
 /// and let the downloads in flight finish for `grace`. If they have not by then,
 /// or at a second Ctrl-C, print the summary, finish the `--report` file with
-/// every record so far, and exit. Part files stay for `--continue`; no final name
+/// every record so far, and return true: the process must exit. False when the
+/// run ended first. Part files stay for `--continue`; no final name
 /// ever holds a partial file, since only a complete file is moved there.
 fn watch_for_interrupt(
     queue: &Queue<input::Job>,
@@ -297,14 +310,14 @@ fn watch_for_interrupt(
     finished: &mpsc::Receiver<()>,
     grace: Duration,
     json: bool,
-) {
+) -> bool {
     let interrupt = queue.interrupt();
     let _watching = interrupt.watch();
     let over =
         |wait: Duration| !matches!(finished.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
     while !interrupt.requested() {
         if over(Duration::from_millis(50)) {
-            return;
+            return false;
         }
     }
     queue.close();
@@ -315,7 +328,7 @@ fn watch_for_interrupt(
     let deadline = Instant::now() + grace;
     let why = loop {
         if over(Duration::from_millis(20)) {
-            return;
+            return false;
         }
         if interrupt.count() >= 2 {
             break "stopping at the second Ctrl-C";
@@ -334,5 +347,5 @@ fn watch_for_interrupt(
             .console()
             .error(&format!("cannot finish the report: {error}"));
     }
-    std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
+    true
 }

@@ -922,3 +922,42 @@ fn a_manifest_that_is_a_link_or_junk_is_an_error_not_a_hang() {
     assert!(stderr.contains("not a grab manifest"), "{stderr}");
     assert!(!scratch.output().join("one.png").exists());
 }
+
+#[test]
+fn a_second_run_on_a_folder_in_use_refuses_and_names_the_first() {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/slow/shared.bin");
+    let output_dir = scratch.output_arg();
+    let first = grab_command()
+        .args(["get", "-o", &output_dir, &url])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = scratch.output().join("shared.bin.part");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !part.exists() {
+        assert!(Instant::now() < deadline, "no part file appeared");
+        thread::sleep(Duration::from_millis(10));
+    }
+    for strategy in ["async", "processes"] {
+        let second = get(strategy, &scratch, &[&url]);
+        let stderr = stderr_of(&second);
+        assert_eq!(second.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("in use by another grab run (pid {})", first.id())),
+            "{stderr}"
+        );
+    }
+    let first = wait_at_most(first, Duration::from_secs(30));
+    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    assert_eq!(
+        fs::read(scratch.output().join("shared.bin")).unwrap(),
+        body_of("shared.bin-v0", 200_000)
+    );
+    // The lock goes with its run; the folder is free again.
+    assert!(!scratch.output().join(grab::get::lock::LOCK_NAME).exists());
+    let again = get("threads", &scratch, &[&url]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert_clean(&scratch);
+}
