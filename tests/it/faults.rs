@@ -277,6 +277,26 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 body,
             )
         }
+        // The same, flushed a byte at a time: judged the same as sent whole.
+        ["html-trickle", _] => {
+            let body = b"<!DOCTYPE html><html><body>Not found, but 200</body></html>";
+            stream.set_nodelay(true)?;
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", "image/jpeg".into()),
+                    ("content-length", body.len().to_string()),
+                ],
+                b"",
+            )?;
+            for byte in body {
+                stream.write_all(&[*byte])?;
+                stream.flush()?;
+                thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        }
         ["html", _] => {
             let body = b"<html>a page</html>";
             respond(
@@ -474,18 +494,22 @@ fn accept_refuses_html_in_disguise(strategy: &str) {
     let server = FaultServer::start();
     let scratch = Scratch::new();
     let disguised = server.url("/html-as-jpeg/photo.jpg");
+    let trickled = server.url("/html-trickle/slow.jpg");
     let page = server.url("/html/page");
     let image = server.url("/png/fine.png");
     let output = get(
         strategy,
         &scratch,
-        &[&disguised, &page, &image, "--accept", "image/*"],
+        &[&disguised, &trickled, &page, &image, "--accept", "image/*"],
     );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(files_in(&scratch.output()), ["fine.png"]);
-    assert!(
-        stderr.contains("not an accepted type: text/html (by its first bytes)"),
+    assert_eq!(
+        stderr
+            .matches("not an accepted type: text/html (by its first bytes)")
+            .count(),
+        2,
         "{stderr}"
     );
     assert!(

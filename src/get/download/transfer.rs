@@ -74,6 +74,10 @@ pub(super) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
+/// How many first bytes of a body `--accept` judges: all that
+/// [`naming::sniff`] looks at.
+pub const SNIFF_BYTES: usize = 512;
+
 /// One attempt at a download, fed by a client driver: the head once, then chunks.
 pub struct Transfer<'a> {
     job: &'a Job,
@@ -86,8 +90,12 @@ pub struct Transfer<'a> {
     expected: Option<u64>,
     hasher: Sha256,
     head: Head,
-    /// Whether the first bytes were checked against `--accept`.
+    /// Whether the first bytes were checked against `--accept` (or need not be).
     sniffed: bool,
+    /// The body's first bytes, gathered until [`SNIFF_BYTES`] are in, however
+    /// the server splits them, so a body sent a byte at a time is judged the
+    /// same as one sent whole.
+    first_bytes: Vec<u8>,
     /// This transfer's id with the progress sink, once the body started.
     progress: Option<u64>,
 }
@@ -103,7 +111,8 @@ impl<'a> Transfer<'a> {
             expected: None,
             hasher: Sha256::new(),
             head: Head::default(),
-            sniffed: false,
+            sniffed: context.settings.accept.is_empty(),
+            first_bytes: Vec::new(),
             progress: None,
         }
     }
@@ -250,9 +259,15 @@ impl<'a> Transfer<'a> {
     }
 
     pub fn chunk(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
-        if !self.sniffed && !bytes.is_empty() {
-            self.sniffed = true;
-            self.check_first_bytes(bytes)?;
+        if !self.sniffed {
+            let wanted = SNIFF_BYTES - self.first_bytes.len();
+            self.first_bytes
+                .extend_from_slice(&bytes[..bytes.len().min(wanted)]);
+            if self.first_bytes.len() >= SNIFF_BYTES {
+                self.sniffed = true;
+                let first_bytes = std::mem::take(&mut self.first_bytes);
+                self.check_first_bytes(&first_bytes)?;
+            }
         }
         let limit = self.settings().max_size;
         let part = self.part.as_mut().expect("head() comes before the body");
@@ -318,7 +333,9 @@ impl<'a> Transfer<'a> {
     /// move it to its final name and record it.
     pub fn finish(mut self) -> Result<Saved, DownloadError> {
         if !self.sniffed {
-            self.check_first_bytes(&[])?;
+            // A body shorter than the sniffing window: judge what there is.
+            let first_bytes = std::mem::take(&mut self.first_bytes);
+            self.check_first_bytes(&first_bytes)?;
         }
         let part = self.part.take().expect("head() comes before finish()");
         let received = part.written();
