@@ -297,6 +297,20 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             }
             Ok(())
         }
+        // A redirect to a scheme grab does not fetch.
+        ["redirect-scheme", scheme] => {
+            let location = match *scheme {
+                "file" => "file:///etc/passwd".to_string(),
+                "relative" => "../png/moved.png".to_string(),
+                other => format!("{other}://127.0.0.1/x"),
+            };
+            respond(
+                &mut stream,
+                "302 Found",
+                &[("location", location), ("content-length", "0".into())],
+                b"",
+            )
+        }
         ["html", _] => {
             let body = b"<html>a page</html>";
             respond(
@@ -852,6 +866,8 @@ macro_rules! for_each_strategy {
             #[test]
             fn ctrl_c_after_grace_leaves_parts_to_continue() { super::ctrl_c_after_grace_leaves_parts_to_continue($name) }
             #[test]
+            fn redirects_to_other_schemes_fail_clearly() { super::redirects_to_other_schemes_fail_clearly($name) }
+            #[test]
             fn second_ctrl_c_still_finishes_the_report() { super::second_ctrl_c_still_finishes_the_report($name) }
         }
     )*};
@@ -871,6 +887,26 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process
         thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+fn redirects_to_other_schemes_fail_clearly(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let (file, ftp) = (
+        server.url("/redirect-scheme/file"),
+        server.url("/redirect-scheme/ftp"),
+    );
+    let relative = server.url("/redirect-scheme/relative");
+    let output = get(strategy, &scratch, &[&file, &ftp, &relative]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("redirected to a file: URL"), "{stderr}");
+    assert!(stderr.contains("redirected to a ftp: URL"), "{stderr}");
+    assert!(!stderr.contains("attempts"), "final, not retried: {stderr}");
+    assert_eq!(server.hits("/etc/passwd"), 0);
+    // A relative redirect is followed; the name still comes from the URL asked.
+    assert_eq!(files_in(&scratch.output()), ["relative.png"]);
+    assert_clean(&scratch);
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest
         .connect_timeout(settings.connect_timeout)
         .read_timeout(settings.idle_timeout)
         .pool_max_idle_per_host(pool.max(1))
-        .redirect(reqwest::redirect::Policy::limited(10))
+        // Redirects are followed by the transfer, the same way for both clients.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(Settings::user_agent())
         .build()
 }
@@ -33,9 +34,6 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
         return DownloadError::TimedOut {
             seconds: seconds.as_secs(),
         };
-    }
-    if error.is_redirect() {
-        return DownloadError::TooManyRedirects;
     }
     if let Some(reason) = io_kind_in_chain(error).and_then(|kind| from_io_kind(kind, settings)) {
         return reason;
@@ -55,16 +53,25 @@ async fn attempt_async(
     settings: &Settings,
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
-    let mut request = client.get(transfer.url().clone());
-    for (name, value) in transfer.request_headers() {
-        request = request.header(name, value);
-    }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|error| from_reqwest(&error, settings))?;
+    let mut response = loop {
+        let mut request = client.get(transfer.url().clone());
+        for (name, value) in transfer.request_headers() {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| from_reqwest(&error, settings))?;
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok());
+        if !transfer.follow(response.status().as_u16(), location)? {
+            break response;
+        }
+    };
     attempts.head_arrived();
-    let final_url = Some(response.url().to_string());
+    let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
     let head = Head::read(response.status().as_u16(), final_url, |name| {
         headers

@@ -19,7 +19,8 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
         .timeout_per_write(Some(settings.idle_timeout))
         .max_idle_connections(pool.max(1))
         .max_idle_connections_per_host(pool.max(1))
-        .max_redirects(10)
+        // Redirects are followed by the transfer, the same way for both clients.
+        .max_redirects(0)
         .user_agent(Settings::user_agent())
         .build()
         .into()
@@ -60,22 +61,23 @@ fn attempt_blocking(
     settings: &Settings,
     attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
-    use ureq::ResponseExt;
-    let request = transfer.request_headers().into_iter().fold(
-        agent.get(transfer.url().as_str()),
-        |request, (name, value)| request.header(name, value),
-    );
-    let response = request
-        .call()
-        .map_err(|error| from_ureq(&error, settings))?;
+    let response = loop {
+        let request = transfer.request_headers().into_iter().fold(
+            agent.get(transfer.url().as_str()),
+            |request, (name, value)| request.header(name, value),
+        );
+        let response = request
+            .call()
+            .map_err(|error| from_ureq(&error, settings))?;
+        let location = header_of(&response, "location");
+        if !transfer.follow(response.status().as_u16(), location.as_deref())? {
+            break response;
+        }
+    };
     attempts.head_arrived();
-    let final_url = Some(response.get_uri().to_string());
+    let final_url = Some(transfer.url().to_string());
     let head = Head::read(response.status().as_u16(), final_url, |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
+        header_of(&response, name)
     });
     transfer.head(head)?;
     let mut reader = response.into_body().into_reader();
@@ -89,6 +91,14 @@ fn attempt_blocking(
         }
     }
     transfer.finish()
+}
+
+fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Downloads one job with a blocking client, retrying transient failures.

@@ -31,6 +31,10 @@ pub enum DownloadError {
     Resolve,
     #[error("too many redirects (a loop, or more than 10)")]
     TooManyRedirects,
+    #[error("redirected to a {scheme}: URL, which grab does not fetch")]
+    RedirectScheme { scheme: String },
+    #[error("redirected to an invalid location: {location}")]
+    BadRedirect { location: String },
     #[error("larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("not an accepted type: {found}")]
@@ -54,6 +58,7 @@ impl DownloadError {
             DownloadError::Truncated { .. } => "body cut short".to_string(),
             DownloadError::Write { .. } => "cannot write the file".to_string(),
             DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
+            DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
             other => other.to_string(),
         }
     }

@@ -74,6 +74,11 @@ pub(super) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
+/// Redirects followed for one request, as curl's and wget's defaults allow
+/// (wget: 20, curl with -L: 50; browsers about 20): 10 is more than real sites
+/// use and stops loops early.
+pub const MAX_REDIRECTS: u32 = 10;
+
 /// How many first bytes of a body `--accept` judges: all that
 /// [`naming::sniff`] looks at.
 pub const SNIFF_BYTES: usize = 512;
@@ -81,6 +86,10 @@ pub const SNIFF_BYTES: usize = 512;
 /// One attempt at a download, fed by a client driver: the head once, then chunks.
 pub struct Transfer<'a> {
     job: &'a Job,
+    /// Where the next request goes: the job's URL, then where redirects lead.
+    url: url::Url,
+    /// Redirects followed so far.
+    hops: u32,
     context: &'a Context,
     /// The resume this attempt asks for, if any.
     resume: Option<&'a Resume>,
@@ -104,6 +113,8 @@ impl<'a> Transfer<'a> {
     pub fn new(job: &'a Job, context: &'a Context, resume: Option<&'a Resume>) -> Self {
         Transfer {
             job,
+            url: job.url.clone(),
+            hops: 0,
             context,
             resume,
             name: None,
@@ -118,8 +129,37 @@ impl<'a> Transfer<'a> {
     }
 
     /// The URL this transfer asks for.
-    pub fn url(&self) -> &'a url::Url {
-        &self.job.url
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// Follows a redirect, when `status` with `location` is one: the next request
+    /// goes where it leads. Only `http` and `https` are followed, at most
+    /// [`MAX_REDIRECTS`] times; anything else ends the transfer with a final
+    /// error, before a byte is written. False when the response is not a
+    /// redirect (a 3xx without a Location is an HTTP error for [`Transfer::head`]).
+    pub fn follow(&mut self, status: u16, location: Option<&str>) -> Result<bool, DownloadError> {
+        let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, location) else {
+            return Ok(false);
+        };
+        let next = self
+            .url
+            .join(location.trim())
+            .map_err(|_| DownloadError::BadRedirect {
+                location: location.to_string(),
+            })?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(DownloadError::RedirectScheme {
+                scheme: next.scheme().to_string(),
+            });
+        }
+        self.hops += 1;
+        if self.hops > MAX_REDIRECTS {
+            return Err(DownloadError::TooManyRedirects);
+        }
+        tracing::debug!(url = %self.job.url, to = %next, "redirected");
+        self.url = next;
+        Ok(true)
     }
 
     fn settings(&self) -> &Settings {
