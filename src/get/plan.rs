@@ -84,9 +84,12 @@ impl Planner {
                 }
                 self.names.claim(name);
                 // Without a validator the server's file cannot be proven unchanged:
-                // start the part over rather than splice onto it.
+                // start the part over rather than splice onto it. A weak ETag
+                // (`W/"..."`) says "equivalent", not "the same bytes": never sent
+                // in If-Range (RFC 9110 forbids it); Last-Modified stands in.
                 let resume = etag
                     .clone()
+                    .filter(|tag| !tag.starts_with("W/"))
                     .or_else(|| last_modified.clone())
                     .map(|validator| Resume {
                         offset: metadata.len(),
@@ -276,7 +279,9 @@ mod tests {
         let folder = Folder::new(&[
             started("http://h/tagged.bin", "tagged.bin", Some("\"v1\"")),
             started("http://h/untagged.bin", "untagged.bin", None),
+            started("http://h/weak.bin", "weak.bin", Some("W/\"v1\"")),
         ]);
+        folder.write("weak.bin.part", &[7; 10]);
         folder.write("tagged.bin.part", &[7; 1000]);
         folder.write("untagged.bin.part", &[7; 10]);
         let planner = folder.planner(true, false);
@@ -288,6 +293,11 @@ mod tests {
         assert_eq!(
             plan_of(planner.plan(job("http://h/untagged.bin"))),
             planned("untagged.bin", None, false)
+        );
+        // A weak ETag proves nothing about bytes: started over.
+        assert_eq!(
+            plan_of(planner.plan(job("http://h/weak.bin"))),
+            planned("weak.bin", None, false)
         );
     }
 

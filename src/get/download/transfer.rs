@@ -190,9 +190,24 @@ impl<'a> Transfer<'a> {
             return Err(http_error(head.status, head.retry_after.as_deref()));
         }
         let resumed_from = match (self.resume, head.status) {
+            // A 206 belongs only if it starts where the part ends, its length
+            // reaches the total it announces, and it comes from the version
+            // recorded: a server that ignores If-Range must not get old and new
+            // bytes spliced. Otherwise the retry starts the file over.
             (Some(resume), 206) => {
-                match head.content_range.as_deref().and_then(parse_content_range) {
-                    Some((start, _)) if start == resume.offset => Some(resume.offset),
+                let range = head.content_range.as_deref().and_then(parse_content_range);
+                let whole = match (range, head.content_length) {
+                    (Some((start, Some(total))), Some(length)) => start + length == total,
+                    _ => true,
+                };
+                let same_version = match resume.validator.starts_with('"') {
+                    true => head.etag.as_deref() == Some(resume.validator.as_str()),
+                    false => head.last_modified.as_deref() == Some(resume.validator.as_str()),
+                };
+                match range {
+                    Some((start, _)) if start == resume.offset && whole && same_version => {
+                        Some(resume.offset)
+                    }
                     _ => return Err(DownloadError::RangeMismatch),
                 }
             }
