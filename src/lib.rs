@@ -33,15 +33,21 @@
 //!   Nothing else sees clap.
 
 /// Implements [`Named`] for a fieldless enum: each variant with the name the
-/// command line gives it.
+/// command line gives it and what it means.
 macro_rules! named {
-    ($type:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
+    ($type:ty { $($variant:ident => $name:literal: $help:literal),+ $(,)? }) => {
         impl $crate::Named for $type {
             const ALL: &'static [Self] = &[$(Self::$variant),+];
 
             fn name(self) -> &'static str {
                 match self {
                     $(Self::$variant => $name),+
+                }
+            }
+
+            fn help(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $help),+
                 }
             }
         }
@@ -78,6 +84,9 @@ pub trait Named: Sized + Copy + Send + Sync + 'static {
     const ALL: &'static [Self];
 
     fn name(self) -> &'static str;
+
+    /// What the value means, for `--help`.
+    fn help(self) -> &'static str;
 
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|value| value.name() == name)

@@ -8,7 +8,7 @@ pub mod filter;
 pub mod get;
 pub mod serve;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use crate::Named;
@@ -107,8 +107,12 @@ pub fn named<T: Named>() -> impl TypedValueParser<Value = T> {
 
 /// A clap parser for some of a library enum's values.
 pub fn choice<T: Named>(values: &'static [T]) -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(values.iter().map(|value| value.name()))
-        .map(|name| T::from_name(&name).expect("clap accepts only the names offered"))
+    PossibleValuesParser::new(
+        values
+            .iter()
+            .map(|value| PossibleValue::new(value.name()).help(value.help())),
+    )
+    .map(|name| T::from_name(&name).expect("clap accepts only the names offered"))
 }
 
 /// `grab: MESSAGE` and the usage status: the command line was wrong.

@@ -44,10 +44,10 @@ pub enum Strategy {
 }
 
 named!(Strategy {
-    Sequential => "sequential",
-    Threads => "threads",
-    Processes => "processes",
-    Async => "async",
+    Sequential => "sequential": "one job after another",
+    Threads => "threads": "a pool of OS threads",
+    Processes => "processes": "worker processes of grab itself, fed over pipes",
+    Async => "async": "tasks on one tokio runtime sharing one async client",
 });
 
 impl Strategy {

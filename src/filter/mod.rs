@@ -59,11 +59,11 @@ pub enum Filter {
 }
 
 named!(Filter {
-    Blur => "blur",
-    Sharpen => "sharpen",
-    Contour => "contour",
-    Grayscale => "grayscale",
-    Contrast => "contrast",
+    Blur => "blur": "Pillow's ImageFilter.BLUR",
+    Sharpen => "sharpen": "Pillow's ImageFilter.SHARPEN",
+    Contour => "contour": "Pillow's ImageFilter.CONTOUR",
+    Grayscale => "grayscale": "Pillow's convert(\"L\")",
+    Contrast => "contrast": "Pillow's ImageEnhance.Contrast, by --contrast",
 });
 
 /// The engine's strategies a filter run can use: images are CPU work, so there

@@ -29,9 +29,9 @@ pub enum ProgressMode {
 }
 
 named!(ProgressMode {
-    Bar => "bar",
-    Lines => "lines",
-    None => "none",
+    Bar => "bar": "a bar and the slowest transfers, redrawn in place",
+    Lines => "lines": "a heartbeat line every --heartbeat seconds",
+    None => "none": "nothing live",
 });
 
 struct Flight {

@@ -21,9 +21,9 @@ pub enum ReportFormat {
 }
 
 named!(ReportFormat {
-    Json => "json",
-    Ndjson => "ndjson",
-    Csv => "csv",
+    Json => "json": "one JSON document, ending with the summary",
+    Ndjson => "ndjson": "one JSON record a line, flushed as each file ends",
+    Csv => "csv": "one CSV row a record",
 });
 
 impl ReportFormat {
