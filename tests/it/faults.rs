@@ -562,11 +562,7 @@ fn interrupted_run(strategy: &str, scratch: &Scratch, url: &str, name: &str) -> 
         .spawn()
         .unwrap();
     let part = scratch.output().join(format!("{name}.part"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
-        assert!(Instant::now() < deadline, "no part file appeared");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_bytes(&part, 20_000);
     child.kill().unwrap();
     child.wait().unwrap();
     // Give a worker process a moment to follow its parent.
@@ -709,16 +705,8 @@ fn interrupt_when_started(
         .spawn()
         .unwrap();
     let part = scratch.output().join(part);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
-        assert!(Instant::now() < deadline, "no part file appeared");
-        thread::sleep(Duration::from_millis(10));
-    }
-    let signalled = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    wait_for_bytes(&part, 20_000);
+    ctrl_c(&child);
     child.wait_with_output().unwrap()
 }
 
@@ -765,17 +753,9 @@ fn second_ctrl_c_still_finishes_the_report(strategy: &str) {
         .spawn()
         .unwrap();
     let part = scratch.output().join("cut.bin.part");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while part.metadata().map_or(0, |metadata| metadata.len()) < 20_000 {
-        assert!(Instant::now() < deadline, "no part file appeared");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_bytes(&part, 20_000);
     for _ in 0..2 {
-        let signalled = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(signalled.success());
+        ctrl_c(&child);
         thread::sleep(Duration::from_millis(30));
     }
     let output = child.wait_with_output().unwrap();
@@ -891,6 +871,30 @@ macro_rules! for_each_strategy {
 }
 
 for_each_strategy!(sequential => "sequential", threads => "threads", processes => "processes", asynchronous => "async");
+
+/// Waits until a part file exists with at least `bytes` in it (20 s at most).
+fn wait_for_bytes(part: &std::path::Path, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while part
+        .metadata()
+        .map_or(true, |metadata| metadata.len() < bytes)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no part file of {bytes} bytes appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGINT to a child, as Ctrl-C would.
+fn ctrl_c(child: &std::process::Child) {
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+}
 
 /// Waits for a child at most `limit`, killing it past that: a hang fails the
 /// test instead of holding up the run.
@@ -1012,11 +1016,7 @@ fn a_second_run_on_a_folder_in_use_refuses_and_names_the_first() {
         .spawn()
         .unwrap();
     let part = scratch.output().join("shared.bin.part");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !part.exists() {
-        assert!(Instant::now() < deadline, "no part file appeared");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_bytes(&part, 0);
     for strategy in ["async", "processes"] {
         let second = get(strategy, &scratch, &[&url]);
         let stderr = stderr_of(&second);
