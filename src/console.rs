@@ -110,10 +110,11 @@ impl Console {
     }
 
     /// Writes `line` and a newline whole, above the live view if one is drawn,
-    /// whatever the verbosity (callers decide what to print).
+    /// whatever the verbosity (callers decide what to print). URLs in it have their credentials masked ([`crate::redact`]).
     pub fn line(&self, line: &str) {
+        let line = crate::redact::text(line);
         let mut text = String::with_capacity(line.len() + 1);
-        text.push_str(line);
+        text.push_str(&line);
         text.push('\n');
         let display = crate::lock(&self.inner.display);
         let write = || {

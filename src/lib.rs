@@ -27,6 +27,8 @@
 //! - [`compare`]: `grab compare` (every strategy and peers, measured from outside)
 //!   and `grab demo` (that comparison on a local gallery, explained).
 //! - [`console`]: the one console every line is printed through.
+//! - [`redact`]: credentials in URLs masked wherever text leaves (console, logs,
+//!   manifest, reports).
 //! - [`exit`]: the exit statuses every command ends with.
 //! - [`cli`]: clap definitions, their conversion to the configs above, and the
 //!   dispatch; the binary (`src/main.rs`) only sets up logging and calls it.
@@ -62,6 +64,7 @@ pub mod exit;
 pub mod filter;
 pub mod gallery;
 pub mod get;
+pub mod redact;
 pub mod server;
 
 /// Locks a mutex even if a thread panicked while holding it: what it guards

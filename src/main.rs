@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     // Logs go to stderr through a background writer, so a server under load never
     // waits on a slow terminal; the guard flushes them at exit. Each line carries a
     // timestamp and the span of the worker (`worker{name=thread-3}`) that wrote it.
-    let (writer, _flush_guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Credentials in URLs are masked in every log line.
+    let (writer, _flush_guard) =
+        tracing_appender::non_blocking(grab::redact::Redacting(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(&filter))
         .with_writer(writer)

@@ -94,7 +94,10 @@ fn worker(task: &str, settings: &str) -> ExitStatus {
     match result {
         Ok(()) => ExitStatus::Ok,
         Err(error) => {
-            eprintln!("grab worker: {error:#}");
+            eprintln!(
+                "grab worker: {}",
+                crate::redact::text(&format!("{error:#}"))
+            );
             ExitStatus::Failed
         }
     }
@@ -117,13 +120,13 @@ pub fn choice<T: Named>(values: &'static [T]) -> impl TypedValueParser<Value = T
 
 /// `grab: MESSAGE` and the usage status: the command line was wrong.
 pub fn usage_error(message: impl std::fmt::Display) -> ExitStatus {
-    eprintln!("grab: {message}");
+    eprintln!("grab: {}", crate::redact::text(&message.to_string()));
     ExitStatus::Usage
 }
 
 /// `grab: ERROR` and the failed status: the run could not go on.
 pub fn failed(error: anyhow::Error) -> ExitStatus {
-    eprintln!("grab: {error:#}");
+    eprintln!("grab: {}", crate::redact::text(&format!("{error:#}")));
     ExitStatus::Failed
 }
 

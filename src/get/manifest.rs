@@ -16,26 +16,33 @@
 //! survive sanitising unchanged (`../x`, `/etc/x`) is set aside, never used as a
 //! path.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use url::Url;
 
 use super::naming;
 
 pub const MANIFEST_NAME: &str = ".grab-manifest.jsonl";
 
-/// One line of the manifest.
+/// One line of the manifest. `url` is masked (see [`crate::redact`]) when it
+/// carries credentials; `key` then identifies the full URL, so a re-run still
+/// finds its entry without the secret being written down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Entry {
     Started {
         url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         etag: Option<String>,
@@ -44,6 +51,8 @@ pub enum Entry {
     },
     Saved {
         url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         name: String,
         size: u64,
         sha256: String,
@@ -52,7 +61,50 @@ pub enum Entry {
     },
 }
 
+/// The URL as the manifest writes it, and the key that stands for it when
+/// masking changed it.
+fn written_url(url: &Url) -> (String, Option<String>) {
+    match crate::redact::url(url) {
+        Cow::Borrowed(same) => (same.to_string(), None),
+        Cow::Owned(masked) => (masked, Some(format!("{:032x}", fingerprint(url.as_str())))),
+    }
+}
+
 impl Entry {
+    /// A download of `url` began writing `name`.
+    pub fn started(
+        url: &Url,
+        name: &str,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) -> Entry {
+        let (url, key) = written_url(url);
+        Entry::Started {
+            url,
+            key,
+            name: name.to_string(),
+            etag,
+            last_modified,
+        }
+    }
+
+    /// `url` was saved whole as `name`, now.
+    pub fn saved(url: &Url, name: &str, size: u64, sha256: &str) -> Entry {
+        let (url, key) = written_url(url);
+        let time = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Entry::Saved {
+            url,
+            key,
+            name: name.to_string(),
+            size,
+            sha256: sha256.to_string(),
+            time,
+        }
+    }
+
     pub fn url(&self) -> &str {
         match self {
             Entry::Started { url, .. } | Entry::Saved { url, .. } => url,
@@ -63,6 +115,16 @@ impl Entry {
         match self {
             Entry::Started { name, .. } | Entry::Saved { name, .. } => name,
         }
+    }
+
+    /// What a job's URL is matched by: the key when the URL was masked.
+    fn fingerprint(&self) -> u128 {
+        let key = match self {
+            Entry::Started { key, .. } | Entry::Saved { key, .. } => key,
+        };
+        key.as_deref()
+            .and_then(|key| u128::from_str_radix(key, 16).ok())
+            .unwrap_or_else(|| fingerprint(self.url()))
     }
 }
 
@@ -159,7 +221,7 @@ impl Known {
                 known.refused.push(name.to_string());
                 continue;
             }
-            known.entries.insert(fingerprint(entry.url()), entry);
+            known.entries.insert(entry.fingerprint(), entry);
         }
         Ok(known)
     }
@@ -262,28 +324,13 @@ mod tests {
     fn last_entry_wins_and_torn_lines_are_skipped() {
         let directory = tempfile::tempdir().unwrap();
         let manifest = Manifest::open(directory.path()).unwrap();
-        let started = Entry::Started {
-            url: "http://h/a".into(),
-            name: "a".into(),
-            etag: Some("\"x\"".into()),
-            last_modified: None,
-        };
+        let url = |raw: &str| Url::parse(raw).unwrap();
+        let started = Entry::started(&url("http://h/a"), "a", Some("\"x\"".into()), None);
         manifest.append(&started).unwrap();
-        let saved = Entry::Saved {
-            url: "http://h/a".into(),
-            name: "a".into(),
-            size: 3,
-            sha256: "00".into(),
-            time: 1,
-        };
+        let saved = Entry::saved(&url("http://h/a"), "a", 3, "00");
         manifest.append(&saved).unwrap();
         manifest
-            .append(&Entry::Started {
-                url: "http://h/b".into(),
-                name: "b".into(),
-                etag: None,
-                last_modified: None,
-            })
+            .append(&Entry::started(&url("http://h/b"), "b", None, None))
             .unwrap();
         // A crash in the middle of a line.
         let mut file = OpenOptions::new()
@@ -302,6 +349,38 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_not_written_but_still_match() {
+        let directory = tempfile::tempdir().unwrap();
+        let manifest = Manifest::open(directory.path()).unwrap();
+        let secret = "http://ann:hunter2@h/a.jpg?token=s3cret&id=1";
+        manifest
+            .append(&Entry::saved(
+                &Url::parse(secret).unwrap(),
+                "a.jpg",
+                1,
+                "00",
+            ))
+            .unwrap();
+        let written = std::fs::read_to_string(directory.path().join(MANIFEST_NAME)).unwrap();
+        assert!(
+            !written.contains("hunter2") && !written.contains("s3cret"),
+            "{written}"
+        );
+        assert!(
+            written.contains("http://ann:***@h/a.jpg?token=***&id=1"),
+            "{written}"
+        );
+        let known = Known::load(directory.path()).unwrap();
+        assert_eq!(known.get(secret).map(Entry::name), Some("a.jpg"));
+        // Another secret is another URL.
+        assert!(
+            known
+                .get("http://ann:other@h/a.jpg?token=s3cret&id=1")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn entries_with_unsafe_names_are_set_aside() {
         let directory = tempfile::tempdir().unwrap();
         let manifest = Manifest::open(directory.path()).unwrap();
@@ -312,12 +391,7 @@ mod tests {
             ("http://h/d", "fine.jpg"),
         ] {
             manifest
-                .append(&Entry::Started {
-                    url: url.into(),
-                    name: name.into(),
-                    etag: None,
-                    last_modified: None,
-                })
+                .append(&Entry::started(&Url::parse(url).unwrap(), name, None, None))
                 .unwrap();
         }
         let known = Known::load(directory.path()).unwrap();

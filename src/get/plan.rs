@@ -160,6 +160,7 @@ mod tests {
     fn saved(url: &str, name: &str, bytes: &[u8]) -> Entry {
         Entry::Saved {
             url: url.to_string(),
+            key: None,
             name: name.to_string(),
             size: bytes.len() as u64,
             sha256: sha256_of(bytes),
@@ -170,6 +171,7 @@ mod tests {
     fn started(url: &str, name: &str, etag: Option<&str>) -> Entry {
         Entry::Started {
             url: url.to_string(),
+            key: None,
             name: name.to_string(),
             etag: etag.map(str::to_string),
             last_modified: None,

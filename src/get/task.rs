@@ -271,17 +271,7 @@ impl Remote for InWorkers {
             None => {
                 let sha256 = manifest::sha256_of_file(&path).ok()?;
                 if let Some(manifest) = &self.context.manifest {
-                    let time = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs();
-                    let _ = manifest.append(&Entry::Saved {
-                        url: job.url.to_string(),
-                        name: name.clone(),
-                        size,
-                        sha256: sha256.clone(),
-                        time,
-                    });
+                    let _ = manifest.append(&Entry::saved(&job.url, &name, size, &sha256));
                 }
                 sha256
             }

@@ -866,11 +866,93 @@ macro_rules! for_each_strategy {
             fn redirects_to_other_schemes_fail_clearly() { super::redirects_to_other_schemes_fail_clearly($name) }
             #[test]
             fn second_ctrl_c_still_finishes_the_report() { super::second_ctrl_c_still_finishes_the_report($name) }
+            #[test]
+            fn credentials_never_leak() { super::credentials_never_leak($name) }
         }
     )*};
 }
 
 for_each_strategy!(sequential => "sequential", threads => "threads", processes => "processes", asynchronous => "async");
+
+/// A password in a URL and secret query values appear nowhere grab writes:
+/// console lines (per-file and failure lines), debug logs (of worker processes
+/// too), the manifest, the `--report` records and the `--json` summary. The
+/// masked forms do appear, so each place did print the URL.
+fn credentials_never_leak(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let with_secrets = |path: &str| {
+        server
+            .url(path)
+            .replacen("http://", "http://ann:hunter2@", 1)
+            + "?token=s3cret-t0ken&X-Amz-Signature=5ign4ture&size=2"
+    };
+    let saved = with_secrets("/flaky/0/kept");
+    let failed = with_secrets("/flaky/9/lost");
+    let report = scratch.root.path().join("report.jsonl");
+    let report_arg = report.to_str().unwrap().to_string();
+    let output_dir = scratch.output_arg();
+    let output = grab_command()
+        .args([
+            "get",
+            "-s",
+            strategy,
+            "-j",
+            "2",
+            "-o",
+            &output_dir,
+            "--retries",
+            "1",
+        ])
+        .args([
+            "--retry-wait",
+            "0.05",
+            "--json",
+            "--report",
+            &report_arg,
+            "-v",
+        ])
+        .args([&saved, &failed])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let manifest =
+        fs::read_to_string(scratch.output().join(grab::get::manifest::MANIFEST_NAME)).unwrap();
+    let report = fs::read_to_string(&report).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let masked = "ann:***@";
+    for (place, text) in [
+        ("stderr", stderr.as_str()),
+        ("manifest", &manifest),
+        ("report", &report),
+        ("summary", &stdout),
+    ] {
+        for secret in ["hunter2", "s3cret-t0ken", "5ign4ture"] {
+            assert!(!text.contains(secret), "{secret} in the {place}:\n{text}");
+        }
+        assert!(
+            text.contains(masked) && text.contains("X-Amz-Signature=***"),
+            "no masked URL in the {place}:\n{text}"
+        );
+    }
+    assert!(
+        stderr.contains("DEBUG"),
+        "debug logs were written: {stderr}"
+    );
+    assert_eq!(files_in(&scratch.output()), ["kept.bin"]);
+    // The masked manifest still recognises the URL: a re-run skips it.
+    let again = get(strategy, &scratch, &[&saved]);
+    assert!(
+        stderr_of(&again).contains("1 skipped"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(server.hits("/flaky/0/kept"), 1);
+    scratch.assert_nothing_outside(&["report.jsonl"]);
+    scratch.assert_no_part_files();
+}
 
 /// Waits until a part file exists with at least `bytes` in it (20 s at most).
 fn wait_for_bytes(part: &std::path::Path, bytes: u64) {

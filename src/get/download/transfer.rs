@@ -290,12 +290,12 @@ impl<'a> Transfer<'a> {
             self.sniffed = true;
         }
         if let Some(manifest) = &self.context.manifest {
-            let entry = Entry::Started {
-                url: self.job.url.to_string(),
-                name: name.clone(),
-                etag: head.etag.clone(),
-                last_modified: head.last_modified.clone(),
-            };
+            let entry = Entry::started(
+                &self.job.url,
+                &name,
+                head.etag.clone(),
+                head.last_modified.clone(),
+            );
             manifest
                 .append(&entry)
                 .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error))?;
@@ -406,17 +406,7 @@ impl<'a> Transfer<'a> {
         self.name = None;
         let sha256 = manifest::hex(&std::mem::take(&mut self.hasher).finalize());
         if let Some(manifest) = &self.context.manifest {
-            let time = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            let entry = Entry::Saved {
-                url: self.job.url.to_string(),
-                name: name.clone(),
-                size: received,
-                sha256: sha256.clone(),
-                time,
-            };
+            let entry = Entry::saved(&self.job.url, &name, received, &sha256);
             manifest
                 .append(&entry)
                 .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error))?;

@@ -265,7 +265,7 @@ impl Reporter {
                 }
                 Verdict::Failed(error) => {
                     tally.failed += 1;
-                    let reason = error.reason();
+                    let reason = crate::redact::text(&error.reason()).into_owned();
                     let group =
                         tally
                             .failures
@@ -276,7 +276,9 @@ impl Reporter {
                             });
                     group.count += 1;
                     if group.examples.len() < EXAMPLES_PER_REASON {
-                        group.examples.push(outcome.job.url.to_string());
+                        group
+                            .examples
+                            .push(crate::redact::url(&outcome.job.url).into_owned());
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! by line, so a crash loses none of the finished records. The JSON report closes
 //! with the batch summary.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -42,8 +43,8 @@ impl ReportFormat {
 /// batch's start, `first_byte` and `total` from the job's start.
 #[derive(Debug, Serialize)]
 pub struct Record<'a> {
-    pub url: &'a str,
-    pub final_url: Option<&'a str>,
+    pub url: Cow<'a, str>,
+    pub final_url: Option<Cow<'a, str>>,
     pub file: Option<&'a str>,
     pub outcome: &'static str,
     pub status: Option<u16>,
@@ -68,7 +69,7 @@ impl<'a> Record<'a> {
                     saved.status,
                     saved.bytes,
                     saved.content_type.as_deref(),
-                    saved.final_url.as_deref(),
+                    saved.final_url.as_deref().map(crate::redact::url_text),
                     None,
                 ),
                 Verdict::Skipped(complete) => (
@@ -92,12 +93,12 @@ impl<'a> Record<'a> {
                         0,
                         None,
                         None,
-                        Some(error.to_string()),
+                        Some(crate::redact::text(&error.to_string()).into_owned()),
                     )
                 }
             };
         Record {
-            url: outcome.job.url.as_str(),
+            url: crate::redact::url(&outcome.job.url),
             final_url,
             file,
             outcome: outcome_name,
