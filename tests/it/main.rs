@@ -7,5 +7,6 @@ mod faults;
 mod filter;
 mod get;
 mod progress;
+mod resume;
 mod serve;
 mod support;

@@ -49,7 +49,7 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
 
 async fn attempt_async(
     client: &reqwest::Client,
-    mut transfer: Transfer<'_>,
+    transfer: &mut Transfer<'_>,
     settings: &Settings,
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
@@ -79,7 +79,9 @@ async fn attempt_async(
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
     });
-    transfer.head(head)?;
+    if !transfer.head(head)? {
+        return transfer.finish();
+    }
     loop {
         // Writes go straight to the file: they land in the page cache in microseconds,
         // and a round-trip through tokio's blocking pool for each chunk costs more.
@@ -96,9 +98,9 @@ async fn attempt_async(
 pub async fn fetch_async(client: &reqwest::Client, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let transfer = attempts.next();
-        let result = attempt_async(client, transfer, &context.settings, &mut attempts).await;
-        match attempts.after(result) {
+        let mut transfer = attempts.next();
+        let result = attempt_async(client, &mut transfer, &context.settings, &mut attempts).await;
+        match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => tokio::time::sleep(wait).await,
         }

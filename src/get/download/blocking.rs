@@ -57,7 +57,7 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
 
 fn attempt_blocking(
     agent: &ureq::Agent,
-    mut transfer: Transfer,
+    transfer: &mut Transfer,
     settings: &Settings,
     attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
@@ -79,7 +79,9 @@ fn attempt_blocking(
     let head = Head::read(response.status().as_u16(), final_url, |name| {
         header_of(&response, name)
     });
-    transfer.head(head)?;
+    if !transfer.head(head)? {
+        return transfer.finish();
+    }
     let mut reader = response.into_body().into_reader();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -105,9 +107,9 @@ fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<
 pub fn fetch_blocking(agent: &ureq::Agent, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let transfer = attempts.next();
-        let result = attempt_blocking(agent, transfer, &context.settings, &mut attempts);
-        match attempts.after(result) {
+        let mut transfer = attempts.next();
+        let result = attempt_blocking(agent, &mut transfer, &context.settings, &mut attempts);
+        match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),
         }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::http_error;
 use super::{Context, DownloadError, Saved, Settings};
-use crate::get::input::{Job, Resume};
+use crate::get::input::{Job, Plan, Resume};
 use crate::get::manifest::{self, Entry};
 use crate::get::naming;
 use crate::get::part::PartFile;
@@ -25,6 +25,8 @@ pub struct Head {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub content_range: Option<String>,
+    /// `Accept-Ranges`: `none` says a resume would be refused.
+    pub accept_ranges: Option<String>,
     pub content_disposition: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -39,11 +41,19 @@ impl Head {
         final_url: Option<String>,
         header: impl Fn(&str) -> Option<String>,
     ) -> Head {
+        // With a Transfer-Encoding the message ends where its framing says, and
+        // a Content-Length beside it means nothing (RFC 9112, section 6.3): both
+        // clients decode the chunks, so the length must not be held against them.
+        let content_length = match header("transfer-encoding") {
+            Some(_) => None,
+            None => header("content-length").and_then(|value| value.trim().parse().ok()),
+        };
         Head {
             status,
             content_type: header("content-type"),
-            content_length: header("content-length").and_then(|value| value.trim().parse().ok()),
+            content_length,
             content_range: header("content-range"),
+            accept_ranges: header("accept-ranges"),
             content_disposition: header("content-disposition"),
             etag: header("etag"),
             last_modified: header("last-modified"),
@@ -64,6 +74,27 @@ pub(super) fn parse_retry_after(value: &str) -> Option<u64> {
             .unwrap_or_default()
             .as_secs(),
     )
+}
+
+/// The validator a resume may send in `If-Range` (RFC 9110, section 13.1.5): a
+/// strong ETag, else Last-Modified. A weak ETag (`W/"..."`) says "equivalent",
+/// not "the same bytes", and is never sent.
+pub fn resume_validator(etag: Option<&str>, last_modified: Option<&str>) -> Option<String> {
+    etag.filter(|tag| !tag.starts_with("W/"))
+        .or(last_modified)
+        .map(str::to_string)
+}
+
+/// The TOTAL of an unsatisfied range's `bytes */TOTAL` (a 416's Content-Range).
+fn parse_unsatisfied_range(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .strip_prefix("bytes")?
+        .trim()
+        .strip_prefix("*/")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `bytes START-END/TOTAL` as (START, TOTAL); TOTAL may be `*`.
@@ -91,8 +122,9 @@ pub struct Transfer<'a> {
     /// Redirects followed so far.
     hops: u32,
     context: &'a Context,
-    /// The resume this attempt asks for, if any.
-    resume: Option<&'a Resume>,
+    /// The name and part this attempt continues, if any: the batch's plan from
+    /// the manifest, or what an earlier attempt of this run kept.
+    plan: Option<Plan>,
     /// Reserved name, given back if the transfer is not finished.
     name: Option<String>,
     part: Option<PartFile>,
@@ -110,13 +142,13 @@ pub struct Transfer<'a> {
 }
 
 impl<'a> Transfer<'a> {
-    pub fn new(job: &'a Job, context: &'a Context, resume: Option<&'a Resume>) -> Self {
+    pub fn new(job: &'a Job, context: &'a Context, plan: Option<Plan>) -> Self {
         Transfer {
             job,
             url: job.url.clone(),
             hops: 0,
             context,
-            resume,
+            plan,
             name: None,
             part: None,
             expected: None,
@@ -162,6 +194,10 @@ impl<'a> Transfer<'a> {
         Ok(true)
     }
 
+    fn resume(&self) -> Option<&Resume> {
+        self.plan.as_ref().and_then(|plan| plan.resume.as_ref())
+    }
+
     fn settings(&self) -> &Settings {
         &self.context.settings
     }
@@ -173,7 +209,7 @@ impl<'a> Transfer<'a> {
     /// Headers this attempt sends: a Range from where the part file ends, valid only
     /// if the file is unchanged (`If-Range`), so a changed file comes back whole.
     pub fn request_headers(&self) -> Vec<(&'static str, String)> {
-        match self.resume {
+        match self.resume() {
             Some(resume) => vec![
                 ("range", format!("bytes={}-", resume.offset)),
                 ("if-range", resume.validator.clone()),
@@ -184,12 +220,21 @@ impl<'a> Transfer<'a> {
 
     /// The response head: an error status or a refused type ends the transfer
     /// before any byte is written; otherwise the name is settled and the `.part`
-    /// opened (appended to, when the server agreed to resume).
-    pub fn head(&mut self, head: Head) -> Result<(), DownloadError> {
-        if !(200..300).contains(&head.status) {
+    /// opened (appended to, when the server agreed to resume). True when the
+    /// body is wanted; false when the part was already whole (a 416 that says
+    /// so), and [`Transfer::finish`] follows at once.
+    pub fn head(&mut self, head: Head) -> Result<bool, DownloadError> {
+        let already_whole = self.already_whole(&head);
+        if head.status == 416 && self.resume().is_some() && !already_whole {
+            // The part reaches past the end of the file the server has: it is
+            // not a prefix of it. The retry starts over.
+            return Err(DownloadError::RangeMismatch);
+        }
+        if !(200..300).contains(&head.status) && !already_whole {
             return Err(http_error(head.status, head.retry_after.as_deref()));
         }
-        let resumed_from = match (self.resume, head.status) {
+        let resumed_from = match (self.resume(), head.status) {
+            (Some(resume), 416) if already_whole => Some(resume.offset),
             // A 206 belongs only if it starts where the part ends, its length
             // reaches the total it announces, and it comes from the version
             // recorded: a server that ignores If-Range must not get old and new
@@ -215,6 +260,7 @@ impl<'a> Transfer<'a> {
             _ => None,
         };
         self.expected = match resumed_from {
+            Some(offset) if already_whole => Some(offset),
             Some(offset) => {
                 let total = head
                     .content_range
@@ -239,7 +285,7 @@ impl<'a> Transfer<'a> {
                 found: content_type.to_string(),
             });
         }
-        let (name, part) = match &self.job.plan {
+        let (name, part) = match &self.plan {
             Some(plan) => {
                 // The batch claimed this name for the job: its own part file, reused.
                 self.name = Some(plan.name.clone());
@@ -310,7 +356,26 @@ impl<'a> Transfer<'a> {
         tracing::debug!(url = %self.job.url, name, status = head.status, length = ?self.expected, "response");
         self.part = Some(part);
         self.head = head;
-        Ok(())
+        Ok(!already_whole)
+    }
+
+    /// Whether a head answers a resume with "416: nothing past your end", and the
+    /// file's size equals the part's: the part is the whole file (a run stopped
+    /// between its last byte and its rename), finished as wget does. A 416 that
+    /// names another size, or another version's ETag, is an error as usual.
+    fn already_whole(&self, head: &Head) -> bool {
+        let Some(resume) = self.resume() else {
+            return false;
+        };
+        let total = head
+            .content_range
+            .as_deref()
+            .and_then(parse_unsatisfied_range);
+        let same_version = match (&head.etag, resume.validator.starts_with('"')) {
+            (Some(etag), true) => *etag == resume.validator,
+            _ => true,
+        };
+        head.status == 416 && total == Some(resume.offset) && same_version
     }
 
     pub fn chunk(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
@@ -386,7 +451,7 @@ impl<'a> Transfer<'a> {
 
     /// The body ended cleanly: check its length against what the head announced,
     /// move it to its final name and record it.
-    pub fn finish(mut self) -> Result<Saved, DownloadError> {
+    pub fn finish(&mut self) -> Result<Saved, DownloadError> {
         if !self.sniffed {
             // A body shorter than the sniffing window: judge what there is.
             let first_bytes = std::mem::take(&mut self.first_bytes);
@@ -429,6 +494,56 @@ impl<'a> Transfer<'a> {
             sha256,
             final_url: self.head.final_url.take(),
         })
+    }
+
+    /// After a failed attempt, what the next one (or `--continue`) continues.
+    /// When the bytes written can be continued (the failure was transient, the
+    /// server gave a validator and did not refuse ranges), the part is kept and
+    /// the plan resumes from its end: a failed attempt never deletes a prefix a
+    /// resume can use. A name this job holds stays its own. Otherwise the part
+    /// is removed when the transfer is dropped.
+    pub fn next_plan(&mut self, error: &DownloadError) -> Option<Plan> {
+        let Some(part) = self.part.take() else {
+            // No body began: the plan's part is as it was, unless the server
+            // showed that its bytes belong to another version.
+            return self.plan.take().map(|plan| match error {
+                DownloadError::RangeMismatch => Plan {
+                    resume: None,
+                    ..plan
+                },
+                _ => plan,
+            });
+        };
+        let refuses_ranges = self
+            .head
+            .accept_ranges
+            .as_deref()
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("none"));
+        let validator = resume_validator(
+            self.head.etag.as_deref(),
+            self.head.last_modified.as_deref(),
+        );
+        let offset = part.written();
+        let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);
+        match validator {
+            Some(validator) if error.is_transient() && !refuses_ranges && offset > 0 => {
+                part.keep();
+                let name = self.name.take()?;
+                tracing::debug!(url = %self.job.url, name, offset, "part kept for a resume");
+                Some(Plan {
+                    name,
+                    resume: Some(Resume { offset, validator }),
+                    replace,
+                })
+            }
+            // The part goes; a name the batch claimed for this job stays its own.
+            _ if self.plan.is_some() => self.name.take().map(|name| Plan {
+                name,
+                resume: None,
+                replace,
+            }),
+            _ => None,
+        }
     }
 
     fn write_error(&self, name: &str, error: io::Error) -> DownloadError {
