@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{cpus, named, non_negative_seconds, positive_seconds, usage_error};
+use super::{
+    cpus, named, non_negative_seconds, positive_seconds, positive_size, size, usage_error,
+};
 use crate::console::{Console, Verbosity};
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{Interrupt, Strategy};
@@ -14,7 +16,7 @@ use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
 use crate::get::report::live::ProgressMode;
 use crate::get::report::records::ReportFormat;
-use crate::get::{self, GetConfig, input::Inputs};
+use crate::get::{self, GetConfig, input::Inputs, naming};
 
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
@@ -57,17 +59,40 @@ pub struct GetArgs {
     /// Download again what the manifest says is already complete.
     #[arg(long)]
     pub force: bool,
-    /// Abandon responses larger than BYTES (by Content-Length, or while streaming).
-    #[arg(long, value_name = "BYTES")]
+    /// Abandon responses larger than SIZE (by Content-Length, or while streaming,
+    /// chunked bodies too): bytes, or with k, M, G (1024-based, as curl).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
     pub max_size: Option<u64>,
+    /// Abandon an attempt that takes longer than SECS, from its request to its
+    /// last byte (curl's --max-time; a retry gets as long again and resumes).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub max_time: Option<f64>,
+    /// Abandon a transfer slower than RATE bytes per second (k, M suffixes) for
+    /// --speed-time seconds, as curl does; it is retried like a timeout.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub speed_limit: Option<u64>,
+    /// How long a transfer may stay under --speed-limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, requires = "speed_limit")]
+    pub speed_time: f64,
+    /// Send this header with every request, `-H 'Name: value'` (repeatable).
+    /// Authorization and Cookie go only to the host asked for, not to another
+    /// that a redirect leads to. A User-Agent here wins over -A.
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The User-Agent sent [default: grab/VERSION].
+    #[arg(short = 'A', long, value_name = "NAME")]
+    pub user_agent: Option<String>,
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
     /// Name files as the server's Content-Disposition suggests (sanitised).
     #[arg(long)]
     pub content_disposition: bool,
-    /// Save only responses whose type matches (Content-Type and first bytes), e.g. `image/*`.
-    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    /// Save only responses whose type matches (Content-Type and first bytes):
+    /// MIME patterns (`image/*,application/pdf`), or extensions as wget takes
+    /// them (`jpg,png`, read as their types: image/jpeg, image/png; a note
+    /// says so).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub accept: Vec<String>,
     /// After Ctrl-C, how long downloads in flight may take to finish.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
@@ -127,7 +152,20 @@ impl GetArgs {
         settings.retries = self.retries;
         settings.retry_wait = Duration::from_secs_f64(self.retry_wait);
         settings.max_size = self.max_size;
-        settings.accept = self.accept.clone();
+        settings.accept = self.accept_patterns()?;
+        settings.max_time = self.max_time.map(Duration::from_secs_f64);
+        settings.speed_limit = self.speed_limit;
+        settings.speed_time = Duration::from_secs_f64(self.speed_time);
+        if let Some(user_agent) = &self.user_agent {
+            settings.user_agent = user_agent.clone();
+        }
+        for line in &self.headers {
+            let (name, value) = header(line)?;
+            match name.eq_ignore_ascii_case("user-agent") {
+                true => settings.user_agent = value,
+                false => settings.headers.push((name, value)),
+            }
+        }
         settings.content_disposition = self.content_disposition;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
@@ -147,6 +185,42 @@ impl GetArgs {
         };
         config.report = self.report()?;
         Ok(config)
+    }
+
+    /// `--accept` as MIME patterns: an entry without a `/` is an extension
+    /// (`jpg`, `.png`, `*.gif`), read as its type; an unknown one is an error.
+    fn accept_patterns(&self) -> Result<Vec<String>, String> {
+        self.accept
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                if entry.contains('/') {
+                    return Ok(entry.to_string());
+                }
+                let extension = entry.trim_start_matches('*').trim_start_matches('.');
+                naming::content_type_for_extension(extension)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        format!(
+                            "--accept {entry}: not a MIME type (like image/png) nor an extension grab knows (jpg, png, gif, webp, avif, bmp, tiff, svg, ico, html, txt, css, csv, json, xml, pdf, zip, gz, bin)"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// How `--accept` was read, when it held extensions: a line for the user.
+    pub fn accept_note(&self) -> Option<String> {
+        let patterns = self.accept_patterns().ok()?;
+        if self.accept.iter().all(|entry| entry.contains('/')) {
+            return None;
+        }
+        Some(format!(
+            "--accept {} read as {}",
+            self.accept.join(","),
+            patterns.join(", ")
+        ))
     }
 
     /// The report file and its format; an error when neither says which format.
@@ -191,6 +265,31 @@ impl GetArgs {
     }
 }
 
+/// One `-H 'Name: value'`, checked as HTTP allows; the headers grab manages
+/// itself are refused with the reason.
+fn header(line: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!("-H {line}: expected 'Name: value'"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("-H {line}: {name:?} is not a valid header name"))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("-H {line}: the value holds characters a header cannot"))?;
+    let managed = match name.to_ascii_lowercase().as_str() {
+        "range" | "if-range" => Some("resumes (-c, retries) set it"),
+        "host" => Some("it comes from each URL"),
+        "content-length" | "transfer-encoding" | "connection" => {
+            Some("the connection's framing is the client's")
+        }
+        _ => None,
+    };
+    match managed {
+        Some(reason) => Err(format!("-H {line}: grab sets {name} itself ({reason})")),
+        None => Ok((name.to_string(), value.to_string())),
+    }
+}
+
 /// Runs `grab get`.
 pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     if arguments.urls.is_empty() && arguments.inputs.is_empty() {
@@ -208,6 +307,9 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    if let Some(note) = arguments.accept_note() {
+        console.notice(&note);
+    }
     config.interrupt = match Interrupt::on_signals() {
         Ok(interrupt) => Some(interrupt),
         Err(error) => {
@@ -307,6 +409,92 @@ mod tests {
             config.report,
             Some((PathBuf::from("r.csv"), ReportFormat::Csv))
         );
+    }
+
+    #[test]
+    fn request_flags_reach_the_settings() {
+        let config = config_of(
+            &[
+                "--max-size",
+                "10M",
+                "--max-time",
+                "2.5",
+                "--speed-limit",
+                "1k",
+                "--speed-time",
+                "4",
+                "-H",
+                "Authorization: Bearer x",
+                "-H",
+                "X-Empty:",
+                "-A",
+                "agent/1",
+                "--accept",
+                "jpg,.png,*.GIF,image/webp",
+                "u",
+            ],
+            false,
+        )
+        .unwrap();
+        let settings = &config.settings;
+        assert_eq!(settings.max_size, Some(10 << 20));
+        assert_eq!(settings.max_time, Some(Duration::from_millis(2500)));
+        assert_eq!(settings.speed_limit, Some(1024));
+        assert_eq!(settings.speed_time, Duration::from_secs(4));
+        assert_eq!(
+            settings.headers,
+            [
+                ("Authorization".to_string(), "Bearer x".to_string()),
+                ("X-Empty".to_string(), String::new())
+            ]
+        );
+        assert_eq!(settings.user_agent, "agent/1");
+        assert_eq!(
+            settings.accept,
+            ["image/jpeg", "image/png", "image/gif", "image/webp"]
+        );
+        let defaults = config_of(&["u"], false).unwrap().settings;
+        assert_eq!(
+            defaults.user_agent,
+            format!("grab/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(defaults.headers.is_empty() && defaults.max_time.is_none());
+        // A User-Agent in -H wins over -A, as in curl.
+        let config = config_of(&["-A", "a", "-H", "user-agent: b", "u"], false).unwrap();
+        assert_eq!(config.settings.user_agent, "b");
+        assert!(config.settings.headers.is_empty());
+        assert_eq!(
+            parse(&["--accept", "jpg,image/png", "u"]).accept_note(),
+            Some("--accept jpg,image/png read as image/jpeg, image/png".to_string())
+        );
+        assert_eq!(parse(&["--accept", "image/*", "u"]).accept_note(), None);
+    }
+
+    #[test]
+    fn bad_request_flags_say_what_is_wrong() {
+        for (arguments, expected) in [
+            (&["-H", "no colon", "u"][..], "expected 'Name: value'"),
+            (&["-H", "Bad Name: x", "u"], "not a valid header name"),
+            (&["-H", "Range: bytes=0-", "u"], "grab sets Range itself"),
+            (&["-H", "Host: elsewhere", "u"], "grab sets Host itself"),
+            (
+                &["--accept", "jpg,exe", "u"],
+                "--accept exe: not a MIME type",
+            ),
+        ] {
+            let error = config_of(arguments, false).unwrap_err();
+            assert!(error.contains(expected), "{arguments:?}: {error}");
+        }
+        for line in [
+            &["get", "--max-size", "10X", "u"][..],
+            &["get", "--speed-limit", "0", "u"],
+            &["get", "--speed-time", "5", "u"],
+            &["get", "--max-time", "0", "u"],
+        ] {
+            let mut arguments = vec!["grab"];
+            arguments.extend_from_slice(line);
+            assert!(Cli::try_parse_from(&arguments).is_err(), "{line:?}");
+        }
     }
 
     #[test]

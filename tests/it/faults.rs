@@ -33,6 +33,8 @@ pub struct Seen {
     pub path: String,
     pub range: Option<String>,
     pub if_range: Option<String>,
+    /// Every header, by lower-case name.
+    pub headers: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -164,6 +166,7 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
         path: path.clone(),
         range: headers.get("range").cloned(),
         if_range: headers.get("if-range").cloned(),
+        headers: headers.clone(),
     });
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let octets = "application/octet-stream";
@@ -296,6 +299,19 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 thread::sleep(Duration::from_millis(2));
             }
             Ok(())
+        }
+        // A redirect to the same server under another host name.
+        ["redirect-host", name] => {
+            let port = stream.local_addr()?.port();
+            respond(
+                &mut stream,
+                "302 Found",
+                &[
+                    ("location", format!("http://localhost:{port}/png/{name}")),
+                    ("content-length", "0".into()),
+                ],
+                b"",
+            )
         }
         // A redirect to a scheme grab does not fetch.
         ["redirect-scheme", scheme] => {

@@ -7,6 +7,7 @@ mod faults;
 mod filter;
 mod get;
 mod progress;
+mod requests;
 mod resume;
 mod serve;
 mod support;

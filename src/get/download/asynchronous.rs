@@ -20,7 +20,7 @@ pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(Settings::user_agent())
+        .user_agent(settings.user_agent.as_str())
         .build()
 }
 
@@ -58,10 +58,14 @@ async fn attempt_async(
         for (name, value) in transfer.request_headers() {
             request = request.header(name, value);
         }
+        if let Some(left) = transfer.time_left() {
+            // reqwest's request timeout runs until the body's last byte.
+            request = request.timeout(left);
+        }
         let response = request
             .send()
             .await
-            .map_err(|error| from_reqwest(&error, settings))?;
+            .map_err(|error| transfer.network_error(from_reqwest(&error, settings)))?;
         let location = response
             .headers()
             .get("location")
@@ -88,7 +92,7 @@ async fn attempt_async(
         match response.chunk().await {
             Ok(Some(bytes)) => transfer.chunk(&bytes)?,
             Ok(None) => break,
-            Err(error) => return Err(transfer.body_error(from_reqwest(&error, settings))),
+            Err(error) => return Err(transfer.network_error(from_reqwest(&error, settings))),
         }
     }
     transfer.finish()

@@ -21,7 +21,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
         .max_idle_connections_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .max_redirects(0)
-        .user_agent(Settings::user_agent())
+        .user_agent(settings.user_agent.as_str())
         .build()
         .into()
 }
@@ -66,9 +66,14 @@ fn attempt_blocking(
             agent.get(transfer.url().as_str()),
             |request, (name, value)| request.header(name, value),
         );
+        let request = match transfer.time_left() {
+            // ureq's global timeout covers the call and the body read after it.
+            Some(left) => request.config().timeout_global(Some(left)).build(),
+            None => request,
+        };
         let response = request
             .call()
-            .map_err(|error| from_ureq(&error, settings))?;
+            .map_err(|error| transfer.network_error(from_ureq(&error, settings)))?;
         let location = header_of(&response, "location");
         if !transfer.follow(response.status().as_u16(), location.as_deref())? {
             break response;
@@ -89,7 +94,7 @@ fn attempt_blocking(
             Ok(0) => break,
             Ok(count) => transfer.chunk(&buffer[..count])?,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(transfer.body_error(from_io(&error, settings))),
+            Err(error) => return Err(transfer.network_error(from_io(&error, settings))),
         }
     }
     transfer.finish()

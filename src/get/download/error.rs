@@ -21,6 +21,10 @@ pub enum DownloadError {
     },
     #[error("timed out after {seconds} s")]
     TimedOut { seconds: u64 },
+    #[error("took longer than --max-time ({} s)", seconds(*millis))]
+    MaxTime { millis: u64 },
+    #[error("slower than --speed-limit ({limit} bytes/s) for {} s", seconds(*millis))]
+    TooSlow { limit: u64, millis: u64 },
     #[error("connection refused")]
     ConnectionRefused,
     #[error("connection reset")]
@@ -51,6 +55,11 @@ pub enum DownloadError {
     WorkerStart(String),
 }
 
+/// Milliseconds as seconds, without trailing zeros: `2`, `0.5`.
+fn seconds(millis: u64) -> String {
+    (millis as f64 / 1000.0).to_string()
+}
+
 impl DownloadError {
     /// The reason without the particulars (sizes, paths), for grouping failures.
     pub fn reason(&self) -> String {
@@ -59,6 +68,8 @@ impl DownloadError {
             DownloadError::Write { .. } => "cannot write the file".to_string(),
             DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
             DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
+            DownloadError::MaxTime { .. } => "took longer than --max-time".to_string(),
+            DownloadError::TooSlow { .. } => "slower than --speed-limit".to_string(),
             other => other.to_string(),
         }
     }
@@ -70,7 +81,11 @@ impl DownloadError {
             DownloadError::Http { status, .. } => {
                 matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
             }
+            // As curl's --retry: a transfer cut for time or speed may go
+            // better on the next attempt, which resumes it.
             DownloadError::TimedOut { .. }
+            | DownloadError::MaxTime { .. }
+            | DownloadError::TooSlow { .. }
             | DownloadError::ConnectionRefused
             | DownloadError::ConnectionReset
             | DownloadError::Truncated { .. }

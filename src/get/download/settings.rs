@@ -24,6 +24,17 @@ pub struct Settings {
     pub accept: Vec<String>,
     /// Name files as the server's Content-Disposition suggests.
     pub content_disposition: bool,
+    /// An attempt that takes longer than this, from its request to its last
+    /// byte, is abandoned (curl's `--max-time`); a retry gets as long again.
+    pub max_time: Option<Duration>,
+    /// A transfer slower than this (bytes per second) for [`Settings::speed_time`]
+    /// is abandoned (curl's `--speed-limit`).
+    pub speed_limit: Option<u64>,
+    pub speed_time: Duration,
+    /// Sent with every request (`-H`); credentials (`Authorization`, `Cookie`)
+    /// only to the host asked for, not to where a redirect leads elsewhere.
+    pub headers: Vec<(String, String)>,
+    pub user_agent: String,
 }
 
 impl Settings {
@@ -38,10 +49,16 @@ impl Settings {
             max_size: None,
             accept: Vec::new(),
             content_disposition: false,
+            max_time: None,
+            speed_limit: None,
+            speed_time: Duration::from_secs(30),
+            headers: Vec::new(),
+            user_agent: Settings::default_user_agent(),
         }
     }
 
-    pub fn user_agent() -> String {
+    /// `grab/VERSION`, as curl and wget name themselves.
+    pub fn default_user_agent() -> String {
         format!("grab/{}", env!("CARGO_PKG_VERSION"))
     }
 }

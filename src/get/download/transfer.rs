@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -105,6 +105,13 @@ pub(super) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
+/// Headers that carry credentials, kept from hosts a redirect leads to.
+fn is_credential(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"]
+        .iter()
+        .any(|credential| name.eq_ignore_ascii_case(credential))
+}
+
 /// Redirects followed for one request, as curl's and wget's defaults allow
 /// (wget: 20, curl with -L: 50; browsers about 20): 10 is more than real sites
 /// use and stops loops early.
@@ -139,7 +146,16 @@ pub struct Transfer<'a> {
     first_bytes: Vec<u8>,
     /// This transfer's id with the progress sink, once the body started.
     progress: Option<u64>,
+    /// When `--max-time` runs out for this attempt.
+    deadline: Option<Instant>,
+    /// `--speed-limit`: the current measuring window (its start, bytes in it)
+    /// and since when the transfer has been below the limit.
+    speed_window: (Instant, u64),
+    slow_since: Option<Instant>,
 }
+
+/// The span over which `--speed-limit` measures: curl's, one second.
+const SPEED_WINDOW: Duration = Duration::from_secs(1);
 
 impl<'a> Transfer<'a> {
     pub fn new(job: &'a Job, context: &'a Context, plan: Option<Plan>) -> Self {
@@ -157,7 +173,38 @@ impl<'a> Transfer<'a> {
             sniffed: context.settings.accept.is_empty(),
             first_bytes: Vec::new(),
             progress: None,
+            deadline: context
+                .settings
+                .max_time
+                .map(|max_time| Instant::now() + max_time),
+            speed_window: (Instant::now(), 0),
+            slow_since: None,
         }
+    }
+
+    /// How long the next request may take, by `--max-time` (`None`: no limit).
+    /// Zero past the deadline: the clients then fail at once.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// A client's error, as the user should read it: a timeout at or past the
+    /// deadline is `--max-time`, whatever the client called it; a body that
+    /// ended early says how short it was.
+    pub fn network_error(&self, error: DownloadError) -> DownloadError {
+        if let Some(max_time) = self.settings().max_time
+            && self.time_left() == Some(Duration::ZERO)
+            && matches!(
+                error,
+                DownloadError::TimedOut { .. } | DownloadError::Network(_)
+            )
+        {
+            return DownloadError::MaxTime {
+                millis: max_time.as_millis() as u64,
+            };
+        }
+        self.body_error(error)
     }
 
     /// The URL this transfer asks for.
@@ -208,14 +255,23 @@ impl<'a> Transfer<'a> {
 
     /// Headers this attempt sends: a Range from where the part file ends, valid only
     /// if the file is unchanged (`If-Range`), so a changed file comes back whole.
-    pub fn request_headers(&self) -> Vec<(&'static str, String)> {
-        match self.resume() {
-            Some(resume) => vec![
-                ("range", format!("bytes={}-", resume.offset)),
-                ("if-range", resume.validator.clone()),
-            ],
-            None => Vec::new(),
+    /// With them, the `-H` headers: credentials only while the request stays on
+    /// the host asked for (a redirect elsewhere does not get them, as in curl).
+    pub fn request_headers(&self) -> Vec<(&str, String)> {
+        let same_host = self.url.host_str() == self.job.url.host_str()
+            && self.url.port_or_known_default() == self.job.url.port_or_known_default();
+        let mut headers: Vec<(&str, String)> = self
+            .settings()
+            .headers
+            .iter()
+            .filter(|(name, _)| same_host || !is_credential(name))
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        if let Some(resume) = self.resume() {
+            headers.push(("range", format!("bytes={}-", resume.offset)));
+            headers.push(("if-range", resume.validator.clone()));
         }
+        headers
     }
 
     /// The response head: an error status or a refused type ends the transfer
@@ -407,6 +463,43 @@ impl<'a> Transfer<'a> {
         {
             return Err(DownloadError::TooLarge { limit });
         }
+        self.check_pace(bytes.len() as u64)
+    }
+
+    /// `--max-time` and `--speed-limit`, as bytes arrive. The clients' own
+    /// timeouts cut a body that stops; these cut one that trickles.
+    fn check_pace(&mut self, bytes: u64) -> Result<(), DownloadError> {
+        let settings = &self.context.settings;
+        if let Some(max_time) = settings.max_time
+            && self.time_left() == Some(Duration::ZERO)
+        {
+            return Err(DownloadError::MaxTime {
+                millis: max_time.as_millis() as u64,
+            });
+        }
+        let Some(limit) = settings.speed_limit else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (window_start, window_bytes) = &mut self.speed_window;
+        *window_bytes += bytes;
+        let span = now.duration_since(*window_start);
+        if span < SPEED_WINDOW {
+            return Ok(());
+        }
+        // Below the limit over a whole window: slow since that window began.
+        if (*window_bytes as f64) < limit as f64 * span.as_secs_f64() {
+            let since = *self.slow_since.get_or_insert(*window_start);
+            if now.duration_since(since) >= settings.speed_time {
+                return Err(DownloadError::TooSlow {
+                    limit,
+                    millis: settings.speed_time.as_millis() as u64,
+                });
+            }
+        } else {
+            self.slow_since = None;
+        }
+        self.speed_window = (now, 0);
         Ok(())
     }
 
