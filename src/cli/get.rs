@@ -14,6 +14,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::engine::{Interrupt, Strategy};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
+use crate::get::download::tls::Trust;
 use crate::get::report::live::ProgressMode;
 use crate::get::report::records::ReportFormat;
 use crate::get::{self, GetConfig, input::Inputs, naming};
@@ -82,6 +83,18 @@ pub struct GetArgs {
     /// The User-Agent sent [default: grab/VERSION].
     #[arg(short = 'A', long, value_name = "NAME")]
     pub user_agent: Option<String>,
+    /// Trust only the certificates in this PEM file (instead of the system's
+    /// store); SSL_CERT_FILE says the same when this is not given.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Trust only the certificates in this folder of PEM files; SSL_CERT_DIR
+    /// says the same when this is not given.
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+    /// Do not check servers' certificates (the traffic is still encrypted, but
+    /// anyone on the way can read it).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
@@ -158,6 +171,17 @@ impl GetArgs {
         settings.speed_time = Duration::from_secs_f64(self.speed_time);
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();
+        }
+        settings.trust = Trust {
+            ca_file: self.cacert.clone(),
+            ca_dir: self.capath.clone(),
+            insecure: self.insecure,
+        }
+        .with_environment();
+        if settings.trust.ca_file.is_some() || settings.trust.ca_dir.is_some() {
+            // A wrong path is a usage error before any download, not a
+            // failure per https URL.
+            settings.trust.roots().map_err(|error| error.to_string())?;
         }
         for line in &self.headers {
             let (name, value) = header(line)?;

@@ -219,17 +219,11 @@ pub fn run_with_hook(
         record(outcome, ran.worker);
     });
     let result = match config.strategy {
-        Strategy::Sequential => {
-            engine::threads::sequential(&Blocking::new(context, hosts, 1), &queue, &sink);
-            Ok(())
-        }
-        Strategy::Threads => engine::threads::run(
-            &Blocking::new(context, hosts, workers),
-            workers,
-            &queue,
-            &sink,
-        )
-        .map_err(anyhow::Error::from),
+        Strategy::Sequential => Blocking::new(context, hosts, 1)
+            .map(|task| engine::threads::sequential(&task, &queue, &sink)),
+        Strategy::Threads => Blocking::new(context, hosts, workers).and_then(|task| {
+            engine::threads::run(&task, workers, &queue, &sink).map_err(anyhow::Error::from)
+        }),
         Strategy::Processes => engine::processes::run(
             &InWorkers { context, hosts },
             &config.worker_program,
@@ -240,7 +234,6 @@ pub fn run_with_hook(
         )
         .map_err(anyhow::Error::from),
         Strategy::Async => Asynchronous::new(context, hosts, workers)
-            .map_err(anyhow::Error::from)
             .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, &queue, &sink)),
     };
     // The view ends with the run: no thread outlives it, and the bar is cleared

@@ -89,13 +89,17 @@ pub type Asynchronous = Downloads<reqwest::Client>;
 
 impl Blocking {
     /// For `workers` threads at once.
-    pub fn new(context: Context, hosts: Option<Arc<HostGate>>, workers: usize) -> Blocking {
-        let client = blocking_agent(&context.settings, workers);
-        Downloads {
+    pub fn new(
+        context: Context,
+        hosts: Option<Arc<HostGate>>,
+        workers: usize,
+    ) -> anyhow::Result<Blocking> {
+        let client = blocking_agent(&context.settings, workers)?;
+        Ok(Downloads {
             context,
             hosts,
             client,
-        }
+        })
     }
 }
 
@@ -105,7 +109,7 @@ impl Asynchronous {
         context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
-    ) -> reqwest::Result<Asynchronous> {
+    ) -> anyhow::Result<Asynchronous> {
         let client = async_client(&context.settings, workers)?;
         Ok(Downloads {
             context,
@@ -372,5 +376,5 @@ pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<
         parent,
         pending: Mutex::new((0, Instant::now())),
     }));
-    Ok(Blocking::new(context, None, 1))
+    Blocking::new(context, None, 1)
 }

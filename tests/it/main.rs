@@ -11,3 +11,4 @@ mod requests;
 mod resume;
 mod serve;
 mod support;
+mod tls;

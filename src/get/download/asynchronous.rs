@@ -10,18 +10,26 @@ use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
 /// The async client, keeping up to `pool` idle connections per host.
-pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest::Client> {
+pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a bundled crypto provider; use the same ring-based one
     // ureq uses, so one TLS stack is compiled. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let roots = settings
+        .trust
+        .roots()?
+        .iter()
+        .map(|root| reqwest::Certificate::from_der(root.as_ref()))
+        .collect::<reqwest::Result<Vec<_>>>()?;
+    Ok(reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .danger_accept_invalid_certs(settings.trust.insecure)
         .connect_timeout(settings.connect_timeout)
         .read_timeout(settings.idle_timeout)
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent.as_str())
-        .build()
+        .build()?)
 }
 
 fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {

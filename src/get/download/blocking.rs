@@ -5,14 +5,26 @@ use std::io::{self, Read};
 
 use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
+use super::tls::TrustError;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
 /// A blocking client for downloads, keeping up to `pool` connections alive so
 /// `pool` threads can each reuse one.
-pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
-    ureq::Agent::config_builder()
+pub fn blocking_agent(settings: &Settings, pool: usize) -> Result<ureq::Agent, TrustError> {
+    let roots: Vec<ureq::tls::Certificate<'static>> = settings
+        .trust
+        .roots()?
+        .iter()
+        .map(|root| ureq::tls::Certificate::from_der(root.as_ref()).to_owned())
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+        .disable_verification(settings.trust.insecure)
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_connect(Some(settings.connect_timeout))
         .timeout_per_read(Some(settings.idle_timeout))
@@ -23,7 +35,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
         .max_redirects(0)
         .user_agent(settings.user_agent.as_str())
         .build()
-        .into()
+        .into())
 }
 
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {

@@ -7,6 +7,7 @@
 //!   loop both drivers share;
 //! - [`error`]: the reasons users read, from either client's errors;
 //! - [`outcome`]: what a job ended with;
+//! - [`tls`]: which servers are trusted, the same for both clients;
 //! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod outcome;
 pub mod retry;
 pub mod settings;
+pub mod tls;
 pub mod transfer;
 
 use std::sync::Arc;

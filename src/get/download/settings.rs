@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls::Trust;
+
 /// How downloads behave, whatever the strategy. Sent to worker processes as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -35,6 +37,8 @@ pub struct Settings {
     /// only to the host asked for, not to where a redirect leads elsewhere.
     pub headers: Vec<(String, String)>,
     pub user_agent: String,
+    /// Which servers are trusted over https.
+    pub trust: Trust,
 }
 
 impl Settings {
@@ -54,6 +58,7 @@ impl Settings {
             speed_time: Duration::from_secs(30),
             headers: Vec::new(),
             user_agent: Settings::default_user_agent(),
+            trust: Trust::default(),
         }
     }
 
