@@ -14,6 +14,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::engine::{Interrupt, Strategy};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
+use crate::get::download::proxy::Proxies;
 use crate::get::download::tls::Trust;
 use crate::get::report::live::ProgressMode;
 use crate::get::report::records::ReportFormat;
@@ -91,6 +92,17 @@ pub struct GetArgs {
     /// says the same when this is not given.
     #[arg(long, value_name = "DIR")]
     pub capath: Option<PathBuf>,
+    /// Send requests through this http proxy (`host:port` or
+    /// `http://[user:password@]host:port`; the port defaults to 1080, as in
+    /// curl). Without it, http_proxy (lower case only), HTTPS_PROXY and
+    /// ALL_PROXY are read as curl reads them; `--proxy ''` uses none. Plain
+    /// http goes as `GET http://...`, https through CONNECT.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated: names (with their
+    /// subdomains), addresses, ADDRESS/BITS networks, or `*`; instead of NO_PROXY.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
     /// Do not check servers' certificates (the traffic is still encrypted, but
     /// anyone on the way can read it).
     #[arg(short = 'k', long)]
@@ -183,6 +195,12 @@ impl GetArgs {
             // failure per https URL.
             settings.trust.roots().map_err(|error| error.to_string())?;
         }
+        settings.proxies = Proxies::from_flags_and_environment(
+            self.proxy.as_deref(),
+            self.noproxy.as_deref(),
+            |name| std::env::var(name).ok(),
+        )
+        .map_err(|error| error.to_string())?;
         for line in &self.headers {
             let (name, value) = header(line)?;
             match name.eq_ignore_ascii_case("user-agent") {

@@ -7,6 +7,7 @@ mod faults;
 mod filter;
 mod get;
 mod progress;
+mod proxy;
 mod requests;
 mod resume;
 mod serve;

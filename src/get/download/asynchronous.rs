@@ -20,7 +20,17 @@ pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<reqwest:
         .iter()
         .map(|root| reqwest::Certificate::from_der(root.as_ref()))
         .collect::<reqwest::Result<Vec<_>>>()?;
-    Ok(reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
+        // Proxies are decided by grab (see the proxy module), the same for
+        // both clients: not read by reqwest from the environment.
+        .no_proxy();
+    if !settings.proxies.is_empty() {
+        let proxies = settings.proxies.clone();
+        builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+            proxies.for_url(url).cloned()
+        }));
+    }
+    Ok(builder
         .tls_certs_only(roots)
         .danger_accept_invalid_certs(settings.trust.insecure)
         .connect_timeout(settings.connect_timeout)

@@ -4,6 +4,7 @@
 use std::io::{self, Read};
 
 use super::error::{from_io_kind, io_kind_in_chain};
+use super::proxy;
 use super::retry::Attempts;
 use super::tls::TrustError;
 use super::transfer::{Head, Transfer};
@@ -23,8 +24,10 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> Result<ureq::Agent, T
         .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
         .disable_verification(settings.trust.insecure)
         .build();
-    Ok(ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .tls_config(tls)
+        // Proxies are decided by grab (see the proxy module), not read by ureq.
+        .proxy(None)
         .http_status_as_error(false)
         .timeout_connect(Some(settings.connect_timeout))
         .timeout_per_read(Some(settings.idle_timeout))
@@ -34,8 +37,8 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> Result<ureq::Agent, T
         // Redirects are followed by the transfer, the same way for both clients.
         .max_redirects(0)
         .user_agent(settings.user_agent.as_str())
-        .build()
-        .into())
+        .build();
+    Ok(proxy::agent_with_proxies(config, &settings.proxies))
 }
 
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
@@ -78,10 +81,16 @@ fn attempt_blocking(
             agent.get(transfer.url().as_str()),
             |request, (name, value)| request.header(name, value),
         );
-        let request = match transfer.time_left() {
+        let tunnel = proxy::connect_proxy(&settings.proxies, transfer.url());
+        let time_left = transfer.time_left();
+        let request = match (time_left, tunnel) {
+            (None, None) => request,
             // ureq's global timeout covers the call and the body read after it.
-            Some(left) => request.config().timeout_global(Some(left)).build(),
-            None => request,
+            (time_left, tunnel) => request
+                .config()
+                .timeout_global(time_left)
+                .proxy(tunnel)
+                .build(),
         };
         let response = request
             .call()

@@ -8,6 +8,7 @@
 //! - [`error`]: the reasons users read, from either client's errors;
 //! - [`outcome`]: what a job ended with;
 //! - [`tls`]: which servers are trusted, the same for both clients;
+//! - [`proxy`]: which requests go through which proxy, the same for both;
 //! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
 
@@ -15,6 +16,7 @@ pub mod asynchronous;
 pub mod blocking;
 pub mod error;
 pub mod outcome;
+pub mod proxy;
 pub mod retry;
 pub mod settings;
 pub mod tls;

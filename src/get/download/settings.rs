@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::proxy::Proxies;
 use super::tls::Trust;
 
 /// How downloads behave, whatever the strategy. Sent to worker processes as is.
@@ -39,6 +40,8 @@ pub struct Settings {
     pub user_agent: String,
     /// Which servers are trusted over https.
     pub trust: Trust,
+    /// Which requests go through a proxy.
+    pub proxies: Proxies,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             headers: Vec::new(),
             user_agent: Settings::default_user_agent(),
             trust: Trust::default(),
+            proxies: Proxies::default(),
         }
     }
 
