@@ -76,6 +76,15 @@ pub struct GetArgs {
     /// How long a transfer may stay under --speed-limit.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, requires = "speed_limit")]
     pub speed_time: f64,
+    /// At most RATE bytes per second for all transfers together (k, M, G
+    /// suffixes, 1024-based). With -s processes each of the -j workers gets an
+    /// equal share.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate: Option<u64>,
+    /// At most RATE bytes per second for each transfer (curl's --limit-rate,
+    /// which curl applies per transfer).
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate_per_transfer: Option<u64>,
     /// Send this header with every request, `-H 'Name: value'` (repeatable).
     /// Authorization and Cookie go only to the host asked for, not to another
     /// that a redirect leads to. A User-Agent here wins over -A.
@@ -180,6 +189,8 @@ impl GetArgs {
         settings.accept = self.accept_patterns()?;
         settings.max_time = self.max_time.map(Duration::from_secs_f64);
         settings.speed_limit = self.speed_limit;
+        settings.limit_rate = self.limit_rate;
+        settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
         settings.speed_time = Duration::from_secs_f64(self.speed_time);
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();

@@ -158,11 +158,10 @@ pub fn run_with_hook(
     let interrupt = config.interrupt.clone().unwrap_or_default();
     let names = Arc::new(FolderNames::new(directory));
     let context = Context {
-        settings: Arc::new(config.settings.clone()),
-        names: names.clone(),
         manifest: Some(Arc::new(manifest)),
         interrupt: interrupt.clone(),
         progress: Some(reporter.clone()),
+        ..Context::new(config.settings.clone(), names.clone())
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, directory);
@@ -225,7 +224,11 @@ pub fn run_with_hook(
             engine::threads::run(&task, workers, &queue, &sink).map_err(anyhow::Error::from)
         }),
         Strategy::Processes => engine::processes::run(
-            &InWorkers { context, hosts },
+            &InWorkers {
+                context,
+                hosts,
+                workers,
+            },
             &config.worker_program,
             workers,
             &queue,

@@ -178,6 +178,8 @@ pub struct InWorkers {
     /// The parent's context: its names, its progress view.
     pub context: Context,
     pub hosts: Option<Arc<HostGate>>,
+    /// How many worker processes share `--limit-rate`.
+    pub workers: usize,
 }
 
 /// What the parent holds for one attempt in a worker.
@@ -200,8 +202,13 @@ impl Remote for InWorkers {
     type Conversation = Held;
 
     fn worker_task(&self) -> (&'static str, String) {
-        let settings =
-            serde_json::to_string(&*self.context.settings).expect("settings serialise to JSON");
+        // Each worker paces itself: with a share of the total, the run as a
+        // whole never passes it (a lone transfer then gets only its share).
+        let mut settings = (*self.context.settings).clone();
+        settings.limit_rate = settings
+            .limit_rate
+            .map(|rate| (rate / self.workers.max(1) as u64).max(1));
+        let settings = serde_json::to_string(&settings).expect("settings serialise to JSON");
         (TASK, settings)
     }
 

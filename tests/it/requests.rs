@@ -1,8 +1,9 @@
 //! The request options of `grab get` (issue 12), for every strategy, against
 //! local servers: time and speed limits, headers and the User-Agent, sizes
-//! with suffixes, `--accept` extension lists.
+//! with suffixes, `--accept` extension lists, rate limits.
 
 use std::fs;
+use std::time::{Duration, Instant};
 
 use super::faults::{FaultServer, assert_clean, body_of, get};
 use super::support::{Scratch, files_in, for_each_strategy, stderr_of};
@@ -176,7 +177,52 @@ fn sizes_and_extension_lists(strategy: &str) {
     assert_clean(&scratch);
 }
 
+/// Lower bounds only: a rate limit can make a run slower, never faster, and
+/// how much faster the machine is must not matter.
+fn limit_rate_holds_per_transfer_and_in_total(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    // 200 KiB at 100 KiB/s: at least 2 s; asked at least 1.5 s.
+    let one = server.url("/chunked/204800/one");
+    let started = Instant::now();
+    let output = get(
+        strategy,
+        &scratch,
+        &[&one, "--limit-rate-per-transfer", "100k"],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+    assert_eq!(
+        fs::read(scratch.output().join("one.bin")).unwrap(),
+        body_of("one", 204_800)
+    );
+    // Two of 100 KiB at once under a total of 100 KiB/s: at least 2 s again,
+    // where a limit per transfer would let them finish in 1 s.
+    let (first, second) = (
+        server.url("/chunked/102400/first"),
+        server.url("/chunked/102400/second"),
+    );
+    let started = Instant::now();
+    let output = get(
+        strategy,
+        &scratch,
+        &[&first, &second, "--limit-rate", "100k"],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+    for id in ["first", "second"] {
+        assert_eq!(
+            fs::read(scratch.output().join(format!("{id}.bin"))).unwrap(),
+            body_of(id, 102_400)
+        );
+    }
+    assert_clean(&scratch);
+}
+
 for_each_strategy!(
+    limit_rate_holds_per_transfer_and_in_total,
     a_trickle_is_cut_by_max_time,
     a_trickle_is_cut_by_speed_limit,
     headers_and_user_agent_reach_the_server,

@@ -108,7 +108,13 @@ async fn attempt_async(
         // Writes go straight to the file: they land in the page cache in microseconds,
         // and a round-trip through tokio's blocking pool for each chunk costs more.
         match response.chunk().await {
-            Ok(Some(bytes)) => transfer.chunk(&bytes)?,
+            Ok(Some(bytes)) => {
+                transfer.chunk(&bytes)?;
+                let pause = transfer.pause(bytes.len());
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
             Ok(None) => break,
             Err(error) => return Err(transfer.network_error(from_reqwest(&error, settings))),
         }

@@ -109,11 +109,17 @@ fn attempt_blocking(
         return transfer.finish();
     }
     let mut reader = response.into_body().into_reader();
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; transfer.read_size()];
     loop {
         match reader.read(&mut buffer) {
             Ok(0) => break,
-            Ok(count) => transfer.chunk(&buffer[..count])?,
+            Ok(count) => {
+                transfer.chunk(&buffer[..count])?;
+                let pause = transfer.pause(count);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(transfer.network_error(from_io(&error, settings))),
         }

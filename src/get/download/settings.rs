@@ -42,6 +42,11 @@ pub struct Settings {
     pub trust: Trust,
     /// Which requests go through a proxy.
     pub proxies: Proxies,
+    /// Bytes per second for all transfers together (`--limit-rate`). A worker
+    /// process is given its share: the total over the number of workers.
+    pub limit_rate: Option<u64>,
+    /// Bytes per second for each transfer (`--limit-rate-per-transfer`).
+    pub limit_rate_per_transfer: Option<u64>,
 }
 
 impl Settings {
@@ -63,6 +68,8 @@ impl Settings {
             user_agent: Settings::default_user_agent(),
             trust: Trust::default(),
             proxies: Proxies::default(),
+            limit_rate: None,
+            limit_rate_per_transfer: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::error::http_error;
+use super::pace::Pace;
 use super::{Context, DownloadError, Saved, Settings};
 use crate::get::input::{Job, Plan, Resume};
 use crate::get::manifest::{self, Entry};
@@ -152,6 +153,8 @@ pub struct Transfer<'a> {
     /// and since when the transfer has been below the limit.
     speed_window: (Instant, u64),
     slow_since: Option<Instant>,
+    /// `--limit-rate-per-transfer`: this attempt's own pace.
+    own_pace: Option<Pace>,
 }
 
 /// The span over which `--speed-limit` measures: curl's, one second.
@@ -179,7 +182,39 @@ impl<'a> Transfer<'a> {
                 .map(|max_time| Instant::now() + max_time),
             speed_window: (Instant::now(), 0),
             slow_since: None,
+            own_pace: context.settings.limit_rate_per_transfer.map(Pace::new),
         }
+    }
+
+    /// After `bytes` arrived: how long to wait before reading on, for
+    /// `--limit-rate` (the run's pace) and `--limit-rate-per-transfer` (this
+    /// transfer's), never past `--max-time`.
+    pub fn pause(&self, bytes: usize) -> Duration {
+        let bytes = bytes as u64;
+        let shared = self.context.pace.as_ref().map(|pace| pace.take(bytes));
+        let own = self.own_pace.as_ref().map(|pace| pace.take(bytes));
+        let wait = shared.max(own).unwrap_or_default();
+        match self.time_left() {
+            Some(left) => wait.min(left),
+            None => wait,
+        }
+    }
+
+    /// A read buffer that keeps a rate-limited transfer smooth: about an
+    /// eighth of a second of the slowest pace, between 1 KiB and 64 KiB.
+    pub fn read_size(&self) -> usize {
+        const LARGEST: u64 = 64 * 1024;
+        let slowest = [
+            self.context
+                .pace
+                .as_ref()
+                .map(|pace| pace.bytes_per_second()),
+            self.own_pace.as_ref().map(Pace::bytes_per_second),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        slowest.map_or(LARGEST, |rate| (rate / 8).clamp(1024, LARGEST)) as usize
     }
 
     /// How long the next request may take, by `--max-time` (`None`: no limit).
