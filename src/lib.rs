@@ -17,8 +17,8 @@
 //!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), part files
 //!   ([`get::part`]), one download split by concern ([`get::download`]:
 //!   settings, one attempt, retries that resume, errors, TLS roots, proxies,
-//!   rate limits, the two clients), the
-//!   download as an engine task ([`get::task`]), and what the user reads
+//!   rate limits, the two clients), the download as an engine task
+//!   ([`get::task`]), and what the user reads
 //!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
 //! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
 //!   codecs, the filter as an engine task, its report.

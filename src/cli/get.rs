@@ -388,7 +388,7 @@ mod tests {
         let mut line = vec!["grab", "get"];
         line.extend_from_slice(arguments);
         match Cli::try_parse_from(line).expect("the flags parse").command {
-            Command::Get(arguments) => arguments,
+            Command::Get(arguments) => *arguments,
             other => panic!("not get: {other:?}"),
         }
     }

@@ -28,7 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs from arguments, files or stdin.
-    Get(get::GetArgs),
+    // Boxed: its many flags would make every other command as large.
+    Get(Box<get::GetArgs>),
     /// Download the same list with every strategy (and peers), and compare.
     Compare(compare::CompareArgs),
     /// Serve the image gallery and the asynchronous demo endpoints.

@@ -129,6 +129,9 @@ impl Keys {
     }
 }
 
+/// Variables set for one run.
+type Environment<'a> = &'a [(&'a str, &'a Path)];
+
 /// `grab get` of `url` with `more` flags and `environment`, with no
 /// certificate variables inherited from the test's own environment.
 fn get_tls(
@@ -136,7 +139,7 @@ fn get_tls(
     scratch: &Scratch,
     url: &str,
     more: &[&str],
-    environment: &[(&str, &Path)],
+    environment: Environment,
 ) -> std::process::Output {
     let output_dir = scratch.output_arg();
     let mut command = grab_command();
@@ -166,7 +169,7 @@ fn every_way_of_trusting_a_ca_works_and_nothing_else_does(strategy: &str) {
     let keys = Keys::new(&certificates);
     let (file, dir) = (keys.file(), keys.dir());
     let (file_arg, dir_arg) = (file.display().to_string(), dir.display().to_string());
-    let ways: [(&str, &[&str], &[(&str, &Path)]); 5] = [
+    let ways: [(&str, &[&str], Environment); 5] = [
         ("cacert", &["--cacert", &file_arg], &[]),
         ("capath", &["--capath", &dir_arg], &[]),
         ("ssl-cert-file", &[], &[("SSL_CERT_FILE", &file)]),
