@@ -195,17 +195,18 @@ impl GetArgs {
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();
         }
-        settings.trust = Trust {
+        let trust = Trust {
             ca_file: self.cacert.clone(),
             ca_dir: self.capath.clone(),
             insecure: self.insecure,
+        };
+        if trust.ca_file.is_some() || trust.ca_dir.is_some() {
+            // A wrong --cacert or --capath is a usage error before any
+            // download. The variables' roots (and the system's) are loaded at
+            // the first https request, so a run without https never pays for it.
+            trust.roots().map_err(|error| error.to_string())?;
         }
-        .with_environment();
-        if settings.trust.ca_file.is_some() || settings.trust.ca_dir.is_some() {
-            // A wrong path is a usage error before any download, not a
-            // failure per https URL.
-            settings.trust.roots().map_err(|error| error.to_string())?;
-        }
+        settings.trust = trust.with_environment();
         settings.proxies = Proxies::from_flags_and_environment(
             self.proxy.as_deref(),
             self.noproxy.as_deref(),

@@ -15,8 +15,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::download::{
-    Context, DownloadError, Outcome, ProgressSink, Settings, async_client, blocking_agent,
-    fetch_async, fetch_blocking,
+    AsyncClient, BlockingClient, Context, DownloadError, Outcome, ProgressSink, Settings,
+    async_client, blocking_agent, fetch_async, fetch_blocking,
 };
 use super::input::Job;
 use super::manifest::Manifest;
@@ -82,10 +82,10 @@ pub struct Downloads<Client> {
 }
 
 /// Downloads on threads (`sequential`, `threads`, and inside a worker process).
-pub type Blocking = Downloads<ureq::Agent>;
+pub type Blocking = Downloads<BlockingClient>;
 
 /// Downloads as async tasks.
-pub type Asynchronous = Downloads<reqwest::Client>;
+pub type Asynchronous = Downloads<AsyncClient>;
 
 impl Blocking {
     /// For `workers` threads at once.
@@ -94,7 +94,7 @@ impl Blocking {
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> anyhow::Result<Blocking> {
-        let client = blocking_agent(&context.settings, workers)?;
+        let client = blocking_agent(&context.settings, workers);
         Ok(Downloads {
             context,
             hosts,

@@ -2,6 +2,9 @@
 //! decision as the blocking one, sleeping on the timer instead of a thread.
 
 use std::error::Error as StdError;
+use std::sync::OnceLock;
+
+use rustls::pki_types::CertificateDer;
 
 use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
@@ -9,14 +12,56 @@ use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
-/// The async client, keeping up to `pool` idle connections per host.
-pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<reqwest::Client> {
+/// The async clients, each keeping up to `pool` idle connections per host:
+/// one for plain http, made at once, and one for https, made at the first
+/// https request with the trusted roots, so a run that meets no https never
+/// loads the trust store (see [`super::blocking::BlockingClient`]).
+pub struct AsyncClient {
+    pool: usize,
+    plain: reqwest::Client,
+    secure: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl AsyncClient {
+    /// The client for a request to `url`. Loading the roots blocks this
+    /// runtime thread once, for milliseconds.
+    fn client(
+        &self,
+        url: &url::Url,
+        settings: &Settings,
+    ) -> Result<&reqwest::Client, DownloadError> {
+        if url.scheme() != "https" {
+            return Ok(&self.plain);
+        }
+        self.secure
+            .get_or_init(|| {
+                let roots = settings.trust.roots().map_err(|error| error.to_string())?;
+                client(settings, self.pool, &roots).map_err(|error| error.to_string())
+            })
+            .as_ref()
+            .map_err(|message| DownloadError::Trust(message.clone()))
+    }
+}
+
+/// The async client for `pool` tasks.
+pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
+    Ok(AsyncClient {
+        pool,
+        plain: client(settings, pool, &[])?,
+        secure: OnceLock::new(),
+    })
+}
+
+/// One client, trusting `roots` (and only them) over https.
+fn client(
+    settings: &Settings,
+    pool: usize,
+    roots: &[CertificateDer<'static>],
+) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a bundled crypto provider; use the same ring-based one
     // ureq uses, so one TLS stack is compiled. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let roots = settings
-        .trust
-        .roots()?
+    let roots = roots
         .iter()
         .map(|root| reqwest::Certificate::from_der(root.as_ref()))
         .collect::<reqwest::Result<Vec<_>>>()?;
@@ -66,12 +111,13 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
 }
 
 async fn attempt_async(
-    client: &reqwest::Client,
+    clients: &AsyncClient,
     transfer: &mut Transfer<'_>,
     settings: &Settings,
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
     let mut response = loop {
+        let client = clients.client(transfer.url(), settings)?;
         let mut request = client.get(transfer.url().clone());
         for (name, value) in transfer.request_headers() {
             request = request.header(name, value);
@@ -123,7 +169,7 @@ async fn attempt_async(
 }
 
 /// Downloads one job with the async client, retrying transient failures.
-pub async fn fetch_async(client: &reqwest::Client, job: &Job, context: &Context) -> Outcome {
+pub async fn fetch_async(client: &AsyncClient, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
         let mut transfer = attempts.next();

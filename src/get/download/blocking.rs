@@ -2,30 +2,69 @@
 //! a thin loop around the shared [`Transfer`] and retry decision.
 
 use std::io::{self, Read};
+use std::sync::OnceLock;
+
+use rustls::pki_types::CertificateDer;
 
 use super::error::{from_io_kind, io_kind_in_chain};
 use super::proxy;
 use super::retry::Attempts;
-use super::tls::TrustError;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
-/// A blocking client for downloads, keeping up to `pool` connections alive so
-/// `pool` threads can each reuse one.
-pub fn blocking_agent(settings: &Settings, pool: usize) -> Result<ureq::Agent, TrustError> {
-    let roots: Vec<ureq::tls::Certificate<'static>> = settings
-        .trust
-        .roots()?
-        .iter()
-        .map(|root| ureq::tls::Certificate::from_der(root.as_ref()).to_owned())
-        .collect();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-        .disable_verification(settings.trust.insecure)
-        .build();
+/// The blocking clients for downloads, each keeping up to `pool` connections
+/// alive so `pool` threads can each reuse one: one for plain http, made at
+/// once, and one for https, made at the first https request with the trusted
+/// roots. A run that meets no https never loads the trust store (hundreds of
+/// files when SSL_CERT_DIR is set: tens of milliseconds).
+pub struct BlockingClient {
+    pool: usize,
+    plain: ureq::Agent,
+    secure: OnceLock<Result<ureq::Agent, String>>,
+}
+
+impl BlockingClient {
+    /// The agent for a request to `url`.
+    fn agent(&self, url: &url::Url, settings: &Settings) -> Result<&ureq::Agent, DownloadError> {
+        if url.scheme() != "https" {
+            return Ok(&self.plain);
+        }
+        self.secure
+            .get_or_init(|| {
+                let roots = settings.trust.roots().map_err(|error| error.to_string())?;
+                Ok(agent(settings, self.pool, Some(&roots)))
+            })
+            .as_ref()
+            .map_err(|message| DownloadError::Trust(message.clone()))
+    }
+}
+
+/// The blocking client for `pool` threads.
+pub fn blocking_agent(settings: &Settings, pool: usize) -> BlockingClient {
+    BlockingClient {
+        pool,
+        plain: agent(settings, pool, None),
+        secure: OnceLock::new(),
+    }
+}
+
+/// One agent; with `roots` it trusts them (and only them) over https.
+fn agent(
+    settings: &Settings,
+    pool: usize,
+    roots: Option<&[CertificateDer<'static>]>,
+) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder().disable_verification(settings.trust.insecure);
+    if let Some(roots) = roots {
+        let roots: Vec<ureq::tls::Certificate<'static>> = roots
+            .iter()
+            .map(|root| ureq::tls::Certificate::from_der(root.as_ref()).to_owned())
+            .collect();
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+    }
     let config = ureq::Agent::config_builder()
-        .tls_config(tls)
+        .tls_config(tls.build())
         // Proxies are decided by grab (see the proxy module), not read by ureq.
         .proxy(None)
         .http_status_as_error(false)
@@ -38,7 +77,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> Result<ureq::Agent, T
         .max_redirects(0)
         .user_agent(settings.user_agent.as_str())
         .build();
-    Ok(proxy::agent_with_proxies(config, &settings.proxies))
+    proxy::agent_with_proxies(config, &settings.proxies)
 }
 
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
@@ -71,12 +110,13 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
 }
 
 fn attempt_blocking(
-    agent: &ureq::Agent,
+    client: &BlockingClient,
     transfer: &mut Transfer,
     settings: &Settings,
     attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
     let response = loop {
+        let agent = client.agent(transfer.url(), settings)?;
         let request = transfer.request_headers().into_iter().fold(
             agent.get(transfer.url().as_str()),
             |request, (name, value)| request.header(name, value),
@@ -136,11 +176,11 @@ fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<
 }
 
 /// Downloads one job with a blocking client, retrying transient failures.
-pub fn fetch_blocking(agent: &ureq::Agent, job: &Job, context: &Context) -> Outcome {
+pub fn fetch_blocking(client: &BlockingClient, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
         let mut transfer = attempts.next();
-        let result = attempt_blocking(agent, &mut transfer, &context.settings, &mut attempts);
+        let result = attempt_blocking(client, &mut transfer, &context.settings, &mut attempts);
         match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),

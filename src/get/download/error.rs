@@ -25,6 +25,8 @@ pub enum DownloadError {
     MaxTime { millis: u64 },
     #[error("slower than --speed-limit ({limit} bytes/s) for {} s", seconds(*millis))]
     TooSlow { limit: u64, millis: u64 },
+    #[error("cannot load the trusted certificates: {0}")]
+    Trust(String),
     #[error("connection refused")]
     ConnectionRefused,
     #[error("connection reset")]

@@ -26,8 +26,8 @@ pub mod transfer;
 
 use std::sync::Arc;
 
-pub use asynchronous::{async_client, fetch_async};
-pub use blocking::{blocking_agent, fetch_blocking};
+pub use asynchronous::{AsyncClient, async_client, fetch_async};
+pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
 pub use outcome::{Complete, Outcome, Saved, Verdict};
 pub use retry::retry_delay;
