@@ -45,7 +45,7 @@ pub struct ProxyError {
 pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
     let error = |message: &str| ProxyError {
         source_name: source_name.to_string(),
-        value: value.to_string(),
+        value: without_credentials(value),
         message: message.to_string(),
     };
     let text = match value.contains("://") {
@@ -63,6 +63,20 @@ pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
         let _ = url.set_port(Some(1080));
     }
     Ok(url)
+}
+
+/// A proxy address as it may be shown: `user:password@` becomes `***@`.
+fn without_credentials(value: &str) -> String {
+    match value.rsplit_once('@') {
+        Some((before, host)) => {
+            let scheme = before.split_once("://").map_or("", |(scheme, _)| scheme);
+            match scheme.is_empty() {
+                true => format!("***@{host}"),
+                false => format!("{scheme}://***@{host}"),
+            }
+        }
+        None => value.to_string(),
+    }
 }
 
 impl Proxies {
@@ -381,7 +395,12 @@ pub fn connect_proxy(proxies: &Proxies, url: &Url) -> Option<ureq::Proxy> {
     match ureq::Proxy::new(proxy.as_str()) {
         Ok(proxy) => Some(proxy),
         Err(error) => {
-            tracing::warn!(%error, proxy = %proxy, "unusable proxy");
+            let address = format!(
+                "{}:{}",
+                proxy.host_str().unwrap_or(""),
+                proxy.port().unwrap_or(0)
+            );
+            tracing::warn!(%error, proxy = address, "unusable proxy");
             None
         }
     }
