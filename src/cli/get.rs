@@ -70,7 +70,8 @@ pub struct GetArgs {
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub max_time: Option<f64>,
     /// Abandon a transfer slower than RATE bytes per second (k, M suffixes) for
-    /// --speed-time seconds, as curl does; it is retried like a timeout.
+    /// --speed-time seconds, silent ones included, as curl does; it is retried
+    /// like a timeout.
     #[arg(long, value_name = "RATE", value_parser = positive_size)]
     pub speed_limit: Option<u64>,
     /// How long a transfer may stay under --speed-limit.

@@ -56,6 +56,31 @@ fn a_trickle_is_cut_by_speed_limit(strategy: &str) {
     assert_clean(&scratch);
 }
 
+fn a_stalled_body_is_cut_by_speed_time_not_timeout(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    // Half the body, then 20 s of silence; --timeout stays at its 30 s.
+    let url = server.url("/stall/stalled");
+    let arguments = [
+        &url,
+        "--speed-limit",
+        "1k",
+        "--speed-time",
+        "1",
+        "--retries",
+        "0",
+    ];
+    let output = get(strategy, &scratch, &arguments);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("slower than --speed-limit (1024 bytes/s) for 1 s"),
+        "{stderr}"
+    );
+    assert!(files_in(&scratch.output()).is_empty());
+    assert_clean(&scratch);
+}
+
 fn headers_and_user_agent_reach_the_server(strategy: &str) {
     let server = FaultServer::start();
     let scratch = Scratch::new();
@@ -225,6 +250,7 @@ for_each_strategy!(
     limit_rate_holds_per_transfer_and_in_total,
     a_trickle_is_cut_by_max_time,
     a_trickle_is_cut_by_speed_limit,
+    a_stalled_body_is_cut_by_speed_time_not_timeout,
     headers_and_user_agent_reach_the_server,
     sizes_and_extension_lists,
 );

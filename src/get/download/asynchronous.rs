@@ -79,7 +79,7 @@ fn client(
         .tls_certs_only(roots)
         .danger_accept_invalid_certs(settings.trust.insecure)
         .connect_timeout(settings.connect_timeout)
-        .read_timeout(settings.idle_timeout)
+        .read_timeout(settings.read_timeout())
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
@@ -92,7 +92,7 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
         let seconds = if error.is_connect() {
             settings.connect_timeout
         } else {
-            settings.idle_timeout
+            settings.read_timeout()
         };
         return DownloadError::TimedOut {
             seconds: seconds.as_secs(),

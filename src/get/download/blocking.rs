@@ -69,7 +69,7 @@ fn agent(
         .proxy(None)
         .http_status_as_error(false)
         .timeout_connect(Some(settings.connect_timeout))
-        .timeout_per_read(Some(settings.idle_timeout))
+        .timeout_per_read(Some(settings.read_timeout()))
         .timeout_per_write(Some(settings.idle_timeout))
         .max_idle_connections(pool.max(1))
         .max_idle_connections_per_host(pool.max(1))
@@ -86,7 +86,7 @@ fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
             seconds: settings.connect_timeout.as_secs(),
         },
         ureq::Error::Timeout(_) => DownloadError::TimedOut {
-            seconds: settings.idle_timeout.as_secs(),
+            seconds: settings.read_timeout().as_secs(),
         },
         ureq::Error::HostNotFound => DownloadError::Resolve,
         ureq::Error::TooManyRedirects => DownloadError::TooManyRedirects,

@@ -73,6 +73,16 @@ impl Settings {
         }
     }
 
+    /// How long a read may wait for bytes: `--timeout`, or `--speed-time` when
+    /// `--speed-limit` is set and shorter, since receiving nothing for that
+    /// long is slower than any limit (as curl counts it).
+    pub fn read_timeout(&self) -> Duration {
+        match self.speed_limit {
+            Some(_) => self.idle_timeout.min(self.speed_time),
+            None => self.idle_timeout,
+        }
+    }
+
     /// `grab/VERSION`, as curl and wget name themselves.
     pub fn default_user_agent() -> String {
         format!("grab/{}", env!("CARGO_PKG_VERSION"))

@@ -239,6 +239,19 @@ impl<'a> Transfer<'a> {
                 millis: max_time.as_millis() as u64,
             };
         }
+        // A body that stops for --speed-time is below any --speed-limit: the
+        // read timeout was shortened to say so (see Settings::read_timeout).
+        let settings = self.settings();
+        if let (DownloadError::TimedOut { .. }, Some(limit), true) = (
+            &error,
+            settings.speed_limit,
+            self.part.is_some() && settings.speed_time < settings.idle_timeout,
+        ) {
+            return DownloadError::TooSlow {
+                limit,
+                millis: settings.speed_time.as_millis() as u64,
+            };
+        }
         self.body_error(error)
     }
 
