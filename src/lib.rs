@@ -15,8 +15,10 @@
 //!   `get` and `filter` are its clients.
 //! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
 //!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), part files
-//!   ([`get::part`]), one download split by concern ([`get::download`]), the
-//!   download as an engine task ([`get::task`]), and what the user reads
+//!   ([`get::part`]), one download split by concern ([`get::download`]:
+//!   settings, one attempt, retries that resume, errors, TLS roots, proxies,
+//!   rate limits, the two clients), the download as an engine task
+//!   ([`get::task`]), and what the user reads
 //!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
 //! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
 //!   codecs, the filter as an engine task, its report.

@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{cpus, named, non_negative_seconds, positive_seconds, usage_error};
+use super::{
+    cpus, named, non_negative_seconds, positive_seconds, positive_size, size, usage_error,
+};
 use crate::console::{Console, Verbosity};
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{Interrupt, Strategy};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
+use crate::get::download::proxy::Proxies;
+use crate::get::download::tls::Trust;
 use crate::get::report::live::ProgressMode;
 use crate::get::report::records::ReportFormat;
-use crate::get::{self, GetConfig, input::Inputs};
+use crate::get::{self, GetConfig, input::Inputs, naming};
 
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
@@ -57,17 +61,73 @@ pub struct GetArgs {
     /// Download again what the manifest says is already complete.
     #[arg(long)]
     pub force: bool,
-    /// Abandon responses larger than BYTES (by Content-Length, or while streaming).
-    #[arg(long, value_name = "BYTES")]
+    /// Abandon responses larger than SIZE (by Content-Length, or while streaming,
+    /// chunked bodies too): bytes, or with k, M, G (1024-based, as curl).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
     pub max_size: Option<u64>,
+    /// Abandon an attempt that takes longer than SECS, from its request to its
+    /// last byte (curl's --max-time; a retry gets as long again and resumes).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub max_time: Option<f64>,
+    /// Abandon a transfer slower than RATE bytes per second (k, M suffixes) for
+    /// --speed-time seconds, silent ones included, as curl does; it is retried
+    /// like a timeout.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub speed_limit: Option<u64>,
+    /// How long a transfer may stay under --speed-limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, requires = "speed_limit")]
+    pub speed_time: f64,
+    /// At most RATE bytes per second for all transfers together (k, M, G
+    /// suffixes, 1024-based). With -s processes each of the -j workers gets an
+    /// equal share.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate: Option<u64>,
+    /// At most RATE bytes per second for each transfer (curl's --limit-rate,
+    /// which curl applies per transfer).
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate_per_transfer: Option<u64>,
+    /// Send this header with every request, `-H 'Name: value'` (repeatable).
+    /// Authorization and Cookie go only to the host asked for, not to another
+    /// that a redirect leads to. A User-Agent here wins over -A.
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The User-Agent sent [default: grab/VERSION].
+    #[arg(short = 'A', long, value_name = "NAME")]
+    pub user_agent: Option<String>,
+    /// Trust only the certificates in this PEM file (instead of the system's
+    /// store); SSL_CERT_FILE says the same when this is not given.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Trust only the certificates in this folder of PEM files; SSL_CERT_DIR
+    /// says the same when this is not given.
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+    /// Send requests through this http proxy (`host:port` or
+    /// `http://[user:password@]host:port`; the port defaults to 1080, as in
+    /// curl). Without it, http_proxy (lower case only), HTTPS_PROXY and
+    /// ALL_PROXY are read as curl reads them; `--proxy ''` uses none. Plain
+    /// http goes as `GET http://...`, https through CONNECT.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated: names (with their
+    /// subdomains), addresses, ADDRESS/BITS networks, or `*`; instead of NO_PROXY.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Do not check servers' certificates (the traffic is still encrypted, but
+    /// anyone on the way can read it).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
     /// Name files as the server's Content-Disposition suggests (sanitised).
     #[arg(long)]
     pub content_disposition: bool,
-    /// Save only responses whose type matches (Content-Type and first bytes), e.g. `image/*`.
-    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    /// Save only responses whose type matches (Content-Type and first bytes):
+    /// MIME patterns (`image/*,application/pdf`), or extensions as wget takes
+    /// them (`jpg,png`, read as their types: image/jpeg, image/png; a note
+    /// says so).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub accept: Vec<String>,
     /// After Ctrl-C, how long downloads in flight may take to finish.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
@@ -127,7 +187,40 @@ impl GetArgs {
         settings.retries = self.retries;
         settings.retry_wait = Duration::from_secs_f64(self.retry_wait);
         settings.max_size = self.max_size;
-        settings.accept = self.accept.clone();
+        settings.accept = self.accept_patterns()?;
+        settings.max_time = self.max_time.map(Duration::from_secs_f64);
+        settings.speed_limit = self.speed_limit;
+        settings.limit_rate = self.limit_rate;
+        settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
+        settings.speed_time = Duration::from_secs_f64(self.speed_time);
+        if let Some(user_agent) = &self.user_agent {
+            settings.user_agent = user_agent.clone();
+        }
+        let trust = Trust {
+            ca_file: self.cacert.clone(),
+            ca_dir: self.capath.clone(),
+            insecure: self.insecure,
+        };
+        if trust.ca_file.is_some() || trust.ca_dir.is_some() {
+            // A wrong --cacert or --capath is a usage error before any
+            // download. The variables' roots (and the system's) are loaded at
+            // the first https request, so a run without https never pays for it.
+            trust.roots().map_err(|error| error.to_string())?;
+        }
+        settings.trust = trust.with_environment();
+        settings.proxies = Proxies::from_flags_and_environment(
+            self.proxy.as_deref(),
+            self.noproxy.as_deref(),
+            |name| std::env::var(name).ok(),
+        )
+        .map_err(|error| error.to_string())?;
+        for line in &self.headers {
+            let (name, value) = header(line)?;
+            match name.eq_ignore_ascii_case("user-agent") {
+                true => settings.user_agent = value,
+                false => settings.headers.push((name, value)),
+            }
+        }
         settings.content_disposition = self.content_disposition;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
@@ -147,6 +240,42 @@ impl GetArgs {
         };
         config.report = self.report()?;
         Ok(config)
+    }
+
+    /// `--accept` as MIME patterns: an entry without a `/` is an extension
+    /// (`jpg`, `.png`, `*.gif`), read as its type; an unknown one is an error.
+    fn accept_patterns(&self) -> Result<Vec<String>, String> {
+        self.accept
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                if entry.contains('/') {
+                    return Ok(entry.to_string());
+                }
+                let extension = entry.trim_start_matches('*').trim_start_matches('.');
+                naming::content_type_for_extension(extension)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        format!(
+                            "--accept {entry}: not a MIME type (like image/png) nor an extension grab knows (jpg, png, gif, webp, avif, bmp, tiff, svg, ico, html, txt, css, csv, json, xml, pdf, zip, gz, bin)"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// How `--accept` was read, when it held extensions: a line for the user.
+    pub fn accept_note(&self) -> Option<String> {
+        let patterns = self.accept_patterns().ok()?;
+        if self.accept.iter().all(|entry| entry.contains('/')) {
+            return None;
+        }
+        Some(format!(
+            "--accept {} read as {}",
+            self.accept.join(","),
+            patterns.join(", ")
+        ))
     }
 
     /// The report file and its format; an error when neither says which format.
@@ -191,6 +320,31 @@ impl GetArgs {
     }
 }
 
+/// One `-H 'Name: value'`, checked as HTTP allows; the headers grab manages
+/// itself are refused with the reason.
+fn header(line: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!("-H {line}: expected 'Name: value'"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("-H {line}: {name:?} is not a valid header name"))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("-H {line}: the value holds characters a header cannot"))?;
+    let managed = match name.to_ascii_lowercase().as_str() {
+        "range" | "if-range" => Some("resumes (-c, retries) set it"),
+        "host" => Some("it comes from each URL"),
+        "content-length" | "transfer-encoding" | "connection" => {
+            Some("the connection's framing is the client's")
+        }
+        _ => None,
+    };
+    match managed {
+        Some(reason) => Err(format!("-H {line}: grab sets {name} itself ({reason})")),
+        None => Ok((name.to_string(), value.to_string())),
+    }
+}
+
 /// Runs `grab get`.
 pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     if arguments.urls.is_empty() && arguments.inputs.is_empty() {
@@ -208,6 +362,9 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    if let Some(note) = arguments.accept_note() {
+        console.notice(&note);
+    }
     config.interrupt = match Interrupt::on_signals() {
         Ok(interrupt) => Some(interrupt),
         Err(error) => {
@@ -233,7 +390,7 @@ mod tests {
         let mut line = vec!["grab", "get"];
         line.extend_from_slice(arguments);
         match Cli::try_parse_from(line).expect("the flags parse").command {
-            Command::Get(arguments) => arguments,
+            Command::Get(arguments) => *arguments,
             other => panic!("not get: {other:?}"),
         }
     }
@@ -307,6 +464,92 @@ mod tests {
             config.report,
             Some((PathBuf::from("r.csv"), ReportFormat::Csv))
         );
+    }
+
+    #[test]
+    fn request_flags_reach_the_settings() {
+        let config = config_of(
+            &[
+                "--max-size",
+                "10M",
+                "--max-time",
+                "2.5",
+                "--speed-limit",
+                "1k",
+                "--speed-time",
+                "4",
+                "-H",
+                "Authorization: Bearer x",
+                "-H",
+                "X-Empty:",
+                "-A",
+                "agent/1",
+                "--accept",
+                "jpg,.png,*.GIF,image/webp",
+                "u",
+            ],
+            false,
+        )
+        .unwrap();
+        let settings = &config.settings;
+        assert_eq!(settings.max_size, Some(10 << 20));
+        assert_eq!(settings.max_time, Some(Duration::from_millis(2500)));
+        assert_eq!(settings.speed_limit, Some(1024));
+        assert_eq!(settings.speed_time, Duration::from_secs(4));
+        assert_eq!(
+            settings.headers,
+            [
+                ("Authorization".to_string(), "Bearer x".to_string()),
+                ("X-Empty".to_string(), String::new())
+            ]
+        );
+        assert_eq!(settings.user_agent, "agent/1");
+        assert_eq!(
+            settings.accept,
+            ["image/jpeg", "image/png", "image/gif", "image/webp"]
+        );
+        let defaults = config_of(&["u"], false).unwrap().settings;
+        assert_eq!(
+            defaults.user_agent,
+            format!("grab/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(defaults.headers.is_empty() && defaults.max_time.is_none());
+        // A User-Agent in -H wins over -A, as in curl.
+        let config = config_of(&["-A", "a", "-H", "user-agent: b", "u"], false).unwrap();
+        assert_eq!(config.settings.user_agent, "b");
+        assert!(config.settings.headers.is_empty());
+        assert_eq!(
+            parse(&["--accept", "jpg,image/png", "u"]).accept_note(),
+            Some("--accept jpg,image/png read as image/jpeg, image/png".to_string())
+        );
+        assert_eq!(parse(&["--accept", "image/*", "u"]).accept_note(), None);
+    }
+
+    #[test]
+    fn bad_request_flags_say_what_is_wrong() {
+        for (arguments, expected) in [
+            (&["-H", "no colon", "u"][..], "expected 'Name: value'"),
+            (&["-H", "Bad Name: x", "u"], "not a valid header name"),
+            (&["-H", "Range: bytes=0-", "u"], "grab sets Range itself"),
+            (&["-H", "Host: elsewhere", "u"], "grab sets Host itself"),
+            (
+                &["--accept", "jpg,exe", "u"],
+                "--accept exe: not a MIME type",
+            ),
+        ] {
+            let error = config_of(arguments, false).unwrap_err();
+            assert!(error.contains(expected), "{arguments:?}: {error}");
+        }
+        for line in [
+            &["get", "--max-size", "10X", "u"][..],
+            &["get", "--speed-limit", "0", "u"],
+            &["get", "--speed-time", "5", "u"],
+            &["get", "--max-time", "0", "u"],
+        ] {
+            let mut arguments = vec!["grab"];
+            arguments.extend_from_slice(line);
+            assert!(Cli::try_parse_from(&arguments).is_err(), "{line:?}");
+        }
     }
 
     #[test]

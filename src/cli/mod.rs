@@ -28,7 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs from arguments, files or stdin.
-    Get(get::GetArgs),
+    // Boxed: its many flags would make every other command as large.
+    Get(Box<get::GetArgs>),
     /// Download the same list with every strategy (and peers), and compare.
     Compare(compare::CompareArgs),
     /// Serve the image gallery and the asynchronous demo endpoints.
@@ -149,9 +150,58 @@ pub fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A size in bytes, with curl's suffixes: `500`, `64k`, `10M`, `1.5G`, `1T`
+/// (either case). Like curl, a k is 1024 bytes, not 1000.
+pub fn size(text: &str) -> Result<u64, String> {
+    let invalid =
+        || format!("expected a size such as 500, 64k, 10M or 1.5G (k = 1024), got {text}");
+    let trimmed = text.trim();
+    let (number, unit) = match trimmed.char_indices().last() {
+        Some((at, letter)) if letter.is_ascii_alphabetic() => (&trimmed[..at], Some(letter)),
+        _ => (trimmed, None),
+    };
+    let shift = match unit.map(|letter| letter.to_ascii_lowercase()) {
+        None => 0,
+        Some('k') => 10,
+        Some('m') => 20,
+        Some('g') => 30,
+        Some('t') => 40,
+        Some(_) => return Err(invalid()),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| invalid())?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A positive [`size`], for rates and limits where zero would mean nothing.
+pub fn positive_size(text: &str) -> Result<u64, String> {
+    match size(text)? {
+        0 => Err(format!("expected more than zero bytes, got {text}")),
+        bytes => Ok(bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_curls_suffixes() {
+        assert_eq!(size("500"), Ok(500));
+        assert_eq!(size("64k"), Ok(64 << 10));
+        assert_eq!(size("64K"), Ok(64 << 10));
+        assert_eq!(size("10M"), Ok(10 << 20));
+        assert_eq!(size("1.5G"), Ok(3 << 29));
+        assert_eq!(size("2t"), Ok(2 << 40));
+        assert_eq!(size("0"), Ok(0));
+        for bad in ["", "M", "10X", "-1k", "1e30T", "ten", "10 MB"] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+        assert!(positive_size("0k").is_err());
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -158,11 +158,10 @@ pub fn run_with_hook(
     let interrupt = config.interrupt.clone().unwrap_or_default();
     let names = Arc::new(FolderNames::new(directory));
     let context = Context {
-        settings: Arc::new(config.settings.clone()),
-        names: names.clone(),
         manifest: Some(Arc::new(manifest)),
         interrupt: interrupt.clone(),
         progress: Some(reporter.clone()),
+        ..Context::new(config.settings.clone(), names.clone())
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, directory);
@@ -219,19 +218,17 @@ pub fn run_with_hook(
         record(outcome, ran.worker);
     });
     let result = match config.strategy {
-        Strategy::Sequential => {
-            engine::threads::sequential(&Blocking::new(context, hosts, 1), &queue, &sink);
-            Ok(())
-        }
-        Strategy::Threads => engine::threads::run(
-            &Blocking::new(context, hosts, workers),
-            workers,
-            &queue,
-            &sink,
-        )
-        .map_err(anyhow::Error::from),
+        Strategy::Sequential => Blocking::new(context, hosts, 1)
+            .map(|task| engine::threads::sequential(&task, &queue, &sink)),
+        Strategy::Threads => Blocking::new(context, hosts, workers).and_then(|task| {
+            engine::threads::run(&task, workers, &queue, &sink).map_err(anyhow::Error::from)
+        }),
         Strategy::Processes => engine::processes::run(
-            &InWorkers { context, hosts },
+            &InWorkers {
+                context,
+                hosts,
+                workers,
+            },
             &config.worker_program,
             workers,
             &queue,
@@ -240,7 +237,6 @@ pub fn run_with_hook(
         )
         .map_err(anyhow::Error::from),
         Strategy::Async => Asynchronous::new(context, hosts, workers)
-            .map_err(anyhow::Error::from)
             .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, &queue, &sink)),
     };
     // The view ends with the run: no thread outlives it, and the bar is cleared

@@ -125,6 +125,34 @@ pub fn extension_for_content_type(content_type: &str) -> Option<&'static str> {
     Some(extension)
 }
 
+/// The Content-Type of a file extension (without its dot, either case), for
+/// `--accept jpg,png` as wget writes it.
+pub fn content_type_for_extension(extension: &str) -> Option<&'static str> {
+    let content_type = match extension.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" | "jpe" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "html" | "htm" => "text/html",
+        "txt" => "text/plain",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "bin" => "application/octet-stream",
+        _ => return None,
+    };
+    Some(content_type)
+}
+
 /// The file name a `Content-Disposition` header suggests, `filename*` (RFC 6266 /
 /// RFC 5987: `charset'language'percent-encoded`) preferred over `filename`. Not yet
 /// sanitised.

@@ -70,6 +70,12 @@ impl PartFile {
         self
     }
 
+    /// Leaves the part on disk for a resume: closed, not committed, not removed.
+    pub fn keep(mut self) {
+        self.file.take();
+        self.committed = true;
+    }
+
     pub fn part_path(&self) -> &Path {
         &self.part_path
     }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::download::transfer::resume_validator;
 use super::download::{Complete, Outcome};
 use super::input::{Job, Plan, Resume};
 use super::manifest::{self, Entry, Known};
@@ -84,16 +85,13 @@ impl Planner {
                 }
                 self.names.claim(name);
                 // Without a validator the server's file cannot be proven unchanged:
-                // start the part over rather than splice onto it. A weak ETag
-                // (`W/"..."`) says "equivalent", not "the same bytes": never sent
-                // in If-Range (RFC 9110 forbids it); Last-Modified stands in.
-                let resume = etag
-                    .clone()
-                    .filter(|tag| !tag.starts_with("W/"))
-                    .or_else(|| last_modified.clone())
-                    .map(|validator| Resume {
-                        offset: metadata.len(),
-                        validator,
+                // start the part over rather than splice onto it.
+                let resume =
+                    resume_validator(etag.as_deref(), last_modified.as_deref()).map(|validator| {
+                        Resume {
+                            offset: metadata.len(),
+                            validator,
+                        }
                     });
                 job.plan = Some(Plan {
                     name: name.clone(),

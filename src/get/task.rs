@@ -15,8 +15,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::download::{
-    Context, DownloadError, Outcome, ProgressSink, Saved, Settings, async_client, blocking_agent,
-    fetch_async, fetch_blocking,
+    AsyncClient, BlockingClient, Context, DownloadError, Outcome, ProgressSink, Saved, Settings,
+    async_client, blocking_agent, fetch_async, fetch_blocking,
 };
 use super::input::Job;
 use super::manifest::{self, Entry, Known, Manifest};
@@ -82,20 +82,24 @@ pub struct Downloads<Client> {
 }
 
 /// Downloads on threads (`sequential`, `threads`, and inside a worker process).
-pub type Blocking = Downloads<ureq::Agent>;
+pub type Blocking = Downloads<BlockingClient>;
 
 /// Downloads as async tasks.
-pub type Asynchronous = Downloads<reqwest::Client>;
+pub type Asynchronous = Downloads<AsyncClient>;
 
 impl Blocking {
     /// For `workers` threads at once.
-    pub fn new(context: Context, hosts: Option<Arc<HostGate>>, workers: usize) -> Blocking {
+    pub fn new(
+        context: Context,
+        hosts: Option<Arc<HostGate>>,
+        workers: usize,
+    ) -> anyhow::Result<Blocking> {
         let client = blocking_agent(&context.settings, workers);
-        Downloads {
+        Ok(Downloads {
             context,
             hosts,
             client,
-        }
+        })
     }
 }
 
@@ -105,7 +109,7 @@ impl Asynchronous {
         context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
-    ) -> reqwest::Result<Asynchronous> {
+    ) -> anyhow::Result<Asynchronous> {
         let client = async_client(&context.settings, workers)?;
         Ok(Downloads {
             context,
@@ -174,6 +178,8 @@ pub struct InWorkers {
     /// The parent's context: its names, its progress view.
     pub context: Context,
     pub hosts: Option<Arc<HostGate>>,
+    /// How many worker processes share `--limit-rate`.
+    pub workers: usize,
 }
 
 /// What the parent holds for one attempt in a worker.
@@ -210,8 +216,13 @@ impl Remote for InWorkers {
     type Conversation = Held;
 
     fn worker_task(&self) -> (&'static str, String) {
-        let settings =
-            serde_json::to_string(&*self.context.settings).expect("settings serialise to JSON");
+        // Each worker paces itself: with a share of the total, the run as a
+        // whole never passes it (a lone transfer then gets only its share).
+        let mut settings = (*self.context.settings).clone();
+        settings.limit_rate = settings
+            .limit_rate
+            .map(|rate| (rate / self.workers.max(1) as u64).max(1));
+        let settings = serde_json::to_string(&settings).expect("settings serialise to JSON");
         (TASK, settings)
     }
 
@@ -476,7 +487,7 @@ pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<
         pending: Mutex::new((0, Instant::now())),
     }));
     Ok(InWorker {
-        downloads: Blocking::new(context, None, 1),
+        downloads: Blocking::new(context, None, 1)?,
         exit_after_saving: std::env::var_os(EXIT_AFTER_SAVING_VARIABLE).is_some(),
     })
 }

@@ -33,6 +33,8 @@ pub struct Seen {
     pub path: String,
     pub range: Option<String>,
     pub if_range: Option<String>,
+    /// Every header, by lower-case name.
+    pub headers: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -164,6 +166,7 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
         path: path.clone(),
         range: headers.get("range").cloned(),
         if_range: headers.get("if-range").cloned(),
+        headers: headers.clone(),
     });
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let octets = "application/octet-stream";
@@ -297,6 +300,19 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             }
             Ok(())
         }
+        // A redirect to the same server under another host name.
+        ["redirect-host", name] => {
+            let port = stream.local_addr()?.port();
+            respond(
+                &mut stream,
+                "302 Found",
+                &[
+                    ("location", format!("http://localhost:{port}/png/{name}")),
+                    ("content-length", "0".into()),
+                ],
+                b"",
+            )
+        }
         // A redirect to a scheme grab does not fetch.
         ["redirect-scheme", scheme] => {
             let location = match *scheme {
@@ -359,8 +375,19 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                         .strip_suffix('-')?
                         .parse::<usize>()
                         .ok()
-                })
-                .filter(|&start| start < body.len());
+                });
+            if start.is_some_and(|start| start >= body.len()) {
+                // Nothing past the end: 416 with the size, as the RFC asks.
+                return respond(
+                    &mut stream,
+                    "416 Range Not Satisfiable",
+                    &[
+                        ("content-range", format!("bytes */{}", body.len())),
+                        ("content-length", "0".into()),
+                    ],
+                    b"",
+                );
+            }
             let (status, slice) = match start {
                 Some(start) => ("206 Partial Content", &body[start..]),
                 None => ("200 OK", &body[..]),
@@ -381,6 +408,123 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             }
             Ok(())
         }
+        // 200 KB with a validator, honouring ranges; the first answer is cut
+        // at 60%: `close` ends it cleanly (a short body), `reset` with a reset.
+        // `weak` gives only a weak ETag and `none` refuses ranges, so neither
+        // can be resumed.
+        ["cut", how, id] => {
+            let body = body_of(id, 200_000);
+            let etag = match *how {
+                "weak" => format!("W/\"{id}\""),
+                _ => format!("\"{id}\""),
+            };
+            let start = headers
+                .get("range")
+                .filter(|_| *how != "none")
+                .filter(|_| headers.get("if-range").is_none_or(|value| *value == etag))
+                .and_then(|value| {
+                    value
+                        .strip_prefix("bytes=")?
+                        .strip_suffix('-')?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .filter(|&start| start < body.len());
+            let mut response_headers = vec![
+                ("content-type", octets.to_string()),
+                (
+                    "content-length",
+                    (body.len() - start.unwrap_or(0)).to_string(),
+                ),
+                ("etag", etag),
+            ];
+            if *how == "none" {
+                response_headers.push(("accept-ranges", "none".into()));
+            }
+            let status = match start {
+                Some(start) => {
+                    response_headers.push((
+                        "content-range",
+                        format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+                    ));
+                    "206 Partial Content"
+                }
+                None => "200 OK",
+            };
+            let start = start.unwrap_or(0);
+            let end = if hit == 1 {
+                body.len() * 6 / 10
+            } else {
+                body.len()
+            };
+            respond(&mut stream, status, &response_headers, &body[start..end])?;
+            stream.flush()?;
+            if hit == 1 && *how == "reset" {
+                // Let the bytes reach the client before the reset discards them.
+                thread::sleep(Duration::from_millis(200));
+                socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+            }
+            Ok(())
+        }
+        // A chunked body of SIZE bytes, without Content-Length.
+        ["chunked", size, id] => {
+            let body = body_of(id, size.parse().unwrap());
+            let mut head = String::from(
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n",
+            );
+            head += "content-type: application/octet-stream\r\n\r\n";
+            stream.write_all(head.as_bytes())?;
+            for piece in body.chunks(4_000) {
+                stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
+                stream.write_all(piece)?;
+                stream.write_all(b"\r\n")?;
+            }
+            stream.write_all(b"0\r\n\r\n")
+        }
+        // Chunked, with a Content-Length that disagrees: the chunks count
+        // (RFC 9112, section 6.3).
+        ["chunked-and-length", id] => {
+            let body = body_of(id, 5_000);
+            let head = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 10\r\n\
+                        transfer-encoding: chunked\r\ncontent-type: application/octet-stream\r\n\r\n";
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(format!("{:x}\r\n", body.len()).as_bytes())?;
+            stream.write_all(&body)?;
+            stream.write_all(b"\r\n0\r\n\r\n")
+        }
+        // More bytes than Content-Length: the message is the first 1,000.
+        ["long", id] => {
+            let body = body_of(id, 2_000);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", octets.into()),
+                    ("content-length", "1000".into()),
+                ],
+                &body,
+            )
+        }
+        // One byte every 200 ms, for a minute at most: never idle long enough
+        // for --timeout, far too slow to finish.
+        ["trickle", id] => {
+            let body = body_of(id, 100_000);
+            stream.set_nodelay(true)?;
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-type", octets.into()),
+                    ("content-length", body.len().to_string()),
+                ],
+                b"",
+            )?;
+            for byte in body.iter().take(300) {
+                stream.write_all(&[*byte])?;
+                thread::sleep(Duration::from_millis(200));
+            }
+            Ok(())
+        }
         _ => respond(
             &mut stream,
             "404 Not Found",
@@ -392,7 +536,7 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
 
 // ---- the cases, for every strategy ----
 
-fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output {
+pub fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output {
     let output = scratch.output_arg();
     let mut arguments = vec![
         "get",
@@ -419,7 +563,7 @@ fn get_with_jobs(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::proce
 
 /// After any run: nothing outside the folder, no part file left, and every file
 /// under a final name complete (checked by the caller against its source).
-fn assert_clean(scratch: &Scratch) {
+pub fn assert_clean(scratch: &Scratch) {
     scratch.assert_nothing_outside(&[]);
     scratch.assert_no_part_files();
 }
@@ -955,7 +1099,7 @@ fn credentials_never_leak(strategy: &str) {
 }
 
 /// Waits until a part file exists with at least `bytes` in it (20 s at most).
-fn wait_for_bytes(part: &std::path::Path, bytes: u64) {
+pub fn wait_for_bytes(part: &std::path::Path, bytes: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while part
         .metadata()
@@ -980,7 +1124,7 @@ fn ctrl_c(child: &std::process::Child) {
 
 /// Waits for a child at most `limit`, killing it past that: a hang fails the
 /// test instead of holding up the run.
-fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+pub fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process::Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {

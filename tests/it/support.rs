@@ -101,3 +101,15 @@ impl Scratch {
         }
     }
 }
+
+/// Makes a module per strategy, each with one test per named case: `case(strategy)`
+/// from the invoking module runs under the name of the case.
+macro_rules! for_each_strategy {
+    ($($case:ident),* $(,)?) => {
+        mod sequential { $(#[test] fn $case() { super::$case("sequential") })* }
+        mod threads { $(#[test] fn $case() { super::$case("threads") })* }
+        mod processes { $(#[test] fn $case() { super::$case("processes") })* }
+        mod asynchronous { $(#[test] fn $case() { super::$case("async") })* }
+    };
+}
+pub(crate) use for_each_strategy;

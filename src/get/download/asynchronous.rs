@@ -2,6 +2,9 @@
 //! decision as the blocking one, sleeping on the timer instead of a thread.
 
 use std::error::Error as StdError;
+use std::sync::OnceLock;
+
+use rustls::pki_types::CertificateDer;
 
 use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
@@ -9,19 +12,79 @@ use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
-/// The async client, keeping up to `pool` idle connections per host.
-pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest::Client> {
+/// The async clients, each keeping up to `pool` idle connections per host:
+/// one for plain http, made at once, and one for https, made at the first
+/// https request with the trusted roots, so a run that meets no https never
+/// loads the trust store (see [`super::blocking::BlockingClient`]).
+pub struct AsyncClient {
+    pool: usize,
+    plain: reqwest::Client,
+    secure: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl AsyncClient {
+    /// The client for a request to `url`. Loading the roots blocks this
+    /// runtime thread once, for milliseconds.
+    fn client(
+        &self,
+        url: &url::Url,
+        settings: &Settings,
+    ) -> Result<&reqwest::Client, DownloadError> {
+        if url.scheme() != "https" {
+            return Ok(&self.plain);
+        }
+        self.secure
+            .get_or_init(|| {
+                let roots = settings.trust.roots().map_err(|error| error.to_string())?;
+                client(settings, self.pool, &roots).map_err(|error| error.to_string())
+            })
+            .as_ref()
+            .map_err(|message| DownloadError::Trust(message.clone()))
+    }
+}
+
+/// The async client for `pool` tasks.
+pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
+    Ok(AsyncClient {
+        pool,
+        plain: client(settings, pool, &[])?,
+        secure: OnceLock::new(),
+    })
+}
+
+/// One client, trusting `roots` (and only them) over https.
+fn client(
+    settings: &Settings,
+    pool: usize,
+    roots: &[CertificateDer<'static>],
+) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a bundled crypto provider; use the same ring-based one
     // ureq uses, so one TLS stack is compiled. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let roots = roots
+        .iter()
+        .map(|root| reqwest::Certificate::from_der(root.as_ref()))
+        .collect::<reqwest::Result<Vec<_>>>()?;
+    let mut builder = reqwest::Client::builder()
+        // Proxies are decided by grab (see the proxy module), the same for
+        // both clients: not read by reqwest from the environment.
+        .no_proxy();
+    if !settings.proxies.is_empty() {
+        let proxies = settings.proxies.clone();
+        builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+            proxies.for_url(url).cloned()
+        }));
+    }
+    Ok(builder
+        .tls_certs_only(roots)
+        .danger_accept_invalid_certs(settings.trust.insecure)
         .connect_timeout(settings.connect_timeout)
-        .read_timeout(settings.idle_timeout)
+        .read_timeout(settings.read_timeout())
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(Settings::user_agent())
-        .build()
+        .user_agent(settings.user_agent.as_str())
+        .build()?)
 }
 
 fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
@@ -29,7 +92,7 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
         let seconds = if error.is_connect() {
             settings.connect_timeout
         } else {
-            settings.idle_timeout
+            settings.read_timeout()
         };
         return DownloadError::TimedOut {
             seconds: seconds.as_secs(),
@@ -48,20 +111,25 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
 }
 
 async fn attempt_async(
-    client: &reqwest::Client,
-    mut transfer: Transfer<'_>,
+    clients: &AsyncClient,
+    transfer: &mut Transfer<'_>,
     settings: &Settings,
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
     let mut response = loop {
+        let client = clients.client(transfer.url(), settings)?;
         let mut request = client.get(transfer.url().clone());
         for (name, value) in transfer.request_headers() {
             request = request.header(name, value);
         }
+        if let Some(left) = transfer.time_left() {
+            // reqwest's request timeout runs until the body's last byte.
+            request = request.timeout(left);
+        }
         let response = request
             .send()
             .await
-            .map_err(|error| from_reqwest(&error, settings))?;
+            .map_err(|error| transfer.network_error(from_reqwest(&error, settings)))?;
         let location = response
             .headers()
             .get("location")
@@ -79,26 +147,34 @@ async fn attempt_async(
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
     });
-    transfer.head(head)?;
+    if !transfer.head(head)? {
+        return transfer.finish();
+    }
     loop {
         // Writes go straight to the file: they land in the page cache in microseconds,
         // and a round-trip through tokio's blocking pool for each chunk costs more.
         match response.chunk().await {
-            Ok(Some(bytes)) => transfer.chunk(&bytes)?,
+            Ok(Some(bytes)) => {
+                transfer.chunk(&bytes)?;
+                let pause = transfer.pause(bytes.len());
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
             Ok(None) => break,
-            Err(error) => return Err(transfer.body_error(from_reqwest(&error, settings))),
+            Err(error) => return Err(transfer.network_error(from_reqwest(&error, settings))),
         }
     }
     transfer.finish()
 }
 
 /// Downloads one job with the async client, retrying transient failures.
-pub async fn fetch_async(client: &reqwest::Client, job: &Job, context: &Context) -> Outcome {
+pub async fn fetch_async(client: &AsyncClient, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let transfer = attempts.next();
-        let result = attempt_async(client, transfer, &context.settings, &mut attempts).await;
-        match attempts.after(result) {
+        let mut transfer = attempts.next();
+        let result = attempt_async(client, &mut transfer, &context.settings, &mut attempts).await;
+        match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => tokio::time::sleep(wait).await,
         }

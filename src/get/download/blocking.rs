@@ -2,28 +2,82 @@
 //! a thin loop around the shared [`Transfer`] and retry decision.
 
 use std::io::{self, Read};
+use std::sync::OnceLock;
+
+use rustls::pki_types::CertificateDer;
 
 use super::error::{from_io_kind, io_kind_in_chain};
+use super::proxy;
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
-/// A blocking client for downloads, keeping up to `pool` connections alive so
-/// `pool` threads can each reuse one.
-pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The blocking clients for downloads, each keeping up to `pool` connections
+/// alive so `pool` threads can each reuse one: one for plain http, made at
+/// once, and one for https, made at the first https request with the trusted
+/// roots. A run that meets no https never loads the trust store (hundreds of
+/// files when SSL_CERT_DIR is set: tens of milliseconds).
+pub struct BlockingClient {
+    pool: usize,
+    plain: ureq::Agent,
+    secure: OnceLock<Result<ureq::Agent, String>>,
+}
+
+impl BlockingClient {
+    /// The agent for a request to `url`.
+    fn agent(&self, url: &url::Url, settings: &Settings) -> Result<&ureq::Agent, DownloadError> {
+        if url.scheme() != "https" {
+            return Ok(&self.plain);
+        }
+        self.secure
+            .get_or_init(|| {
+                let roots = settings.trust.roots().map_err(|error| error.to_string())?;
+                Ok(agent(settings, self.pool, Some(&roots)))
+            })
+            .as_ref()
+            .map_err(|message| DownloadError::Trust(message.clone()))
+    }
+}
+
+/// The blocking client for `pool` threads.
+pub fn blocking_agent(settings: &Settings, pool: usize) -> BlockingClient {
+    BlockingClient {
+        pool,
+        plain: agent(settings, pool, None),
+        secure: OnceLock::new(),
+    }
+}
+
+/// One agent; with `roots` it trusts them (and only them) over https.
+fn agent(
+    settings: &Settings,
+    pool: usize,
+    roots: Option<&[CertificateDer<'static>]>,
+) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder().disable_verification(settings.trust.insecure);
+    if let Some(roots) = roots {
+        let roots: Vec<ureq::tls::Certificate<'static>> = roots
+            .iter()
+            .map(|root| ureq::tls::Certificate::from_der(root.as_ref()).to_owned())
+            .collect();
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+    }
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        // Proxies are decided by grab (see the proxy module), not read by ureq.
+        .proxy(None)
         .http_status_as_error(false)
         .timeout_connect(Some(settings.connect_timeout))
-        .timeout_per_read(Some(settings.idle_timeout))
+        .timeout_per_read(Some(settings.read_timeout()))
         .timeout_per_write(Some(settings.idle_timeout))
         .max_idle_connections(pool.max(1))
         .max_idle_connections_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .max_redirects(0)
-        .user_agent(Settings::user_agent())
-        .build()
-        .into()
+        .user_agent(settings.user_agent.as_str())
+        .build();
+    proxy::agent_with_proxies(config, &settings.proxies)
 }
 
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
@@ -32,7 +86,7 @@ fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
             seconds: settings.connect_timeout.as_secs(),
         },
         ureq::Error::Timeout(_) => DownloadError::TimedOut {
-            seconds: settings.idle_timeout.as_secs(),
+            seconds: settings.read_timeout().as_secs(),
         },
         ureq::Error::HostNotFound => DownloadError::Resolve,
         ureq::Error::TooManyRedirects => DownloadError::TooManyRedirects,
@@ -56,19 +110,31 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
 }
 
 fn attempt_blocking(
-    agent: &ureq::Agent,
-    mut transfer: Transfer,
+    client: &BlockingClient,
+    transfer: &mut Transfer,
     settings: &Settings,
     attempts: &mut Attempts,
 ) -> Result<Saved, DownloadError> {
     let response = loop {
+        let agent = client.agent(transfer.url(), settings)?;
         let request = transfer.request_headers().into_iter().fold(
             agent.get(transfer.url().as_str()),
             |request, (name, value)| request.header(name, value),
         );
+        let tunnel = proxy::connect_proxy(&settings.proxies, transfer.url());
+        let time_left = transfer.time_left();
+        let request = match (time_left, tunnel) {
+            (None, None) => request,
+            // ureq's global timeout covers the call and the body read after it.
+            (time_left, tunnel) => request
+                .config()
+                .timeout_global(time_left)
+                .proxy(tunnel)
+                .build(),
+        };
         let response = request
             .call()
-            .map_err(|error| from_ureq(&error, settings))?;
+            .map_err(|error| transfer.network_error(from_ureq(&error, settings)))?;
         let location = header_of(&response, "location");
         if !transfer.follow(response.status().as_u16(), location.as_deref())? {
             break response;
@@ -79,15 +145,23 @@ fn attempt_blocking(
     let head = Head::read(response.status().as_u16(), final_url, |name| {
         header_of(&response, name)
     });
-    transfer.head(head)?;
+    if !transfer.head(head)? {
+        return transfer.finish();
+    }
     let mut reader = response.into_body().into_reader();
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; transfer.read_size()];
     loop {
         match reader.read(&mut buffer) {
             Ok(0) => break,
-            Ok(count) => transfer.chunk(&buffer[..count])?,
+            Ok(count) => {
+                transfer.chunk(&buffer[..count])?;
+                let pause = transfer.pause(count);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(transfer.body_error(from_io(&error, settings))),
+            Err(error) => return Err(transfer.network_error(from_io(&error, settings))),
         }
     }
     transfer.finish()
@@ -102,12 +176,12 @@ fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<
 }
 
 /// Downloads one job with a blocking client, retrying transient failures.
-pub fn fetch_blocking(agent: &ureq::Agent, job: &Job, context: &Context) -> Outcome {
+pub fn fetch_blocking(client: &BlockingClient, job: &Job, context: &Context) -> Outcome {
     let mut attempts = Attempts::new(job, context);
     loop {
-        let transfer = attempts.next();
-        let result = attempt_blocking(agent, transfer, &context.settings, &mut attempts);
-        match attempts.after(result) {
+        let mut transfer = attempts.next();
+        let result = attempt_blocking(client, &mut transfer, &context.settings, &mut attempts);
+        match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),
         }

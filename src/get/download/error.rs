@@ -21,6 +21,12 @@ pub enum DownloadError {
     },
     #[error("timed out after {seconds} s")]
     TimedOut { seconds: u64 },
+    #[error("took longer than --max-time ({} s)", seconds(*millis))]
+    MaxTime { millis: u64 },
+    #[error("slower than --speed-limit ({limit} bytes/s) for {} s", seconds(*millis))]
+    TooSlow { limit: u64, millis: u64 },
+    #[error("cannot load the trusted certificates: {0}")]
+    Trust(String),
     #[error("connection refused")]
     ConnectionRefused,
     #[error("connection reset")]
@@ -51,6 +57,11 @@ pub enum DownloadError {
     WorkerStart(String),
 }
 
+/// Milliseconds as seconds, without trailing zeros: `2`, `0.5`.
+fn seconds(millis: u64) -> String {
+    (millis as f64 / 1000.0).to_string()
+}
+
 impl DownloadError {
     /// The reason without the particulars (sizes, paths), for grouping failures.
     pub fn reason(&self) -> String {
@@ -59,6 +70,8 @@ impl DownloadError {
             DownloadError::Write { .. } => "cannot write the file".to_string(),
             DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
             DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
+            DownloadError::MaxTime { .. } => "took longer than --max-time".to_string(),
+            DownloadError::TooSlow { .. } => "slower than --speed-limit".to_string(),
             other => other.to_string(),
         }
     }
@@ -70,7 +83,11 @@ impl DownloadError {
             DownloadError::Http { status, .. } => {
                 matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
             }
+            // As curl's --retry: a transfer cut for time or speed may go
+            // better on the next attempt, which resumes it.
             DownloadError::TimedOut { .. }
+            | DownloadError::MaxTime { .. }
+            | DownloadError::TooSlow { .. }
             | DownloadError::ConnectionRefused
             | DownloadError::ConnectionReset
             | DownloadError::Truncated { .. }
@@ -101,7 +118,7 @@ pub(super) fn from_io_kind(kind: io::ErrorKind, settings: &Settings) -> Option<D
         ConnectionRefused => DownloadError::ConnectionRefused,
         ConnectionReset | ConnectionAborted | BrokenPipe => DownloadError::ConnectionReset,
         TimedOut | WouldBlock => DownloadError::TimedOut {
-            seconds: settings.idle_timeout.as_secs(),
+            seconds: settings.read_timeout().as_secs(),
         },
         _ => return None,
     })

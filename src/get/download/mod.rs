@@ -7,6 +7,9 @@
 //!   loop both drivers share;
 //! - [`error`]: the reasons users read, from either client's errors;
 //! - [`outcome`]: what a job ended with;
+//! - [`tls`]: which servers are trusted, the same for both clients;
+//! - [`proxy`]: which requests go through which proxy, the same for both;
+//! - [`pace`]: `--limit-rate`, how long to wait after bytes arrive;
 //! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
 
@@ -14,14 +17,17 @@ pub mod asynchronous;
 pub mod blocking;
 pub mod error;
 pub mod outcome;
+pub mod pace;
+pub mod proxy;
 pub mod retry;
 pub mod settings;
+pub mod tls;
 pub mod transfer;
 
 use std::sync::Arc;
 
-pub use asynchronous::{async_client, fetch_async};
-pub use blocking::{blocking_agent, fetch_blocking};
+pub use asynchronous::{AsyncClient, async_client, fetch_async};
+pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
 pub use outcome::{Complete, Outcome, Saved, Verdict};
 pub use retry::retry_delay;
@@ -53,11 +59,16 @@ pub struct Context {
     /// Raised on Ctrl-C: no further attempts are started.
     pub interrupt: Interrupt,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// `--limit-rate`: shared by every transfer of this process.
+    pub pace: Option<Arc<pace::Pace>>,
 }
 
 impl Context {
     pub fn new(settings: Settings, names: Arc<dyn NameRegistry>) -> Context {
         Context {
+            pace: settings
+                .limit_rate
+                .map(|rate| Arc::new(pace::Pace::new(rate))),
             settings: Arc::new(settings),
             names,
             manifest: None,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
-use crate::get::input::{Job, Resume};
+use crate::get::input::{Job, Plan};
 
 /// The longest exponential backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -40,6 +40,9 @@ pub(super) struct Attempts<'a> {
     started: Instant,
     made: u32,
     first_byte: Option<Duration>,
+    /// What the next attempt continues: the batch's plan at first, then what
+    /// the last attempt left (a kept part to resume, a name to reuse).
+    plan: Option<Plan>,
 }
 
 impl<'a> Attempts<'a> {
@@ -50,22 +53,26 @@ impl<'a> Attempts<'a> {
             started: Instant::now(),
             made: 0,
             first_byte: None,
+            plan: job.plan.clone(),
         }
     }
 
-    /// The next attempt's transfer. Only the first one resumes the part the plan
-    /// names; a retry starts the file over.
+    /// The next attempt's transfer: it resumes what the last one kept.
     pub(super) fn next(&mut self) -> Transfer<'a> {
         self.made += 1;
-        let resume: Option<&'a Resume> = match self.made {
-            1 => self.job.plan.as_ref().and_then(|plan| plan.resume.as_ref()),
-            _ => None,
-        };
-        Transfer::new(self.job, self.context, resume)
+        Transfer::new(self.job, self.context, self.plan.take())
     }
 
     /// After an attempt: the outcome, or how long to wait before the next one.
-    pub(super) fn after(&self, result: Result<Saved, DownloadError>) -> Result<Outcome, Duration> {
+    pub(super) fn after(
+        &mut self,
+        mut transfer: Transfer<'a>,
+        result: Result<Saved, DownloadError>,
+    ) -> Result<Outcome, Duration> {
+        if let Err(error) = &result {
+            self.plan = transfer.next_plan(error);
+        }
+        drop(transfer);
         if let Err(error) = &result
             && !self.context.interrupt.requested()
             && let Some(wait) = retry_delay(&self.context.settings, self.made, error)

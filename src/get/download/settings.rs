@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::proxy::Proxies;
+use super::tls::Trust;
+
 /// How downloads behave, whatever the strategy. Sent to worker processes as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -24,6 +27,26 @@ pub struct Settings {
     pub accept: Vec<String>,
     /// Name files as the server's Content-Disposition suggests.
     pub content_disposition: bool,
+    /// An attempt that takes longer than this, from its request to its last
+    /// byte, is abandoned (curl's `--max-time`); a retry gets as long again.
+    pub max_time: Option<Duration>,
+    /// A transfer slower than this (bytes per second) for [`Settings::speed_time`]
+    /// is abandoned (curl's `--speed-limit`).
+    pub speed_limit: Option<u64>,
+    pub speed_time: Duration,
+    /// Sent with every request (`-H`); credentials (`Authorization`, `Cookie`)
+    /// only to the host asked for, not to where a redirect leads elsewhere.
+    pub headers: Vec<(String, String)>,
+    pub user_agent: String,
+    /// Which servers are trusted over https.
+    pub trust: Trust,
+    /// Which requests go through a proxy.
+    pub proxies: Proxies,
+    /// Bytes per second for all transfers together (`--limit-rate`). A worker
+    /// process is given its share: the total over the number of workers.
+    pub limit_rate: Option<u64>,
+    /// Bytes per second for each transfer (`--limit-rate-per-transfer`).
+    pub limit_rate_per_transfer: Option<u64>,
 }
 
 impl Settings {
@@ -38,10 +61,30 @@ impl Settings {
             max_size: None,
             accept: Vec::new(),
             content_disposition: false,
+            max_time: None,
+            speed_limit: None,
+            speed_time: Duration::from_secs(30),
+            headers: Vec::new(),
+            user_agent: Settings::default_user_agent(),
+            trust: Trust::default(),
+            proxies: Proxies::default(),
+            limit_rate: None,
+            limit_rate_per_transfer: None,
         }
     }
 
-    pub fn user_agent() -> String {
+    /// How long a read may wait for bytes: `--timeout`, or `--speed-time` when
+    /// `--speed-limit` is set and shorter, since receiving nothing for that
+    /// long is slower than any limit (as curl counts it).
+    pub fn read_timeout(&self) -> Duration {
+        match self.speed_limit {
+            Some(_) => self.idle_timeout.min(self.speed_time),
+            None => self.idle_timeout,
+        }
+    }
+
+    /// `grab/VERSION`, as curl and wget name themselves.
+    pub fn default_user_agent() -> String {
         format!("grab/{}", env!("CARGO_PKG_VERSION"))
     }
 }

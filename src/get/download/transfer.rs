@@ -7,13 +7,14 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use super::error::http_error;
+use super::pace::Pace;
 use super::{Context, DownloadError, Saved, Settings};
-use crate::get::input::{Job, Resume};
+use crate::get::input::{Job, Plan, Resume};
 use crate::get::manifest::{self, Entry};
 use crate::get::naming;
 use crate::get::part::PartFile;
@@ -25,6 +26,8 @@ pub struct Head {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub content_range: Option<String>,
+    /// `Accept-Ranges`: `none` says a resume would be refused.
+    pub accept_ranges: Option<String>,
     pub content_disposition: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -39,11 +42,19 @@ impl Head {
         final_url: Option<String>,
         header: impl Fn(&str) -> Option<String>,
     ) -> Head {
+        // With a Transfer-Encoding the message ends where its framing says, and
+        // a Content-Length beside it means nothing (RFC 9112, section 6.3): both
+        // clients decode the chunks, so the length must not be held against them.
+        let content_length = match header("transfer-encoding") {
+            Some(_) => None,
+            None => header("content-length").and_then(|value| value.trim().parse().ok()),
+        };
         Head {
             status,
             content_type: header("content-type"),
-            content_length: header("content-length").and_then(|value| value.trim().parse().ok()),
+            content_length,
             content_range: header("content-range"),
+            accept_ranges: header("accept-ranges"),
             content_disposition: header("content-disposition"),
             etag: header("etag"),
             last_modified: header("last-modified"),
@@ -66,12 +77,40 @@ pub(super) fn parse_retry_after(value: &str) -> Option<u64> {
     )
 }
 
+/// The validator a resume may send in `If-Range` (RFC 9110, section 13.1.5): a
+/// strong ETag, else Last-Modified. A weak ETag (`W/"..."`) says "equivalent",
+/// not "the same bytes", and is never sent.
+pub fn resume_validator(etag: Option<&str>, last_modified: Option<&str>) -> Option<String> {
+    etag.filter(|tag| !tag.starts_with("W/"))
+        .or(last_modified)
+        .map(str::to_string)
+}
+
+/// The TOTAL of an unsatisfied range's `bytes */TOTAL` (a 416's Content-Range).
+fn parse_unsatisfied_range(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .strip_prefix("bytes")?
+        .trim()
+        .strip_prefix("*/")?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// `bytes START-END/TOTAL` as (START, TOTAL); TOTAL may be `*`.
 pub(super) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes")?.trim();
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
+}
+
+/// Headers that carry credentials, kept from hosts a redirect leads to.
+fn is_credential(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"]
+        .iter()
+        .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
 /// Redirects followed for one request, as curl's and wget's defaults allow
@@ -91,8 +130,9 @@ pub struct Transfer<'a> {
     /// Redirects followed so far.
     hops: u32,
     context: &'a Context,
-    /// The resume this attempt asks for, if any.
-    resume: Option<&'a Resume>,
+    /// The name and part this attempt continues, if any: the batch's plan from
+    /// the manifest, or what an earlier attempt of this run kept.
+    plan: Option<Plan>,
     /// Reserved name, given back if the transfer is not finished.
     name: Option<String>,
     part: Option<PartFile>,
@@ -107,16 +147,27 @@ pub struct Transfer<'a> {
     first_bytes: Vec<u8>,
     /// This transfer's id with the progress sink, once the body started.
     progress: Option<u64>,
+    /// When `--max-time` runs out for this attempt.
+    deadline: Option<Instant>,
+    /// `--speed-limit`: the current measuring window (its start, bytes in it)
+    /// and since when the transfer has been below the limit.
+    speed_window: (Instant, u64),
+    slow_since: Option<Instant>,
+    /// `--limit-rate-per-transfer`: this attempt's own pace.
+    own_pace: Option<Pace>,
 }
 
+/// The span over which `--speed-limit` measures: curl's, one second.
+const SPEED_WINDOW: Duration = Duration::from_secs(1);
+
 impl<'a> Transfer<'a> {
-    pub fn new(job: &'a Job, context: &'a Context, resume: Option<&'a Resume>) -> Self {
+    pub fn new(job: &'a Job, context: &'a Context, plan: Option<Plan>) -> Self {
         Transfer {
             job,
             url: job.url.clone(),
             hops: 0,
             context,
-            resume,
+            plan,
             name: None,
             part: None,
             expected: None,
@@ -125,7 +176,83 @@ impl<'a> Transfer<'a> {
             sniffed: context.settings.accept.is_empty(),
             first_bytes: Vec::new(),
             progress: None,
+            deadline: context
+                .settings
+                .max_time
+                .map(|max_time| Instant::now() + max_time),
+            speed_window: (Instant::now(), 0),
+            slow_since: None,
+            own_pace: context.settings.limit_rate_per_transfer.map(Pace::new),
         }
+    }
+
+    /// After `bytes` arrived: how long to wait before reading on, for
+    /// `--limit-rate` (the run's pace) and `--limit-rate-per-transfer` (this
+    /// transfer's), never past `--max-time`.
+    pub fn pause(&self, bytes: usize) -> Duration {
+        let bytes = bytes as u64;
+        let shared = self.context.pace.as_ref().map(|pace| pace.take(bytes));
+        let own = self.own_pace.as_ref().map(|pace| pace.take(bytes));
+        let wait = shared.max(own).unwrap_or_default();
+        match self.time_left() {
+            Some(left) => wait.min(left),
+            None => wait,
+        }
+    }
+
+    /// A read buffer that keeps a rate-limited transfer smooth: about an
+    /// eighth of a second of the slowest pace, between 1 KiB and 64 KiB.
+    pub fn read_size(&self) -> usize {
+        const LARGEST: u64 = 64 * 1024;
+        let slowest = [
+            self.context
+                .pace
+                .as_ref()
+                .map(|pace| pace.bytes_per_second()),
+            self.own_pace.as_ref().map(Pace::bytes_per_second),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        slowest.map_or(LARGEST, |rate| (rate / 8).clamp(1024, LARGEST)) as usize
+    }
+
+    /// How long the next request may take, by `--max-time` (`None`: no limit).
+    /// Zero past the deadline: the clients then fail at once.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// A client's error, as the user should read it: a timeout at or past the
+    /// deadline is `--max-time`, whatever the client called it; a body that
+    /// ended early says how short it was.
+    pub fn network_error(&self, error: DownloadError) -> DownloadError {
+        if let Some(max_time) = self.settings().max_time
+            && self.time_left() == Some(Duration::ZERO)
+            && matches!(
+                error,
+                DownloadError::TimedOut { .. } | DownloadError::Network(_)
+            )
+        {
+            return DownloadError::MaxTime {
+                millis: max_time.as_millis() as u64,
+            };
+        }
+        // A body that stops for --speed-time is below any --speed-limit: the
+        // read timeout was shortened to say so (see Settings::read_timeout).
+        let settings = self.settings();
+        if let (DownloadError::TimedOut { .. }, Some(limit), true) = (
+            &error,
+            settings.speed_limit,
+            self.part.is_some() && settings.speed_time < settings.idle_timeout,
+        ) {
+            return DownloadError::TooSlow {
+                limit,
+                millis: settings.speed_time.as_millis() as u64,
+            };
+        }
+        self.body_error(error)
     }
 
     /// The URL this transfer asks for.
@@ -162,6 +289,10 @@ impl<'a> Transfer<'a> {
         Ok(true)
     }
 
+    fn resume(&self) -> Option<&Resume> {
+        self.plan.as_ref().and_then(|plan| plan.resume.as_ref())
+    }
+
     fn settings(&self) -> &Settings {
         &self.context.settings
     }
@@ -172,24 +303,42 @@ impl<'a> Transfer<'a> {
 
     /// Headers this attempt sends: a Range from where the part file ends, valid only
     /// if the file is unchanged (`If-Range`), so a changed file comes back whole.
-    pub fn request_headers(&self) -> Vec<(&'static str, String)> {
-        match self.resume {
-            Some(resume) => vec![
-                ("range", format!("bytes={}-", resume.offset)),
-                ("if-range", resume.validator.clone()),
-            ],
-            None => Vec::new(),
+    /// With them, the `-H` headers: credentials only while the request stays on
+    /// the host asked for (a redirect elsewhere does not get them, as in curl).
+    pub fn request_headers(&self) -> Vec<(&str, String)> {
+        let same_host = self.url.host_str() == self.job.url.host_str()
+            && self.url.port_or_known_default() == self.job.url.port_or_known_default();
+        let mut headers: Vec<(&str, String)> = self
+            .settings()
+            .headers
+            .iter()
+            .filter(|(name, _)| same_host || !is_credential(name))
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        if let Some(resume) = self.resume() {
+            headers.push(("range", format!("bytes={}-", resume.offset)));
+            headers.push(("if-range", resume.validator.clone()));
         }
+        headers
     }
 
     /// The response head: an error status or a refused type ends the transfer
     /// before any byte is written; otherwise the name is settled and the `.part`
-    /// opened (appended to, when the server agreed to resume).
-    pub fn head(&mut self, head: Head) -> Result<(), DownloadError> {
-        if !(200..300).contains(&head.status) {
+    /// opened (appended to, when the server agreed to resume). True when the
+    /// body is wanted; false when the part was already whole (a 416 that says
+    /// so), and [`Transfer::finish`] follows at once.
+    pub fn head(&mut self, head: Head) -> Result<bool, DownloadError> {
+        let already_whole = self.already_whole(&head);
+        if head.status == 416 && self.resume().is_some() && !already_whole {
+            // The part reaches past the end of the file the server has: it is
+            // not a prefix of it. The retry starts over.
+            return Err(DownloadError::RangeMismatch);
+        }
+        if !(200..300).contains(&head.status) && !already_whole {
             return Err(http_error(head.status, head.retry_after.as_deref()));
         }
-        let resumed_from = match (self.resume, head.status) {
+        let resumed_from = match (self.resume(), head.status) {
+            (Some(resume), 416) if already_whole => Some(resume.offset),
             // A 206 belongs only if it starts where the part ends, its length
             // reaches the total it announces, and it comes from the version
             // recorded: a server that ignores If-Range must not get old and new
@@ -215,6 +364,7 @@ impl<'a> Transfer<'a> {
             _ => None,
         };
         self.expected = match resumed_from {
+            Some(offset) if already_whole => Some(offset),
             Some(offset) => {
                 let total = head
                     .content_range
@@ -239,7 +389,7 @@ impl<'a> Transfer<'a> {
                 found: content_type.to_string(),
             });
         }
-        let (name, part) = match &self.job.plan {
+        let (name, part) = match &self.plan {
             Some(plan) => {
                 // The batch claimed this name for the job: its own part file, reused.
                 self.name = Some(plan.name.clone());
@@ -310,7 +460,26 @@ impl<'a> Transfer<'a> {
         tracing::debug!(url = %self.job.url, name, status = head.status, length = ?self.expected, "response");
         self.part = Some(part);
         self.head = head;
-        Ok(())
+        Ok(!already_whole)
+    }
+
+    /// Whether a head answers a resume with "416: nothing past your end", and the
+    /// file's size equals the part's: the part is the whole file (a run stopped
+    /// between its last byte and its rename), finished as wget does. A 416 that
+    /// names another size, or another version's ETag, is an error as usual.
+    fn already_whole(&self, head: &Head) -> bool {
+        let Some(resume) = self.resume() else {
+            return false;
+        };
+        let total = head
+            .content_range
+            .as_deref()
+            .and_then(parse_unsatisfied_range);
+        let same_version = match (&head.etag, resume.validator.starts_with('"')) {
+            (Some(etag), true) => *etag == resume.validator,
+            _ => true,
+        };
+        head.status == 416 && total == Some(resume.offset) && same_version
     }
 
     pub fn chunk(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
@@ -342,6 +511,43 @@ impl<'a> Transfer<'a> {
         {
             return Err(DownloadError::TooLarge { limit });
         }
+        self.check_pace(bytes.len() as u64)
+    }
+
+    /// `--max-time` and `--speed-limit`, as bytes arrive. The clients' own
+    /// timeouts cut a body that stops; these cut one that trickles.
+    fn check_pace(&mut self, bytes: u64) -> Result<(), DownloadError> {
+        let settings = &self.context.settings;
+        if let Some(max_time) = settings.max_time
+            && self.time_left() == Some(Duration::ZERO)
+        {
+            return Err(DownloadError::MaxTime {
+                millis: max_time.as_millis() as u64,
+            });
+        }
+        let Some(limit) = settings.speed_limit else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (window_start, window_bytes) = &mut self.speed_window;
+        *window_bytes += bytes;
+        let span = now.duration_since(*window_start);
+        if span < SPEED_WINDOW {
+            return Ok(());
+        }
+        // Below the limit over a whole window: slow since that window began.
+        if (*window_bytes as f64) < limit as f64 * span.as_secs_f64() {
+            let since = *self.slow_since.get_or_insert(*window_start);
+            if now.duration_since(since) >= settings.speed_time {
+                return Err(DownloadError::TooSlow {
+                    limit,
+                    millis: settings.speed_time.as_millis() as u64,
+                });
+            }
+        } else {
+            self.slow_since = None;
+        }
+        self.speed_window = (now, 0);
         Ok(())
     }
 
@@ -386,7 +592,7 @@ impl<'a> Transfer<'a> {
 
     /// The body ended cleanly: check its length against what the head announced,
     /// move it to its final name and record it.
-    pub fn finish(mut self) -> Result<Saved, DownloadError> {
+    pub fn finish(&mut self) -> Result<Saved, DownloadError> {
         if !self.sniffed {
             // A body shorter than the sniffing window: judge what there is.
             let first_bytes = std::mem::take(&mut self.first_bytes);
@@ -419,6 +625,56 @@ impl<'a> Transfer<'a> {
             sha256,
             final_url: self.head.final_url.take(),
         })
+    }
+
+    /// After a failed attempt, what the next one (or `--continue`) continues.
+    /// When the bytes written can be continued (the failure was transient, the
+    /// server gave a validator and did not refuse ranges), the part is kept and
+    /// the plan resumes from its end: a failed attempt never deletes a prefix a
+    /// resume can use. A name this job holds stays its own. Otherwise the part
+    /// is removed when the transfer is dropped.
+    pub fn next_plan(&mut self, error: &DownloadError) -> Option<Plan> {
+        let Some(part) = self.part.take() else {
+            // No body began: the plan's part is as it was, unless the server
+            // showed that its bytes belong to another version.
+            return self.plan.take().map(|plan| match error {
+                DownloadError::RangeMismatch => Plan {
+                    resume: None,
+                    ..plan
+                },
+                _ => plan,
+            });
+        };
+        let refuses_ranges = self
+            .head
+            .accept_ranges
+            .as_deref()
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("none"));
+        let validator = resume_validator(
+            self.head.etag.as_deref(),
+            self.head.last_modified.as_deref(),
+        );
+        let offset = part.written();
+        let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);
+        match validator {
+            Some(validator) if error.is_transient() && !refuses_ranges && offset > 0 => {
+                part.keep();
+                let name = self.name.take()?;
+                tracing::debug!(url = %self.job.url, name, offset, "part kept for a resume");
+                Some(Plan {
+                    name,
+                    resume: Some(Resume { offset, validator }),
+                    replace,
+                })
+            }
+            // The part goes; a name the batch claimed for this job stays its own.
+            _ if self.plan.is_some() => self.name.take().map(|name| Plan {
+                name,
+                resume: None,
+                replace,
+            }),
+            _ => None,
+        }
     }
 
     fn write_error(&self, name: &str, error: io::Error) -> DownloadError {
