@@ -163,6 +163,7 @@ pub fn run_with_hook(
         manifest: Some(Arc::new(manifest)),
         interrupt: interrupt.clone(),
         progress: Some(reporter.clone()),
+        in_memory: false,
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, directory);

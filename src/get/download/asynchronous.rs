@@ -20,7 +20,7 @@ pub fn async_client(settings: &Settings, pool: usize) -> reqwest::Result<reqwest
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(Settings::user_agent())
+        .user_agent(settings.user_agent())
         .build()
 }
 
@@ -73,12 +73,13 @@ async fn attempt_async(
     attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
-    let head = Head::read(response.status().as_u16(), final_url, |name| {
+    let mut head = Head::read(response.status().as_u16(), final_url, |name| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
     });
+    head.robots = super::blocking::every_value(headers, "x-robots-tag");
     transfer.head(head)?;
     loop {
         // Writes go straight to the file: they land in the page cache in microseconds,

@@ -21,7 +21,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> ureq::Agent {
         .max_idle_connections_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .max_redirects(0)
-        .user_agent(Settings::user_agent())
+        .user_agent(settings.user_agent())
         .build()
         .into()
 }
@@ -76,9 +76,10 @@ fn attempt_blocking(
     };
     attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
-    let head = Head::read(response.status().as_u16(), final_url, |name| {
+    let mut head = Head::read(response.status().as_u16(), final_url, |name| {
         header_of(&response, name)
     });
+    head.robots = every_value(response.headers(), "x-robots-tag");
     transfer.head(head)?;
     let mut reader = response.into_body().into_reader();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -91,6 +92,16 @@ fn attempt_blocking(
         }
     }
     transfer.finish()
+}
+
+/// Every value of a header that may be repeated, as text.
+pub(super) fn every_value(headers: &ureq::http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_string)
+        .collect()
 }
 
 fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {

@@ -39,6 +39,8 @@ pub enum DownloadError {
     TooLarge { limit: u64 },
     #[error("not an accepted type: {found}")]
     NotAccepted { found: String },
+    #[error("opted out by X-Robots-Tag: {directive}")]
+    OptedOut { directive: String },
     #[error("the server answered a resumed request with a different range")]
     RangeMismatch,
     #[error("{0}")]
@@ -59,6 +61,7 @@ impl DownloadError {
             DownloadError::Write { .. } => "cannot write the file".to_string(),
             DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
             DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
+            DownloadError::OptedOut { .. } => "opted out by X-Robots-Tag".to_string(),
             other => other.to_string(),
         }
     }

@@ -53,6 +53,9 @@ pub struct Context {
     /// Raised on Ctrl-C: no further attempts are started.
     pub interrupt: Interrupt,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Keep each body in memory ([`Saved::body`]) instead of saving a file: no
+    /// name, part file or manifest entry (`grab dataset`, in this process).
+    pub in_memory: bool,
 }
 
 impl Context {
@@ -63,6 +66,7 @@ impl Context {
             manifest: None,
             interrupt: Interrupt::default(),
             progress: None,
+            in_memory: false,
         }
     }
 }

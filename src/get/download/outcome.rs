@@ -18,6 +18,10 @@ pub struct Saved {
     pub sha256: String,
     /// Where the body came from, after redirects.
     pub final_url: Option<String>,
+    /// The body itself, when the context kept it in memory (never sent between
+    /// processes: a worker process saves to a file).
+    #[serde(skip)]
+    pub body: Option<Vec<u8>>,
 }
 
 /// A file an earlier run saved, still whole on disk: not fetched again.

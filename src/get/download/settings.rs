@@ -24,6 +24,13 @@ pub struct Settings {
     pub accept: Vec<String>,
     /// Name files as the server's Content-Disposition suggests.
     pub content_disposition: bool,
+    /// The User-Agent header; `None` sends `grab/VERSION`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// `X-Robots-Tag` directives (`noai`, `noindex`...) that refuse a response
+    /// before its body is read, as an opt-out (`grab dataset`); empty refuses none.
+    #[serde(default)]
+    pub refused_robots: Vec<String>,
 }
 
 impl Settings {
@@ -38,10 +45,20 @@ impl Settings {
             max_size: None,
             accept: Vec::new(),
             content_disposition: false,
+            user_agent: None,
+            refused_robots: Vec::new(),
         }
     }
 
-    pub fn user_agent() -> String {
+    /// `grab/VERSION`, the User-Agent unless one is given.
+    pub fn default_user_agent() -> String {
         format!("grab/{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The User-Agent these settings send.
+    pub fn user_agent(&self) -> String {
+        self.user_agent
+            .clone()
+            .unwrap_or_else(Settings::default_user_agent)
     }
 }
