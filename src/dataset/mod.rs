@@ -227,7 +227,7 @@ impl Tracker {
 }
 
 /// A row waiting for its download, by key.
-type Waiting = Mutex<HashMap<String, (Row, Instant)>>;
+type Waiting = Mutex<HashMap<String, Row>>;
 
 /// Bodies waiting per image thread.
 const IMAGE_QUEUE_PER_WORKER: usize = 2;
@@ -513,7 +513,7 @@ fn read_rows(
             plan: None,
             queued_at: Duration::ZERO,
         };
-        crate::lock(waiting).insert(key, (row, Instant::now()));
+        crate::lock(waiting).insert(key, row);
         if sender.send_blocking(job).is_err() {
             return;
         }
@@ -533,7 +533,7 @@ fn downloaded(
     downloads: &std::path::Path,
 ) {
     let key = outcome.job.name.clone().unwrap_or_default();
-    let Some((row, queued)) = crate::lock(waiting).remove(&key) else {
+    let Some(row) = crate::lock(waiting).remove(&key) else {
         tracker.error(format!(
             "{}: a download no row was waiting for",
             outcome.job.url
@@ -541,7 +541,8 @@ fn downloaded(
         return;
     };
     let shard = tracker.layout.keys.shard_of(row.number);
-    let download_seconds = queued.elapsed().as_secs_f64();
+    // The download's own time, from its first request; not its wait in the queue.
+    let download_seconds = outcome.elapsed.as_secs_f64();
     let fail = |status: Status, error: String, reason: String| {
         let mut sample = Sample::failed(&row, key.clone(), status, error, reason);
         sample.download_seconds = download_seconds;
