@@ -551,7 +551,7 @@ fn downloaded(
     match outcome.verdict {
         Verdict::Saved(saved) => {
             let body = match saved.body {
-                Some(body) => Ok(body),
+                Some(body) => Ok(body.0),
                 // A worker process saved it as a file.
                 None => {
                     let path = downloads.join(&saved.name);

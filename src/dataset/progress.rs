@@ -68,11 +68,7 @@ impl Ticker {
                 }
                 _ => (heartbeat, None),
             };
-            loop {
-                match stopped.recv_timeout(every) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                 let line = live_line(&counters, started.elapsed());
                 match &bar {
                     Some(bar) => {

@@ -354,7 +354,8 @@ fn write_parquet_table(path: &Path, rows: &[(&str, &str, &str)]) {
 #[test]
 fn each_resize_mode_gives_img2datasets_sizes_and_white_borders() {
     let server = ImageServer::start(standard_routes());
-    let cases: [(&str, &[&str], (u64, u64), (u64, u64)); 6] = [
+    type Size = (u64, u64);
+    let cases: [(&str, &[&str], Size, Size); 6] = [
         // mode and flags; then the 400x200 image's size and the 50x100 one's.
         ("no", &[], (400, 200), (50, 100)),
         ("keep_ratio", &[], (128, 64), (64, 128)),

@@ -467,7 +467,7 @@ impl<'a> Transfer<'a> {
                 content_type: self.head.content_type.take(),
                 sha256: manifest::hex(&std::mem::take(&mut self.hasher).finalize()),
                 final_url: self.head.final_url.take(),
-                body: Some(body),
+                body: Some(Box::new(super::outcome::Body(body))),
             });
         }
         let part = self.part.take().expect("head() comes before finish()");
