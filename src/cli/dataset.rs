@@ -100,13 +100,15 @@ pub struct DatasetArgs {
     /// The User-Agent header [default: grab/VERSION].
     #[arg(long, value_name = "TEXT")]
     pub user_agent: Option<String>,
-    /// X-Robots-Tag directives that mean "do not use": such a response is not
-    /// saved and counts as opted out. An empty list (`''`) turns the opt-out off.
+    /// X-Robots-Tag directives that mean "do not use" (img2dataset's four and
+    /// `none`): such a response is not saved and counts as opted out, for
+    /// `DIRECTIVE` and `grab: DIRECTIVE` alike. An empty list (`''`) turns the
+    /// opt-out off.
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "noai,noimageai,noindex,none"
+        default_value = "noai,noimageai,noindex,noimageindex,none"
     )]
     pub disallowed_header_directives: Vec<String>,
     /// Live progress: a bar (default on a terminal), heartbeat lines (default
@@ -283,7 +285,7 @@ mod tests {
         assert_eq!(config.image.encode_quality, 95);
         assert_eq!(
             config.download.refused_robots,
-            ["noai", "noimageai", "noindex", "none"]
+            ["noai", "noimageai", "noindex", "noimageindex", "none"]
         );
         assert_eq!(config.download.user_agent, None);
         let config = config_of(&[
