@@ -187,40 +187,66 @@ impl Layout {
         let building = self.work().join("building");
         fs::create_dir_all(&building)
             .with_context(|| format!("cannot create {}", building.display()))?;
-        let mut samples = Vec::with_capacity(count as usize);
         let first = shard * self.keys.samples_per_shard;
-        for row in first..first + count {
+        let load = |row: u64| {
             let path = self.spool_path(row);
-            let (sample, image) = unspool(&path)
-                .with_context(|| format!("cannot read the spooled sample {}", path.display()))?;
-            samples.push((sample, image));
-        }
-        let mut stats = Stats::default();
-        for (sample, _) in &samples {
-            stats.add_sample(sample);
-        }
+            unspool(&path).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot read the spooled sample {}: {error}", path.display()),
+                )
+            })
+        };
         let extension = self.encode_format.extension();
+        // One sample in memory at a time (a row group of them for parquet);
+        // the metadata kept for the shard's table is small.
+        let mut kept = Vec::with_capacity(count as usize);
+        let mut stats = Stats::default();
         // Data first, then metadata, then the stats that mark the shard done.
         let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
-        match self.output_format {
-            OutputFormat::Webdataset => {
-                let path = building.join(format!("{name}.tar"));
-                write_tar(&path, &samples, extension)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                moves.push((path, self.output_dir.join(format!("{name}.tar"))));
+        let data = match self.output_format {
+            OutputFormat::Webdataset => Some(building.join(format!("{name}.tar"))),
+            OutputFormat::Files => Some(building.join(&name)),
+            OutputFormat::Parquet => None,
+        };
+        if let Some(data) = &data {
+            let mut sink = match self.output_format {
+                OutputFormat::Webdataset => Members::tar(data),
+                _ => Members::folder(data),
             }
-            OutputFormat::Files => {
-                let folder = building.join(&name);
-                write_files(&folder, &samples, extension)
-                    .with_context(|| format!("cannot write {}", folder.display()))?;
-                moves.push((folder, self.output_dir.join(&name)));
+            .with_context(|| format!("cannot write {}", data.display()))?;
+            for row in first..first + count {
+                let (sample, image) = load(row)?;
+                if sample.status == Status::Success {
+                    sink.sample(&sample, &image, extension)
+                        .with_context(|| format!("cannot write {}", data.display()))?;
+                }
+                stats.add_sample(&sample);
+                kept.push(sample);
             }
-            OutputFormat::Parquet => {}
+            sink.finish()
+                .with_context(|| format!("cannot write {}", data.display()))?;
+            let name = data.file_name().expect("a shard has a name");
+            moves.push((data.clone(), self.output_dir.join(name)));
         }
         let metadata = building.join(format!("{name}.parquet"));
-        let image_column = (self.output_format == OutputFormat::Parquet).then_some(extension);
-        super::table::write_metadata(&metadata, &samples, &self.saved_columns, image_column)
-            .with_context(|| format!("cannot write {}", metadata.display()))?;
+        let written = match self.output_format {
+            OutputFormat::Parquet => super::table::write_table(
+                &metadata,
+                count,
+                &self.saved_columns,
+                Some(extension),
+                |index| {
+                    let (sample, image) = load(first + index)?;
+                    stats.add_sample(&sample);
+                    Ok((sample, image))
+                },
+            ),
+            _ => super::table::write_table(&metadata, count, &self.saved_columns, None, |index| {
+                Ok((kept[index as usize].clone(), Vec::new()))
+            }),
+        };
+        written.with_context(|| format!("cannot write {}", metadata.display()))?;
         moves.push((metadata, self.output_dir.join(format!("{name}.parquet"))));
         let stats_file = building.join(format!("{name}_stats.json"));
         let mut stats_text = serde_json::to_vec_pretty(&stats).expect("stats serialise to JSON");
@@ -242,56 +268,60 @@ impl Layout {
     }
 }
 
-/// A tar member with fixed time, owner and mode: the same bytes whenever written.
-fn append(builder: &mut tar::Builder<BufWriter<File>>, name: &str, data: &[u8]) -> io::Result<()> {
-    let mut header = tar::Header::new_ustar();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, name, data)
+/// Where a shard's members go: a tar, or a folder of files.
+enum Members {
+    Tar(tar::Builder<BufWriter<File>>),
+    Folder(PathBuf),
 }
 
-fn write_tar(path: &Path, samples: &[(Sample, Vec<u8>)], extension: &str) -> io::Result<()> {
-    let mut builder = tar::Builder::new(BufWriter::new(File::create(path)?));
-    for (sample, image) in samples {
-        if sample.status != Status::Success {
-            continue;
-        }
-        let key = &sample.key;
-        append(&mut builder, &format!("{key}.{extension}"), image)?;
-        if let Some(caption) = &sample.caption {
-            append(&mut builder, &format!("{key}.txt"), caption.as_bytes())?;
-        }
-        append(
-            &mut builder,
-            &format!("{key}.json"),
-            &sample.metadata_json(),
-        )?;
+impl Members {
+    fn tar(path: &Path) -> io::Result<Members> {
+        Ok(Members::Tar(tar::Builder::new(BufWriter::new(
+            File::create(path)?,
+        ))))
     }
-    let mut file = builder.into_inner()?;
-    file.flush()
-}
 
-fn write_files(folder: &Path, samples: &[(Sample, Vec<u8>)], extension: &str) -> io::Result<()> {
-    if folder.exists() {
-        fs::remove_dir_all(folder)?;
-    }
-    fs::create_dir_all(folder)?;
-    for (sample, image) in samples {
-        if sample.status != Status::Success {
-            continue;
+    fn folder(path: &Path) -> io::Result<Members> {
+        if path.exists() {
+            fs::remove_dir_all(path)?;
         }
+        fs::create_dir_all(path)?;
+        Ok(Members::Folder(path.to_path_buf()))
+    }
+
+    /// `KEY.EXT`, `KEY.txt` when there is a caption, `KEY.json`.
+    fn sample(&mut self, sample: &Sample, image: &[u8], extension: &str) -> io::Result<()> {
         let key = &sample.key;
-        fs::write(folder.join(format!("{key}.{extension}")), image)?;
+        self.member(&format!("{key}.{extension}"), image)?;
         if let Some(caption) = &sample.caption {
-            fs::write(folder.join(format!("{key}.txt")), caption)?;
+            self.member(&format!("{key}.txt"), caption.as_bytes())?;
         }
-        fs::write(folder.join(format!("{key}.json")), sample.metadata_json())?;
+        self.member(&format!("{key}.json"), &sample.metadata_json())
     }
-    Ok(())
+
+    /// A tar member has a fixed time, owner and mode: the same bytes whenever written.
+    fn member(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        match self {
+            Members::Tar(builder) => {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_mtime(0);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                builder.append_data(&mut header, name, data)
+            }
+            Members::Folder(folder) => fs::write(folder.join(name), data),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Members::Tar(builder) => builder.into_inner()?.flush(),
+            Members::Folder(_) => Ok(()),
+        }
+    }
 }
 
 /// Shared handle, for the threads that finish shards.

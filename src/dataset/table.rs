@@ -32,20 +32,87 @@ fn text_of(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Writes `samples` to `path`.
-pub fn write_metadata(
+/// Rows per row group: with images in the file, a group's bytes are what a
+/// writer holds in memory at once.
+pub const ROW_GROUP: u64 = 256;
+
+/// Writes `count` samples to `path`, fetching each with `load` (its metadata and,
+/// for an image column, its image), one row group at a time.
+pub fn write_table(
     path: &Path,
+    count: u64,
+    saved_columns: &[String],
+    image_column: Option<&str>,
+    mut load: impl FnMut(u64) -> std::io::Result<(Sample, Vec<u8>)>,
+) -> Result<(), TableError> {
+    let mut properties = WriterProperties::builder();
+    if let Some(name) = image_column {
+        // A dictionary of distinct images only costs time.
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(name), false);
+    }
+    let empty = columns_of(&[], saved_columns, image_column);
+    let mut fields = Vec::new();
+    for (name, required, column) in &empty {
+        let repetition = if *required {
+            Repetition::REQUIRED
+        } else {
+            Repetition::OPTIONAL
+        };
+        let field = match column {
+            Column::Text(_) => Type::primitive_type_builder(name, Physical::BYTE_ARRAY)
+                .with_logical_type(Some(LogicalType::String)),
+            Column::Number(_) => Type::primitive_type_builder(name, Physical::INT32),
+            Column::Bytes(_) => Type::primitive_type_builder(name, Physical::BYTE_ARRAY),
+        };
+        fields.push(Arc::new(field.with_repetition(repetition).build()?));
+    }
+    let schema = Arc::new(
+        Type::group_type_builder("sample")
+            .with_fields(fields)
+            .build()?,
+    );
+    let mut writer =
+        SerializedFileWriter::new(File::create(path)?, schema, Arc::new(properties.build()))?;
+    let mut first = 0;
+    while first < count {
+        let last = (first + ROW_GROUP).min(count);
+        let samples = (first..last)
+            .map(&mut load)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        write_group(
+            &mut writer,
+            &columns_of(&samples, saved_columns, image_column),
+        )?;
+        first = last;
+    }
+    writer.close()?;
+    Ok(())
+}
+
+/// A table that could not be written: its file, or a sample it needed.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+type Columns = Vec<(String, bool, Column)>;
+
+/// The columns of `samples`: name, whether required, values.
+fn columns_of(
     samples: &[(Sample, Vec<u8>)],
     saved_columns: &[String],
     image_column: Option<&str>,
-) -> parquet::errors::Result<()> {
+) -> Columns {
     let text = |pick: &dyn Fn(&Sample) -> Option<String>| {
         Column::Text(samples.iter().map(|(sample, _)| pick(sample)).collect())
     };
     let number = |pick: &dyn Fn(&Sample) -> Option<u32>| {
         Column::Number(samples.iter().map(|(sample, _)| pick(sample)).collect())
     };
-    let mut columns: Vec<(String, bool, Column)> = vec![
+    let mut columns: Columns = vec![
         ("key".into(), true, text(&|sample| Some(sample.key.clone()))),
         ("url".into(), true, text(&|sample| Some(sample.url.clone()))),
         (
@@ -95,7 +162,6 @@ pub fn write_metadata(
             text(&|sample| sample.sha256.clone()),
         ),
     ]);
-    let mut properties = WriterProperties::builder();
     if let Some(name) = image_column {
         columns.push((
             name.to_string(),
@@ -109,31 +175,14 @@ pub fn write_metadata(
                     .collect(),
             ),
         ));
-        // A dictionary of distinct images only costs time.
-        properties = properties.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
-    let mut fields = Vec::new();
-    for (name, required, column) in &columns {
-        let repetition = if *required {
-            Repetition::REQUIRED
-        } else {
-            Repetition::OPTIONAL
-        };
-        let field = match column {
-            Column::Text(_) => Type::primitive_type_builder(name, Physical::BYTE_ARRAY)
-                .with_logical_type(Some(LogicalType::String)),
-            Column::Number(_) => Type::primitive_type_builder(name, Physical::INT32),
-            Column::Bytes(_) => Type::primitive_type_builder(name, Physical::BYTE_ARRAY),
-        };
-        fields.push(Arc::new(field.with_repetition(repetition).build()?));
-    }
-    let schema = Arc::new(
-        Type::group_type_builder("sample")
-            .with_fields(fields)
-            .build()?,
-    );
-    let mut writer =
-        SerializedFileWriter::new(File::create(path)?, schema, Arc::new(properties.build()))?;
+    columns
+}
+
+fn write_group(
+    writer: &mut SerializedFileWriter<File>,
+    columns: &Columns,
+) -> parquet::errors::Result<()> {
     let mut group = writer.next_row_group()?;
     let mut index = 0;
     while let Some(mut writer) = group.next_column()? {
@@ -179,6 +228,59 @@ pub fn write_metadata(
         writer.close()?;
     }
     group.close()?;
-    writer.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::input::Row;
+    use crate::dataset::sample::Status;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn rows_span_row_groups_in_order_with_nulls_where_missing() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("t.parquet");
+        let count = ROW_GROUP * 2 + 7;
+        let row = Row {
+            number: 0,
+            origin: String::new(),
+            url: "http://a/x".into(),
+            caption: None,
+            saved: vec![("id".into(), serde_json::Value::from(5))],
+        };
+        let load = |index: u64| {
+            let status = if index % 2 == 0 {
+                Status::Success
+            } else {
+                Status::FailedToResize
+            };
+            let mut sample = crate::dataset::sample::Sample::failed(
+                &row,
+                format!("{index:06}"),
+                status,
+                String::new(),
+                String::new(),
+            );
+            sample.width = (index % 2 == 0).then_some(index as u32);
+            Ok((sample, vec![index as u8; 3]))
+        };
+        write_table(&path, count, &["id".to_string()], Some("jpg"), load).unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let rows: Vec<serde_json::Value> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| row.unwrap().to_json_value())
+            .collect();
+        assert_eq!(rows.len() as u64, count);
+        let last = &rows[(count - 1) as usize];
+        assert_eq!(last["key"], format!("{:06}", count - 1));
+        assert_eq!(last["id"], "5");
+        assert_eq!(rows[4]["width"], 4);
+        assert_eq!(rows[5]["width"], serde_json::Value::Null);
+        assert_eq!(rows[5]["jpg"], serde_json::Value::Null);
+        assert_ne!(rows[4]["jpg"], serde_json::Value::Null);
+    }
 }
