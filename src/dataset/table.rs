@@ -251,7 +251,7 @@ mod tests {
             saved: vec![("id".into(), serde_json::Value::from(5))],
         };
         let load = |index: u64| {
-            let status = if index % 2 == 0 {
+            let status = if index.is_multiple_of(2) {
                 Status::Success
             } else {
                 Status::FailedToResize
@@ -263,7 +263,7 @@ mod tests {
                 String::new(),
                 String::new(),
             );
-            sample.width = (index % 2 == 0).then_some(index as u32);
+            sample.width = index.is_multiple_of(2).then_some(index as u32);
             Ok((sample, vec![index as u8; 3]))
         };
         write_table(&path, count, &["id".to_string()], Some("jpg"), load).unwrap();
