@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ struct Route {
 /// unknown paths get 404, `/stall` never answers.
 struct ImageServer {
     address: std::net::SocketAddr,
+    /// Every User-Agent the server was sent.
+    agents: Arc<Mutex<Vec<String>>>,
 }
 
 impl ImageServer {
@@ -36,15 +38,17 @@ impl ImageServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let routes = Arc::new(routes);
+        let agents = Arc::new(Mutex::new(Vec::new()));
+        let seen = agents.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let routes = routes.clone();
+                let (routes, seen) = (routes.clone(), seen.clone());
                 thread::spawn(move || {
-                    let _ = answer(stream, &routes);
+                    let _ = answer(stream, &routes, &seen);
                 });
             }
         });
-        ImageServer { address }
+        ImageServer { address, agents }
     }
 
     fn url(&self, path: &str) -> String {
@@ -52,7 +56,11 @@ impl ImageServer {
     }
 }
 
-fn answer(mut stream: TcpStream, routes: &HashMap<String, Route>) -> std::io::Result<()> {
+fn answer(
+    mut stream: TcpStream,
+    routes: &HashMap<String, Route>,
+    agents: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
         let mut request_line = String::new();
@@ -68,6 +76,11 @@ fn answer(mut stream: TcpStream, routes: &HashMap<String, Route>) -> std::io::Re
             let mut header = String::new();
             if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
                 break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("user-agent")
+            {
+                agents.lock().unwrap().push(value.trim().to_string());
             }
         }
         if path == "/stall" {
@@ -866,4 +879,27 @@ fn an_unreadable_table_or_missing_column_is_a_usage_error() {
     );
     let unknown = scratch.write("t.xyz", "");
     assert_eq!(dataset(&scratch, &unknown, &[]).status.code(), Some(2));
+}
+
+#[test]
+fn the_user_agent_names_grab_unless_given() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/wide.jpg"]);
+    assert_ran(&dataset(&scratch, &table, &["-s", "async"]));
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/wide.jpg"]);
+    assert_ran(&dataset(
+        &scratch,
+        &table,
+        &["--user-agent", "dataset-bot/2"],
+    ));
+    let agents = server.agents.lock().unwrap().clone();
+    assert_eq!(
+        agents,
+        [
+            format!("grab/{}", env!("CARGO_PKG_VERSION")),
+            "dataset-bot/2".to_string()
+        ]
+    );
 }
