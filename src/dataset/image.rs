@@ -617,6 +617,113 @@ mod tests {
     }
 
     #[test]
+    fn gif_and_webp_decode_and_every_encode_format_reads_back() {
+        let picture = DynamicImage::ImageRgb8(crate::gallery::draw("formats", 30, 20));
+        for format in [
+            image::ImageFormat::Gif,
+            image::ImageFormat::WebP,
+            image::ImageFormat::Png,
+        ] {
+            let mut body = Vec::new();
+            picture
+                .write_to(&mut Cursor::new(&mut body), format)
+                .unwrap();
+            for encode_format in [EncodeFormat::Jpg, EncodeFormat::Png, EncodeFormat::Webp] {
+                let settings = ImageSettings {
+                    encode_format,
+                    encode_quality: if encode_format == EncodeFormat::Png {
+                        6
+                    } else {
+                        90
+                    },
+                    ..settings(ResizeMode::KeepRatioLargest, 15)
+                };
+                let processed = process(&body, &settings).unwrap();
+                assert_eq!(
+                    (processed.width, processed.height),
+                    (15, 10),
+                    "{format:?} to {encode_format:?}"
+                );
+                assert_eq!(
+                    (processed.original_width, processed.original_height),
+                    (30, 20)
+                );
+                let read = image::load_from_memory(&processed.bytes).unwrap();
+                assert_eq!((read.width(), read.height()), (15, 10));
+                assert!(encode_format.matches(image::guess_format(&processed.bytes).unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn skip_reencode_keeps_the_bytes_only_when_nothing_changes() {
+        let picture = DynamicImage::ImageRgb8(crate::gallery::draw("keep", 40, 30));
+        let mut body = Vec::new();
+        picture
+            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
+            .unwrap();
+        let keep = ImageSettings {
+            skip_reencode: true,
+            encode_format: EncodeFormat::Png,
+            ..settings(ResizeMode::No, 64)
+        };
+        assert_eq!(process(&body, &keep).unwrap().bytes, body);
+        let resized = ImageSettings {
+            resize_mode: ResizeMode::KeepRatio,
+            ..keep.clone()
+        };
+        assert_ne!(process(&body, &resized).unwrap().bytes, body);
+        let other_format = ImageSettings {
+            encode_format: EncodeFormat::Jpg,
+            ..keep
+        };
+        assert_ne!(process(&body, &other_format).unwrap().bytes, body);
+    }
+
+    #[test]
+    fn size_and_ratio_limits_refuse_before_decoding() {
+        let mut body = Vec::new();
+        DynamicImage::ImageRgb8(crate::gallery::draw("limits", 90, 30))
+            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
+            .unwrap();
+        let small = ImageSettings {
+            min_image_size: 31,
+            ..settings(ResizeMode::No, 64)
+        };
+        assert_eq!(
+            process(&body, &small).unwrap_err(),
+            ImageError::TooSmall {
+                width: 90,
+                height: 30
+            }
+        );
+        let ratio = ImageSettings {
+            max_aspect_ratio: 2.9,
+            ..settings(ResizeMode::No, 64)
+        };
+        assert_eq!(
+            process(&body, &ratio).unwrap_err(),
+            ImageError::AspectRatio {
+                width: 90,
+                height: 30
+            }
+        );
+        let area = ImageSettings {
+            max_image_area: 2699,
+            ..settings(ResizeMode::No, 64)
+        };
+        assert!(matches!(
+            process(&body, &area),
+            Err(ImageError::AreaTooLarge { .. })
+        ));
+        let garbage = process(
+            b"GIF89a and then nothing sensible",
+            &settings(ResizeMode::No, 64),
+        );
+        assert!(matches!(garbage, Err(ImageError::Decode(_))), "{garbage:?}");
+    }
+
+    #[test]
     fn a_declared_bomb_is_refused_before_decoding() {
         // A PNG header for 50000 x 50000 and no pixel data at all.
         let bomb = png_header(50_000, 50_000);
