@@ -717,7 +717,7 @@ mod tests {
             Err(ImageError::AreaTooLarge { .. })
         ));
         let garbage = process(
-            b"GIF89a and then nothing sensible",
+            b"neither a picture nor anything else",
             &settings(ResizeMode::No, 64),
         );
         assert!(matches!(garbage, Err(ImageError::Decode(_))), "{garbage:?}");
