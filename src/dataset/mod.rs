@@ -92,7 +92,7 @@ impl DatasetConfig {
             strategy: Strategy::Threads,
             jobs: 64,
             per_host: None,
-            image_workers: crate::cli::cpus(),
+            image_workers: std::thread::available_parallelism().map_or(1, |count| count.get()),
             console: Console::silent(),
             worker_program: WorkerProgram::current(),
             interrupt: None,
