@@ -98,6 +98,20 @@ pub trait Remote:
         conversation: &mut Self::Conversation,
     ) -> Option<Self::Reply>;
 
+    /// The attempt's worker died (it has been killed and reaped, so nothing it
+    /// held is still being written): the job's outcome if the worker finished
+    /// the job's work before it died, with only the report lost (a file already
+    /// committed must not be fetched again under a second name). `None` retries
+    /// the job. Called before [`Remote::end`], and may take from the
+    /// conversation what it recovers.
+    fn recover(
+        &self,
+        _job: &Self::Job,
+        _conversation: &mut Self::Conversation,
+    ) -> Option<Self::Outcome> {
+        None
+    }
+
     /// The attempt is over: `died` when its worker died during it (and has been
     /// killed and reaped, so nothing it held is still being written).
     fn end(&self, conversation: Self::Conversation, died: bool);
@@ -291,8 +305,15 @@ impl<R: Remote> Supervisor<'_, R> {
             }
             Ok(None) | Err(_) => {
                 worker.kill();
+                let recovered = self.remote.recover(job, &mut conversation);
                 self.remote.end(conversation, true);
-                Err(Lost::WorkerDied)
+                let outcome = recovered.ok_or(Lost::WorkerDied)?;
+                self.console.notice(&format!(
+                    "worker {} died after finishing {}; kept what it had saved",
+                    self.name,
+                    self.remote.describe(job)
+                ));
+                Ok(outcome)
             }
         }
     }

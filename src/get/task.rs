@@ -15,11 +15,11 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::download::{
-    Context, DownloadError, Outcome, ProgressSink, Settings, async_client, blocking_agent,
+    Context, DownloadError, Outcome, ProgressSink, Saved, Settings, async_client, blocking_agent,
     fetch_async, fetch_blocking,
 };
 use super::input::Job;
-use super::manifest::Manifest;
+use super::manifest::{self, Entry, Known, Manifest};
 use super::naming::{NameRegistry, PART_SUFFIX};
 use crate::engine::processes::{Lost, Parent, Remote};
 use crate::engine::{AsyncTask, Task, Work};
@@ -183,6 +183,20 @@ pub struct Held {
     _host: Option<HostPermit>,
     names: Vec<String>,
     transfer: Option<u64>,
+    /// The file at the job's planned name before the attempt (`--force`
+    /// replaces it): after a worker dies, a file there is the attempt's only if
+    /// it is another file.
+    planned_before: Option<FileIdentity>,
+}
+
+/// Which file sits at a path: a commit renames the part file there, so a new
+/// commit is a new identity.
+type FileIdentity = (u64, u64);
+
+fn identity(path: &std::path::Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    metadata.is_file().then(|| (metadata.dev(), metadata.ino()))
 }
 
 impl Work for InWorkers {
@@ -206,10 +220,83 @@ impl Remote for InWorkers {
     }
 
     fn begin(&self, job: &Job) -> Held {
+        let directory = &self.context.settings.output_dir;
         Held {
             _host: HostGate::enter_blocking(self.hosts.as_deref(), job),
+            planned_before: job
+                .plan
+                .as_ref()
+                .and_then(|plan| identity(&directory.join(&plan.name))),
             ..Held::default()
         }
+    }
+
+    /// A worker commits a file (renames its part to its name) before it records
+    /// it in the manifest and reports it: killed in between, it leaves a whole
+    /// file that a retry must not fetch again under `NAME-1`. The file is the
+    /// attempt's when it sits at a name reserved for the attempt (free on disk
+    /// when reserved) or is a new file at the planned name. Its manifest entry
+    /// is written here if the worker died before writing it.
+    fn recover(&self, job: &Job, held: &mut Held) -> Option<Outcome> {
+        let directory = &self.context.settings.output_dir;
+        let planned = job.plan.as_ref().map(|plan| plan.name.as_str());
+        let name = held
+            .names
+            .iter()
+            .map(String::as_str)
+            .chain(planned)
+            .find(|&name| {
+                let now = identity(&directory.join(name));
+                now.is_some() && (Some(name) != planned || now != held.planned_before)
+            })?
+            .to_string();
+        let path = directory.join(&name);
+        let size = std::fs::symlink_metadata(&path).ok()?.len();
+        // The last entry for the URL is this attempt's: it appended `started`
+        // before writing a byte.
+        let recorded =
+            Known::load(directory)
+                .ok()
+                .and_then(|known| match known.get(job.url.as_str()) {
+                    Some(Entry::Saved {
+                        name: saved,
+                        size: saved_size,
+                        sha256,
+                        ..
+                    }) if *saved == name && *saved_size == size => Some(sha256.clone()),
+                    _ => None,
+                });
+        let sha256 = match recorded {
+            Some(sha256) => sha256,
+            None => {
+                let sha256 = manifest::sha256_of_file(&path).ok()?;
+                if let Some(manifest) = &self.context.manifest {
+                    let time = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs();
+                    let _ = manifest.append(&Entry::Saved {
+                        url: job.url.to_string(),
+                        name: name.clone(),
+                        size,
+                        sha256: sha256.clone(),
+                        time,
+                    });
+                }
+                sha256
+            }
+        };
+        // The name now belongs to the file on disk: not released with the rest.
+        held.names.retain(|kept| *kept != name);
+        let saved = Saved {
+            name,
+            bytes: size,
+            status: None,
+            content_type: None,
+            sha256,
+            final_url: None,
+        };
+        Some(Outcome::recovered(job.clone(), saved, 1))
     }
 
     fn answer(&self, message: Message, held: &mut Held) -> Option<Reply> {
@@ -359,10 +446,36 @@ impl NameRegistry for ParentNames {
     }
 }
 
+/// Set in a worker's environment, makes it exit right after it commits a file,
+/// before it reports it: the moment a kill costs most. Only tests set it; it
+/// stands in for a `kill -9` that no test could time to the instruction.
+pub const EXIT_AFTER_SAVING_VARIABLE: &str = "GRAB_TEST_WORKER_EXIT_AFTER_SAVING";
+
+/// A download worker process's task.
+pub struct InWorker {
+    downloads: Blocking,
+    exit_after_saving: bool,
+}
+
+impl Work for InWorker {
+    type Job = Job;
+    type Outcome = Outcome;
+}
+
+impl Task for InWorker {
+    fn run(&self, job: Job, worker: &str) -> Outcome {
+        let outcome = self.downloads.run(job, worker);
+        if self.exit_after_saving && outcome.saved().is_some() {
+            std::process::exit(1);
+        }
+        outcome
+    }
+}
+
 /// The worker's side: downloads on a blocking client of its own, with names and
 /// progress going through the parent, and its own appends to the manifest
 /// (whole lines on an `O_APPEND` file never mix).
-pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<Blocking> {
+pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<InWorker> {
     let settings: Settings =
         serde_json::from_str(settings).context("invalid download worker settings")?;
     let manifest = Manifest::open(&settings.output_dir).context("cannot open the manifest")?;
@@ -372,5 +485,8 @@ pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<
         parent,
         pending: Mutex::new((0, Instant::now())),
     }));
-    Ok(Blocking::new(context, None, 1))
+    Ok(InWorker {
+        downloads: Blocking::new(context, None, 1),
+        exit_after_saving: std::env::var_os(EXIT_AFTER_SAVING_VARIABLE).is_some(),
+    })
 }

@@ -1038,3 +1038,62 @@ fn a_second_run_on_a_folder_in_use_refuses_and_names_the_first() {
     assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
     assert_clean(&scratch);
 }
+
+/// A worker process killed after committing a file but before reporting it
+/// (the test's environment makes every worker exit at that moment): the parent
+/// finds the file through the manifest and reports it saved, and no retry
+/// fetches it again under `NAME-1`.
+#[test]
+fn a_worker_killed_after_saving_leaves_one_file() {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = [
+        server.url("/flaky/0/one"),
+        server.url("/flaky/0/two"),
+        server.url("/flaky/0/three"),
+    ];
+    let output_dir = scratch.output_arg();
+    let output = grab_command()
+        .args([
+            "get",
+            "-s",
+            "processes",
+            "-j",
+            "2",
+            "-o",
+            &output_dir,
+            "--json",
+        ])
+        .args(&urls)
+        .env(grab::get::task::EXIT_AFTER_SAVING_VARIABLE, "1")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("died after finishing"), "{stderr}");
+    assert_eq!(
+        files_in(&scratch.output()),
+        ["one.bin", "three.bin", "two.bin"]
+    );
+    for id in ["one", "two", "three"] {
+        assert_eq!(
+            server.hits(&format!("/flaky/0/{id}")),
+            1,
+            "{id} fetched once"
+        );
+        assert_eq!(
+            fs::read(scratch.output().join(format!("{id}.bin"))).unwrap(),
+            body_of(id, SIZE)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["saved"], 3, "{summary}");
+    // A re-run finds all three complete from the manifest.
+    let again = get("processes", &scratch, &[&urls[0], &urls[1], &urls[2]]);
+    assert!(
+        stderr_of(&again).contains("3 skipped"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_clean(&scratch);
+}

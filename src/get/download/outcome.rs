@@ -13,7 +13,9 @@ use crate::get::input::Job;
 pub struct Saved {
     pub name: String,
     pub bytes: u64,
-    pub status: u16,
+    /// `None` for a file found committed after its worker process died, before
+    /// it could report the response.
+    pub status: Option<u16>,
     pub content_type: Option<String>,
     pub sha256: String,
     /// Where the body came from, after redirects.
@@ -80,6 +82,12 @@ impl Outcome {
     /// A job whose file an earlier run completed.
     pub fn skipped(job: Job, complete: Complete) -> Outcome {
         Outcome::new(job, Verdict::Skipped(complete), 0)
+    }
+
+    /// A job whose file was saved, as found on disk rather than reported by
+    /// the download (its worker died between committing and reporting).
+    pub fn recovered(job: Job, saved: Saved, attempts: u32) -> Outcome {
+        Outcome::new(job, Verdict::Saved(saved), attempts)
     }
 
     /// A job that failed after `attempts` requests (0: none could be made).

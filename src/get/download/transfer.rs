@@ -502,7 +502,7 @@ impl<'a> Transfer<'a> {
         Ok(Saved {
             name,
             bytes: received,
-            status: self.head.status,
+            status: Some(self.head.status),
             content_type: self.head.content_type.take(),
             sha256,
             final_url: self.head.final_url.take(),

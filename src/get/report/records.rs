@@ -65,7 +65,7 @@ impl<'a> Record<'a> {
                 Verdict::Saved(saved) => (
                     Some(saved.name.as_str()),
                     "saved",
-                    Some(saved.status),
+                    saved.status,
                     saved.bytes,
                     saved.content_type.as_deref(),
                     saved.final_url.as_deref(),
