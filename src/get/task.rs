@@ -295,6 +295,7 @@ impl Remote for InWorkers {
             content_type: None,
             sha256,
             final_url: None,
+            body: None,
         };
         Some(Outcome::recovered(job.clone(), saved, 1))
     }

@@ -463,7 +463,7 @@ impl<'a> Transfer<'a> {
             return Ok(Saved {
                 name: self.job.name.clone().unwrap_or_default(),
                 bytes: received,
-                status: self.head.status,
+                status: Some(self.head.status),
                 content_type: self.head.content_type.take(),
                 sha256: manifest::hex(&std::mem::take(&mut self.hasher).finalize()),
                 final_url: self.head.final_url.take(),
