@@ -371,7 +371,12 @@ fn encode(pixels: &image::RgbImage, settings: &ImageSettings) -> Result<Vec<u8>,
                     ImageError::Encode(format!("{height} px high is too high for JPEG"))
                 })?,
             );
-            jpeg_encoder::Encoder::new(&mut bytes, settings.encode_quality.clamp(1, 100))
+            let mut encoder =
+                jpeg_encoder::Encoder::new(&mut bytes, settings.encode_quality.clamp(1, 100));
+            // Chroma halved both ways at any quality, as OpenCV (img2dataset's
+            // encoder) does by default; jpeg-encoder keeps full chroma from 90 up.
+            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+            encoder
                 .encode(pixels.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
                 .map_err(|error| failed(&error))?;
         }
