@@ -12,7 +12,7 @@
 //!   `sequential` and `threads`), the one worker-process supervisor and line
 //!   protocol ([`engine::processes`]), the async driver
 //!   ([`engine::asynchronous`]), and a mock task for tests ([`engine::mock`]).
-//!   `get` and `filter` are its clients.
+//!   `get`, `filter` and `dataset` are its clients.
 //! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
 //!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), part files
 //!   ([`get::part`]), one download split by concern ([`get::download`]:
@@ -22,6 +22,13 @@
 //!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
 //! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
 //!   codecs, the filter as an engine task, its report.
+//! - [`dataset`]: `grab dataset`: a table of URLs ([`dataset::input`]) to
+//!   shards of resized images; downloads on the engine with `get`'s download
+//!   code, bodies in memory; the image pipeline ([`dataset::image`]) as a
+//!   second engine client ([`dataset::task`]); each finished sample spooled
+//!   ([`dataset::sample`]), shards written in key order and renamed into place
+//!   ([`dataset::shard`], [`dataset::table`]); the live line and summary
+//!   ([`dataset::progress`]).
 //! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
 //!   routes, timing middleware, limits and shutdown.
 //! - [`gallery`]: the deterministic images and files that the server serves,
@@ -61,6 +68,7 @@ macro_rules! named {
 pub mod cli;
 pub mod compare;
 pub mod console;
+pub mod dataset;
 pub mod engine;
 pub mod exit;
 pub mod filter;

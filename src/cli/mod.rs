@@ -1,9 +1,10 @@
 //! The command line: clap definitions, their conversion into the plain configs
 //! the library runs on, and the dispatch. Nothing outside this module sees clap;
 //! library enums are offered by name through [`Named`]. One file per command:
-//! [`get`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
+//! [`get`], [`dataset`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
 
 pub mod compare;
+pub mod dataset;
 pub mod filter;
 pub mod get;
 pub mod serve;
@@ -30,6 +31,8 @@ pub enum Command {
     /// Download URLs from arguments, files or stdin.
     // Boxed: its many flags would make every other command as large.
     Get(Box<get::GetArgs>),
+    /// Build an image dataset from a table of URLs (img2dataset's job).
+    Dataset(dataset::DatasetArgs),
     /// Download the same list with every strategy (and peers), and compare.
     Compare(compare::CompareArgs),
     /// Serve the image gallery and the asynchronous demo endpoints.
@@ -66,6 +69,7 @@ impl Cli {
 pub fn execute(cli: Cli, program: WorkerProgram) -> ExitStatus {
     match &cli.command {
         Command::Get(arguments) => get::run(arguments, program),
+        Command::Dataset(arguments) => dataset::run(arguments, program),
         Command::Filter(arguments) => filter::run(arguments, program),
         Command::Samples(arguments) => filter::samples(arguments),
         Command::Serve(arguments) => serve::run(arguments),

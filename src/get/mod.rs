@@ -47,7 +47,7 @@ use plan::{Planned, Planner};
 use report::live::{ProgressMode, Ticker};
 use report::records::ReportFormat;
 use report::{Reporter, Summary};
-use task::{Asynchronous, Blocking, HostGate, InWorkers};
+use task::HostGate;
 
 /// Everything `grab get` needs besides its inputs, already validated.
 #[derive(Debug, Clone)]
@@ -217,28 +217,16 @@ pub fn run_with_hook(
         outcome.started_at = ran.taken.saturating_duration_since(started);
         record(outcome, ran.worker);
     });
-    let result = match config.strategy {
-        Strategy::Sequential => Blocking::new(context, hosts, 1)
-            .map(|task| engine::threads::sequential(&task, &queue, &sink)),
-        Strategy::Threads => Blocking::new(context, hosts, workers).and_then(|task| {
-            engine::threads::run(&task, workers, &queue, &sink).map_err(anyhow::Error::from)
-        }),
-        Strategy::Processes => engine::processes::run(
-            &InWorkers {
-                context,
-                hosts,
-                workers,
-            },
-            &config.worker_program,
-            workers,
-            &queue,
-            &sink,
-            &config.console,
-        )
-        .map_err(anyhow::Error::from),
-        Strategy::Async => Asynchronous::new(context, hosts, workers)
-            .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, &queue, &sink)),
-    };
+    let result = task::run(
+        config.strategy,
+        context,
+        hosts,
+        workers,
+        &queue,
+        &sink,
+        &config.worker_program,
+        &config.console,
+    );
     // The view ends with the run: no thread outlives it, and the bar is cleared
     // before the summary.
     if let Some(ticker) = ticker {

@@ -21,8 +21,9 @@ use super::download::{
 use super::input::Job;
 use super::manifest::{self, Entry, Known, Manifest};
 use super::naming::{NameRegistry, PART_SUFFIX};
-use crate::engine::processes::{Lost, Parent, Remote};
-use crate::engine::{AsyncTask, Task, Work};
+use crate::console::Console;
+use crate::engine::processes::{Lost, Parent, Remote, WorkerProgram};
+use crate::engine::{self, AsyncTask, Queue, Sink, Strategy, Task, Work};
 
 /// The name of the download task for `grab __worker`.
 pub const TASK: &str = "get";
@@ -135,6 +136,44 @@ impl AsyncTask for Asynchronous {
     async fn run(&self, job: Job, _worker: &str) -> Outcome {
         let _host = HostGate::enter(self.hosts.as_deref(), &job).await;
         fetch_async(&self.client, &job, &self.context).await
+    }
+}
+
+/// Runs queued downloads to their outcomes with `strategy`, `workers` at once:
+/// the one dispatch `grab get` and `grab dataset` share. Errors only when the
+/// strategy cannot start (a client, a thread, a worker program).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    strategy: Strategy,
+    context: Context,
+    hosts: Option<Arc<HostGate>>,
+    workers: usize,
+    queue: &Queue<Job>,
+    sink: &Sink<Outcome>,
+    program: &WorkerProgram,
+    console: &Console,
+) -> anyhow::Result<()> {
+    match strategy {
+        Strategy::Sequential => Blocking::new(context, hosts, 1)
+            .map(|task| engine::threads::sequential(&task, queue, sink)),
+        Strategy::Threads => Blocking::new(context, hosts, workers).and_then(|task| {
+            engine::threads::run(&task, workers, queue, sink).map_err(anyhow::Error::from)
+        }),
+        Strategy::Processes => engine::processes::run(
+            &InWorkers {
+                context,
+                hosts,
+                workers,
+            },
+            program,
+            workers,
+            queue,
+            sink,
+            console,
+        )
+        .map_err(anyhow::Error::from),
+        Strategy::Async => Asynchronous::new(context, hosts, workers)
+            .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, queue, sink)),
     }
 }
 
@@ -296,6 +335,7 @@ impl Remote for InWorkers {
             content_type: None,
             sha256,
             final_url: None,
+            body: None,
         };
         Some(Outcome::recovered(job.clone(), saved, 1))
     }

@@ -2,6 +2,7 @@
 //! servers on 127.0.0.1:0 and touches nothing else.
 
 mod compare;
+mod dataset;
 mod engine;
 mod faults;
 mod filter;

@@ -141,12 +141,13 @@ async fn attempt_async(
     attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
-    let head = Head::read(response.status().as_u16(), final_url, |name| {
+    let mut head = Head::read(response.status().as_u16(), final_url, |name| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
     });
+    head.robots = super::blocking::every_value(headers, "x-robots-tag");
     if !transfer.head(head)? {
         return transfer.finish();
     }

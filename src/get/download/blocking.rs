@@ -142,9 +142,10 @@ fn attempt_blocking(
     };
     attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
-    let head = Head::read(response.status().as_u16(), final_url, |name| {
+    let mut head = Head::read(response.status().as_u16(), final_url, |name| {
         header_of(&response, name)
     });
+    head.robots = every_value(response.headers(), "x-robots-tag");
     if !transfer.head(head)? {
         return transfer.finish();
     }
@@ -165,6 +166,16 @@ fn attempt_blocking(
         }
     }
     transfer.finish()
+}
+
+/// Every value of a header that may be repeated, as text.
+pub(super) fn every_value(headers: &ureq::http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_string)
+        .collect()
 }
 
 fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {

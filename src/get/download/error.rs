@@ -45,6 +45,8 @@ pub enum DownloadError {
     TooLarge { limit: u64 },
     #[error("not an accepted type: {found}")]
     NotAccepted { found: String },
+    #[error("opted out by X-Robots-Tag: {directive}")]
+    OptedOut { directive: String },
     #[error("the server answered a resumed request with a different range")]
     RangeMismatch,
     #[error("{0}")]
@@ -72,6 +74,7 @@ impl DownloadError {
             DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
             DownloadError::MaxTime { .. } => "took longer than --max-time".to_string(),
             DownloadError::TooSlow { .. } => "slower than --speed-limit".to_string(),
+            DownloadError::OptedOut { .. } => "opted out by X-Robots-Tag".to_string(),
             other => other.to_string(),
         }
     }

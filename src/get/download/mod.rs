@@ -61,6 +61,9 @@ pub struct Context {
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// `--limit-rate`: shared by every transfer of this process.
     pub pace: Option<Arc<pace::Pace>>,
+    /// Keep each body in memory ([`Saved::body`]) instead of saving a file: no
+    /// name, part file or manifest entry (`grab dataset`, in this process).
+    pub in_memory: bool,
 }
 
 impl Context {
@@ -74,6 +77,7 @@ impl Context {
             manifest: None,
             interrupt: Interrupt::default(),
             progress: None,
+            in_memory: false,
         }
     }
 }

@@ -20,7 +20,16 @@ pub struct Saved {
     pub sha256: String,
     /// Where the body came from, after redirects.
     pub final_url: Option<String>,
+    /// The body itself, when the context kept it in memory (never sent between
+    /// processes: a worker process saves to a file). Boxed, so an outcome
+    /// stays small where no body is kept.
+    #[serde(skip)]
+    pub body: Option<Box<Body>>,
 }
+
+/// A body kept in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body(pub Vec<u8>);
 
 /// A file an earlier run saved, still whole on disk: not fetched again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,10 @@ pub struct Settings {
     pub limit_rate: Option<u64>,
     /// Bytes per second for each transfer (`--limit-rate-per-transfer`).
     pub limit_rate_per_transfer: Option<u64>,
+    /// `X-Robots-Tag` directives (`noai`, `noindex`...) that refuse a response
+    /// before its body is read, as an opt-out (`grab dataset`); empty refuses none.
+    #[serde(default)]
+    pub refused_robots: Vec<String>,
 }
 
 impl Settings {
@@ -70,6 +74,7 @@ impl Settings {
             proxies: Proxies::default(),
             limit_rate: None,
             limit_rate_per_transfer: None,
+            refused_robots: Vec::new(),
         }
     }
 

@@ -33,6 +33,8 @@ pub struct Head {
     pub last_modified: Option<String>,
     pub retry_after: Option<String>,
     pub final_url: Option<String>,
+    /// Every `X-Robots-Tag` value, for the opt-out ([`Settings::refused_robots`]).
+    pub robots: Vec<String>,
 }
 
 impl Head {
@@ -60,6 +62,7 @@ impl Head {
             last_modified: header("last-modified"),
             retry_after: header("retry-after"),
             final_url,
+            robots: Vec::new(),
         }
     }
 }
@@ -113,6 +116,28 @@ fn is_credential(name: &str) -> bool {
         .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
+/// The product token `X-Robots-Tag` lines may address (`grab: noai`).
+pub const ROBOTS_TOKEN: &str = "grab";
+
+/// The first of `refused` directives that `X-Robots-Tag` values apply to us, as
+/// img2dataset reads them: `DIRECTIVE, ...` applies to every agent, `TOKEN:
+/// DIRECTIVE, ...` only when TOKEN is ours.
+pub fn robots_refusal(values: &[String], refused: &[String]) -> Option<String> {
+    values.iter().find_map(|value| {
+        let (agent, directives) = match value.split_once(':') {
+            Some((agent, directives)) => (Some(agent.trim().to_lowercase()), directives),
+            None => (None, value.as_str()),
+        };
+        if agent.is_some_and(|agent| agent != ROBOTS_TOKEN) {
+            return None;
+        }
+        directives
+            .split(',')
+            .map(|directive| directive.trim().to_lowercase())
+            .find(|directive| refused.iter().any(|refused| refused == directive))
+    })
+}
+
 /// Redirects followed for one request, as curl's and wget's defaults allow
 /// (wget: 20, curl with -L: 50; browsers about 20): 10 is more than real sites
 /// use and stops loops early.
@@ -136,6 +161,8 @@ pub struct Transfer<'a> {
     /// Reserved name, given back if the transfer is not finished.
     name: Option<String>,
     part: Option<PartFile>,
+    /// The body, when the context keeps bodies in memory instead of a part file.
+    memory: Option<Vec<u8>>,
     expected: Option<u64>,
     hasher: Sha256,
     head: Head,
@@ -170,6 +197,7 @@ impl<'a> Transfer<'a> {
             plan,
             name: None,
             part: None,
+            memory: None,
             expected: None,
             hasher: Sha256::new(),
             head: Head::default(),
@@ -389,6 +417,23 @@ impl<'a> Transfer<'a> {
                 found: content_type.to_string(),
             });
         }
+        if let Some(directive) = robots_refusal(&head.robots, &settings.refused_robots) {
+            return Err(DownloadError::OptedOut { directive });
+        }
+        if self.context.in_memory {
+            // Nothing named, nothing on disk: the caller takes the bytes.
+            let capacity = self
+                .expected
+                .unwrap_or(0)
+                .min(settings.max_size.unwrap_or(0));
+            self.memory = Some(Vec::with_capacity(capacity as usize));
+            if let Some(sink) = &self.context.progress {
+                let label = self.job.name.as_deref().unwrap_or(self.job.url.as_str());
+                self.progress = Some(sink.started(label, self.expected));
+            }
+            self.head = head;
+            return Ok(true);
+        }
         let (name, part) = match &self.plan {
             Some(plan) => {
                 // The batch claimed this name for the job: its own part file, reused.
@@ -494,6 +539,19 @@ impl<'a> Transfer<'a> {
             }
         }
         let limit = self.settings().max_size;
+        if let Some(memory) = self.memory.as_mut() {
+            memory.extend_from_slice(bytes);
+            self.hasher.update(bytes);
+            if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
+                sink.advanced(id, bytes.len() as u64);
+            }
+            return match limit {
+                Some(limit) if memory.len() as u64 > limit => {
+                    Err(DownloadError::TooLarge { limit })
+                }
+                _ => Ok(()),
+            };
+        }
         let part = self.part.as_mut().expect("head() comes before the body");
         if let Err(error) = part.write(bytes) {
             let path = part.part_path().display().to_string();
@@ -573,6 +631,9 @@ impl<'a> Transfer<'a> {
     }
 
     pub fn received(&self) -> u64 {
+        if let Some(memory) = &self.memory {
+            return memory.len() as u64;
+        }
         self.part.as_ref().map_or(0, PartFile::written)
     }
 
@@ -597,6 +658,23 @@ impl<'a> Transfer<'a> {
             // A body shorter than the sniffing window: judge what there is.
             let first_bytes = std::mem::take(&mut self.first_bytes);
             self.check_first_bytes(&first_bytes)?;
+        }
+        if let Some(body) = self.memory.take() {
+            let received = body.len() as u64;
+            if let Some(expected) = self.expected
+                && received != expected
+            {
+                return Err(DownloadError::Truncated { received, expected });
+            }
+            return Ok(Saved {
+                name: self.job.name.clone().unwrap_or_default(),
+                bytes: received,
+                status: Some(self.head.status),
+                content_type: self.head.content_type.take(),
+                sha256: manifest::hex(&std::mem::take(&mut self.hasher).finalize()),
+                final_url: self.head.final_url.take(),
+                body: Some(Box::new(super::outcome::Body(body))),
+            });
         }
         let part = self.part.take().expect("head() comes before finish()");
         let received = part.written();
@@ -624,6 +702,7 @@ impl<'a> Transfer<'a> {
             content_type: self.head.content_type.take(),
             sha256,
             final_url: self.head.final_url.take(),
+            body: None,
         })
     }
 
@@ -712,5 +791,25 @@ mod tests {
         );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn robots_directives_for_every_agent_or_ours_only() {
+        let refused: Vec<String> = ["noai", "noimageai", "noindex", "none"]
+            .map(String::from)
+            .to_vec();
+        let refusal = |values: &[&str]| {
+            let values: Vec<String> = values.iter().map(|value| value.to_string()).collect();
+            robots_refusal(&values, &refused)
+        };
+        assert_eq!(refusal(&["noarchive, NoAI"]), Some("noai".to_string()));
+        assert_eq!(refusal(&["grab: noimageai"]), Some("noimageai".to_string()));
+        assert_eq!(refusal(&["otherbot: noindex"]), None);
+        assert_eq!(
+            refusal(&["otherbot: noai", "none"]),
+            Some("none".to_string())
+        );
+        assert_eq!(refusal(&["nofollow"]), None);
+        assert_eq!(robots_refusal(&["noai".to_string()], &[]), None);
     }
 }

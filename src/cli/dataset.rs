@@ -1,0 +1,315 @@
+//! `grab dataset`: its flags, their conversion to a [`DatasetConfig`], and the
+//! command.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{cpus, named, positive_seconds, usage_error};
+use crate::console::{Console, Verbosity};
+use crate::dataset::image::{EncodeFormat, ResizeMode};
+use crate::dataset::input::{Columns, InputFormat};
+use crate::dataset::shard::OutputFormat;
+use crate::dataset::{self, DatasetConfig, progress};
+use crate::engine::processes::WorkerProgram;
+use crate::engine::{Interrupt, Strategy};
+use crate::exit::ExitStatus;
+use crate::get::report::live::ProgressMode;
+
+/// Exit statuses of `grab dataset`: failed samples are data, not failures.
+pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
+
+#[derive(Debug, Args)]
+#[command(after_help = DATASET_EXIT_CODES)]
+pub struct DatasetArgs {
+    /// The table of URLs: txt (a URL a line), csv, tsv, jsonl or parquet.
+    #[arg(value_name = "TABLE")]
+    pub input: PathBuf,
+    /// The table's format [default: from its extension].
+    #[arg(long, value_parser = named::<InputFormat>())]
+    pub input_format: Option<InputFormat>,
+    /// The column holding the URL.
+    #[arg(long, value_name = "NAME", default_value = "url")]
+    pub url_col: String,
+    /// The column holding the caption, saved as KEY.txt.
+    #[arg(long, value_name = "NAME")]
+    pub caption_col: Option<String>,
+    /// Columns copied into each sample's metadata.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub save_cols: Vec<String>,
+    /// Folder for the shards (created when missing).
+    #[arg(short, long, value_name = "DIR", default_value = "dataset")]
+    pub output_dir: PathBuf,
+    /// How shards are stored.
+    #[arg(long, value_parser = named::<OutputFormat>(), default_value = "files")]
+    pub output_format: OutputFormat,
+    /// Samples in each shard.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub samples_per_shard: u64,
+    /// Side of the output images, in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub image_size: u32,
+    /// How images are brought to --image-size (img2dataset's meanings).
+    #[arg(long, value_parser = named::<ResizeMode>(), default_value = "border")]
+    pub resize_mode: ResizeMode,
+    /// Never enlarge: images that already fit are left as they are.
+    #[arg(long)]
+    pub resize_only_if_bigger: bool,
+    /// Format of the saved images.
+    #[arg(long, value_parser = named::<EncodeFormat>(), default_value = "jpg")]
+    pub encode_format: EncodeFormat,
+    /// JPEG quality (0-100, default 95) or PNG compression effort (0-9, default 9).
+    #[arg(long, value_name = "Q")]
+    pub encode_quality: Option<u8>,
+    /// Keep the downloaded bytes when the image is already in the encode
+    /// format, upright, opaque, and would not be resized.
+    #[arg(long)]
+    pub skip_reencode: bool,
+    /// Refuse images whose shortest side is shorter than PX.
+    #[arg(long, value_name = "PX", default_value_t = 0)]
+    pub min_image_size: u32,
+    /// Refuse images whose header declares more pixels than N, before decoding.
+    #[arg(long, value_name = "N", default_value_t = 178_956_970)]
+    pub max_image_area: u64,
+    /// Refuse images whose longest side is more than R times the shortest.
+    #[arg(long, value_name = "R")]
+    pub max_aspect_ratio: Option<f64>,
+    /// How downloads run concurrently.
+    #[arg(short, long, value_parser = named::<Strategy>(), default_value = "threads")]
+    pub strategy: Strategy,
+    /// Downloads in flight at once.
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub jobs: u32,
+    /// At most N connections to any one host at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_host: Option<u32>,
+    /// Threads decoding, resizing and encoding [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub image_workers: Option<u32>,
+    /// Abandon a transfer that receives nothing (or cannot connect) for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+    /// Attempts after a transient failure (img2dataset's default is none).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Abandon bodies larger than BYTES: what bounds a body held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_size: u64,
+    /// The User-Agent header [default: grab/VERSION].
+    #[arg(long, value_name = "TEXT")]
+    pub user_agent: Option<String>,
+    /// X-Robots-Tag directives that mean "do not use" (img2dataset's four and
+    /// `none`): such a response is not saved and counts as opted out, for
+    /// `DIRECTIVE` and `grab: DIRECTIVE` alike. An empty list (`''`) turns the
+    /// opt-out off.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "noai,noimageai,noindex,noimageindex,none"
+    )]
+    pub disallowed_header_directives: Vec<String>,
+    /// Live progress: a bar (default on a terminal), heartbeat lines (default
+    /// otherwise), or none.
+    #[arg(long, value_parser = named::<ProgressMode>())]
+    pub progress: Option<ProgressMode>,
+    /// Seconds between heartbeat lines.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub heartbeat: f64,
+    /// Print only errors and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the run's stats as one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DatasetArgs {
+    /// The run's configuration; an error names the flag that is wrong.
+    pub fn config(
+        &self,
+        console: Console,
+        program: WorkerProgram,
+        terminal: bool,
+    ) -> Result<DatasetConfig, String> {
+        let mut config = DatasetConfig::new(&self.output_dir);
+        config.output_format = self.output_format;
+        config.samples_per_shard = self.samples_per_shard;
+        config.columns = Columns {
+            url: self.url_col.clone(),
+            caption: self.caption_col.clone(),
+            save: self
+                .save_cols
+                .iter()
+                .filter(|name| !name.is_empty())
+                .cloned()
+                .collect(),
+        };
+        let image = &mut config.image;
+        image.image_size = self.image_size;
+        image.resize_mode = self.resize_mode;
+        image.resize_only_if_bigger = self.resize_only_if_bigger;
+        image.encode_format = self.encode_format;
+        image.encode_quality = match (self.encode_format, self.encode_quality) {
+            (EncodeFormat::Png, None) => 9,
+            (EncodeFormat::Png, Some(quality)) if quality > 9 => {
+                return Err(format!("--encode-quality for png is 0-9, got {quality}"));
+            }
+            (_, Some(quality)) if quality > 100 => {
+                return Err(format!("--encode-quality is 0-100, got {quality}"));
+            }
+            (_, Some(quality)) => quality,
+            (_, None) => 95,
+        };
+        image.skip_reencode = self.skip_reencode;
+        image.min_image_size = self.min_image_size;
+        image.max_image_area = self.max_image_area;
+        image.max_aspect_ratio = match self.max_aspect_ratio {
+            Some(ratio) if ratio.is_nan() || ratio < 1.0 => {
+                return Err(format!(
+                    "--max-aspect-ratio must be at least 1, got {ratio}"
+                ));
+            }
+            Some(ratio) => ratio,
+            None => f64::INFINITY,
+        };
+        let download = &mut config.download;
+        download.idle_timeout = Duration::from_secs_f64(self.timeout);
+        download.connect_timeout = Duration::from_secs_f64(self.timeout);
+        download.retries = self.retries;
+        download.max_size = Some(self.max_size);
+        if let Some(user_agent) = &self.user_agent {
+            download.user_agent = user_agent.clone();
+        }
+        download.refused_robots = self
+            .disallowed_header_directives
+            .iter()
+            .map(|directive| directive.trim().to_lowercase())
+            .filter(|directive| !directive.is_empty())
+            .collect();
+        config.strategy = self.strategy;
+        config.jobs = self.jobs as usize;
+        config.per_host = self.per_host.map(|limit| limit as usize);
+        config.image_workers = self
+            .image_workers
+            .map_or_else(cpus, |workers| workers as usize);
+        config.console = console;
+        config.worker_program = program;
+        config.heartbeat = Duration::from_secs_f64(self.heartbeat);
+        config.progress = match (self.quiet, self.progress) {
+            (true, _) => ProgressMode::None,
+            (false, Some(mode)) => mode,
+            (false, None) if terminal => ProgressMode::Bar,
+            (false, None) => ProgressMode::Lines,
+        };
+        Ok(config)
+    }
+}
+
+pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
+    let format = match arguments
+        .input_format
+        .or_else(|| InputFormat::guess(&arguments.input))
+    {
+        Some(format) => format,
+        None => {
+            return usage_error(format!(
+                "cannot tell the format of {} from its extension: give --input-format txt|csv|tsv|jsonl|parquet",
+                arguments.input.display()
+            ));
+        }
+    };
+    let verbosity = if arguments.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
+    let console = Console::new(verbosity);
+    let terminal = std::io::stderr().is_terminal();
+    let mut config = match arguments.config(console.clone(), program, terminal) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let rows = match dataset::input::open(&arguments.input, format, &config.columns) {
+        Ok(rows) => rows,
+        Err(error) => return usage_error(error),
+    };
+    config.interrupt = match Interrupt::on_signals() {
+        Ok(interrupt) => Some(interrupt),
+        Err(error) => {
+            tracing::warn!("cannot catch Ctrl-C: {error}");
+            None
+        }
+    };
+    let run = match dataset::run(&config, rows) {
+        Ok(run) => run,
+        Err(error) => return super::failed(error),
+    };
+    if arguments.json {
+        println!(
+            "{}",
+            serde_json::to_string(&run).expect("stats serialise to JSON")
+        );
+    } else {
+        console.summary(&progress::summary(&run));
+    }
+    if run.interrupted {
+        ExitStatus::Interrupted
+    } else {
+        ExitStatus::from_failures(!run.errors.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn config_of(arguments: &[&str]) -> Result<DatasetConfig, String> {
+        let mut line = vec!["grab", "dataset"];
+        line.extend_from_slice(arguments);
+        match Cli::try_parse_from(line).expect("the flags parse").command {
+            Command::Dataset(arguments) => {
+                arguments.config(Console::silent(), WorkerProgram::current(), false)
+            }
+            other => panic!("not dataset: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags_reach_the_config() {
+        let config = config_of(&["t.parquet"]).unwrap();
+        assert_eq!(config.samples_per_shard, 10_000);
+        assert_eq!(config.image.resize_mode, ResizeMode::Border);
+        assert_eq!(config.image.encode_quality, 95);
+        assert_eq!(
+            config.download.refused_robots,
+            ["noai", "noimageai", "noindex", "noimageindex", "none"]
+        );
+        assert_eq!(
+            config.download.user_agent,
+            crate::get::download::Settings::default_user_agent()
+        );
+        let config = config_of(&[
+            "t.csv",
+            "--disallowed-header-directives",
+            "",
+            "--encode-format",
+            "png",
+            "--user-agent",
+            "bot/1",
+            "--save-cols",
+            "a,b",
+        ])
+        .unwrap();
+        assert!(config.download.refused_robots.is_empty());
+        assert_eq!(config.image.encode_quality, 9);
+        assert_eq!(config.download.user_agent, "bot/1");
+        assert_eq!(config.columns.save, ["a", "b"]);
+        assert!(config_of(&["t.csv", "--encode-format", "png", "--encode-quality", "10"]).is_err());
+        assert!(config_of(&["t.csv", "--max-aspect-ratio", "0.5"]).is_err());
+    }
+}

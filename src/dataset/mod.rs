@@ -1,0 +1,592 @@
+//! `grab dataset`: an image dataset from a table of URLs, img2dataset's job.
+//!
+//! The table is read as a stream on its own thread; each row gets its key from
+//! its place in the table. Rows of shards already complete are skipped, rows
+//! whose sample an earlier run spooled are reused, the rest go to the engine's
+//! bounded download queue (any strategy, `--per-host`, bodies kept in memory;
+//! worker processes hand theirs over as files). Each body goes on to the image
+//! pool, a second engine client on one thread per core behind its own bounded
+//! queue, so a slow pool holds downloads back instead of filling memory. Every
+//! finished sample is spooled to a file of its own; once all of a shard's rows
+//! are done, the shard is written from its spool in key order and renamed into
+//! place. So resume is per sample, a kill never leaves a partial shard under a
+//! final name, and a resumed run's shards are the same bytes as an
+//! uninterrupted run's.
+//!
+//! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
+//! - [`image`]: header checks, decode, orientation, resize, encode;
+//! - [`task`]: that pipeline as an engine task;
+//! - [`sample`]: a finished sample, and its spool file;
+//! - [`shard`]: keys, shard names, stats, writing a shard;
+//! - [`table`]: a shard's parquet file;
+//! - [`progress`]: the live view and the summary.
+
+pub mod image;
+pub mod input;
+pub mod progress;
+pub mod sample;
+pub mod shard;
+pub mod table;
+pub mod task;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::console::Console;
+use crate::engine::processes::WorkerProgram;
+use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
+use crate::get::download::{Context, DownloadError, Outcome, Settings, Verdict};
+use crate::get::input::{Job, Origin};
+use crate::get::lock::FolderLock;
+use crate::get::naming::FolderNames;
+use crate::get::report::live::ProgressMode;
+use crate::get::task::{self as download_task, HostGate};
+use input::{Columns, InputFormat, Row, Rows};
+use sample::{Sample, Status};
+use shard::{Keys, Layout, OutputFormat, Stats};
+use task::{ImageJob, Images};
+
+/// Everything `grab dataset` needs besides its rows, already validated.
+#[derive(Debug, Clone)]
+pub struct DatasetConfig {
+    pub output_dir: PathBuf,
+    pub output_format: OutputFormat,
+    pub samples_per_shard: u64,
+    pub columns: Columns,
+    pub image: image::ImageSettings,
+    /// How downloads behave; their `output_dir` is set by the run (worker
+    /// processes save into the work folder).
+    pub download: Settings,
+    pub strategy: Strategy,
+    /// Downloads in flight at once.
+    pub jobs: usize,
+    pub per_host: Option<usize>,
+    /// Threads decoding, resizing and encoding.
+    pub image_workers: usize,
+    pub console: Console,
+    pub worker_program: WorkerProgram,
+    pub interrupt: Option<Interrupt>,
+    pub progress: ProgressMode,
+    pub heartbeat: Duration,
+}
+
+impl DatasetConfig {
+    /// img2dataset's defaults where it has them, writing into `output_dir`.
+    pub fn new(output_dir: impl Into<PathBuf>) -> DatasetConfig {
+        let output_dir = output_dir.into();
+        DatasetConfig {
+            download: Settings::new(output_dir.join(shard::WORK_FOLDER)),
+            output_dir,
+            output_format: OutputFormat::Files,
+            samples_per_shard: 10_000,
+            columns: Columns::default(),
+            image: image::ImageSettings::default(),
+            strategy: Strategy::Threads,
+            jobs: 64,
+            per_host: None,
+            image_workers: std::thread::available_parallelism().map_or(1, |count| count.get()),
+            console: Console::silent(),
+            worker_program: WorkerProgram::current(),
+            interrupt: None,
+            progress: ProgressMode::None,
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a run did: the sum of its shards' stats and how the run went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunStats {
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Complete shards in the folder for this table.
+    pub shards: u64,
+    /// Written by this run.
+    pub shards_written: u64,
+    /// Found complete, from an earlier run.
+    pub shards_reused: u64,
+    /// Samples an earlier run had finished in an unfinished shard.
+    pub samples_reused: u64,
+    /// Samples this run downloaded or tried to.
+    pub samples_fetched: u64,
+    pub elapsed_seconds: f64,
+    /// Samples this run finished per second.
+    pub samples_per_second: f64,
+    /// Shards that could not be written, input that could not be read.
+    pub errors: Vec<String>,
+    pub interrupted: bool,
+}
+
+/// Live counters, read by the progress view.
+#[derive(Default)]
+pub struct Counters {
+    pub samples: AtomicU64,
+    pub successes: AtomicU64,
+    pub shards: AtomicU64,
+    /// Rows read so far, and whether the table is read to its end.
+    pub rows: AtomicU64,
+    pub input_done: AtomicBool,
+}
+
+/// Shards still open: how many rows each has (once the reader passed its end)
+/// and how many of them are done.
+struct Tracker {
+    layout: Layout,
+    open: Mutex<BTreeMap<u64, Open>>,
+    stats: Mutex<Stats>,
+    errors: Mutex<Vec<String>>,
+    counters: Arc<Counters>,
+    shards_written: AtomicU64,
+    console: Console,
+}
+
+#[derive(Default)]
+struct Open {
+    rows: Option<u64>,
+    done: u64,
+}
+
+impl Tracker {
+    /// `count` more samples of `shard` are spooled.
+    fn done(&self, shard: u64, count: u64) {
+        let finished = {
+            let mut open = crate::lock(&self.open);
+            let state = open.entry(shard).or_default();
+            state.done += count;
+            Self::take_if_finished(&mut open, shard)
+        };
+        if let Some(rows) = finished {
+            self.write(shard, rows);
+        }
+    }
+
+    /// The reader passed the end of `shard`, which has `rows` rows.
+    fn closed(&self, shard: u64, rows: u64) {
+        let finished = {
+            let mut open = crate::lock(&self.open);
+            open.entry(shard).or_default().rows = Some(rows);
+            Self::take_if_finished(&mut open, shard)
+        };
+        if let Some(rows) = finished {
+            self.write(shard, rows);
+        }
+    }
+
+    fn take_if_finished(open: &mut BTreeMap<u64, Open>, shard: u64) -> Option<u64> {
+        let state = open.get(&shard)?;
+        let rows = state.rows.filter(|&rows| rows == state.done)?;
+        open.remove(&shard);
+        Some(rows)
+    }
+
+    fn write(&self, shard: u64, rows: u64) {
+        match self.layout.write_shard(shard, rows) {
+            Ok(stats) => {
+                crate::lock(&self.stats).add(&stats);
+                self.shards_written.fetch_add(1, Ordering::Relaxed);
+                self.counters.shards.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                let message = format!("shard {}: {error:#}", shard::shard_name(shard));
+                self.console.error(&message);
+                crate::lock(&self.errors).push(message);
+            }
+        }
+    }
+
+    fn error(&self, message: String) {
+        self.console.error(&message);
+        crate::lock(&self.errors).push(message);
+    }
+
+    /// Spools a finished sample and counts it done.
+    fn finish(&self, shard: u64, sample: &Sample, image: &[u8]) {
+        self.counters.samples.fetch_add(1, Ordering::Relaxed);
+        if sample.status == Status::Success {
+            self.counters.successes.fetch_add(1, Ordering::Relaxed);
+        }
+        let folder = self.layout.spool_folder(shard);
+        match sample::spool(&folder, sample, image) {
+            Ok(_) => self.done(shard, 1),
+            Err(error) => self.error(format!(
+                "{}: cannot spool sample {} in {}: {error}",
+                sample.url,
+                sample.key,
+                folder.display()
+            )),
+        }
+    }
+}
+
+/// A row waiting for its download, by key.
+type Waiting = Mutex<HashMap<String, Row>>;
+
+/// Bodies waiting per image thread.
+const IMAGE_QUEUE_PER_WORKER: usize = 2;
+/// Rows queued ahead of the download workers, per worker.
+const DOWNLOAD_QUEUE_PER_WORKER: usize = 2;
+
+/// Builds the dataset from `rows`. Errors only when the run cannot start (the
+/// output folder, the lock, a strategy); failed samples are data, recorded in
+/// their shard, and shards that cannot be written are listed in the result.
+pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
+    let started = Instant::now();
+    let directory = &config.output_dir;
+    fs::create_dir_all(directory)
+        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    let _lock = FolderLock::take(directory)
+        .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
+    let layout = Layout {
+        output_dir: directory.clone(),
+        output_format: config.output_format,
+        encode_format: config.image.encode_format,
+        keys: Keys::new(config.samples_per_shard),
+        saved_columns: config.columns.save.clone(),
+    };
+    let downloads = layout.work().join("downloads");
+    fs::create_dir_all(&downloads)
+        .with_context(|| format!("cannot create {}", downloads.display()))?;
+    let counters = Arc::new(Counters::default());
+    let tracker = Arc::new(Tracker {
+        layout: layout.clone(),
+        open: Mutex::new(BTreeMap::new()),
+        stats: Mutex::new(Stats::default()),
+        errors: Mutex::new(Vec::new()),
+        counters: counters.clone(),
+        shards_written: AtomicU64::new(0),
+        console: config.console.clone(),
+    });
+    let interrupt = config.interrupt.clone().unwrap_or_default();
+    let waiting: Arc<Waiting> = Arc::default();
+
+    // The image pool: its own engine run, on a thread of its own.
+    let image_workers = config.image_workers.max(1);
+    // Never interrupted: bodies already in memory are finished, and the pool
+    // ends when the downloads do.
+    let (image_sender, image_queue) =
+        Queue::bounded(image_workers * IMAGE_QUEUE_PER_WORKER, Interrupt::default());
+    let image_sink: Sink<(Sample, Vec<u8>)> = {
+        let tracker = tracker.clone();
+        Arc::new(move |(sample, image): (Sample, Vec<u8>), _| {
+            match tracker.layout.keys.shard_of_key(&sample.key) {
+                Some(shard) => tracker.finish(shard, &sample, &image),
+                None => tracker.error(format!(
+                    "{}: a sample with a foreign key {}",
+                    sample.url, sample.key
+                )),
+            }
+        })
+    };
+    let images = Images {
+        settings: config.image.clone(),
+    };
+    let image_pool = thread::Builder::new()
+        .name("images".to_string())
+        .spawn(move || {
+            let result = engine::threads::run(&images, image_workers, &image_queue, &image_sink);
+            // Should the pool stop early, downloads must not wait on its queue.
+            image_queue.close();
+            result
+        })?;
+
+    // Downloads: the same engine and download code as `grab get`.
+    let mut settings = config.download.clone();
+    settings.output_dir = downloads.clone();
+    let in_memory = config.strategy != Strategy::Processes;
+    let context = Context {
+        interrupt: interrupt.clone(),
+        in_memory,
+        ..Context::new(settings, Arc::new(FolderNames::new(&downloads)))
+    };
+    let workers = config.strategy.workers(config.jobs);
+    let (sender, queue) = Queue::bounded(workers * DOWNLOAD_QUEUE_PER_WORKER, interrupt.clone());
+    let reused = Arc::new(Mutex::new((Stats::default(), 0u64, 0u64)));
+    let reader = {
+        let (tracker, waiting, reused) = (tracker.clone(), waiting.clone(), reused.clone());
+        let interrupt = interrupt.clone();
+        thread::Builder::new()
+            .name("input".to_string())
+            .spawn(move || read_rows(rows, &sender, &tracker, &waiting, &reused, &interrupt))?
+    };
+    let ticker = progress::Ticker::start(
+        config.console.clone(),
+        counters.clone(),
+        config.progress,
+        config.heartbeat,
+    );
+    let download_sink: Sink<Outcome> = {
+        let (tracker, waiting) = (tracker.clone(), waiting.clone());
+        let downloads = downloads.clone();
+        Arc::new(move |outcome: Outcome, _| {
+            downloaded(outcome, &tracker, &waiting, &image_sender, &downloads);
+        })
+    };
+    let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
+    let result = download_task::run(
+        config.strategy,
+        context,
+        hosts,
+        workers,
+        &queue,
+        &download_sink,
+        &config.worker_program,
+        &config.console,
+    );
+    // A strategy that stopped (interrupted, or unable to start) leaves the
+    // reader waiting on a full queue.
+    queue.close();
+    let read = reader.join();
+    // The last bodies go through the pool; its queue closes with the sink.
+    drop(download_sink);
+    let pooled = image_pool.join();
+    if let Some(ticker) = ticker {
+        ticker.stop();
+    }
+    result.with_context(|| format!("the {} strategy failed", config.strategy))?;
+    match pooled {
+        Ok(result) => result.context("the image pool failed")?,
+        Err(_) => anyhow::bail!("the image pool panicked"),
+    }
+    if read.is_err() {
+        anyhow::bail!("the input reader panicked");
+    }
+    let _ = fs::remove_dir_all(&downloads);
+    let open = crate::lock(&tracker.open).len();
+    if open == 0 && !interrupt.requested() {
+        // Every shard is written: nothing of the work folder is needed again.
+        let _ = fs::remove_dir_all(layout.work());
+    }
+    let (reused_stats, shards_reused, samples_reused) = crate::lock(&reused).clone();
+    let mut stats = crate::lock(&tracker.stats).clone();
+    stats.add(&reused_stats);
+    let elapsed = started.elapsed().as_secs_f64();
+    let finished = counters.samples.load(Ordering::Relaxed);
+    let mut errors = crate::lock(&tracker.errors).clone();
+    if open > 0 && !interrupt.requested() && errors.is_empty() {
+        errors.push(format!("{open} shard(s) left unfinished"));
+    }
+    let shards_written = tracker.shards_written.load(Ordering::Relaxed);
+    let run = RunStats {
+        stats,
+        shards: shards_written + shards_reused,
+        shards_written,
+        shards_reused,
+        samples_reused,
+        samples_fetched: finished,
+        elapsed_seconds: elapsed,
+        samples_per_second: if elapsed > 0.0 {
+            finished as f64 / elapsed
+        } else {
+            0.0
+        },
+        errors,
+        interrupted: interrupt.requested(),
+    };
+    let path = directory.join("stats.json");
+    let mut text = serde_json::to_vec_pretty(&run).expect("stats serialise to JSON");
+    text.push(b'\n');
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(run)
+}
+
+/// The reader's side: each row skipped (its shard is complete), reused (spooled
+/// by an earlier run), failed at once (no valid URL) or queued for download.
+fn read_rows(
+    rows: Rows,
+    sender: &Sender<Job>,
+    tracker: &Tracker,
+    waiting: &Waiting,
+    reused: &Mutex<(Stats, u64, u64)>,
+    interrupt: &Interrupt,
+) {
+    let layout = &tracker.layout;
+    let keys = layout.keys;
+    // The shard being read: its number, rows so far, and whether it was complete.
+    let mut current: Option<(u64, u64, bool)> = None;
+    let mut complete = false;
+    for row in rows {
+        if interrupt.requested() {
+            return;
+        }
+        let row = match row {
+            Ok(row) => row,
+            Err(error) => {
+                // Later rows' numbers cannot be trusted: the open shard stays
+                // unfinished, to be redone by a run on a readable table.
+                tracker.error(format!("stopped reading the table: {error}"));
+                tracker.counters.input_done.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        tracker.counters.rows.fetch_add(1, Ordering::Relaxed);
+        let shard = keys.shard_of(row.number);
+        if current.is_none_or(|(number, _, _)| number != shard) {
+            if let Some((number, count, was_complete)) = current
+                && !was_complete
+            {
+                tracker.closed(number, count);
+            }
+            complete = layout.is_complete(shard);
+            if complete {
+                match layout.read_stats(shard) {
+                    Ok(stats) => {
+                        let mut reused = crate::lock(reused);
+                        reused.0.add(&stats);
+                        reused.1 += 1;
+                    }
+                    Err(error) => tracker.error(format!(
+                        "cannot read {}: {error}",
+                        layout.stats_path(shard).display()
+                    )),
+                }
+                tracker.counters.shards.fetch_add(1, Ordering::Relaxed);
+            } else if let Err(error) = fs::create_dir_all(layout.spool_folder(shard)) {
+                tracker.error(format!(
+                    "cannot create {}: {error}",
+                    layout.spool_folder(shard).display()
+                ));
+                return;
+            }
+            current = Some((shard, 0, complete));
+        }
+        if let Some((_, count, _)) = current.as_mut() {
+            *count += 1;
+        }
+        if complete {
+            continue;
+        }
+        if layout.spool_path(row.number).is_file() {
+            crate::lock(reused).2 += 1;
+            tracker.done(shard, 1);
+            continue;
+        }
+        let key = keys.key(row.number);
+        let url = match crate::get::input::parse_line(&row.url) {
+            Ok(Some((url, None))) => url,
+            _ => {
+                let sample = Sample::failed(
+                    &row,
+                    key,
+                    Status::FailedToDownload,
+                    format!("{}: not an http or https URL: {:?}", row.origin, row.url),
+                    "not an http or https URL".to_string(),
+                );
+                tracker.finish(shard, &sample, &[]);
+                continue;
+            }
+        };
+        let job = Job {
+            url,
+            name: Some(key.clone()),
+            origin: Origin {
+                source: row.origin.clone(),
+                line: row.number as usize + 1,
+            },
+            plan: None,
+            queued_at: Duration::ZERO,
+        };
+        crate::lock(waiting).insert(key, row);
+        if sender.send_blocking(job).is_err() {
+            return;
+        }
+    }
+    tracker.counters.input_done.store(true, Ordering::Relaxed);
+    if let Some((number, count, false)) = current {
+        tracker.closed(number, count);
+    }
+}
+
+/// A download's outcome: its body to the image pool, or its failure spooled.
+fn downloaded(
+    outcome: Outcome,
+    tracker: &Tracker,
+    waiting: &Waiting,
+    images: &Sender<ImageJob>,
+    downloads: &std::path::Path,
+) {
+    let key = outcome.job.name.clone().unwrap_or_default();
+    let Some(row) = crate::lock(waiting).remove(&key) else {
+        tracker.error(format!(
+            "{}: a download no row was waiting for",
+            outcome.job.url
+        ));
+        return;
+    };
+    let shard = tracker.layout.keys.shard_of(row.number);
+    // The download's own time, from its first request; not its wait in the queue.
+    let download_seconds = outcome.elapsed.as_secs_f64();
+    let fail = |status: Status, error: String, reason: String| {
+        let mut sample = Sample::failed(&row, key.clone(), status, error, reason);
+        sample.download_seconds = download_seconds;
+        tracker.finish(shard, &sample, &[]);
+    };
+    match outcome.verdict {
+        Verdict::Saved(saved) => {
+            let body = match saved.body {
+                Some(body) => Ok(body.0),
+                // A worker process saved it as a file.
+                None => {
+                    let path = downloads.join(&saved.name);
+                    let body = fs::read(&path);
+                    let _ = fs::remove_file(&path);
+                    body.map_err(|error| {
+                        format!("cannot read the download {}: {error}", path.display())
+                    })
+                }
+            };
+            match body {
+                Ok(body) => {
+                    let job = ImageJob {
+                        row,
+                        key,
+                        body,
+                        sha256: saved.sha256,
+                        download_seconds,
+                    };
+                    // Waits while the pool is behind: this holds downloads back.
+                    if let Err(error) = images.send_blocking(job) {
+                        // Not spooled: a re-run does this sample again.
+                        let job = error.into_inner();
+                        tracker.error(format!(
+                            "{}: the image pool stopped before sample {}",
+                            job.row.url, job.key
+                        ));
+                    }
+                }
+                Err(error) => fail(
+                    Status::FailedToDownload,
+                    error,
+                    "cannot read the download".to_string(),
+                ),
+            }
+        }
+        Verdict::Failed(DownloadError::OptedOut { directive }) => fail(
+            Status::OptedOut,
+            format!("opted out by X-Robots-Tag: {directive}"),
+            "opted out by X-Robots-Tag".to_string(),
+        ),
+        Verdict::Failed(error) => fail(Status::FailedToDownload, error.to_string(), error.reason()),
+        Verdict::Skipped(_) => fail(
+            Status::FailedToDownload,
+            "skipped by the download planner".to_string(),
+            "skipped".to_string(),
+        ),
+    }
+}
+
+/// Opens the table for `config`'s columns; a usage error when it cannot be.
+pub fn open(
+    path: &std::path::Path,
+    format: InputFormat,
+    columns: &Columns,
+) -> Result<Rows, input::InputError> {
+    input::open(path, format, columns)
+}

@@ -1,0 +1,182 @@
+//! One sample as it is kept between arriving and its shard being written: its
+//! metadata and its image bytes, spooled to a file of its own in the shard's
+//! spool folder under its key. A sample's spool file appears whole (written
+//! under a temporary name, then renamed), so after a kill every spool file is
+//! a finished sample that a re-run reuses instead of downloading again; and a
+//! shard is assembled from its spool in key order, whatever order its samples
+//! arrived in.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// How a sample ended (img2dataset's statuses, and `opted_out`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Success,
+    FailedToDownload,
+    FailedToResize,
+    /// The server's `X-Robots-Tag` said not to use it.
+    OptedOut,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::FailedToDownload => "failed_to_download",
+            Status::FailedToResize => "failed_to_resize",
+            Status::OptedOut => "opted_out",
+        }
+    }
+}
+
+/// What is known of one sample once it is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub key: String,
+    pub url: String,
+    pub caption: Option<String>,
+    /// The `--save-cols` values, in the order asked for.
+    pub saved: Vec<(String, Value)>,
+    pub status: Status,
+    pub error_message: Option<String>,
+    /// The error without particulars, for counting failures by reason.
+    pub reason: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub original_width: Option<u32>,
+    pub original_height: Option<u32>,
+    /// Of the downloaded body, as img2dataset records it.
+    pub sha256: Option<String>,
+    /// Time spent downloading and processing, for the shard's stats.
+    #[serde(default)]
+    pub download_seconds: f64,
+    #[serde(default)]
+    pub process_seconds: f64,
+}
+
+impl Sample {
+    /// A sample that ended before it had an image.
+    pub fn failed(
+        row: &super::input::Row,
+        key: String,
+        status: Status,
+        error: String,
+        reason: String,
+    ) -> Sample {
+        Sample {
+            key,
+            url: row.url.clone(),
+            caption: row.caption.clone(),
+            saved: row.saved.clone(),
+            status,
+            error_message: Some(error),
+            reason: Some(reason),
+            width: None,
+            height: None,
+            original_width: None,
+            original_height: None,
+            sha256: None,
+            download_seconds: 0.0,
+            process_seconds: 0.0,
+        }
+    }
+
+    /// The metadata users read (`KEY.json`), img2dataset's fields and the saved
+    /// columns; keys in sorted order, so the bytes depend only on the values.
+    pub fn metadata_json(&self) -> Vec<u8> {
+        let mut object = Map::new();
+        for (name, value) in &self.saved {
+            object.insert(name.clone(), value.clone());
+        }
+        let number = |value: Option<u32>| value.map_or(Value::Null, Value::from);
+        let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+        object.insert("key".into(), Value::String(self.key.clone()));
+        object.insert("url".into(), Value::String(self.url.clone()));
+        object.insert("caption".into(), text(&self.caption));
+        object.insert("status".into(), Value::String(self.status.name().into()));
+        object.insert("error_message".into(), text(&self.error_message));
+        object.insert("width".into(), number(self.width));
+        object.insert("height".into(), number(self.height));
+        object.insert("original_width".into(), number(self.original_width));
+        object.insert("original_height".into(), number(self.original_height));
+        object.insert("sha256".into(), text(&self.sha256));
+        serde_json::to_vec(&Value::Object(object)).expect("metadata serialises to JSON")
+    }
+}
+
+/// A spool file: the metadata's length as 8 little-endian bytes, the metadata as
+/// JSON, then the image bytes (none for a failure).
+pub fn spool(folder: &Path, sample: &Sample, image: &[u8]) -> io::Result<PathBuf> {
+    let path = folder.join(&sample.key);
+    let metadata = serde_json::to_vec(sample).map_err(io::Error::other)?;
+    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    file.write_all(&(metadata.len() as u64).to_le_bytes())?;
+    file.write_all(&metadata)?;
+    file.write_all(image)?;
+    file.persist(&path).map_err(|error| error.error)?;
+    Ok(path)
+}
+
+/// Reads a spool file back.
+pub fn unspool(path: &Path) -> io::Result<(Sample, Vec<u8>)> {
+    let bytes = fs::read(path)?;
+    let invalid = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a spooled sample", path.display()),
+        )
+    };
+    let length: [u8; 8] = bytes
+        .get(..8)
+        .ok_or_else(invalid)?
+        .try_into()
+        .map_err(|_| invalid())?;
+    let end = 8usize
+        .checked_add(u64::from_le_bytes(length) as usize)
+        .ok_or_else(invalid)?;
+    let metadata = bytes.get(8..end).ok_or_else(invalid)?;
+    let sample: Sample = serde_json::from_slice(metadata).map_err(|_| invalid())?;
+    Ok((sample, bytes[end..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spooled_sample_reads_back_whole() {
+        let folder = tempfile::tempdir().unwrap();
+        let row = super::super::input::Row {
+            number: 3,
+            origin: "t.csv:4".into(),
+            url: "http://a/x".into(),
+            caption: Some("cat".into()),
+            saved: vec![("id".into(), Value::from(7))],
+        };
+        let mut sample = Sample::failed(
+            &row,
+            "000003".into(),
+            Status::Success,
+            String::new(),
+            String::new(),
+        );
+        sample.width = Some(4);
+        let path = spool(folder.path(), &sample, b"image bytes").unwrap();
+        assert_eq!(
+            unspool(&path).unwrap(),
+            (sample.clone(), b"image bytes".to_vec())
+        );
+        let json: Value = serde_json::from_slice(&sample.metadata_json()).unwrap();
+        assert_eq!(json["id"], 7);
+        assert_eq!(json["width"], 4);
+        assert_eq!(json["caption"], "cat");
+        std::fs::write(&path, b"short").unwrap();
+        assert!(unspool(&path).is_err());
+    }
+}

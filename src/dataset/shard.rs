@@ -1,0 +1,348 @@
+//! Shards: which samples go in which, their keys, and writing a finished shard.
+//!
+//! Keys are img2dataset's: `10^d x shard + index`, zero-padded to `d + 5`
+//! digits, where `d` is the digits an index needs (`ceil(log10(samples per
+//! shard))`); so with 10,000 per shard, row 10,012 is `000010012`, and shard
+//! names are 5 digits (`00001`).
+//!
+//! A shard is written from its spool in key order, each file under a temporary
+//! name in the work folder, then renamed into place: the data (`00000.tar`, the
+//! `00000/` folder, or the `00000.parquet` that holds the images), the metadata
+//! `00000.parquet`, and last `00000_stats.json`, whose presence marks the shard
+//! complete. Tar members have fixed times, owners and modes, and parquet files
+//! carry no timestamps, so a shard's bytes depend only on its samples.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::image::EncodeFormat;
+use super::sample::{Sample, Status, unspool};
+
+/// The work folder inside the output folder: spooled samples, shards being
+/// written, downloads of worker processes.
+pub const WORK_FOLDER: &str = ".grab-dataset";
+
+/// Digits of a shard's name, as img2dataset's default `oom_shard_count`.
+pub const SHARD_DIGITS: usize = 5;
+
+/// How shards are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Files,
+    Webdataset,
+    Parquet,
+}
+
+named!(OutputFormat {
+    Files => "files": "a folder per shard: KEY.jpg, KEY.json, KEY.txt",
+    Webdataset => "webdataset": "a tar per shard holding KEY.jpg, KEY.json, KEY.txt",
+    Parquet => "parquet": "a parquet file per shard with the image bytes in a column",
+});
+
+/// Which row goes in which shard, under which key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub samples_per_shard: u64,
+    index_digits: u32,
+}
+
+impl Keys {
+    pub fn new(samples_per_shard: u64) -> Keys {
+        let samples_per_shard = samples_per_shard.max(1);
+        // ceil(log10(n)), in integers.
+        let mut index_digits = 0;
+        while 10u64.pow(index_digits) < samples_per_shard {
+            index_digits += 1;
+        }
+        Keys {
+            samples_per_shard,
+            index_digits,
+        }
+    }
+
+    pub fn shard_of(&self, row: u64) -> u64 {
+        row / self.samples_per_shard
+    }
+
+    pub fn key(&self, row: u64) -> String {
+        let (shard, index) = (row / self.samples_per_shard, row % self.samples_per_shard);
+        let width = self.index_digits as usize + SHARD_DIGITS;
+        format!("{:0width$}", 10u64.pow(self.index_digits) * shard + index)
+    }
+
+    /// The shard a key of these keys belongs to.
+    pub fn shard_of_key(&self, key: &str) -> Option<u64> {
+        let number: u64 = key.parse().ok()?;
+        Some(number / 10u64.pow(self.index_digits))
+    }
+}
+
+pub fn shard_name(shard: u64) -> String {
+    format!("{shard:0SHARD_DIGITS$}")
+}
+
+/// Counts of one shard or of a whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub successes: u64,
+    pub failed_to_download: u64,
+    pub failed_to_resize: u64,
+    pub opted_out: u64,
+    /// Failures by reason (`HTTP 404 Not Found`, `cannot decode`...).
+    pub failures: BTreeMap<String, u64>,
+    /// Summed over the samples this shard's run fetched (not those reused).
+    pub download_seconds: f64,
+    pub process_seconds: f64,
+}
+
+impl Stats {
+    pub fn add_sample(&mut self, sample: &Sample) {
+        self.count += 1;
+        match sample.status {
+            Status::Success => self.successes += 1,
+            Status::FailedToDownload => self.failed_to_download += 1,
+            Status::FailedToResize => self.failed_to_resize += 1,
+            Status::OptedOut => self.opted_out += 1,
+        }
+        if let Some(reason) = &sample.reason {
+            *self.failures.entry(reason.clone()).or_default() += 1;
+        }
+        self.download_seconds += sample.download_seconds;
+        self.process_seconds += sample.process_seconds;
+    }
+
+    pub fn add(&mut self, other: &Stats) {
+        self.count += other.count;
+        self.successes += other.successes;
+        self.failed_to_download += other.failed_to_download;
+        self.failed_to_resize += other.failed_to_resize;
+        self.opted_out += other.opted_out;
+        for (reason, count) in &other.failures {
+            *self.failures.entry(reason.clone()).or_default() += count;
+        }
+        self.download_seconds += other.download_seconds;
+        self.process_seconds += other.process_seconds;
+    }
+}
+
+/// Where a run's files go.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub output_dir: PathBuf,
+    pub output_format: OutputFormat,
+    pub encode_format: EncodeFormat,
+    pub keys: Keys,
+    /// The `--save-cols` names, the metadata's extra columns.
+    pub saved_columns: Vec<String>,
+}
+
+impl Layout {
+    pub fn work(&self) -> PathBuf {
+        self.output_dir.join(WORK_FOLDER)
+    }
+
+    pub fn spool_folder(&self, shard: u64) -> PathBuf {
+        self.work().join("spool").join(shard_name(shard))
+    }
+
+    pub fn spool_path(&self, row: u64) -> PathBuf {
+        self.spool_folder(self.keys.shard_of(row))
+            .join(self.keys.key(row))
+    }
+
+    /// The file whose presence says the shard is complete.
+    pub fn stats_path(&self, shard: u64) -> PathBuf {
+        self.output_dir
+            .join(format!("{}_stats.json", shard_name(shard)))
+    }
+
+    pub fn is_complete(&self, shard: u64) -> bool {
+        self.stats_path(shard).is_file()
+    }
+
+    /// A complete shard's stats, as its file says.
+    pub fn read_stats(&self, shard: u64) -> io::Result<Stats> {
+        let path = self.stats_path(shard);
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {error}", path.display()),
+            )
+        })
+    }
+
+    /// Writes shard `shard` of `count` samples from its spool, in key order, and
+    /// removes the spool. Errors name the path they were about.
+    pub fn write_shard(&self, shard: u64, count: u64) -> anyhow::Result<Stats> {
+        use anyhow::Context as _;
+        let name = shard_name(shard);
+        let spool = self.spool_folder(shard);
+        let building = self.work().join("building");
+        fs::create_dir_all(&building)
+            .with_context(|| format!("cannot create {}", building.display()))?;
+        let first = shard * self.keys.samples_per_shard;
+        let load = |row: u64| {
+            let path = self.spool_path(row);
+            unspool(&path).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot read the spooled sample {}: {error}", path.display()),
+                )
+            })
+        };
+        let extension = self.encode_format.extension();
+        // One sample in memory at a time (a row group of them for parquet);
+        // the metadata kept for the shard's table is small.
+        let mut kept = Vec::with_capacity(count as usize);
+        let mut stats = Stats::default();
+        // Data first, then metadata, then the stats that mark the shard done.
+        let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let data = match self.output_format {
+            OutputFormat::Webdataset => Some(building.join(format!("{name}.tar"))),
+            OutputFormat::Files => Some(building.join(&name)),
+            OutputFormat::Parquet => None,
+        };
+        if let Some(data) = &data {
+            let mut sink = match self.output_format {
+                OutputFormat::Webdataset => Members::tar(data),
+                _ => Members::folder(data),
+            }
+            .with_context(|| format!("cannot write {}", data.display()))?;
+            for row in first..first + count {
+                let (sample, image) = load(row)?;
+                if sample.status == Status::Success {
+                    sink.sample(&sample, &image, extension)
+                        .with_context(|| format!("cannot write {}", data.display()))?;
+                }
+                stats.add_sample(&sample);
+                kept.push(sample);
+            }
+            sink.finish()
+                .with_context(|| format!("cannot write {}", data.display()))?;
+            let name = data.file_name().expect("a shard has a name");
+            moves.push((data.clone(), self.output_dir.join(name)));
+        }
+        let metadata = building.join(format!("{name}.parquet"));
+        let written = match self.output_format {
+            OutputFormat::Parquet => super::table::write_table(
+                &metadata,
+                count,
+                &self.saved_columns,
+                Some(extension),
+                |index| {
+                    let (sample, image) = load(first + index)?;
+                    stats.add_sample(&sample);
+                    Ok((sample, image))
+                },
+            ),
+            _ => super::table::write_table(&metadata, count, &self.saved_columns, None, |index| {
+                Ok((kept[index as usize].clone(), Vec::new()))
+            }),
+        };
+        written.with_context(|| format!("cannot write {}", metadata.display()))?;
+        moves.push((metadata, self.output_dir.join(format!("{name}.parquet"))));
+        let stats_file = building.join(format!("{name}_stats.json"));
+        let mut stats_text = serde_json::to_vec_pretty(&stats).expect("stats serialise to JSON");
+        stats_text.push(b'\n');
+        fs::write(&stats_file, stats_text)
+            .with_context(|| format!("cannot write {}", stats_file.display()))?;
+        moves.push((stats_file, self.stats_path(shard)));
+        for (from, to) in moves {
+            if to.is_dir() {
+                // An earlier run's folder for an unfinished shard: replaced whole.
+                fs::remove_dir_all(&to)
+                    .with_context(|| format!("cannot replace {}", to.display()))?;
+            }
+            fs::rename(&from, &to)
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        }
+        let _ = fs::remove_dir_all(&spool);
+        Ok(stats)
+    }
+}
+
+/// Where a shard's members go: a tar, or a folder of files.
+enum Members {
+    Tar(tar::Builder<BufWriter<File>>),
+    Folder(PathBuf),
+}
+
+impl Members {
+    fn tar(path: &Path) -> io::Result<Members> {
+        Ok(Members::Tar(tar::Builder::new(BufWriter::new(
+            File::create(path)?,
+        ))))
+    }
+
+    fn folder(path: &Path) -> io::Result<Members> {
+        if path.exists() {
+            fs::remove_dir_all(path)?;
+        }
+        fs::create_dir_all(path)?;
+        Ok(Members::Folder(path.to_path_buf()))
+    }
+
+    /// `KEY.EXT`, `KEY.txt` when there is a caption, `KEY.json`.
+    fn sample(&mut self, sample: &Sample, image: &[u8], extension: &str) -> io::Result<()> {
+        let key = &sample.key;
+        self.member(&format!("{key}.{extension}"), image)?;
+        if let Some(caption) = &sample.caption {
+            self.member(&format!("{key}.txt"), caption.as_bytes())?;
+        }
+        self.member(&format!("{key}.json"), &sample.metadata_json())
+    }
+
+    /// A tar member has a fixed time, owner and mode: the same bytes whenever written.
+    fn member(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        match self {
+            Members::Tar(builder) => {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_mtime(0);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                builder.append_data(&mut header, name, data)
+            }
+            Members::Folder(folder) => fs::write(folder.join(name), data),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Members::Tar(builder) => builder.into_inner()?.flush(),
+            Members::Folder(_) => Ok(()),
+        }
+    }
+}
+
+/// Shared handle, for the threads that finish shards.
+pub type SharedLayout = Arc<Layout>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_img2datasets() {
+        let keys = Keys::new(10_000);
+        assert_eq!(keys.key(10_012), "000010012");
+        assert_eq!(keys.key(0), "000000000");
+        assert_eq!(keys.shard_of(10_012), 1);
+        assert_eq!(keys.shard_of_key("000010012"), Some(1));
+        assert_eq!(Keys::new(10).shard_of_key("000023"), Some(2));
+        let small = Keys::new(10);
+        assert_eq!(small.key(23), "000023");
+        assert_eq!(Keys::new(5000).key(5001), "000010001");
+        assert_eq!(Keys::new(1).key(7), "00007");
+        assert_eq!(shard_name(3), "00003");
+    }
+}

@@ -1,0 +1,905 @@
+//! `grab dataset` against a small server of its own: generated images, an
+//! `X-Robots-Tag` opt-out, a corrupt image, an image bomb, a stalled answer.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use grab::gallery::{self, Format};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::Value;
+
+use super::support::{STRATEGIES, Scratch, grab, grab_command, stderr_of};
+
+/// A response: extra headers and the body.
+#[derive(Clone)]
+struct Route {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Wait this long before answering (for kills mid-run), or forever.
+    delay: Option<Duration>,
+}
+
+/// A thread-per-connection HTTP/1.1 server on 127.0.0.1:0 with fixed routes;
+/// unknown paths get 404, `/stall` never answers.
+struct ImageServer {
+    address: std::net::SocketAddr,
+    /// Every User-Agent the server was sent.
+    agents: Arc<Mutex<Vec<String>>>,
+}
+
+impl ImageServer {
+    fn start(routes: HashMap<String, Route>) -> ImageServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let routes = Arc::new(routes);
+        let agents = Arc::new(Mutex::new(Vec::new()));
+        let seen = agents.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (routes, seen) = (routes.clone(), seen.clone());
+                thread::spawn(move || {
+                    let _ = answer(stream, &routes, &seen);
+                });
+            }
+        });
+        ImageServer { address, agents }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+fn answer(
+    mut stream: TcpStream,
+    routes: &HashMap<String, Route>,
+    agents: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("user-agent")
+            {
+                agents.lock().unwrap().push(value.trim().to_string());
+            }
+        }
+        if path == "/stall" {
+            thread::sleep(Duration::from_secs(600));
+            return Ok(());
+        }
+        let Some(route) = routes.get(&path) else {
+            stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")?;
+            continue;
+        };
+        if let Some(delay) = route.delay {
+            thread::sleep(delay);
+        }
+        let mut head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n",
+            route.body.len()
+        );
+        for (name, value) in &route.headers {
+            head += &format!("{name}: {value}\r\n");
+        }
+        head += "\r\n";
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&route.body)?;
+    }
+}
+
+fn image_route(body: Vec<u8>, content_type: &str) -> Route {
+    Route {
+        headers: vec![("content-type".into(), content_type.into())],
+        body,
+        delay: None,
+    }
+}
+
+fn jpeg(name: &str, width: u32, height: u32) -> Route {
+    image_route(
+        gallery::encode(name, width, height, Format::Jpeg).to_vec(),
+        "image/jpeg",
+    )
+}
+
+fn png(name: &str, width: u32, height: u32) -> Route {
+    image_route(
+        gallery::encode(name, width, height, Format::Png).to_vec(),
+        "image/png",
+    )
+}
+
+/// A small PNG whose header declares `width` x `height`: an IHDR, a few bytes
+/// of IDAT and an IEND, well-formed chunk by chunk.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], header),
+        (b"IDAT", vec![0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]),
+        (b"IEND", Vec::new()),
+    ] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        let mut crc = 0xffff_ffffu32;
+        for &byte in &chunk {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&(!crc).to_be_bytes());
+    }
+    png
+}
+
+/// A 40 x 20 JPEG whose EXIF says "rotate 90° clockwise to view".
+fn rotated_jpeg() -> Vec<u8> {
+    let pixels = gallery::draw("rotated", 40, 20).into_raw();
+    // TIFF header (big-endian), one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+    exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut bytes = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 90);
+    encoder.add_app_segment(1, exif).unwrap();
+    encoder
+        .encode(&pixels, 40, 20, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    bytes
+}
+
+/// The routes most tests use.
+fn standard_routes() -> HashMap<String, Route> {
+    let mut routes = HashMap::new();
+    routes.insert("/wide.jpg".into(), jpeg("wide", 400, 200));
+    routes.insert("/tall.png".into(), png("tall", 50, 100));
+    routes.insert("/square.jpg".into(), jpeg("square", 300, 300));
+    routes.insert(
+        "/rotated.jpg".into(),
+        image_route(rotated_jpeg(), "image/jpeg"),
+    );
+    let mut corrupt = gallery::encode("corrupt", 200, 200, Format::Jpeg).to_vec();
+    corrupt.truncate(200);
+    corrupt.extend_from_slice(&[0x55; 300]);
+    routes.insert("/corrupt.jpg".into(), image_route(corrupt, "image/jpeg"));
+    routes.insert(
+        "/bomb.png".into(),
+        image_route(png_header(50_000, 50_000), "image/png"),
+    );
+    let mut opted_out = jpeg("opted", 100, 100);
+    opted_out
+        .headers
+        .push(("x-robots-tag".into(), "noarchive, noai".into()));
+    routes.insert("/opted-out.jpg".into(), opted_out);
+    let mut other_bot = jpeg("other", 100, 100);
+    other_bot
+        .headers
+        .push(("x-robots-tag".into(), "otherbot: noai".into()));
+    routes.insert("/other-bot.jpg".into(), other_bot);
+    routes
+}
+
+fn dataset(scratch: &Scratch, table: &str, more: &[&str]) -> Output {
+    let output = scratch.output_arg();
+    let mut arguments = vec!["dataset", table, "-o", &output, "--progress", "none"];
+    arguments.extend_from_slice(more);
+    grab(&arguments, None)
+}
+
+fn assert_ran(output: &Output) {
+    assert!(
+        output.status.success(),
+        "grab dataset failed: {}",
+        stderr_of(output)
+    );
+}
+
+/// Every row of a parquet file, as JSON objects.
+fn parquet_rows(path: &Path) -> Vec<serde_json::Map<String, Value>> {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|row| match row.unwrap().to_json_value() {
+            Value::Object(object) => object,
+            other => panic!("not a row: {other}"),
+        })
+        .collect()
+}
+
+/// The metadata rows of a run by key.
+fn samples(output: &Path, shards: u64) -> HashMap<String, serde_json::Map<String, Value>> {
+    (0..shards)
+        .flat_map(|shard| parquet_rows(&output.join(format!("{shard:05}.parquet"))))
+        .map(|row| (row["key"].as_str().unwrap().to_string(), row))
+        .collect()
+}
+
+fn urls_file(scratch: &Scratch, server: &ImageServer, paths: &[&str]) -> String {
+    let text: String = paths.iter().map(|path| server.url(path) + "\n").collect();
+    scratch.write("urls.txt", &text)
+}
+
+#[test]
+fn every_input_format_gives_the_same_keys_captions_and_columns() {
+    let server = ImageServer::start(standard_routes());
+    let (wide, square) = (server.url("/wide.jpg"), server.url("/square.jpg"));
+    let tables = [
+        (
+            "t.csv",
+            format!("id,link,text\n1,{wide},a wide one\n2,{square},\"a square, one\"\n"),
+        ),
+        (
+            "t.tsv",
+            format!("id\tlink\ttext\n1\t{wide}\ta wide one\n2\t{square}\ta square, one\n"),
+        ),
+        (
+            "t.jsonl",
+            format!(
+                "{{\"id\": 1, \"link\": \"{wide}\", \"text\": \"a wide one\"}}\n{{\"id\": 2, \"link\": \"{square}\", \"text\": \"a square, one\"}}\n"
+            ),
+        ),
+    ];
+    let mut tables: Vec<(String, Scratch)> = tables
+        .iter()
+        .map(|(name, text)| {
+            let scratch = Scratch::new();
+            (scratch.write(name, text), scratch)
+        })
+        .collect();
+    let scratch = Scratch::new();
+    let parquet = scratch.root.path().join("t.parquet");
+    write_parquet_table(
+        &parquet,
+        &[("1", &wide, "a wide one"), ("2", &square, "a square, one")],
+    );
+    tables.push((parquet.display().to_string(), scratch));
+    for (table, scratch) in &tables {
+        let output = dataset(
+            scratch,
+            table,
+            &[
+                "--url-col",
+                "link",
+                "--caption-col",
+                "text",
+                "--save-cols",
+                "id",
+                "--image-size",
+                "64",
+            ],
+        );
+        assert_ran(&output);
+        let folder = scratch.output().join("00000");
+        let caption = std::fs::read_to_string(folder.join("000000001.txt")).unwrap();
+        assert_eq!(caption, "a square, one", "{table}");
+        let metadata: Value =
+            serde_json::from_slice(&std::fs::read(folder.join("000000000.json")).unwrap()).unwrap();
+        assert_eq!(metadata["url"], wide.as_str(), "{table}");
+        // Text tables give text; parquet and JSON keep the value's type.
+        assert!(
+            metadata["id"] == "1" || metadata["id"] == 1,
+            "{table}: {}",
+            metadata["id"]
+        );
+        assert_eq!(
+            (metadata["width"].as_u64(), metadata["height"].as_u64()),
+            (Some(64), Some(64))
+        );
+        assert!(folder.join("000000000.jpg").is_file() && folder.join("000000001.jpg").is_file());
+    }
+    // A txt table: one URL a line, blank lines not counted.
+    let scratch = Scratch::new();
+    let table = scratch.write("urls.txt", &format!("{wide}\n\n{square}\n"));
+    assert_ran(&dataset(&scratch, &table, &[]));
+    let keys: Vec<String> = samples(&scratch.output(), 1).into_keys().collect();
+    assert_eq!(keys.len(), 2);
+    assert!(scratch.output().join("00000/000000001.jpg").is_file());
+}
+
+/// A parquet table with id, link and text columns, written as another tool would.
+fn write_parquet_table(path: &Path, rows: &[(&str, &str, &str)]) {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+
+    let schema = parse_message_type(
+        "message table { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY link (UTF8); OPTIONAL BYTE_ARRAY text (UTF8); }",
+    )
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(
+        file,
+        Arc::new(schema),
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let columns: [Vec<ByteArray>; 3] = [
+        rows.iter().map(|row| ByteArray::from(row.0)).collect(),
+        rows.iter().map(|row| ByteArray::from(row.1)).collect(),
+        rows.iter().map(|row| ByteArray::from(row.2)).collect(),
+    ];
+    let mut index = 0;
+    while let Some(mut column) = group.next_column().unwrap() {
+        let levels = vec![1i16; rows.len()];
+        let definitions = (index == 2).then_some(levels.as_slice());
+        column
+            .typed::<ByteArrayType>()
+            .write_batch(&columns[index], definitions, None)
+            .unwrap();
+        column.close().unwrap();
+        index += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn each_resize_mode_gives_img2datasets_sizes_and_white_borders() {
+    let server = ImageServer::start(standard_routes());
+    type Size = (u64, u64);
+    let cases: [(&str, &[&str], Size, Size); 6] = [
+        // mode and flags; then the 400x200 image's size and the 50x100 one's.
+        ("no", &[], (400, 200), (50, 100)),
+        ("keep_ratio", &[], (128, 64), (64, 128)),
+        ("keep_ratio_largest", &[], (64, 32), (32, 64)),
+        ("center_crop", &[], (64, 64), (64, 64)),
+        ("border", &[], (64, 64), (64, 64)),
+        (
+            "keep_ratio",
+            &["--resize-only-if-bigger"],
+            (128, 64),
+            (50, 100),
+        ),
+    ];
+    for (mode, flags, wide, tall) in cases {
+        let scratch = Scratch::new();
+        let table = urls_file(&scratch, &server, &["/wide.jpg", "/tall.png"]);
+        let mut arguments = vec![
+            "--resize-mode",
+            mode,
+            "--image-size",
+            "64",
+            "--encode-format",
+            "png",
+        ];
+        arguments.extend_from_slice(flags);
+        assert_ran(&dataset(&scratch, &table, &arguments));
+        let folder = scratch.output().join("00000");
+        for (key, expected) in [("000000000", wide), ("000000001", tall)] {
+            let image = image::open(folder.join(format!("{key}.png")))
+                .unwrap()
+                .into_rgb8();
+            assert_eq!(
+                (u64::from(image.width()), u64::from(image.height())),
+                expected,
+                "{mode} {flags:?} {key}"
+            );
+        }
+        if mode == "border" && flags.is_empty() {
+            // 400x200 to 64x32, then 16 white rows above and below.
+            let image = image::open(folder.join("000000000.png"))
+                .unwrap()
+                .into_rgb8();
+            for y in [0, 15, 48, 63] {
+                assert_eq!(
+                    image.get_pixel(32, y).0,
+                    [255, 255, 255],
+                    "row {y} is border"
+                );
+            }
+            // The gallery's pictures are not white anywhere along the middle row.
+            let middle = image.get_pixel(32, 32).0;
+            assert_ne!(middle, [255, 255, 255]);
+            let tall = image::open(folder.join("000000001.png"))
+                .unwrap()
+                .into_rgb8();
+            assert_eq!(tall.get_pixel(0, 32).0, [255, 255, 255]);
+            assert_eq!(tall.get_pixel(63, 32).0, [255, 255, 255]);
+        }
+    }
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/rotated.jpg"]);
+    assert_ran(&dataset(&scratch, &table, &["--resize-mode", "no"]));
+    let image = image::open(scratch.output().join("00000/000000000.jpg")).unwrap();
+    assert_eq!((image.width(), image.height()), (20, 40));
+    let row = &samples(&scratch.output(), 1)["000000000"];
+    assert_eq!(
+        (
+            row["original_width"].as_u64(),
+            row["original_height"].as_u64()
+        ),
+        (Some(20), Some(40))
+    );
+}
+
+/// The webdataset tar and its member names, read by the tar crate and by tar(1).
+#[test]
+fn webdataset_tar_reads_back_with_standard_readers() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "t.csv",
+        &format!(
+            "url,caption\n{},wide\n{},\n{},square\n",
+            server.url("/wide.jpg"),
+            server.url("/nothing-here.jpg"),
+            server.url("/square.jpg")
+        ),
+    );
+    assert_ran(&dataset(
+        &scratch,
+        &table,
+        &[
+            "--caption-col",
+            "caption",
+            "--output-format",
+            "webdataset",
+            "--samples-per-shard",
+            "2",
+        ],
+    ));
+    let shard = |number: u32| scratch.output().join(format!("{number:05}.tar"));
+    let mut archive = tar::Archive::new(std::fs::File::open(shard(0)).unwrap());
+    let mut members = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        assert_eq!(entry.header().mtime().unwrap(), 0);
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name.ends_with(".jpg") {
+            let image = image::load_from_memory(&bytes).unwrap();
+            assert_eq!((image.width(), image.height()), (256, 256));
+        }
+        if name.ends_with(".txt") {
+            assert_eq!(bytes, b"wide");
+        }
+        members.push(name);
+    }
+    // Row 1 (a 404) has no members; its failure is in the metadata.
+    assert_eq!(members, ["000000.jpg", "000000.txt", "000000.json"]);
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(shard(1))
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    assert_eq!(
+        String::from_utf8(listed.stdout).unwrap(),
+        "000010.jpg\n000010.txt\n000010.json\n"
+    );
+    let rows = samples(&scratch.output(), 2);
+    assert_eq!(rows["000001"]["status"], "failed_to_download");
+    assert_eq!(rows["000001"]["error_message"], "HTTP 404 Not Found");
+    assert_eq!(rows["000000"]["status"], "success");
+    assert_eq!(rows["000000"]["caption"], "wide");
+    assert_eq!(rows["000000"]["original_width"], 400);
+    assert_eq!(rows["000000"]["sha256"].as_str().unwrap().len(), 64);
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(scratch.output().join("stats.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (
+            stats["count"].as_u64(),
+            stats["successes"].as_u64(),
+            stats["shards"].as_u64()
+        ),
+        (Some(3), Some(2), Some(2))
+    );
+    assert!(
+        !scratch.output().join(".grab-dataset").exists(),
+        "the work folder is gone after a complete run"
+    );
+}
+
+#[test]
+fn parquet_output_holds_the_images() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/wide.jpg", "/corrupt.jpg"]);
+    assert_ran(&dataset(
+        &scratch,
+        &table,
+        &["--output-format", "parquet", "--image-size", "32"],
+    ));
+    let rows = parquet_rows(&scratch.output().join("00000.parquet"));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["key"], "000000000");
+    let reader = SerializedFileReader::new(
+        std::fs::File::open(scratch.output().join("00000.parquet")).unwrap(),
+    )
+    .unwrap();
+    let first = reader.get_row_iter(None).unwrap().next().unwrap().unwrap();
+    let bytes = first
+        .get_column_iter()
+        .find_map(|(name, field)| match (name.as_str(), field) {
+            ("jpg", parquet::record::Field::Bytes(bytes)) => Some(bytes.data().to_vec()),
+            _ => None,
+        })
+        .expect("a jpg column holding bytes");
+    let image = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((image.width(), image.height()), (32, 32));
+    assert_eq!(rows[1]["status"], "failed_to_resize");
+    assert_eq!(rows[1]["jpg"], Value::Null);
+    assert!(
+        !scratch.output().join("00000.tar").exists() && !scratch.output().join("00000").exists()
+    );
+}
+
+#[test]
+fn failures_are_recorded_and_the_run_goes_on() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "urls.txt",
+        &format!(
+            "{}\n{}\n{}\nnot a url\n{}\n{}\n{}\n",
+            server.url("/corrupt.jpg"),
+            server.url("/bomb.png"),
+            server.url("/opted-out.jpg"),
+            server.url("/other-bot.jpg"),
+            server.url("/stall"),
+            server.url("/wide.jpg"),
+        ),
+    );
+    let started = Instant::now();
+    let output = dataset(
+        &scratch,
+        &table,
+        &["--timeout", "1", "--output-format", "webdataset"],
+    );
+    assert_ran(&output);
+    // The stalled answer costs its timeout, not the run.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let rows = samples(&scratch.output(), 1);
+    let status = |key: &str| {
+        (
+            rows[key]["status"].as_str().unwrap().to_string(),
+            rows[key]["error_message"].clone(),
+        )
+    };
+    let (corrupt, error) = status("000000000");
+    assert_eq!(corrupt, "failed_to_resize");
+    assert!(
+        error.as_str().unwrap().starts_with("cannot decode"),
+        "{error}"
+    );
+    let (bomb, error) = status("000000001");
+    assert_eq!(bomb, "failed_to_resize");
+    assert_eq!(error, "image area too large: 50000x50000 declared");
+    assert_eq!(status("000000002").0, "opted_out");
+    assert!(
+        status("000000003")
+            .1
+            .as_str()
+            .unwrap()
+            .contains("not an http or https URL")
+    );
+    assert_eq!(
+        status("000000004").0,
+        "success",
+        "another agent's directive does not apply"
+    );
+    assert_eq!(status("000000005").0, "failed_to_download");
+    assert!(
+        status("000000005")
+            .1
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+    assert_eq!(status("000000006").0, "success");
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(scratch.output().join("00000_stats.json")).unwrap())
+            .unwrap();
+    assert_eq!(stats["opted_out"], 1);
+    assert_eq!(stats["failed_to_resize"], 2);
+    assert_eq!(stats["failures"]["cannot decode"], 1);
+    let summary = stderr_of(&output);
+    assert!(
+        summary.contains("7 samples in 1 shard: 2 saved"),
+        "{summary}"
+    );
+    // Opted-out images are not in the tar.
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(scratch.output().join("00000.tar"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(!listed.contains("000000002"), "{listed}");
+
+    // With the opt-out turned off, the same response is saved.
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/opted-out.jpg"]);
+    assert_ran(&dataset(
+        &scratch,
+        &table,
+        &["--disallowed-header-directives", ""],
+    ));
+    assert_eq!(
+        samples(&scratch.output(), 1)["000000000"]["status"],
+        "success"
+    );
+}
+
+/// Every file of the shards (not the stats, which hold timings), by name.
+fn shard_bytes(output: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(output)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file() && !path.display().to_string().ends_with("stats.json"))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn many_routes(count: usize, delay: Option<Duration>) -> (HashMap<String, Route>, Vec<String>) {
+    let mut routes = HashMap::new();
+    let mut paths = Vec::new();
+    for index in 0..count {
+        let path = format!("/many/{index}.jpg");
+        let mut route = jpeg(&format!("many-{index}"), 120 + (index as u32 % 7) * 20, 90);
+        route.delay = delay;
+        routes.insert(path.clone(), route);
+        paths.push(path);
+    }
+    (routes, paths)
+}
+
+#[test]
+fn keys_and_bytes_are_the_same_whatever_the_strategy() {
+    let (routes, paths) = many_routes(24, None);
+    let server = ImageServer::start(routes);
+    let mut runs = Vec::new();
+    for strategy in STRATEGIES {
+        let scratch = Scratch::new();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let table = urls_file(&scratch, &server, &paths);
+        let output = dataset(
+            &scratch,
+            &table,
+            &[
+                "-s",
+                strategy,
+                "-j",
+                "5",
+                "--output-format",
+                "webdataset",
+                "--samples-per-shard",
+                "10",
+            ],
+        );
+        assert_ran(&output);
+        runs.push((strategy, shard_bytes(&scratch.output())));
+    }
+    let names: Vec<&str> = runs[0].1.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "00000.parquet",
+            "00000.tar",
+            "00001.parquet",
+            "00001.tar",
+            "00002.parquet",
+            "00002.tar"
+        ]
+    );
+    for (strategy, files) in &runs[1..] {
+        assert!(files == &runs[0].1, "{strategy} differs from {}", runs[0].0);
+    }
+}
+
+fn start_dataset(scratch: &Scratch, table: &str, more: &[&str]) -> std::process::Child {
+    let output = scratch.output_arg();
+    let mut arguments = vec!["dataset", table, "-o", &output, "--progress", "none"];
+    arguments.extend_from_slice(more);
+    grab_command()
+        .args(&arguments)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn spooled(output: &Path) -> usize {
+    let spool = output.join(".grab-dataset/spool");
+    std::fs::read_dir(&spool)
+        .map(|shards| {
+            shards
+                .flatten()
+                .map(|shard| std::fs::read_dir(shard.path()).map_or(0, |files| files.count()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn killed_then_resumed_gives_the_same_bytes_as_uninterrupted() {
+    let (routes, paths) = many_routes(60, Some(Duration::from_millis(40)));
+    let server = ImageServer::start(routes);
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let flags = [
+        "-j",
+        "3",
+        "--output-format",
+        "webdataset",
+        "--samples-per-shard",
+        "10",
+    ];
+
+    let whole = Scratch::new();
+    let table = urls_file(&whole, &server, &paths);
+    assert_ran(&dataset(&whole, &table, &flags));
+
+    let killed = Scratch::new();
+    let table = urls_file(&killed, &server, &paths);
+    let mut child = start_dataset(&killed, &table, &flags);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Kill once some samples are spooled and at least one shard is written,
+    // with others still open.
+    while !(killed.output().join("00000_stats.json").exists() && spooled(&killed.output()) >= 3) {
+        assert!(Instant::now() < deadline, "the run never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.output().join("00005_stats.json").exists(),
+        "killed too late to prove anything"
+    );
+    // No shard under a final name is partial: every tar present is complete.
+    for (name, _) in shard_bytes(&killed.output()) {
+        if name.ends_with(".tar") {
+            let stats = killed.output().join(name.replace(".tar", "_stats.json"));
+            assert!(
+                stats.exists(),
+                "{name} without its stats: written before it was complete"
+            );
+        }
+    }
+
+    let resumed = dataset(&killed, &table, &flags);
+    assert_ran(&resumed);
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(killed.output().join("stats.json")).unwrap())
+            .unwrap();
+    assert!(stats["shards_reused"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["samples_fetched"].as_u64().unwrap() < 60, "{stats}");
+    assert_eq!(stats["count"], 60);
+    let (whole, killed) = (shard_bytes(&whole.output()), shard_bytes(&killed.output()));
+    assert_eq!(whole.len(), 12);
+    let names = |files: &[(String, Vec<u8>)]| {
+        files
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&whole), names(&killed));
+    for ((name, left), (_, right)) in whole.iter().zip(&killed) {
+        assert!(
+            left == right,
+            "{name} differs between the uninterrupted and the resumed run"
+        );
+    }
+}
+
+#[test]
+fn a_complete_folder_is_skipped_on_a_rerun() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = urls_file(
+        &scratch,
+        &server,
+        &["/wide.jpg", "/square.jpg", "/tall.png"],
+    );
+    assert_ran(&dataset(&scratch, &table, &["--samples-per-shard", "2"]));
+    let before = shard_bytes(&scratch.output());
+    let again = dataset(&scratch, &table, &["--samples-per-shard", "2", "--json"]);
+    assert_ran(&again);
+    let stats: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (
+            stats["shards_reused"].as_u64(),
+            stats["samples_fetched"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(stats["count"], 3);
+    assert!(before == shard_bytes(&scratch.output()));
+}
+
+#[test]
+fn an_unreadable_table_or_missing_column_is_a_usage_error() {
+    let scratch = Scratch::new();
+    let missing = scratch
+        .root
+        .path()
+        .join("missing.csv")
+        .display()
+        .to_string();
+    assert_eq!(dataset(&scratch, &missing, &[]).status.code(), Some(2));
+    let table = scratch.write("t.csv", "link\nhttp://127.0.0.1:9/a.jpg\n");
+    let output = dataset(&scratch, &table, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("no column named \"url\""),
+        "{}",
+        stderr_of(&output)
+    );
+    let unknown = scratch.write("t.xyz", "");
+    assert_eq!(dataset(&scratch, &unknown, &[]).status.code(), Some(2));
+}
+
+#[test]
+fn the_user_agent_names_grab_unless_given() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/wide.jpg"]);
+    assert_ran(&dataset(&scratch, &table, &["-s", "async"]));
+    let scratch = Scratch::new();
+    let table = urls_file(&scratch, &server, &["/wide.jpg"]);
+    assert_ran(&dataset(
+        &scratch,
+        &table,
+        &["--user-agent", "dataset-bot/2"],
+    ));
+    let agents = server.agents.lock().unwrap().clone();
+    assert_eq!(
+        agents,
+        [
+            format!("grab/{}", env!("CARGO_PKG_VERSION")),
+            "dataset-bot/2".to_string()
+        ]
+    );
+}
