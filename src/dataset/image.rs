@@ -731,7 +731,7 @@ mod tests {
     #[test]
     fn a_declared_bomb_is_refused_before_decoding() {
         // A PNG header for 50000 x 50000 and no pixel data at all.
-        let bomb = png_header(50_000, 50_000);
+        let bomb = crate::gallery::png_declaring(50_000, 50_000);
         let refused = process(&bomb, &ImageSettings::default()).unwrap_err();
         assert_eq!(
             refused,
@@ -740,42 +740,5 @@ mod tests {
                 height: 50_000
             }
         );
-    }
-
-    /// A small PNG declaring `width` x `height` RGB pixels: IHDR, a few bytes
-    /// of IDAT, IEND.
-    fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut header = width.to_be_bytes().to_vec();
-        header.extend_from_slice(&height.to_be_bytes());
-        header.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        let idat = vec![0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1];
-        for (kind, data) in [
-            (&b"IHDR"[..], header),
-            (b"IDAT", idat),
-            (b"IEND", Vec::new()),
-        ] {
-            let mut chunk = kind.to_vec();
-            chunk.extend_from_slice(&data);
-            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            png.extend_from_slice(&chunk);
-            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        }
-        png
-    }
-
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 }

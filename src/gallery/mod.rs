@@ -154,6 +154,28 @@ pub fn draw(name: &str, width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// A small, well-formed PNG whose header declares `width` x `height` RGB
+/// pixels that its few bytes of data do not hold: the image bomb that decoders
+/// must refuse by the header, before allocating.
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], header),
+        (b"IDAT", vec![0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]),
+        (b"IEND", Vec::new()),
+    ] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
+    }
+    png
+}
+
 /// Draws and encodes an image.
 pub fn encode(name: &str, width: u32, height: u32, format: Format) -> Bytes {
     let picture = draw(name, width, height);

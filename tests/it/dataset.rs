@@ -129,38 +129,6 @@ fn png(name: &str, width: u32, height: u32) -> Route {
     )
 }
 
-/// A small PNG whose header declares `width` x `height`: an IHDR, a few bytes
-/// of IDAT and an IEND, well-formed chunk by chunk.
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut header = width.to_be_bytes().to_vec();
-    header.extend_from_slice(&height.to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [
-        (&b"IHDR"[..], header),
-        (b"IDAT", vec![0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]),
-        (b"IEND", Vec::new()),
-    ] {
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(&data);
-        let mut crc = 0xffff_ffffu32;
-        for &byte in &chunk {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        png.extend_from_slice(&chunk);
-        png.extend_from_slice(&(!crc).to_be_bytes());
-    }
-    png
-}
-
 /// A 40 x 20 JPEG whose EXIF says "rotate 90° clockwise to view".
 fn rotated_jpeg() -> Vec<u8> {
     let pixels = gallery::draw("rotated", 40, 20).into_raw();
@@ -192,7 +160,7 @@ fn standard_routes() -> HashMap<String, Route> {
     routes.insert("/corrupt.jpg".into(), image_route(corrupt, "image/jpeg"));
     routes.insert(
         "/bomb.png".into(),
-        image_route(png_header(50_000, 50_000), "image/png"),
+        image_route(gallery::png_declaring(50_000, 50_000), "image/png"),
     );
     let mut opted_out = jpeg("opted", 100, 100);
     opted_out
