@@ -74,6 +74,7 @@ pub mod exit;
 pub mod filter;
 pub mod gallery;
 pub mod get;
+pub mod partition;
 pub mod redact;
 pub mod server;
 

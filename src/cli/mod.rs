@@ -135,6 +135,11 @@ pub fn failed(error: anyhow::Error) -> ExitStatus {
     ExitStatus::Failed
 }
 
+/// `--shard K/N` or `auto/N`, the index read from the scheduler's variable.
+pub fn shard(text: &str) -> Result<crate::partition::Shard, String> {
+    crate::partition::Shard::parse(text, |name| std::env::var(name).ok())
+}
+
 /// Threads or workers when not given: one per CPU.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |count| count.get())

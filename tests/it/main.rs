@@ -11,6 +11,7 @@ mod progress;
 mod proxy;
 mod requests;
 mod resume;
+mod scale;
 mod serve;
 mod support;
 mod tls;
