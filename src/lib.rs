@@ -75,6 +75,7 @@ pub mod filter;
 pub mod gallery;
 pub mod get;
 pub mod partition;
+pub mod queue;
 pub mod redact;
 pub mod server;
 

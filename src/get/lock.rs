@@ -19,7 +19,7 @@ pub const LOCK_NAME: &str = ".grab-lock";
 /// (an exclusive holder only: shared holders leave it to each other).
 pub struct FolderLock {
     path: PathBuf,
-    _file: Flock<File>,
+    file: Flock<File>,
     exclusive: bool,
 }
 
@@ -84,7 +84,7 @@ impl FolderLock {
             }
             return Ok(FolderLock {
                 path,
-                _file: file,
+                file,
                 exclusive,
             });
         }
@@ -93,7 +93,9 @@ impl FolderLock {
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
-        if !self.exclusive {
+        // The last of the shared holders is the one that can turn its lock
+        // exclusive; the others leave the file to it.
+        if !self.exclusive && self.file.relock(FlockArg::LockExclusiveNonblock).is_err() {
             return;
         }
         // Removed while still locked; a run that opened it meanwhile sees that
