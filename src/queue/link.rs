@@ -47,8 +47,9 @@ impl Link {
             patience: Duration::from_secs(120),
             on_retry: None,
         };
-        let connection = link.connect().map_err(|error| {
-            anyhow::anyhow!("cannot connect to Redis at {}: {error}", link.address)
+        let connection = link.connect().map_err(|error| match is_protocol(&error) {
+            true => anyhow::anyhow!("{} is not a Redis server: {error}", link.address),
+            false => anyhow::anyhow!("cannot connect to Redis at {}: {error}", link.address),
         })?;
         link.connection = Some(connection);
         let info: String =
@@ -166,6 +167,5 @@ fn is_outage(error: &RedisError) -> bool {
 
 /// The reply could not be read as Redis's protocol.
 fn is_protocol(error: &RedisError) -> bool {
-    matches!(error.kind(), redis::ErrorKind::Parse)
-        || !error.is_io_error() && error.code().is_none()
+    !error.is_io_error() && error.code().is_none()
 }

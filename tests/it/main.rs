@@ -9,6 +9,7 @@ mod filter;
 mod get;
 mod progress;
 mod proxy;
+mod queue;
 mod requests;
 mod resume;
 mod scale;
