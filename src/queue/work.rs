@@ -554,6 +554,9 @@ struct Acknowledger {
 /// Reports sent in one round trip at most.
 const REPORT_BATCH: usize = 512;
 
+/// How long the first report of a batch waits for others.
+const GATHER: Duration = Duration::from_millis(10);
+
 impl Acknowledger {
     fn serve(
         &mut self,
@@ -570,10 +573,14 @@ impl Acknowledger {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
-            while batch.len() < REPORT_BATCH {
-                match received.try_recv() {
+            // Outcomes trickle in one by one: waiting a little for more makes
+            // one round trip of many (an acknowledgement may lag by that much).
+            let gathering = Instant::now() + GATHER;
+            while batch.len() < REPORT_BATCH && !batch.is_empty() {
+                match received.recv_timeout(gathering.saturating_duration_since(Instant::now())) {
                     Ok(report) => batch.push(report),
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
             if !batch.is_empty() {
@@ -589,9 +596,6 @@ impl Acknowledger {
     fn send(&mut self, batch: &[Report]) -> anyhow::Result<()> {
         let results: Vec<u64> = self.link.run("acknowledging jobs", |connection| {
             let mut pipe = redis::pipe();
-            // Loaded with every batch: a restarted Redis has forgotten it, and
-            // EVALSHA in a pipeline does not load it by itself.
-            pipe.cmd("SCRIPT").arg("LOAD").arg(REPORT_SCRIPT).ignore();
             for report in batch {
                 let (kind, id, url, name, size, sha256, error, deliveries) = match report {
                     Report::Done {
@@ -653,7 +657,16 @@ impl Acknowledger {
                         .arg(*deliveries),
                 );
             }
-            pipe.query(connection)
+            // EVALSHA in a pipeline does not load the script by itself, and a
+            // restarted Redis has forgotten it: then no call of the batch ran,
+            // and the batch goes again once it is loaded.
+            match pipe.query(connection) {
+                Err(error) if error.to_string().contains("NoScript") => {
+                    self.script.prepare_invoke().load(connection)?;
+                    pipe.query(connection)
+                }
+                other => other,
+            }
         })?;
         for (report, changed) in batch.iter().zip(results) {
             if changed == 0 {
