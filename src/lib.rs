@@ -29,6 +29,12 @@
 //!   ([`dataset::sample`]), shards written in key order and renamed into place
 //!   ([`dataset::shard`], [`dataset::table`]); the live line and summary
 //!   ([`dataset::progress`]).
+//! - [`partition`]: `--shard K/N`, one of N runs taking its part of a list (by
+//!   URL hash for `get`, by output shard number for `dataset`).
+//! - [`queue`]: `grab queue push|work|status`, a work queue on Redis Streams:
+//!   the connection that reconnects ([`queue::link`]), the worker
+//!   ([`queue::work`]) as a [`get::Source`] and an outcome hook of
+//!   [`get::run_from`], the same run and strategies as `grab get`.
 //! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
 //!   routes, timing middleware, limits and shutdown.
 //! - [`gallery`]: the deterministic images and files that the server serves,
@@ -74,6 +80,8 @@ pub mod exit;
 pub mod filter;
 pub mod gallery;
 pub mod get;
+pub mod partition;
+pub mod queue;
 pub mod redact;
 pub mod server;
 

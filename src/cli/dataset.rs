@@ -124,6 +124,11 @@ pub struct DatasetArgs {
     /// Print the run's stats as one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Take only the output shards numbered K modulo N (keys stay those of
+    /// the whole table); `auto/N` reads K from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "K/N", value_parser = super::shard)]
+    pub shard: Option<crate::partition::Shard>,
 }
 
 impl DatasetArgs {
@@ -190,6 +195,7 @@ impl DatasetArgs {
             .filter(|directive| !directive.is_empty())
             .collect();
         config.strategy = self.strategy;
+        config.shard = self.shard;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
         config.image_workers = self

@@ -157,6 +157,11 @@ pub struct GetArgs {
         value_delimiter = ','
     )]
     pub filters: Vec<Filter>,
+    /// Take only part K of N of the list, by a hash of each URL, so N runs
+    /// split it exactly; `auto/N` reads K from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "K/N", value_parser = super::shard)]
+    pub shard: Option<crate::partition::Shard>,
     /// Folder for the filtered images [default: OUTPUT_DIR/filtered].
     #[arg(long, value_name = "DIR", requires = "filters")]
     pub filter_output_dir: Option<PathBuf>,
@@ -351,7 +356,7 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
         return usage_error("no URLs: give them as arguments or with -i FILE (-i - reads stdin)");
     }
     let inputs = match Inputs::open(arguments.urls.clone(), &arguments.inputs) {
-        Ok(inputs) => inputs,
+        Ok(inputs) => inputs.with_shard(arguments.shard),
         Err(error) => return usage_error(error),
     };
     // One console for the downloads and the filters, so filter lines step

@@ -1,12 +1,13 @@
 //! The command line: clap definitions, their conversion into the plain configs
 //! the library runs on, and the dispatch. Nothing outside this module sees clap;
 //! library enums are offered by name through [`Named`]. One file per command:
-//! [`get`], [`dataset`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
+//! [`get`], [`dataset`], [`queue`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
 
 pub mod compare;
 pub mod dataset;
 pub mod filter;
 pub mod get;
+pub mod queue;
 pub mod serve;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -33,6 +34,8 @@ pub enum Command {
     Get(Box<get::GetArgs>),
     /// Build an image dataset from a table of URLs (img2dataset's job).
     Dataset(dataset::DatasetArgs),
+    /// A work queue on Redis Streams that many workers drain together.
+    Queue(queue::QueueArgs),
     /// Download the same list with every strategy (and peers), and compare.
     Compare(compare::CompareArgs),
     /// Serve the image gallery and the asynchronous demo endpoints.
@@ -59,6 +62,9 @@ impl Cli {
         match &self.command {
             Command::Serve(arguments) if !arguments.quiet => "warn,grab::server=info",
             Command::Get(arguments) => arguments.log_filter(),
+            Command::Queue(queue::QueueArgs {
+                command: queue::QueueCommand::Work(arguments),
+            }) => arguments.get.log_filter(),
             _ => "warn",
         }
     }
@@ -70,6 +76,7 @@ pub fn execute(cli: Cli, program: WorkerProgram) -> ExitStatus {
     match &cli.command {
         Command::Get(arguments) => get::run(arguments, program),
         Command::Dataset(arguments) => dataset::run(arguments, program),
+        Command::Queue(arguments) => queue::run(arguments, program),
         Command::Filter(arguments) => filter::run(arguments, program),
         Command::Samples(arguments) => filter::samples(arguments),
         Command::Serve(arguments) => serve::run(arguments),
@@ -133,6 +140,11 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitStatus {
 pub fn failed(error: anyhow::Error) -> ExitStatus {
     eprintln!("grab: {}", crate::redact::text(&format!("{error:#}")));
     ExitStatus::Failed
+}
+
+/// `--shard K/N` or `auto/N`, the index read from the scheduler's variable.
+pub fn shard(text: &str) -> Result<crate::partition::Shard, String> {
+    crate::partition::Shard::parse(text, |name| std::env::var(name).ok())
 }
 
 /// Threads or workers when not given: one per CPU.

@@ -49,6 +49,7 @@ use crate::get::lock::FolderLock;
 use crate::get::naming::FolderNames;
 use crate::get::report::live::ProgressMode;
 use crate::get::task::{self as download_task, HostGate};
+use crate::partition::Shard;
 use input::{Columns, InputFormat, Row, Rows};
 use sample::{Sample, Status};
 use shard::{Keys, Layout, OutputFormat, Stats};
@@ -76,6 +77,10 @@ pub struct DatasetConfig {
     pub interrupt: Option<Interrupt>,
     pub progress: ProgressMode,
     pub heartbeat: Duration,
+    /// `--shard K/N`: only the output shards whose number is K modulo N, so
+    /// keys and shard numbers stay those of the whole table and N runs
+    /// never write the same shard.
+    pub shard: Option<Shard>,
 }
 
 impl DatasetConfig {
@@ -98,6 +103,7 @@ impl DatasetConfig {
             interrupt: None,
             progress: ProgressMode::None,
             heartbeat: Duration::from_secs(5),
+            shard: None,
         }
     }
 }
@@ -239,6 +245,17 @@ const DOWNLOAD_QUEUE_PER_WORKER: usize = 2;
 /// their shard, and shards that cannot be written are listed in the result.
 pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     let started = Instant::now();
+    let rows = match config.shard {
+        Some(part) => {
+            let keys = Keys::new(config.samples_per_shard);
+            // A row the table cannot give stays in: it stops every part's reading.
+            Box::new(rows.filter(move |row| {
+                row.as_ref()
+                    .map_or(true, |row| part.takes_number(keys.shard_of(row.number)))
+            }))
+        }
+        None => rows,
+    };
     let directory = &config.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;

@@ -2,7 +2,8 @@
 //! list of millions never sits in memory. Each line is `URL` or `URL NAME`; blank
 //! lines and `#` comments are skipped. A bad line becomes an error that names its
 //! source and line number, and the stream goes on. A URL seen before is dropped,
-//! remembered only by a 128-bit fingerprint.
+//! remembered only by a 128-bit fingerprint. With `--shard K/N`, only the URLs
+//! of part K are read on (see [`crate::partition`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+use crate::partition::Shard;
 
 /// Where a URL came from, for messages: `urls.txt:12`, `<stdin>:3`, `argument 2`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +120,7 @@ pub struct Inputs {
     seen: HashSet<u128>,
     duplicates: u64,
     buffer: Vec<u8>,
+    shard: Option<Shard>,
 }
 
 impl Inputs {
@@ -166,7 +170,15 @@ impl Inputs {
             seen: HashSet::new(),
             duplicates: 0,
             buffer: Vec::new(),
+            shard: None,
         }
+    }
+
+    /// Keeps only the URLs that `shard` takes (`--shard K/N`); the others are
+    /// passed over without a word, as another run's.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Inputs {
+        self.shard = shard;
+        self
     }
 
     /// How many URLs were dropped as repeats so far.
@@ -246,6 +258,9 @@ impl Iterator for Inputs {
             match parse_line(&text) {
                 Ok(None) => continue,
                 Ok(Some((url, name))) => {
+                    if self.shard.is_some_and(|shard| !shard.takes_url(&url)) {
+                        continue;
+                    }
                     if !self.seen.insert(fingerprint(&url)) {
                         self.duplicates += 1;
                         continue;

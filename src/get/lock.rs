@@ -15,16 +15,34 @@ use nix::fcntl::{Flock, FlockArg};
 
 pub const LOCK_NAME: &str = ".grab-lock";
 
-/// Held while a run works in its folder; removes the lock file when dropped.
+/// Held while a run works in its folder; removes the lock file when dropped
+/// (an exclusive holder only: shared holders leave it to each other).
 pub struct FolderLock {
     path: PathBuf,
-    _file: Flock<File>,
+    file: Flock<File>,
+    exclusive: bool,
 }
 
 impl FolderLock {
     /// Takes the folder's lock, or says which process holds it.
     pub fn take(directory: &Path) -> io::Result<FolderLock> {
+        FolderLock::lock(directory, true)
+    }
+
+    /// Takes the folder's lock shared: `grab queue work` processes, which get
+    /// their names from the queue, work side by side (on one machine or over a
+    /// network filesystem whose `flock` reaches the server, as NFSv4's does),
+    /// and a `grab get` on the folder refuses while any of them runs.
+    pub fn share(directory: &Path) -> io::Result<FolderLock> {
+        FolderLock::lock(directory, false)
+    }
+
+    fn lock(directory: &Path, exclusive: bool) -> io::Result<FolderLock> {
         let path = directory.join(LOCK_NAME);
+        let mode = match exclusive {
+            true => FlockArg::LockExclusiveNonblock,
+            false => FlockArg::LockSharedNonblock,
+        };
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -33,17 +51,20 @@ impl FolderLock {
                 .truncate(false)
                 .custom_flags(nix::libc::O_NOFOLLOW)
                 .open(&path)?;
-            let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            let mut file = match Flock::lock(file, mode) {
                 Ok(locked) => locked,
                 Err((mut file, Errno::EWOULDBLOCK)) => {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
+                    let holder = match holder.trim() {
+                        "" => "queue workers".to_string(),
+                        pid => format!("pid {pid}"),
+                    };
                     return Err(io::Error::new(
                         io::ErrorKind::WouldBlock,
                         format!(
-                            "{} is in use by another grab run (pid {}); wait for it to end or use another folder",
+                            "{} is in use by another grab run ({holder}); wait for it to end or use another folder",
                             directory.display(),
-                            holder.trim()
                         ),
                     ));
                 }
@@ -56,16 +77,27 @@ impl FolderLock {
             if current.is_none_or(|now| (now.dev(), now.ino()) != (ours.dev(), ours.ino())) {
                 continue;
             }
-            file.set_len(0)?;
-            file.rewind()?;
-            writeln!(file, "{}", std::process::id())?;
-            return Ok(FolderLock { path, _file: file });
+            if exclusive {
+                file.set_len(0)?;
+                file.rewind()?;
+                writeln!(file, "{}", std::process::id())?;
+            }
+            return Ok(FolderLock {
+                path,
+                file,
+                exclusive,
+            });
         }
     }
 }
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
+        // The last of the shared holders is the one that can turn its lock
+        // exclusive; the others leave the file to it.
+        if !self.exclusive && self.file.relock(FlockArg::LockExclusiveNonblock).is_err() {
+            return;
+        }
         // Removed while still locked; a run that opened it meanwhile sees that
         // the path no longer leads to its file, and tries again.
         let _ = std::fs::remove_file(&self.path);

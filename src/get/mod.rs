@@ -78,6 +78,9 @@ pub struct GetConfig {
     pub heartbeat: Duration,
     /// Where to write one record per URL, and how.
     pub report: Option<(PathBuf, ReportFormat)>,
+    /// Share the output folder with other runs that split names among
+    /// themselves (`grab queue work`): its lock is taken shared.
+    pub shared_folder: bool,
 }
 
 impl GetConfig {
@@ -98,9 +101,38 @@ impl GetConfig {
             progress: ProgressMode::None,
             heartbeat: Duration::from_secs(5),
             report: None,
+            shared_folder: false,
         }
     }
 }
+
+/// Where a run's URLs come from: the list ([`Inputs`]), or a work queue that
+/// may also hand over an outcome it decided itself (a file an earlier delivery
+/// of the job already committed).
+pub trait Source: Send + 'static {
+    /// The next job to plan ([`Planned::Download`]) or outcome to record as is
+    /// ([`Planned::Skip`]); a line that is not a URL; `None` at the end.
+    fn next_item(&mut self) -> Option<Result<Planned, input::InvalidLine>>;
+
+    /// URLs dropped as repeats.
+    fn duplicates(&self) -> u64 {
+        0
+    }
+}
+
+impl Source for Inputs {
+    fn next_item(&mut self) -> Option<Result<Planned, input::InvalidLine>> {
+        self.next().map(|item| item.map(Planned::Download))
+    }
+
+    fn duplicates(&self) -> u64 {
+        Inputs::duplicates(self)
+    }
+}
+
+/// Called with every outcome once it is recorded (a saved file is committed
+/// and in the manifest by then): the work queue acknowledges its jobs here.
+pub type OutcomeHook = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
 /// Called with the path of each file as soon as it is saved, on the thread that
 /// recorded it (`grab get --filter` hands images to its filter pool here; that
@@ -121,13 +153,30 @@ pub fn run(config: &GetConfig, inputs: Inputs) -> anyhow::Result<Summary> {
 /// (`grab get --filter` filters there).
 pub fn run_with_hook(
     config: &GetConfig,
-    mut inputs: Inputs,
+    inputs: Inputs,
     on_saved: Option<SavedHook>,
+) -> anyhow::Result<Summary> {
+    run_from(config, inputs, on_saved, None)
+}
+
+/// [`run_with_hook`] over any [`Source`], calling `on_outcome` with every
+/// outcome once it is recorded. With `config.shared_folder` the folder's lock
+/// is taken shared: runs that split their names elsewhere (queue workers) work
+/// side by side, and no `grab get` runs there meanwhile.
+pub fn run_from<S: Source>(
+    config: &GetConfig,
+    mut inputs: S,
+    on_saved: Option<SavedHook>,
+    on_outcome: Option<OutcomeHook>,
 ) -> anyhow::Result<Summary> {
     let directory = &config.settings.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;
-    let _lock = FolderLock::take(directory)
+    let take = match config.shared_folder {
+        true => FolderLock::share,
+        false => FolderLock::take,
+    };
+    let _lock = take(directory)
         .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
     let known = Known::load(directory)
         .with_context(|| format!("cannot read the manifest in {}", directory.display()))?;
@@ -164,7 +213,7 @@ pub fn run_with_hook(
         ..Context::new(config.settings.clone(), names.clone())
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
-    let record = recorder(&reporter, on_saved, directory);
+    let record = recorder(&reporter, on_saved, on_outcome, directory);
     let (sender, queue) = Queue::bounded(workers * QUEUE_PER_JOB, interrupt.clone());
     let planner = Planner {
         known,
@@ -178,9 +227,13 @@ pub fn run_with_hook(
         thread::Builder::new()
             .name("input".to_string())
             .spawn(move || {
-                for item in inputs.by_ref() {
-                    match item {
-                        Ok(job) => match planner.plan(job) {
+                while let Some(item) = inputs.next_item() {
+                    let planned = item.map(|planned| match planned {
+                        Planned::Download(job) => planner.plan(job),
+                        decided => decided,
+                    });
+                    match planned {
+                        Ok(planned) => match planned {
                             Planned::Download(mut job) => {
                                 job.queued_at = reporter.elapsed();
                                 reporter.live.queued.fetch_add(1, Ordering::Relaxed);
@@ -202,11 +255,14 @@ pub fn run_with_hook(
     let watchdog = config.interrupt.as_ref().map(|_| {
         let (queue, reporter, grace) = (queue.clone(), reporter.clone(), config.grace);
         let (json, directory) = (config.json_summary, directory.clone());
+        let exclusive = !config.shared_folder;
         thread::spawn(move || {
             if watch_for_interrupt(&queue, &reporter, &finished_seen, grace, json) {
                 // Exiting skips the lock's drop: remove its file here (the
                 // kernel drops the lock itself with the process).
-                let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
+                if exclusive {
+                    let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
+                }
                 std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
             }
         })
@@ -254,13 +310,21 @@ type Record = Arc<dyn Fn(Outcome, &str) + Send + Sync>;
 
 /// Every outcome goes through here, whatever the strategy: the worker's name is
 /// set, the reporter records it, and a saved file goes to the hook.
-fn recorder(reporter: &Arc<Reporter>, on_saved: Option<SavedHook>, directory: &Path) -> Record {
+fn recorder(
+    reporter: &Arc<Reporter>,
+    on_saved: Option<SavedHook>,
+    on_outcome: Option<OutcomeHook>,
+    directory: &Path,
+) -> Record {
     let (reporter, directory) = (reporter.clone(), directory.to_path_buf());
     Arc::new(move |mut outcome: Outcome, worker: &str| {
         outcome.worker = worker.to_string();
         reporter.record(&outcome);
         if let (Some(on_saved), Some(saved)) = (&on_saved, outcome.saved()) {
             on_saved(&directory.join(&saved.name));
+        }
+        if let Some(on_outcome) = &on_outcome {
+            on_outcome(&outcome);
         }
     })
 }

@@ -1,0 +1,259 @@
+//! `grab queue push|work|status`: their flags, and the commands. `work` takes
+//! every flag of `grab get` but its inputs: the queue is its input.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{positive_seconds, usage_error};
+use crate::console::{Console, Verbosity};
+use crate::engine::Interrupt;
+use crate::engine::processes::WorkerProgram;
+use crate::exit::ExitStatus;
+use crate::get::input::Inputs;
+use crate::queue::link::Link;
+use crate::queue::work::{self, WorkConfig};
+use crate::queue::{self, Keys};
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub command: QueueCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Add URLs to the queue (each URL once, however often pushed).
+    Push(PushArgs),
+    /// Download the queue's jobs, beside other workers, until it is drained.
+    // Boxed: it carries every flag of `grab get`.
+    Work(Box<WorkArgs>),
+    /// How many jobs are waiting, pending (per worker), done, failed, dead.
+    Status(StatusArgs),
+}
+
+/// Where the queue is.
+#[derive(Debug, Args)]
+pub struct Address {
+    /// The Redis server (6.2 or later): redis://HOST:PORT/DB.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GRAB_REDIS",
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
+    pub redis: String,
+    /// The queue's name: its keys in Redis start with grab:NAME:.
+    #[arg(long, value_name = "NAME", default_value = "grab")]
+    pub queue: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub address: Address,
+    /// URLs to add.
+    pub urls: Vec<String>,
+    /// Read URLs from FILE, one per line (`URL` or `URL NAME`); `-` reads stdin.
+    #[arg(short, long = "input", value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// URLs sent per round trip.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Print the counts as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub address: Address,
+    /// Take over a job left pending this long by a worker that stopped
+    /// answering (died, or lost Redis).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub claim_idle: f64,
+    /// Move a job delivered more than N times to the dead-letter stream.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_deliveries: u64,
+    /// Keep waiting for new jobs when the queue is drained.
+    #[arg(long)]
+    pub follow: bool,
+    /// Jobs read per round trip [default: 2 per job slot].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: Option<u32>,
+    /// How long Redis may be unreachable before the worker gives up (its jobs
+    /// stay pending for the others).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = positive_seconds)]
+    pub redis_patience: f64,
+    /// Every flag of `grab get` but its inputs.
+    #[command(flatten)]
+    pub get: super::get::GetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub address: Address,
+    /// Print the status as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(arguments: &QueueArgs, program: WorkerProgram) -> ExitStatus {
+    match &arguments.command {
+        QueueCommand::Push(arguments) => push(arguments),
+        QueueCommand::Work(arguments) => work(arguments, program),
+        QueueCommand::Status(arguments) => status(arguments),
+    }
+}
+
+fn push(arguments: &PushArgs) -> ExitStatus {
+    if arguments.urls.is_empty() && arguments.inputs.is_empty() {
+        return usage_error("no URLs: give them as arguments or with -i FILE (-i - reads stdin)");
+    }
+    let inputs = match Inputs::open(arguments.urls.clone(), &arguments.inputs) {
+        Ok(inputs) => inputs,
+        Err(error) => return usage_error(error),
+    };
+    let console = Console::new(Verbosity::Normal);
+    let result = Link::open(&arguments.address.redis).and_then(|mut link| {
+        let keys = Keys::new(&arguments.address.queue);
+        queue::push(
+            &mut link,
+            &keys,
+            inputs,
+            arguments.batch as usize,
+            |invalid| console.error(&invalid.to_string()),
+        )
+    });
+    match result {
+        Ok(pushed) => {
+            if arguments.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&pushed).expect("counts serialise")
+                );
+            } else {
+                console.summary(&format!(
+                    "queue {}: {} new job(s) of {} URL(s) read{}",
+                    arguments.address.queue,
+                    pushed.new,
+                    pushed.read,
+                    match pushed.invalid {
+                        0 => String::new(),
+                        invalid => format!(", {invalid} invalid line(s) left out"),
+                    }
+                ));
+            }
+            match pushed.invalid {
+                0 => ExitStatus::Ok,
+                _ => ExitStatus::Failed,
+            }
+        }
+        Err(error) => super::failed(error),
+    }
+}
+
+fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
+    let get = &arguments.get;
+    if !get.urls.is_empty() || !get.inputs.is_empty() {
+        return usage_error(
+            "grab queue work takes its URLs from the queue: push them with grab queue push",
+        );
+    }
+    if get.shard.is_some() || !get.filters.is_empty() {
+        return usage_error("--shard and --filter do not apply to queue workers");
+    }
+    let console = Console::new(if get.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    });
+    let terminal = std::io::stderr().is_terminal();
+    let mut config = match get.config(console.clone(), program, terminal) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    config.interrupt = match Interrupt::on_signals() {
+        Ok(interrupt) => Some(interrupt),
+        Err(error) => {
+            tracing::warn!("cannot catch Ctrl-C: {error}");
+            None
+        }
+    };
+    let batch = arguments
+        .batch
+        .map_or(config.jobs * 2, |batch| batch as usize);
+    let work = WorkConfig {
+        get: config,
+        address: arguments.address.redis.clone(),
+        queue: arguments.address.queue.clone(),
+        consumer: work::consumer_name(),
+        batch,
+        claim_idle: Duration::from_secs_f64(arguments.claim_idle),
+        max_deliveries: arguments.max_deliveries,
+        follow: arguments.follow,
+        patience: Duration::from_secs_f64(arguments.redis_patience),
+    };
+    match work::run(&work, &console) {
+        Ok((summary, worked)) => {
+            console.summary(&format!(
+                "queue {} worker {}: {} acknowledged ({} found already committed), {} failed attempt(s) left pending, {} dead-lettered, {} taken over",
+                work.queue,
+                worked.consumer,
+                worked.acknowledged,
+                worked.recovered,
+                worked.failed,
+                worked.dead,
+                worked.reclaimed
+            ));
+            match worked.error {
+                Some(error) => {
+                    console.error(&format!("stopped: {error}"));
+                    ExitStatus::Failed
+                }
+                None if summary.interrupted => ExitStatus::Interrupted,
+                // Failed jobs are the queue's to retry or bury: the worker did its part.
+                None => ExitStatus::Ok,
+            }
+        }
+        Err(error) => super::failed(error),
+    }
+}
+
+fn status(arguments: &StatusArgs) -> ExitStatus {
+    let keys = Keys::new(&arguments.address.queue);
+    let status = match Link::open(&arguments.address.redis)
+        .and_then(|mut link| queue::status(&mut link, &keys))
+    {
+        Ok(status) => status,
+        Err(error) => return super::failed(error),
+    };
+    if arguments.json {
+        println!(
+            "{}",
+            serde_json::to_string(&status).expect("status serialises")
+        );
+        return ExitStatus::Ok;
+    }
+    println!(
+        "queue {}: {} total, {} waiting, {} pending, {} done, {} failed (pending again), {} dead",
+        status.queue,
+        status.total,
+        status.waiting,
+        status.pending,
+        status.done,
+        status.failed,
+        status.dead
+    );
+    for consumer in &status.consumers {
+        println!(
+            "  {}: {} pending, idle {:.1} s",
+            consumer.name, consumer.pending, consumer.idle_seconds
+        );
+    }
+    ExitStatus::Ok
+}

@@ -1,0 +1,708 @@
+//! `grab queue work`: one worker of the fleet. Jobs come from the consumer
+//! group in batches (`XREADGROUP`), jobs that another worker left pending
+//! longer than `--claim-idle` are taken over (`XAUTOCLAIM`), and both go
+//! through the same run as `grab get`. A job is acknowledged only from the
+//! run's outcome hook, which fires once the file is committed and in the
+//! manifest; a failed job stays pending, with its error, for another
+//! delivery, and one delivered more than `--max-deliveries` times goes to the
+//! dead-letter stream instead. A worker keeps the jobs it holds fresh
+//! (`XCLAIM ... JUSTID` every third of `--claim-idle`), so only the jobs of a
+//! worker that died or lost Redis are taken over.
+//!
+//! A job taken over may have been committed already (its worker died between
+//! the rename and the acknowledgement): its name is the queue's, so a file at
+//! that name is that job's, and it is recorded and acknowledged without a
+//! second download. A part file at that name is the dead worker's and is
+//! removed.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use serde::Serialize;
+use url::Url;
+
+use super::link::Link;
+use super::{GROUP, Keys, create_group};
+use crate::console::Console;
+use crate::engine::Interrupt;
+use crate::get::download::{Outcome, Saved, Verdict};
+use crate::get::input::{InvalidLine, Job, Origin};
+use crate::get::manifest::{self, Entry, Manifest};
+use crate::get::naming::PART_SUFFIX;
+use crate::get::plan::Planned;
+use crate::get::{self, GetConfig, OutcomeHook, Source};
+
+/// What a worker needs besides the download settings.
+#[derive(Debug, Clone)]
+pub struct WorkConfig {
+    pub get: GetConfig,
+    /// `redis://HOST:PORT/DB`.
+    pub address: String,
+    pub queue: String,
+    /// This worker's consumer name, unique in the fleet.
+    pub consumer: String,
+    /// Jobs read per round trip.
+    pub batch: usize,
+    /// A job pending this long with its worker silent is taken over.
+    pub claim_idle: Duration,
+    /// Deliveries after which a job goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Wait for more jobs when the queue is drained.
+    pub follow: bool,
+    /// How long Redis may be away before the worker gives up.
+    pub patience: Duration,
+}
+
+/// A consumer name no other worker has: host, pid, and random bits (a pid
+/// is reused, a host name may be shared by containers).
+pub fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// What a worker did, beside the download summary.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Worked {
+    pub consumer: String,
+    pub acknowledged: u64,
+    /// Failed attempts, left pending for another delivery.
+    pub failed: u64,
+    /// Moved to the dead-letter stream by this worker.
+    pub dead: u64,
+    /// Taken over from other workers (or from this one, after a failure).
+    pub reclaimed: u64,
+    /// Found committed by an earlier delivery, acknowledged without a download.
+    pub recovered: u64,
+    /// Why the worker stopped early, if it did (Redis lost for good).
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    acknowledged: AtomicU64,
+    failed: AtomicU64,
+    dead: AtomicU64,
+    reclaimed: AtomicU64,
+    recovered: AtomicU64,
+}
+
+/// A job this worker holds: its stream entry and how often it was delivered.
+#[derive(Debug, Clone)]
+struct Delivery {
+    id: String,
+    deliveries: u64,
+}
+
+/// Jobs held, by URL (a URL is in the queue once).
+type Held = Arc<Mutex<HashMap<String, Delivery>>>;
+
+/// An outcome for the acknowledging thread.
+enum Report {
+    /// Committed (or already there): acknowledge.
+    Done {
+        id: String,
+        url: String,
+        name: String,
+        size: u64,
+        sha256: String,
+        deliveries: u64,
+    },
+    /// Failed: keep pending, remember the error.
+    Failed {
+        id: String,
+        url: String,
+        error: String,
+        deliveries: u64,
+    },
+    /// Delivered too often (or not a URL): to the dead-letter stream.
+    Dead {
+        id: String,
+        url: String,
+        name: String,
+        error: String,
+        deliveries: u64,
+    },
+}
+
+/// Acknowledges, records a failure or buries a job, with its results entry;
+/// run again after a lost reply it changes nothing (XACK answers 0 for a job
+/// no longer pending), so no job is acknowledged twice.
+/// KEYS: jobs, results, errors, done, dead.
+/// ARGV: kind, id, url, worker, name, size, sha256, error, deliveries.
+const REPORT_SCRIPT: &str = r#"
+local kind, id = ARGV[1], ARGV[2]
+local function result(status, error)
+  redis.call('XADD', KEYS[2], '*', 'url', ARGV[3], 'worker', ARGV[4], 'status', status,
+    'name', ARGV[5], 'size', ARGV[6], 'sha256', ARGV[7], 'error', error,
+    'deliveries', ARGV[9])
+end
+if kind == 'failed' then
+  local pending = redis.call('XPENDING', KEYS[1], 'workers', id, id, 1)
+  if #pending == 0 then return 0 end
+  redis.call('HSET', KEYS[3], id, ARGV[8])
+  result('failed', ARGV[8])
+  return 1
+end
+local last = redis.call('HGET', KEYS[3], id)
+if redis.call('XACK', KEYS[1], 'workers', id) == 0 then return 0 end
+redis.call('HDEL', KEYS[3], id)
+if kind == 'dead' then
+  local error = ARGV[8]
+  if error == '' then error = last or '' end
+  redis.call('XADD', KEYS[5], '*', 'url', ARGV[3], 'name', ARGV[5], 'error', error,
+    'deliveries', ARGV[9], 'id', id)
+  result('dead', error)
+else
+  redis.call('INCR', KEYS[4])
+  result(kind, '')
+end
+return 1
+"#;
+
+/// Runs one worker until the queue is drained (or, with `follow`, until
+/// Ctrl-C). Errors when Redis cannot be reached or the run cannot start.
+pub fn run(
+    config: &WorkConfig,
+    console: &Console,
+) -> anyhow::Result<(get::report::Summary, Worked)> {
+    let keys = Keys::new(&config.queue);
+    let mut link = Link::open(&config.address)?;
+    link.patience = config.patience;
+    {
+        let console = console.clone();
+        link.on_retry(move |message| console.notice(message));
+    }
+    create_group(&mut link, &keys)?;
+    let acknowledging = Link::open(&config.address).map(|mut link| {
+        link.patience = config.patience;
+        link
+    })?;
+    let held: Held = Arc::default();
+    let counters = Arc::new(Counters::default());
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let (reports, received) = mpsc::channel::<Report>();
+    let acknowledger = {
+        let (keys, held, counters, failure) = (
+            keys.clone(),
+            held.clone(),
+            counters.clone(),
+            failure.clone(),
+        );
+        let (consumer, claim_idle) = (config.consumer.clone(), config.claim_idle);
+        thread::Builder::new()
+            .name("acknowledge".to_string())
+            .spawn(move || {
+                let mut acknowledger = Acknowledger {
+                    link: acknowledging,
+                    keys,
+                    consumer,
+                    script: redis::Script::new(REPORT_SCRIPT),
+                    held,
+                    counters,
+                };
+                if let Err(error) = acknowledger.serve(&received, claim_idle) {
+                    crate::lock(&failure).get_or_insert(format!("{error:#}"));
+                }
+            })?
+    };
+    let interrupt = config.get.interrupt.clone().unwrap_or_default();
+    let mut get_config = config.get.clone();
+    get_config.interrupt = Some(interrupt.clone());
+    get_config.shared_folder = true;
+    let directory = config.get.settings.output_dir.clone();
+    std::fs::create_dir_all(&directory)?;
+    let source = QueueSource {
+        link,
+        keys: keys.clone(),
+        consumer: config.consumer.clone(),
+        batch: config.batch.max(1),
+        claim_idle: config.claim_idle,
+        max_deliveries: config.max_deliveries,
+        follow: config.follow,
+        interrupt,
+        manifest: Manifest::open(&directory)?,
+        directory,
+        buffer: VecDeque::new(),
+        cursor: "0-0".to_string(),
+        last_reclaim: None,
+        held: held.clone(),
+        reports: reports.clone(),
+        counters: counters.clone(),
+        failure: failure.clone(),
+        read: 0,
+    };
+    let hook: OutcomeHook = {
+        let (held, reports) = (held.clone(), Mutex::new(reports));
+        Arc::new(move |outcome: &Outcome| {
+            let url = outcome.job.url.as_str();
+            let Some(delivery) = crate::lock(&held).remove(url) else {
+                return;
+            };
+            let report = match &outcome.verdict {
+                Verdict::Saved(saved) => {
+                    done(delivery, url, &saved.name, saved.bytes, &saved.sha256)
+                }
+                Verdict::Skipped(complete) => done(
+                    delivery,
+                    url,
+                    &complete.name,
+                    complete.bytes,
+                    &complete.sha256,
+                ),
+                Verdict::Failed(error) => Report::Failed {
+                    id: delivery.id,
+                    url: url.to_string(),
+                    error: error.to_string(),
+                    deliveries: delivery.deliveries,
+                },
+            };
+            let _ = crate::lock(&reports).send(report);
+        })
+    };
+    let summary = get::run_from(&get_config, source, None, Some(hook));
+    // The hook and the source held the last senders: the acknowledger drains
+    // what is left and ends.
+    let _ = acknowledger.join();
+    let summary = summary?;
+    let worked = Worked {
+        consumer: config.consumer.clone(),
+        acknowledged: counters.acknowledged.load(Ordering::Relaxed),
+        failed: counters.failed.load(Ordering::Relaxed),
+        dead: counters.dead.load(Ordering::Relaxed),
+        reclaimed: counters.reclaimed.load(Ordering::Relaxed),
+        recovered: counters.recovered.load(Ordering::Relaxed),
+        error: crate::lock(&failure).clone(),
+    };
+    Ok((summary, worked))
+}
+
+fn done(delivery: Delivery, url: &str, name: &str, size: u64, sha256: &str) -> Report {
+    Report::Done {
+        id: delivery.id,
+        url: url.to_string(),
+        name: name.to_string(),
+        size,
+        sha256: sha256.to_string(),
+        deliveries: delivery.deliveries,
+    }
+}
+
+/// The jobs of the queue as the run's input.
+struct QueueSource {
+    link: Link,
+    keys: Keys,
+    consumer: String,
+    batch: usize,
+    claim_idle: Duration,
+    max_deliveries: u64,
+    follow: bool,
+    interrupt: Interrupt,
+    directory: PathBuf,
+    manifest: Manifest,
+    /// Jobs read and not yet handed to the run.
+    buffer: VecDeque<Planned>,
+    /// Where XAUTOCLAIM goes on scanning the pending list.
+    cursor: String,
+    last_reclaim: Option<Instant>,
+    held: Held,
+    reports: mpsc::Sender<Report>,
+    counters: Arc<Counters>,
+    failure: Arc<Mutex<Option<String>>>,
+    /// Jobs handed out, for their origin.
+    read: usize,
+}
+
+/// How long one XREADGROUP waits for new jobs.
+const BLOCK: Duration = Duration::from_millis(500);
+
+impl Source for QueueSource {
+    fn next_item(&mut self) -> Option<Result<Planned, InvalidLine>> {
+        loop {
+            if self.interrupt.requested() {
+                return None;
+            }
+            if let Some(planned) = self.buffer.pop_front() {
+                return Some(Ok(planned));
+            }
+            let result = self.fill().and_then(|found| match found {
+                true => Ok(false),
+                false => self.drained(),
+            });
+            match result {
+                Ok(true) if !self.follow => return None,
+                Ok(_) => {}
+                Err(error) => {
+                    crate::lock(&self.failure).get_or_insert(format!("{error:#}"));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl QueueSource {
+    /// Reads jobs into the buffer: those left pending too long first, then new
+    /// ones. False when there were none.
+    fn fill(&mut self) -> anyhow::Result<bool> {
+        let interval =
+            (self.claim_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        if self
+            .last_reclaim
+            .is_none_or(|last| last.elapsed() >= interval)
+        {
+            self.last_reclaim = Some(Instant::now());
+            if self.reclaim()? {
+                return Ok(true);
+            }
+        }
+        let reply: Option<StreamReadReply> = self.link.run("reading jobs", |connection| {
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(self.batch)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.keys.jobs)
+                .arg(">")
+                .query(connection)
+        })?;
+        let entries: Vec<StreamId> = reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .collect();
+        let found = !entries.is_empty();
+        for entry in entries {
+            self.take(entry, 1);
+        }
+        Ok(found)
+    }
+
+    /// Takes over jobs pending longer than `--claim-idle`; those delivered too
+    /// often go to the dead-letter stream.
+    fn reclaim(&mut self) -> anyhow::Result<bool> {
+        let reply: StreamAutoClaimReply = self.link.run("taking over idle jobs", |connection| {
+            redis::cmd("XAUTOCLAIM")
+                .arg(&self.keys.jobs)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(self.claim_idle.as_millis() as u64)
+                .arg(&self.cursor)
+                .arg("COUNT")
+                .arg(self.batch)
+                .query(connection)
+        })?;
+        self.cursor = reply.next_stream_id;
+        if reply.claimed.is_empty() {
+            return Ok(false);
+        }
+        let counts: Vec<StreamPendingCountReply> =
+            self.link.run("counting deliveries", |connection| {
+                let mut pipe = redis::pipe();
+                for entry in &reply.claimed {
+                    pipe.cmd("XPENDING")
+                        .arg(&self.keys.jobs)
+                        .arg(GROUP)
+                        .arg(&entry.id)
+                        .arg(&entry.id)
+                        .arg(1);
+                }
+                pipe.query(connection)
+            })?;
+        for (entry, count) in reply.claimed.into_iter().zip(counts) {
+            let deliveries = count
+                .ids
+                .first()
+                .map_or(1, |pending| pending.times_delivered as u64);
+            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+            self.take(entry, deliveries);
+        }
+        Ok(true)
+    }
+
+    /// One delivered job: buried, found done, or buffered for the run.
+    fn take(&mut self, entry: StreamId, deliveries: u64) {
+        let url: String = entry.get("url").unwrap_or_default();
+        let name: String = entry.get("name").unwrap_or_default();
+        let dead = |error: String| Report::Dead {
+            id: entry.id.clone(),
+            url: url.clone(),
+            name: name.clone(),
+            error,
+            deliveries,
+        };
+        let parsed = match Url::parse(&url) {
+            Ok(parsed) if !name.is_empty() => parsed,
+            _ => {
+                let _ = self
+                    .reports
+                    .send(dead(format!("not a job: url {url:?}, name {name:?}")));
+                return;
+            }
+        };
+        if deliveries > self.max_deliveries {
+            // The last error is the one the script finds in `errors`.
+            let _ = self.reports.send(dead(String::new()));
+            return;
+        }
+        self.read += 1;
+        let job = Job {
+            url: parsed,
+            name: Some(name.clone()),
+            origin: Origin {
+                source: format!("queue {}", self.keys.queue),
+                line: self.read,
+            },
+            plan: None,
+            queued_at: Duration::ZERO,
+        };
+        let delivery = Delivery {
+            id: entry.id.clone(),
+            deliveries,
+        };
+        {
+            let mut held = crate::lock(&self.held);
+            if held.contains_key(&url) {
+                // Still this worker's, taken back before its refresh came
+                // round: it is already on its way.
+                return;
+            }
+            held.insert(url.clone(), delivery);
+        }
+        if deliveries > 1 {
+            if let Some(outcome) = self.committed_before(&job, &name) {
+                self.counters.recovered.fetch_add(1, Ordering::Relaxed);
+                self.buffer.push_back(Planned::Skip(outcome));
+                return;
+            }
+            // The part of a worker that stopped answering: it is not coming back
+            // for it (a live worker keeps its jobs fresh).
+            let _ = std::fs::remove_file(self.directory.join(format!("{name}{PART_SUFFIX}")));
+        }
+        self.buffer.push_back(Planned::Download(job));
+    }
+
+    /// The job's file, when an earlier delivery committed it: a file at the
+    /// queue's name for this URL can only be this URL's.
+    fn committed_before(&self, job: &Job, name: &str) -> Option<Outcome> {
+        let path = self.directory.join(name);
+        let metadata = path.symlink_metadata().ok()?;
+        if !metadata.is_file() {
+            return None;
+        }
+        let sha256 = manifest::sha256_of_file(&path).ok()?;
+        let _ = self
+            .manifest
+            .append(&Entry::saved(&job.url, name, metadata.len(), &sha256));
+        let saved = Saved {
+            name: name.to_string(),
+            bytes: metadata.len(),
+            status: None,
+            content_type: None,
+            sha256,
+            final_url: None,
+            body: None,
+        };
+        Some(Outcome::recovered(job.clone(), saved, 0))
+    }
+
+    /// Whether nothing is left: no job held here, none pending anywhere, none
+    /// waiting to be read.
+    fn drained(&mut self) -> anyhow::Result<bool> {
+        if !crate::lock(&self.held).is_empty() {
+            return Ok(false);
+        }
+        let groups: redis::streams::StreamInfoGroupsReply =
+            self.link.run("reading the consumer group", |connection| {
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&self.keys.jobs)
+                    .query(connection)
+            })?;
+        Ok(groups
+            .groups
+            .iter()
+            .find(|group| group.name == GROUP)
+            .is_none_or(|group| group.pending == 0 && group.lag.unwrap_or(0) == 0))
+    }
+}
+
+/// The thread that tells Redis how jobs ended, in pipelined batches, and
+/// keeps this worker's jobs fresh.
+struct Acknowledger {
+    link: Link,
+    keys: Keys,
+    consumer: String,
+    script: redis::Script,
+    held: Held,
+    counters: Arc<Counters>,
+}
+
+/// Reports sent in one round trip at most.
+const REPORT_BATCH: usize = 512;
+
+/// How long the first report of a batch waits for others.
+const GATHER: Duration = Duration::from_millis(10);
+
+impl Acknowledger {
+    fn serve(
+        &mut self,
+        received: &mpsc::Receiver<Report>,
+        claim_idle: Duration,
+    ) -> anyhow::Result<()> {
+        let refresh = (claim_idle / 3).max(Duration::from_millis(20));
+        let mut refreshed = Instant::now();
+        loop {
+            let wait = refresh.saturating_sub(refreshed.elapsed());
+            let mut batch = Vec::new();
+            match received.recv_timeout(wait) {
+                Ok(report) => batch.push(report),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            // Outcomes trickle in one by one: waiting a little for more makes
+            // one round trip of many (an acknowledgement may lag by that much).
+            let gathering = Instant::now() + GATHER;
+            while batch.len() < REPORT_BATCH && !batch.is_empty() {
+                match received.recv_timeout(gathering.saturating_duration_since(Instant::now())) {
+                    Ok(report) => batch.push(report),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.send(&batch)?;
+            }
+            if refreshed.elapsed() >= refresh {
+                self.refresh()?;
+                refreshed = Instant::now();
+            }
+        }
+    }
+
+    fn send(&mut self, batch: &[Report]) -> anyhow::Result<()> {
+        let results: Vec<u64> = self.link.run("acknowledging jobs", |connection| {
+            let mut pipe = redis::pipe();
+            for report in batch {
+                let (kind, id, url, name, size, sha256, error, deliveries) = match report {
+                    Report::Done {
+                        id,
+                        url,
+                        name,
+                        size,
+                        sha256,
+                        deliveries,
+                    } => (
+                        "saved",
+                        id,
+                        url,
+                        name.as_str(),
+                        *size,
+                        sha256.as_str(),
+                        "",
+                        deliveries,
+                    ),
+                    Report::Failed {
+                        id,
+                        url,
+                        error,
+                        deliveries,
+                    } => ("failed", id, url, "", 0, "", error.as_str(), deliveries),
+                    Report::Dead {
+                        id,
+                        url,
+                        name,
+                        error,
+                        deliveries,
+                    } => (
+                        "dead",
+                        id,
+                        url,
+                        name.as_str(),
+                        0,
+                        "",
+                        error.as_str(),
+                        deliveries,
+                    ),
+                };
+                let url = crate::redact::text(url);
+                pipe.invoke_script(
+                    self.script
+                        .key(&self.keys.jobs)
+                        .key(&self.keys.results)
+                        .key(&self.keys.errors)
+                        .key(&self.keys.done)
+                        .key(&self.keys.dead)
+                        .arg(kind)
+                        .arg(id)
+                        .arg(url.as_ref())
+                        .arg(&self.consumer)
+                        .arg(name)
+                        .arg(size)
+                        .arg(sha256)
+                        .arg(crate::redact::text(error).as_ref())
+                        .arg(*deliveries),
+                );
+            }
+            // EVALSHA in a pipeline does not load the script by itself, and a
+            // restarted Redis has forgotten it: then no call of the batch ran,
+            // and the batch goes again once it is loaded.
+            match pipe.query(connection) {
+                Err(error) if error.to_string().contains("NoScript") => {
+                    self.script.prepare_invoke().load(connection)?;
+                    pipe.query(connection)
+                }
+                other => other,
+            }
+        })?;
+        for (report, changed) in batch.iter().zip(results) {
+            if changed == 0 {
+                continue;
+            }
+            let counter = match report {
+                Report::Done { .. } => &self.counters.acknowledged,
+                Report::Failed { .. } => &self.counters.failed,
+                Report::Dead { .. } => &self.counters.dead,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Claims this worker's jobs again, which resets their idle time: only a
+    /// worker that stopped is taken over. JUSTID leaves delivery counts alone.
+    fn refresh(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<String> = crate::lock(&self.held)
+            .values()
+            .map(|delivery| delivery.id.clone())
+            .collect();
+        for chunk in ids.chunks(1000) {
+            self.link.run("keeping jobs", |connection| {
+                let mut command = redis::cmd("XCLAIM");
+                command
+                    .arg(&self.keys.jobs)
+                    .arg(GROUP)
+                    .arg(&self.consumer)
+                    .arg(0);
+                for id in chunk {
+                    command.arg(id);
+                }
+                command.arg("JUSTID").query::<Vec<String>>(connection)
+            })?;
+        }
+        Ok(())
+    }
+}

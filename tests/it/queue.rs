@@ -1,0 +1,389 @@
+//! `grab queue`: workers against a real `redis-server`, started by each test
+//! on a free port with persistence off (the append-only file on for the
+//! restart test) and killed when the test ends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::support::{Scratch, files_in, gallery, grab, grab_command, stderr_of};
+
+/// A redis-server of this test's own; killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    folder: PathBuf,
+    appendonly: bool,
+}
+
+impl RedisServer {
+    fn start(folder: &Path, appendonly: bool) -> RedisServer {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::start_on(folder, appendonly, port)
+    }
+
+    fn start_on(folder: &Path, appendonly: bool, port: u16) -> RedisServer {
+        let mut server = RedisServer {
+            child: spawn_redis(folder, appendonly, port),
+            port,
+            folder: folder.to_path_buf(),
+            appendonly,
+        };
+        server.wait_until_it_answers();
+        server
+    }
+
+    fn wait_until_it_answers(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "redis-server exited"
+            );
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 5];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG"
+    }
+
+    fn address(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.address())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Stops the server as `SIGTERM` does (its append-only file complete)
+    /// and starts it again on the same port.
+    fn restart(&mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap();
+        thread::sleep(Duration::from_millis(500));
+        self.child = spawn_redis(&self.folder, self.appendonly, self.port);
+        self.wait_until_it_answers();
+    }
+}
+
+fn spawn_redis(folder: &Path, appendonly: bool, port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", if appendonly { "yes" } else { "no" }])
+        .arg("--dir")
+        .arg(folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (the Debian package redis-server)")
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `grab queue ARGUMENTS --redis ADDRESS --queue test`.
+fn queue(redis: &RedisServer, arguments: &[&str]) -> Output {
+    let address = redis.address();
+    let mut all = vec!["queue"];
+    all.extend_from_slice(arguments);
+    all.extend_from_slice(&["--redis", &address, "--queue", "test"]);
+    grab(&all, None)
+}
+
+fn start_worker(redis: &RedisServer, output: &Path, more: &[&str]) -> Child {
+    grab_command()
+        .args([
+            "queue",
+            "work",
+            "--redis",
+            &redis.address(),
+            "--queue",
+            "test",
+        ])
+        .args(["-o", output.to_str().unwrap(), "-q", "--progress", "none"])
+        .args(more)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn push(redis: &RedisServer, scratch: &Scratch, urls: &[String]) -> Output {
+    let list = scratch.write("urls.txt", &(urls.join("\n") + "\n"));
+    let pushed = queue(redis, &["push", "-i", &list]);
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr_of(&pushed));
+    pushed
+}
+
+fn status(redis: &RedisServer) -> serde_json::Value {
+    let output = queue(redis, &["status", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Waits for a worker and checks that it ended well.
+fn finish(worker: Child) -> Output {
+    let output = worker.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    output
+}
+
+/// Every URL saved once: one file per URL, with its size, and nothing else
+/// (no `-1` twin, no part file).
+fn assert_each_saved_once(output: &Path, count: usize, size: usize) {
+    let files = files_in(output);
+    let expected: BTreeSet<String> = (0..count).map(|number| format!("q{number}.bin")).collect();
+    assert_eq!(files.into_iter().collect::<BTreeSet<_>>(), expected);
+    for name in &expected {
+        assert_eq!(
+            std::fs::metadata(output.join(name)).unwrap().len(),
+            size as u64
+        );
+    }
+}
+
+fn urls(base: &str, count: usize, size: usize, delay_ms: u64) -> Vec<String> {
+    (0..count)
+        .map(|number| format!("{base}/files/q{number}.bin?size={size}&delay_ms={delay_ms}"))
+        .collect()
+}
+
+/// The results stream's entries: (status, worker) counts.
+fn results(redis: &RedisServer) -> BTreeMap<(String, String), u64> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("grab:test:results")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.connection())
+        .unwrap();
+    let mut counts = BTreeMap::new();
+    for entry in reply.ids {
+        let status: String = entry.get("status").unwrap();
+        let worker: String = entry.get("worker").unwrap();
+        *counts.entry((status, worker)).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn two_workers_drain_a_queue_each_url_saved_once() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    let list = urls(&server.base_url(), 500, 64, 2);
+    let pushed = push(&redis, &scratch, &list);
+    assert!(String::from_utf8_lossy(&pushed.stderr).contains("500 new job(s)"));
+    // Pushed again: nothing new.
+    let again = push(&redis, &scratch, &list);
+    assert!(
+        stderr_of(&again).contains("0 new job(s) of 500"),
+        "{}",
+        stderr_of(&again)
+    );
+    let output = scratch.output();
+    let first = start_worker(&redis, &output, &["-s", "threads", "-j", "8"]);
+    let second = start_worker(&redis, &output, &["-s", "processes", "-j", "4"]);
+    finish(first);
+    finish(second);
+    assert_each_saved_once(&output, 500, 64);
+    let status = status(&redis);
+    assert_eq!(
+        (
+            status["total"].as_u64(),
+            status["done"].as_u64(),
+            status["pending"].as_u64()
+        ),
+        (Some(500), Some(500), Some(0)),
+        "{status}"
+    );
+    // The fleet's outcome in one place: 500 saved, shared by both workers.
+    let results = results(&redis);
+    let saved: Vec<u64> = results
+        .iter()
+        .filter(|((status, _), _)| status == "saved")
+        .map(|(_, count)| *count)
+        .collect();
+    assert_eq!(saved.iter().sum::<u64>(), 500, "{results:?}");
+    assert_eq!(saved.len(), 2, "both workers worked: {results:?}");
+}
+
+#[test]
+fn a_killed_workers_jobs_are_taken_over_none_lost_none_twice() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    push(&redis, &scratch, &urls(&server.base_url(), 200, 2000, 20));
+    let output = scratch.output();
+    let flags = ["-s", "threads", "-j", "4", "--claim-idle", "1"];
+    let mut doomed = start_worker(&redis, &output, &flags);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&output).map_or(0, |entries| entries.count()) < 20 {
+        assert!(Instant::now() < deadline, "the first worker saved nothing");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let survivor = start_worker(&redis, &output, &flags);
+    thread::sleep(Duration::from_millis(100));
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+    let finished = finish(survivor);
+    let summary = stderr_of(&finished);
+    let taken_over: u64 = summary
+        .split(" taken over")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no count taken over in {summary}"));
+    assert!(taken_over > 0, "{summary}");
+    assert_each_saved_once(&output, 200, 2000);
+    let status = status(&redis);
+    assert_eq!(
+        (
+            status["done"].as_u64(),
+            status["pending"].as_u64(),
+            status["dead"].as_u64()
+        ),
+        (Some(200), Some(0), Some(0)),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_url_that_always_fails_goes_to_the_dead_letter_stream() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    let mut list = urls(&server.base_url(), 5, 10, 0);
+    // Nothing listens on port 1.
+    list.push("http://127.0.0.1:1/never.bin".to_string());
+    push(&redis, &scratch, &list);
+    let output = scratch.output();
+    let worker = start_worker(
+        &redis,
+        &output,
+        &[
+            "--claim-idle",
+            "0.2",
+            "--max-deliveries",
+            "3",
+            "--retries",
+            "0",
+        ],
+    );
+    finish(worker);
+    assert_each_saved_once(&output, 5, 10);
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("grab:test:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(reply.ids.len(), 1);
+    let dead = &reply.ids[0];
+    assert_eq!(
+        dead.get::<String>("url").as_deref(),
+        Some("http://127.0.0.1:1/never.bin")
+    );
+    assert_eq!(dead.get::<u64>("deliveries"), Some(4));
+    let error: String = dead.get("error").unwrap();
+    assert!(error.contains("refused"), "{error}");
+    let status = status(&redis);
+    assert_eq!(
+        (
+            status["done"].as_u64(),
+            status["dead"].as_u64(),
+            status["pending"].as_u64()
+        ),
+        (Some(5), Some(1), Some(0)),
+        "{status}"
+    );
+    let failed = results(&redis)
+        .iter()
+        .filter(|((status, _), _)| status == "failed")
+        .map(|(_, count)| *count)
+        .sum::<u64>();
+    assert_eq!(failed, 3, "one failed attempt per delivery");
+}
+
+#[test]
+fn workers_reconnect_after_redis_restarts() {
+    let scratch = Scratch::new();
+    let mut redis = RedisServer::start(scratch.root.path(), true);
+    let server = gallery();
+    push(&redis, &scratch, &urls(&server.base_url(), 150, 500, 20));
+    let output = scratch.output();
+    let flags = ["-s", "async", "-j", "4", "--claim-idle", "2"];
+    let first = start_worker(&redis, &output, &flags);
+    let second = start_worker(&redis, &output, &flags);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&output).map_or(0, |entries| entries.count()) < 30 {
+        assert!(Instant::now() < deadline, "the workers saved nothing");
+        thread::sleep(Duration::from_millis(10));
+    }
+    redis.restart();
+    let first = finish(first);
+    finish(second);
+    assert!(
+        stderr_of(&first).contains("lost Redis"),
+        "{}",
+        stderr_of(&first)
+    );
+    assert_each_saved_once(&output, 150, 500);
+    let status = status(&redis);
+    assert_eq!(
+        (status["done"].as_u64(), status["pending"].as_u64()),
+        (Some(150), Some(0)),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_wrong_address_or_a_server_that_is_not_redis_is_a_clear_error() {
+    let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nobody = format!("redis://127.0.0.1:{port}/0");
+    let output = grab(&["queue", "status", "--redis", &nobody], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains(&format!("cannot connect to Redis at {nobody}")),
+        "{}",
+        stderr_of(&output)
+    );
+    let server = gallery();
+    let http = server.base_url().replace("http://", "redis://");
+    let output = grab(&["queue", "status", "--redis", &http], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("is not a Redis server"),
+        "{}",
+        stderr_of(&output)
+    );
+}
