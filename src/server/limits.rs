@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
-    /// A request not answered in this time gets 408.
+    /// A request not answered in this time gets a JSON 503.
     pub request_timeout: Duration,
     /// How long requests in flight may take to finish after a shutdown signal.
     pub grace: Duration,

@@ -25,17 +25,16 @@ pub mod operations;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::gallery::ImageCache;
 pub use limits::Limits;
@@ -67,15 +66,41 @@ pub fn app_with(limits: &Limits) -> Router {
         .route("/images/{name}", get(content::image))
         .route("/files/index.txt", get(content::file_index))
         .route("/files/{name}", get(content::file))
+        .fallback(operations::not_found)
+        .method_not_allowed_fallback(operations::method_not_allowed)
         .with_state(shared)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             limits.request_timeout,
+            answer_within,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             operations::error_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler panicked")
         }))
         .layer(middleware::from_fn(time_and_log))
+}
+
+/// Answers 503 with a JSON error when a handler has not answered within the
+/// request timeout. 408 would tell the client that it was slow to send; here the
+/// server was slow to answer. Only the wait for the response's head is bounded: a
+/// body that streams for longer is the client's choice (the write-stall limit
+/// guards against clients that stop reading).
+async fn answer_within(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = operations::error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "not answered within the server's request timeout of {:.3} s",
+                    limit.as_secs_f64()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 /// Adds the handling time to every response and logs the request.
