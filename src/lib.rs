@@ -30,7 +30,9 @@
 //!   ([`dataset::shard`], [`dataset::table`]); the live line and summary
 //!   ([`dataset::progress`]).
 //! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
-//!   routes, timing middleware, limits and shutdown.
+//!   routes (JSON errors, checked parameters, validators and ranges), timing
+//!   middleware, its own accept loop over hyper with the limits (connection cap,
+//!   header caps, header-read and send timeouts), and shutdown.
 //! - [`gallery`]: the deterministic images and files that the server serves,
 //!   `grab samples` writes and the tests decode.
 //! - [`compare`]: `grab compare` (every strategy and peers, measured from outside)

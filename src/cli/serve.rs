@@ -23,6 +23,16 @@ pub struct ServeArgs {
     /// A request not answered within SECS gets a JSON 503.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
     pub request_timeout: f64,
+    /// A connection that has not sent a whole request head within SECS (from its
+    /// opening or its last response) is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub header_timeout: f64,
+    /// A client that reads nothing of a response for SECS is disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub send_timeout: f64,
+    /// The most bytes of request headers; a larger head gets 431.
+    #[arg(long, value_name = "BYTES", default_value_t = 16_384)]
+    pub max_header_bytes: usize,
     /// After Ctrl-C or SIGTERM, how long requests in flight may take to finish.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub grace: f64,
@@ -91,6 +101,10 @@ pub fn run(arguments: &ServeArgs) -> ExitStatus {
     let limits = crate::server::Limits {
         max_connections: arguments.max_connections.max(1),
         request_timeout: Duration::from_secs_f64(arguments.request_timeout),
+        header_timeout: Duration::from_secs_f64(arguments.header_timeout),
+        send_timeout: Duration::from_secs_f64(arguments.send_timeout),
+        max_header_bytes: arguments.max_header_bytes,
+        image_cache_bytes: crate::server::Limits::default().image_cache_bytes,
         grace: Duration::from_secs_f64(arguments.grace),
     };
     let result = runtime.block_on(async {

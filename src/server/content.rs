@@ -36,6 +36,9 @@ pub const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
 /// State shared by the gallery's handlers.
 pub struct Shared {
     pub images: ImageCache,
+    /// One permit per CPU: a 4096x4096 drawing takes 48 MiB, so only this many
+    /// are drawn at once, however many requests ask.
+    pub drawing: tokio::sync::Semaphore,
 }
 
 /// Common query parameters as sent; [`Checked`] holds them validated.
@@ -210,6 +213,11 @@ pub async fn image(
                 Some(bytes) => bytes,
                 None => {
                     // Drawing and encoding take milliseconds of CPU: off the async threads.
+                    let _permit = shared
+                        .drawing
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
                     let drawn_name = name.clone();
                     let drawn = tokio::task::spawn_blocking(move || {
                         gallery::encode(&drawn_name, width, height, format)
@@ -272,13 +280,24 @@ fn numbered_index(
     count: u64,
     forwarded: &str,
 ) -> Response {
-    let base = base_url(headers);
+    let prefix = format!("{}/{folder}/{stem}-", base_url(headers));
+    let suffix = format!(".{extension}{forwarded}\n");
     let width = count.to_string().len().max(4);
-    let mut text = String::new();
-    for number in 1..=count {
-        text += &format!("{base}/{folder}/{stem}-{number:0width$}.{extension}{forwarded}\n");
-    }
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    // Made a thousand lines at a time as the client reads: a million-line index
+    // never sits in memory whole.
+    const LINES: u64 = 1000;
+    let chunks = (0..count.div_ceil(LINES)).map(move |chunk| {
+        let mut text = String::new();
+        for number in chunk * LINES + 1..=((chunk + 1) * LINES).min(count) {
+            text += &format!("{prefix}{number:0width$}{suffix}");
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(text))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(futures_util::stream::iter(chunks)),
+    )
+        .into_response()
 }
 
 /// Whether `If-None-Match` (or, without it, `If-Modified-Since`) says the client

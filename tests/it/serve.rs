@@ -486,3 +486,168 @@ fn sigterm_stops_the_binary_after_inflight_requests() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+// ---- hardening: silent, oversize and stalled clients, through real sockets ----
+
+mod hardening {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    use grab::server::{Background, Limits};
+
+    fn start(limits: Limits) -> Background {
+        Background::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), limits).unwrap()
+    }
+
+    /// Reads until the server closes the connection; the bytes read. Panics if it
+    /// is still open after `patience`.
+    fn read_until_closed(stream: &mut TcpStream, patience: Duration) -> usize {
+        stream.set_read_timeout(Some(patience)).unwrap();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => return total,
+                Ok(count) => total += count,
+                Err(error) if error.kind() == ErrorKind::ConnectionReset => return total,
+                Err(error) => panic!("still open after {patience:?}: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn silent_sockets_are_closed_and_a_request_still_gets_through_at_the_cap() {
+        let server = start(Limits {
+            max_connections: 8,
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        });
+        // Eight silent sockets take every slot; one more waits in the backlog.
+        let mut silent: Vec<TcpStream> = (0..9)
+            .map(|_| TcpStream::connect(server.address()).unwrap())
+            .collect();
+        // One that sends half a head and stops is silent too.
+        silent[0]
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let url = format!("{}/", server.base_url());
+        let legitimate = std::thread::spawn(move || super::get(&url).0);
+        for stream in &mut silent {
+            assert_eq!(read_until_closed(stream, Duration::from_secs(10)), 0);
+        }
+        assert_eq!(legitimate.join().unwrap(), 200);
+        // A keep-alive connection that goes quiet after a request is closed too.
+        let mut idle = TcpStream::connect(server.address()).unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let answered = read_until_closed(&mut idle, Duration::from_secs(10));
+        assert!(answered > 0, "the request was answered before the close");
+    }
+
+    #[test]
+    fn an_oversize_head_gets_431_and_the_server_goes_on() {
+        let server = start(Limits {
+            max_header_bytes: 8 * 1024,
+            ..Limits::default()
+        });
+        for (name, head) in [
+            (
+                "one huge header",
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                    "a".repeat(64 * 1024)
+                ),
+            ),
+            (
+                "many headers",
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                    (0..500)
+                        .map(|number| format!("X-{number}: 1\r\n"))
+                        .collect::<String>()
+                ),
+            ),
+        ] {
+            let mut stream = TcpStream::connect(server.address()).unwrap();
+            // The server may close before it has read everything: a failed write is fine.
+            let _ = stream.write_all(head.as_bytes());
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+                "{name}: {answer}"
+            );
+        }
+        assert_eq!(super::get(&format!("{}/", server.base_url())).0, 200);
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_gives_its_slot_back() {
+        let server = start(Limits {
+            max_connections: 1,
+            send_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        });
+        let size: usize = 1 << 30;
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.address().into()).unwrap();
+        let mut stalled: TcpStream = socket.into();
+        stalled
+            .write_all(
+                format!("GET /files/huge.bin?size={size} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+        // Only possible once the stalled client has been cut: the cap is one.
+        let url = format!("{}/files/small.bin?size=10", server.base_url());
+        assert_eq!(super::get(&url).0, 200);
+        let received = read_until_closed(&mut stalled, Duration::from_secs(10));
+        assert!(received < size, "the whole body arrived");
+    }
+
+    #[test]
+    fn a_range_deep_into_a_huge_file_is_served_at_once() {
+        let server = start(Limits::default());
+        let size: u64 = 16 << 30;
+        let start = size - 100;
+        let (status, headers, body) = super::get_with(
+            &format!("{}/files/deep.bin?size={size}", server.base_url()),
+            &[("range", &format!("bytes={start}-"))],
+        );
+        assert_eq!(status, 206);
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {start}-{}/{size}", size - 1).as_str()
+        );
+        let mut generator = grab::gallery::Generator::new(grab::gallery::seed_of("deep.bin"));
+        generator.skip(start);
+        let mut expected = vec![0u8; 100];
+        generator.fill(&mut expected);
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn a_long_index_streams_in_chunks() {
+        let server = start(Limits::default());
+        let (status, body, _) = super::get(&format!(
+            "{}/files/index.txt?count=100000&size=1",
+            server.base_url()
+        ));
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 100_000);
+        assert!(
+            lines[0].ends_with("/files/file-000001.bin?size=1"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[99_999].ends_with("/files/file-100000.bin?size=1"));
+    }
+}
