@@ -36,7 +36,9 @@
 //!   ([`queue::work`]) as a [`get::Source`] and an outcome hook of
 //!   [`get::run_from`], the same run and strategies as `grab get`.
 //! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
-//!   routes, timing middleware, limits and shutdown.
+//!   routes (JSON errors, checked parameters, validators and ranges), timing
+//!   middleware, its own accept loop over hyper with the limits (connection cap,
+//!   header caps, header-read and send timeouts), and shutdown.
 //! - [`gallery`]: the deterministic images and files that the server serves,
 //!   `grab samples` writes and the tests decode.
 //! - [`compare`]: `grab compare` (every strategy and peers, measured from outside)

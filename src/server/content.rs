@@ -1,52 +1,100 @@
 //! The gallery's routes: generated images and files, and the indexes that list them.
+//! Every parameter is checked against its allowed range and a value outside it is a
+//! JSON 400 naming the range (never silently clamped); images and files carry a
+//! strong ETag and a fixed Last-Modified and honour `If-None-Match`,
+//! `If-Modified-Since`, `If-Range` and single `Range`s, so downloaders can resume
+//! and re-runs can skip.
 
 use std::io;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::operations::{error_response, out_of_range};
 use crate::gallery::{self, Format, ImageCache};
 
-/// The longest latency a request may ask for.
-const MAX_DELAY_MS: u64 = 60_000;
-/// The most URLs an index lists.
-const MAX_INDEX_COUNT: usize = 1_000_000;
-/// The largest generated file.
-const MAX_FILE_BYTES: u64 = 16 << 30;
+/// The latencies a request may ask for, in milliseconds.
+const DELAY_MS: RangeInclusive<u64> = 0..=60_000;
+/// How many URLs an index may list.
+const INDEX_COUNT: RangeInclusive<u64> = 0..=1_000_000;
+/// The sizes of a generated file, in bytes.
+const FILE_BYTES: RangeInclusive<u64> = 0..=16 << 30;
+/// The sides of a drawn image, in pixels.
+const SIDE: RangeInclusive<u64> = 1..=gallery::MAX_SIDE as u64;
+/// Every generated image and file is the same forever, so one fixed date serves as
+/// their modification time: `-c` and re-runs see the same validator every time.
+pub const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
 
 /// State shared by the gallery's handlers.
 pub struct Shared {
     pub images: ImageCache,
+    /// One permit per CPU: a 4096x4096 drawing takes 48 MiB, so only this many
+    /// are drawn at once, however many requests ask.
+    pub drawing: tokio::sync::Semaphore,
 }
 
-/// Common query parameters; anything missing takes its default.
+/// Common query parameters as sent; [`Checked`] holds them validated.
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
-    w: Option<u32>,
-    h: Option<u32>,
+    w: Option<u64>,
+    h: Option<u64>,
     delay_ms: Option<u64>,
-    count: Option<usize>,
+    count: Option<u64>,
     size: Option<u64>,
     format: Option<String>,
 }
 
+/// A parameter's value, or its default, checked against its allowed range.
+fn within(
+    name: &str,
+    value: Option<u64>,
+    default: u64,
+    allowed: RangeInclusive<u64>,
+) -> Result<u64, Refused> {
+    let value = value.unwrap_or(default);
+    if allowed.contains(&value) {
+        Ok(value)
+    } else {
+        Err(out_of_range(name, value, *allowed.start(), *allowed.end()).into())
+    }
+}
+
+/// The query string parsed, or a JSON 400 saying what was wrong with it.
+fn parsed(query: Result<Query<Params>, QueryRejection>) -> Result<Params, Refused> {
+    query.map(|Query(params)| params).map_err(|rejection| {
+        Refused::from(error_response(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "bad query string: {} (parameters are whole numbers: w, h, delay_ms, count, size)",
+                rejection.body_text()
+            ),
+        ))
+    })
+}
+
 impl Params {
-    pub async fn delay(&self) {
-        if let Some(milliseconds) = self.delay_ms.filter(|&milliseconds| milliseconds > 0) {
-            tokio::time::sleep(Duration::from_millis(milliseconds.min(MAX_DELAY_MS))).await;
+    /// Waits the requested latency, once it is known to be allowed.
+    async fn delay(&self) -> Result<(), Refused> {
+        let milliseconds = within("delay_ms", self.delay_ms, 0, DELAY_MS)?;
+        if milliseconds > 0 {
+            tokio::time::sleep(Duration::from_millis(milliseconds)).await;
         }
+        Ok(())
     }
 
-    fn size(&self) -> (u32, u32) {
-        let side =
-            |value: Option<u32>, default| value.unwrap_or(default).clamp(1, gallery::MAX_SIDE);
-        (side(self.w, 640), side(self.h, 480))
+    fn size(&self) -> Result<(u32, u32), Refused> {
+        let width = within("w", self.w, 640, SIDE)?;
+        let height = within("h", self.h, 480, SIDE)?;
+        // SIDE ends at gallery::MAX_SIDE, a u32.
+        Ok((width as u32, height as u32))
     }
 
     /// The query string an index passes on to the URLs it lists.
@@ -54,10 +102,10 @@ impl Params {
         let mut pairs = Vec::new();
         for key in keys {
             let value = match *key {
-                "w" => self.w.map(|value| value.to_string()),
-                "h" => self.h.map(|value| value.to_string()),
-                "delay_ms" => self.delay_ms.map(|value| value.to_string()),
-                "size" => self.size.map(|value| value.to_string()),
+                "w" => self.w,
+                "h" => self.h,
+                "delay_ms" => self.delay_ms,
+                "size" => self.size,
                 _ => None,
             };
             if let Some(value) = value {
@@ -72,13 +120,19 @@ impl Params {
     }
 }
 
-fn plain(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        message.into(),
-    )
-        .into_response()
+/// A request refused before its answer was made: the JSON error it gets. Boxed,
+/// so the `Result`s that carry it stay small.
+struct Refused(Box<Response>);
+
+impl From<Response> for Refused {
+    fn from(response: Response) -> Refused {
+        Refused(Box::new(response))
+    }
+}
+
+/// Turns a handler's early exits into its answer.
+fn either(result: Result<Response, Refused>) -> Response {
+    result.unwrap_or_else(|refused| *refused.0)
 }
 
 /// The scheme and host the client used, for absolute URLs in an index.
@@ -90,80 +144,129 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-pub async fn image_index(Query(params): Query<Params>, headers: HeaderMap) -> Response {
-    params.delay().await;
-    let count = params.count.unwrap_or(50).min(MAX_INDEX_COUNT);
-    let extension = match params.format.as_deref() {
-        None | Some("jpg") | Some("jpeg") => "jpg",
-        Some("png") => "png",
-        Some(other) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("unknown format {other}: use jpg or png"),
-            );
+pub async fn image_index(
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    either(
+        async {
+            let params = parsed(query)?;
+            params.size()?;
+            let count = within("count", params.count, 50, INDEX_COUNT)?;
+            let extension = match params.format.as_deref() {
+                None | Some("jpg") | Some("jpeg") => "jpg",
+                Some("png") => "png",
+                Some(other) => {
+                    return Err(error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("unknown format {other:?}: use jpg or png"),
+                    )
+                    .into());
+                }
+            };
+            params.delay().await?;
+            Ok(numbered_index(
+                &headers,
+                "images",
+                "image",
+                extension,
+                count,
+                &params.forwarded(&["w", "h", "delay_ms"]),
+            ))
         }
-    };
-    numbered_index(
-        &headers,
-        "images",
-        "image",
-        extension,
-        count,
-        &params.forwarded(&["w", "h", "delay_ms"]),
+        .await,
     )
+}
+
+/// The strong validator of an image: every input that decides its bytes.
+fn image_etag(name: &str, width: u32, height: u32, format: Format) -> String {
+    let key = format!("image\0{name}\0{width}x{height}\0{}", format.content_type());
+    format!("\"{:016x}\"", gallery::seed_of(&key))
 }
 
 pub async fn image(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Response {
-    let Some(format) = Format::from_name(&name) else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            format!("no such image: {name} (ask for .jpg or .png)"),
-        );
-    };
-    params.delay().await;
-    let (width, height) = params.size();
-    let bytes = match shared.images.get(&name, width, height, format) {
-        Some(bytes) => bytes,
-        None => {
-            // Drawing and encoding take milliseconds of CPU: off the async threads.
-            let drawn_name = name.clone();
-            let drawn = tokio::task::spawn_blocking(move || {
-                gallery::encode(&drawn_name, width, height, format)
-            })
-            .await;
-            match drawn {
-                Ok(bytes) => {
+    either(
+        async {
+            let params = parsed(query)?;
+            let Some(format) = Format::from_name(&name) else {
+                return Err(error_response(
+                    StatusCode::NOT_FOUND,
+                    &format!("no such image: {name} (ask for NAME.jpg or NAME.png)"),
+                )
+                .into());
+            };
+            let (width, height) = params.size()?;
+            params.delay().await?;
+            let etag = image_etag(&name, width, height, format);
+            // A client that has the image is told so before anything is drawn.
+            if not_modified(&headers, &etag) {
+                return Ok(validated(StatusCode::NOT_MODIFIED, &etag)
+                    .body(Body::empty())
+                    .expect("static headers are valid"));
+            }
+            let bytes = match shared.images.get(&name, width, height, format) {
+                Some(bytes) => bytes,
+                None => {
+                    // Drawing and encoding take milliseconds of CPU: off the async threads.
+                    let _permit = shared
+                        .drawing
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let drawn_name = name.clone();
+                    let drawn = tokio::task::spawn_blocking(move || {
+                        gallery::encode(&drawn_name, width, height, format)
+                    })
+                    .await
+                    .map_err(|error| {
+                        Refused::from(error_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &format!("drawing {name} failed: {error}"),
+                        ))
+                    })?;
                     shared
                         .images
-                        .insert(&name, width, height, format, bytes.clone());
-                    bytes
+                        .insert(&name, width, height, format, drawn.clone());
+                    drawn
                 }
-                Err(error) => {
-                    return plain(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("drawing {name} failed: {error}"),
-                    );
-                }
-            }
+            };
+            Ok(ranged(
+                &headers,
+                &etag,
+                bytes.len() as u64,
+                format.content_type(),
+                |start, end| Body::from(bytes.slice(start as usize..end as usize)),
+            ))
         }
-    };
-    ([(header::CONTENT_TYPE, format.content_type())], bytes).into_response()
+        .await,
+    )
 }
 
-pub async fn file_index(Query(params): Query<Params>, headers: HeaderMap) -> Response {
-    params.delay().await;
-    let count = params.count.unwrap_or(100).min(MAX_INDEX_COUNT);
-    numbered_index(
-        &headers,
-        "files",
-        "file",
-        "bin",
-        count,
-        &params.forwarded(&["size", "delay_ms"]),
+pub async fn file_index(
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    either(
+        async {
+            let params = parsed(query)?;
+            within("size", params.size, 20_000, FILE_BYTES)?;
+            let count = within("count", params.count, 100, INDEX_COUNT)?;
+            params.delay().await?;
+            Ok(numbered_index(
+                &headers,
+                "files",
+                "file",
+                "bin",
+                count,
+                &params.forwarded(&["size", "delay_ms"]),
+            ))
+        }
+        .await,
     )
 }
 
@@ -174,95 +277,225 @@ fn numbered_index(
     folder: &str,
     stem: &str,
     extension: &str,
-    count: usize,
+    count: u64,
     forwarded: &str,
 ) -> Response {
-    let base = base_url(headers);
+    let prefix = format!("{}/{folder}/{stem}-", base_url(headers));
+    let suffix = format!(".{extension}{forwarded}\n");
     let width = count.to_string().len().max(4);
-    let mut text = String::new();
-    for number in 1..=count {
-        text += &format!("{base}/{folder}/{stem}-{number:0width$}.{extension}{forwarded}\n");
+    // Made a thousand lines at a time as the client reads: a million-line index
+    // never sits in memory whole.
+    const LINES: u64 = 1000;
+    let chunks = (0..count.div_ceil(LINES)).map(move |chunk| {
+        let mut text = String::new();
+        for number in chunk * LINES + 1..=((chunk + 1) * LINES).min(count) {
+            text += &format!("{prefix}{number:0width$}{suffix}");
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(text))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(futures_util::stream::iter(chunks)),
+    )
+        .into_response()
+}
+
+/// Whether `If-None-Match` (or, without it, `If-Modified-Since`) says the client
+/// already holds this representation. `If-None-Match` compares weakly, as RFC 9110
+/// asks.
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        return value.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        });
     }
-    plain(StatusCode::OK, text)
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| httpdate::parse_http_date(value).ok());
+    let modified = httpdate::parse_http_date(LAST_MODIFIED).expect("a valid HTTP date");
+    since.is_some_and(|since| modified <= since)
 }
 
-/// `bytes=START-` or `bytes=START-END`, the single ranges downloaders ask for.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
-    let start: u64 = start.trim().parse().ok()?;
-    let end = match end.trim() {
-        "" => size.checked_sub(1)?,
-        end => end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+/// A response builder with the validators every generated body carries.
+fn validated(status: StatusCode, etag: &str) -> axum::http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::ETAG, etag)
+        .header(header::LAST_MODIFIED, LAST_MODIFIED)
+        .header(header::ACCEPT_RANGES, "bytes")
+}
+
+/// What a `Range` header asks of a body of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// No range, or one this server does not serve (several ranges, other
+    /// units): the whole body, as RFC 9110 allows.
+    Whole,
+    /// Bytes `start..end`.
+    Part(u64, u64),
+    /// A range that starts past the end: 416.
+    Unsatisfiable,
+}
+
+/// `bytes=START-`, `bytes=START-END` or `bytes=-SUFFIX`, the single ranges
+/// downloaders ask for.
+fn parse_range(value: &str, size: u64) -> Wanted {
+    let Some((start, end)) = value
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|spec| spec.split_once('-'))
+    else {
+        return Wanted::Whole;
     };
-    (start <= end).then_some((start, end))
+    let (start, end) = (start.trim(), end.trim());
+    if start.is_empty() {
+        return match end.parse::<u64>() {
+            Ok(0) => Wanted::Unsatisfiable,
+            Ok(suffix) if size > 0 => Wanted::Part(size - suffix.min(size), size),
+            Ok(_) => Wanted::Unsatisfiable,
+            Err(_) => Wanted::Whole,
+        };
+    }
+    let Ok(start) = start.parse::<u64>() else {
+        return Wanted::Whole;
+    };
+    let end = match end {
+        "" => size,
+        end => match end.parse::<u64>() {
+            Ok(last) if last >= start => last.saturating_add(1).min(size),
+            _ => return Wanted::Whole,
+        },
+    };
+    if start >= size {
+        Wanted::Unsatisfiable
+    } else {
+        Wanted::Part(start, end)
+    }
 }
 
-/// Seeded bytes, with validators and single-range support so downloads can resume.
-pub async fn file(
-    Path(name): Path<String>,
-    Query(params): Query<Params>,
-    headers: HeaderMap,
+/// Answers a request for a generated body of `size` bytes with validator `etag`:
+/// 304 when the client holds it, 206 with the part a `Range` asks for (when
+/// `If-Range`, if sent, still names this body), 416 for a range past the end, else
+/// 200. `body(start, end)` makes bytes `start..end`.
+fn ranged(
+    headers: &HeaderMap,
+    etag: &str,
+    size: u64,
+    content_type: &str,
+    body: impl FnOnce(u64, u64) -> Body,
 ) -> Response {
-    params.delay().await;
-    let size = params.size.unwrap_or(20_000).min(MAX_FILE_BYTES);
-    let seed = gallery::seed_of(&name);
-    let etag = format!("\"{seed:016x}-{size}\"");
-    // If-Range with another validator means the client's copy is of another file:
-    // it gets the whole body.
-    let if_range_holds = headers
-        .get(header::IF_RANGE)
-        .is_none_or(|value| value.to_str().is_ok_and(|value| value == etag));
-    let range = headers
+    if not_modified(headers, etag) {
+        return validated(StatusCode::NOT_MODIFIED, etag)
+            .body(Body::empty())
+            .expect("static headers are valid");
+    }
+    // If-Range with another validator means the client's copy is of another body:
+    // it gets the whole one.
+    let if_range_holds = headers.get(header::IF_RANGE).is_none_or(|value| {
+        value
+            .to_str()
+            .is_ok_and(|value| value == etag || value == LAST_MODIFIED)
+    });
+    let wanted = headers
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
         .filter(|_| if_range_holds)
-        .map(|value| parse_range(value, size));
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end + 1),
-        Some(None) => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .map_or(Wanted::Whole, |value| parse_range(value, size));
+    let (status, start, end) = match wanted {
+        Wanted::Whole => (StatusCode::OK, 0, size),
+        Wanted::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end),
+        Wanted::Unsatisfiable => {
+            return validated(StatusCode::RANGE_NOT_SATISFIABLE, etag)
                 .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                 .body(Body::empty())
                 .expect("static headers are valid");
         }
     };
-    let mut generator = gallery::Generator::new(seed);
-    generator.skip(start);
-    let mut response = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, end - start)
-        .header(header::ETAG, &etag)
-        .header(header::LAST_MODIFIED, "Thu, 01 Jan 2026 00:00:00 GMT")
-        .header(header::ACCEPT_RANGES, "bytes");
+    let mut response = validated(status, etag)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, end - start);
     if status == StatusCode::PARTIAL_CONTENT {
         response = response.header(
             header::CONTENT_RANGE,
             format!("bytes {start}-{}/{size}", end - 1),
         );
     }
+    response
+        .body(body(start, end))
+        .expect("static headers are valid")
+}
+
+/// Seeded bytes, with validators and single-range support so downloads can resume.
+pub async fn file(
+    Path(name): Path<String>,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    either(
+        async {
+            let params = parsed(query)?;
+            let size = within("size", params.size, 20_000, FILE_BYTES)?;
+            params.delay().await?;
+            let seed = gallery::seed_of(&name);
+            let etag = format!("\"{seed:016x}-{size}\"");
+            Ok(ranged(
+                &headers,
+                &etag,
+                size,
+                "application/octet-stream",
+                |start, end| seeded_body(seed, start, end),
+            ))
+        }
+        .await,
+    )
+}
+
+/// Bytes `start..end` of the stream seeded with `seed`.
+fn seeded_body(seed: u64, start: u64, end: u64) -> Body {
+    let mut generator = gallery::Generator::new(seed);
+    generator.skip(start);
     const CHUNK: u64 = 64 * 1024;
-    let body = if end - start <= CHUNK {
+    if end - start <= CHUNK {
         let mut buffer = vec![0u8; (end - start) as usize];
         generator.fill(&mut buffer);
-        Body::from(buffer)
-    } else {
-        // Large files are generated as they are sent, so memory stays flat.
-        let stream = futures_util::stream::unfold(
-            (generator, end - start),
-            |(mut generator, left)| async move {
-                if left == 0 {
-                    return None;
-                }
-                let mut buffer = vec![0u8; left.min(CHUNK) as usize];
-                generator.fill(&mut buffer);
-                let left = left - buffer.len() as u64;
-                Some((Ok::<_, io::Error>(Bytes::from(buffer)), (generator, left)))
-            },
-        );
-        Body::from_stream(stream)
-    };
-    response.body(body).expect("static headers are valid")
+        return Body::from(buffer);
+    }
+    // Large files are generated as they are sent, so memory stays flat.
+    let stream = futures_util::stream::unfold(
+        (generator, end - start),
+        |(mut generator, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let mut buffer = vec![0u8; left.min(CHUNK) as usize];
+            generator.fill(&mut buffer);
+            let left = left - buffer.len() as u64;
+            Some((Ok::<_, io::Error>(Bytes::from(buffer)), (generator, left)))
+        },
+    );
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_as_downloaders_send_them() {
+        assert_eq!(parse_range("bytes=0-", 10), Wanted::Part(0, 10));
+        assert_eq!(parse_range("bytes=3-5", 10), Wanted::Part(3, 6));
+        assert_eq!(parse_range("bytes=3-99", 10), Wanted::Part(3, 10));
+        assert_eq!(parse_range("bytes=-4", 10), Wanted::Part(6, 10));
+        assert_eq!(parse_range("bytes=-40", 10), Wanted::Part(0, 10));
+        assert_eq!(parse_range("bytes=10-", 10), Wanted::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Wanted::Unsatisfiable);
+        // Not served, so ignored: the whole body.
+        assert_eq!(parse_range("bytes=0-1,4-5", 10), Wanted::Whole);
+        assert_eq!(parse_range("items=0-1", 10), Wanted::Whole);
+        assert_eq!(parse_range("bytes=5-2", 10), Wanted::Whole);
+    }
 }

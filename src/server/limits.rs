@@ -1,23 +1,36 @@
 //! What keeps the server bounded: a cap on open connections (accepting waits while
-//! the cap is reached, and the kernel's backlog holds the rest), a request timeout,
-//! and a grace period for shutdown.
+//! the cap is reached, and the kernel's backlog holds the rest), caps on request
+//! headers, a header-read timeout (which also closes idle keep-alive connections),
+//! a send timeout for clients that stop reading, a request timeout, the image
+//! cache's budget, and a grace period for shutdown.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 
 /// The server's bounds.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
-    /// A request not answered in this time gets 408.
+    /// A request not answered in this time gets a JSON 503.
     pub request_timeout: Duration,
+    /// A connection that has not sent a whole request head in this time (from
+    /// its opening, or from the end of its last response) is closed.
+    pub header_timeout: Duration,
+    /// A connection whose client has read nothing of a response for this long
+    /// is closed.
+    pub send_timeout: Duration,
+    /// The most bytes of request headers; past it the answer is 431.
+    pub max_header_bytes: usize,
+    /// The most bytes of encoded images kept for reuse.
+    pub image_cache_bytes: usize,
     /// How long requests in flight may take to finish after a shutdown signal.
     pub grace: Duration,
 }
@@ -27,72 +40,62 @@ impl Default for Limits {
         Limits {
             max_connections: 16_384,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            image_cache_bytes: 256 << 20,
             grace: Duration::from_secs(10),
         }
     }
 }
 
-/// A listener that holds a permit for each open connection.
-pub struct Capped {
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl Capped {
-    pub fn new(listener: TcpListener, max_connections: usize) -> Capped {
-        Capped {
-            listener,
-            permits: Arc::new(Semaphore::new(max_connections.max(1))),
-        }
-    }
-}
-
-/// A connection and the permit it holds until it closes.
-pub struct Permitted {
+/// An accepted connection: holds its slot under the connection cap until it
+/// closes, and fails a write that has waited longer than the send timeout for
+/// the client to read, so a client that stops reading gives its slot back.
+pub struct Guarded {
     stream: TcpStream,
+    send_timeout: Duration,
+    /// Running while a write waits for the client.
+    stalled: Option<Pin<Box<Sleep>>>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl axum::serve::Listener for Capped {
-    type Io = Permitted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        loop {
-            match self.listener.accept().await {
-                Ok((stream, address)) => {
-                    // Small responses must not wait for Nagle's algorithm.
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Permitted {
-                            stream,
-                            _permit: permit,
-                        },
-                        address,
-                    );
-                }
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little and retry
-                    // rather than spin or stop serving.
-                    tracing::warn!(target: "grab::server", "accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
+impl Guarded {
+    pub fn new(stream: TcpStream, send_timeout: Duration, permit: OwnedSemaphorePermit) -> Guarded {
+        Guarded {
+            stream,
+            send_timeout,
+            stalled: None,
+            _permit: permit,
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
+    /// Passes on a write's result; a write still pending past the send timeout
+    /// becomes an error, which closes the connection.
+    fn watch<T>(
+        &mut self,
+        context: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let limit = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
-impl AsyncRead for Permitted {
+impl AsyncRead for Guarded {
     fn poll_read(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
@@ -102,17 +105,19 @@ impl AsyncRead for Permitted {
     }
 }
 
-impl AsyncWrite for Permitted {
+impl AsyncWrite for Guarded {
     fn poll_write(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
         buffer: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(context, buffer)
+        let result = Pin::new(&mut self.stream).poll_write(context, buffer);
+        self.watch(context, result)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(context)
+        let result = Pin::new(&mut self.stream).poll_flush(context);
+        self.watch(context, result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -124,7 +129,8 @@ impl AsyncWrite for Permitted {
         context: &mut Context<'_>,
         buffers: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(context, buffers)
+        let result = Pin::new(&mut self.stream).poll_write_vectored(context, buffers);
+        self.watch(context, result)
     }
 
     fn is_write_vectored(&self) -> bool {

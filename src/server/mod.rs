@@ -25,17 +25,16 @@ pub mod operations;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::gallery::ImageCache;
 pub use limits::Limits;
@@ -48,7 +47,10 @@ pub fn app() -> Router {
 /// The whole service.
 pub fn app_with(limits: &Limits) -> Router {
     let shared = Arc::new(content::Shared {
-        images: ImageCache::new(4096),
+        images: ImageCache::new(limits.image_cache_bytes),
+        drawing: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |count| count.get()),
+        ),
     });
     Router::new()
         .route("/", get(operations::index))
@@ -67,15 +69,41 @@ pub fn app_with(limits: &Limits) -> Router {
         .route("/images/{name}", get(content::image))
         .route("/files/index.txt", get(content::file_index))
         .route("/files/{name}", get(content::file))
+        .fallback(operations::not_found)
+        .method_not_allowed_fallback(operations::method_not_allowed)
         .with_state(shared)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             limits.request_timeout,
+            answer_within,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             operations::error_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler panicked")
         }))
         .layer(middleware::from_fn(time_and_log))
+}
+
+/// Answers 503 with a JSON error when a handler has not answered within the
+/// request timeout. 408 would tell the client that it was slow to send; here the
+/// server was slow to answer. Only the wait for the response's head is bounded: a
+/// body that streams for longer is the client's choice (the write-stall limit
+/// guards against clients that stop reading).
+async fn answer_within(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = operations::error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "not answered within the server's request timeout of {:.3} s",
+                    limit.as_secs_f64()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 /// Adds the handling time to every response and logs the request.
@@ -124,27 +152,79 @@ pub async fn run(
 
 /// Serves on `listener` until `shutdown` resolves; then stops accepting and lets
 /// requests in flight finish, for at most `limits.grace`.
+///
+/// A small accept loop over hyper's HTTP/1 connection builder rather than
+/// `axum::serve`, because `axum::serve` offers no header-read timeout, header
+/// size cap or write timeout, and without them silent or stalled sockets hold
+/// connection slots forever. HTTP/1 only: the auto (HTTP/1 + h2c) builder waits
+/// for a silent socket's first bytes with no timeout at all, and downloaders
+/// speak HTTP/2 only over TLS, which this server does not offer.
 pub async fn run_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
 ) -> io::Result<()> {
-    let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
-    let listener = limits::Capped::new(listener, limits.max_connections);
-    let server = axum::serve(listener, app_with(&limits)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signalled.send(true);
-    });
+    let service = hyper_util::service::TowerToHyperService::new(app_with(&limits));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes)
+        // The read buffer bounds a request line plus headers; hyper wants 8 KiB at least.
+        .max_buf_size((limits.max_header_bytes + 8192).max(8192));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept_within(&listener, &slots) => accepted,
+        };
+        let (stream, permit) = accepted;
+        let io =
+            hyper_util::rt::TokioIo::new(limits::Guarded::new(stream, limits.send_timeout, permit));
+        let connection = connections.watch(http.serve_connection(io, service.clone()));
+        tokio::spawn(async move {
+            // Timeouts, oversize heads and resets end connections; none is the
+            // server's failure.
+            if let Err(error) = connection.await {
+                tracing::debug!(target: "grab::server", "connection closed: {error}");
+            }
+        });
+    }
+    drop(listener);
     let grace = limits.grace;
-    let grace_over = async move {
-        let _ = signal_seen.wait_for(|&seen| seen).await;
-        tokio::time::sleep(grace).await;
-    };
     tokio::select! {
-        result = server.into_future() => result,
-        () = grace_over => {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(target: "grab::server", "grace period of {grace:?} over; closing the connections still open");
-            Ok(())
+        }
+    }
+    Ok(())
+}
+
+/// The next connection, once a slot under the cap is free.
+async fn accept_within(
+    listener: &TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> (tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit) {
+    let permit = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                // Small responses must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                return (stream, permit);
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: wait a little and retry
+                // rather than spin or stop serving.
+                tracing::warn!(target: "grab::server", "accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
@@ -160,6 +240,11 @@ pub struct Background {
 impl Background {
     /// Binds `address` (port 0 picks a free one) and starts serving.
     pub fn start(address: std::net::SocketAddr) -> io::Result<Background> {
+        Background::start_with(address, Limits::default())
+    }
+
+    /// [`Background::start`] with other limits.
+    pub fn start_with(address: std::net::SocketAddr, limits: Limits) -> io::Result<Background> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -169,9 +254,13 @@ impl Background {
         let thread = std::thread::Builder::new()
             .name("server".to_string())
             .spawn(move || {
-                runtime.block_on(run(listener, async move {
-                    let _ = stopped.await;
-                }))
+                runtime.block_on(run_with(
+                    listener,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                    limits,
+                ))
             })?;
         Ok(Background {
             address,

@@ -116,13 +116,59 @@ impl IntoResponse for HandlerError {
     }
 }
 
-/// `{"error": message}` with a status.
+/// `{"error": message, "status": code}`: every error the server answers.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": message, "status": status.as_u16() })),
+    error_with(status, message, serde_json::Map::new())
+}
+
+/// [`error_response`] with more fields that say what was wrong.
+fn error_with(
+    status: StatusCode,
+    message: &str,
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> Response {
+    fields.insert("error".to_string(), message.into());
+    fields.insert("status".to_string(), status.as_u16().into());
+    (status, Json(serde_json::Value::Object(fields))).into_response()
+}
+
+/// A 400 for a parameter outside its range, naming the range.
+pub fn out_of_range(parameter: &str, value: u64, minimum: u64, maximum: u64) -> Response {
+    let fields = serde_json::json!({
+        "parameter": parameter,
+        "value": value,
+        "minimum": minimum,
+        "maximum": maximum,
+    });
+    let serde_json::Value::Object(fields) = fields else {
+        unreachable!("a JSON object literal")
+    };
+    error_with(
+        StatusCode::BAD_REQUEST,
+        &format!("{parameter} must be from {minimum} to {maximum}, got {value}"),
+        fields,
     )
-        .into_response()
+}
+
+/// Any path the server does not serve: a JSON 404 pointing at `/`.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        &format!("no such path: {}; GET / lists the endpoints", uri.path()),
+    )
+}
+
+/// A known path asked with a method other than GET (or HEAD).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{method} is not allowed on {}: use GET", uri.path()),
+    );
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET, HEAD"),
+    );
+    response
 }
 
 /// Always fails, to show (and test) how a failing handler answers.
