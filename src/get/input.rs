@@ -11,7 +11,6 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// Where a URL came from, for messages: `urls.txt:12`, `<stdin>:3`, `argument 2`.
@@ -43,6 +42,10 @@ pub struct Job {
     /// Set by the batch when an earlier run left this URL's file or part file.
     #[serde(default)]
     pub plan: Option<Plan>,
+    /// Its place, in input order, among the batch's new downloads sharing its
+    /// base name (see [`super::naming::NameRegistry::reserve`]); set by the planner.
+    #[serde(default)]
+    pub rank: Option<u64>,
     /// When the batch queued it, from the batch's start.
     #[serde(default)]
     pub queued_at: std::time::Duration,
@@ -225,15 +228,6 @@ impl Inputs {
     }
 }
 
-fn fingerprint(url: &Url) -> u128 {
-    let digest = Sha256::digest(url.as_str().as_bytes());
-    u128::from_le_bytes(
-        digest[..16]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
-}
-
 impl Iterator for Inputs {
     type Item = Result<Job, InvalidLine>;
 
@@ -246,7 +240,7 @@ impl Iterator for Inputs {
             match parse_line(&text) {
                 Ok(None) => continue,
                 Ok(Some((url, name))) => {
-                    if !self.seen.insert(fingerprint(&url)) {
+                    if !self.seen.insert(super::naming::fingerprint(url.as_str())) {
                         self.duplicates += 1;
                         continue;
                     }
@@ -255,6 +249,7 @@ impl Iterator for Inputs {
                         name,
                         origin,
                         plan: None,
+                        rank: None,
                         queued_at: std::time::Duration::ZERO,
                     }));
                 }

@@ -166,12 +166,13 @@ pub fn run_with_hook(
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, directory);
     let (sender, queue) = Queue::bounded(workers * QUEUE_PER_JOB, interrupt.clone());
-    let planner = Planner {
+    let mut planner = Planner {
         known,
         directory: directory.clone(),
         names,
         resume: config.resume,
         force: config.force,
+        ranks: Default::default(),
     };
     let reader = {
         let (reporter, record) = (reporter.clone(), record.clone());
