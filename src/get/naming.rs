@@ -78,11 +78,23 @@ pub fn split_extension(name: &str) -> (&str, &str) {
     }
 }
 
+/// The stem of the name of a URL ending in `/`: `index.html` for a page, else
+/// `index` with the Content-Type's extension.
+pub const INDEX_NAME: &str = "index";
+
+/// The extension of an index whose Content-Type names none (or no known one):
+/// wget's `index.html`.
+const INDEX_EXTENSION: &str = ".html";
+
 /// The name a URL asks for: the last segment of its path, percent-decoded and
-/// sanitised. The query and fragment never take part. `None` when the path gives
-/// nothing usable (`https://example.com/`, `/..`).
+/// sanitised, or [`INDEX_NAME`] for a URL ending in `/`. The query and fragment
+/// never take part. `None` when the path gives nothing usable (`/%20`).
 pub fn name_from_url(url: &Url) -> Option<String> {
     let segment = url.path_segments()?.next_back()?;
+    if segment.is_empty() {
+        // A folder's URL (`https://h/` or `https://h/docs/`) names its index, as wget.
+        return Some(INDEX_NAME.to_string());
+    }
     let decoded = percent_decode_str(segment).decode_utf8_lossy();
     sanitise(&decoded)
 }
@@ -330,15 +342,19 @@ pub fn desired_name_with(
     if let Some(name) = explicit.and_then(sanitise) {
         return name;
     }
+    let suggested = suggested.and_then(sanitise);
+    let index = suggested.is_none() && url.path().ends_with('/');
     let base = suggested
-        .and_then(sanitise)
         .or_else(|| name_from_url(url))
         .unwrap_or_else(|| hashed_name(url));
     let (_, extension) = split_extension(&base);
     if !extension.is_empty() {
         return base;
     }
-    match content_type.and_then(extension_for_content_type) {
+    let extension = content_type
+        .and_then(extension_for_content_type)
+        .or(index.then_some(INDEX_EXTENSION));
+    match extension {
         Some(extension) => truncate(&format!("{base}{extension}"), MAX_NAME_BYTES),
         None => base,
     }
@@ -648,13 +664,40 @@ mod tests {
 
     #[test]
     fn no_usable_segment_gets_hash_and_content_type_extension() {
-        let first = desired_name(&url("https://example.com/"), None, Some("image/png"));
-        let again = desired_name(&url("https://example.com/"), None, Some("image/png"));
+        let first = desired_name(&url("https://example.com/%20"), None, Some("image/png"));
+        let again = desired_name(&url("https://example.com/%20"), None, Some("image/png"));
         assert_eq!(first, again);
         assert!(first.ends_with(".png"));
         assert_eq!(first.len(), 12 + 4);
-        let other = desired_name(&url("https://example.org/"), None, Some("image/png"));
+        let other = desired_name(&url("https://example.org/%20"), None, Some("image/png"));
         assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_folder_url_is_saved_as_its_index() {
+        let html = Some("text/html; charset=utf-8");
+        assert_eq!(desired_name(&url("https://h/"), None, html), "index.html");
+        assert_eq!(
+            desired_name(&url("https://h/docs/?q=1"), None, html),
+            "index.html"
+        );
+        // Another type gives its own extension; none, or one unknown, wget's.
+        assert_eq!(
+            desired_name(&url("https://h/a/"), None, Some("image/png")),
+            "index.png"
+        );
+        assert_eq!(desired_name(&url("https://h/a/"), None, None), "index.html");
+        assert_eq!(
+            desired_name(&url("https://h/a/"), None, Some("x/y")),
+            "index.html"
+        );
+        // A name the input or the server gives wins.
+        assert_eq!(
+            desired_name(&url("https://h/a/"), Some("a.txt"), html),
+            "a.txt"
+        );
+        let suggested = desired_name_with(&url("https://h/a/"), None, Some("report"), None);
+        assert_eq!(suggested, "report");
     }
 
     #[test]
