@@ -13,6 +13,7 @@
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`download`]: one download, split by concern, with its two client drivers;
 //! - [`task`]: the download as an engine task, for each strategy;
+//! - [`single`]: `-O FILE` / `-O -`, one URL to a named file or stdout;
 //! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
 
 pub mod download;
@@ -23,6 +24,7 @@ pub mod naming;
 pub mod part;
 pub mod plan;
 pub mod report;
+pub mod single;
 pub mod task;
 
 use std::fs;
@@ -179,7 +181,7 @@ pub fn run_with_hook(
         thread::Builder::new()
             .name("input".to_string())
             .spawn(move || {
-                for item in inputs.by_ref() {
+                while let Some(item) = inputs.next() {
                     match item {
                         Ok(job) => match planner.plan(job) {
                             Planned::Download(mut job) => {
@@ -192,6 +194,9 @@ pub fn run_with_hook(
                             Planned::Skip(outcome) => record(outcome, "input"),
                         },
                         Err(invalid) => reporter.invalid(&invalid),
+                    }
+                    for warning in inputs.take_warnings() {
+                        reporter.console().notice(&warning.to_string());
                     }
                 }
                 reporter.live.input_done.store(true, Ordering::Relaxed);

@@ -182,8 +182,9 @@ fn arguments_file_and_stdin_together(strategy: &str) {
         "list.txt",
         &format!("{base}/images/from-file.png?w=3&h=3\n{base}/images/dup.png?w=3&h=3\n"),
     );
-    let stdin =
-        format!("{base}/images/from-stdin.png?w=3&h=3 chosen.png\n{base}/images/dup.png?w=3&h=3\n");
+    let stdin = format!(
+        "{base}/images/from-stdin.png?w=3&h=3\tchosen.png\n{base}/images/dup.png?w=3&h=3\n"
+    );
     let argument = format!("{base}/images/from-argument.png?w=3&h=3");
     let output = get(
         strategy,
@@ -218,7 +219,7 @@ fn hostile_names_stay_inside(strategy: &str) {
     let list_path = scratch.write(
         "list.txt",
         &format!(
-            "{}\n{}\n{}\n{base}/files/x.bin?size=1 ../../named.bin\n",
+            "{}\n{}\n{}\n{base}/files/x.bin?size=1\t../../named.bin\n",
             urls[0], urls[1], urls[2]
         ),
     );
