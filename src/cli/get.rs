@@ -25,12 +25,18 @@ use crate::get::{self, GetConfig, input::Inputs, naming};
 pub struct GetArgs {
     /// URLs to download.
     pub urls: Vec<String>,
-    /// Read URLs from FILE, one per line (`URL` or `URL NAME`); `-` reads stdin.
+    /// Read URLs from FILE, one per line; `-` reads stdin. A line is a URL, or a
+    /// URL, a TAB and a file name; without a TAB the whole line is the URL (spaces
+    /// included). An indented `out=NAME` line under a URL names it, as in aria2.
     #[arg(short, long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
     /// Folder to save into (created when missing).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub output_dir: PathBuf,
+    /// Save the one URL given as FILE (replacing it), or write it to stdout with
+    /// `-O -`, as wget. Takes exactly one URL argument.
+    #[arg(short = 'O', long = "output-document", value_name = "FILE", conflicts_with_all = ["inputs", "output_dir", "filters"])]
+    pub output_document: Option<PathBuf>,
     /// How downloads run concurrently.
     #[arg(short, long, value_parser = named::<Strategy>(), default_value = "async")]
     pub strategy: Strategy,
@@ -249,6 +255,22 @@ impl GetArgs {
 
     /// `--accept` as MIME patterns: an entry without a `/` is an extension
     /// (`jpg`, `.png`, `*.gif`), read as its type; an unknown one is an error.
+    /// `-o photo.jpg` with one URL most likely means `-O photo.jpg`: a hint, when
+    /// the name has a file type's extension and is not an existing folder.
+    pub fn output_file_hint(&self) -> Option<String> {
+        let single = self.urls.len() == 1 && self.inputs.is_empty();
+        let extension = self.output_dir.extension()?.to_str()?;
+        (single
+            && naming::content_type_for_extension(extension).is_some()
+            && !self.output_dir.is_dir())
+        .then(|| {
+            format!(
+                "-o names the folder to save into; to save the file as {0}, use -O {0}",
+                self.output_dir.display()
+            )
+        })
+    }
+
     fn accept_patterns(&self) -> Result<Vec<String>, String> {
         self.accept
             .iter()
@@ -355,6 +377,13 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     if arguments.urls.is_empty() && arguments.inputs.is_empty() {
         return usage_error("no URLs: give them as arguments or with -i FILE (-i - reads stdin)");
     }
+    if arguments.output_document.is_some() && arguments.urls.len() != 1 {
+        // wget concatenates them into the one file: rarely what is meant.
+        return usage_error(format!(
+            "-O saves exactly one URL, {} given (use -o DIR for several)",
+            arguments.urls.len()
+        ));
+    }
     let inputs = match Inputs::open(arguments.urls.clone(), &arguments.inputs) {
         Ok(inputs) => inputs.with_shard(arguments.shard),
         Err(error) => return usage_error(error),
@@ -362,6 +391,9 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     // One console for the downloads and the filters, so filter lines step
     // aside for the bar too.
     let console = Console::new(arguments.verbosity());
+    if let Some(hint) = arguments.output_file_hint() {
+        console.notice(&hint);
+    }
     let terminal = std::io::stderr().is_terminal();
     let mut config = match arguments.config(console.clone(), program.clone(), terminal) {
         Ok(config) => config,
@@ -377,6 +409,12 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
             None
         }
     };
+    if let Some(document) = &arguments.output_document {
+        let destination = get::single::Destination::parse(document);
+        return get::single::run_to(&config, inputs, &destination)
+            .map(|summary| summary.exit_status())
+            .unwrap_or_else(super::failed);
+    }
     let result = match arguments.filter_config(console, program) {
         None => get::run(&config, inputs).map(|summary| summary.exit_status()),
         Some(filters) => filter::while_downloading::run(&config, inputs, &filters)

@@ -508,6 +508,7 @@ fn read_rows(
                 line: row.number as usize + 1,
             },
             plan: None,
+            rank: None,
             queued_at: Duration::ZERO,
         };
         crate::lock(waiting).insert(key, row);

@@ -1,5 +1,6 @@
 //! The URL list: command-line arguments, files and stdin, read as one stream so a
-//! list of millions never sits in memory. Each line is `URL` or `URL NAME`; blank
+//! list of millions never sits in memory. Each line is `URL` or `URL<TAB>NAME`
+//! (see [`parse_line`]), optionally followed by aria2's indented `out=NAME`; blank
 //! lines and `#` comments are skipped. A bad line becomes an error that names its
 //! source and line number, and the stream goes on. A URL seen before is dropped,
 //! remembered only by a 128-bit fingerprint. With `--shard K/N`, only the URLs
@@ -12,9 +13,9 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::naming;
 use crate::partition::Shard;
 
 /// Where a URL came from, for messages: `urls.txt:12`, `<stdin>:3`, `argument 2`.
@@ -46,6 +47,10 @@ pub struct Job {
     /// Set by the batch when an earlier run left this URL's file or part file.
     #[serde(default)]
     pub plan: Option<Plan>,
+    /// Its place, in input order, among the batch's new downloads sharing its
+    /// base name (see [`super::naming::NameRegistry::reserve`]); set by the planner.
+    #[serde(default)]
+    pub rank: Option<u64>,
     /// When the batch queued it, from the batch's start.
     #[serde(default)]
     pub queued_at: std::time::Duration,
@@ -87,22 +92,50 @@ pub enum OpenError {
     StdinTwice,
 }
 
-/// Parses one input line: `Ok(None)` for blank lines and comments.
+/// Parses one input line: `Ok(None)` for blank lines and comments. A TAB
+/// separates the URL from a name; a line without one is the whole URL, its
+/// spaces percent-encoded, so `https://h/my photos/a.png` is never misread as a
+/// URL and a name. An error quotes the line and says which part was taken as what.
 pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(None);
     }
-    let (address, name) = match line.split_once(char::is_whitespace) {
-        Some((address, rest)) => (address, Some(rest.trim().to_string())),
-        None => (line, None),
+    let (address, name) = match trimmed.split_once('\t') {
+        Some((address, rest)) => (address.trim(), Some(rest.trim())),
+        None => (trimmed, None),
+    };
+    let taken = || match name {
+        Some(name) => {
+            format!("{address:?} taken as the URL and {name:?} as the name, from the line {line:?}")
+        }
+        None => {
+            format!("the whole line {line:?} taken as the URL (a TAB separates a URL from a name)")
+        }
     };
     let url =
-        Url::parse(address).map_err(|error| format!("not a valid URL ({error}): {address}"))?;
+        Url::parse(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("not an http or https URL: {address}"));
+        return Err(format!("not an http or https URL: {}", taken()));
     }
-    Ok(Some((url, name.filter(|name| !name.is_empty()))))
+    Ok(Some((
+        url,
+        name.filter(|name| !name.is_empty()).map(str::to_string),
+    )))
+}
+
+/// An aria2 option line (`  out=NAME` indented under its URL): the key and value.
+fn option_line(line: &str) -> Option<(&str, &str)> {
+    if !line.starts_with([' ', '\t']) {
+        return None;
+    }
+    let (key, value) = line.trim().split_once('=')?;
+    let is_key = !key.is_empty()
+        && key
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '-');
+    is_key.then(|| (key, value.trim_end_matches(['\n', '\r'])))
 }
 
 struct Reader {
@@ -121,6 +154,12 @@ pub struct Inputs {
     duplicates: u64,
     buffer: Vec<u8>,
     shard: Option<Shard>,
+    /// The last URL read, held until a line that is not one of its aria2
+    /// options (or the end) shows it is complete.
+    pending: Option<Job>,
+    /// The last URL line was dropped (a repeat or invalid): its options go too.
+    dropping_options: bool,
+    warnings: Vec<InvalidLine>,
 }
 
 impl Inputs {
@@ -171,7 +210,39 @@ impl Inputs {
             duplicates: 0,
             buffer: Vec::new(),
             shard: None,
+            pending: None,
+            dropping_options: false,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Lines read but not acted on (aria2 options grab does not support), since
+    /// the last call: the caller prints them as notices.
+    pub fn take_warnings(&mut self) -> Vec<InvalidLine> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Applies an aria2 option line to the URL above it.
+    fn apply_option(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), InvalidLine> {
+        if self.dropping_options {
+            return Ok(());
+        }
+        let Some(job) = self.pending.as_mut() else {
+            return Err(InvalidLine {
+                origin,
+                message: format!("an option line with no URL above it: {key}={value}"),
+            });
+        };
+        match key {
+            "out" => job.name = Some(value.trim().to_string()).filter(|name| !name.is_empty()),
+            _ => self.warnings.push(InvalidLine {
+                origin,
+                message: format!(
+                    "aria2 option {key}={value} ignored: grab reads only out= under a URL"
+                ),
+            }),
+        }
+        Ok(())
     }
 
     /// Keeps only the URLs that `shard` takes (`--shard K/N`); the others are
@@ -237,44 +308,54 @@ impl Inputs {
     }
 }
 
-fn fingerprint(url: &Url) -> u128 {
-    let digest = Sha256::digest(url.as_str().as_bytes());
-    u128::from_le_bytes(
-        digest[..16]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
-}
-
 impl Iterator for Inputs {
     type Item = Result<Job, InvalidLine>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (text, origin) = match self.next_line()? {
-                Ok(line) => line,
-                Err(invalid) => return Some(Err(invalid)),
+            let (text, origin) = match self.next_line() {
+                None => return self.pending.take().map(Ok),
+                Some(Ok(line)) => line,
+                Some(Err(invalid)) => return Some(Err(invalid)),
             };
-            match parse_line(&text) {
+            if let Some((key, value)) = option_line(&text) {
+                match self.apply_option(key, value, origin) {
+                    Ok(()) => continue,
+                    Err(invalid) => return Some(Err(invalid)),
+                }
+            }
+            let item = match parse_line(&text) {
                 Ok(None) => continue,
                 Ok(Some((url, name))) => {
                     if self.shard.is_some_and(|shard| !shard.takes_url(&url)) {
+                        // Another run's URL: its option lines go with it.
+                        self.dropping_options = true;
                         continue;
                     }
-                    if !self.seen.insert(fingerprint(&url)) {
+                    self.dropping_options = !self.seen.insert(naming::fingerprint(url.as_str()));
+                    if self.dropping_options {
                         self.duplicates += 1;
                         continue;
                     }
-                    return Some(Ok(Job {
+                    let job = Job {
                         url,
                         name,
                         origin,
                         plan: None,
+                        rank: None,
                         queued_at: std::time::Duration::ZERO,
-                    }));
+                    };
+                    match self.pending.replace(job) {
+                        Some(complete) => Ok(complete),
+                        None => continue,
+                    }
                 }
-                Err(message) => return Some(Err(InvalidLine { origin, message })),
-            }
+                Err(message) => {
+                    self.dropping_options = true;
+                    Err(InvalidLine { origin, message })
+                }
+            };
+            return Some(item);
         }
     }
 }
@@ -284,13 +365,80 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_url_and_optional_name() {
-        let (url, name) = parse_line("  https://h/a.jpg   my cat.jpg \n")
+    fn a_tab_separates_url_and_name() {
+        let (url, name) = parse_line("  https://h/a.jpg\tmy cat.jpg \n")
             .unwrap()
             .unwrap();
         assert_eq!(url.as_str(), "https://h/a.jpg");
         assert_eq!(name.as_deref(), Some("my cat.jpg"));
         assert_eq!(parse_line("http://h/a").unwrap().unwrap().1, None);
+    }
+
+    #[test]
+    fn a_line_without_a_tab_is_one_url_spaces_and_all() {
+        let (url, name) = parse_line("https://h/my photos/a.png\n").unwrap().unwrap();
+        assert_eq!(url.as_str(), "https://h/my%20photos/a.png");
+        assert_eq!(name, None);
+    }
+
+    #[test]
+    fn errors_quote_the_line_and_say_what_was_taken_as_what() {
+        let error = parse_line("not a url\tcat.jpg\n").unwrap_err();
+        assert!(error.starts_with("not a valid URL ("), "{error}");
+        assert!(
+            error.ends_with(
+                "\"not a url\" taken as the URL and \"cat.jpg\" as the name, from the line \"not a url\\tcat.jpg\""
+            ),
+            "{error}"
+        );
+        let error = parse_line("ftp://h/x y.png").unwrap_err();
+        assert_eq!(
+            error,
+            "not an http or https URL: the whole line \"ftp://h/x y.png\" taken as the URL (a TAB separates a URL from a name)"
+        );
+    }
+
+    #[test]
+    fn aria2_out_lines_name_the_url_above_and_other_options_warn() {
+        let text = "http://h/1.jpg\n  out=one.jpg\n\tdir=/tmp\nhttp://h/2.jpg\n out=\nhttp://h/1.jpg\n  out=dropped.jpg\n  out=orphan-of-a-repeat.jpg\nnot a url\n  out=x.jpg\nhttp://h/3.jpg\tthree.jpg\n  out=wins.jpg\n";
+        let mut inputs = Inputs::from_text("list", text.to_string());
+        let mut named = Vec::new();
+        let mut errors = Vec::new();
+        for item in inputs.by_ref() {
+            match item {
+                Ok(job) => named.push((job.url.path().to_string(), job.name, job.origin.line)),
+                Err(invalid) => errors.push(invalid.to_string()),
+            }
+        }
+        assert_eq!(
+            named,
+            [
+                ("/1.jpg".to_string(), Some("one.jpg".to_string()), 1),
+                ("/2.jpg".to_string(), None, 4),
+                ("/3.jpg".to_string(), Some("wins.jpg".to_string()), 11),
+            ]
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("list:9: not a valid URL"),
+            "{errors:?}"
+        );
+        let warnings: Vec<String> = inputs
+            .take_warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            warnings,
+            ["list:3: aria2 option dir=/tmp ignored: grab reads only out= under a URL"]
+        );
+        let mut orphan = Inputs::from_text("list", "  out=a.jpg\nhttp://h/a\n".to_string());
+        let first = orphan.next().unwrap().unwrap_err().to_string();
+        assert_eq!(
+            first,
+            "list:1: an option line with no URL above it: out=a.jpg"
+        );
+        assert!(orphan.next().unwrap().is_ok());
     }
 
     #[test]
@@ -313,15 +461,17 @@ mod tests {
 
     #[test]
     fn stream_reports_line_numbers_and_drops_duplicates() {
-        let text = "http://h/1.jpg\n\n# c\nnot a url\nhttp://h/1.jpg\nhttp://h/2.jpg x.jpg\n";
+        let text = "http://h/1.jpg\n\n# c\nnot a url\nhttp://h/1.jpg\nhttp://h/2.jpg\tx.jpg\n";
         let mut inputs = Inputs::from_text("list.txt", text.to_string());
         let items: Vec<_> = inputs.by_ref().collect();
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0].as_ref().unwrap().origin.to_string(), "list.txt:1");
+        // A URL is held until the line after it shows it has no aria2 options,
+        // so the invalid line below it is reported first.
         assert_eq!(
-            items[1].as_ref().unwrap_err().origin.to_string(),
+            items[0].as_ref().unwrap_err().origin.to_string(),
             "list.txt:4"
         );
+        assert_eq!(items[1].as_ref().unwrap().origin.to_string(), "list.txt:1");
         let last = items[2].as_ref().unwrap();
         assert_eq!((last.origin.line, last.name.as_deref()), (6, Some("x.jpg")));
         assert_eq!(inputs.duplicates(), 1);

@@ -13,6 +13,7 @@
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`download`]: one download, split by concern, with its two client drivers;
 //! - [`task`]: the download as an engine task, for each strategy;
+//! - [`single`]: `-O FILE` / `-O -`, one URL to a named file or stdout;
 //! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
 
 pub mod download;
@@ -23,6 +24,7 @@ pub mod naming;
 pub mod part;
 pub mod plan;
 pub mod report;
+pub mod single;
 pub mod task;
 
 use std::fs;
@@ -118,6 +120,11 @@ pub trait Source: Send + 'static {
     fn duplicates(&self) -> u64 {
         0
     }
+
+    /// Lines read but not acted on since the last call, printed as notices.
+    fn take_warnings(&mut self) -> Vec<input::InvalidLine> {
+        Vec::new()
+    }
 }
 
 impl Source for Inputs {
@@ -127,6 +134,10 @@ impl Source for Inputs {
 
     fn duplicates(&self) -> u64 {
         Inputs::duplicates(self)
+    }
+
+    fn take_warnings(&mut self) -> Vec<input::InvalidLine> {
+        Inputs::take_warnings(self)
     }
 }
 
@@ -215,12 +226,13 @@ pub fn run_from<S: Source>(
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, on_outcome, directory);
     let (sender, queue) = Queue::bounded(workers * QUEUE_PER_JOB, interrupt.clone());
-    let planner = Planner {
+    let mut planner = Planner {
         known,
         directory: directory.clone(),
         names,
         resume: config.resume,
         force: config.force,
+        ranks: Default::default(),
     };
     let reader = {
         let (reporter, record) = (reporter.clone(), record.clone());
@@ -244,6 +256,9 @@ pub fn run_from<S: Source>(
                             Planned::Skip(outcome) => record(outcome, "input"),
                         },
                         Err(invalid) => reporter.invalid(&invalid),
+                    }
+                    for warning in inputs.take_warnings() {
+                        reporter.console().notice(&warning.to_string());
                     }
                 }
                 reporter.live.input_done.store(true, Ordering::Relaxed);

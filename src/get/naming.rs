@@ -78,11 +78,23 @@ pub fn split_extension(name: &str) -> (&str, &str) {
     }
 }
 
+/// The stem of the name of a URL ending in `/`: `index.html` for a page, else
+/// `index` with the Content-Type's extension.
+pub const INDEX_NAME: &str = "index";
+
+/// The extension of an index whose Content-Type names none (or no known one):
+/// wget's `index.html`.
+const INDEX_EXTENSION: &str = ".html";
+
 /// The name a URL asks for: the last segment of its path, percent-decoded and
-/// sanitised. The query and fragment never take part. `None` when the path gives
-/// nothing usable (`https://example.com/`, `/..`).
+/// sanitised, or [`INDEX_NAME`] for a URL ending in `/`. The query and fragment
+/// never take part. `None` when the path gives nothing usable (`/%20`).
 pub fn name_from_url(url: &Url) -> Option<String> {
     let segment = url.path_segments()?.next_back()?;
+    if segment.is_empty() {
+        // A folder's URL (`https://h/` or `https://h/docs/`) names its index, as wget.
+        return Some(INDEX_NAME.to_string());
+    }
     let decoded = percent_decode_str(segment).decode_utf8_lossy();
     sanitise(&decoded)
 }
@@ -95,6 +107,17 @@ pub fn hashed_name(url: &Url) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// A 128-bit fingerprint of a text (a URL, a name): enough to tell millions
+/// apart, in a sixth of the memory of the text.
+pub fn fingerprint(text: &str) -> u128 {
+    let digest = Sha256::digest(text.as_bytes());
+    u128::from_le_bytes(
+        digest[..16]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
 }
 
 /// The extension (with its dot) for a Content-Type, for names that lack one.
@@ -319,15 +342,19 @@ pub fn desired_name_with(
     if let Some(name) = explicit.and_then(sanitise) {
         return name;
     }
+    let suggested = suggested.and_then(sanitise);
+    let index = suggested.is_none() && url.path().ends_with('/');
     let base = suggested
-        .and_then(sanitise)
         .or_else(|| name_from_url(url))
         .unwrap_or_else(|| hashed_name(url));
     let (_, extension) = split_extension(&base);
     if !extension.is_empty() {
         return base;
     }
-    match content_type.and_then(extension_for_content_type) {
+    let extension = content_type
+        .and_then(extension_for_content_type)
+        .or(index.then_some(INDEX_EXTENSION));
+    match extension {
         Some(extension) => truncate(&format!("{base}{extension}"), MAX_NAME_BYTES),
         None => base,
     }
@@ -346,8 +373,11 @@ pub fn numbered(name: &str, n: u64) -> String {
 /// has. Every strategy asks the one registry of the batch (the worker processes ask
 /// it through their pipe), so reservation is decided in one place, under one lock.
 pub trait NameRegistry: Send + Sync {
-    /// Reserves the desired name, or its first free numbered alternative.
-    fn reserve(&self, desired: &str) -> io::Result<String>;
+    /// Reserves a name for `desired`. With a `rank` (the job's place, in input
+    /// order, among the batch's jobs sharing its base name), the name is the
+    /// rank-th free numbered alternative, whenever the job's response arrives;
+    /// without one, or when that name was taken meanwhile, the first free one.
+    fn reserve(&self, desired: &str, rank: Option<u64>) -> io::Result<String>;
     /// Gives back a name whose download failed, for another job to use.
     fn release(&self, name: &str);
     /// Marks a known name as this batch's (a file being resumed or replaced, or one
@@ -361,15 +391,26 @@ pub struct FolderNames {
     names: Mutex<Names>,
 }
 
+/// How a held name was handed out.
+struct Numbered {
+    desired: String,
+    n: u64,
+    /// Handed out for a rank: the number stays that rank's when given back.
+    ranked: bool,
+}
+
 /// The names a batch holds, and where each desired name's numbering goes on, so
 /// that the N-th URL wanting `x.jpg` costs one look, not N: a run of 100,000
 /// URLs all named `dl` is linear.
 #[derive(Default)]
 struct Names {
-    /// Every name held, with the desired name and number it was reserved as
-    /// (`None` for a name claimed as is).
-    taken: HashMap<String, Option<(String, u64)>>,
-    /// Per desired name: the next number to try.
+    /// Every name held, with how it was numbered (`None` for a name claimed as is).
+    taken: HashMap<String, Option<Numbered>>,
+    /// Per desired name: the numbers of ranks 0, 1, 2, ...: the free alternatives
+    /// in order, skipping names already in the folder. Decided once per rank, so
+    /// the order responses arrive in does not change them.
+    slots: HashMap<String, Vec<u64>>,
+    /// Per desired name: the next number to try for a job without a rank.
     next: HashMap<String, u64>,
     /// Per desired name: numbers given back by failed downloads, lowest first.
     freed: HashMap<String, BTreeSet<u64>>,
@@ -407,12 +448,28 @@ impl FolderNames {
     fn free(&self, names: &Names, name: &str) -> bool {
         !names.clashes(name) && !self.occupied(name)
     }
-}
 
-impl NameRegistry for FolderNames {
-    fn reserve(&self, desired: &str) -> io::Result<String> {
-        let mut names = crate::lock(&self.names);
-        // A number a failed download gave back comes first, so names stay dense.
+    /// The number of `rank` for `desired`. Ranks below it are decided on the way:
+    /// each number is looked at once, whichever rank's response comes first, and
+    /// the only names skipped are those in the folder before the batch (the
+    /// batch's own names for `desired` are in the table already).
+    fn slot(&self, names: &mut Names, desired: &str, rank: u64) -> u64 {
+        let mut slots = names.slots.remove(desired).unwrap_or_default();
+        while slots.len() as u64 <= rank {
+            let mut n = slots.last().map_or(0, |last| last + 1);
+            while !self.free(names, &numbered(desired, n)) {
+                n += 1;
+            }
+            slots.push(n);
+        }
+        let n = slots[rank as usize];
+        names.slots.insert(desired.to_string(), slots);
+        n
+    }
+
+    /// The first free number for `desired`, a number a failed download gave back
+    /// first, so names stay dense.
+    fn first_free(&self, names: &mut Names, desired: &str) -> u64 {
         let freed: Vec<u64> = names
             .freed
             .get(desired)
@@ -420,12 +477,23 @@ impl NameRegistry for FolderNames {
             .unwrap_or_default();
         let reused = freed
             .into_iter()
-            .find(|&n| self.free(&names, &numbered(desired, n)));
+            .find(|&n| self.free(names, &numbered(desired, n)));
         let n = match reused {
             Some(n) => n,
             None => {
-                let mut n = names.next.get(desired).copied().unwrap_or(0);
-                while !self.free(&names, &numbered(desired, n)) {
+                // Past the numbers ranks hold, so as not to take a later one's.
+                let after_ranks = names
+                    .slots
+                    .get(desired)
+                    .and_then(|slots| slots.last())
+                    .map_or(0, |last| last + 1);
+                let mut n = names
+                    .next
+                    .get(desired)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(after_ranks);
+                while !self.free(names, &numbered(desired, n)) {
                     n += 1;
                 }
                 names.next.insert(desired.to_string(), n + 1);
@@ -435,17 +503,42 @@ impl NameRegistry for FolderNames {
         if let Some(freed) = names.freed.get_mut(desired) {
             freed.remove(&n);
         }
+        n
+    }
+}
+
+impl NameRegistry for FolderNames {
+    fn reserve(&self, desired: &str, rank: Option<u64>) -> io::Result<String> {
+        let mut names = crate::lock(&self.names);
+        let ranked = rank
+            .map(|rank| self.slot(&mut names, desired, rank))
+            .filter(|&n| self.free(&names, &numbered(desired, n)));
+        let n = match ranked {
+            Some(n) => n,
+            // Another desired name reached this one (`img` served as PNG and a
+            // URL ending in `img.png`): the first come takes it.
+            None => self.first_free(&mut names, desired),
+        };
         let name = numbered(desired, n);
-        names
-            .taken
-            .insert(name.clone(), Some((desired.to_string(), n)));
+        let numbering = Numbered {
+            desired: desired.to_string(),
+            n,
+            ranked: ranked.is_some(),
+        };
+        names.taken.insert(name.clone(), Some(numbering));
         Ok(name)
     }
 
     fn release(&self, name: &str) {
         let mut names = crate::lock(&self.names);
-        if let Some(Some((desired, n))) = names.taken.remove(name) {
-            names.freed.entry(desired).or_default().insert(n);
+        if let Some(Some(numbering)) = names.taken.remove(name)
+            && !numbering.ranked
+        {
+            names
+                .freed
+                .entry(numbering.desired)
+                .or_default()
+                .insert(numbering.n);
         }
     }
 
@@ -571,13 +664,40 @@ mod tests {
 
     #[test]
     fn no_usable_segment_gets_hash_and_content_type_extension() {
-        let first = desired_name(&url("https://example.com/"), None, Some("image/png"));
-        let again = desired_name(&url("https://example.com/"), None, Some("image/png"));
+        let first = desired_name(&url("https://example.com/%20"), None, Some("image/png"));
+        let again = desired_name(&url("https://example.com/%20"), None, Some("image/png"));
         assert_eq!(first, again);
         assert!(first.ends_with(".png"));
         assert_eq!(first.len(), 12 + 4);
-        let other = desired_name(&url("https://example.org/"), None, Some("image/png"));
+        let other = desired_name(&url("https://example.org/%20"), None, Some("image/png"));
         assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_folder_url_is_saved_as_its_index() {
+        let html = Some("text/html; charset=utf-8");
+        assert_eq!(desired_name(&url("https://h/"), None, html), "index.html");
+        assert_eq!(
+            desired_name(&url("https://h/docs/?q=1"), None, html),
+            "index.html"
+        );
+        // Another type gives its own extension; none, or one unknown, wget's.
+        assert_eq!(
+            desired_name(&url("https://h/a/"), None, Some("image/png")),
+            "index.png"
+        );
+        assert_eq!(desired_name(&url("https://h/a/"), None, None), "index.html");
+        assert_eq!(
+            desired_name(&url("https://h/a/"), None, Some("x/y")),
+            "index.html"
+        );
+        // A name the input or the server gives wins.
+        assert_eq!(
+            desired_name(&url("https://h/a/"), Some("a.txt"), html),
+            "a.txt"
+        );
+        let suggested = desired_name_with(&url("https://h/a/"), None, Some("report"), None);
+        assert_eq!(suggested, "report");
     }
 
     #[test]
@@ -687,11 +807,11 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         std::fs::write(directory.path().join("a.jpg"), b"old").unwrap();
         let names = FolderNames::new(directory.path());
-        assert_eq!(names.reserve("a.jpg").unwrap(), "a-1.jpg");
-        assert_eq!(names.reserve("a.jpg").unwrap(), "a-2.jpg");
+        assert_eq!(names.reserve("a.jpg", None).unwrap(), "a-1.jpg");
+        assert_eq!(names.reserve("a.jpg", None).unwrap(), "a-2.jpg");
         names.release("a-1.jpg");
-        assert_eq!(names.reserve("a.jpg").unwrap(), "a-1.jpg");
-        assert_eq!(names.reserve("b.jpg").unwrap(), "b.jpg");
+        assert_eq!(names.reserve("a.jpg", None).unwrap(), "a-1.jpg");
+        assert_eq!(names.reserve("b.jpg", None).unwrap(), "b.jpg");
     }
 
     #[test]
@@ -700,26 +820,58 @@ mod tests {
         let names = FolderNames::new(directory.path());
         let mut seen = std::collections::HashSet::new();
         for _ in 0..100_000 {
-            assert!(seen.insert(names.reserve("dl").unwrap()));
+            assert!(seen.insert(names.reserve("dl", None).unwrap()));
         }
         assert!(seen.contains("dl") && seen.contains("dl-99999"));
         // Past what any fixed cap would have allowed.
-        assert_eq!(names.reserve("dl").unwrap(), "dl-100000");
+        assert_eq!(names.reserve("dl", None).unwrap(), "dl-100000");
+    }
+
+    #[test]
+    fn ranks_decide_names_whatever_order_they_come_in() {
+        let directory = tempfile::tempdir().unwrap();
+        // A file from before the batch: rank 0 skips it, every time.
+        std::fs::write(directory.path().join("a.jpg"), b"old").unwrap();
+        let names = FolderNames::new(directory.path());
+        assert_eq!(names.reserve("a.jpg", Some(2)).unwrap(), "a-3.jpg");
+        assert_eq!(names.reserve("a.jpg", Some(0)).unwrap(), "a-1.jpg");
+        // A failed rank's name stays its own: its retry gets it again.
+        names.release("a-3.jpg");
+        assert_eq!(names.reserve("a.jpg", None).unwrap(), "a-4.jpg");
+        assert_eq!(names.reserve("a.jpg", Some(2)).unwrap(), "a-3.jpg");
+        assert_eq!(names.reserve("a.jpg", Some(1)).unwrap(), "a-2.jpg");
+        // Taken by another way of getting there since its number was decided:
+        // the first free one past the ranks' instead.
+        assert_eq!(names.reserve("c.png", Some(1)).unwrap(), "c-1.png");
+        names.claim("c.png");
+        assert_eq!(names.reserve("c.png", Some(0)).unwrap(), "c-2.png");
+    }
+
+    #[test]
+    fn a_hundred_thousand_ranks_of_one_name_in_reverse_are_linear() {
+        let directory = tempfile::tempdir().unwrap();
+        let names = FolderNames::new(directory.path());
+        for rank in (0..100_000u64).rev() {
+            assert_eq!(
+                names.reserve("dl", Some(rank)).unwrap(),
+                numbered("dl", rank)
+            );
+        }
     }
 
     #[test]
     fn a_name_and_its_part_never_clash() {
         let directory = tempfile::tempdir().unwrap();
         let names = FolderNames::new(directory.path());
-        assert_eq!(names.reserve("a.bin").unwrap(), "a.bin");
+        assert_eq!(names.reserve("a.bin", None).unwrap(), "a.bin");
         // `a.bin` writes `a.bin.part`: no other job may be handed that name.
-        assert_eq!(names.reserve("a.bin.part").unwrap(), "a.bin-1.part");
-        assert_eq!(names.reserve("b.bin.part").unwrap(), "b.bin.part");
-        assert_eq!(names.reserve("b.bin").unwrap(), "b-1.bin");
+        assert_eq!(names.reserve("a.bin.part", None).unwrap(), "a.bin-1.part");
+        assert_eq!(names.reserve("b.bin.part", None).unwrap(), "b.bin.part");
+        assert_eq!(names.reserve("b.bin", None).unwrap(), "b-1.bin");
         std::fs::write(directory.path().join("c.bin.part"), b"").unwrap();
-        assert_eq!(names.reserve("c.bin").unwrap(), "c-1.bin");
+        assert_eq!(names.reserve("c.bin", None).unwrap(), "c-1.bin");
         std::fs::write(directory.path().join("d.bin"), b"").unwrap();
-        assert_eq!(names.reserve("d.bin.part").unwrap(), "d.bin-1.part");
+        assert_eq!(names.reserve("d.bin.part", None).unwrap(), "d.bin-1.part");
     }
 
     #[test]

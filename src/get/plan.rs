@@ -2,7 +2,10 @@
 //! file an earlier run completed (still the same size and SHA-256) is skipped,
 //! `--force` downloads it again over the same name, and `--continue` resumes the
 //! part file an interrupted run left, with the validator recorded when it began.
+//! Every new download gets its rank among those sharing its base name, in input
+//! order, which decides its final name whatever order responses arrive in.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use super::download::transfer::resume_validator;
 use super::download::{Complete, Outcome};
 use super::input::{Job, Plan, Resume};
 use super::manifest::{self, Entry, Known};
-use super::naming::{FolderNames, NameRegistry, PART_SUFFIX};
+use super::naming::{self, FolderNames, NameRegistry, PART_SUFFIX};
 
 /// Decides, from the manifest of earlier runs, what to do with each URL.
 pub struct Planner {
@@ -21,6 +24,9 @@ pub struct Planner {
     pub resume: bool,
     /// Download again what is complete (`--force`).
     pub force: bool,
+    /// Per base name (by a 128-bit fingerprint, so a list of millions of
+    /// distinct names stays small): how many new downloads have wanted it.
+    pub ranks: HashMap<u128, u64>,
 }
 
 /// What to do with one URL.
@@ -33,7 +39,27 @@ pub enum Planned {
 }
 
 impl Planner {
-    pub fn plan(&self, mut job: Job) -> Planned {
+    pub fn plan(&mut self, job: Job) -> Planned {
+        match self.against_manifest(job) {
+            Planned::Download(mut job) if job.plan.is_none() => {
+                job.rank = Some(self.rank(&job));
+                Planned::Download(job)
+            }
+            planned => planned,
+        }
+    }
+
+    /// The job's rank among the new downloads sharing its base name: its name
+    /// before the response (the URL's or the input's, without the extension a
+    /// Content-Type may add), so `/img?id=1` and `/img?id=2` rank 0 and 1.
+    fn rank(&mut self, job: &Job) -> u64 {
+        let base = naming::desired_name(&job.url, job.name.as_deref(), None);
+        let rank = self.ranks.entry(naming::fingerprint(&base)).or_insert(0);
+        *rank += 1;
+        *rank - 1
+    }
+
+    fn against_manifest(&self, mut job: Job) -> Planned {
         let Some(entry) = self.known.get(job.url.as_str()) else {
             return Planned::Download(job);
         };
@@ -144,6 +170,7 @@ mod tests {
                 directory,
                 resume,
                 force,
+                ranks: HashMap::new(),
             }
         }
     }
@@ -211,10 +238,28 @@ mod tests {
     }
 
     #[test]
+    fn new_downloads_rank_in_input_order_among_their_base_name() {
+        let folder = Folder::new(&[saved("http://h/img?id=0", "img.png", b"abc")]);
+        folder.write("img.png", b"abc");
+        let mut planner = folder.planner(false, false);
+        let rank = |planned: Planned| match planned {
+            Planned::Download(job) => job.rank,
+            Planned::Skip(_) => None,
+        };
+        // The skipped one takes no rank; the Content-Type's extension is not
+        // known yet, so `img` and `img?id=2` share one base.
+        assert_eq!(rank(planner.plan(job("http://h/img?id=0"))), None);
+        assert_eq!(rank(planner.plan(job("http://h/img?id=1"))), Some(0));
+        assert_eq!(rank(planner.plan(job("http://h/other/img"))), Some(1));
+        assert_eq!(rank(planner.plan(job("http://h/cat.jpg"))), Some(0));
+        assert_eq!(rank(planner.plan(job("http://h/img.png"))), Some(0));
+    }
+
+    #[test]
     fn a_complete_file_is_skipped_and_its_name_kept() {
         let folder = Folder::new(&[saved("http://h/a.jpg", "a.jpg", b"abc")]);
         folder.write("a.jpg", b"abc");
-        let planner = folder.planner(false, false);
+        let mut planner = folder.planner(false, false);
         match planner.plan(job("http://h/a.jpg")) {
             Planned::Skip(outcome) => {
                 let complete = match outcome.verdict {
@@ -234,7 +279,7 @@ mod tests {
             Planned::Download(job) => panic!("downloaded: {job:?}"),
         }
         // No other URL of the run is handed the name.
-        assert_eq!(planner.names.reserve("a.jpg").unwrap(), "a-1.jpg");
+        assert_eq!(planner.names.reserve("a.jpg", None).unwrap(), "a-1.jpg");
     }
 
     #[test]
@@ -251,7 +296,7 @@ mod tests {
             folder.directory.path().join("linked.jpg"),
         )
         .unwrap();
-        let planner = folder.planner(true, false);
+        let mut planner = folder.planner(true, false);
         for url in [
             "http://h/changed.jpg",
             "http://h/gone.jpg",
@@ -261,7 +306,7 @@ mod tests {
         }
         // The changed file is kept: a new download goes under another name.
         assert_eq!(
-            planner.names.reserve("changed.jpg").unwrap(),
+            planner.names.reserve("changed.jpg", None).unwrap(),
             "changed-1.jpg"
         );
     }
@@ -284,7 +329,7 @@ mod tests {
         folder.write("weak.bin.part", &[7; 10]);
         folder.write("tagged.bin.part", &[7; 1000]);
         folder.write("untagged.bin.part", &[7; 10]);
-        let planner = folder.planner(true, false);
+        let mut planner = folder.planner(true, false);
         assert_eq!(
             plan_of(planner.plan(job("http://h/tagged.bin"))),
             planned("tagged.bin", Some((1000, "\"v1\"")), false)
@@ -315,7 +360,7 @@ mod tests {
             plan_of(folder.planner(false, false).plan(job("http://h/a.bin"))),
             None
         );
-        let planner = folder.planner(true, false);
+        let mut planner = folder.planner(true, false);
         assert_eq!(plan_of(planner.plan(job("http://h/done.bin"))), None);
         assert_eq!(plan_of(planner.plan(job("http://h/nopart.bin"))), None);
     }

@@ -184,6 +184,8 @@ pub enum Message {
     /// Asks for the desired name or its first free alternative.
     Reserve {
         desired: String,
+        #[serde(default)]
+        rank: Option<u64>,
     },
     /// Gives back a name whose download failed.
     Release {
@@ -343,7 +345,7 @@ impl Remote for InWorkers {
     fn answer(&self, message: Message, held: &mut Held) -> Option<Reply> {
         let names = &self.context.names;
         match message {
-            Message::Reserve { desired } => Some(match names.reserve(&desired) {
+            Message::Reserve { desired, rank } => Some(match names.reserve(&desired, rank) {
                 Ok(name) => {
                     held.names.push(name.clone());
                     Reply::Reserved { name }
@@ -467,9 +469,10 @@ impl ProgressSink for ParentProgress {
 struct ParentNames(Parent<Message, Reply>);
 
 impl NameRegistry for ParentNames {
-    fn reserve(&self, desired: &str) -> io::Result<String> {
+    fn reserve(&self, desired: &str, rank: Option<u64>) -> io::Result<String> {
         match self.0.ask(Message::Reserve {
             desired: desired.to_string(),
+            rank,
         })? {
             Reply::Reserved { name } => Ok(name),
             Reply::ReserveFailed { message } => Err(io::Error::other(message)),

@@ -467,6 +467,7 @@ impl QueueSource {
                 line: self.read,
             },
             plan: None,
+            rank: None,
             queued_at: Duration::ZERO,
         };
         let delivery = Delivery {

@@ -86,17 +86,41 @@ fn name_collision(strategy: &str) {
     let directory = scratch.output();
     assert_eq!(files_in(&directory), ["a-1.png", "a-2.png", "a.png"]);
     assert_eq!(fs::read(directory.join("a.png")).unwrap(), b"already here");
-    let mut saved = vec![
+    // The file already there is skipped; the rest keep the input's order.
+    assert_eq!(
         fs::read(directory.join("a-1.png")).unwrap(),
+        gallery::encode("a.png", 10, 10, Format::Png).to_vec()
+    );
+    assert_eq!(
         fs::read(directory.join("a-2.png")).unwrap(),
-    ];
-    saved.sort();
-    let mut expected = vec![
-        gallery::encode("a.png", 10, 10, Format::Png).to_vec(),
-        gallery::encode("a.png", 20, 20, Format::Png).to_vec(),
-    ];
-    expected.sort();
-    assert_eq!(saved, expected);
+        gallery::encode("a.png", 20, 20, Format::Png).to_vec()
+    );
+}
+
+/// Three URLs of one base name, whose extension comes from the Content-Type: the
+/// first answers last, the second first. Names follow the input's order.
+fn names_follow_input_order_not_arrival(strategy: &str) {
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let list = format!(
+        "{base}/files/blob?size=10&delay_ms=800\n{base}/files/blob?size=20\n{base}/files/blob?size=30&delay_ms=400\n"
+    );
+    let list_path = scratch.write("list.txt", &list);
+    let output = get(strategy, &scratch, &["-i", &list_path], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let directory = scratch.output();
+    assert_eq!(
+        files_in(&directory),
+        ["blob-1.bin", "blob-2.bin", "blob.bin"]
+    );
+    for (name, size) in [("blob.bin", 10), ("blob-1.bin", 20), ("blob-2.bin", 30)] {
+        assert_eq!(
+            fs::read(directory.join(name)).unwrap(),
+            file_bytes("blob", size),
+            "{name}"
+        );
+    }
 }
 
 fn not_found_is_not_saved(strategy: &str) {
@@ -158,8 +182,9 @@ fn arguments_file_and_stdin_together(strategy: &str) {
         "list.txt",
         &format!("{base}/images/from-file.png?w=3&h=3\n{base}/images/dup.png?w=3&h=3\n"),
     );
-    let stdin =
-        format!("{base}/images/from-stdin.png?w=3&h=3 chosen.png\n{base}/images/dup.png?w=3&h=3\n");
+    let stdin = format!(
+        "{base}/images/from-stdin.png?w=3&h=3\tchosen.png\n{base}/images/dup.png?w=3&h=3\n"
+    );
     let argument = format!("{base}/images/from-argument.png?w=3&h=3");
     let output = get(
         strategy,
@@ -194,7 +219,7 @@ fn hostile_names_stay_inside(strategy: &str) {
     let list_path = scratch.write(
         "list.txt",
         &format!(
-            "{}\n{}\n{}\n{base}/files/x.bin?size=1 ../../named.bin\n",
+            "{}\n{}\n{}\n{base}/files/x.bin?size=1\t../../named.bin\n",
             urls[0], urls[1], urls[2]
         ),
     );
@@ -216,6 +241,8 @@ macro_rules! for_each_strategy {
             fn batch_saved_byte_identical() { super::batch_saved_byte_identical($name) }
             #[test]
             fn name_collision() { super::name_collision($name) }
+            #[test]
+            fn names_follow_input_order_not_arrival() { super::names_follow_input_order_not_arrival($name) }
             #[test]
             fn not_found_is_not_saved() { super::not_found_is_not_saved($name) }
             #[test]

@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod filter;
 mod get;
+mod names;
 mod progress;
 mod proxy;
 mod queue;

@@ -468,7 +468,7 @@ impl<'a> Transfer<'a> {
                 let name = self
                     .context
                     .names
-                    .reserve(&desired)
+                    .reserve(&desired, self.job.rank)
                     .map_err(|error| self.write_error(&desired, error))?;
                 self.name = Some(name.clone());
                 let part = PartFile::create(self.directory(), &name).map_err(|error| {

@@ -1,0 +1,90 @@
+//! `-O FILE` and `-O -`: one URL saved to a file the user names, or written to
+//! stdout, as wget's `-O`. The download runs as any other (every strategy, the
+//! part file, retries) in a fresh hidden folder beside the target, so the target's
+//! folder gets no manifest or lock, and the finished file is renamed onto the
+//! target (same file system: the target never holds a partial file) or copied to
+//! stdout. The target is replaced when it exists, as wget does.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::input::Inputs;
+use super::report::Summary;
+use super::{GetConfig, run};
+
+/// Where `-O` puts the download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    File(PathBuf),
+    Stdout,
+}
+
+impl Destination {
+    /// `-` is stdout, as in wget.
+    pub fn parse(argument: &Path) -> Destination {
+        match argument == Path::new("-") {
+            true => Destination::Stdout,
+            false => Destination::File(argument.to_path_buf()),
+        }
+    }
+}
+
+/// Downloads the one URL of `inputs` to `destination`. `config`'s output folder is
+/// not used.
+pub fn run_to(
+    config: &GetConfig,
+    inputs: Inputs,
+    destination: &Destination,
+) -> anyhow::Result<Summary> {
+    let beside = match destination {
+        Destination::File(path) => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+        Destination::Stdout => std::env::temp_dir(),
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix(".grab-O-")
+        .tempdir_in(&beside)
+        .with_context(|| {
+            format!(
+                "cannot make a folder to download into in {}",
+                beside.display()
+            )
+        })?;
+    let mut config = config.clone();
+    config.settings.output_dir = scratch.path().to_path_buf();
+    let summary = run(&config, inputs)?;
+    if let Some(saved) = saved_file(scratch.path())? {
+        match destination {
+            Destination::File(path) => fs::rename(&saved, path)
+                .with_context(|| format!("cannot move the download to {}", path.display()))?,
+            Destination::Stdout => {
+                let mut file = fs::File::open(&saved)
+                    .with_context(|| format!("cannot read {}", saved.display()))?;
+                let mut stdout = io::stdout().lock();
+                io::copy(&mut file, &mut stdout)
+                    .and_then(|_| stdout.flush())
+                    .context("cannot write the download to stdout")?;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// The one file the run saved (grab's own dot-files aside), if any.
+fn saved_file(directory: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let entries =
+        fs::read_dir(directory).with_context(|| format!("cannot list {}", directory.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", directory.display()))?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with('.') && entry.file_type()?.is_file() {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
