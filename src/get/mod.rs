@@ -28,7 +28,7 @@ pub mod task;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -172,6 +172,7 @@ pub fn run_with_hook(
         names,
         resume: config.resume,
         force: config.force,
+        stale_parts: AtomicU64::new(0),
     };
     let reader = {
         let (reporter, record) = (reporter.clone(), record.clone());
@@ -194,7 +195,10 @@ pub fn run_with_hook(
                     }
                 }
                 reporter.live.input_done.store(true, Ordering::Relaxed);
-                inputs.duplicates()
+                (
+                    inputs.duplicates(),
+                    planner.stale_parts.load(Ordering::Relaxed),
+                )
             })?
     };
     // Dropped when the strategy returns, which wakes the watchdog at once.
@@ -241,7 +245,20 @@ pub fn run_with_hook(
     if let Some(watchdog) = watchdog {
         let _ = watchdog.join();
     }
-    let duplicates = duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    let (duplicates, stale_parts) =
+        duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    if stale_parts > 0 {
+        config.console.notice(&format!(
+            "{stale_parts} unfinished .part file{} from an earlier run left as {}: \
+             run again with -c (--continue) to resume instead of starting over",
+            crate::console::plural(stale_parts),
+            if stale_parts == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        ));
+    }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
     let mut summary = reporter.summary(duplicates);
     summary.interrupted = interrupt.requested();

@@ -3,8 +3,10 @@
 //! `--force` downloads it again over the same name, and `--continue` resumes the
 //! part file an interrupted run left, with the validator recorded when it began.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::download::transfer::resume_validator;
 use super::download::{Complete, Outcome};
@@ -21,6 +23,9 @@ pub struct Planner {
     pub resume: bool,
     /// Download again what is complete (`--force`).
     pub force: bool,
+    /// Parts an earlier run left that this run, without `--continue`, does not
+    /// resume: counted, so the run can suggest `-c`.
+    pub stale_parts: AtomicU64,
 }
 
 /// What to do with one URL.
@@ -58,14 +63,28 @@ impl Planner {
                     return Planned::Download(job);
                 }
                 match file_matches(&path, *size, sha256) {
-                    true => Planned::Skip(Outcome::skipped(
-                        job,
-                        Complete {
-                            name: name.clone(),
-                            bytes: *size,
-                            sha256: sha256.clone(),
-                        },
-                    )),
+                    true => {
+                        if self.resume {
+                            // A part beside a complete file is a leftover (a run
+                            // killed after its rename was recorded elsewhere):
+                            // `-c` tidies what it has finished.
+                            let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+                            if part
+                                .symlink_metadata()
+                                .is_ok_and(|metadata| metadata.is_file())
+                            {
+                                let _ = fs::remove_file(part);
+                            }
+                        }
+                        Planned::Skip(Outcome::skipped(
+                            job,
+                            Complete {
+                                name: name.clone(),
+                                bytes: *size,
+                                sha256: sha256.clone(),
+                            },
+                        ))
+                    }
                     // Changed on disk since: keep it, download the URL afresh.
                     false => Planned::Download(job),
                 }
@@ -100,7 +119,16 @@ impl Planner {
                 });
                 Planned::Download(job)
             }
-            Entry::Started { .. } => Planned::Download(job),
+            Entry::Started { name, .. } => {
+                let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+                if part
+                    .symlink_metadata()
+                    .is_ok_and(|metadata| metadata.is_file())
+                {
+                    self.stale_parts.fetch_add(1, Ordering::Relaxed);
+                }
+                Planned::Download(job)
+            }
         }
     }
 }
@@ -144,6 +172,7 @@ mod tests {
                 directory,
                 resume,
                 force,
+                stale_parts: AtomicU64::new(0),
             }
         }
     }

@@ -29,6 +29,7 @@ struct Tally {
     failed: u64,
     invalid_lines: u64,
     bytes: u64,
+    resumed: u64,
     latencies: Vec<Duration>,
     failures: BTreeMap<String, FailureGroup>,
 }
@@ -79,7 +80,13 @@ pub struct Summary {
     pub interrupted: bool,
     pub invalid_lines: u64,
     pub duplicates: u64,
+    /// Body bytes received in this run, failed and retried attempts included:
+    /// the same bytes the live view counts and the `--report` records' `fetched`
+    /// add up to. A resumed file counts only what this run fetched of it.
     pub bytes: u64,
+    /// Files finished from a part an earlier run left (`-c`).
+    #[serde(default)]
+    pub resumed: u64,
     pub wall_seconds: f64,
     pub bytes_per_second: f64,
     /// Over the downloads that ran (skipped ones left out).
@@ -130,8 +137,19 @@ impl Summary {
 
     /// `downloaded 9 of 10 files, 1 failed; 1.2 MiB in 0.52 s (2.3 MiB/s)`.
     pub fn line(&self) -> String {
-        let mut line = done_of("downloaded", self.saved, self.failed, "files");
-        if self.skipped > 0 {
+        let nothing_to_do = self.saved == 0
+            && self.failed == 0
+            && self.skipped > 0
+            && self.invalid_lines == 0
+            && !self.interrupted;
+        let mut line = match nothing_to_do {
+            true => format!("nothing to download: {} already complete", self.skipped),
+            false => done_of("downloaded", self.saved, self.failed, "files"),
+        };
+        if self.resumed > 0 {
+            line += &format!(", {} resumed", self.resumed);
+        }
+        if self.skipped > 0 && !nothing_to_do {
             line += &format!(", {} skipped (already complete)", self.skipped);
         }
         if self.retries > 0 {
@@ -257,11 +275,12 @@ impl Reporter {
         {
             let mut tally = crate::lock(&self.tally);
             tally.retries += u64::from(outcome.attempts.saturating_sub(1));
+            tally.bytes += outcome.fetched;
             match &outcome.verdict {
                 Verdict::Skipped(_) => tally.skipped += 1,
                 Verdict::Saved(saved) => {
                     tally.saved += 1;
-                    tally.bytes += saved.bytes;
+                    tally.resumed += u64::from(saved.resumed_from.is_some());
                 }
                 Verdict::Failed(error) => {
                     tally.failed += 1;
@@ -306,8 +325,16 @@ impl Reporter {
                 ));
             }
             Verdict::Saved(saved) if console.shows_each_item() => {
+                let resumed = match saved.resumed_from {
+                    Some(offset) => format!(
+                        "  (resumed at {}: {} fetched)",
+                        human_bytes(offset),
+                        human_bytes(outcome.fetched)
+                    ),
+                    None => String::new(),
+                };
                 console.line(&format!(
-                    "{}  {}  {}  {seconds:.3} s{}",
+                    "{}  {}  {}  {seconds:.3} s{}{resumed}",
                     console.paint("saved", Paint::Green),
                     saved.name,
                     human_bytes(saved.bytes),
@@ -350,6 +377,7 @@ impl Reporter {
             invalid_lines: tally.invalid_lines,
             duplicates,
             bytes: tally.bytes,
+            resumed: tally.resumed,
             wall_seconds,
             bytes_per_second: if wall_seconds > 0.0 {
                 tally.bytes as f64 / wall_seconds
@@ -396,6 +424,7 @@ mod tests {
             invalid_lines: 0,
             duplicates: 0,
             bytes: 2048,
+            resumed: 0,
             wall_seconds: 0.5,
             bytes_per_second: 4096.0,
             latency_seconds: Percentiles::default(),
