@@ -1,5 +1,6 @@
 //! `grab compare` and `grab demo`: their flags, configs and commands.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,17 +66,40 @@ pub struct DemoArgs {
     pub repeat: usize,
 }
 
-/// Prints each run as it ends, so a long comparison shows it is alive.
-fn print_run(run: &compare::Run) {
-    let label = if run.warmup { "warm-up" } else { "run" };
-    eprintln!(
-        "  {label} {:>2}  {:<12} {:>7.3} s  {} saved, {} failed",
-        run.round + 1,
-        run.contender,
-        run.wall_seconds,
-        run.saved,
-        run.failed
-    );
+/// Shows which contender is running (on a terminal, a line redrawn in place)
+/// and prints each run as it ends, so a long comparison shows it is alive.
+fn print_run(progress: compare::Progress) {
+    let terminal = std::io::stderr().is_terminal();
+    let label = |warmup: bool| if warmup { "warm-up" } else { "run" };
+    match progress {
+        compare::Progress::Starting {
+            contender,
+            round,
+            warmup,
+        } if terminal => {
+            eprint!(
+                "\r\x1b[2K  {} {:>2}  {contender:<12} running...",
+                label(warmup),
+                round + 1
+            );
+            let _ = std::io::stderr().flush();
+        }
+        compare::Progress::Starting { .. } => {}
+        compare::Progress::Finished(run) => {
+            if terminal {
+                eprint!("\r\x1b[2K");
+            }
+            eprintln!(
+                "  {} {:>2}  {:<12} {:>7.3} s  {} saved, {} failed",
+                label(run.warmup),
+                run.round + 1,
+                run.contender,
+                run.wall_seconds,
+                run.saved,
+                run.failed
+            );
+        }
+    }
 }
 
 /// Runs `grab compare`.
@@ -180,7 +204,7 @@ pub fn demo(arguments: &DemoArgs, grab_program: PathBuf) -> ExitStatus {
         .map_err(anyhow::Error::from)
         .and_then(|work| {
             demo::with_gallery(config.gallery, work.path(), |list| {
-                compare::run(&compare_config, list, work.path(), |_| {})
+                compare::run(&compare_config, list, work.path(), print_run)
             })
         });
     match result {

@@ -49,7 +49,8 @@ pub struct GetArgs {
     /// Give up connecting after SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub connect_timeout: f64,
-    /// Print only failures and the summary.
+    /// Print only failures and the summary (a terminal keeps its live bar,
+    /// which leaves nothing behind; elsewhere no heartbeat lines).
     #[arg(short, long)]
     pub quiet: bool,
     /// Print the summary as one JSON object on stdout instead of the summary line.
@@ -242,12 +243,13 @@ impl GetArgs {
         config.force = self.force;
         config.grace = Duration::from_secs_f64(self.grace);
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);
-        config.progress = match (self.quiet, self.progress) {
-            (true, _) => ProgressMode::None,
-            (false, Some(mode)) => mode,
+        config.progress = match (self.progress, self.quiet) {
+            (Some(mode), _) => mode,
             // A bar would fight with log lines and cannot be drawn off a terminal.
-            (false, None) if terminal && self.verbose == 0 => ProgressMode::Bar,
-            (false, None) => ProgressMode::Lines,
+            (None, _) if terminal && self.verbose == 0 => ProgressMode::Bar,
+            // Quiet: no heartbeat lines in a log; the bar above is erased at the end.
+            (None, true) => ProgressMode::None,
+            (None, false) => ProgressMode::Lines,
         };
         config.report = self.report()?;
         Ok(config)
@@ -603,8 +605,17 @@ mod tests {
             config_of(&["-v", "u"], true).unwrap().progress,
             ProgressMode::Lines
         );
+        // Quiet hides per-file lines, not the bar, which leaves nothing behind.
         assert_eq!(
-            config_of(&["-q", "--progress", "bar", "u"], true)
+            config_of(&["-q", "u"], true).unwrap().progress,
+            ProgressMode::Bar
+        );
+        assert_eq!(
+            config_of(&["-q", "u"], false).unwrap().progress,
+            ProgressMode::None
+        );
+        assert_eq!(
+            config_of(&["-q", "--progress", "none", "u"], true)
                 .unwrap()
                 .progress,
             ProgressMode::None

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::compare::{Comparison, UrlList};
+use crate::compare::{Comparison, UrlList, within_noise};
 use crate::console::Console;
 use crate::engine::Strategy;
 use crate::get::input::Inputs;
@@ -93,7 +93,23 @@ pub fn explanation(config: &DemoConfig, comparison: &Comparison) -> String {
             processes.cpu_seconds, threads.cpu_seconds
         );
     }
-    text += ". On CPU-heavy work (grab filter) the ranking changes: only threads and processes use every core.";
+    text += ".";
+    // Adjacent places the runs cannot tell apart are said to be so, not ranked.
+    for pair in comparison.rows.windows(2) {
+        if within_noise(&pair[0], &pair[1]) {
+            text += &format!(
+                " {} and {} are within noise of each other ({:.2} s and {:.2} s, runs from \
+                 {:.2} to {:.2} s): this run does not tell which is faster.",
+                pair[0].contender,
+                pair[1].contender,
+                pair[0].wall_median,
+                pair[1].wall_median,
+                pair[0].wall_min.min(pair[1].wall_min),
+                pair[0].wall_max.max(pair[1].wall_max),
+            );
+        }
+    }
+    text += " On CPU-heavy work (grab filter) the ranking changes: only threads and processes use every core.";
     wrap(&text, 88)
 }
 

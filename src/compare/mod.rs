@@ -205,12 +205,25 @@ fn on_path(name: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|folder| folder.join(name).is_file()))
 }
 
-/// Runs the comparison; `progress` hears about each run as it ends.
+/// What a comparison tells its caller as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A contender's run begins (`round` from 0, warm-ups first).
+    Starting {
+        contender: &'a str,
+        round: usize,
+        warmup: bool,
+    },
+    /// A run ended.
+    Finished(&'a Run),
+}
+
+/// Runs the comparison; `progress` hears about each run as it starts and ends.
 pub fn run(
     config: &CompareConfig,
     list: &UrlList,
     work: &Path,
-    mut progress: impl FnMut(&Run),
+    mut progress: impl FnMut(Progress),
 ) -> anyhow::Result<Comparison> {
     let mut contenders: Vec<Contender> = config
         .strategies
@@ -230,6 +243,11 @@ pub fn run(
     let mut runs = Vec::new();
     for round in 0..config.warmup + config.repeat {
         for &contender in &contenders {
+            progress(Progress::Starting {
+                contender: &contender.name(),
+                round,
+                warmup: round < config.warmup,
+            });
             let folder = tempfile::tempdir_in(work).context("cannot create a run folder")?;
             let measured = measure::run(contender.command(config, list, folder.path()))
                 .with_context(|| format!("cannot run {}", contender.name()))?;
@@ -241,7 +259,7 @@ pub fn run(
                 folder.path(),
                 list.count,
             );
-            progress(&run);
+            progress(Progress::Finished(&run));
             runs.push(run);
         }
     }
@@ -331,6 +349,18 @@ fn count_files(folder: &Path) -> (u64, u64) {
         .fold((0, 0), |(files, bytes), metadata| {
             (files + 1, bytes + metadata.len())
         })
+}
+
+/// Whether two rows' wall times cannot be told apart: their runs' ranges
+/// overlap, or their medians differ by less than 5%.
+pub fn within_noise(first: &Row, second: &Row) -> bool {
+    let overlap = first.wall_min <= second.wall_max && second.wall_min <= first.wall_max;
+    let (low, high) = if first.wall_median <= second.wall_median {
+        (first.wall_median, second.wall_median)
+    } else {
+        (second.wall_median, first.wall_median)
+    };
+    overlap || high <= low * 1.05
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -446,6 +476,23 @@ mod tests {
         assert_eq!(row.files_per_second, 5.0);
         assert_eq!(row.failures, 1);
         assert_eq!(row.latency_seconds.unwrap().p99, 2.0);
+    }
+
+    #[test]
+    fn rows_whose_runs_overlap_or_are_close_are_within_noise() {
+        let runs = vec![
+            run("a", false, 1.0, 10),
+            run("a", false, 1.2, 10),
+            run("b", false, 1.1, 10),
+            run("b", false, 1.3, 10),
+            run("c", false, 2.0, 10),
+            run("d", false, 2.08, 10),
+        ];
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| summarise(name, &runs));
+        assert!(within_noise(&a, &b), "overlapping ranges");
+        assert!(!within_noise(&a, &c), "far apart");
+        assert!(within_noise(&c, &d), "4% apart");
+        assert!(!within_noise(&b, &c));
     }
 
     #[test]

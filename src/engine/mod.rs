@@ -22,7 +22,7 @@ pub mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -171,6 +171,9 @@ pub type Sender<Job> = async_channel::Sender<Job>;
 pub struct Queue<Job> {
     receiver: async_channel::Receiver<Job>,
     interrupt: Interrupt,
+    /// Jobs handed to a worker: what an interrupted run's summary tells apart
+    /// from those never started.
+    taken: Arc<AtomicU64>,
 }
 
 impl<Job> Clone for Queue<Job> {
@@ -178,6 +181,7 @@ impl<Job> Clone for Queue<Job> {
         Queue {
             receiver: self.receiver.clone(),
             interrupt: self.interrupt.clone(),
+            taken: self.taken.clone(),
         }
     }
 }
@@ -192,6 +196,7 @@ impl<Job> Queue<Job> {
             Queue {
                 receiver,
                 interrupt,
+                taken: Arc::default(),
             },
         )
     }
@@ -200,13 +205,27 @@ impl<Job> Queue<Job> {
     /// the run was interrupted.
     pub fn next_blocking(&self) -> Option<Job> {
         let job = self.receiver.recv_blocking().ok()?;
-        (!self.interrupt.requested()).then_some(job)
+        self.handed(job)
     }
 
     /// The next job for an async worker, as [`Queue::next_blocking`].
     pub async fn next(&self) -> Option<Job> {
         let job = self.receiver.recv().await.ok()?;
-        (!self.interrupt.requested()).then_some(job)
+        self.handed(job)
+    }
+
+    /// The job, counted as taken, unless the run was interrupted meanwhile.
+    fn handed(&self, job: Job) -> Option<Job> {
+        if self.interrupt.requested() {
+            return None;
+        }
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Some(job)
+    }
+
+    /// Jobs handed to workers so far.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// No more jobs: the producer's sends fail and workers stop once it is empty.

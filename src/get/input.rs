@@ -9,8 +9,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -143,6 +144,45 @@ struct Reader {
     reader: Box<dyn BufRead + Send>,
 }
 
+/// What a list's length can be counted from before it is read: the URL
+/// arguments and the input files, when all are regular files (stdin and pipes
+/// can be read only once).
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    arguments: u64,
+    files: Vec<PathBuf>,
+}
+
+impl Estimate {
+    /// The URL lines of every input: lines that are not blank, a `#` comment
+    /// or an indented aria2 option (repeats and invalid lines still count).
+    /// `None` when `stop` is raised first or a file cannot be read.
+    pub fn count(&self, stop: &AtomicBool) -> Option<u64> {
+        let mut total = self.arguments;
+        let mut buffer = vec![0u8; 1 << 16];
+        for path in &self.files {
+            let mut file = File::open(path).ok()?;
+            let mut line_start = true;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let read = file.read(&mut buffer).ok()?;
+                if read == 0 {
+                    break;
+                }
+                for &byte in &buffer[..read] {
+                    if line_start && !matches!(byte, b'\n' | b'\r' | b' ' | b'\t' | b'#') {
+                        total += 1;
+                    }
+                    line_start = byte == b'\n';
+                }
+            }
+        }
+        Some(total)
+    }
+}
+
 /// Every input of a run, opened up front so an unreadable file is a usage error
 /// before anything downloads, then read lazily as an iterator of jobs.
 pub struct Inputs {
@@ -160,6 +200,7 @@ pub struct Inputs {
     /// The last URL line was dropped (a repeat or invalid): its options go too.
     dropping_options: bool,
     warnings: Vec<InvalidLine>,
+    estimate: Option<Estimate>,
 }
 
 impl Inputs {
@@ -167,12 +208,17 @@ impl Inputs {
     pub fn open(arguments: Vec<String>, paths: &[PathBuf]) -> Result<Inputs, OpenError> {
         let mut readers = Vec::new();
         let mut stdin_used = false;
+        let mut estimate = Some(Estimate {
+            arguments: arguments.len() as u64,
+            files: Vec::new(),
+        });
         for path in paths {
             if path == Path::new("-") {
                 if stdin_used {
                     return Err(OpenError::StdinTwice);
                 }
                 stdin_used = true;
+                estimate = None;
                 readers.push(Reader {
                     label: "<stdin>".to_string(),
                     reader: Box::new(BufReader::new(io::stdin())),
@@ -182,13 +228,29 @@ impl Inputs {
                     path: path.clone(),
                     source,
                 })?;
+                match file.metadata() {
+                    Ok(metadata) if metadata.is_file() => {
+                        if let Some(estimate) = &mut estimate {
+                            estimate.files.push(path.clone());
+                        }
+                    }
+                    _ => estimate = None,
+                }
                 readers.push(Reader {
                     label: path.display().to_string(),
                     reader: Box::new(BufReader::new(file)),
                 });
             }
         }
-        Ok(Inputs::from_parts(arguments, readers))
+        let mut inputs = Inputs::from_parts(arguments, readers);
+        inputs.estimate = estimate;
+        Ok(inputs)
+    }
+
+    /// What the list's length can be counted from ahead of reading it; `None`
+    /// for stdin or a pipe, and with `--shard` (which keeps an unknown part).
+    pub fn estimate(&self) -> Option<Estimate> {
+        self.estimate.clone().filter(|_| self.shard.is_none())
     }
 
     /// Inputs read from in-memory text, labelled as given (for tests and the demo).
@@ -213,6 +275,7 @@ impl Inputs {
             pending: None,
             dropping_options: false,
             warnings: Vec::new(),
+            estimate: None,
         }
     }
 

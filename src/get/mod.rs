@@ -29,9 +29,9 @@ pub mod task;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,12 @@ pub trait Source: Send + 'static {
     fn take_warnings(&mut self) -> Vec<input::InvalidLine> {
         Vec::new()
     }
+
+    /// What the number of URLs can be counted from ahead of reading, for the
+    /// live view's total and an interrupted run's "never started".
+    fn estimate(&self) -> Option<input::Estimate> {
+        None
+    }
 }
 
 impl Source for Inputs {
@@ -138,6 +144,10 @@ impl Source for Inputs {
 
     fn take_warnings(&mut self) -> Vec<input::InvalidLine> {
         Inputs::take_warnings(self)
+    }
+
+    fn estimate(&self) -> Option<input::Estimate> {
+        Inputs::estimate(self)
     }
 }
 
@@ -233,46 +243,82 @@ pub fn run_from<S: Source>(
         resume: config.resume,
         force: config.force,
         ranks: Default::default(),
+        stale_parts: AtomicU64::new(0),
     };
+    // Counts the list ahead of the reader (which runs only a queue's length
+    // ahead of the downloads), so the view shows the true total from the start.
+    let stop_counting = Arc::new(AtomicBool::new(false));
+    let counter = inputs.estimate().and_then(|estimate| {
+        let (reporter, stop) = (reporter.clone(), stop_counting.clone());
+        thread::Builder::new()
+            .name("count".to_string())
+            .spawn(move || {
+                if let Some(count) = estimate.count(&stop) {
+                    reporter.live.expected.store(count, Ordering::Relaxed);
+                    reporter.live.expected_known.store(true, Ordering::Relaxed);
+                }
+            })
+            .ok()
+    });
     let reader = {
         let (reporter, record) = (reporter.clone(), record.clone());
         thread::Builder::new()
             .name("input".to_string())
             .spawn(move || {
+                let live = &reporter.live;
                 while let Some(item) = inputs.next_item() {
                     let planned = item.map(|planned| match planned {
                         Planned::Download(job) => planner.plan(job),
                         decided => decided,
                     });
+                    live.duplicates
+                        .store(inputs.duplicates(), Ordering::Relaxed);
                     match planned {
                         Ok(planned) => match planned {
                             Planned::Download(mut job) => {
                                 job.queued_at = reporter.elapsed();
-                                reporter.live.queued.fetch_add(1, Ordering::Relaxed);
+                                live.queued.fetch_add(1, Ordering::Relaxed);
+                                live.read.fetch_add(1, Ordering::Relaxed);
                                 if sender.send_blocking(job).is_err() {
-                                    break;
+                                    // Stopped: the list's total stays the
+                                    // estimate, not what was read.
+                                    return (inputs.duplicates(), stale(&planner));
                                 }
                             }
-                            Planned::Skip(outcome) => record(outcome, "input"),
+                            Planned::Skip(outcome) => {
+                                live.read.fetch_add(1, Ordering::Relaxed);
+                                record(outcome, "input");
+                            }
                         },
-                        Err(invalid) => reporter.invalid(&invalid),
+                        Err(invalid) => {
+                            live.invalid.fetch_add(1, Ordering::Relaxed);
+                            reporter.invalid(&invalid);
+                        }
                     }
                     for warning in inputs.take_warnings() {
                         reporter.console().notice(&warning.to_string());
                     }
                 }
-                reporter.live.input_done.store(true, Ordering::Relaxed);
-                inputs.duplicates()
+                live.input_done.store(true, Ordering::Relaxed);
+                (inputs.duplicates(), stale(&planner))
             })?
     };
+    // Shared with the watchdog, which ends the view before its summary so the
+    // bar never comes back under it.
+    let ticker = Arc::new(Mutex::new(Ticker::start(
+        reporter.clone(),
+        config.progress,
+        config.heartbeat,
+    )));
     // Dropped when the strategy returns, which wakes the watchdog at once.
     let (finished, finished_seen) = mpsc::channel::<()>();
     let watchdog = config.interrupt.as_ref().map(|_| {
         let (queue, reporter, grace) = (queue.clone(), reporter.clone(), config.grace);
+        let ticker = ticker.clone();
         let (json, directory) = (config.json_summary, directory.clone());
         let exclusive = !config.shared_folder;
         thread::spawn(move || {
-            if watch_for_interrupt(&queue, &reporter, &finished_seen, grace, json) {
+            if watch_for_interrupt(&queue, &reporter, &ticker, &finished_seen, grace, json) {
                 // Exiting skips the lock's drop: remove its file here (the
                 // kernel drops the lock itself with the process).
                 if exclusive {
@@ -282,7 +328,6 @@ pub fn run_from<S: Source>(
             }
         })
     });
-    let ticker = Ticker::start(reporter.clone(), config.progress, config.heartbeat);
     let started = reporter.started();
     let sink: Sink<Outcome> = Arc::new(move |mut outcome: Outcome, ran: engine::Ran| {
         outcome.started_at = ran.taken.saturating_duration_since(started);
@@ -300,8 +345,10 @@ pub fn run_from<S: Source>(
     );
     // The view ends with the run: no thread outlives it, and the bar is cleared
     // before the summary.
-    if let Some(ticker) = ticker {
-        ticker.stop();
+    end_view(&ticker);
+    stop_counting.store(true, Ordering::Relaxed);
+    if let Some(counter) = counter {
+        let _ = counter.join();
     }
     // A strategy that could not start leaves the reader waiting on a full queue.
     queue.close();
@@ -312,12 +359,54 @@ pub fn run_from<S: Source>(
     if let Some(watchdog) = watchdog {
         let _ = watchdog.join();
     }
-    let duplicates = duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    let (duplicates, stale_parts) =
+        duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+    if stale_parts > 0 {
+        config.console.notice(&format!(
+            "{stale_parts} unfinished .part file{} from an earlier run left as {}: \
+             run again with -c (--continue) to resume instead of starting over",
+            crate::console::plural(stale_parts),
+            if stale_parts == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        ));
+    }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
     let mut summary = reporter.summary(duplicates);
-    summary.interrupted = interrupt.requested();
+    if interrupt.requested() {
+        account_for_the_stop(&mut summary, &reporter, queue.taken());
+    }
     conclude(&summary, &reporter, config.json_summary).context("cannot finish the report")?;
     Ok(summary)
+}
+
+/// Parts an earlier run left that this one does not resume.
+fn stale(planner: &Planner) -> u64 {
+    planner.stale_parts.load(Ordering::Relaxed)
+}
+
+/// Ends the live view (clearing the bar), once, whoever gets here first.
+fn end_view(ticker: &Mutex<Option<Ticker>>) {
+    if let Some(ticker) = crate::lock(ticker).take() {
+        ticker.stop();
+    }
+}
+
+/// What an interrupted run left of its list: downloads running at the stop
+/// (and the `.part` files they had begun), and URLs never started, whether
+/// queued or not yet read (unknown when the rest of stdin was never read).
+fn account_for_the_stop(summary: &mut Summary, reporter: &Reporter, taken: u64) {
+    let live = &reporter.live;
+    summary.interrupted = true;
+    summary.stopped_in_flight = taken.saturating_sub(summary.saved + summary.failed);
+    summary.parts_left = (live.in_flight() as u64).min(summary.stopped_in_flight);
+    let waiting = live.queued.load(Ordering::Relaxed).saturating_sub(taken);
+    summary.never_started = match live.total() {
+        (total, true) => Some(waiting + total.saturating_sub(live.read.load(Ordering::Relaxed))),
+        (_, false) => None,
+    };
 }
 
 /// Records an outcome with the name of the worker that ran it.
@@ -370,6 +459,7 @@ fn conclude(summary: &Summary, reporter: &Reporter, json: bool) -> std::io::Resu
 fn watch_for_interrupt(
     queue: &Queue<input::Job>,
     reporter: &Reporter,
+    ticker: &Mutex<Option<Ticker>>,
     finished: &mpsc::Receiver<()>,
     grace: Duration,
     json: bool,
@@ -400,8 +490,9 @@ fn watch_for_interrupt(
             break "grace period over: stopping";
         }
     };
+    end_view(ticker);
     let mut summary = reporter.summary(0);
-    summary.interrupted = true;
+    account_for_the_stop(&mut summary, reporter, queue.taken());
     reporter.console().notice(&format!(
         "{why}; unfinished files stay as .part for --continue"
     ));

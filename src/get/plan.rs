@@ -6,8 +6,10 @@
 //! order, which decides its final name whatever order responses arrive in.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::download::transfer::resume_validator;
 use super::download::{Complete, Outcome};
@@ -27,9 +29,15 @@ pub struct Planner {
     /// Per base name (by a 128-bit fingerprint, so a list of millions of
     /// distinct names stays small): how many new downloads have wanted it.
     pub ranks: HashMap<u128, u64>,
+    /// Parts an earlier run left that this run, without `--continue`, does not
+    /// resume: counted, so the run can suggest `-c`.
+    pub stale_parts: AtomicU64,
 }
 
 /// What to do with one URL.
+// Both variants are a few hundred bytes and each is moved once per URL: boxing
+// the larger would add an allocation per skipped file for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Planned {
     /// Queue it (with a [`Plan`] when an earlier run left its file or part).
@@ -84,14 +92,28 @@ impl Planner {
                     return Planned::Download(job);
                 }
                 match file_matches(&path, *size, sha256) {
-                    true => Planned::Skip(Outcome::skipped(
-                        job,
-                        Complete {
-                            name: name.clone(),
-                            bytes: *size,
-                            sha256: sha256.clone(),
-                        },
-                    )),
+                    true => {
+                        if self.resume {
+                            // A part beside a complete file is a leftover (a run
+                            // killed after its rename was recorded elsewhere):
+                            // `-c` tidies what it has finished.
+                            let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+                            if part
+                                .symlink_metadata()
+                                .is_ok_and(|metadata| metadata.is_file())
+                            {
+                                let _ = fs::remove_file(part);
+                            }
+                        }
+                        Planned::Skip(Outcome::skipped(
+                            job,
+                            Complete {
+                                name: name.clone(),
+                                bytes: *size,
+                                sha256: sha256.clone(),
+                            },
+                        ))
+                    }
                     // Changed on disk since: keep it, download the URL afresh.
                     false => Planned::Download(job),
                 }
@@ -126,7 +148,16 @@ impl Planner {
                 });
                 Planned::Download(job)
             }
-            Entry::Started { .. } => Planned::Download(job),
+            Entry::Started { name, .. } => {
+                let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+                if part
+                    .symlink_metadata()
+                    .is_ok_and(|metadata| metadata.is_file())
+                {
+                    self.stale_parts.fetch_add(1, Ordering::Relaxed);
+                }
+                Planned::Download(job)
+            }
         }
     }
 }
@@ -171,6 +202,7 @@ mod tests {
                 resume,
                 force,
                 ranks: HashMap::new(),
+                stale_parts: AtomicU64::new(0),
             }
         }
     }

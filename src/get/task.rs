@@ -338,6 +338,7 @@ impl Remote for InWorkers {
             sha256,
             final_url: None,
             body: None,
+            resumed_from: None,
         };
         Some(Outcome::recovered(job.clone(), saved, 1))
     }

@@ -516,6 +516,7 @@ impl QueueSource {
             sha256,
             final_url: None,
             body: None,
+            resumed_from: None,
         };
         Some(Outcome::recovered(job.clone(), saved, 0))
     }

@@ -165,4 +165,26 @@ fn demo_ranks_the_four_strategies_and_explains() {
         );
     }
     assert!(stdout.contains("Why this order"), "{stdout}");
+    // Each run is told as it ends (stderr is not a terminal here: no redrawn line).
+    let stderr = stderr_of(&output);
+    for name in ["async", "processes", "sequential", "threads"] {
+        assert!(
+            stderr.contains(&format!("warm-up  1  {name}"))
+                && stderr.contains(&format!("run  2  {name}")),
+            "{name} runs missing from\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("running..."), "{stderr}");
+}
+
+#[test]
+fn demo_on_a_terminal_shows_which_strategy_is_running() {
+    let drawn = crate::progress::on_a_terminal("demo -n 2 --delay-ms 1 -j 2 --repeat 1", true);
+    for name in ["async", "processes", "sequential", "threads"] {
+        assert!(
+            drawn.contains(&format!("{name:<12} running...")),
+            "{name} never shown running in\n{drawn:?}"
+        );
+    }
+    assert!(drawn.contains("Why this order"), "{drawn:?}");
 }

@@ -798,7 +798,10 @@ fn rerun_skips_complete_files_and_force_downloads_again(strategy: &str) {
     let again = get(strategy, &scratch, &[&urls[0], &urls[1]]);
     let stderr = stderr_of(&again);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("2 skipped (already complete)"), "{stderr}");
+    assert!(
+        stderr.contains("nothing to download: 2 already complete;"),
+        "{stderr}"
+    );
     assert_eq!(server.hits("/flaky/0/one"), 1, "not fetched again");
     // A file changed on disk no longer counts as complete: fetched again, and the
     // changed file is left alone.
@@ -870,11 +873,12 @@ fn ctrl_c_lets_downloads_in_flight_finish(strategy: &str) {
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted: no new downloads"), "{stderr}");
+    // The one in flight finished; the next was never started, and the summary
+    // says so.
     assert!(
-        stderr.contains("downloaded 1 of 1 files, interrupted"),
+        stderr.contains("downloaded 1 of 1 files, interrupted: 1 never started;"),
         "{stderr}"
     );
-    // The one in flight finished; the next was never started.
     assert_eq!(
         fs::read(scratch.output().join("first.bin")).unwrap(),
         body_of("first.bin-v0", 200_000)
@@ -917,6 +921,15 @@ fn second_ctrl_c_still_finishes_the_report(strategy: &str) {
     assert_eq!(records[0]["file"], "first.png");
     assert_eq!(parsed["summary"]["interrupted"], true);
     assert_eq!(parsed["summary"]["saved"], 1);
+    assert_eq!(parsed["summary"]["stopped_in_flight"], 1, "{text}");
+    assert_eq!(parsed["summary"]["parts_left"], 1, "{text}");
+    assert_eq!(parsed["summary"]["never_started"], 0, "{text}");
+    assert!(
+        stderr.contains(
+            "downloaded 1 of 1 files, interrupted: 1 stopped in flight (1 left as .part: resume with -c);"
+        ),
+        "{stderr}"
+    );
 }
 
 fn ctrl_c_after_grace_leaves_parts_to_continue(strategy: &str) {
@@ -932,6 +945,10 @@ fn ctrl_c_after_grace_leaves_parts_to_continue(strategy: &str) {
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("grace period over"), "{stderr}");
+    assert!(
+        stderr.contains("1 stopped in flight (1 left as .part: resume with -c)"),
+        "{stderr}"
+    );
     assert!(
         !scratch.output().join("cut.bin").exists(),
         "no partial file under the final name"
@@ -1089,7 +1106,7 @@ fn credentials_never_leak(strategy: &str) {
     // The masked manifest still recognises the URL: a re-run skips it.
     let again = get(strategy, &scratch, &[&saved]);
     assert!(
-        stderr_of(&again).contains("1 skipped"),
+        stderr_of(&again).contains("nothing to download: 1 already complete"),
         "{}",
         stderr_of(&again)
     );
@@ -1114,7 +1131,7 @@ pub fn wait_for_bytes(part: &std::path::Path, bytes: u64) {
 }
 
 /// Sends SIGINT to a child, as Ctrl-C would.
-fn ctrl_c(child: &std::process::Child) {
+pub(crate) fn ctrl_c(child: &std::process::Child) {
     let signalled = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -1317,7 +1334,7 @@ fn a_worker_killed_after_saving_leaves_one_file() {
     // A re-run finds all three complete from the manifest.
     let again = get("processes", &scratch, &[&urls[0], &urls[1], &urls[2]]);
     assert!(
-        stderr_of(&again).contains("3 skipped"),
+        stderr_of(&again).contains("nothing to download: 3 already complete"),
         "{}",
         stderr_of(&again)
     );

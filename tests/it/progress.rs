@@ -222,7 +222,7 @@ fn quiet_prints_only_failures_and_the_summary() {
 }
 
 /// Runs grab on a pseudo-terminal (util-linux `script`) and returns what it drew.
-fn on_a_terminal(arguments: &str, no_color: bool) -> String {
+pub(crate) fn on_a_terminal(arguments: &str, no_color: bool) -> String {
     let mut command = std::process::Command::new("script");
     command.args([
         "-qec",
@@ -334,6 +334,99 @@ fn no_torn_lines_when_64_downloads_finish_at_once() {
         assert!(
             lines[64].starts_with("downloaded 64 of 64 files"),
             "{strategy}: {stderr}"
+        );
+    }
+}
+
+/// A list file of `count` URLs of small files that each take `delay_ms`.
+fn slow_list(scratch: &Scratch, base: &str, count: usize, delay_ms: u64) -> String {
+    let path = scratch.root.path().join("urls.txt");
+    let urls: String = (0..count)
+        .map(|number| format!("{base}/files/f{number}.bin?size=5&delay_ms={delay_ms}\n"))
+        .collect();
+    // A comment and a blank line are not URLs and are not counted.
+    fs::write(&path, format!("# the list\n\n{urls}")).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn the_view_counts_a_list_file_whole_from_the_start_with_rate_and_eta() {
+    let server = start_gallery();
+    let scratch = Scratch::new();
+    let list = slow_list(&scratch, &server.base_url(), 30, 100);
+    // One at a time: the reader runs only a queue's length ahead, so a total
+    // of 30 in the first heartbeat comes from counting the file ahead.
+    let output = get(
+        "threads",
+        &scratch,
+        &["-i", &list, "-j", "1", "--heartbeat", "0.3"],
+    );
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    let first = stderr
+        .lines()
+        .find(|line| line.starts_with('[') && line.contains(" in flight"))
+        .unwrap_or_else(|| panic!("no heartbeat in\n{stderr}"));
+    assert!(first.contains(" of 30 done,"), "{first}");
+    assert!(first.contains(" files/s"), "{first}");
+    assert!(first.contains(", ETA "), "{first}");
+}
+
+#[test]
+fn after_ctrl_c_the_summary_accounts_for_every_url_of_the_list() {
+    let server = start_gallery();
+    let scratch = Scratch::new();
+    let list = slow_list(&scratch, &server.base_url(), 30, 150);
+    for strategy in STRATEGIES {
+        let scratch = Scratch::new();
+        let output_dir = scratch.output_arg();
+        let child = grab_command()
+            .args(["get", "-s", strategy, "-j", "1", "-o", &output_dir])
+            .args(["-i", &list, "--grace", "10"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(700));
+        super::faults::ctrl_c(&child);
+        let output = child.wait_with_output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(130), "{strategy}: {stderr}");
+        let summary = stderr
+            .lines()
+            .find(|line| line.starts_with("downloaded "))
+            .unwrap_or_else(|| panic!("{strategy}: no summary in\n{stderr}"));
+        // `downloaded K of K files, interrupted: N never started; ...`
+        let number_after = |label: &str| -> u64 {
+            let start = summary.find(label).unwrap_or_else(|| panic!("{summary}")) + label.len();
+            summary[start..]
+                .split(|character: char| !character.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("{summary}"))
+        };
+        let saved = number_after("downloaded ");
+        let never_started = number_after("interrupted: ");
+        assert!(
+            summary.contains(&format!(
+                "downloaded {saved} of {saved} files, interrupted: {never_started} never started;"
+            )),
+            "{strategy}: {summary}"
+        );
+        assert!((1..30).contains(&saved), "{strategy}: {summary}");
+        assert_eq!(saved + never_started, 30, "{strategy}: {summary}");
+        assert_eq!(
+            fs::read_dir(scratch.output())
+                .unwrap()
+                .filter(|entry| entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('f'))
+                .count() as u64,
+            saved,
+            "{strategy}: files on disk"
         );
     }
 }

@@ -77,8 +77,24 @@ fn a_failed_attempt_keeps_its_prefix_for_continue(strategy: &str) {
     assert_eq!(files_in(&scratch.output()), ["kept.bin.part"]);
     let part = scratch.output().join("kept.bin.part");
     assert_eq!(fs::metadata(&part).unwrap().len(), 120_000);
-    let output = get(strategy, &scratch, &[&url, "--continue"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let reports = tempfile::tempdir().unwrap();
+    let report = reports.path().join("report.ndjson");
+    let report_arg = report.to_str().unwrap();
+    let output = get(
+        strategy,
+        &scratch,
+        &[
+            &url,
+            "--continue",
+            "--json",
+            "--report",
+            report_arg,
+            "--report-format",
+            "ndjson",
+        ],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(
         fs::read(scratch.output().join("kept.bin")).unwrap(),
         body_of("kept", 200_000)
@@ -86,6 +102,63 @@ fn a_failed_attempt_keeps_its_prefix_for_continue(strategy: &str) {
     assert_eq!(
         requests_for(&server, "/cut/close/kept").last().unwrap().0,
         Some(120_000)
+    );
+    // The file says it was resumed, and every figure counts the 80,000 bytes
+    // this run fetched, not the 200,000 the file holds.
+    assert!(
+        stderr.contains("(resumed at 117.2 KiB: 78.1 KiB fetched)"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["bytes"], 80_000, "{summary}");
+    assert_eq!(summary["resumed"], 1, "{summary}");
+    let report = fs::read_to_string(&report).unwrap();
+    let record: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &record["bytes"],
+            &record["fetched"],
+            &record["resumed_from"]
+        ),
+        (&200_000.into(), &80_000.into(), &120_000.into()),
+        "{record}"
+    );
+    assert_clean(&scratch);
+}
+
+fn a_stale_part_without_continue_suggests_it(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/slow/stale.bin");
+    leave_part(&scratch, &url, "stale.bin", &[7; 1_000], "\"stale.bin-v0\"");
+    let output = get(strategy, &scratch, &[&url]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 unfinished .part file from an earlier run left as it is")
+            && stderr.contains("-c (--continue)"),
+        "{stderr}"
+    );
+    // The part is the user's to resume: left exactly as it was.
+    assert_eq!(
+        fs::read(scratch.output().join("stale.bin.part")).unwrap(),
+        [7; 1_000]
+    );
+}
+
+fn with_nothing_left_the_summary_says_so(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = [server.url("/slow/one.bin"), server.url("/slow/two.bin")];
+    let arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let first = get(strategy, &scratch, &arguments);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    let again = get(strategy, &scratch, &arguments);
+    let stderr = stderr_of(&again);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("nothing to download: 2 already complete"),
+        "{stderr}"
     );
     assert_clean(&scratch);
 }
@@ -225,6 +298,8 @@ fn framing_decides_where_a_body_ends(strategy: &str) {
 for_each_strategy!(
     a_retry_resumes_a_cut_transfer,
     a_failed_attempt_keeps_its_prefix_for_continue,
+    a_stale_part_without_continue_suggests_it,
+    with_nothing_left_the_summary_says_so,
     without_a_usable_validator_a_retry_starts_over,
     a_416_on_a_whole_part_finishes_the_file,
     a_part_longer_than_the_file_starts_over,

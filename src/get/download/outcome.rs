@@ -25,6 +25,10 @@ pub struct Saved {
     /// stays small where no body is kept.
     #[serde(skip)]
     pub body: Option<Box<Body>>,
+    /// Bytes an earlier run had written that this file kept (`-c`): the file
+    /// was resumed, and only `bytes - resumed_from` were fetched for it.
+    #[serde(default)]
+    pub resumed_from: Option<u64>,
 }
 
 /// A body kept in memory.
@@ -64,6 +68,10 @@ pub struct Outcome {
     /// When a worker took the job, from the batch's start; set by the batch.
     #[serde(default)]
     pub started_at: Duration,
+    /// Body bytes received for this job in this run, over all its attempts
+    /// (kept or not): the same bytes the live view counts as they arrive.
+    #[serde(default)]
+    pub fetched: u64,
 }
 
 impl Outcome {
@@ -76,6 +84,7 @@ impl Outcome {
             first_byte: None,
             worker: String::new(),
             started_at: Duration::ZERO,
+            fetched: 0,
         }
     }
 

@@ -43,6 +43,10 @@ pub(super) struct Attempts<'a> {
     /// What the next attempt continues: the batch's plan at first, then what
     /// the last attempt left (a kept part to resume, a name to reuse).
     plan: Option<Plan>,
+    /// Body bytes received over the attempts so far.
+    fetched: u64,
+    /// Bytes of an earlier run (`-c`) still at the start of the part.
+    carried: u64,
 }
 
 impl<'a> Attempts<'a> {
@@ -54,6 +58,12 @@ impl<'a> Attempts<'a> {
             made: 0,
             first_byte: None,
             plan: job.plan.clone(),
+            fetched: 0,
+            carried: job
+                .plan
+                .as_ref()
+                .and_then(|plan| plan.resume.as_ref())
+                .map_or(0, |resume| resume.offset),
         }
     }
 
@@ -67,8 +77,12 @@ impl<'a> Attempts<'a> {
     pub(super) fn after(
         &mut self,
         mut transfer: Transfer<'a>,
-        result: Result<Saved, DownloadError>,
+        mut result: Result<Saved, DownloadError>,
     ) -> Result<Outcome, Duration> {
+        self.fetched += transfer.arrived();
+        if transfer.started_over() {
+            self.carried = 0;
+        }
         if let Err(error) = &result {
             self.plan = transfer.next_plan(error);
         }
@@ -88,6 +102,11 @@ impl<'a> Attempts<'a> {
                 tracing::debug!(url = %self.job.url, %error, attempts = self.made, "failed")
             }
         }
+        if let Ok(saved) = &mut result
+            && self.carried > 0
+        {
+            saved.resumed_from = Some(self.carried);
+        }
         Ok(Outcome {
             job: self.job.clone(),
             verdict: match result {
@@ -99,6 +118,7 @@ impl<'a> Attempts<'a> {
             first_byte: self.first_byte,
             worker: String::new(),
             started_at: Duration::ZERO,
+            fetched: self.fetched,
         })
     }
 

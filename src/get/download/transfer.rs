@@ -182,6 +182,11 @@ pub struct Transfer<'a> {
     slow_since: Option<Instant>,
     /// `--limit-rate-per-transfer`: this attempt's own pace.
     own_pace: Option<Pace>,
+    /// Body bytes this attempt received, kept or not: what the live view counts.
+    arrived: u64,
+    /// Whether the server's answer made this attempt write the file from its
+    /// first byte (so no byte of an earlier run survives in it).
+    started_over: bool,
 }
 
 /// The span over which `--speed-limit` measures: curl's, one second.
@@ -211,7 +216,19 @@ impl<'a> Transfer<'a> {
             speed_window: (Instant::now(), 0),
             slow_since: None,
             own_pace: context.settings.limit_rate_per_transfer.map(Pace::new),
+            arrived: 0,
+            started_over: false,
         }
+    }
+
+    /// Body bytes this attempt received.
+    pub fn arrived(&self) -> u64 {
+        self.arrived
+    }
+
+    /// Whether this attempt wrote the file from its first byte.
+    pub fn started_over(&self) -> bool {
+        self.started_over
     }
 
     /// After `bytes` arrived: how long to wait before reading on, for
@@ -391,6 +408,7 @@ impl<'a> Transfer<'a> {
             (None, 206) => return Err(DownloadError::RangeMismatch),
             _ => None,
         };
+        self.started_over = resumed_from.is_none();
         self.expected = match resumed_from {
             Some(offset) if already_whole => Some(offset),
             Some(offset) => {
@@ -528,6 +546,7 @@ impl<'a> Transfer<'a> {
     }
 
     pub fn chunk(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
+        self.arrived += bytes.len() as u64;
         if !self.sniffed {
             let wanted = SNIFF_BYTES - self.first_bytes.len();
             self.first_bytes
@@ -674,6 +693,7 @@ impl<'a> Transfer<'a> {
                 sha256: manifest::hex(&std::mem::take(&mut self.hasher).finalize()),
                 final_url: self.head.final_url.take(),
                 body: Some(Box::new(super::outcome::Body(body))),
+                resumed_from: None,
             });
         }
         let part = self.part.take().expect("head() comes before finish()");
@@ -703,6 +723,7 @@ impl<'a> Transfer<'a> {
             sha256,
             final_url: self.head.final_url.take(),
             body: None,
+            resumed_from: None,
         })
     }
 

@@ -47,12 +47,55 @@ pub struct Live {
     next_id: AtomicU64,
     bytes: AtomicU64,
     flights: Mutex<HashMap<u64, Flight>>,
-    /// Jobs handed to the strategy so far; the list's length once `input_done`.
+    /// Jobs handed to the strategy so far.
     pub queued: AtomicU64,
+    /// URLs read so far, to download or found complete: the list's length
+    /// once `input_done`.
+    pub read: AtomicU64,
+    /// Lines read that proved repeats, and invalid lines, so far.
+    pub duplicates: AtomicU64,
+    pub invalid: AtomicU64,
     pub input_done: AtomicBool,
+    /// The URL lines counted ahead of reading ([`crate::get::input::Estimate`]),
+    /// once `expected_known`.
+    pub expected: AtomicU64,
+    pub expected_known: AtomicBool,
 }
 
 impl Live {
+    /// The URLs in the list and whether that is their true number: exact once
+    /// the input is read whole, else the count made ahead of reading (less the
+    /// repeats and invalid lines found so far), else only those read so far.
+    pub fn total(&self) -> (u64, bool) {
+        let read = self.read.load(Ordering::Relaxed);
+        if self.input_done.load(Ordering::Relaxed) {
+            return (read, true);
+        }
+        if self.expected_known.load(Ordering::Relaxed) {
+            let expected = self
+                .expected
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.duplicates.load(Ordering::Relaxed))
+                .saturating_sub(self.invalid.load(Ordering::Relaxed));
+            return (expected.max(read), true);
+        }
+        (read, false)
+    }
+
+    /// `120 of 1000` when the total is known, else `120`.
+    fn done_of_total(&self, done: u64) -> String {
+        match self.total() {
+            (total, true) => format!("{done} of {total}"),
+            (_, false) => done.to_string(),
+        }
+    }
+
+    /// The time left at the pace since the start, when the total is known.
+    fn eta(&self, done: u64, elapsed: Duration) -> Option<Duration> {
+        let (total, known) = self.total();
+        (known && done > 0 && total > done)
+            .then(|| elapsed.mul_f64((total - done) as f64 / done as f64))
+    }
     pub fn in_flight(&self) -> usize {
         crate::lock(&self.flights).len()
     }
@@ -121,27 +164,42 @@ impl ProgressSink for Reporter {
     }
 }
 
-/// Bytes per second over the last few seconds.
+/// Bytes and files per second over the last few seconds.
+#[derive(Default)]
 struct RateWindow {
-    samples: VecDeque<(Instant, u64)>,
+    samples: VecDeque<(Instant, u64, u64)>,
 }
 
 impl RateWindow {
-    fn rate(&mut self, bytes: u64) -> f64 {
+    /// (bytes, files) per second, given the running totals.
+    fn rates(&mut self, bytes: u64, files: u64) -> (f64, f64) {
         let now = Instant::now();
-        self.samples.push_back((now, bytes));
+        self.samples.push_back((now, bytes, files));
         while self.samples.len() > 2
             && now.duration_since(self.samples[0].0) > Duration::from_secs(3)
         {
             self.samples.pop_front();
         }
-        let (then, earlier) = self.samples[0];
+        let (then, earlier_bytes, earlier_files) = self.samples[0];
         let seconds = now.duration_since(then).as_secs_f64();
         if seconds > 0.0 {
-            (bytes - earlier) as f64 / seconds
+            (
+                (bytes - earlier_bytes) as f64 / seconds,
+                (files - earlier_files) as f64 / seconds,
+            )
         } else {
-            0.0
+            (0.0, 0.0)
         }
+    }
+}
+
+/// `ETA 1 min 5 s`, `ETA 12 s`.
+fn eta_text(left: Duration) -> String {
+    let seconds = left.as_secs_f64().round() as u64;
+    match seconds {
+        0..60 => format!("ETA {seconds} s"),
+        60..3600 => format!("ETA {} min {} s", seconds / 60, seconds % 60),
+        _ => format!("ETA {} h {} min", seconds / 3600, seconds % 3600 / 60),
     }
 }
 
@@ -184,9 +242,7 @@ impl Ticker {
 }
 
 fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Duration) {
-    let mut window = RateWindow {
-        samples: VecDeque::new(),
-    };
+    let mut window = RateWindow::default();
     loop {
         match stopped.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -194,13 +250,20 @@ fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Dura
         }
         let (done, failed) = reporter.counts();
         let bytes = reporter.live.bytes();
-        reporter.console().line(&format!(
-            "[{:>6.1} s] {done} done, {failed} failed, {} in flight, {}, {}/s",
-            reporter.elapsed().as_secs_f64(),
+        let elapsed = reporter.elapsed();
+        let (bytes_rate, files_rate) = window.rates(bytes, done);
+        let mut line = format!(
+            "[{:>6.1} s] {} done, {failed} failed, {} in flight, {}, {}/s, {files_rate:.1} files/s",
+            elapsed.as_secs_f64(),
+            reporter.live.done_of_total(done),
             reporter.live.in_flight(),
             human_bytes(bytes),
-            human_bytes(window.rate(bytes) as u64)
-        ));
+            human_bytes(bytes_rate as u64),
+        );
+        if let Some(left) = reporter.live.eta(done, elapsed) {
+            line += &format!(", {}", eta_text(left));
+        }
+        reporter.console().line(&line);
     }
 }
 
@@ -217,23 +280,24 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
         .map(|_| multi.add(ProgressBar::new(0).with_style(line_style.clone())))
         .collect();
     reporter.console().attach(multi.clone());
-    let mut window = RateWindow {
-        samples: VecDeque::new(),
-    };
+    let mut window = RateWindow::default();
     loop {
         let (done, failed) = reporter.counts();
-        let queued = reporter.live.queued.load(Ordering::Relaxed);
-        main.set_length(queued.max(done));
+        let (total, _) = reporter.live.total();
+        main.set_length(total.max(done));
         main.set_position(done);
         let bytes = reporter.live.bytes();
-        let rate = window.rate(bytes);
-        let mut message = format!("{}  {}/s", human_bytes(bytes), human_bytes(rate as u64));
+        let (bytes_rate, files_rate) = window.rates(bytes, done);
+        let mut message = format!(
+            "{}  {}/s  {files_rate:.0} files/s",
+            human_bytes(bytes),
+            human_bytes(bytes_rate as u64)
+        );
         if failed > 0 {
             message += &format!("  {failed} failed");
         }
-        if reporter.live.input_done.load(Ordering::Relaxed) && done > 0 && queued > done {
-            let per_file = reporter.elapsed().as_secs_f64() / done as f64;
-            message += &format!("  ETA {:.0} s", per_file * (queued - done) as f64);
+        if let Some(left) = reporter.live.eta(done, reporter.elapsed()) {
+            message += &format!("  {}", eta_text(left));
         }
         main.set_message(message);
         main.tick();

@@ -29,6 +29,7 @@ struct Tally {
     failed: u64,
     invalid_lines: u64,
     bytes: u64,
+    resumed: u64,
     latencies: Vec<Duration>,
     failures: BTreeMap<String, FailureGroup>,
 }
@@ -77,9 +78,25 @@ pub struct Summary {
     pub retries: u64,
     /// Stopped by Ctrl-C before the list was done.
     pub interrupted: bool,
+    /// After Ctrl-C: downloads still running when the run stopped, and of
+    /// those, the ones that had begun their `.part` file (kept for `-c`).
+    #[serde(default)]
+    pub stopped_in_flight: u64,
+    #[serde(default)]
+    pub parts_left: u64,
+    /// After Ctrl-C: URLs never started, queued or not yet read; `None` when
+    /// the rest of the input (stdin, a pipe) could not be counted.
+    #[serde(default)]
+    pub never_started: Option<u64>,
     pub invalid_lines: u64,
     pub duplicates: u64,
+    /// Body bytes received in this run, failed and retried attempts included:
+    /// the same bytes the live view counts and the `--report` records' `fetched`
+    /// add up to. A resumed file counts only what this run fetched of it.
     pub bytes: u64,
+    /// Files finished from a part an earlier run left (`-c`).
+    #[serde(default)]
+    pub resumed: u64,
     pub wall_seconds: f64,
     pub bytes_per_second: f64,
     /// Over the downloads that ran (skipped ones left out).
@@ -130,8 +147,19 @@ impl Summary {
 
     /// `downloaded 9 of 10 files, 1 failed; 1.2 MiB in 0.52 s (2.3 MiB/s)`.
     pub fn line(&self) -> String {
-        let mut line = done_of("downloaded", self.saved, self.failed, "files");
-        if self.skipped > 0 {
+        let nothing_to_do = self.saved == 0
+            && self.failed == 0
+            && self.skipped > 0
+            && self.invalid_lines == 0
+            && !self.interrupted;
+        let mut line = match nothing_to_do {
+            true => format!("nothing to download: {} already complete", self.skipped),
+            false => done_of("downloaded", self.saved, self.failed, "files"),
+        };
+        if self.resumed > 0 {
+            line += &format!(", {} resumed", self.resumed);
+        }
+        if self.skipped > 0 && !nothing_to_do {
             line += &format!(", {} skipped (already complete)", self.skipped);
         }
         if self.retries > 0 {
@@ -143,6 +171,21 @@ impl Summary {
         }
         if self.interrupted {
             line += ", interrupted";
+            let mut left = Vec::new();
+            if self.stopped_in_flight > 0 {
+                left.push(format!(
+                    "{} stopped in flight ({} left as .part: resume with -c)",
+                    self.stopped_in_flight, self.parts_left
+                ));
+            }
+            match self.never_started {
+                Some(0) => {}
+                Some(count) => left.push(format!("{count} never started")),
+                None => left.push("the rest of the input never read".to_string()),
+            }
+            if !left.is_empty() {
+                line += &format!(": {}", left.join(", "));
+            }
         }
         if self.invalid_lines > 0 {
             line += &format!(
@@ -257,11 +300,12 @@ impl Reporter {
         {
             let mut tally = crate::lock(&self.tally);
             tally.retries += u64::from(outcome.attempts.saturating_sub(1));
+            tally.bytes += outcome.fetched;
             match &outcome.verdict {
                 Verdict::Skipped(_) => tally.skipped += 1,
                 Verdict::Saved(saved) => {
                     tally.saved += 1;
-                    tally.bytes += saved.bytes;
+                    tally.resumed += u64::from(saved.resumed_from.is_some());
                 }
                 Verdict::Failed(error) => {
                     tally.failed += 1;
@@ -306,8 +350,16 @@ impl Reporter {
                 ));
             }
             Verdict::Saved(saved) if console.shows_each_item() => {
+                let resumed = match saved.resumed_from {
+                    Some(offset) => format!(
+                        "  (resumed at {}: {} fetched)",
+                        human_bytes(offset),
+                        human_bytes(outcome.fetched)
+                    ),
+                    None => String::new(),
+                };
                 console.line(&format!(
-                    "{}  {}  {}  {seconds:.3} s{}",
+                    "{}  {}  {}  {seconds:.3} s{}{resumed}",
                     console.paint("saved", Paint::Green),
                     saved.name,
                     human_bytes(saved.bytes),
@@ -347,9 +399,13 @@ impl Reporter {
             failed: tally.failed,
             retries: tally.retries,
             interrupted: false,
+            stopped_in_flight: 0,
+            parts_left: 0,
+            never_started: None,
             invalid_lines: tally.invalid_lines,
             duplicates,
             bytes: tally.bytes,
+            resumed: tally.resumed,
             wall_seconds,
             bytes_per_second: if wall_seconds > 0.0 {
                 tally.bytes as f64 / wall_seconds
@@ -392,10 +448,14 @@ mod tests {
             skipped: 0,
             retries: 0,
             interrupted: false,
+            stopped_in_flight: 0,
+            parts_left: 0,
+            never_started: None,
             failed: 1,
             invalid_lines: 0,
             duplicates: 0,
             bytes: 2048,
+            resumed: 0,
             wall_seconds: 0.5,
             bytes_per_second: 4096.0,
             latency_seconds: Percentiles::default(),
@@ -425,5 +485,27 @@ mod tests {
         assert_eq!(clean.exit_status(), ExitStatus::Ok);
         let json = serde_json::to_string(&clean).unwrap();
         assert_eq!(serde_json::from_str::<Summary>(&json).unwrap(), clean);
+        let stopped = Summary {
+            interrupted: true,
+            stopped_in_flight: 2,
+            parts_left: 1,
+            never_started: Some(30),
+            ..clean.clone()
+        };
+        assert!(stopped.line().starts_with(
+            "downloaded 9 of 9 files, interrupted: 2 stopped in flight \
+             (1 left as .part: resume with -c), 30 never started;"
+        ));
+        assert_eq!(stopped.exit_status(), ExitStatus::Interrupted);
+        let unread = Summary {
+            stopped_in_flight: 0,
+            never_started: None,
+            ..stopped
+        };
+        assert!(
+            unread
+                .line()
+                .contains("interrupted: the rest of the input never read;")
+        );
     }
 }

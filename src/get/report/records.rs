@@ -48,7 +48,12 @@ pub struct Record<'a> {
     pub file: Option<&'a str>,
     pub outcome: &'static str,
     pub status: Option<u16>,
+    /// The file's size (saved or skipped); 0 for a failure.
     pub bytes: u64,
+    /// Body bytes received for this URL in this run, over all attempts.
+    pub fetched: u64,
+    /// For a file finished from an earlier run's part: the bytes it kept.
+    pub resumed_from: Option<u64>,
     pub content_type: Option<&'a str>,
     pub attempts: u32,
     pub worker: &'a str,
@@ -104,6 +109,8 @@ impl<'a> Record<'a> {
             outcome: outcome_name,
             status,
             bytes,
+            fetched: outcome.fetched,
+            resumed_from: outcome.saved().and_then(|saved| saved.resumed_from),
             content_type,
             attempts: outcome.attempts,
             worker: &outcome.worker,
