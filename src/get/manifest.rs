@@ -227,6 +227,10 @@ impl Known {
     }
 
     pub fn get(&self, url: &str) -> Option<&Entry> {
+        // A first run into a folder knows nothing: no URL needs hashing.
+        if self.entries.is_empty() {
+            return None;
+        }
         self.entries.get(&fingerprint(url))
     }
 
