@@ -21,9 +21,9 @@ pub mod processes;
 pub mod threads;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -163,8 +163,91 @@ impl Drop for Watching {
     }
 }
 
+/// How full the queue may get again before a producer that found it full is
+/// woken: half of it. Woken at every job taken, a producer thread would cost two
+/// thread switches per job (the worker wakes it, it sends one job and sleeps
+/// again); woken at half, two per half a queue.
+struct Room {
+    /// A producer sleeps, or is about to, until the queue is down to `low`.
+    waiting: AtomicBool,
+    low: usize,
+    lock: Mutex<()>,
+    emptied: Condvar,
+}
+
+/// How long a sleeping producer waits before it looks again on its own: only a
+/// queue dropped without [`Queue::close`] needs it.
+const RECHECK: Duration = Duration::from_millis(50);
+
+impl Room {
+    /// After a worker took a job: wakes the producers once the queue is down to
+    /// `low`. Costs an atomic load while no producer sleeps.
+    fn taken<Job>(&self, receiver: &async_channel::Receiver<Job>) {
+        // Pairs with the fence in `Sender::send_blocking`: either this sees
+        // `waiting`, or the producer sees the job gone.
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) && receiver.len() <= self.low {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        let _lock = crate::lock(&self.lock);
+        if self.waiting.swap(false, Ordering::Relaxed) {
+            self.emptied.notify_all();
+        }
+    }
+}
+
 /// The producer's end of a [`Queue`].
-pub type Sender<Job> = async_channel::Sender<Job>;
+pub struct Sender<Job> {
+    sender: async_channel::Sender<Job>,
+    room: Arc<Room>,
+}
+
+impl<Job> Clone for Sender<Job> {
+    fn clone(&self) -> Self {
+        Sender {
+            sender: self.sender.clone(),
+            room: self.room.clone(),
+        }
+    }
+}
+
+impl<Job> Sender<Job> {
+    /// Queues a job, waiting while the queue is full; gives it back once the
+    /// queue is closed.
+    pub fn send_blocking(&self, mut job: Job) -> Result<(), async_channel::SendError<Job>> {
+        loop {
+            match self.sender.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(async_channel::TrySendError::Closed(back)) => {
+                    return Err(async_channel::SendError(back));
+                }
+                Err(async_channel::TrySendError::Full(back)) => job = back,
+            }
+            let room = &self.room;
+            let lock = crate::lock(&room.lock);
+            room.waiting.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if self.sender.len() > room.low && !self.sender.is_closed() {
+                // Woken by `Room::wake` under the lock, so no wake-up is missed.
+                drop(room.emptied.wait_timeout(lock, RECHECK));
+            }
+        }
+    }
+
+    /// Queues a job if there is room now.
+    pub fn try_send(&self, job: Job) -> Result<(), async_channel::TrySendError<Job>> {
+        self.sender.try_send(job)
+    }
+
+    /// No more jobs: as [`Queue::close`].
+    pub fn close(&self) {
+        self.sender.close();
+        self.room.wake();
+    }
+}
 
 /// The bounded queue between a producer and the workers. A worker takes nothing
 /// more once the interrupt is raised; a closed queue still yields what it holds.
@@ -174,6 +257,7 @@ pub struct Queue<Job> {
     /// Jobs handed to a worker: what an interrupted run's summary tells apart
     /// from those never started.
     taken: Arc<AtomicU64>,
+    room: Arc<Room>,
 }
 
 impl<Job> Clone for Queue<Job> {
@@ -182,6 +266,7 @@ impl<Job> Clone for Queue<Job> {
             receiver: self.receiver.clone(),
             interrupt: self.interrupt.clone(),
             taken: self.taken.clone(),
+            room: self.room.clone(),
         }
     }
 }
@@ -190,13 +275,24 @@ impl<Job> Queue<Job> {
     /// A queue holding at most `capacity` jobs: the producer waits beyond that,
     /// so a list of millions never sits in memory.
     pub fn bounded(capacity: usize, interrupt: Interrupt) -> (Sender<Job>, Queue<Job>) {
-        let (sender, receiver) = async_channel::bounded(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (sender, receiver) = async_channel::bounded(capacity);
+        let room = Arc::new(Room {
+            waiting: AtomicBool::new(false),
+            low: capacity / 2,
+            lock: Mutex::new(()),
+            emptied: Condvar::new(),
+        });
         (
-            sender,
+            Sender {
+                sender,
+                room: room.clone(),
+            },
             Queue {
                 receiver,
                 interrupt,
                 taken: Arc::default(),
+                room,
             },
         )
     }
@@ -205,12 +301,14 @@ impl<Job> Queue<Job> {
     /// the run was interrupted.
     pub fn next_blocking(&self) -> Option<Job> {
         let job = self.receiver.recv_blocking().ok()?;
+        self.room.taken(&self.receiver);
         self.handed(job)
     }
 
     /// The next job for an async worker, as [`Queue::next_blocking`].
     pub async fn next(&self) -> Option<Job> {
         let job = self.receiver.recv().await.ok()?;
+        self.room.taken(&self.receiver);
         self.handed(job)
     }
 
@@ -231,9 +329,62 @@ impl<Job> Queue<Job> {
     /// No more jobs: the producer's sends fail and workers stop once it is empty.
     pub fn close(&self) {
         self.receiver.close();
+        self.room.wake();
     }
 
     pub fn interrupt(&self) -> &Interrupt {
         &self.interrupt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_on_a_full_queue_deliver_every_job_once() {
+        let (sender, queue) = Queue::bounded(4, Interrupt::default());
+        let producers: Vec<_> = (0..3)
+            .map(|producer| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    for job in 0..200 {
+                        sender.send_blocking(producer * 1000 + job).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(sender);
+        let mut taken = Vec::new();
+        while let Some(job) = queue.next_blocking() {
+            taken.push(job);
+        }
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        taken.sort_unstable();
+        let expected: Vec<u32> = (0..3)
+            .flat_map(|producer| (0..200).map(move |job| producer * 1000 + job))
+            .collect();
+        assert_eq!(taken, expected);
+    }
+
+    #[test]
+    fn closing_the_queue_releases_a_producer_waiting_on_it() {
+        let (sender, queue) = Queue::bounded(2, Interrupt::default());
+        let producer = std::thread::spawn(move || {
+            let mut sent = 0;
+            while sender.send_blocking(sent).is_ok() {
+                sent += 1;
+            }
+            sent
+        });
+        // The producer fills the queue, then waits for room that never comes.
+        while queue.receiver.len() < 2 {
+            std::thread::yield_now();
+        }
+        queue.close();
+        assert_eq!(producer.join().unwrap(), 2);
+        assert_eq!(queue.next_blocking(), Some(0));
     }
 }

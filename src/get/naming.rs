@@ -452,9 +452,12 @@ impl FolderNames {
     /// The number of `rank` for `desired`. Ranks below it are decided on the way:
     /// each number is looked at once, whichever rank's response comes first, and
     /// the only names skipped are those in the folder before the batch (the
-    /// batch's own names for `desired` are in the table already).
-    fn slot(&self, names: &mut Names, desired: &str, rank: u64) -> u64 {
+    /// batch's own names for `desired` are in the table already). True with the
+    /// number when it was decided by this call, and so found free just now: the
+    /// caller need not look at the folder again.
+    fn slot(&self, names: &mut Names, desired: &str, rank: u64) -> (u64, bool) {
         let mut slots = names.slots.remove(desired).unwrap_or_default();
+        let checked = slots.len() as u64 <= rank;
         while slots.len() as u64 <= rank {
             let mut n = slots.last().map_or(0, |last| last + 1);
             while !self.free(names, &numbered(desired, n)) {
@@ -464,7 +467,7 @@ impl FolderNames {
         }
         let n = slots[rank as usize];
         names.slots.insert(desired.to_string(), slots);
-        n
+        (n, checked)
     }
 
     /// The first free number for `desired`, a number a failed download gave back
@@ -510,9 +513,10 @@ impl FolderNames {
 impl NameRegistry for FolderNames {
     fn reserve(&self, desired: &str, rank: Option<u64>) -> io::Result<String> {
         let mut names = crate::lock(&self.names);
-        let ranked = rank
-            .map(|rank| self.slot(&mut names, desired, rank))
-            .filter(|&n| self.free(&names, &numbered(desired, n)));
+        let ranked = rank.and_then(|rank| {
+            let (n, checked) = self.slot(&mut names, desired, rank);
+            (checked || self.free(&names, &numbered(desired, n))).then_some(n)
+        });
         let n = match ranked {
             Some(n) => n,
             // Another desired name reached this one (`img` served as PNG and a
