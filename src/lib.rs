@@ -14,7 +14,8 @@
 //!   ([`engine::asynchronous`]), and a mock task for tests ([`engine::mock`]).
 //!   `get`, `filter` and `dataset` are its clients.
 //! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
-//!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), part files
+//!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), folders
+//!   (`-x`, `--spread`: [`get::layout`]), part files
 //!   ([`get::part`]), one download split by concern ([`get::download`]:
 //!   settings, one attempt, retries that resume, errors, TLS roots, proxies,
 //!   rate limits, the two clients), the download as an engine task

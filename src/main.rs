@@ -1,11 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use grab::engine::processes::WorkerProgram;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = grab::cli::Cli::parse();
+    let cli = grab::cli::Cli::parse_wget();
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => filter,
         _ => cli.log_filter().to_string(),

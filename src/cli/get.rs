@@ -16,6 +16,7 @@ use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
 use crate::get::download::proxy::Proxies;
 use crate::get::download::tls::Trust;
+use crate::get::layout::{Layout, MAX_SPREAD};
 use crate::get::report::live::ProgressMode;
 use crate::get::report::records::ReportFormat;
 use crate::get::{self, GetConfig, input::Inputs, naming};
@@ -35,7 +36,7 @@ pub struct GetArgs {
     pub output_dir: PathBuf,
     /// Save the one URL given as FILE (replacing it), or write it to stdout with
     /// `-O -`, as wget. Takes exactly one URL argument.
-    #[arg(short = 'O', long = "output-document", value_name = "FILE", conflicts_with_all = ["inputs", "output_dir", "filters"])]
+    #[arg(short = 'O', long = "output-document", value_name = "FILE", conflicts_with_all = ["inputs", "output_dir", "filters", "force_directories", "spread"])]
     pub output_document: Option<PathBuf>,
     /// How downloads run concurrently.
     #[arg(short, long, value_parser = named::<Strategy>(), default_value = "async")]
@@ -169,6 +170,23 @@ pub struct GetArgs {
     /// JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "K/N", value_parser = super::shard)]
     pub shard: Option<crate::partition::Shard>,
+    /// Save under folders from each URL, as wget: `HOST[:PORT]/a/b/c.jpg` (the
+    /// port only when it is not the scheme's own). Every folder is sanitised
+    /// like a file name; nothing lands outside -o.
+    #[arg(short = 'x', long)]
+    pub force_directories: bool,
+    /// With -x, no host folder: `a/b/c.jpg` (wget's -nH; `-nH` works too).
+    #[arg(long = "no-host-directories")]
+    pub no_host_directories: bool,
+    /// With -x, leave out the first N folders of the URL's path: with
+    /// `--cut-dirs 1`, `/a/b/c.jpg` goes to `HOST/b/c.jpg`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cut_dirs: usize,
+    /// Spread files over N levels of 256 folders named by a hash of the file's
+    /// name (`--spread 2`: `3f/a0/c.jpg`), so no folder holds millions; the
+    /// same name always lands in the same folder. Below the folders of -x.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=MAX_SPREAD as i64))]
+    pub spread: Option<u8>,
     /// Folder for the filtered images [default: OUTPUT_DIR/filtered].
     #[arg(long, value_name = "DIR", requires = "filters")]
     pub filter_output_dir: Option<PathBuf>,
@@ -234,6 +252,7 @@ impl GetArgs {
             }
         }
         settings.content_disposition = self.content_disposition;
+        settings.layout = self.layout()?;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
         config.console = console;
@@ -305,6 +324,31 @@ impl GetArgs {
             self.accept.join(","),
             patterns.join(", ")
         ))
+    }
+
+    /// Where files go. `-nH` and `--cut-dirs` shape the folders of -x and mean
+    /// nothing without it (wget ignores them then; saying so is kinder).
+    fn layout(&self) -> Result<Layout, String> {
+        if !self.force_directories && (self.no_host_directories || self.cut_dirs > 0) {
+            return Err(
+                "-nH and --cut-dirs shape the folders that -x makes: add -x (--force-directories)"
+                    .to_string(),
+            );
+        }
+        let layout = Layout {
+            force_directories: self.force_directories,
+            no_host: self.no_host_directories,
+            cut_dirs: self.cut_dirs,
+            spread: self.spread.unwrap_or(0),
+        };
+        if !layout.is_flat() && !self.filters.is_empty() {
+            // The filtered copies are named after the file alone: two folders'
+            // `c.jpg` would meet in the filter's folder.
+            return Err(
+                "--filter saves flat names: it cannot follow -x or --spread yet".to_string(),
+            );
+        }
+        Ok(layout)
     }
 
     /// The report file and its format; an error when neither says which format.
@@ -590,6 +634,54 @@ mod tests {
             &["get", "--speed-limit", "0", "u"],
             &["get", "--speed-time", "5", "u"],
             &["get", "--max-time", "0", "u"],
+        ] {
+            let mut arguments = vec!["grab"];
+            arguments.extend_from_slice(line);
+            assert!(Cli::try_parse_from(&arguments).is_err(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn layout_flags_reach_the_settings() {
+        assert!(config_of(&["u"], false).unwrap().settings.layout.is_flat());
+        let config = config_of(
+            &[
+                "-x",
+                "--no-host-directories",
+                "--cut-dirs",
+                "2",
+                "--spread",
+                "1",
+                "u",
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            config.settings.layout,
+            Layout {
+                force_directories: true,
+                no_host: true,
+                cut_dirs: 2,
+                spread: 1
+            }
+        );
+        let spelled: Vec<_> =
+            crate::cli::wget_spellings(["-x", "-nH", "u"].into_iter().map(Into::into)).collect();
+        assert_eq!(spelled, ["-x", "--no-host-directories", "u"]);
+        for arguments in [
+            &["--no-host-directories", "u"][..],
+            &["--cut-dirs", "1", "u"],
+        ] {
+            let error = config_of(arguments, false).unwrap_err();
+            assert!(error.contains("add -x"), "{arguments:?}: {error}");
+        }
+        let error = config_of(&["--spread", "1", "--filter", "blur", "u"], false).unwrap_err();
+        assert!(error.contains("--filter"), "{error}");
+        for line in [
+            &["get", "--spread", "0", "u"][..],
+            &["get", "--spread", "5", "u"],
+            &["get", "-x", "-O", "f.jpg", "u"],
         ] {
             let mut arguments = vec!["grab"];
             arguments.extend_from_slice(line);

@@ -57,6 +57,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Parses the process's arguments, wget's spellings included.
+    pub fn parse_wget() -> Cli {
+        Cli::parse_from(wget_spellings(std::env::args_os()))
+    }
+
     /// The log filter this command line asks for, unless `RUST_LOG` says otherwise.
     pub fn log_filter(&self) -> &'static str {
         match &self.command {
@@ -68,6 +73,17 @@ impl Cli {
             _ => "warn",
         }
     }
+}
+
+/// wget's flags that clap cannot spell (a short flag of two letters), as their
+/// long names: `-nH` is `--no-host-directories`.
+pub fn wget_spellings(
+    arguments: impl Iterator<Item = std::ffi::OsString>,
+) -> impl Iterator<Item = std::ffi::OsString> {
+    arguments.map(|argument| match argument.to_str() {
+        Some("-nH") => "--no-host-directories".into(),
+        _ => argument,
+    })
 }
 
 /// Runs a parsed command line. `program` is what worker processes run: this

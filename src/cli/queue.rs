@@ -167,6 +167,11 @@ fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
     if get.shard.is_some() || !get.filters.is_empty() {
         return usage_error("--shard and --filter do not apply to queue workers");
     }
+    if get.force_directories || get.spread.is_some() {
+        // The names are decided when the jobs are pushed, and a worker finds
+        // an earlier delivery's file by that name alone.
+        return usage_error("-x and --spread do not apply to queue workers yet");
+    }
     let console = Console::new(if get.quiet {
         Verbosity::Quiet
     } else {

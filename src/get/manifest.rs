@@ -12,9 +12,10 @@
 //! Nothing read from it is trusted: it is never opened through a symbolic link
 //! (`O_NOFOLLOW`), it must be a regular file, a line may not exceed
 //! [`MAX_LINE_BYTES`] and only a few may fail to parse (a link to `/dev/zero` or
-//! a file of junk is an error, not a hang), and an entry whose name would not
-//! survive sanitising unchanged (`../x`, `/etc/x`) is set aside, never used as a
-//! path.
+//! a file of junk is an error, not a hang), and an entry whose name is not a
+//! path grab could have made (each `/`-separated component a name sanitising
+//! leaves unchanged: `-x` and `--spread` names are such paths; `../x`, `/etc/x`
+//! are not) is set aside, never used as a path.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::naming;
+use super::layout;
 
 pub const MANIFEST_NAME: &str = ".grab-manifest.jsonl";
 
@@ -217,7 +218,7 @@ impl Known {
                 continue;
             };
             let name = entry.name();
-            if naming::sanitise(name).as_deref() != Some(name) {
+            if !layout::is_safe_path(name) {
                 known.refused.push(name.to_string());
                 continue;
             }
@@ -411,15 +412,22 @@ mod tests {
             ("http://h/b", "/etc/passwd"),
             ("http://h/c", ".hidden"),
             ("http://h/d", "fine.jpg"),
+            ("http://h/e", "h/a/../../x"),
+            ("http://h/f", "127.0.0.1:80/a/b/c.jpg"),
         ] {
             manifest
                 .append(&Entry::started(&Url::parse(url).unwrap(), name, None, None))
                 .unwrap();
         }
         let known = Known::load(directory.path()).unwrap();
-        assert_eq!(known.refused(), ["../a", "/etc/passwd", ".hidden"]);
+        assert_eq!(
+            known.refused(),
+            ["../a", "/etc/passwd", ".hidden", "h/a/../../x"]
+        );
         assert!(known.get("http://h/a").is_none() && known.get("http://h/b").is_none());
         assert!(known.get("http://h/d").is_some());
+        // A subfolder's file, as -x and --spread make them, is accepted.
+        assert!(known.get("http://h/f").is_some());
     }
 
     #[test]

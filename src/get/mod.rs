@@ -10,6 +10,7 @@
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
 //! - [`lock`]: `.grab-lock`, one run per output folder;
 //! - [`naming`]: URL to file name, sanitising, the run's name registry;
+//! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`download`]: one download, split by concern, with its two client drivers;
 //! - [`task`]: the download as an engine task, for each strategy;
@@ -18,6 +19,7 @@
 
 pub mod download;
 pub mod input;
+pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod naming;
@@ -242,6 +244,7 @@ pub fn run_from<S: Source>(
         names,
         resume: config.resume,
         force: config.force,
+        layout: config.settings.layout.clone(),
         ranks: Default::default(),
         stale_parts: AtomicU64::new(0),
     };

@@ -361,12 +361,18 @@ pub fn desired_name_with(
 }
 
 /// The `n`-th alternative to a taken name: `photo.jpg` gives `photo-1.jpg`, ...
+/// In a subfolder (see [`super::layout`]) only the file's own name is numbered:
+/// `a.b/photo.jpg` gives `a.b/photo-1.jpg`, in the same folder.
 pub fn numbered(name: &str, n: u64) -> String {
     if n == 0 {
         return name.to_string();
     }
-    let (stem, extension) = split_extension(name);
-    format!("{stem}-{n}{extension}")
+    let (folders, file) = match name.rsplit_once('/') {
+        Some((folders, file)) => (&name[..=folders.len()], file),
+        None => ("", name),
+    };
+    let (stem, extension) = split_extension(file);
+    format!("{folders}{stem}-{n}{extension}")
 }
 
 /// Hands out names that no other job of the batch holds and no file in the folder
@@ -804,6 +810,8 @@ mod tests {
         assert_eq!(numbered("photo.jpg", 2), "photo-2.jpg");
         assert_eq!(numbered("README", 1), "README-1");
         assert_eq!(numbered("archive.tar.gz", 1), "archive.tar-1.gz");
+        assert_eq!(numbered("h:80/a.b/photo.jpg", 1), "h:80/a.b/photo-1.jpg");
+        assert_eq!(numbered("a.b/README", 2), "a.b/README-2");
     }
 
     #[test]
@@ -816,6 +824,19 @@ mod tests {
         names.release("a-1.jpg");
         assert_eq!(names.reserve("a.jpg", None).unwrap(), "a-1.jpg");
         assert_eq!(names.reserve("b.jpg", None).unwrap(), "b.jpg");
+    }
+
+    #[test]
+    fn alternatives_in_a_subfolder_stay_in_it() {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(directory.path().join("h/a")).unwrap();
+        std::fs::write(directory.path().join("h/a/c.jpg"), b"old").unwrap();
+        let names = FolderNames::new(directory.path());
+        assert_eq!(names.reserve("h/a/c.jpg", Some(0)).unwrap(), "h/a/c-1.jpg");
+        assert_eq!(names.reserve("h/a/c.jpg", Some(1)).unwrap(), "h/a/c-2.jpg");
+        // Another folder's `c.jpg` is another name.
+        assert_eq!(names.reserve("h/b/c.jpg", Some(0)).unwrap(), "h/b/c.jpg");
+        assert_eq!(names.reserve("c.jpg", None).unwrap(), "c.jpg");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::layout::make_folders;
 use super::naming::PART_SUFFIX;
 
 /// A file being written under its `.part` name. Dropped without [`PartFile::commit`],
@@ -20,9 +21,11 @@ pub struct PartFile {
 }
 
 impl PartFile {
-    /// Creates `NAME.part`. `create_new` refuses anything already there, a symlink
+    /// Creates `NAME.part`, and the folders of a name in a subfolder (refusing a
+    /// link on the way). `create_new` refuses anything already there, a symlink
     /// included, so a planted link is never followed.
     pub fn create(directory: &Path, name: &str) -> io::Result<PartFile> {
+        make_folders(directory, name)?;
         let part_path = directory.join(format!("{name}{PART_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)
@@ -43,6 +46,7 @@ impl PartFile {
     /// `O_NOFOLLOW` refuses a symlink planted at the name.
     pub fn reopen(directory: &Path, name: &str, keep: u64) -> io::Result<PartFile> {
         use std::os::unix::fs::OpenOptionsExt;
+        make_folders(directory, name)?;
         let part_path = directory.join(format!("{name}{PART_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)

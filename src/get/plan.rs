@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::download::transfer::resume_validator;
 use super::download::{Complete, Outcome};
 use super::input::{Job, Plan, Resume};
+use super::layout::{self, Layout};
 use super::manifest::{self, Entry, Known};
 use super::naming::{self, FolderNames, NameRegistry, PART_SUFFIX};
 
@@ -26,6 +27,8 @@ pub struct Planner {
     pub resume: bool,
     /// Download again what is complete (`--force`).
     pub force: bool,
+    /// Where files go: ranks are counted per folder.
+    pub layout: Layout,
     /// Per base name (by a 128-bit fingerprint, so a list of millions of
     /// distinct names stays small): how many new downloads have wanted it.
     pub ranks: HashMap<u128, u64>,
@@ -59,9 +62,12 @@ impl Planner {
 
     /// The job's rank among the new downloads sharing its base name: its name
     /// before the response (the URL's or the input's, without the extension a
-    /// Content-Type may add), so `/img?id=1` and `/img?id=2` rank 0 and 1.
+    /// Content-Type may add), so `/img?id=1` and `/img?id=2` rank 0 and 1; in
+    /// its folder, when `-x` gives it one (a `--spread` folder follows from the
+    /// name, so the same base shares it).
     fn rank(&mut self, job: &Job) -> u64 {
-        let base = naming::desired_name(&job.url, job.name.as_deref(), None);
+        let name = naming::desired_name(&job.url, job.name.as_deref(), None);
+        let base = self.layout.place(&job.url, &name);
         let rank = self.ranks.entry(naming::fingerprint(&base)).or_insert(0);
         *rank += 1;
         *rank - 1
@@ -76,9 +82,10 @@ impl Planner {
                 name, size, sha256, ..
             } => {
                 let path = self.directory.join(name);
-                if !path
-                    .symlink_metadata()
-                    .is_ok_and(|metadata| metadata.is_file())
+                if !layout::folders_are_real(&self.directory, name)
+                    || !path
+                        .symlink_metadata()
+                        .is_ok_and(|metadata| metadata.is_file())
                 {
                     return Planned::Download(job);
                 }
@@ -125,6 +132,9 @@ impl Planner {
                 ..
             } if self.resume => {
                 let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+                if !layout::folders_are_real(&self.directory, name) {
+                    return Planned::Download(job);
+                }
                 let Ok(metadata) = part.symlink_metadata() else {
                     return Planned::Download(job);
                 };
@@ -201,6 +211,7 @@ mod tests {
                 directory,
                 resume,
                 force,
+                layout: Layout::default(),
                 ranks: HashMap::new(),
                 stale_parts: AtomicU64::new(0),
             }

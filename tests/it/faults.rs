@@ -525,6 +525,9 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             }
             Ok(())
         }
+        // Any path under `/tree/`, as deep as it goes: 50 KB of its own (by
+        // the whole target, query included), for the folders of -x.
+        ["tree", .., _] => ok_body(&mut stream, &target, octets),
         _ => respond(
             &mut stream,
             "404 Not Found",

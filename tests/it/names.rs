@@ -3,8 +3,8 @@
 
 use std::fs;
 
-use super::faults::{FaultServer, get};
-use super::support::{Scratch, files_in, for_each_strategy, gallery, grab, stderr_of};
+use super::faults::{FaultServer, body_of, get};
+use super::support::{Scratch, files_in, files_under, for_each_strategy, gallery, grab, stderr_of};
 
 /// A URL ending in `/` is saved as its index: `index.html` for a page, else the
 /// Content-Type's extension. Both share the base name `index.html`, so the second
@@ -88,11 +88,206 @@ fn output_document_to_a_file_or_stdout(strategy: &str) {
     assert_eq!(output.stdout, saved);
 }
 
+/// How often the server was asked for anything under `/tree/`.
+fn tree_requests(server: &FaultServer) -> usize {
+    server
+        .seen()
+        .iter()
+        .filter(|seen| seen.path.starts_with("/tree/"))
+        .count()
+}
+
+/// `-x` saves under `HOST:PORT` and the URL's folders, numbering a second
+/// `c.jpg` beside the first in its own folder only; a re-run skips them all,
+/// `--force` fetches them again over the same names; `-nH --cut-dirs 2`
+/// leaves out the host and two folders.
+fn force_directories_make_host_and_path_folders(strategy: &str) {
+    let server = FaultServer::start();
+    let host = server.base.trim_start_matches("http://").to_string();
+    let urls = [
+        server.url("/tree/a/b/c.jpg"),
+        server.url("/tree/a/b/c.jpg?v=2"),
+        server.url("/tree/x/c.jpg"),
+    ];
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.push("-x");
+    let scratch = Scratch::new();
+    let output = get(strategy, &scratch, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let expected = [
+        format!("{host}/tree/a/b/c-1.jpg"),
+        format!("{host}/tree/a/b/c.jpg"),
+        format!("{host}/tree/x/c.jpg"),
+    ];
+    assert_eq!(files_under(&scratch.output()), expected);
+    // Names follow input order: the first line has the plain name.
+    assert_eq!(
+        fs::read(scratch.output().join(&expected[1])).unwrap(),
+        body_of(&urls[0].replace(&server.base, ""), 50_000)
+    );
+    scratch.assert_nothing_outside(&[]);
+    let asked = tree_requests(&server);
+    let again = get(strategy, &scratch, &arguments);
+    let stderr = stderr_of(&again);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        tree_requests(&server),
+        asked,
+        "a re-run fetched again: {stderr}"
+    );
+    assert_eq!(files_under(&scratch.output()), expected);
+    arguments.push("--force");
+    let forced = get(strategy, &scratch, &arguments);
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr_of(&forced));
+    assert_eq!(tree_requests(&server), asked + 3);
+    assert_eq!(files_under(&scratch.output()), expected);
+
+    let cut = Scratch::new();
+    arguments.pop();
+    arguments.extend(["-nH", "--cut-dirs", "2"]);
+    let output = get(strategy, &cut, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        files_under(&cut.output()),
+        ["b/c-1.jpg", "b/c.jpg", "c.jpg"]
+    );
+}
+
+/// Folders from hostile URL paths are sanitised like file names: climbing
+/// segments are resolved or become characters, `%2f` never separates, control
+/// characters are replaced; everything lands inside -o. A symbolic link
+/// planted in -o where a folder goes is refused, not followed.
+fn hostile_paths_stay_inside_the_output_folder(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = [
+        server.url("/tree/a/%2e%2e/b/c.jpg"),
+        server.url("/tree/..%2f..%2fetc/passwd"),
+        server.url("/tree/%2e%2e%2f%2e%2e%2fx/y.jpg"),
+        server.url("/tree/%00%0a/./z.jpg"),
+        server.url("/tree/a/..%5c..%5cw/v.jpg"),
+    ];
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.push("-x");
+    arguments.push("-nH");
+    let output = get(strategy, &scratch, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        files_under(&scratch.output()),
+        [
+            "tree/_.._etc/passwd.bin",
+            "tree/_.._x/y.jpg",
+            "tree/__/z.jpg",
+            "tree/a/_.._w/v.jpg",
+            "tree/b/c.jpg",
+        ]
+    );
+    scratch.assert_nothing_outside(&[]);
+
+    let planted = Scratch::new();
+    let elsewhere = planted.root.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::create_dir_all(planted.output()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, planted.output().join("tree")).unwrap();
+    let output = get(strategy, &planted, &arguments);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a folder"), "{stderr}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+/// `-c` resumes a part left in a subfolder of -x, from where it ends.
+fn continue_resumes_a_part_in_a_subfolder(strategy: &str) {
+    let server = FaultServer::start();
+    let host = server.base.trim_start_matches("http://").to_string();
+    let scratch = Scratch::new();
+    let url = server.url("/cut/close/kept");
+    let output = get(strategy, &scratch, &[&url, "-x", "--retries", "0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let part = format!("{host}/cut/close/kept.bin.part");
+    assert_eq!(files_under(&scratch.output()), [part.as_str()]);
+    assert_eq!(
+        fs::metadata(scratch.output().join(&part)).unwrap().len(),
+        120_000
+    );
+    let output = get(strategy, &scratch, &[&url, "-x", "--continue"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let name = format!("{host}/cut/close/kept.bin");
+    assert_eq!(files_under(&scratch.output()), [name.as_str()]);
+    assert_eq!(
+        fs::read(scratch.output().join(&name)).unwrap(),
+        body_of("kept", 200_000)
+    );
+    let last = server.seen().pop().unwrap();
+    assert_eq!(last.range.as_deref(), Some("bytes=120000-"));
+}
+
+/// `--spread 2` puts each file two hash folders down, a name's numbered
+/// alternatives beside it; a re-run finds them all complete.
+fn spread_puts_files_in_hash_folders_and_a_rerun_finds_them(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let urls = [
+        server.url("/tree/a/c.jpg"),
+        server.url("/tree/b/c.jpg"),
+        server.url("/tree/d.jpg"),
+    ];
+    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    arguments.extend(["--spread", "2"]);
+    let output = get(strategy, &scratch, &arguments);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let files = files_under(&scratch.output());
+    assert_eq!(files.len(), 3, "{files:?}");
+    let folder_of = |name: &str| {
+        let path = files
+            .iter()
+            .find(|path| path.ends_with(&format!("/{name}")))
+            .unwrap_or_else(|| panic!("no {name} in {files:?}"));
+        let parts: Vec<&str> = path.split('/').collect();
+        assert_eq!(parts.len(), 3, "{path}");
+        assert!(
+            parts[..2]
+                .iter()
+                .all(|part| part.len() == 2 && part.chars().all(|c| c.is_ascii_hexdigit())),
+            "{path}"
+        );
+        format!("{}/{}", parts[0], parts[1])
+    };
+    assert_eq!(folder_of("c.jpg"), folder_of("c-1.jpg"));
+    assert_ne!(folder_of("c.jpg"), folder_of("d.jpg"));
+    let asked = tree_requests(&server);
+    let again = get(strategy, &scratch, &arguments);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    assert_eq!(tree_requests(&server), asked);
+    assert_eq!(files_under(&scratch.output()), files);
+}
+
 for_each_strategy!(
     folder_urls_are_saved_as_their_index,
     input_lines_with_tabs_spaces_and_aria2_options,
-    output_document_to_a_file_or_stdout
+    output_document_to_a_file_or_stdout,
+    force_directories_make_host_and_path_folders,
+    hostile_paths_stay_inside_the_output_folder,
+    continue_resumes_a_part_in_a_subfolder,
+    spread_puts_files_in_hash_folders_and_a_rerun_finds_them
 );
+
+#[test]
+fn layout_flags_that_do_not_combine_are_usage_errors() {
+    for (arguments, expected) in [
+        (&["get", "-nH", "http://127.0.0.1:9/a"][..], "add -x"),
+        (
+            &["get", "--cut-dirs", "1", "http://127.0.0.1:9/a"],
+            "add -x",
+        ),
+        (&["queue", "work", "-x"], "do not apply to queue workers"),
+    ] {
+        let output = grab(arguments, None);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+}
 
 #[test]
 fn output_document_takes_one_url_and_dash_o_with_a_file_name_hints_at_it() {

@@ -54,6 +54,27 @@ pub fn files_in(directory: &Path) -> Vec<String> {
     names
 }
 
+/// Every file under a folder, as paths relative to it with `/` between
+/// folders, sorted; grab's own manifest left out.
+pub fn files_under(directory: &Path) -> Vec<String> {
+    fn walk(directory: &Path, prefix: &str, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(directory).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = format!("{prefix}{name}");
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &format!("{path}/"), found);
+            } else if path != grab::get::manifest::MANIFEST_NAME {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(directory, "", &mut found);
+    found.sort();
+    found
+}
+
 /// A scratch area with the output folder one level down, so a test can check that
 /// nothing was written beside it.
 pub struct Scratch {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::Proxies;
 use super::tls::Trust;
+use crate::get::layout::Layout;
 
 /// How downloads behave, whatever the strategy. Sent to worker processes as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +52,9 @@ pub struct Settings {
     /// before its body is read, as an opt-out (`grab dataset`); empty refuses none.
     #[serde(default)]
     pub refused_robots: Vec<String>,
+    /// Where in the output folder files go (`-x`, `-nH`, `--cut-dirs`, `--spread`).
+    #[serde(default)]
+    pub layout: Layout,
 }
 
 impl Settings {
@@ -75,6 +79,7 @@ impl Settings {
             limit_rate: None,
             limit_rate_per_transfer: None,
             refused_robots: Vec::new(),
+            layout: Layout::default(),
         }
     }
 

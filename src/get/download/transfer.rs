@@ -477,11 +477,14 @@ impl<'a> Transfer<'a> {
                 } else {
                     None
                 };
-                let desired = naming::desired_name_with(
+                let desired = settings.layout.place(
                     &self.job.url,
-                    self.job.name.as_deref(),
-                    suggested.as_deref(),
-                    head.content_type.as_deref(),
+                    &naming::desired_name_with(
+                        &self.job.url,
+                        self.job.name.as_deref(),
+                        suggested.as_deref(),
+                        head.content_type.as_deref(),
+                    ),
                 );
                 let name = self
                     .context
