@@ -23,3 +23,28 @@ output_folder() {
   [ -d "$root" ] || root=$1
   mktemp -d -p "$root"
 }
+
+# The set-up most benchmarks share, for a script that set `here` (the checkout):
+# builds grab (sets `grab`), makes a work folder (`work`) and an output folder on
+# tmpfs (`output`), starts `grab serve` (`server`, `base`), and on exit stops it and
+# every pid added to `stop_on_exit`, and removes both folders.
+bench_setup() {
+  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+  grab="$here/target/release/grab"
+  work=$(mktemp -d)
+  output=$(output_folder "$work")
+  server=
+  stop_on_exit=()
+  trap bench_cleanup EXIT
+  start_grab_serve "$work/serve.log" --quiet
+}
+
+bench_cleanup() {
+  local pid
+  for pid in $server "${stop_on_exit[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work" "$output"
+}
+
+# The server's list of COUNT files of SIZE bytes (more query parameters, such as
+# `&delay_ms=20`, in $3) into $work/urls.txt.
+url_list() { curl -sf "$base/files/index.txt?count=$1&size=$2${3:-}" >"$work/urls.txt"; }

@@ -11,15 +11,9 @@
 set -euo pipefail
 count=${1:-100000}; size=${2:-1000}; jobs=${3:-64}; strategies=${4:-async threads processes}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-grab="$here/target/release/grab"
 source "$here/bench/common.sh"
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
-start_grab_serve "$work/serve.log" --quiet
-curl -sf "$base/files/index.txt?count=$count&size=$size" >"$work/urls.txt"
+bench_setup
+url_list "$count" "$size"
 
 tree() {  # a pid and all its descendants
   local pid=$1

@@ -8,15 +8,9 @@
 set -euo pipefail
 runs=${1:-100}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-grab="$here/target/release/grab"
 source "$here/bench/common.sh"
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
-start_grab_serve "$work/serve.log" --quiet
+bench_setup
 url="$base/files/file-0001.bin?size=1000"
 commands=(
   "$grab get -q -o $output/grab $url"

@@ -10,18 +10,13 @@
 set -euo pipefail
 count=${1:-20000}; jobs=${2:-64}; workers=${3:-4}; strategy=${4:-async}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-grab="$here/target/release/grab"
 source "$here/bench/common.sh"
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=; redis=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; [ -n "$redis" ] && kill $redis 2>/dev/null; rm -rf "$work" "$output"' EXIT
-start_grab_serve "$work/serve.log" --quiet
-curl -sf "$base/files/index.txt?count=$count&size=1000&delay_ms=20" >"$work/urls.txt"
+bench_setup
+url_list "$count" 1000 "&delay_ms=20"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 redis=$!
+stop_on_exit+=("$redis")
 for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 address="redis://127.0.0.1:$port/0"
 per_worker=$((jobs / workers))

@@ -11,15 +11,9 @@
 set -euo pipefail
 count=${1:-50000}; size=${2:-1024}; jobs=${3:-64}; rounds=${4:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-grab="$here/target/release/grab"
 source "$here/bench/common.sh"
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
-start_grab_serve "$work/serve.log" --quiet
-curl -sf "$base/files/index.txt?count=$count&size=$size" >"$work/urls.txt"
+bench_setup
+url_list "$count" "$size"
 # curl's config: one url and one output per file, as `curl -K` reads them.
 awk -v out="$output/curl" '{ n = $0; sub(/.*\//, "", n); sub(/\?.*/, "", n);
   printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, out, n }' "$work/urls.txt" >"$work/curl.config"

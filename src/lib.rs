@@ -28,14 +28,18 @@
 //!   code, bodies in memory; the image pipeline ([`dataset::image`]) as a
 //!   second engine client ([`dataset::task`]); each finished sample spooled
 //!   ([`dataset::sample`]), shards written in key order and renamed into place
-//!   ([`dataset::shard`], [`dataset::table`]); the live line and summary
-//!   ([`dataset::progress`]).
+//!   ([`dataset::shard`], [`dataset::table`]); `stats.json`, the sum of every
+//!   shard's stats in the output folder, whichever run wrote them
+//!   ([`dataset::write_stats`], `grab dataset stats DIR`); the live line and
+//!   summary ([`dataset::progress`]).
 //! - [`partition`]: `--shard K/N`, one of N runs taking its part of a list (by
 //!   URL hash for `get`, by output shard number for `dataset`).
 //! - [`queue`]: `grab queue push|work|status`, a work queue on Redis Streams:
 //!   the connection that reconnects ([`queue::link`]), the worker
 //!   ([`queue::work`]) as a [`get::Source`] and an outcome hook of
-//!   [`get::run_from`], the same run and strategies as `grab get`.
+//!   [`get::run_from`], the same run and strategies as `grab get`; dataset
+//!   shards as jobs ([`queue::dataset`]: `push --dataset`, `grab queue
+//!   dataset`), each built as a `dataset` run of that one shard.
 //! - [`server`]: `grab serve`: the asynchronous demo endpoints, the gallery's
 //!   routes (JSON errors, checked parameters, validators and ranges), timing
 //!   middleware, its own accept loop over hyper with the limits (connection cap,

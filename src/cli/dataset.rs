@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::{cpus, named, positive_seconds, usage_error};
 use crate::console::{Console, Verbosity};
@@ -13,8 +13,8 @@ use crate::dataset::image::{EncodeFormat, ResizeMode};
 use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::shard::OutputFormat;
 use crate::dataset::{self, DatasetConfig, progress};
+use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
-use crate::engine::{Interrupt, Strategy};
 use crate::exit::ExitStatus;
 use crate::get::report::live::ProgressMode;
 
@@ -22,11 +22,32 @@ use crate::get::report::live::ProgressMode;
 pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
 
 #[derive(Debug, Args)]
-#[command(after_help = DATASET_EXIT_CODES)]
+#[command(
+    after_help = DATASET_EXIT_CODES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct DatasetArgs {
+    #[command(subcommand)]
+    pub command: Option<DatasetCommand>,
     /// The table of URLs: txt (a URL a line), csv, tsv, jsonl or parquet.
-    #[arg(value_name = "TABLE")]
-    pub input: PathBuf,
+    #[arg(value_name = "TABLE", required = true)]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Take only the output shards numbered K modulo N (keys stay those of
+    /// the whole table); `auto/N` reads K from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "K/N", value_parser = super::shard)]
+    pub shard: Option<crate::partition::Shard>,
+}
+
+/// How the table is read and cut into shards: `grab dataset`'s, and `grab
+/// queue push --dataset`'s, whose jobs carry them to the workers.
+#[derive(Debug, Args)]
+pub struct TableArgs {
     /// The table's format [default: from its extension].
     #[arg(long, value_parser = named::<InputFormat>())]
     pub input_format: Option<InputFormat>,
@@ -39,15 +60,20 @@ pub struct DatasetArgs {
     /// Columns copied into each sample's metadata.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub save_cols: Vec<String>,
+    /// Samples in each shard.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub samples_per_shard: u64,
+}
+
+/// How shards are built: every flag of `grab dataset` but the table's.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
     /// Folder for the shards (created when missing).
     #[arg(short, long, value_name = "DIR", default_value = "dataset")]
     pub output_dir: PathBuf,
     /// How shards are stored.
     #[arg(long, value_parser = named::<OutputFormat>(), default_value = "files")]
     pub output_format: OutputFormat,
-    /// Samples in each shard.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    pub samples_per_shard: u64,
     /// Side of the output images, in pixels.
     #[arg(long, value_name = "PX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub image_size: u32,
@@ -124,11 +150,20 @@ pub struct DatasetArgs {
     /// Print the run's stats as one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Take only the output shards numbered K modulo N (keys stay those of
-    /// the whole table); `auto/N` reads K from SLURM_ARRAY_TASK_ID or
-    /// JOB_COMPLETION_INDEX.
-    #[arg(long, value_name = "K/N", value_parser = super::shard)]
-    pub shard: Option<crate::partition::Shard>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Rebuild DIR/stats.json from every shard's NNNNN_stats.json in DIR
+    /// (after copying the folders of several runs together, say).
+    Stats {
+        /// The dataset's output folder.
+        #[arg(value_name = "DIR")]
+        output_dir: PathBuf,
+        /// Print the stats as one JSON object on stdout instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl DatasetArgs {
@@ -139,10 +174,17 @@ impl DatasetArgs {
         program: WorkerProgram,
         terminal: bool,
     ) -> Result<DatasetConfig, String> {
-        let mut config = DatasetConfig::new(&self.output_dir);
-        config.output_format = self.output_format;
-        config.samples_per_shard = self.samples_per_shard;
-        config.columns = Columns {
+        let mut config = self.build.config(console, program, terminal)?;
+        config.samples_per_shard = self.table.samples_per_shard;
+        config.columns = self.table.columns();
+        config.shard = self.shard;
+        Ok(config)
+    }
+}
+
+impl TableArgs {
+    pub fn columns(&self) -> Columns {
+        Columns {
             url: self.url_col.clone(),
             caption: self.caption_col.clone(),
             save: self
@@ -151,7 +193,50 @@ impl DatasetArgs {
                 .filter(|name| !name.is_empty())
                 .cloned()
                 .collect(),
-        };
+        }
+    }
+
+    /// The table's format, given or guessed from its extension.
+    pub fn format(&self, table: &std::path::Path) -> Result<InputFormat, String> {
+        self.input_format
+            .or_else(|| InputFormat::guess(table))
+            .ok_or_else(|| {
+                format!(
+                    "cannot tell the format of {} from its extension: give --input-format txt|csv|tsv|jsonl|parquet",
+                    table.display()
+                )
+            })
+    }
+
+    /// Whether any flag differs from its default (they mean something only
+    /// with a table).
+    pub fn given(&self) -> bool {
+        self.input_format.is_some()
+            || self.url_col != "url"
+            || self.caption_col.is_some()
+            || !self.save_cols.is_empty()
+            || self.samples_per_shard != 10_000
+    }
+}
+
+impl BuildArgs {
+    pub fn console(&self) -> Console {
+        Console::new(match self.quiet {
+            true => Verbosity::Quiet,
+            false => Verbosity::Normal,
+        })
+    }
+
+    /// The configuration of a run on the table's defaults (columns, shard
+    /// size): the table's flags, or a queue job, set those.
+    pub fn config(
+        &self,
+        console: Console,
+        program: WorkerProgram,
+        terminal: bool,
+    ) -> Result<DatasetConfig, String> {
+        let mut config = DatasetConfig::new(&self.output_dir);
+        config.output_format = self.output_format;
         let image = &mut config.image;
         image.image_size = self.image_size;
         image.resize_mode = self.resize_mode;
@@ -195,7 +280,6 @@ impl DatasetArgs {
             .filter(|directive| !directive.is_empty())
             .collect();
         config.strategy = self.strategy;
-        config.shard = self.shard;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
         config.image_workers = self
@@ -215,56 +299,55 @@ impl DatasetArgs {
 }
 
 pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
-    let format = match arguments
-        .input_format
-        .or_else(|| InputFormat::guess(&arguments.input))
-    {
-        Some(format) => format,
-        None => {
-            return usage_error(format!(
-                "cannot tell the format of {} from its extension: give --input-format txt|csv|tsv|jsonl|parquet",
-                arguments.input.display()
-            ));
+    let input = match (&arguments.command, &arguments.input) {
+        (Some(DatasetCommand::Stats { output_dir, json }), _) => {
+            return match dataset::rebuild_stats(output_dir) {
+                Ok(run) => {
+                    print_stats(&run, *json, &Console::new(Verbosity::Normal));
+                    ExitStatus::Ok
+                }
+                Err(error) => super::failed(error),
+            };
         }
+        (None, Some(input)) => input,
+        (None, None) => return usage_error("no TABLE given"),
     };
-    let verbosity = if arguments.quiet {
-        Verbosity::Quiet
-    } else {
-        Verbosity::Normal
+    let format = match arguments.table.format(input) {
+        Ok(format) => format,
+        Err(message) => return usage_error(message),
     };
-    let console = Console::new(verbosity);
+    let console = arguments.build.console();
     let terminal = std::io::stderr().is_terminal();
     let mut config = match arguments.config(console.clone(), program, terminal) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    let rows = match dataset::input::open(&arguments.input, format, &config.columns) {
+    let rows = match dataset::input::open(input, format, &config.columns) {
         Ok(rows) => rows,
         Err(error) => return usage_error(error),
     };
-    config.interrupt = match Interrupt::on_signals() {
-        Ok(interrupt) => Some(interrupt),
-        Err(error) => {
-            tracing::warn!("cannot catch Ctrl-C: {error}");
-            None
-        }
-    };
+    config.interrupt = super::interrupt_on_signals();
     let run = match dataset::run(&config, rows) {
         Ok(run) => run,
         Err(error) => return super::failed(error),
     };
-    if arguments.json {
-        println!(
-            "{}",
-            serde_json::to_string(&run).expect("stats serialise to JSON")
-        );
-    } else {
-        console.summary(&progress::summary(&run));
-    }
+    print_stats(&run, arguments.build.json, &console);
     if run.interrupted {
         ExitStatus::Interrupted
     } else {
         ExitStatus::from_failures(!run.errors.is_empty())
+    }
+}
+
+/// The stats as one JSON object on stdout, or the summary on stderr.
+pub fn print_stats(run: &dataset::RunStats, json: bool, console: &Console) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(run).expect("stats serialise to JSON")
+        );
+    } else {
+        console.summary(&progress::summary(run));
     }
 }
 

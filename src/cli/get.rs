@@ -10,8 +10,8 @@ use super::{
     cpus, named, non_negative_seconds, positive_seconds, positive_size, size, usage_error,
 };
 use crate::console::{Console, Verbosity};
+use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
-use crate::engine::{Interrupt, Strategy};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
 use crate::get::download::proxy::Proxies;
@@ -448,13 +448,7 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     if let Some(note) = arguments.accept_note() {
         console.notice(&note);
     }
-    config.interrupt = match Interrupt::on_signals() {
-        Ok(interrupt) => Some(interrupt),
-        Err(error) => {
-            tracing::warn!("cannot catch Ctrl-C: {error}");
-            None
-        }
-    };
+    config.interrupt = super::interrupt_on_signals();
     if let Some(document) = &arguments.output_document {
         let destination = get::single::Destination::parse(document);
         return get::single::run_to(&config, inputs, &destination)

@@ -163,6 +163,18 @@ pub fn shard(text: &str) -> Result<crate::partition::Shard, String> {
     crate::partition::Shard::parse(text, |name| std::env::var(name).ok())
 }
 
+/// The interrupt that Ctrl-C and SIGTERM raise; none (with a warning) when
+/// the signals cannot be caught.
+pub fn interrupt_on_signals() -> Option<crate::engine::Interrupt> {
+    match crate::engine::Interrupt::on_signals() {
+        Ok(interrupt) => Some(interrupt),
+        Err(error) => {
+            tracing::warn!("cannot catch Ctrl-C: {error}");
+            None
+        }
+    }
+}
+
 /// Threads or workers when not given: one per CPU.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |count| count.get())

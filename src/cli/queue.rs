@@ -1,5 +1,6 @@
-//! `grab queue push|work|status`: their flags, and the commands. `work` takes
-//! every flag of `grab get` but its inputs: the queue is its input.
+//! `grab queue push|work|dataset|status`: their flags, and the commands.
+//! `work` takes every flag of `grab get` but its inputs, `dataset` every flag
+//! of `grab dataset` but the table's: the queue's jobs are their input.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,12 +10,12 @@ use clap::{Args, Subcommand};
 
 use super::{positive_seconds, usage_error};
 use crate::console::{Console, Verbosity};
-use crate::engine::Interrupt;
 use crate::engine::processes::WorkerProgram;
 use crate::exit::ExitStatus;
 use crate::get::input::Inputs;
+use crate::queue::dataset::{DatasetWorkConfig, TableSpec};
 use crate::queue::link::Link;
-use crate::queue::work::{self, WorkConfig};
+use crate::queue::work::{self, WorkConfig, Worked, WorkerConfig};
 use crate::queue::{self, Keys};
 
 #[derive(Debug, Args)]
@@ -30,6 +31,9 @@ pub enum QueueCommand {
     /// Download the queue's jobs, beside other workers, until it is drained.
     // Boxed: it carries every flag of `grab get`.
     Work(Box<WorkArgs>),
+    /// Build the dataset shards pushed with `push --dataset`, beside other
+    /// workers, until the queue is drained.
+    Dataset(Box<DatasetWorkArgs>),
     /// How many jobs are waiting, pending (per worker), done, failed, dead.
     Status(StatusArgs),
 }
@@ -59,16 +63,45 @@ pub struct PushArgs {
     /// Read URLs from FILE, one per line (`URL` or `URL NAME`); `-` reads stdin.
     #[arg(short, long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// URLs sent per round trip.
+    /// URLs (or shard jobs) sent per round trip.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     /// Print the counts as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Push one job per output shard of TABLE, for `grab queue dataset`
+    /// workers (every worker reads TABLE at this absolute path).
+    #[arg(long, value_name = "TABLE")]
+    pub dataset: Option<PathBuf>,
+    /// With --dataset: how the table is read and cut into shards.
+    #[command(flatten, next_help_heading = "With --dataset")]
+    pub table: super::dataset::TableArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct WorkArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Jobs read per round trip [default: 2 per job slot].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: Option<u32>,
+    /// Every flag of `grab get` but its inputs.
+    #[command(flatten)]
+    pub get: super::get::GetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetWorkArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Every flag of `grab dataset` but the table's (the jobs carry those).
+    #[command(flatten)]
+    pub build: super::dataset::BuildArgs,
+}
+
+/// A worker's place in the fleet, for URL and dataset workers alike.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
     #[command(flatten)]
     pub address: Address,
     /// Take over a job left pending this long by a worker that stopped
@@ -81,16 +114,26 @@ pub struct WorkArgs {
     /// Keep waiting for new jobs when the queue is drained.
     #[arg(long)]
     pub follow: bool,
-    /// Jobs read per round trip [default: 2 per job slot].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch: Option<u32>,
     /// How long Redis may be unreachable before the worker gives up (its jobs
     /// stay pending for the others).
     #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = positive_seconds)]
     pub redis_patience: f64,
-    /// Every flag of `grab get` but its inputs.
-    #[command(flatten)]
-    pub get: super::get::GetArgs,
+}
+
+impl WorkerArgs {
+    /// The worker's configuration, reading `batch` jobs per round trip.
+    pub fn config(&self, batch: usize) -> WorkerConfig {
+        WorkerConfig {
+            address: self.address.redis.clone(),
+            queue: self.address.queue.clone(),
+            consumer: work::consumer_name(),
+            batch,
+            claim_idle: Duration::from_secs_f64(self.claim_idle),
+            max_deliveries: self.max_deliveries,
+            follow: self.follow,
+            patience: Duration::from_secs_f64(self.redis_patience),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -106,11 +149,20 @@ pub fn run(arguments: &QueueArgs, program: WorkerProgram) -> ExitStatus {
     match &arguments.command {
         QueueCommand::Push(arguments) => push(arguments),
         QueueCommand::Work(arguments) => work(arguments, program),
+        QueueCommand::Dataset(arguments) => work_dataset(arguments, program),
         QueueCommand::Status(arguments) => status(arguments),
     }
 }
 
 fn push(arguments: &PushArgs) -> ExitStatus {
+    if let Some(table) = &arguments.dataset {
+        return push_dataset(arguments, table);
+    }
+    if arguments.table.given() {
+        return usage_error(
+            "--input-format, --url-col, --caption-col, --save-cols and --samples-per-shard apply with --dataset TABLE",
+        );
+    }
     if arguments.urls.is_empty() && arguments.inputs.is_empty() {
         return usage_error("no URLs: give them as arguments or with -i FILE (-i - reads stdin)");
     }
@@ -157,6 +209,94 @@ fn push(arguments: &PushArgs) -> ExitStatus {
     }
 }
 
+fn push_dataset(arguments: &PushArgs, table: &std::path::Path) -> ExitStatus {
+    if !arguments.urls.is_empty() || !arguments.inputs.is_empty() {
+        return usage_error("--dataset pushes the shards of a table: give no URLs and no -i");
+    }
+    let spec = match arguments.table.format(table) {
+        Ok(format) => TableSpec {
+            table: table.to_path_buf(),
+            format,
+            columns: arguments.table.columns(),
+            samples_per_shard: arguments.table.samples_per_shard,
+        },
+        Err(message) => return usage_error(message),
+    };
+    let console = Console::new(Verbosity::Normal);
+    let result = Link::open(&arguments.address.redis).and_then(|mut link| {
+        let keys = Keys::new(&arguments.address.queue);
+        queue::dataset::push(&mut link, &keys, &spec, arguments.batch as usize)
+    });
+    match result {
+        Ok(pushed) if arguments.json => {
+            println!(
+                "{}",
+                serde_json::to_string(&pushed).expect("counts serialise")
+            );
+            ExitStatus::Ok
+        }
+        Ok(pushed) => {
+            console.summary(&format!(
+                "queue {}: {} new job(s) of {} shard(s) ({} rows of {})",
+                arguments.address.queue,
+                pushed.pushed.new,
+                pushed.pushed.read,
+                pushed.rows,
+                table.display()
+            ));
+            ExitStatus::Ok
+        }
+        Err(error) => super::failed(error),
+    }
+}
+
+/// The worker's closing line, and its exit status: failed jobs are the
+/// queue's to retry or bury, so a worker that did its part ends well.
+fn worked_status(console: &Console, queue: &str, worked: &Worked, interrupted: bool) -> ExitStatus {
+    console.summary(&format!(
+        "queue {queue} worker {}: {} acknowledged ({} found already committed), {} failed attempt(s) left pending, {} dead-lettered, {} taken over",
+        worked.consumer,
+        worked.acknowledged,
+        worked.recovered,
+        worked.failed,
+        worked.dead,
+        worked.reclaimed
+    ));
+    match &worked.error {
+        Some(error) => {
+            console.error(&format!("stopped: {error}"));
+            ExitStatus::Failed
+        }
+        None if interrupted => ExitStatus::Interrupted,
+        None => ExitStatus::Ok,
+    }
+}
+
+fn work_dataset(arguments: &DatasetWorkArgs, program: WorkerProgram) -> ExitStatus {
+    let console = arguments.build.console();
+    let terminal = std::io::stderr().is_terminal();
+    let mut dataset = match arguments.build.config(console.clone(), program, terminal) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    dataset.interrupt = super::interrupt_on_signals();
+    let interrupt = dataset.interrupt.clone();
+    let config = DatasetWorkConfig {
+        dataset,
+        worker: arguments.worker.config(1),
+    };
+    match queue::dataset::run(&config, &console) {
+        Ok((worked, last)) => {
+            if let Some(run) = &last {
+                super::dataset::print_stats(run, arguments.build.json, &console);
+            }
+            let interrupted = interrupt.is_some_and(|interrupt| interrupt.requested());
+            worked_status(&console, &config.worker.queue, &worked, interrupted)
+        }
+        Err(error) => super::failed(error),
+    }
+}
+
 fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
     let get = &arguments.get;
     if !get.urls.is_empty() || !get.inputs.is_empty() {
@@ -182,48 +322,17 @@ fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    config.interrupt = match Interrupt::on_signals() {
-        Ok(interrupt) => Some(interrupt),
-        Err(error) => {
-            tracing::warn!("cannot catch Ctrl-C: {error}");
-            None
-        }
-    };
+    config.interrupt = super::interrupt_on_signals();
     let batch = arguments
         .batch
         .map_or(config.jobs * 2, |batch| batch as usize);
     let work = WorkConfig {
         get: config,
-        address: arguments.address.redis.clone(),
-        queue: arguments.address.queue.clone(),
-        consumer: work::consumer_name(),
-        batch,
-        claim_idle: Duration::from_secs_f64(arguments.claim_idle),
-        max_deliveries: arguments.max_deliveries,
-        follow: arguments.follow,
-        patience: Duration::from_secs_f64(arguments.redis_patience),
+        worker: arguments.worker.config(batch),
     };
     match work::run(&work, &console) {
         Ok((summary, worked)) => {
-            console.summary(&format!(
-                "queue {} worker {}: {} acknowledged ({} found already committed), {} failed attempt(s) left pending, {} dead-lettered, {} taken over",
-                work.queue,
-                worked.consumer,
-                worked.acknowledged,
-                worked.recovered,
-                worked.failed,
-                worked.dead,
-                worked.reclaimed
-            ));
-            match worked.error {
-                Some(error) => {
-                    console.error(&format!("stopped: {error}"));
-                    ExitStatus::Failed
-                }
-                None if summary.interrupted => ExitStatus::Interrupted,
-                // Failed jobs are the queue's to retry or bury: the worker did its part.
-                None => ExitStatus::Ok,
-            }
+            worked_status(&console, &work.worker.queue, &worked, summary.interrupted)
         }
         Err(error) => super::failed(error),
     }

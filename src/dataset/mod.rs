@@ -81,6 +81,13 @@ pub struct DatasetConfig {
     /// keys and shard numbers stay those of the whole table and N runs
     /// never write the same shard.
     pub shard: Option<Shard>,
+    /// Only the output shard of this number (a queue job): rows are read up
+    /// to its end, and no further.
+    pub only_shard: Option<u64>,
+    /// Other runs (queue workers) build other shards in the same folder at
+    /// the same time: the folder's lock is taken shared, and this run leaves
+    /// the work folder to them, removing only its own downloads.
+    pub shared_folder: bool,
 }
 
 impl DatasetConfig {
@@ -104,16 +111,30 @@ impl DatasetConfig {
             progress: ProgressMode::None,
             heartbeat: Duration::from_secs(5),
             shard: None,
+            only_shard: None,
+            shared_folder: false,
+        }
+    }
+
+    /// Where this configuration's files go.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            output_dir: self.output_dir.clone(),
+            output_format: self.output_format,
+            encode_format: self.image.encode_format,
+            keys: Keys::new(self.samples_per_shard),
+            saved_columns: self.columns.save.clone(),
         }
     }
 }
 
-/// What a run did: the sum of its shards' stats and how the run went.
+/// What a run did: the sum of every complete shard's stats in the output
+/// folder (this run's, earlier runs', other workers'), and how this run went.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunStats {
     #[serde(flatten)]
     pub stats: Stats,
-    /// Complete shards in the folder for this table.
+    /// Complete shards in the output folder.
     pub shards: u64,
     /// Written by this run.
     pub shards_written: u64,
@@ -256,19 +277,34 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         }
         None => rows,
     };
+    let rows: Rows = match config.only_shard {
+        Some(shard) => {
+            let size = config.samples_per_shard;
+            let (first, end) = (shard * size, (shard + 1) * size);
+            // An unreadable row passes both: it stops the reading.
+            Box::new(
+                rows.skip_while(move |row| row.as_ref().is_ok_and(|row| row.number < first))
+                    .take_while(move |row| row.as_ref().map_or(true, |row| row.number < end)),
+            )
+        }
+        None => rows,
+    };
     let directory = &config.output_dir;
     fs::create_dir_all(directory)
         .with_context(|| format!("cannot create output folder {}", directory.display()))?;
-    let _lock = FolderLock::take(directory)
-        .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
-    let layout = Layout {
-        output_dir: directory.clone(),
-        output_format: config.output_format,
-        encode_format: config.image.encode_format,
-        keys: Keys::new(config.samples_per_shard),
-        saved_columns: config.columns.save.clone(),
-    };
-    let downloads = layout.work().join("downloads");
+    let _lock = match config.shared_folder {
+        true => FolderLock::share(directory),
+        false => FolderLock::take(directory),
+    }
+    .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
+    let layout = config.layout();
+    // A folder of this run's own: runs sharing the folder must not take
+    // each other's downloads, nor remove them.
+    let downloads = layout.work().join("downloads").join(format!(
+        "{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     fs::create_dir_all(&downloads)
         .with_context(|| format!("cannot create {}", downloads.display()))?;
     let counters = Arc::new(Counters::default());
@@ -377,7 +413,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     }
     let _ = fs::remove_dir_all(&downloads);
     let open = crate::lock(&tracker.open).len();
-    if open == 0 && !interrupt.requested() {
+    if open == 0 && !interrupt.requested() && !config.shared_folder {
         // Every shard is written: nothing of the work folder is needed again.
         let _ = fs::remove_dir_all(layout.work());
     }
@@ -391,7 +427,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         errors.push(format!("{open} shard(s) left unfinished"));
     }
     let shards_written = tracker.shards_written.load(Ordering::Relaxed);
-    let run = RunStats {
+    let mut run = RunStats {
         stats,
         shards: shards_written + shards_reused,
         shards_written,
@@ -407,10 +443,54 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         errors,
         interrupted: interrupt.requested(),
     };
-    let path = directory.join("stats.json");
-    let mut text = serde_json::to_vec_pretty(&run).expect("stats serialise to JSON");
+    if let Err(error) = write_stats(directory, &mut run) {
+        let message = format!("{error:#}");
+        config.console.error(&message);
+        run.errors.push(message);
+    }
+    Ok(run)
+}
+
+/// The file that sums the whole output folder.
+pub const STATS_NAME: &str = "stats.json";
+
+/// Sets `run`'s totals to those of every complete shard in `directory` (so
+/// several `--shard` runs or queue workers writing one folder end with one
+/// `stats.json` over all of it) and writes it there. Under an exclusive lock
+/// on the folder: each run writes its shards' stats before it takes the lock,
+/// so the last run to take it counts every shard. Written under a temporary
+/// name and renamed: a reader never sees half a file.
+pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::Result<()> {
+    use nix::fcntl::{Flock, FlockArg};
+    let folder = fs::File::open(directory)
+        .with_context(|| format!("cannot open {}", directory.display()))?;
+    let _lock = Flock::lock(folder, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .with_context(|| format!("cannot lock {}", directory.display()))?;
+    let (stats, shards) = shard::folder_stats(directory)?;
+    run.stats = stats;
+    run.shards = shards;
+    let path = directory.join(STATS_NAME);
+    let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
     text.push(b'\n');
-    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let write = || -> std::io::Result<()> {
+        let mut file = tempfile::NamedTempFile::new_in(directory)?;
+        std::io::Write::write_all(&mut file, &text)?;
+        file.persist(&path).map_err(|error| error.error)?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `grab dataset stats DIR`: rebuilds `stats.json` from the shards in the
+/// folder, keeping what the last run recorded about itself.
+pub fn rebuild_stats(directory: &std::path::Path) -> anyhow::Result<RunStats> {
+    let path = directory.join(STATS_NAME);
+    let mut run = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => RunStats::default(),
+    };
+    write_stats(directory, &mut run)?;
     Ok(run)
 }
 

@@ -131,6 +131,36 @@ impl Stats {
     }
 }
 
+/// The stats of every complete shard in `directory`, whichever run or worker
+/// wrote it (every `NNNNN_stats.json`), summed, and how many shards they are.
+pub fn folder_stats(directory: &Path) -> anyhow::Result<(Stats, u64)> {
+    use anyhow::Context as _;
+    let mut total = Stats::default();
+    let mut shards = 0;
+    let entries =
+        fs::read_dir(directory).with_context(|| format!("cannot list {}", directory.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", directory.display()))?;
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix("_stats.json"))
+        else {
+            continue;
+        };
+        if number.len() < SHARD_DIGITS || !number.bytes().all(|byte| byte.is_ascii_digit()) {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let stats: Stats = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a shard's stats", path.display()))?;
+        total.add(&stats);
+        shards += 1;
+    }
+    Ok((total, shards))
+}
+
 /// Where a run's files go.
 #[derive(Debug, Clone)]
 pub struct Layout {

@@ -17,11 +17,22 @@
 //! - `results`: one entry per outcome (url, worker, status, name, size,
 //!   sha256, error, deliveries): the fleet's outcome in one place;
 //! - `dead`: jobs delivered more than `--max-deliveries` times, with their
-//!   last error.
+//!   last error;
+//! - `kind`: `urls` or `dataset`, set by the first push: a worker of the other
+//!   kind refuses the queue.
+//!
+//! A dataset job (`grab queue push --dataset`) is one output shard of a table:
+//! the field `dataset` holds the table's path, how to read it and the shard's
+//! number ([`dataset::ShardJob`]), `name` the shard's name; `urls` holds each
+//! job's SHA-256 the same way, so pushing a table twice adds nothing twice.
 //!
 //! - [`link`]: the connection, its clear errors and its reconnection;
-//! - [`work`]: `grab queue work`, the worker.
+//! - [`work`]: `grab queue work`, the worker, and what every worker shares
+//!   (reading deliveries, acknowledging, keeping jobs fresh);
+//! - [`dataset`]: `grab queue push --dataset` and `grab queue dataset`, a
+//!   worker that builds one dataset shard per job.
 
+pub mod dataset;
 pub mod link;
 pub mod work;
 
@@ -32,6 +43,10 @@ use crate::get::input::Inputs;
 use crate::get::manifest::hex;
 use crate::get::naming::{desired_name, split_extension};
 use link::Link;
+
+/// The kinds of queue: jobs of URLs to download, or dataset shards to build.
+pub const URLS_KIND: &str = "urls";
+pub const DATASET_KIND: &str = "dataset";
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -48,6 +63,7 @@ pub struct Keys {
     pub done: String,
     pub results: String,
     pub dead: String,
+    pub kind: String,
 }
 
 impl Keys {
@@ -63,6 +79,7 @@ impl Keys {
             done: key("done"),
             results: key("results"),
             dead: key("dead"),
+            kind: key("kind"),
         }
     }
 }
@@ -103,6 +120,18 @@ end
 return added
 "#;
 
+/// Marks the queue as holding jobs of `kind`, unless it holds the other kind.
+pub fn set_kind(link: &mut Link, keys: &Keys, kind: &str) -> anyhow::Result<()> {
+    link.run("setting the queue's kind", |connection| {
+        redis::cmd("SET")
+            .arg(&keys.kind)
+            .arg(kind)
+            .arg("NX")
+            .query::<()>(connection)
+    })?;
+    work::check_kind(link, keys, kind)
+}
+
 /// Creates the consumer group (and the stream) unless it exists.
 pub fn create_group(link: &mut Link, keys: &Keys) -> anyhow::Result<()> {
     link.run("creating the consumer group", |connection| {
@@ -140,6 +169,7 @@ pub fn push(
     batch: usize,
     mut on_invalid: impl FnMut(&crate::get::input::InvalidLine),
 ) -> anyhow::Result<Pushed> {
+    set_kind(link, keys, URLS_KIND)?;
     create_group(link, keys)?;
     let script = redis::Script::new(PUSH_SCRIPT);
     let mut pushed = Pushed::default();

@@ -42,6 +42,13 @@ use crate::get::{self, GetConfig, OutcomeHook, Source};
 #[derive(Debug, Clone)]
 pub struct WorkConfig {
     pub get: GetConfig,
+    pub worker: WorkerConfig,
+}
+
+/// A worker's place in the fleet, whatever its jobs are (URLs or dataset
+/// shards).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
     /// `redis://HOST:PORT/DB`.
     pub address: String,
     pub queue: String,
@@ -88,26 +95,26 @@ pub struct Worked {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     acknowledged: AtomicU64,
     failed: AtomicU64,
     dead: AtomicU64,
     reclaimed: AtomicU64,
-    recovered: AtomicU64,
+    pub recovered: AtomicU64,
 }
 
 /// A job this worker holds: its stream entry and how often it was delivered.
 #[derive(Debug, Clone)]
-struct Delivery {
-    id: String,
-    deliveries: u64,
+pub(super) struct Delivery {
+    pub id: String,
+    pub deliveries: u64,
 }
 
 /// Jobs held, by URL (a URL is in the queue once).
-type Held = Arc<Mutex<HashMap<String, Delivery>>>;
+pub(super) type Held = Arc<Mutex<HashMap<String, Delivery>>>;
 
 /// An outcome for the acknowledging thread.
-enum Report {
+pub(super) enum Report {
     /// Committed (or already there): acknowledge.
     Done {
         id: String,
@@ -169,52 +176,133 @@ end
 return 1
 "#;
 
+/// A worker's link to the fleet: the thread that reports outcomes and keeps
+/// held jobs fresh, and what it shares with the side that reads and works.
+pub(super) struct Fleet {
+    pub held: Held,
+    pub counters: Arc<Counters>,
+    /// Why the worker stopped early (Redis lost for good).
+    pub failure: Arc<Mutex<Option<String>>>,
+    pub reports: mpsc::Sender<Report>,
+    acknowledger: thread::JoinHandle<()>,
+    consumer: String,
+}
+
+impl Fleet {
+    /// Connects (twice: one link reads, the other acknowledges), checks
+    /// that the queue holds jobs of `kind`, joins the consumer group and
+    /// starts the acknowledging thread.
+    pub fn join(
+        config: &WorkerConfig,
+        kind: &str,
+        console: &Console,
+    ) -> anyhow::Result<(Fleet, Reader)> {
+        let keys = Keys::new(&config.queue);
+        let mut link = Link::open(&config.address)?;
+        link.patience = config.patience;
+        {
+            let console = console.clone();
+            link.on_retry(move |message| console.notice(message));
+        }
+        check_kind(&mut link, &keys, kind)?;
+        create_group(&mut link, &keys)?;
+        let acknowledging = Link::open(&config.address).map(|mut link| {
+            link.patience = config.patience;
+            link
+        })?;
+        let held: Held = Arc::default();
+        let counters = Arc::new(Counters::default());
+        let failure: Arc<Mutex<Option<String>>> = Arc::default();
+        let (reports, received) = mpsc::channel::<Report>();
+        let acknowledger = {
+            let (keys, held, counters, failure) = (
+                keys.clone(),
+                held.clone(),
+                counters.clone(),
+                failure.clone(),
+            );
+            let (consumer, claim_idle) = (config.consumer.clone(), config.claim_idle);
+            thread::Builder::new()
+                .name("acknowledge".to_string())
+                .spawn(move || {
+                    let mut acknowledger = Acknowledger {
+                        link: acknowledging,
+                        keys,
+                        consumer,
+                        script: redis::Script::new(REPORT_SCRIPT),
+                        held,
+                        counters,
+                    };
+                    if let Err(error) = acknowledger.serve(&received, claim_idle) {
+                        crate::lock(&failure).get_or_insert(format!("{error:#}"));
+                    }
+                })?
+        };
+        let reader = Reader {
+            link,
+            keys,
+            consumer: config.consumer.clone(),
+            batch: config.batch.max(1),
+            claim_idle: config.claim_idle,
+            cursor: "0-0".to_string(),
+            last_reclaim: None,
+            counters: counters.clone(),
+        };
+        let fleet = Fleet {
+            held,
+            counters,
+            failure,
+            reports,
+            acknowledger,
+            consumer: config.consumer.clone(),
+        };
+        Ok((fleet, reader))
+    }
+
+    /// Waits for the last reports to be sent (every other sender must be
+    /// dropped by now) and says what the worker did.
+    pub fn finish(self) -> Worked {
+        drop(self.reports);
+        let _ = self.acknowledger.join();
+        let counter = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Worked {
+            consumer: self.consumer,
+            acknowledged: counter(&self.counters.acknowledged),
+            failed: counter(&self.counters.failed),
+            dead: counter(&self.counters.dead),
+            reclaimed: counter(&self.counters.reclaimed),
+            recovered: counter(&self.counters.recovered),
+            error: crate::lock(&self.failure).clone(),
+        }
+    }
+}
+
+/// Refuses a queue that holds the other kind of job (URLs or dataset
+/// shards): a worker of one kind would only bury the other's jobs.
+pub(super) fn check_kind(link: &mut Link, keys: &Keys, kind: &str) -> anyhow::Result<()> {
+    let found: Option<String> = link.run("reading the queue's kind", |connection| {
+        redis::cmd("GET").arg(&keys.kind).query(connection)
+    })?;
+    match found {
+        Some(found) if found != kind => anyhow::bail!(
+            "queue {} holds {found} jobs, not {kind} jobs: {}",
+            keys.queue,
+            match found.as_str() {
+                super::DATASET_KIND => "work on it with grab queue dataset",
+                _ => "work on it with grab queue work",
+            }
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one worker until the queue is drained (or, with `follow`, until
 /// Ctrl-C). Errors when Redis cannot be reached or the run cannot start.
 pub fn run(
     config: &WorkConfig,
     console: &Console,
 ) -> anyhow::Result<(get::report::Summary, Worked)> {
-    let keys = Keys::new(&config.queue);
-    let mut link = Link::open(&config.address)?;
-    link.patience = config.patience;
-    {
-        let console = console.clone();
-        link.on_retry(move |message| console.notice(message));
-    }
-    create_group(&mut link, &keys)?;
-    let acknowledging = Link::open(&config.address).map(|mut link| {
-        link.patience = config.patience;
-        link
-    })?;
-    let held: Held = Arc::default();
-    let counters = Arc::new(Counters::default());
-    let failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let (reports, received) = mpsc::channel::<Report>();
-    let acknowledger = {
-        let (keys, held, counters, failure) = (
-            keys.clone(),
-            held.clone(),
-            counters.clone(),
-            failure.clone(),
-        );
-        let (consumer, claim_idle) = (config.consumer.clone(), config.claim_idle);
-        thread::Builder::new()
-            .name("acknowledge".to_string())
-            .spawn(move || {
-                let mut acknowledger = Acknowledger {
-                    link: acknowledging,
-                    keys,
-                    consumer,
-                    script: redis::Script::new(REPORT_SCRIPT),
-                    held,
-                    counters,
-                };
-                if let Err(error) = acknowledger.serve(&received, claim_idle) {
-                    crate::lock(&failure).get_or_insert(format!("{error:#}"));
-                }
-            })?
-    };
+    let (fleet, reader) = Fleet::join(&config.worker, super::URLS_KIND, console)?;
     let interrupt = config.get.interrupt.clone().unwrap_or_default();
     let mut get_config = config.get.clone();
     get_config.interrupt = Some(interrupt.clone());
@@ -222,27 +310,21 @@ pub fn run(
     let directory = config.get.settings.output_dir.clone();
     std::fs::create_dir_all(&directory)?;
     let source = QueueSource {
-        link,
-        keys: keys.clone(),
-        consumer: config.consumer.clone(),
-        batch: config.batch.max(1),
-        claim_idle: config.claim_idle,
-        max_deliveries: config.max_deliveries,
-        follow: config.follow,
+        reader,
+        max_deliveries: config.worker.max_deliveries,
+        follow: config.worker.follow,
         interrupt,
         manifest: Manifest::open(&directory)?,
         directory,
         buffer: VecDeque::new(),
-        cursor: "0-0".to_string(),
-        last_reclaim: None,
-        held: held.clone(),
-        reports: reports.clone(),
-        counters: counters.clone(),
-        failure: failure.clone(),
+        held: fleet.held.clone(),
+        reports: fleet.reports.clone(),
+        counters: fleet.counters.clone(),
+        failure: fleet.failure.clone(),
         read: 0,
     };
     let hook: OutcomeHook = {
-        let (held, reports) = (held.clone(), Mutex::new(reports));
+        let (held, reports) = (fleet.held.clone(), Mutex::new(fleet.reports.clone()));
         Arc::new(move |outcome: &Outcome| {
             let url = outcome.job.url.as_str();
             let Some(delivery) = crate::lock(&held).remove(url) else {
@@ -270,23 +352,13 @@ pub fn run(
         })
     };
     let summary = get::run_from(&get_config, source, None, Some(hook));
-    // The hook and the source held the last senders: the acknowledger drains
-    // what is left and ends.
-    let _ = acknowledger.join();
-    let summary = summary?;
-    let worked = Worked {
-        consumer: config.consumer.clone(),
-        acknowledged: counters.acknowledged.load(Ordering::Relaxed),
-        failed: counters.failed.load(Ordering::Relaxed),
-        dead: counters.dead.load(Ordering::Relaxed),
-        reclaimed: counters.reclaimed.load(Ordering::Relaxed),
-        recovered: counters.recovered.load(Ordering::Relaxed),
-        error: crate::lock(&failure).clone(),
-    };
-    Ok((summary, worked))
+    // The hook and the source held the other senders: the acknowledger
+    // drains what is left and ends.
+    let worked = fleet.finish();
+    Ok((summary?, worked))
 }
 
-fn done(delivery: Delivery, url: &str, name: &str, size: u64, sha256: &str) -> Report {
+pub(super) fn done(delivery: Delivery, url: &str, name: &str, size: u64, sha256: &str) -> Report {
     Report::Done {
         id: delivery.id,
         url: url.to_string(),
@@ -299,11 +371,7 @@ fn done(delivery: Delivery, url: &str, name: &str, size: u64, sha256: &str) -> R
 
 /// The jobs of the queue as the run's input.
 struct QueueSource {
-    link: Link,
-    keys: Keys,
-    consumer: String,
-    batch: usize,
-    claim_idle: Duration,
+    reader: Reader,
     max_deliveries: u64,
     follow: bool,
     interrupt: Interrupt,
@@ -311,15 +379,25 @@ struct QueueSource {
     manifest: Manifest,
     /// Jobs read and not yet handed to the run.
     buffer: VecDeque<Planned>,
-    /// Where XAUTOCLAIM goes on scanning the pending list.
-    cursor: String,
-    last_reclaim: Option<Instant>,
     held: Held,
     reports: mpsc::Sender<Report>,
     counters: Arc<Counters>,
     failure: Arc<Mutex<Option<String>>>,
     /// Jobs handed out, for their origin.
     read: usize,
+}
+
+/// Reads deliveries: jobs other workers left pending too long, then new ones.
+pub(super) struct Reader {
+    link: Link,
+    pub keys: Keys,
+    consumer: String,
+    batch: usize,
+    claim_idle: Duration,
+    /// Where XAUTOCLAIM goes on scanning the pending list.
+    cursor: String,
+    last_reclaim: Option<Instant>,
+    counters: Arc<Counters>,
 }
 
 /// How long one XREADGROUP waits for new jobs.
@@ -351,86 +429,18 @@ impl Source for QueueSource {
 }
 
 impl QueueSource {
-    /// Reads jobs into the buffer: those left pending too long first, then new
-    /// ones. False when there were none.
+    /// Reads jobs into the buffer. False when there were none.
     fn fill(&mut self) -> anyhow::Result<bool> {
-        let interval =
-            (self.claim_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        if self
-            .last_reclaim
-            .is_none_or(|last| last.elapsed() >= interval)
-        {
-            self.last_reclaim = Some(Instant::now());
-            if self.reclaim()? {
-                return Ok(true);
-            }
-        }
-        let reply: Option<StreamReadReply> = self.link.run("reading jobs", |connection| {
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&self.consumer)
-                .arg("COUNT")
-                .arg(self.batch)
-                .arg("BLOCK")
-                .arg(BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&self.keys.jobs)
-                .arg(">")
-                .query(connection)
-        })?;
-        let entries: Vec<StreamId> = reply
-            .into_iter()
-            .flat_map(|reply| reply.keys)
-            .flat_map(|key| key.ids)
-            .collect();
-        let found = !entries.is_empty();
-        for entry in entries {
-            self.take(entry, 1);
+        let deliveries = self.reader.read()?;
+        let found = !deliveries.is_empty();
+        for (entry, count) in deliveries {
+            self.take(entry, count);
         }
         Ok(found)
     }
 
-    /// Takes over jobs pending longer than `--claim-idle`; those delivered too
-    /// often go to the dead-letter stream.
-    fn reclaim(&mut self) -> anyhow::Result<bool> {
-        let reply: StreamAutoClaimReply = self.link.run("taking over idle jobs", |connection| {
-            redis::cmd("XAUTOCLAIM")
-                .arg(&self.keys.jobs)
-                .arg(GROUP)
-                .arg(&self.consumer)
-                .arg(self.claim_idle.as_millis() as u64)
-                .arg(&self.cursor)
-                .arg("COUNT")
-                .arg(self.batch)
-                .query(connection)
-        })?;
-        self.cursor = reply.next_stream_id;
-        if reply.claimed.is_empty() {
-            return Ok(false);
-        }
-        let counts: Vec<StreamPendingCountReply> =
-            self.link.run("counting deliveries", |connection| {
-                let mut pipe = redis::pipe();
-                for entry in &reply.claimed {
-                    pipe.cmd("XPENDING")
-                        .arg(&self.keys.jobs)
-                        .arg(GROUP)
-                        .arg(&entry.id)
-                        .arg(&entry.id)
-                        .arg(1);
-                }
-                pipe.query(connection)
-            })?;
-        for (entry, count) in reply.claimed.into_iter().zip(counts) {
-            let deliveries = count
-                .ids
-                .first()
-                .map_or(1, |pending| pending.times_delivered as u64);
-            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
-            self.take(entry, deliveries);
-        }
-        Ok(true)
+    fn drained(&mut self) -> anyhow::Result<bool> {
+        self.reader.drained(&self.held)
     }
 
     /// One delivered job: buried, found done, or buffered for the run.
@@ -463,7 +473,7 @@ impl QueueSource {
             url: parsed,
             name: Some(name.clone()),
             origin: Origin {
-                source: format!("queue {}", self.keys.queue),
+                source: format!("queue {}", self.reader.keys.queue),
                 line: self.read,
             },
             plan: None,
@@ -520,11 +530,98 @@ impl QueueSource {
         };
         Some(Outcome::recovered(job.clone(), saved, 0))
     }
+}
+
+impl Reader {
+    /// A batch of deliveries, each with how often it was delivered: those
+    /// left pending too long first, then new ones. Empty when there were none.
+    pub fn read(&mut self) -> anyhow::Result<Vec<(StreamId, u64)>> {
+        let interval =
+            (self.claim_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        if self
+            .last_reclaim
+            .is_none_or(|last| last.elapsed() >= interval)
+        {
+            self.last_reclaim = Some(Instant::now());
+            let reclaimed = self.reclaim()?;
+            if !reclaimed.is_empty() {
+                return Ok(reclaimed);
+            }
+        }
+        let reply: Option<StreamReadReply> = self.link.run("reading jobs", |connection| {
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(self.batch)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.keys.jobs)
+                .arg(">")
+                .query(connection)
+        })?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| (entry, 1))
+            .collect())
+    }
+
+    /// Takes over jobs pending longer than `--claim-idle`, with how often
+    /// each was delivered.
+    fn reclaim(&mut self) -> anyhow::Result<Vec<(StreamId, u64)>> {
+        let reply: StreamAutoClaimReply = self.link.run("taking over idle jobs", |connection| {
+            redis::cmd("XAUTOCLAIM")
+                .arg(&self.keys.jobs)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(self.claim_idle.as_millis() as u64)
+                .arg(&self.cursor)
+                .arg("COUNT")
+                .arg(self.batch)
+                .query(connection)
+        })?;
+        self.cursor = reply.next_stream_id;
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counts: Vec<StreamPendingCountReply> =
+            self.link.run("counting deliveries", |connection| {
+                let mut pipe = redis::pipe();
+                for entry in &reply.claimed {
+                    pipe.cmd("XPENDING")
+                        .arg(&self.keys.jobs)
+                        .arg(GROUP)
+                        .arg(&entry.id)
+                        .arg(&entry.id)
+                        .arg(1);
+                }
+                pipe.query(connection)
+            })?;
+        self.counters
+            .reclaimed
+            .fetch_add(reply.claimed.len() as u64, Ordering::Relaxed);
+        Ok(reply
+            .claimed
+            .into_iter()
+            .zip(counts)
+            .map(|(entry, count)| {
+                let deliveries = count
+                    .ids
+                    .first()
+                    .map_or(1, |pending| pending.times_delivered as u64);
+                (entry, deliveries)
+            })
+            .collect())
+    }
 
     /// Whether nothing is left: no job held here, none pending anywhere, none
     /// waiting to be read.
-    fn drained(&mut self) -> anyhow::Result<bool> {
-        if !crate::lock(&self.held).is_empty() {
+    pub fn drained(&mut self, held: &Held) -> anyhow::Result<bool> {
+        if !crate::lock(held).is_empty() {
             return Ok(false);
         }
         let groups: redis::streams::StreamInfoGroupsReply =

@@ -628,7 +628,7 @@ fn failures_are_recorded_and_the_run_goes_on() {
 }
 
 /// Every file of the shards (not the stats, which hold timings), by name.
-fn shard_bytes(output: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn shard_bytes(output: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(output)
         .unwrap()
         .map(|entry| entry.unwrap().path())

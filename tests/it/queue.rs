@@ -193,6 +193,24 @@ fn results(redis: &RedisServer) -> BTreeMap<(String, String), u64> {
     counts
 }
 
+/// Of the results stream's entries, how many have `status`.
+fn with_status(results: &BTreeMap<(String, String), u64>, status: &str) -> u64 {
+    results
+        .iter()
+        .filter(|((found, _), _)| found == status)
+        .map(|(_, count)| *count)
+        .sum()
+}
+
+/// Waits until the workers have put `count` entries in the output folder.
+fn wait_for_files(output: &Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(output).map_or(0, |entries| entries.count()) < count {
+        assert!(Instant::now() < deadline, "the workers saved nothing");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn two_workers_drain_a_queue_each_url_saved_once() {
     let scratch = Scratch::new();
@@ -244,11 +262,7 @@ fn a_killed_workers_jobs_are_taken_over_none_lost_none_twice() {
     let output = scratch.output();
     let flags = ["-s", "threads", "-j", "4", "--claim-idle", "1"];
     let mut doomed = start_worker(&redis, &output, &flags);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&output).map_or(0, |entries| entries.count()) < 20 {
-        assert!(Instant::now() < deadline, "the first worker saved nothing");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_files(&output, 20);
     let survivor = start_worker(&redis, &output, &flags);
     thread::sleep(Duration::from_millis(100));
     doomed.kill().unwrap(); // SIGKILL
@@ -324,12 +338,11 @@ fn a_url_that_always_fails_goes_to_the_dead_letter_stream() {
         (Some(5), Some(1), Some(0)),
         "{status}"
     );
-    let failed = results(&redis)
-        .iter()
-        .filter(|((status, _), _)| status == "failed")
-        .map(|(_, count)| *count)
-        .sum::<u64>();
-    assert_eq!(failed, 3, "one failed attempt per delivery");
+    assert_eq!(
+        with_status(&results(&redis), "failed"),
+        3,
+        "one failed attempt per delivery"
+    );
 }
 
 #[test]
@@ -342,11 +355,7 @@ fn workers_reconnect_after_redis_restarts() {
     let flags = ["-s", "async", "-j", "4", "--claim-idle", "2"];
     let first = start_worker(&redis, &output, &flags);
     let second = start_worker(&redis, &output, &flags);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&output).map_or(0, |entries| entries.count()) < 30 {
-        assert!(Instant::now() < deadline, "the workers saved nothing");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_files(&output, 30);
     redis.restart();
     let first = finish(first);
     finish(second);
@@ -385,5 +394,141 @@ fn a_wrong_address_or_a_server_that_is_not_redis_is_a_clear_error() {
         stderr_of(&output).contains("is not a Redis server"),
         "{}",
         stderr_of(&output)
+    );
+}
+
+/// The shards' bytes, without grab's dot-files (workers leave the shared
+/// lock file and work folder behind).
+fn dataset_files(output: &Path) -> Vec<(String, Vec<u8>)> {
+    super::dataset::shard_bytes(output)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn two_dataset_workers_build_the_shards_of_one_whole_run() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    let base = server.base_url();
+    // 23 rows, one failing: 5 shards of 5 (the last of 3).
+    let table: String = (0..23)
+        .map(|number| match number {
+            7 => format!("{base}/missing/{number}.jpg\n"),
+            _ => format!("{base}/images/d{number}.jpg?w={}&h=12\n", 8 + number),
+        })
+        .collect();
+    let table = scratch.write("table.txt", &table);
+    let build = [
+        "--output-format",
+        "webdataset",
+        "--image-size",
+        "16",
+        "--progress",
+        "none",
+        "-q",
+    ];
+    let single = scratch.root.path().join("single");
+    let mut arguments = vec![
+        "dataset",
+        &table,
+        "-o",
+        single.to_str().unwrap(),
+        "--samples-per-shard",
+        "5",
+    ];
+    arguments.extend(build);
+    let run = grab(&arguments, None);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+
+    let push = |expected_new: u64| {
+        let pushed = queue(
+            &redis,
+            &[
+                "push",
+                "--dataset",
+                &table,
+                "--samples-per-shard",
+                "5",
+                "--json",
+            ],
+        );
+        assert_eq!(pushed.status.code(), Some(0), "{}", stderr_of(&pushed));
+        let counts: serde_json::Value = serde_json::from_slice(&pushed.stdout).unwrap();
+        assert_eq!(
+            (
+                counts["read"].as_u64(),
+                counts["new"].as_u64(),
+                counts["rows"].as_u64()
+            ),
+            (Some(5), Some(expected_new), Some(23)),
+            "{counts}"
+        );
+    };
+    push(5);
+    push(0);
+    let output = scratch.output();
+    let start = |strategy: &str| {
+        grab_command()
+            .args([
+                "queue",
+                "dataset",
+                "--redis",
+                &redis.address(),
+                "--queue",
+                "test",
+            ])
+            .args(["-o", output.to_str().unwrap(), "-s", strategy, "-j", "4"])
+            .args(build)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = start("threads");
+    let second = start("async");
+    finish(first);
+    finish(second);
+
+    let expected = dataset_files(&single);
+    let names: Vec<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names.len(),
+        10,
+        "a tar and a parquet file per shard: {names:?}"
+    );
+    assert_eq!(dataset_files(&output), expected);
+    let stats = |folder: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(folder.join("stats.json")).unwrap()).unwrap()
+    };
+    let (whole, fleet) = (stats(&single), stats(&output));
+    for field in ["count", "successes", "failed_to_download", "shards"] {
+        assert_eq!(whole[field], fleet[field], "{field}: {whole} {fleet}");
+    }
+    assert_eq!(
+        (fleet["count"].as_u64(), fleet["successes"].as_u64()),
+        (Some(23), Some(22))
+    );
+    let status = status(&redis);
+    assert_eq!(
+        (
+            status["total"].as_u64(),
+            status["done"].as_u64(),
+            status["pending"].as_u64()
+        ),
+        (Some(5), Some(5), Some(0)),
+        "{status}"
+    );
+    assert_eq!(with_status(&results(&redis), "saved"), 5);
+
+    // A URL worker refuses a queue of shards.
+    let wrong = start_worker(&redis, &scratch.root.path().join("urls"), &[]);
+    let wrong = wrong.wait_with_output().unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr_of(&wrong).contains("holds dataset jobs"),
+        "{}",
+        stderr_of(&wrong)
     );
 }

@@ -150,3 +150,82 @@ fn dataset_shards_keep_the_tables_keys_and_never_share_a_number() {
         .collect();
     assert_eq!(stats, expected);
 }
+
+/// The whole-output counts of a dataset folder's `stats.json`.
+fn folder_counts(directory: &Path) -> serde_json::Value {
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(directory.join("stats.json")).unwrap()).unwrap();
+    let fields = [
+        "count",
+        "successes",
+        "failed_to_download",
+        "failed_to_resize",
+        "opted_out",
+        "failures",
+        "shards",
+    ];
+    fields
+        .iter()
+        .map(|field| (field.to_string(), stats[field].clone()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[test]
+fn shard_runs_into_one_folder_end_with_the_stats_of_one_whole_run() {
+    let server = gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    // 17 rows, 3 of them failing: 6 shards of 3 (the last of 2).
+    let table: String = (0..17)
+        .map(|number| match number % 6 {
+            5 => format!("{base}/missing/{number}.jpg\n"),
+            _ => format!("{base}/images/s{number}.jpg?w=8&h=8\n"),
+        })
+        .collect();
+    let table = scratch.write("table.txt", &table);
+    let build = |output: &Path, shard: Option<&str>| {
+        let mut arguments = vec![
+            "dataset",
+            &table,
+            "-o",
+            output.to_str().unwrap(),
+            "--samples-per-shard",
+            "3",
+            "--progress",
+            "none",
+        ];
+        if let Some(shard) = shard {
+            arguments.extend(["--shard", shard]);
+        }
+        let run = grab(&arguments, None);
+        assert!(run.status.success(), "{}", stderr_of(&run));
+    };
+    let whole = scratch.root.path().join("whole");
+    build(&whole, None);
+    let shared = scratch.output();
+    build(&shared, Some("0/2"));
+    let half: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(half["shards"], 3, "{half}");
+    build(&shared, Some("1/2"));
+    let expected = folder_counts(&whole);
+    assert_eq!(expected["count"], 17, "{expected}");
+    assert_eq!(expected["failed_to_download"], 2, "{expected}");
+    assert_eq!(expected["shards"], 6, "{expected}");
+    assert_eq!(folder_counts(&shared), expected);
+
+    // Rebuilt by hand, from the shard files alone.
+    std::fs::remove_file(shared.join("stats.json")).unwrap();
+    let rebuilt = grab(
+        &["dataset", "stats", shared.to_str().unwrap(), "--json"],
+        None,
+    );
+    assert!(rebuilt.status.success(), "{}", stderr_of(&rebuilt));
+    let printed: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
+    assert_eq!(printed["count"], 17, "{printed}");
+    assert_eq!(folder_counts(&shared), expected);
+    let nowhere = grab(&["dataset", "stats", "/nonexistent/folder"], None);
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(stderr_of(&nowhere).contains("/nonexistent/folder"));
+}

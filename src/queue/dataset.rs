@@ -1,0 +1,301 @@
+//! Dataset runs under the queue. `grab queue push --dataset TABLE` reads the
+//! table once to count its rows and pushes one job per output shard; `grab
+//! queue dataset` workers each take one shard job at a time and build it as
+//! `grab dataset --shard` would: keys and shard numbers are the whole
+//! table's, and every worker reads the table itself (so its path must be
+//! readable by all of them, like the shared output folder), up to the end of
+//! its shard.
+//!
+//! A job is acknowledged only once its shard is renamed complete and its
+//! stats written; a job whose shard is already complete (its worker died
+//! before the acknowledgement, or a run built it earlier) is acknowledged
+//! without work. Workers share the output folder: its lock is taken shared,
+//! each worker downloads into a folder of its own, and shards are written by
+//! number, so they never collide; a taken-over shard reuses the samples its
+//! first worker spooled.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use redis::streams::StreamId;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::link::Link;
+use super::work::{Delivery, Fleet, Report, Worked, WorkerConfig};
+use super::{DATASET_KIND, Keys, Pushed, create_group, set_kind};
+use crate::Named;
+use crate::console::Console;
+use crate::dataset::input::{Columns, InputFormat};
+use crate::dataset::shard::shard_name;
+use crate::dataset::{self, DatasetConfig, RunStats};
+use crate::get::manifest::hex;
+
+/// One output shard of a table: what a worker needs to build it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardJob {
+    /// The table, as an absolute path.
+    pub table: PathBuf,
+    /// Its format's name (`csv`, `parquet`...).
+    pub format: String,
+    pub url_col: String,
+    pub caption_col: Option<String>,
+    pub save_cols: Vec<String>,
+    pub samples_per_shard: u64,
+    pub shard: u64,
+}
+
+impl ShardJob {
+    pub fn columns(&self) -> Columns {
+        Columns {
+            url: self.url_col.clone(),
+            caption: self.caption_col.clone(),
+            save: self.save_cols.clone(),
+        }
+    }
+}
+
+/// How a table is pushed: its path, format, columns and shard size.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub table: PathBuf,
+    pub format: InputFormat,
+    pub columns: Columns,
+    pub samples_per_shard: u64,
+}
+
+/// Adds each shard job not pushed before, in one atomic step per batch.
+/// KEYS: jobs, urls. ARGV: (job key, shard name, job JSON) for each shard.
+const PUSH_SCRIPT: &str = r#"
+local added = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('XADD', KEYS[1], '*', 'dataset', ARGV[i + 2], 'name', ARGV[i + 1])
+    added = added + 1
+  end
+end
+return added
+"#;
+
+/// What `grab queue push --dataset` did: shards read and new, and the
+/// table's rows.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PushedShards {
+    #[serde(flatten)]
+    pub pushed: Pushed,
+    pub rows: u64,
+}
+
+/// Reads the table to its end (as a stream) to count its rows, then pushes
+/// one job per output shard, `batch` to a round trip. An unreadable table
+/// pushes nothing.
+pub fn push(
+    link: &mut Link,
+    keys: &Keys,
+    spec: &TableSpec,
+    batch: usize,
+) -> anyhow::Result<PushedShards> {
+    let table = std::path::absolute(&spec.table)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", spec.table.display()))?;
+    let mut rows = 0u64;
+    for row in dataset::input::open(&table, spec.format, &spec.columns)? {
+        row?;
+        rows += 1;
+    }
+    set_kind(link, keys, DATASET_KIND)?;
+    create_group(link, keys)?;
+    let script = redis::Script::new(PUSH_SCRIPT);
+    let shards = rows.div_ceil(spec.samples_per_shard);
+    let mut pushed = PushedShards {
+        rows,
+        ..PushedShards::default()
+    };
+    let numbers: Vec<u64> = (0..shards).collect();
+    for chunk in numbers.chunks(batch.max(1)) {
+        let mut arguments = Vec::with_capacity(chunk.len() * 3);
+        for &shard in chunk {
+            let job = ShardJob {
+                table: table.clone(),
+                format: spec.format.name().to_string(),
+                url_col: spec.columns.url.clone(),
+                caption_col: spec.columns.caption.clone(),
+                save_cols: spec.columns.save.clone(),
+                samples_per_shard: spec.samples_per_shard,
+                shard,
+            };
+            let text = serde_json::to_string(&job).expect("a job serialises");
+            arguments.push(hex(&Sha256::digest(text.as_bytes())[..16]));
+            arguments.push(shard_name(shard));
+            arguments.push(text);
+        }
+        let added: u64 = link.run("pushing shard jobs", |connection| {
+            let mut invocation = script.prepare_invoke();
+            invocation.key(&keys.jobs).key(&keys.urls);
+            for argument in &arguments {
+                invocation.arg(argument);
+            }
+            invocation.invoke(connection)
+        })?;
+        pushed.pushed.read += chunk.len() as u64;
+        pushed.pushed.new += added;
+    }
+    Ok(pushed)
+}
+
+/// What a dataset worker does with the flags of `grab dataset` (but the
+/// table's, which come with each job).
+#[derive(Debug, Clone)]
+pub struct DatasetWorkConfig {
+    pub dataset: DatasetConfig,
+    pub worker: WorkerConfig,
+}
+
+/// Runs one dataset worker until the queue is drained (or, with `follow`,
+/// until Ctrl-C): shard jobs one at a time. Also returns the stats of the
+/// output folder after its last shard.
+pub fn run(
+    config: &DatasetWorkConfig,
+    console: &Console,
+) -> anyhow::Result<(Worked, Option<RunStats>)> {
+    let mut worker = config.worker.clone();
+    // A shard is long work: reading more would keep jobs from idle workers.
+    worker.batch = 1;
+    let (fleet, mut reader) = Fleet::join(&worker, DATASET_KIND, console)?;
+    let interrupt = config.dataset.interrupt.clone().unwrap_or_default();
+    let mut dataset = config.dataset.clone();
+    dataset.interrupt = Some(interrupt.clone());
+    dataset.shared_folder = true;
+    let mut last = None;
+    let fail = |error: anyhow::Error| {
+        crate::lock(&fleet.failure).get_or_insert(format!("{error:#}"));
+    };
+    while !interrupt.requested() && crate::lock(&fleet.failure).is_none() {
+        let deliveries = match reader.read() {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                fail(error);
+                break;
+            }
+        };
+        if deliveries.is_empty() {
+            match reader.drained(&fleet.held) {
+                Ok(true) if !worker.follow => break,
+                Ok(_) => continue,
+                Err(error) => {
+                    fail(error);
+                    break;
+                }
+            }
+        }
+        for (entry, count) in deliveries {
+            if let Some(report) = build(&fleet, &dataset, &worker, entry, count, &mut last) {
+                let _ = fleet.reports.send(report);
+            }
+        }
+    }
+    Ok((fleet.finish(), last))
+}
+
+/// One delivered shard job: buried, found complete, built, or (interrupted)
+/// left pending. The report for the acknowledging thread, if any.
+fn build(
+    fleet: &Fleet,
+    config: &DatasetConfig,
+    worker: &WorkerConfig,
+    entry: StreamId,
+    deliveries: u64,
+    last: &mut Option<RunStats>,
+) -> Option<Report> {
+    let name: String = entry.get("name").unwrap_or_default();
+    let text: String = entry.get("dataset").unwrap_or_default();
+    let dead = |label: String, error: String| Report::Dead {
+        id: entry.id.clone(),
+        url: label,
+        name: name.clone(),
+        error,
+        deliveries,
+    };
+    let job: ShardJob = match serde_json::from_str(&text) {
+        Ok(job) => job,
+        Err(error) => {
+            return Some(dead(text.clone(), format!("not a dataset job: {error}")));
+        }
+    };
+    // The job's name in the results and dead-letter streams.
+    let label = format!("{}#{}", job.table.display(), shard_name(job.shard));
+    if deliveries > worker.max_deliveries {
+        // The last error is the one the script finds in `errors`.
+        return Some(dead(label, String::new()));
+    }
+    let delivery = Delivery {
+        id: entry.id.clone(),
+        deliveries,
+    };
+    crate::lock(&fleet.held).insert(label.clone(), delivery.clone());
+    let release = || crate::lock(&fleet.held).remove(&label);
+    let mut shard_config = config.clone();
+    shard_config.samples_per_shard = job.samples_per_shard;
+    shard_config.columns = job.columns();
+    shard_config.only_shard = Some(job.shard);
+    let layout = shard_config.layout();
+    // In the results stream, a shard's size is its samples saved.
+    let done = || {
+        let successes = layout
+            .read_stats(job.shard)
+            .map_or(0, |stats| stats.successes);
+        super::work::done(
+            delivery.clone(),
+            &label,
+            &shard_name(job.shard),
+            successes,
+            "",
+        )
+    };
+    if layout.is_complete(job.shard) {
+        release();
+        fleet.counters.recovered.fetch_add(1, Ordering::Relaxed);
+        return Some(done());
+    }
+    let failed = |error: String| Report::Failed {
+        id: entry.id.clone(),
+        url: label.clone(),
+        error,
+        deliveries,
+    };
+    let format = match InputFormat::from_name(&job.format) {
+        Some(format) => format,
+        None => {
+            release();
+            return Some(dead(
+                label.clone(),
+                format!("no table format {:?}", job.format),
+            ));
+        }
+    };
+    let outcome = dataset::input::open(&job.table, format, &shard_config.columns)
+        .map_err(|error| format!("{error}"))
+        .and_then(|rows| dataset::run(&shard_config, rows).map_err(|error| format!("{error:#}")));
+    release();
+    match outcome {
+        Ok(run) if run.interrupted => {
+            // Left pending: its spooled samples wait for whoever takes it.
+            *last = Some(run);
+            None
+        }
+        Ok(run) => {
+            let complete = layout.is_complete(job.shard);
+            let errors = run.errors.join("; ");
+            *last = Some(run);
+            match complete {
+                true => Some(done()),
+                false if errors.is_empty() => Some(failed(format!(
+                    "shard {} of {} has no rows",
+                    shard_name(job.shard),
+                    job.table.display()
+                ))),
+                false => Some(failed(errors)),
+            }
+        }
+        Err(error) => Some(failed(error)),
+    }
+}
