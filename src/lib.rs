@@ -22,7 +22,9 @@
 //!   ([`get::task`]), and what the user reads
 //!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
 //! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
-//!   codecs, the filter as an engine task, its report.
+//!   codecs (headers checked before the whole read), the memory budget shared
+//!   by all filter threads and workers, the record of outputs written, the
+//!   filter as an engine task, its report.
 //! - [`dataset`]: `grab dataset`: a table of URLs ([`dataset::input`]) to
 //!   shards of resized images; downloads on the engine with `get`'s download
 //!   code, bodies in memory; the image pipeline ([`dataset::image`]) as a

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{choice, cpus, named};
+use super::{choice, cpus, named, positive_size};
 use crate::console::{Console, Verbosity};
 use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
@@ -49,6 +49,11 @@ pub struct FilterArgs {
     /// Ignore the EXIF orientation (filter the pixels as stored, as Pillow does).
     #[arg(long)]
     pub no_auto_orient: bool,
+    /// Memory all images being filtered may hold together (k, M, G suffixes,
+    /// 1024-based): an image waits until its share is free, one larger than
+    /// the whole budget is refused [default: half the available memory].
+    #[arg(long, value_name = "SIZE", value_parser = positive_size)]
+    pub memory_limit: Option<u64>,
     /// Print only failures and the summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -83,12 +88,16 @@ impl FilterArgs {
                 quality: self.quality,
                 max_pixels: self.max_pixels,
                 auto_orient: !self.no_auto_orient,
+                ..filter::Settings::with_filters(Vec::new())
             },
             output_dir: self.output_dir.clone(),
             strategy: self.strategy,
             jobs: self.jobs.map_or_else(cpus, |jobs| jobs as usize),
             console,
             worker_program: program,
+            memory_limit: self
+                .memory_limit
+                .unwrap_or_else(filter::budget::default_limit),
         }
     }
 }
@@ -162,6 +171,8 @@ mod tests {
             "--max-pixels",
             "10",
             "--no-auto-orient",
+            "--memory-limit",
+            "512M",
             "-o",
             "out",
         ])
@@ -174,6 +185,7 @@ mod tests {
         assert_eq!(config.settings.contrast, 0.5);
         assert_eq!(config.settings.max_pixels, 10);
         assert!(!config.settings.auto_orient);
+        assert_eq!(config.memory_limit, 512 << 20);
         assert_eq!(config.output_dir, PathBuf::from("out"));
     }
 

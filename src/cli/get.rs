@@ -190,6 +190,11 @@ pub struct GetArgs {
     /// Folder for the filtered images [default: OUTPUT_DIR/filtered].
     #[arg(long, value_name = "DIR", requires = "filters")]
     pub filter_output_dir: Option<PathBuf>,
+    /// Memory the images being filtered may hold together (k, M, G suffixes,
+    /// 1024-based); see `grab filter --memory-limit` [default: half the
+    /// available memory].
+    #[arg(long, value_name = "SIZE", value_parser = positive_size, requires = "filters")]
+    pub memory_limit: Option<u64>,
 }
 
 impl GetArgs {
@@ -380,6 +385,9 @@ impl GetArgs {
             jobs: cpus(),
             console,
             worker_program: program,
+            memory_limit: self
+                .memory_limit
+                .unwrap_or_else(filter::budget::default_limit),
         })
     }
 

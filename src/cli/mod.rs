@@ -109,7 +109,7 @@ fn worker(task: &str, settings: &str) -> ExitStatus {
             processes::serve::<InWorkers, _>(|parent| download_task::worker(settings, parent))
         }
         crate::filter::task::TASK => {
-            processes::serve::<Filtering, _>(|_| Filtering::from_json(settings))
+            processes::serve::<Filtering, _>(|parent| Filtering::from_json(settings, parent))
         }
         mock::TASK => processes::serve::<Mock, _>(|parent| {
             Ok(Mock {

@@ -14,7 +14,7 @@
 //! treatment of partly covered edge pixels); upscaling is Lanczos3, as
 //! img2dataset's default `lanczos`.
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Seek};
 
 use fast_image_resize as resize;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
@@ -125,6 +125,8 @@ pub struct Processed {
 pub enum ImageError {
     #[error("cannot decode: {0}")]
     Decode(String),
+    #[error("cannot decode: not a known image format")]
+    UnknownFormat,
     #[error("image area too large: {width}x{height} declared")]
     AreaTooLarge { width: u32, height: u32 },
     #[error("image too small: {width}x{height}")]
@@ -141,7 +143,7 @@ impl ImageError {
     /// The reason without the particulars, for counting failures.
     pub fn reason(&self) -> &'static str {
         match self {
-            ImageError::Decode(_) => "cannot decode",
+            ImageError::Decode(_) | ImageError::UnknownFormat => "cannot decode",
             ImageError::AreaTooLarge { .. } => "image area too large",
             ImageError::TooSmall { .. } => "image too small",
             ImageError::AspectRatio { .. } => "aspect ratio too large",
@@ -151,27 +153,53 @@ impl ImageError {
     }
 }
 
-/// Runs the whole pipeline on one body.
-pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, ImageError> {
+/// What an image's header declares, read before any pixel buffer exists, and
+/// the decoder that read it.
+pub struct Header<'a> {
+    pub format: image::ImageFormat,
+    pub decoder: Box<dyn ImageDecoder + 'a>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Reads an image's header only: its format from the first bytes (not the
+/// name), then its declared dimensions; an image declaring more than `max_area`
+/// pixels is refused here, before anything is allocated for its pixels. The
+/// dataset pipeline and `grab filter` both start with this check.
+pub fn read_header<'a, R: BufRead + Seek + 'a>(
+    reader: R,
+    max_area: u64,
+) -> Result<Header<'a>, ImageError> {
     let decode = |error: image::ImageError| ImageError::Decode(error.to_string());
-    let mut reader = ImageReader::new(Cursor::new(body))
+    let mut reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|error| ImageError::Decode(error.to_string()))?;
     // The decoder's default limits would refuse a bomb in words of their own;
-    // ours are set once the header is read.
+    // the caller sets its own once the header is read.
     reader.no_limits();
-    let format = reader
-        .format()
-        .ok_or_else(|| ImageError::Decode("not a known image format".to_string()))?;
-    let mut decoder = reader.into_decoder().map_err(decode)?;
-    // The header's word, before any pixel buffer exists.
-    let (declared_width, declared_height) = decoder.dimensions();
-    if u64::from(declared_width) * u64::from(declared_height) > settings.max_image_area {
-        return Err(ImageError::AreaTooLarge {
-            width: declared_width,
-            height: declared_height,
-        });
+    let format = reader.format().ok_or(ImageError::UnknownFormat)?;
+    let decoder = reader.into_decoder().map_err(decode)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_area {
+        return Err(ImageError::AreaTooLarge { width, height });
     }
+    Ok(Header {
+        format,
+        decoder: Box::new(decoder),
+        width,
+        height,
+    })
+}
+
+/// Runs the whole pipeline on one body.
+pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, ImageError> {
+    let decode = |error: image::ImageError| ImageError::Decode(error.to_string());
+    let Header {
+        format,
+        mut decoder,
+        width: declared_width,
+        height: declared_height,
+    } = read_header(Cursor::new(body), settings.max_image_area)?;
     // A decoder that finds more than its header said is stopped too.
     let mut limits = Limits::default();
     limits.max_image_width = Some(declared_width);
@@ -725,7 +753,10 @@ mod tests {
             b"neither a picture nor anything else",
             &settings(ResizeMode::No, 64),
         );
-        assert!(matches!(garbage, Err(ImageError::Decode(_))), "{garbage:?}");
+        assert!(
+            matches!(garbage, Err(ImageError::UnknownFormat)),
+            "{garbage:?}"
+        );
     }
 
     #[test]

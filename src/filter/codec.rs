@@ -32,6 +32,7 @@ use image::{
 
 use super::kernels::Pixels;
 use super::{FilterError, Settings};
+use crate::dataset::image::{ImageError as HeaderError, read_header};
 
 /// Bytes a decoder may hold per pixel of the image: enough for 16-bit RGBA,
 /// the widest thing a PNG decodes to.
@@ -43,25 +44,150 @@ pub struct Decoded {
     pub format: ImageFormat,
 }
 
-/// Reads and decodes a JPEG or PNG file. The format comes from the content, not
-/// the name; an image over `settings.max_pixels` is refused once its header is
-/// read, before any pixel is decoded.
-pub fn decode(path: &Path, settings: &Settings) -> Result<Decoded, FilterError> {
-    decode_reusing(path, settings, &mut Vec::new(), Vec::new())
+/// How much of a file is read to find its header. The header check parses
+/// only this much, so a huge file that is not an image, or an image declaring
+/// absurd dimensions, costs one bounded read.
+pub const HEADER_BYTES: u64 = 1 << 20;
+
+/// An image file whose header has been read and checked: what it declares, and
+/// the file, still open, with its first bytes in the caller's buffer.
+pub struct Opened {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Channels as decoded (and filtered): 1 to 4.
+    pub channels: u8,
+    /// Bytes per sample as decoded: 2 for 16-bit PNGs.
+    pub sample_bytes: u8,
+    /// The file's size.
+    pub file_bytes: u64,
+    file: File,
 }
 
-/// [`decode`], reading the file into `file` and decoding into `pixels` (their
-/// contents are discarded, their allocations reused).
-pub fn decode_reusing(
+impl Opened {
+    /// The bytes this image holds at its peak while it is filtered: the file
+    /// (twice for JPEG, whose decoder takes a copy), the decoded pixels at their
+    /// sample width, the second buffer the filters write into, and the encoded
+    /// output, bounded by the 8-bit pixels again.
+    pub fn memory_needed(&self) -> u64 {
+        let file_copies = if self.format == ImageFormat::Jpeg {
+            2
+        } else {
+            1
+        };
+        let pixels = u64::from(self.width) * u64::from(self.height) * u64::from(self.channels);
+        self.file_bytes
+            .saturating_mul(file_copies)
+            .saturating_add(pixels.saturating_mul(u64::from(self.sample_bytes) + 2))
+    }
+}
+
+/// Opens a file and checks its header (the check the dataset pipeline makes,
+/// [`crate::dataset::image::read_header`]) from its first [`HEADER_BYTES`],
+/// read into `file`: a file that is not a JPEG or PNG by its content, or that
+/// declares more than `settings.max_pixels`, fails here, before it is read
+/// whole or anything is allocated for its pixels.
+pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Opened, FilterError> {
+    let name = || path.display().to_string();
+    let read_error = |error: io::Error| FilterError::Read {
+        path: name(),
+        message: error.to_string(),
+    };
+    let mut opened = File::open(path).map_err(read_error)?;
+    let file_bytes = opened.metadata().map_err(read_error)?.len();
+    file.clear();
+    (&mut opened)
+        .take(HEADER_BYTES)
+        .read_to_end(file)
+        .map_err(read_error)?;
+    let header = match read_header(Cursor::new(&file[..]), settings.max_pixels) {
+        Ok(header) => header,
+        Err(HeaderError::UnknownFormat) => return Err(FilterError::NotAnImage { path: name() }),
+        Err(HeaderError::AreaTooLarge { width, height }) => {
+            return Err(FilterError::TooManyPixels {
+                path: name(),
+                width,
+                height,
+                limit: settings.max_pixels,
+            });
+        }
+        Err(HeaderError::Decode(message)) => {
+            let cut = if (file.len() as u64) < file_bytes {
+                format!(
+                    " (no complete header in its first {} MiB)",
+                    HEADER_BYTES >> 20
+                )
+            } else {
+                String::new()
+            };
+            return Err(FilterError::Decode {
+                path: name(),
+                message: format!("{message}{cut}"),
+            });
+        }
+        Err(other) => {
+            return Err(FilterError::Decode {
+                path: name(),
+                message: other.to_string(),
+            });
+        }
+    };
+    if !matches!(header.format, ImageFormat::Jpeg | ImageFormat::Png) {
+        return Err(FilterError::NotAnImage { path: name() });
+    }
+    let (channels, sample_bytes) =
+        layout(header.decoder.color_type()).ok_or_else(|| FilterError::Decode {
+            path: name(),
+            message: format!("unsupported colour type {:?}", header.decoder.color_type()),
+        })?;
+    Ok(Opened {
+        format: header.format,
+        width: header.width,
+        height: header.height,
+        channels,
+        sample_bytes,
+        file_bytes,
+        file: opened,
+    })
+}
+
+/// Channels and bytes per sample of the colour types JPEG and PNG decode to.
+fn layout(color_type: ColorType) -> Option<(u8, u8)> {
+    Some(match color_type {
+        ColorType::L8 => (1, 1),
+        ColorType::La8 => (2, 1),
+        ColorType::Rgb8 => (3, 1),
+        ColorType::Rgba8 => (4, 1),
+        ColorType::L16 => (1, 2),
+        ColorType::La16 => (2, 2),
+        ColorType::Rgb16 => (3, 2),
+        ColorType::Rgba16 => (4, 2),
+        _ => return None,
+    })
+}
+
+/// Reads and decodes a JPEG or PNG file. The format comes from the content, not
+/// the name; the header is checked first ([`open`]).
+pub fn decode(path: &Path, settings: &Settings) -> Result<Decoded, FilterError> {
+    let mut file = Vec::new();
+    let opened = open(path, settings, &mut file)?;
+    decode_opened(opened, path, settings, &mut file, Vec::new())
+}
+
+/// Reads the rest of a file whose header [`open`] checked into `file` (which
+/// holds its first bytes) and decodes it into `pixels` (its contents are
+/// discarded, its allocation reused).
+pub fn decode_opened(
+    mut opened: Opened,
     path: &Path,
     settings: &Settings,
     file: &mut Vec<u8>,
     pixels: Vec<u8>,
 ) -> Result<Decoded, FilterError> {
     let name = || path.display().to_string();
-    file.clear();
-    File::open(path)
-        .and_then(|mut opened| opened.read_to_end(file))
+    opened
+        .file
+        .read_to_end(file)
         .map_err(|error| FilterError::Read {
             path: name(),
             message: error.to_string(),
@@ -71,9 +197,8 @@ pub fn decode_reusing(
         path: name(),
         message: error.to_string(),
     };
-    let format = image::guess_format(bytes).ok();
-    let pixels = match format {
-        Some(ImageFormat::Jpeg) => {
+    let pixels = match opened.format {
+        ImageFormat::Jpeg => {
             check_jpeg_complete(bytes).map_err(|message| FilterError::Decode {
                 path: name(),
                 message,
@@ -81,15 +206,14 @@ pub fn decode_reusing(
             let decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
             decode_with(decoder, path, settings, pixels)?
         }
-        Some(ImageFormat::Png) => {
+        _ => {
             let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
             decode_with(decoder, path, settings, pixels)?
         }
-        _ => return Err(FilterError::NotAnImage { path: name() }),
     };
     Ok(Decoded {
         pixels,
-        format: format.expect("matched above"),
+        format: opened.format,
     })
 }
 
@@ -171,22 +295,11 @@ fn decode_with(
     } else {
         Orientation::NoTransforms
     };
-    let (channels, sample_bytes) = match decoder.color_type() {
-        ColorType::L8 => (1, 1),
-        ColorType::La8 => (2, 1),
-        ColorType::Rgb8 => (3, 1),
-        ColorType::Rgba8 => (4, 1),
-        ColorType::L16 => (1, 2),
-        ColorType::La16 => (2, 2),
-        ColorType::Rgb16 => (3, 2),
-        ColorType::Rgba16 => (4, 2),
-        other => {
-            return Err(FilterError::Decode {
-                path: name(),
-                message: format!("unsupported colour type {other:?}"),
-            });
-        }
-    };
+    let (channels, sample_bytes) =
+        layout(decoder.color_type()).ok_or_else(|| FilterError::Decode {
+            path: name(),
+            message: format!("unsupported colour type {:?}", decoder.color_type()),
+        })?;
     let mut data = buffer;
     data.clear();
     // Within the pixel limit checked above, so this fits in memory.
@@ -308,9 +421,11 @@ pub fn encode_into(
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`:
-/// a reader never sees half an image, and a rerun replaces the old output whole.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to a temporary file beside `path`, then renames it to `path`:
+/// a reader never sees half an image. With `replace`, a file at `path` is
+/// replaced whole (a rerun's old output); without, a file that is there fails
+/// with [`io::ErrorKind::AlreadyExists`] and is left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -323,7 +438,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(directory)?;
     temporary.write_all(bytes)?;
-    temporary.persist(path).map_err(|error| error.error)?;
+    if replace {
+        temporary.persist(path).map_err(|error| error.error)?;
+    } else {
+        temporary
+            .persist_noclobber(path)
+            .map_err(|error| error.error)?;
+    }
     Ok(())
 }
 
@@ -382,8 +503,12 @@ mod tests {
     fn atomic_write_replaces_and_leaves_no_temporary() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("out.png");
-        write_atomically(&path, b"first").unwrap();
-        write_atomically(&path, b"second").unwrap();
+        write_atomically(&path, b"first", false).unwrap();
+        write_atomically(&path, b"second", true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // Not asked to replace: the file stays as it was.
+        let refused = write_atomically(&path, b"third", false).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 1);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();

@@ -2,20 +2,32 @@
 //! content decides whether it is an image), a folder gives every JPEG and PNG
 //! directly inside it, by name. Each job gets its output path; an input named
 //! twice is filtered once, two inputs with the same name from different folders
-//! get `name-1.jpg` for the second, and an output that would land on an input of
-//! the batch is refused rather than written.
+//! get `name-1.jpg` for the second, and so does an output whose name a file in
+//! the output folder holds that the filters did not write ([`record`]): a
+//! download or the user's own file is never replaced. Files of the output
+//! folder that the filters wrote are skipped as inputs, so filtering a folder
+//! into itself again adds nothing. An output that would still land on an
+//! input of the batch is refused rather than written.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Filter, FilterError, Job, Outcome, has_image_extension, output_name};
-use crate::get::naming;
+use super::{Filter, FilterError, Job, Outcome, has_image_extension, output_name, record};
 
-/// The batch's jobs in order, or, for a path that cannot become one, the failed
-/// outcome to report.
-pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Result<Job, Outcome>> {
+/// What becomes of one path of the batch.
+#[derive(Debug)]
+pub enum Planned {
+    Job(Job),
+    /// Cannot become a job: the failed outcome to report.
+    Failed(Outcome),
+    /// An output an earlier run wrote into the output folder.
+    OwnOutput(PathBuf),
+}
+
+/// What becomes of each path of the batch, in order.
+pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Planned> {
     let mut inputs: Vec<Result<PathBuf, Outcome>> = Vec::new();
     for path in paths {
         match fs::metadata(path) {
@@ -28,20 +40,29 @@ pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Res
         }
     }
 
+    let recorded = record::load(output_dir);
+    let canonical_output_dir = fs::canonicalize(output_dir).unwrap_or_else(|_| output_dir.into());
+    let own_output = |path: &Path| {
+        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        canonical.parent() == Some(&canonical_output_dir)
+            && canonical
+                .file_name()
+                .is_some_and(|name| recorded.contains(&*name.to_string_lossy()))
+    };
     let mut seen_inputs = HashSet::new();
     let canonical_inputs: HashSet<PathBuf> = inputs
         .iter()
         .flatten()
+        .filter(|path| !own_output(path))
         .filter_map(|path| fs::canonicalize(path).ok())
         .collect();
-    let canonical_output_dir = fs::canonicalize(output_dir).unwrap_or_else(|_| output_dir.into());
     let mut taken_outputs = HashSet::new();
     let mut jobs = Vec::new();
     for input in inputs {
         let input = match input {
             Ok(input) => input,
             Err(outcome) => {
-                jobs.push(Err(outcome));
+                jobs.push(Planned::Failed(outcome));
                 continue;
             }
         };
@@ -49,22 +70,26 @@ pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Res
         if !seen_inputs.insert(canonical) {
             continue;
         }
+        if own_output(&input) {
+            jobs.push(Planned::OwnOutput(input));
+            continue;
+        }
         let Some(file_name) = input.file_name() else {
             let error = std::io::Error::other("not a file name");
-            jobs.push(Err(failed(&input, &input, error)));
+            jobs.push(Planned::Failed(failed(&input, &input, error)));
             continue;
         };
         let desired = output_name(filters, &file_name.to_string_lossy());
-        let name = (0..)
-            .map(|n| naming::numbered(&desired, n))
-            .find(|candidate| taken_outputs.insert(candidate.clone()))
-            .expect("some number is free");
+        let (name, replace) = record::free_name(output_dir, &desired, &recorded, |candidate| {
+            !taken_outputs.insert(candidate.to_string())
+        });
         let job = Job {
             output: output_dir.join(&name),
             input,
+            replace,
         };
         if canonical_inputs.contains(&canonical_output_dir.join(&name)) {
-            jobs.push(Err(Outcome {
+            jobs.push(Planned::Failed(Outcome {
                 result: Err(FilterError::WouldReplaceInput {
                     path: job.input.display().to_string(),
                     output: job.output.display().to_string(),
@@ -74,7 +99,7 @@ pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Res
             }));
             continue;
         }
-        jobs.push(Ok(job));
+        jobs.push(Planned::Job(job));
     }
     jobs
 }
@@ -98,6 +123,7 @@ fn failed(input: &Path, output: &Path, error: std::io::Error) -> Outcome {
         job: Job {
             input: input.to_path_buf(),
             output: output.to_path_buf(),
+            replace: false,
         },
         result: Err(FilterError::Read {
             path: input.display().to_string(),
@@ -115,6 +141,20 @@ mod tests {
         fs::write(path, b"x").unwrap();
     }
 
+    fn job(planned: &Planned) -> &Job {
+        match planned {
+            Planned::Job(job) => job,
+            other => panic!("not a job: {other:?}"),
+        }
+    }
+
+    fn failure(planned: &Planned) -> &Outcome {
+        match planned {
+            Planned::Failed(outcome) => outcome,
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
     #[test]
     fn folders_give_their_images_sorted_and_files_are_taken_as_named() {
         let root = tempfile::tempdir().unwrap();
@@ -130,7 +170,7 @@ mod tests {
         let jobs = plan(&[folder.clone(), loose.clone()], &output, &[Filter::Blur]);
         let names: Vec<String> = jobs
             .iter()
-            .map(|job| job.as_ref().unwrap().output.display().to_string())
+            .map(|planned| job(planned).output.display().to_string())
             .collect();
         let expected: Vec<String> = ["blur_a.jpg", "blur_b.PNG", "blur_c.jpeg", "blur_loose.gif"]
             .iter()
@@ -151,7 +191,10 @@ mod tests {
         let paths = [one.clone(), one.join("a.png"), two.clone()];
         let jobs = plan(&paths, &output, &[Filter::Grayscale]);
         assert_eq!(jobs.len(), 2);
-        let outputs: Vec<PathBuf> = jobs.into_iter().map(|job| job.unwrap().output).collect();
+        let outputs: Vec<PathBuf> = jobs
+            .iter()
+            .map(|planned| job(planned).output.clone())
+            .collect();
         assert_eq!(
             outputs,
             [
@@ -162,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_paths_fail_and_inputs_are_never_replaced() {
+    fn missing_paths_fail_and_files_not_ours_are_never_replaced() {
         let root = tempfile::tempdir().unwrap();
         touch(&root.path().join("a.png"));
         touch(&root.path().join("blur_a.png"));
@@ -172,18 +215,29 @@ mod tests {
             root.path().join("blur_a.png"),
         ];
         let jobs = plan(&paths, root.path(), &[Filter::Blur]);
-        let missing = jobs[0].as_ref().unwrap_err();
+        let missing = failure(&jobs[0]);
         assert!(
             matches!(&missing.result, Err(FilterError::Read { path, .. }) if path.ends_with("missing.png"))
         );
-        let replacing = jobs[1].as_ref().unwrap_err();
-        assert!(matches!(
-            replacing.result,
-            Err(FilterError::WouldReplaceInput { .. })
-        ));
-        assert_eq!(
-            jobs[2].as_ref().unwrap().output,
-            root.path().join("blur_blur_a.png")
+        // blur_a.png is the user's: a.png's output takes the next name.
+        assert_eq!(job(&jobs[1]).output, root.path().join("blur_a-1.png"));
+        assert!(!job(&jobs[1]).replace);
+        assert_eq!(job(&jobs[2]).output, root.path().join("blur_blur_a.png"));
+    }
+
+    #[test]
+    fn recorded_outputs_are_skipped_as_inputs_and_replaced_as_outputs() {
+        let root = tempfile::tempdir().unwrap();
+        touch(&root.path().join("a.png"));
+        touch(&root.path().join("blur_a.png"));
+        record::add(root.path(), "blur_a.png").unwrap();
+        let jobs = plan(&[root.path().to_path_buf()], root.path(), &[Filter::Blur]);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(job(&jobs[0]).output, root.path().join("blur_a.png"));
+        assert!(job(&jobs[0]).replace);
+        assert!(
+            matches!(&jobs[1], Planned::OwnOutput(path) if path.ends_with("blur_a.png")),
+            "{jobs:?}"
         );
     }
 }

@@ -8,17 +8,23 @@
 //! ([`while_downloading`]).
 //!
 //! - [`kernels`]: the filters on an interleaved 8-bit buffer, exact to Pillow.
-//! - [`codec`]: decoding, with the pixel limit checked first, EXIF orientation,
+//! - [`codec`]: decoding, with the header (format, pixel limit) checked from
+//!   the file's first bytes before it is read whole, EXIF orientation,
 //!   16-bit and alpha; encoding in the input's format; the atomic write.
 //! - [`inputs`]: paths and folders to jobs with their output names.
+//! - [`budget`]: the memory budget every image reserves from before decoding.
 //! - [`task`]: the filter as an engine task, in this process or in workers.
 //! - [`pool`]: the engine on a thread of its own, fed one job at a time.
+//! - [`record`]: the outputs written into a folder, so that a run recognises
+//!   its own and never replaces a file it did not write.
 //! - [`report`]: per-image lines, the tally and the summary.
 
+pub mod budget;
 pub mod codec;
 pub mod inputs;
 pub mod kernels;
 pub mod pool;
+pub mod record;
 pub mod report;
 pub mod task;
 pub mod while_downloading;
@@ -35,9 +41,10 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::Named;
-use crate::console::Console;
-use crate::engine::processes::WorkerProgram;
+use crate::console::{Console, human_bytes};
+use crate::engine::processes::{Parent, WorkerProgram};
 use crate::engine::{self, Queue, Sink, Strategy};
+use budget::{Budget, OverBudget, Reservation};
 use kernels::Pixels;
 pub use pool::Pool;
 pub use report::{Reporter, Summary};
@@ -84,6 +91,10 @@ pub struct Settings {
     pub max_pixels: u64,
     /// Apply the EXIF orientation before filtering.
     pub auto_orient: bool,
+    /// A thread (or worker) keeps each of its buffers for the next image up
+    /// to this size; the run's budget sets aside what they may hold.
+    #[serde(default = "Settings::default_kept_buffer_bytes")]
+    pub kept_buffer_bytes: u64,
 }
 
 impl Settings {
@@ -99,7 +110,12 @@ impl Settings {
             quality: Settings::DEFAULT_QUALITY,
             max_pixels: Settings::DEFAULT_MAX_PIXELS,
             auto_orient: true,
+            kept_buffer_bytes: Settings::default_kept_buffer_bytes(),
         }
+    }
+
+    fn default_kept_buffer_bytes() -> u64 {
+        Buffers::MAX_KEPT as u64
     }
 }
 
@@ -115,6 +131,87 @@ pub struct FilterConfig {
     pub console: Console,
     /// The grab executable the `processes` strategy starts as workers.
     pub worker_program: WorkerProgram,
+    /// Bytes all images in flight may hold together, kept buffers included
+    /// (`--memory-limit`; [`budget::default_limit`] by default).
+    pub memory_limit: u64,
+}
+
+impl FilterConfig {
+    /// The settings as the workers get them, with the kept buffers sized to
+    /// the budget, and the budget left for the images in flight: each of the
+    /// workers' four buffers may keep up to 1/16 of its share, so the images
+    /// get at least three quarters of the limit.
+    fn budgeted(&self) -> (Settings, Arc<Budget>) {
+        let workers = self.strategy.workers(self.jobs) as u64;
+        let kept = (self.memory_limit / (16 * workers)).min(Buffers::MAX_KEPT as u64);
+        let settings = Settings {
+            kept_buffer_bytes: kept,
+            ..self.settings.clone()
+        };
+        let images = self.memory_limit - 4 * workers * kept;
+        (settings, Budget::new(images))
+    }
+}
+
+/// Where an image's memory comes from: the run's budget in this process, the
+/// parent's (asked over the pipe) in a worker process, or nowhere in particular
+/// for a lone image filtered by a caller of [`filter_file`].
+#[derive(Clone)]
+pub enum Memory {
+    Unlimited,
+    Budget(Arc<Budget>),
+    Parent(Parent<Reserve, Result<(), OverBudget>>),
+}
+
+/// A worker's request to its parent: hold this many bytes of the run's budget
+/// for the job under way (given back when the job is over).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Reserve {
+    pub bytes: u64,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Memory::Unlimited => formatter.write_str("Unlimited"),
+            Memory::Budget(budget) => write!(formatter, "Budget({} bytes)", budget.total()),
+            Memory::Parent(_) => formatter.write_str("Parent"),
+        }
+    }
+}
+
+impl Memory {
+    /// Holds `bytes` for one image, waiting while they are not free. The
+    /// reservation is `None` where nothing is held here (unlimited, or held by
+    /// the parent for the job).
+    fn reserve(&self, bytes: u64, job: &Job) -> Result<Option<Reservation>, FilterError> {
+        let path = || job.input.display().to_string();
+        match self {
+            Memory::Unlimited => Ok(None),
+            Memory::Budget(budget) => {
+                budget
+                    .reserve(bytes)
+                    .map(Some)
+                    .map_err(|over| FilterError::OverMemoryBudget {
+                        path: path(),
+                        needed: bytes,
+                        budget: over.total,
+                    })
+            }
+            Memory::Parent(parent) => match parent.ask(Reserve { bytes }) {
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(over)) => Err(FilterError::OverMemoryBudget {
+                    path: path(),
+                    needed: bytes,
+                    budget: over.total,
+                }),
+                Err(error) => Err(FilterError::NoBudget {
+                    path: path(),
+                    message: error.to_string(),
+                }),
+            },
+        }
+    }
 }
 
 /// One image to filter: where it is read and where its result goes.
@@ -122,6 +219,11 @@ pub struct FilterConfig {
 pub struct Job {
     pub input: PathBuf,
     pub output: PathBuf,
+    /// A file at `output` may be replaced (it is an earlier output of ours);
+    /// otherwise a file that appears there meanwhile is left alone and this
+    /// job fails.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// An image filtered and written.
@@ -153,12 +255,26 @@ pub enum FilterError {
     },
     #[error("cannot decode {path}: {message}")]
     Decode { path: String, message: String },
+    #[error(
+        "{path}: needs {} to filter, more than the {} the memory budget has for images (--memory-limit); not decoded",
+        human_bytes(*needed),
+        human_bytes(*budget)
+    )]
+    OverMemoryBudget {
+        path: String,
+        needed: u64,
+        budget: u64,
+    },
+    #[error("{path}: cannot reserve memory: {message}")]
+    NoBudget { path: String, message: String },
     #[error("cannot encode {path}: {message}")]
     Encode { path: String, message: String },
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
     #[error("{path}: its output {output} would replace an input of this batch")]
     WouldReplaceInput { path: String, output: String },
+    #[error("{path}: its output {output} appeared meanwhile, not written by grab; left alone")]
+    OutputTaken { path: String, output: String },
     #[error("{path}: filtering panicked: {message}")]
     Panicked { path: String, message: String },
     #[error("{path}: the worker process died")]
@@ -176,14 +292,35 @@ pub struct Outcome {
 }
 
 /// `photo.jpg` after blur and grayscale is `blur_grayscale_photo.jpg`, the name
-/// the Python original gives.
+/// the Python original gives. A name that would pass
+/// [`naming::MAX_NAME_BYTES`](crate::get::naming::MAX_NAME_BYTES) (room left
+/// under the filesystem's 255 bytes for a `-N` of a second input of the same
+/// name) keeps the filters and the extension and loses the end of its stem, on
+/// a character boundary, to `~` and a short hash of the whole input name: two
+/// long names that differ only past the cut stay apart.
 pub fn output_name(filters: &[Filter], input_name: &str) -> String {
-    let mut name = String::new();
+    let mut prefix = String::new();
     for filter in filters {
-        name.push_str(filter.name());
-        name.push('_');
+        prefix.push_str(filter.name());
+        prefix.push('_');
     }
-    name + input_name
+    let limit = crate::get::naming::MAX_NAME_BYTES;
+    if prefix.len() + input_name.len() <= limit {
+        return prefix + input_name;
+    }
+    let (stem, extension) = crate::get::naming::split_extension(input_name);
+    let extension = if extension.len() <= 16 { extension } else { "" };
+    let tag = format!(
+        "~{:08x}",
+        crate::get::naming::fingerprint(input_name) as u32
+    );
+    let mut end = limit
+        .saturating_sub(prefix.len() + tag.len() + extension.len())
+        .min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{prefix}{}{tag}{extension}", &stem[..end])
 }
 
 /// Applies every filter of `settings`, in order.
@@ -231,14 +368,17 @@ impl Buffers {
     /// thread: one huge image should not pin memory for the rest of the batch.
     const MAX_KEPT: usize = 64 << 20;
 
-    fn trim(&mut self) {
+    fn trim(&mut self, kept: u64) {
+        let kept = usize::try_from(kept)
+            .unwrap_or(usize::MAX)
+            .min(Buffers::MAX_KEPT);
         for buffer in [
             &mut self.file,
             &mut self.pixels,
             &mut self.spare,
             &mut self.encoded,
         ] {
-            if buffer.capacity() > Buffers::MAX_KEPT {
+            if buffer.capacity() > kept {
                 *buffer = Vec::new();
             }
         }
@@ -253,8 +393,14 @@ thread_local! {
 /// write atomically. Never panics: a panic inside (a codec bug on a hostile file)
 /// becomes this image's error, so the batch goes on.
 pub fn filter_file(job: &Job, settings: &Settings) -> Outcome {
+    filter_within(job, settings, &Memory::Unlimited)
+}
+
+/// [`filter_file`], the image reserving its memory from `memory` once its
+/// header is read, before the file is read whole.
+pub fn filter_within(job: &Job, settings: &Settings, memory: &Memory) -> Outcome {
     let started = Instant::now();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| filter_unguarded(job, settings)))
+    let result = panic::catch_unwind(AssertUnwindSafe(|| filter_unguarded(job, settings, memory)))
         .unwrap_or_else(|payload| {
             Err(FilterError::Panicked {
                 path: job.input.display().to_string(),
@@ -268,12 +414,16 @@ pub fn filter_file(job: &Job, settings: &Settings) -> Outcome {
     }
 }
 
-fn filter_unguarded(job: &Job, settings: &Settings) -> Result<Filtered, FilterError> {
+fn filter_unguarded(
+    job: &Job,
+    settings: &Settings,
+    memory: &Memory,
+) -> Result<Filtered, FilterError> {
     // Taken out for the job, so a panic half-way leaves the thread's slot empty
     // rather than borrowed.
     let mut buffers = BUFFERS.with(|slot| slot.take());
-    let result = filter_with(job, settings, &mut buffers);
-    buffers.trim();
+    let result = filter_with(job, settings, memory, &mut buffers);
+    buffers.trim(settings.kept_buffer_bytes);
     BUFFERS.with(|slot| slot.replace(buffers));
     result
 }
@@ -281,10 +431,15 @@ fn filter_unguarded(job: &Job, settings: &Settings) -> Result<Filtered, FilterEr
 fn filter_with(
     job: &Job,
     settings: &Settings,
+    memory: &Memory,
     buffers: &mut Buffers,
 ) -> Result<Filtered, FilterError> {
     let pixels = std::mem::take(&mut buffers.pixels);
-    let decoded = codec::decode_reusing(&job.input, settings, &mut buffers.file, pixels)?;
+    let opened = codec::open(&job.input, settings, &mut buffers.file)?;
+    // Held until the image is written; what the thread keeps afterwards is
+    // within the share set aside for kept buffers.
+    let _reservation = memory.reserve(opened.memory_needed(), job)?;
+    let decoded = codec::decode_opened(opened, &job.input, settings, &mut buffers.file, pixels)?;
     let (width, height) = (decoded.pixels.width, decoded.pixels.height);
     let result = apply_reusing(decoded.pixels, settings, &mut buffers.spare);
     let encoded = codec::encode_into(
@@ -299,16 +454,39 @@ fn filter_with(
         path: job.output.display().to_string(),
         message,
     })?;
-    codec::write_atomically(&job.output, &buffers.encoded).map_err(|error| FilterError::Write {
-        path: job.output.display().to_string(),
-        message: error.to_string(),
-    })?;
+    write_output(job, &buffers.encoded)?;
     Ok(Filtered {
         width,
         height,
         channels,
         bytes: buffers.encoded.len() as u64,
     })
+}
+
+/// Records the output as ours, then writes it: recorded first, so that an
+/// output on disk is always recognised as ours, even after a crash between the
+/// two.
+fn write_output(job: &Job, bytes: &[u8]) -> Result<(), FilterError> {
+    let write_error = |error: std::io::Error| FilterError::Write {
+        path: job.output.display().to_string(),
+        message: error.to_string(),
+    };
+    let folder = match job.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if let Some(name) = job.output.file_name() {
+        record::add(folder, &name.to_string_lossy()).map_err(write_error)?;
+    }
+    match codec::write_atomically(&job.output, bytes, job.replace) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(FilterError::OutputTaken {
+                path: job.input.display().to_string(),
+                output: job.output.display().to_string(),
+            })
+        }
+        result => result.map_err(write_error),
+    }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -334,8 +512,11 @@ pub fn run(config: &FilterConfig, paths: &[PathBuf]) -> anyhow::Result<Summary> 
         .with_context(|| format!("the {} strategy cannot start", config.strategy))?;
     for planned in plan {
         match planned {
-            Ok(job) => pool.submit(job),
-            Err(outcome) => reporter.record(&outcome),
+            inputs::Planned::Job(job) => pool.submit(job),
+            inputs::Planned::Failed(outcome) => reporter.record(&outcome),
+            inputs::Planned::OwnOutput(path) => {
+                reporter.skip(&path, "an output of grab filter, not filtered again")
+            }
         }
     }
     pool.finish()
@@ -351,8 +532,10 @@ fn run_engine(
     queue: &Queue<Job>,
     sink: &Sink<Outcome>,
 ) -> anyhow::Result<()> {
+    let (settings, budget) = config.budgeted();
     let task = task::Filtering {
-        settings: config.settings.clone(),
+        settings,
+        memory: Memory::Budget(budget),
     };
     let workers = config.strategy.workers(config.jobs);
     match config.strategy {
@@ -395,6 +578,26 @@ mod tests {
             "blur_contrast_grayscale_photo1.jpg"
         );
         assert_eq!(output_name(&[], "a.png"), "a.png");
+    }
+
+    #[test]
+    fn long_output_names_are_cut_on_a_character_boundary_and_stay_apart() {
+        let filters = [Filter::Blur, Filter::Grayscale];
+        // 250 bytes: 2-byte characters, so a cut can fall inside one.
+        let long = format!("{}.jpg", "é".repeat(123));
+        assert_eq!(long.len(), 250);
+        let name = output_name(&filters, &long);
+        assert!(
+            name.len() <= crate::get::naming::MAX_NAME_BYTES,
+            "{}",
+            name.len()
+        );
+        assert!(name.starts_with("blur_grayscale_é"), "{name}");
+        assert!(name.ends_with(".jpg"), "{name}");
+        let other = format!("{}x.jpg", "é".repeat(122));
+        assert_ne!(output_name(&filters, &other), name);
+        // Numbered for a second input of the same name, still within 255.
+        assert!(crate::get::naming::numbered(&name, 9999).len() <= 255);
     }
 
     #[test]

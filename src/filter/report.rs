@@ -4,6 +4,7 @@
 //! [`Reporter`] of its batch, and every line goes through the run's [`Console`]
 //! (above the download bar, under `grab get --filter`).
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::exit::ExitStatus;
 struct Tally {
     processed: u64,
     failed: u64,
+    skipped: u64,
     pixels: u64,
     bytes: u64,
 }
@@ -31,6 +33,9 @@ pub struct Reporter {
 pub struct Summary {
     pub processed: u64,
     pub failed: u64,
+    /// Not filtered, and rightly so: grab's own outputs, or images whose
+    /// filtered copy is there already.
+    pub skipped: u64,
     /// Input pixels of the images processed.
     pub pixels: u64,
     /// Bytes written.
@@ -46,7 +51,10 @@ impl Summary {
 
     /// `filtered 19 of 20 images, 1 failed; 36.5 megapixels in 0.52 s (70.2 MP/s), 4.1 MiB written`.
     pub fn line(&self) -> String {
-        let line = done_of("filtered", self.processed, self.failed, "images");
+        let mut line = done_of("filtered", self.processed, self.failed, "images");
+        if self.skipped > 0 {
+            line += &format!(", {} skipped", self.skipped);
+        }
         let seconds = self.wall.as_secs_f64();
         let megapixels = self.pixels as f64 / 1e6;
         let rate = if seconds > 0.0 {
@@ -103,12 +111,22 @@ impl Reporter {
         }
     }
 
+    /// Records an image left alone, `reason` saying why, and prints its line.
+    pub fn skip(&self, path: &Path, reason: &str) {
+        crate::lock(&self.tally).skipped += 1;
+        if self.console.shows_each_item() {
+            self.console
+                .line(&format!("skipped   {}  {reason}", path.display()));
+        }
+    }
+
     /// The counts so far, with the wall time since the batch started.
     pub fn summary(&self) -> Summary {
         let tally = crate::lock(&self.tally);
         Summary {
             processed: tally.processed,
             failed: tally.failed,
+            skipped: tally.skipped,
             pixels: tally.pixels,
             bytes: tally.bytes,
             wall: self.started.elapsed(),
@@ -130,6 +148,7 @@ mod tests {
         let summary = Summary {
             processed: 19,
             failed: 1,
+            skipped: 0,
             pixels: 36_480_000,
             bytes: 4 * 1024 * 1024,
             wall: Duration::from_millis(500),
@@ -145,5 +164,14 @@ mod tests {
         };
         assert_eq!(clean.exit_status(), ExitStatus::Ok);
         assert!(clean.line().starts_with("filtered 19 of 19 images;"));
+        let skipping = Summary {
+            skipped: 3,
+            ..clean
+        };
+        assert!(
+            skipping
+                .line()
+                .starts_with("filtered 19 of 19 images, 3 skipped;")
+        );
     }
 }

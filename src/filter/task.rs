@@ -7,24 +7,32 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{FilterError, Job, Outcome, Settings, filter_file};
-use crate::engine::processes::{Lost, Nothing, Remote};
+use super::budget::{OverBudget, Reservation};
+use super::{FilterError, Job, Memory, Outcome, Reserve, Settings, filter_within};
+use crate::engine::processes::{Lost, Parent, Remote};
 use crate::engine::{Task, Work};
 
 /// The name of the filter task for `grab __worker`.
 pub const TASK: &str = "filter";
 
-/// Filters images with one set of settings, wherever the engine runs it.
+/// Filters images with one set of settings, wherever the engine runs it. In
+/// the parent, `memory` is the run's budget, which it also lends to its
+/// workers; in a worker, it is the parent.
 #[derive(Debug, Clone)]
 pub struct Filtering {
     pub settings: Settings,
+    pub memory: Memory,
 }
 
 impl Filtering {
     /// The worker's side, from the settings its parent passed as JSON.
-    pub fn from_json(settings: &str) -> anyhow::Result<Filtering> {
+    pub fn from_json(
+        settings: &str,
+        parent: Parent<Reserve, Result<(), OverBudget>>,
+    ) -> anyhow::Result<Filtering> {
         Ok(Filtering {
             settings: serde_json::from_str(settings).context("invalid filter worker settings")?,
+            memory: Memory::Parent(parent),
         })
     }
 }
@@ -36,14 +44,15 @@ impl Work for Filtering {
 
 impl Task for Filtering {
     fn run(&self, job: Job, _worker: &str) -> Outcome {
-        filter_file(&job, &self.settings)
+        filter_within(&job, &self.settings, &self.memory)
     }
 }
 
 impl Remote for Filtering {
-    type Message = Nothing;
-    type Reply = Nothing;
-    type Conversation = ();
+    type Message = Reserve;
+    type Reply = Result<(), OverBudget>;
+    /// The memory the worker reserved for the job, held until the job is over.
+    type Conversation = Option<Reservation>;
 
     fn worker_task(&self) -> (&'static str, String) {
         let settings =
@@ -55,13 +64,27 @@ impl Remote for Filtering {
         job.input.display().to_string()
     }
 
-    fn begin(&self, _job: &Job) {}
-
-    fn answer(&self, message: Nothing, _conversation: &mut ()) -> Option<Nothing> {
-        match message {}
+    fn begin(&self, _job: &Job) -> Option<Reservation> {
+        None
     }
 
-    fn end(&self, _conversation: (), _died: bool) {}
+    fn answer(
+        &self,
+        message: Reserve,
+        conversation: &mut Option<Reservation>,
+    ) -> Option<Result<(), OverBudget>> {
+        let Memory::Budget(budget) = &self.memory else {
+            return Some(Ok(()));
+        };
+        // A job reserves once; should a worker ask again, the first is given
+        // back before the second is waited for.
+        conversation.take();
+        Some(budget.reserve(message.bytes).map(|reservation| {
+            *conversation = Some(reservation);
+        }))
+    }
+
+    fn end(&self, _conversation: Option<Reservation>, _died: bool) {}
 
     fn timed(&self, outcome: &mut Outcome, elapsed: Duration) {
         outcome.elapsed = elapsed;

@@ -5,6 +5,12 @@
 //! the download worker that just saved a file waits for room instead of memory
 //! filling with pending images. Downloading and filtering overlap, and the whole
 //! run takes about as long as the slower of the two.
+//!
+//! A re-run that skips a file as already complete filters it when its filtered
+//! copy is missing (and leaves it when the copy is there). Outputs never
+//! replace a file the filters did not write ([`record`](super::record)), so a
+//! filter folder that is the download folder never loses a download: an output
+//! whose name a download holds takes the next numbered name.
 
 use std::fs;
 use std::path::Path;
@@ -12,9 +18,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{FilterConfig, Job, Pool, Reporter, Summary, has_image_extension, output_name};
+use super::{FilterConfig, Job, Pool, Reporter, Summary, has_image_extension, output_name, record};
 use crate::get::input::Inputs;
-use crate::get::{self, GetConfig, SavedHook, report};
+use crate::get::{self, Arrival, GetConfig, SavedHook, report};
 
 /// Downloads everything `inputs` yields with `get` and filters each saved image
 /// with `filter`; the filter summary is printed after the download summary.
@@ -32,23 +38,33 @@ pub fn run(
         Pool::start(filter, reporter.clone())
             .with_context(|| format!("the {} filter pool cannot start", filter.strategy))?,
     );
+    let recorded = record::load(directory);
     let on_saved: SavedHook = {
-        let (pool, filters, directory) = (
+        let (pool, filters, directory, reporter) = (
             pool.clone(),
             filter.settings.filters.clone(),
             directory.clone(),
+            reporter.clone(),
         );
-        Arc::new(move |path: &Path| {
+        Arc::new(move |path: &Path, arrival: Arrival| {
             // Any file can be downloaded; only images are filtered.
             if !has_image_extension(path) {
                 return;
             }
-            if let Some(name) = path.file_name() {
-                pool.submit(Job {
-                    input: path.to_path_buf(),
-                    output: directory.join(output_name(&filters, &name.to_string_lossy())),
-                });
+            let Some(name) = path.file_name() else {
+                return;
+            };
+            let desired = output_name(&filters, &name.to_string_lossy());
+            let (output, ours) = record::free_name(&directory, &desired, &recorded, |_| false);
+            if arrival == Arrival::AlreadyComplete && ours {
+                reporter.skip(path, "already filtered");
+                return;
             }
+            pool.submit(Job {
+                input: path.to_path_buf(),
+                output: directory.join(output),
+                replace: ours,
+            });
         })
     };
     let downloads = get::run_with_hook(get, inputs, Some(on_saved));

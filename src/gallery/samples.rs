@@ -66,7 +66,8 @@ impl Task for Drawing {
     fn run(&self, path: PathBuf, _worker: &str) -> anyhow::Result<()> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let bytes = gallery::encode(&name, self.width, self.height, Format::Jpeg);
-        write_atomically(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))
+        write_atomically(&path, &bytes, true)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

@@ -42,7 +42,7 @@ use anyhow::Context as _;
 use crate::console::Console;
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sink, Strategy};
-use download::{Context, Outcome, Settings};
+use download::{Context, Outcome, Settings, Verdict};
 use input::Inputs;
 use lock::FolderLock;
 use manifest::{Known, Manifest};
@@ -157,10 +157,20 @@ impl Source for Inputs {
 /// and in the manifest by then): the work queue acknowledges its jobs here.
 pub type OutcomeHook = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
-/// Called with the path of each file as soon as it is saved, on the thread that
-/// recorded it (`grab get --filter` hands images to its filter pool here; that
-/// may block while the pool's queue is full, which holds downloads back).
-pub type SavedHook = Arc<dyn Fn(&Path) + Send + Sync>;
+/// Called with the path of each file as soon as it is saved, or found complete
+/// from an earlier run, on the thread that recorded it (`grab get --filter`
+/// hands images to its filter pool here; that may block while the pool's queue
+/// is full, which holds downloads back).
+pub type SavedHook = Arc<dyn Fn(&Path, Arrival) + Send + Sync>;
+
+/// How a file reached a [`SavedHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Saved by this run.
+    Saved,
+    /// Complete from an earlier run, so not downloaded again.
+    AlreadyComplete,
+}
 
 /// How far ahead of the workers the input reader may run, per job slot.
 const QUEUE_PER_JOB: usize = 2;
@@ -427,8 +437,14 @@ fn recorder(
     Arc::new(move |mut outcome: Outcome, worker: &str| {
         outcome.worker = worker.to_string();
         reporter.record(&outcome);
-        if let (Some(on_saved), Some(saved)) = (&on_saved, outcome.saved()) {
-            on_saved(&directory.join(&saved.name));
+        if let Some(on_saved) = &on_saved {
+            match &outcome.verdict {
+                Verdict::Saved(saved) => on_saved(&directory.join(&saved.name), Arrival::Saved),
+                Verdict::Skipped(complete) => {
+                    on_saved(&directory.join(&complete.name), Arrival::AlreadyComplete)
+                }
+                Verdict::Failed(_) => {}
+            }
         }
         if let Some(on_outcome) = &on_outcome {
             on_outcome(&outcome);

@@ -78,6 +78,7 @@ fn every_filter_and_chain_matches_pillow_exactly() {
     for input in GOLDEN_INPUTS {
         for chain in GOLDEN_CHAINS {
             let job = Job {
+                replace: true,
                 input: golden(&format!("input_{input}.png")),
                 output: scratch
                     .root
@@ -206,20 +207,28 @@ fn broken_inputs_fail_alone(strategy: &str) {
         stderr.contains("filtered 1 of 6 images, 5 failed;"),
         "{stderr}"
     );
-    for (name, reason) in [
-        ("truncated.jpg", "truncated"),
-        ("corrupt.jpg", "cannot decode"),
-        ("notes.png", "not a JPEG or PNG image"),
-        ("empty.png", "not a JPEG or PNG image"),
-        ("missing.jpg", "No such file"),
-    ] {
+    assert_failures(
+        &stderr,
+        &[
+            ("truncated.jpg", "truncated"),
+            ("corrupt.jpg", "cannot decode"),
+            ("notes.png", "not a JPEG or PNG image"),
+            ("empty.png", "not a JPEG or PNG image"),
+            ("missing.jpg", "No such file"),
+        ],
+    );
+    assert_eq!(files_in(&scratch.output()), ["grayscale_good.jpg"]);
+}
+
+/// Fails unless each named file has a failure line on stderr giving its reason.
+fn assert_failures(stderr: &str, expected: &[(&str, &str)]) {
+    for (name, reason) in expected {
         let line = stderr
             .lines()
             .find(|line| line.starts_with("failed") && line.contains(name))
             .unwrap_or_else(|| panic!("no failure line for {name}: {stderr}"));
         assert!(line.contains(reason), "{line}");
     }
-    assert_eq!(files_in(&scratch.output()), ["grayscale_good.jpg"]);
 }
 
 /// A gallery picture as a JPEG file, 96x64.
@@ -330,6 +339,225 @@ fn images_over_the_pixel_limit_are_refused_before_decoding() {
         stderr.contains("96x64 is over the limit of 6143 pixels"),
         "{stderr}"
     );
+}
+
+/// Files are judged by their header before they are read whole: a PNG declaring
+/// 50000x50000, text named .jpg and a link to /dev/zero named .jpg (read whole,
+/// it would never end) each fail alone, naming their path; the good images among
+/// them are filtered.
+fn headers_are_checked_before_the_whole_read(strategy: &str) {
+    let scratch = Scratch::new();
+    let inputs = scratch.root.path().join("inputs");
+    fs::create_dir(&inputs).unwrap();
+    gallery_jpeg(&inputs, "first.jpg");
+    gallery_jpeg(&inputs, "second.jpg");
+    fs::write(
+        inputs.join("bomb.png"),
+        grab::gallery::png_declaring(50_000, 50_000),
+    )
+    .unwrap();
+    fs::write(
+        inputs.join("text.jpg"),
+        "just some words, no picture\n".repeat(100),
+    )
+    .unwrap();
+    let endless = scratch.root.path().join("endless.jpg");
+    std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
+    let output_dir = scratch.output_arg();
+    let inputs_arg = inputs.display().to_string();
+    let endless_arg = endless.display().to_string();
+    let output = grab(
+        &[
+            "filter",
+            "-s",
+            strategy,
+            "-f",
+            "blur",
+            "-o",
+            &output_dir,
+            &inputs_arg,
+            &endless_arg,
+        ],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("filtered 2 of 5 images, 3 failed;"),
+        "{stderr}"
+    );
+    assert_failures(
+        &stderr,
+        &[
+            (
+                "bomb.png",
+                "50000x50000 is over the limit of 100000000 pixels",
+            ),
+            ("text.jpg", "not a JPEG or PNG image"),
+            ("endless.jpg", "not a JPEG or PNG image"),
+        ],
+    );
+    assert_eq!(
+        files_in(&scratch.output()),
+        ["blur_first.jpg", "blur_second.jpg"]
+    );
+}
+
+#[test]
+fn headers_are_checked_before_the_whole_read_sequential() {
+    headers_are_checked_before_the_whole_read("sequential");
+}
+
+#[test]
+fn headers_are_checked_before_the_whole_read_threads() {
+    headers_are_checked_before_the_whole_read("threads");
+}
+
+#[test]
+fn headers_are_checked_before_the_whole_read_processes() {
+    headers_are_checked_before_the_whole_read("processes");
+}
+
+/// A JPEG larger than the header read: its header comes from the first
+/// megabyte, the rest is read once the header passed.
+#[test]
+fn jpegs_larger_than_the_header_read_decode_whole() {
+    let scratch = Scratch::new();
+    let path = scratch.root.path().join("noise.jpg");
+    let (width, height) = (1200u16, 1000u16);
+    let mut state = 0x2545_f491_u32;
+    let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height) * 3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect();
+    write_jpeg(&path, width, height, &pixels, None);
+    assert!(fs::metadata(&path).unwrap().len() > filter::codec::HEADER_BYTES);
+    let decoded =
+        filter::codec::decode(&path, &Settings::with_filters(vec![Filter::Blur])).unwrap();
+    assert_eq!((decoded.pixels.width, decoded.pixels.height), (1200, 1000));
+    let expected = image::open(&path).unwrap().into_rgb8();
+    let (_, largest) = differences(&decoded.pixels.data, expected.as_raw());
+    assert!(largest <= 4, "decoded bytes differ by up to {largest}");
+}
+
+/// A memory budget smaller than two images at once: every image that fits
+/// waits its turn and is filtered; one larger than the whole budget is refused
+/// by its header, naming its path and the sizes, and the rest go on.
+fn images_wait_for_memory_and_the_oversized_are_refused(strategy: &str) {
+    let scratch = Scratch::new();
+    let inputs = scratch.root.path().join("inputs");
+    fs::create_dir(&inputs).unwrap();
+    // 96x64 RGB: about 74 KiB of pixel buffers and a few KiB of file each.
+    let names: Vec<String> = (0..6).map(|index| format!("small-{index}.jpg")).collect();
+    for name in &names {
+        gallery_jpeg(&inputs, name);
+    }
+    // 600x400 RGB: 2.7 MiB of buffers, over the whole budget.
+    let large = inputs.join("large.png");
+    fs::write(
+        &large,
+        grab::gallery::encode("large", 600, 400, grab::gallery::Format::Png),
+    )
+    .unwrap();
+    let output_dir = scratch.output_arg();
+    let inputs_arg = inputs.display().to_string();
+    // With 3 workers, three quarters of 200 KiB is left for images in flight:
+    // two small ones at a time.
+    let output = grab(
+        &[
+            "filter",
+            "-s",
+            strategy,
+            "-j",
+            "3",
+            "-f",
+            "sharpen",
+            "--memory-limit",
+            "200k",
+            "-o",
+            &output_dir,
+            &inputs_arg,
+        ],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("filtered 6 of 7 images, 1 failed;"),
+        "{stderr}"
+    );
+    let refusal = stderr
+        .lines()
+        .find(|line| line.starts_with("failed") && line.contains("large.png"))
+        .unwrap_or_else(|| panic!("no refusal of large.png: {stderr}"));
+    assert!(
+        refusal.contains("MiB to filter, more than the 150.0 KiB"),
+        "{refusal}"
+    );
+    let expected: Vec<String> = names.iter().map(|name| format!("sharpen_{name}")).collect();
+    assert_eq!(files_in(&scratch.output()), expected);
+}
+
+#[test]
+fn images_wait_for_memory_sequential() {
+    images_wait_for_memory_and_the_oversized_are_refused("sequential");
+}
+
+#[test]
+fn images_wait_for_memory_threads() {
+    images_wait_for_memory_and_the_oversized_are_refused("threads");
+}
+
+#[test]
+fn images_wait_for_memory_processes() {
+    images_wait_for_memory_and_the_oversized_are_refused("processes");
+}
+
+/// An input whose name is 250 bytes gets an output name within the
+/// filesystem's 255: the stem is cut, the filters and the extension stay, and
+/// two such inputs that differ only at the end get two outputs.
+#[test]
+fn long_input_names_give_outputs_within_255_bytes() {
+    let scratch = Scratch::new();
+    let inputs = scratch.root.path().join("inputs");
+    fs::create_dir(&inputs).unwrap();
+    let names = [
+        format!("{}1a.jpg", "ü".repeat(122)),
+        format!("{}2a.jpg", "ü".repeat(122)),
+    ];
+    for name in &names {
+        assert_eq!(name.len(), 250);
+        gallery_jpeg(&inputs, name);
+    }
+    let output_dir = scratch.output_arg();
+    let inputs_arg = inputs.display().to_string();
+    let output = grab(
+        &[
+            "filter",
+            "-f",
+            "grayscale,contrast",
+            "-o",
+            &output_dir,
+            &inputs_arg,
+        ],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("filtered 2 of 2 images;"), "{stderr}");
+    let outputs = files_in(&scratch.output());
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    for name in &outputs {
+        assert!(name.len() <= 255, "{} bytes: {name}", name.len());
+        assert!(name.starts_with("grayscale_contrast_ü"), "{name}");
+        assert!(name.ends_with(".jpg"), "{name}");
+        let image = image::open(scratch.output().join(name)).unwrap();
+        assert_eq!((image.width(), image.height()), (96, 64));
+    }
 }
 
 /// A big-endian TIFF block holding only the orientation tag, as cameras write it
@@ -453,6 +681,7 @@ fn sixteen_bit_pngs_are_filtered_on_their_high_byte() {
 
     let output = scratch.root.path().join("blur_deep.png");
     let job = Job {
+        replace: true,
         input: path,
         output: output.clone(),
     };
@@ -510,6 +739,7 @@ fn pool_config(program: PathBuf, output_dir: &Path) -> FilterConfig {
             path: program,
             log_filter: "warn".to_string(),
         },
+        memory_limit: 1 << 30,
     }
 }
 
@@ -540,6 +770,7 @@ fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
         filter::Pool::start(&pool_config(script, &scratch.output()), reporter.clone()).unwrap();
     for _ in 0..2 {
         pool.submit(Job {
+            replace: true,
             input: photo.clone(),
             output: scratch.output().join("grayscale_photo.jpg"),
         });
@@ -557,6 +788,7 @@ fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
         filter::Pool::start(&pool_config(broken, &scratch.output()), reporter.clone()).unwrap();
     for _ in 0..3 {
         pool.submit(Job {
+            replace: true,
             input: photo.clone(),
             output: scratch.output().join("never.jpg"),
         });
@@ -636,6 +868,7 @@ fn get_filters_while_downloading(strategy: &str) {
     }
     // The PNG is exact: compare with the library's own result on the download.
     let job = Job {
+        replace: true,
         input: scratch.output().join("b.png"),
         output: scratch.root.path().join("check.png"),
     };
@@ -689,6 +922,161 @@ fn get_filter_output_dir_is_honoured() {
     assert_eq!(files_in(&elsewhere), ["contrast_a.jpg"]);
     let image = image::open(elsewhere.join("contrast_a.jpg")).unwrap();
     assert_eq!((image.width(), image.height()), (40, 30));
+}
+
+/// `grab filter -o DIR DIR` twice: the second run recognises the first one's
+/// outputs (by the record it wrote), neither filters them again nor counts
+/// them as inputs it must not replace, and adds no file.
+#[test]
+fn filtering_a_folder_into_itself_is_repeatable() {
+    let scratch = Scratch::new();
+    let folder = scratch.root.path().join("photos");
+    fs::create_dir(&folder).unwrap();
+    gallery_jpeg(&folder, "a.jpg");
+    gallery_jpeg(&folder, "b.jpg");
+    let folder_arg = folder.display().to_string();
+    let run = || {
+        let output = grab(
+            &["filter", "-f", "blur", "-o", &folder_arg, &folder_arg],
+            None,
+        );
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let first = run();
+    assert!(first.contains("filtered 2 of 2 images;"), "{first}");
+    let after_first = files_in(&folder);
+    assert_eq!(after_first, ["a.jpg", "b.jpg", "blur_a.jpg", "blur_b.jpg"]);
+    let originals: Vec<Vec<u8>> = ["a.jpg", "b.jpg"]
+        .iter()
+        .map(|name| fs::read(folder.join(name)).unwrap())
+        .collect();
+    let second = run();
+    assert!(
+        second.contains("filtered 2 of 2 images, 2 skipped;"),
+        "{second}"
+    );
+    for name in ["blur_a.jpg", "blur_b.jpg"] {
+        assert!(
+            second
+                .lines()
+                .any(|line| line.starts_with("skipped") && line.contains(name)),
+            "{second}"
+        );
+    }
+    assert_eq!(files_in(&folder), after_first);
+    for (name, original) in ["a.jpg", "b.jpg"].iter().zip(&originals) {
+        assert_eq!(&fs::read(folder.join(name)).unwrap(), original, "{name}");
+    }
+}
+
+/// `--filter-output-dir` equal to `-o`: a download whose name is the filtered
+/// name of another (`blur_a.jpg` beside `a.jpg`) is never overwritten; the
+/// filtered copy takes the next numbered name.
+#[test]
+fn filtering_beside_the_downloads_never_replaces_one() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    // Sequential downloads: blur_a.jpg is saved before a.jpg is filtered.
+    let first = format!("{base}/images/blur_a.jpg?w=50&h=20");
+    let second = format!("{base}/images/a.jpg?w=40&h=30");
+    let output = grab(
+        &[
+            "get",
+            "-s",
+            "sequential",
+            "-o",
+            &output_dir,
+            "--filter",
+            "blur",
+            "--filter-output-dir",
+            &output_dir,
+            &first,
+            &second,
+        ],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("filtered 2 of 2 images;"), "{stderr}");
+    assert_eq!(
+        files_in(&scratch.output()),
+        ["a.jpg", "blur_a-1.jpg", "blur_a.jpg", "blur_blur_a.jpg"]
+    );
+    let size = |name: &str| {
+        let image = image::open(scratch.output().join(name)).unwrap();
+        (image.width(), image.height())
+    };
+    // The download is the server's 50x20 picture, not a.jpg filtered.
+    assert_eq!(size("blur_a.jpg"), (50, 20));
+    assert_eq!(size("blur_a-1.jpg"), (40, 30));
+    assert_eq!(size("blur_blur_a.jpg"), (50, 20));
+}
+
+/// A re-run of `grab get --filter` skips the complete downloads, and filters
+/// again exactly the one whose filtered copy was deleted.
+fn rerun_filters_only_missing_copies(strategy: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    let urls: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|name| format!("{base}/images/{name}.png?w=30&h=20"))
+        .collect();
+    let run = || {
+        let mut arguments = vec![
+            "get",
+            "-s",
+            strategy,
+            "-o",
+            &output_dir,
+            "--filter",
+            "contour",
+        ];
+        arguments.extend(urls.iter().map(String::as_str));
+        let output = grab(&arguments, None);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let first = run();
+    assert!(first.contains("filtered 3 of 3 images;"), "{first}");
+    let filtered = scratch.output().join("filtered");
+    let names = ["contour_a.png", "contour_b.png", "contour_c.png"];
+    assert_eq!(files_in(&filtered), names);
+    let inode = |name: &str| fs::metadata(filtered.join(name)).unwrap().ino();
+    let (kept_a, kept_c) = (inode("contour_a.png"), inode("contour_c.png"));
+    fs::remove_file(filtered.join("contour_b.png")).unwrap();
+
+    let second = run();
+    assert!(second.contains("3 skipped"), "{second}");
+    assert!(
+        second.contains("filtered 1 of 1 images, 2 skipped;"),
+        "{second}"
+    );
+    assert_eq!(files_in(&filtered), names);
+    // The others were left as they were: the same files, not rewritten.
+    assert_eq!(
+        (inode("contour_a.png"), inode("contour_c.png")),
+        (kept_a, kept_c)
+    );
+    let image = image::open(filtered.join("contour_b.png")).unwrap();
+    assert_eq!((image.width(), image.height()), (30, 20));
+}
+
+#[test]
+fn rerun_filters_only_missing_copies_async() {
+    rerun_filters_only_missing_copies("async");
+}
+
+#[test]
+fn rerun_filters_only_missing_copies_processes() {
+    rerun_filters_only_missing_copies("processes");
 }
 
 /// How many bytes differ between two equal-length buffers, and by how much at most.

@@ -48,7 +48,9 @@ pub fn files_in(directory: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(directory)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != grab::get::manifest::MANIFEST_NAME)
+        .filter(|name| {
+            name != grab::get::manifest::MANIFEST_NAME && name != grab::filter::record::RECORD_NAME
+        })
         .collect();
     names.sort();
     names
