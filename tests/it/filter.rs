@@ -1054,7 +1054,10 @@ fn rerun_filters_only_missing_copies(strategy: &str) {
     fs::remove_file(filtered.join("contour_b.png")).unwrap();
 
     let second = run();
-    assert!(second.contains("3 skipped"), "{second}");
+    assert!(
+        second.contains("nothing to download: 3 already complete"),
+        "{second}"
+    );
     assert!(
         second.contains("filtered 1 of 1 images, 2 skipped;"),
         "{second}"
