@@ -330,16 +330,7 @@ impl Remote for InWorkers {
         };
         // The name now belongs to the file on disk: not released with the rest.
         held.names.retain(|kept| *kept != name);
-        let saved = Saved {
-            name,
-            bytes: size,
-            status: None,
-            content_type: None,
-            sha256,
-            final_url: None,
-            body: None,
-            resumed_from: None,
-        };
+        let saved = Saved::found(name, size, sha256);
         Some(Outcome::recovered(job.clone(), saved, 1))
     }
 

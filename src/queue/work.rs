@@ -518,16 +518,7 @@ impl QueueSource {
         let _ = self
             .manifest
             .append(&Entry::saved(&job.url, name, metadata.len(), &sha256));
-        let saved = Saved {
-            name: name.to_string(),
-            bytes: metadata.len(),
-            status: None,
-            content_type: None,
-            sha256,
-            final_url: None,
-            body: None,
-            resumed_from: None,
-        };
+        let saved = Saved::found(name.to_string(), metadata.len(), sha256);
         Some(Outcome::recovered(job.clone(), saved, 0))
     }
 }

@@ -31,6 +31,24 @@ pub struct Saved {
     pub resumed_from: Option<u64>,
 }
 
+impl Saved {
+    /// A file found committed (in the manifest, whole on disk) whose response
+    /// was never reported: a worker process died after its rename, or a queue
+    /// job came back after its file was saved. Nothing of the response is known.
+    pub fn found(name: String, bytes: u64, sha256: String) -> Saved {
+        Saved {
+            name,
+            bytes,
+            status: None,
+            content_type: None,
+            sha256,
+            final_url: None,
+            body: None,
+            resumed_from: None,
+        }
+    }
+}
+
 /// A body kept in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Body(pub Vec<u8>);
