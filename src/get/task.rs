@@ -304,30 +304,21 @@ impl Remote for InWorkers {
             .to_string();
         let path = directory.join(&name);
         let size = std::fs::symlink_metadata(&path).ok()?.len();
-        // The last entry for the URL is this attempt's: it appended `started`
-        // before writing a byte.
-        let recorded =
-            Known::load(directory)
-                .ok()
-                .and_then(|known| match known.get(job.url.as_str()) {
-                    Some(Entry::Saved {
-                        name: saved,
-                        size: saved_size,
-                        sha256,
-                        ..
-                    }) if *saved == name && *saved_size == size => Some(sha256.clone()),
-                    _ => None,
-                });
-        let sha256 = match recorded {
-            Some(sha256) => sha256,
-            None => {
-                let sha256 = manifest::sha256_of_file(&path).ok()?;
-                if let Some(manifest) = &self.context.manifest {
-                    let _ = manifest.append(&Entry::saved(&job.url, &name, size, &sha256));
-                }
-                sha256
-            }
-        };
+        // Hashed whole, whatever the manifest says: a fresh download records
+        // nothing before its only write, so an entry with this name and size
+        // may be an earlier run's, for other bytes.
+        let sha256 = manifest::sha256_of_file(&path).ok()?;
+        let recorded = Known::load(directory).ok().is_some_and(|known| {
+            matches!(known.get(job.url.as_str()), Some(Entry::Saved {
+                name: saved,
+                size: saved_size,
+                sha256: saved_sha256,
+                ..
+            }) if *saved == name && *saved_size == size && *saved_sha256 == sha256)
+        });
+        if !recorded && let Some(manifest) = &self.context.manifest {
+            let _ = manifest.append(&Entry::saved(&job.url, &name, size, &sha256));
+        }
         // The name now belongs to the file on disk: not released with the rest.
         held.names.retain(|kept| *kept != name);
         let saved = Saved::found(name, size, sha256);

@@ -187,6 +187,12 @@ pub struct Transfer<'a> {
     /// Whether the server's answer made this attempt write the file from its
     /// first byte (so no byte of an earlier run survives in it).
     started_over: bool,
+    /// The manifest's `started` record of a fresh download, held back until a
+    /// write that does not end the body: a body that comes whole in its first
+    /// chunk (most small files) gets only its `saved` record, one append
+    /// instead of two. Its part could not be resumed anyway: it holds nothing
+    /// until it holds everything.
+    unrecorded_start: Option<Entry>,
 }
 
 /// The span over which `--speed-limit` measures: curl's, one second.
@@ -218,6 +224,7 @@ impl<'a> Transfer<'a> {
             own_pace: context.settings.limit_rate_per_transfer.map(Pace::new),
             arrived: 0,
             started_over: false,
+            unrecorded_start: None,
         }
     }
 
@@ -505,16 +512,19 @@ impl<'a> Transfer<'a> {
                 .map_err(|error| self.write_error(&name, error))?;
             self.sniffed = true;
         }
-        if let Some(manifest) = &self.context.manifest {
+        if self.context.manifest.is_some() {
             let entry = Entry::started(
                 &self.job.url,
                 &name,
                 head.etag.clone(),
                 head.last_modified.clone(),
             );
-            manifest
-                .append(&entry)
-                .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error))?;
+            // A planned name or a resumed part is recorded before any byte: a
+            // kill then leaves what `-c` needs. A fresh one waits for its body.
+            match (&self.plan, resumed_from) {
+                (None, None) => self.unrecorded_start = Some(entry),
+                _ => self.record(&entry)?,
+            }
         }
         if let Some(sink) = &self.context.progress {
             let id = sink.started(&name, self.expected);
@@ -573,6 +583,10 @@ impl<'a> Transfer<'a> {
                 }
                 _ => Ok(()),
             };
+        }
+        let written = self.part.as_ref().map_or(0, PartFile::written);
+        if self.expected != Some(written + bytes.len() as u64) {
+            self.record_start()?;
         }
         let part = self.part.as_mut().expect("head() comes before the body");
         if let Err(error) = part.write(bytes) {
@@ -712,11 +726,9 @@ impl<'a> Transfer<'a> {
         // The name now belongs to the file on disk; keep it reserved.
         self.name = None;
         let sha256 = manifest::hex(&std::mem::take(&mut self.hasher).finalize());
-        if let Some(manifest) = &self.context.manifest {
-            let entry = Entry::saved(&self.job.url, &name, received, &sha256);
-            manifest
-                .append(&entry)
-                .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error))?;
+        if self.context.manifest.is_some() {
+            self.unrecorded_start = None;
+            self.record(&Entry::saved(&self.job.url, &name, received, &sha256))?;
         }
         Ok(Saved {
             name,
@@ -761,6 +773,10 @@ impl<'a> Transfer<'a> {
         let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);
         match validator {
             Some(validator) if error.is_transient() && !refuses_ranges && offset > 0 => {
+                // Kept for a resume: what a later run's `-c` needs is recorded.
+                if let Err(error) = self.record_start() {
+                    tracing::debug!(url = %self.job.url, %error, "part not recorded");
+                }
                 part.keep();
                 let name = self.name.take()?;
                 tracing::debug!(url = %self.job.url, name, offset, "part kept for a resume");
@@ -777,6 +793,23 @@ impl<'a> Transfer<'a> {
                 replace,
             }),
             _ => None,
+        }
+    }
+
+    fn record(&self, entry: &Entry) -> Result<(), DownloadError> {
+        match &self.context.manifest {
+            Some(manifest) => manifest
+                .append(entry)
+                .map_err(|error| self.write_error(manifest::MANIFEST_NAME, error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the held-back `started` record, if any.
+    fn record_start(&mut self) -> Result<(), DownloadError> {
+        match self.unrecorded_start.take() {
+            Some(entry) => self.record(&entry),
+            None => Ok(()),
         }
     }
 
