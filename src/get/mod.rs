@@ -238,7 +238,10 @@ pub fn run_from<S: Source>(
             .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     let interrupt = config.interrupt.clone().unwrap_or_default();
-    let names = Arc::new(FolderNames::new(directory));
+    let names = Arc::new(match config.shared_folder {
+        false => FolderNames::listed(directory),
+        true => FolderNames::new(directory),
+    });
     let context = Context {
         manifest: Some(Arc::new(manifest)),
         interrupt: interrupt.clone(),
