@@ -75,8 +75,8 @@ pub fn explanation(config: &DemoConfig, comparison: &Comparison) -> String {
         "Why this order: each image waits {:.0} ms for the server and needs almost no CPU, so the \
          time is set by how many requests are in flight. sequential has one: {count} x {:.0} ms = \
          {:.2} s at least (measured {}). The others keep {} in flight: {waves} waves of {:.0} ms = \
-         {:.2} s at least, and differ only in overhead. async multiplexes every connection on one \
-         thread; threads give each download an OS thread; processes also start {} \
+         {:.2} s at least, and differ only in overhead. async multiplexes every connection on an \
+         event loop per core; threads give each download an OS thread; processes also start {} \
          copies of grab and pass every job over a pipe",
         delay * 1000.0,
         delay * 1000.0,

@@ -11,7 +11,8 @@
 //! - [`processes`]: N worker processes of grab itself, one supervisor thread each,
 //!   one line protocol, workers that die with their parent, a worker that dies
 //!   mid-job replaced and its job tried once more;
-//! - [`asynchronous`]: N tasks on one tokio runtime, for an [`AsyncTask`];
+//! - [`asynchronous`]: N tasks on single-threaded tokio runtimes, one per core,
+//!   for an [`AsyncTask`];
 //! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
 //!   on request, so engine tests are deterministic.
 
@@ -39,7 +40,7 @@ pub enum Strategy {
     Threads,
     /// N worker processes of grab itself, fed over pipes.
     Processes,
-    /// N tasks on one tokio runtime.
+    /// N tasks on single-threaded tokio runtimes, one per core.
     Async,
 }
 
@@ -47,7 +48,7 @@ named!(Strategy {
     Sequential => "sequential": "one job after another",
     Threads => "threads": "a pool of OS threads",
     Processes => "processes": "worker processes of grab itself, fed over pipes",
-    Async => "async": "tasks on one tokio runtime sharing one async client",
+    Async => "async": "tasks on an event loop per core, each with its own async client",
 });
 
 impl Strategy {

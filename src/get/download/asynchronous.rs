@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::sync::OnceLock;
 
 use rustls::pki_types::CertificateDer;
+use thread_local::ThreadLocal;
 
 use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
@@ -13,42 +14,57 @@ use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::get::input::Job;
 
 /// The async clients, each keeping up to `pool` idle connections per host:
-/// one for plain http, made at once, and one for https, made at the first
-/// https request with the trusted roots, so a run that meets no https never
-/// loads the trust store (see [`super::blocking::BlockingClient`]).
+/// one for plain http and one for https, made at the first https request with
+/// the trusted roots, so a run that meets no https never loads the trust store
+/// (see [`super::blocking::BlockingClient`]). Each runtime thread of the engine
+/// has its own pair: a pooled connection is driven by a task on the runtime
+/// that opened it, and a request from another thread would wake that one for
+/// every read, or find its connection gone when that runtime ends first.
 pub struct AsyncClient {
     pool: usize,
-    plain: reqwest::Client,
-    secure: OnceLock<Result<reqwest::Client, String>>,
+    plain: ThreadLocal<reqwest::Client>,
+    secure: ThreadLocal<Result<reqwest::Client, String>>,
+    /// Read once for all threads.
+    roots: OnceLock<Result<Vec<CertificateDer<'static>>, String>>,
 }
 
 impl AsyncClient {
-    /// The client for a request to `url`. Loading the roots blocks this
-    /// runtime thread once, for milliseconds.
+    /// This thread's client for a request to `url`. Loading the roots blocks
+    /// this runtime thread once, for milliseconds.
     fn client(
         &self,
         url: &url::Url,
         settings: &Settings,
     ) -> Result<&reqwest::Client, DownloadError> {
         if url.scheme() != "https" {
-            return Ok(&self.plain);
+            return self
+                .plain
+                .get_or_try(|| client(settings, self.pool, &[]))
+                .map_err(|error| DownloadError::Network(format!("{error:#}")));
         }
         self.secure
-            .get_or_init(|| {
-                let roots = settings.trust.roots().map_err(|error| error.to_string())?;
-                client(settings, self.pool, &roots).map_err(|error| error.to_string())
+            .get_or(|| {
+                let roots = self
+                    .roots
+                    .get_or_init(|| settings.trust.roots().map_err(|error| error.to_string()))
+                    .as_ref()?;
+                client(settings, self.pool, roots).map_err(|error| error.to_string())
             })
             .as_ref()
             .map_err(|message| DownloadError::Trust(message.clone()))
     }
 }
 
-/// The async client for `pool` tasks.
+/// The async client for `pool` tasks. The plain client is made at once, on this
+/// thread, so settings it refuses stop the run before it starts.
 pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
+    let plain = ThreadLocal::new();
+    plain.get_or_try(|| client(settings, pool, &[]))?;
     Ok(AsyncClient {
         pool,
-        plain: client(settings, pool, &[])?,
-        secure: OnceLock::new(),
+        plain,
+        secure: ThreadLocal::new(),
+        roots: OnceLock::new(),
     })
 }
 
