@@ -3,14 +3,6 @@ use std::process::ExitCode;
 use grab::engine::processes::WorkerProgram;
 use tracing_subscriber::EnvFilter;
 
-// mimalloc: a download's allocations (request, headers, buffers, names) are
-// many, small and short-lived, spread over the runtime threads; glibc's malloc
-// and free were 8% of the CPU per small file, and its per-thread arenas grow
-// and trim with mprotect. Set here, in the binary: the library leaves the
-// choice to whoever links it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = grab::cli::Cli::parse_wget();
     let filter = match std::env::var("RUST_LOG") {
