@@ -4,7 +4,7 @@
 # a few dozen gallery JPEGs of 400 to 1300 px behind DELAY_MS of latency,
 # resized to 256 with `border`, written as webdataset shards. Each tool at its
 # recommended settings for 2 cores: img2dataset with 2 processes of 64 threads,
-# grab with 64 downloads in flight and one image thread per core; both with
+# grab with its defaults (async, 64 downloads in flight, one image thread per core); both with
 # SHARD samples per shard so that img2dataset's processes both have shards.
 #
 #   bench/dataset.sh [COUNT] [DELAY_MS] [ROUNDS] [SHARD]
@@ -54,7 +54,7 @@ head -40 "$work/urls.txt" | sed 's/delay_ms=[0-9]*/delay_ms=0/' | while read -r 
 
 declare -A commands
 order=(grab)
-commands[grab]="\"$grab\" dataset \"$work/urls.txt\" -o OUT -q --progress none --output-format webdataset --image-size 256 --resize-mode border -s threads -j 64 --samples-per-shard $shard"
+commands[grab]="\"$grab\" dataset \"$work/urls.txt\" -o OUT -q --progress none --output-format webdataset --image-size 256 --resize-mode border --samples-per-shard $shard"
 if [ "$peer" = 1 ]; then
   order+=(img2dataset)
   commands[img2dataset]="\"$venv/bin/img2dataset\" --url_list \"$work/urls.txt\" --input_format txt --output_folder OUT --output_format webdataset --image_size 256 --resize_mode border --processes_count 2 --thread_count 64 --number_sample_per_shard $shard --enable_wandb False --timeout 10"

@@ -101,7 +101,7 @@ impl DatasetConfig {
             samples_per_shard: 10_000,
             columns: Columns::default(),
             image: image::ImageSettings::default(),
-            strategy: Strategy::Threads,
+            strategy: Strategy::Async,
             jobs: 64,
             per_host: None,
             image_workers: std::thread::available_parallelism().map_or(1, |count| count.get()),
