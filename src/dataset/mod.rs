@@ -15,7 +15,7 @@
 //!
 //! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
 //! - [`image`]: header checks, decode, orientation, resize, encode;
-//! - [`reduced`]: JPEGs decoded at 1/2 or 1/4 scale when they are shrunk anyway;
+//! - [`reduced`]: JPEGs decoded at 1/4 scale when they are shrunk that much anyway;
 //! - [`task`]: that pipeline as an engine task;
 //! - [`sample`]: a finished sample, and its spool file;
 //! - [`shard`]: keys, shard names, stats, writing a shard;

@@ -1,11 +1,11 @@
 //! JPEGs decoded at a reduced scale, for images that are shrunk anyway:
 //! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes a
-//! half or a quarter of each side straight from the DCT coefficients, so most
-//! of the inverse transform, the chroma upsampling and the colour conversion of
-//! the full-size image never run. It runs on the calling thread (no helper
+//! quarter of each side straight from the DCT coefficients, so most of the
+//! inverse transform, the chroma upsampling and the colour conversion of the
+//! full-size image never run. It runs on the calling thread (no helper
 //! threads, unlike `jpeg-decoder`'s reduced decode), and it is built from C
-//! alone: without nasm, so without libjpeg-turbo's SIMD, which is why a
-//! full-scale decode stays with zune-jpeg (about twice as fast there).
+//! alone: without nasm, so without libjpeg-turbo's SIMD, which is why
+//! full-scale and half-scale decodes stay with zune-jpeg (cheaper there).
 //!
 //! Anything libjpeg refuses or even warns about (CMYK, arithmetic coding, data
 //! it would patch over with grey) gives `None`, and the caller decodes the
@@ -18,10 +18,13 @@ use image::metadata::Orientation;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
 /// Reductions libjpeg may decode to, as numerators over 8, most reduced first.
-/// 1/8 (each block's DC coefficient alone) is not offered: it was measured
-/// further from an area downscale than 1/2 and 1/4 when `jpeg-decoder` was
-/// tried, and it is not measured here.
-const NUMERATORS: [u8; 2] = [2, 4];
+/// Only a quarter: at a half, libjpeg without SIMD costs more CPU than
+/// zune-jpeg's full-scale decode (2.57 - 2.95 against 2.36 - 2.61 ms per
+/// picture of bench/dataset.sh, resize included; a quarter 2.82 - 3.18 against
+/// 3.94 - 4.19). 1/8 (each block's DC coefficient alone) was measured further
+/// from an area downscale when `jpeg-decoder` was tried, and is not measured
+/// here.
+const NUMERATORS: [u8; 1] = [2];
 
 /// The numerator over 8 of the most reduced decode whose sides still cover the
 /// `target` size (so what is left is a downscale, never an enlargement), or 8
@@ -189,15 +192,17 @@ mod tests {
     #[test]
     fn a_reduction_is_chosen_only_when_it_keeps_enough_pixels() {
         // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in both
-        // sides, a half (500 x 400) keeps enough.
-        assert_eq!(numerator_for(1000, 800, (256, 205)), 4);
+        // sides, and a half is not offered.
+        assert_eq!(numerator_for(1000, 800, (256, 205)), 8);
         // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
         assert_eq!(numerator_for(1100, 880, (256, 205)), 2);
         // Exactly enough counts: 1024 / 4 = 256.
         assert_eq!(numerator_for(1024, 1024, (256, 256)), 2);
-        assert_eq!(numerator_for(1023, 1024, (256, 256)), 4);
-        // One side too short for any reduction: a full decode.
-        assert_eq!(numerator_for(500, 2000, (256, 1024)), 8);
+        assert_eq!(numerator_for(1023, 1024, (256, 256)), 8);
+        assert_eq!(numerator_for(1024, 1023, (256, 256)), 8);
+        // One side too short: a full decode.
+        assert_eq!(numerator_for(1100, 4000, (256, 1000)), 2);
+        assert_eq!(numerator_for(1100, 4000, (256, 1001)), 8);
         // Enlarging: never reduced.
         assert_eq!(numerator_for(100, 100, (256, 256)), 8);
     }
