@@ -27,8 +27,10 @@
 //!   filter as an engine task, its report.
 //! - [`dataset`]: `grab dataset`: a table of URLs ([`dataset::input`]) to
 //!   shards of resized images; downloads on the engine with `get`'s download
-//!   code, bodies in memory; the image pipeline ([`dataset::image`]) as a
-//!   second engine client ([`dataset::task`]); each finished sample spooled
+//!   code, bodies in memory; the image pipeline ([`dataset::image`], with
+//!   JPEGs that shrink by 4 or more decoded at 1/4 scale by libjpeg,
+//!   [`dataset::reduced`]) as a second engine client ([`dataset::task`]);
+//!   each finished sample spooled
 //!   ([`dataset::sample`]), shards written in key order and renamed into place
 //!   ([`dataset::shard`], [`dataset::table`]); `stats.json`, the sum of every
 //!   shard's stats in the output folder, whichever run wrote them

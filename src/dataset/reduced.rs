@@ -1,0 +1,209 @@
+//! JPEGs decoded at a reduced scale, for images that are shrunk anyway:
+//! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes a
+//! quarter of each side straight from the DCT coefficients, so most of the
+//! inverse transform, the chroma upsampling and the colour conversion of the
+//! full-size image never run. It runs on the calling thread (no helper
+//! threads, unlike `jpeg-decoder`'s reduced decode), and it is built from C
+//! alone: without nasm, so without libjpeg-turbo's SIMD, which is why
+//! full-scale and half-scale decodes stay with zune-jpeg (cheaper there).
+//!
+//! Anything libjpeg refuses or even warns about (CMYK, arithmetic coding, data
+//! it would patch over with grey) gives `None`, and the caller decodes the
+//! whole image as before: a corrupt image fails as it always did.
+
+use std::os::raw::c_int;
+use std::panic::{self, AssertUnwindSafe};
+
+use image::metadata::Orientation;
+use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
+
+/// Reductions libjpeg may decode to, as numerators over 8, most reduced first.
+/// Only a quarter: at a half, libjpeg without SIMD costs more CPU than
+/// zune-jpeg's full-scale decode (2.57 - 2.95 against 2.36 - 2.61 ms per
+/// picture of bench/dataset.sh, resize included; a quarter 2.82 - 3.18 against
+/// 3.94 - 4.19). 1/8 (each block's DC coefficient alone) was measured further
+/// from an area downscale when `jpeg-decoder` was tried, and is not measured
+/// here.
+const NUMERATORS: [u8; 1] = [2];
+
+/// The numerator over 8 of the most reduced decode whose sides still cover the
+/// `target` size (so what is left is a downscale, never an enlargement), or 8
+/// for a full-scale decode. Sides are those stored in the file.
+pub fn numerator_for(width: u32, height: u32, target: (u32, u32)) -> u8 {
+    let covers = |side: u32, wanted: u32, numerator: u8| {
+        u64::from(side) * u64::from(numerator) >= u64::from(wanted) * 8
+    };
+    NUMERATORS
+        .into_iter()
+        .find(|&numerator| {
+            covers(width, target.0, numerator) && covers(height, target.1, numerator)
+        })
+        .unwrap_or(8)
+}
+
+/// A reduced decode.
+pub struct Reduced {
+    pub pixels: image::RgbImage,
+    /// How much of `pixels` the picture covers, from the top-left corner:
+    /// libjpeg rounds a reduced side up, so its last column and row can stand
+    /// for less source than the others. Resizing only this region keeps the
+    /// scale exact (resizing the whole buffer moved edges by up to a pixel).
+    pub covered: (f64, f64),
+}
+
+/// Decodes `body` at `numerator`/8 of each side, or `None` when libjpeg refuses
+/// it, warns about it, or reads other dimensions than `declared` (those of the
+/// header check, which already refused an image too large).
+pub fn decode(body: &[u8], numerator: u8, declared: (u32, u32)) -> Option<Reduced> {
+    // libjpeg reports errors by calling back, and the callbacks below unwind
+    // out of it (the `mozjpeg` crate's way): caught here, they mean `None`.
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        decode_unwinding(body, numerator, declared)
+    }))
+    .ok()
+    .flatten()
+}
+
+fn decode_unwinding(body: &[u8], numerator: u8, declared: (u32, u32)) -> Option<Reduced> {
+    let mut decompress = mozjpeg::Decompress::with_err(strict_errors())
+        .from_mem(body)
+        .ok()?;
+    if (decompress.width(), decompress.height()) != (declared.0 as usize, declared.1 as usize) {
+        return None;
+    }
+    decompress.scale(numerator);
+    let mut started = decompress.rgb().ok()?;
+    let (width, height) = (
+        u32::try_from(started.width()).ok()?,
+        u32::try_from(started.height()).ok()?,
+    );
+    // Read into uninitialised capacity: no pass to zero the buffer first.
+    let pixels: Vec<u8> = started.read_scanlines().ok()?;
+    started.finish().ok()?;
+    let scale = f64::from(numerator) / 8.0;
+    Some(Reduced {
+        pixels: image::RgbImage::from_raw(width, height, pixels)?,
+        covered: (f64::from(declared.0) * scale, f64::from(declared.1) * scale),
+    })
+}
+
+/// libjpeg's standard error manager, except that an error or a warning unwinds
+/// (libjpeg carries on after a warning with made-up pixels).
+fn strict_errors() -> jpeg_error_mgr {
+    // SAFETY: jpeg_std_error fills in every field of a zeroed manager (plain
+    // numbers and function pointers), as libjpeg's own examples use it.
+    let mut manager: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut manager) };
+    manager.error_exit = Some(refuse);
+    manager.emit_message = Some(refuse_warnings);
+    manager
+}
+
+extern "C-unwind" fn refuse(_: &mut jpeg_common_struct) {
+    // resume_unwind, not panic!: no panic hook, so nothing printed.
+    panic::resume_unwind(Box::new("libjpeg refused the image"));
+}
+
+extern "C-unwind" fn refuse_warnings(_: &mut jpeg_common_struct, level: c_int) {
+    // Level -1 is a warning (damaged data); 0 and up are trace messages.
+    if level < 0 {
+        panic::resume_unwind(Box::new("libjpeg warned about the image"));
+    }
+}
+
+/// Where the region `covered` (anchored at the top-left of the stored image,
+/// `size` the stored image's size) lies once `orientation` is applied, as
+/// `(left, top, width, height)`.
+pub fn oriented_region(
+    size: (u32, u32),
+    covered: (f64, f64),
+    orientation: Orientation,
+) -> (f64, f64, f64, f64) {
+    use Orientation::*;
+    let ((width, height), (region_width, region_height)) = if super::image::swaps_sides(orientation)
+    {
+        ((size.1, size.0), (covered.1, covered.0))
+    } else {
+        (size, covered)
+    };
+    // The corner where the stored image's top-left corner lands.
+    let (right, bottom) = match orientation {
+        NoTransforms | Rotate90FlipH => (false, false),
+        Rotate90 | FlipHorizontal => (true, false),
+        Rotate180 | Rotate270FlipH => (true, true),
+        Rotate270 | FlipVertical => (false, true),
+    };
+    let left = if right {
+        f64::from(width) - region_width
+    } else {
+        0.0
+    };
+    let top = if bottom {
+        f64::from(height) - region_height
+    } else {
+        0.0
+    };
+    (left, top, region_width, region_height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The corners in [`oriented_region`] are where the image crate's own
+    /// `apply_orientation` moves the top-left pixel.
+    #[test]
+    fn the_region_follows_the_orientation() {
+        use Orientation::*;
+        for orientation in [
+            NoTransforms,
+            Rotate90,
+            Rotate180,
+            Rotate270,
+            FlipHorizontal,
+            FlipVertical,
+            Rotate90FlipH,
+            Rotate270FlipH,
+        ] {
+            let mut marked = image::GrayImage::new(3, 2);
+            marked.put_pixel(0, 0, image::Luma([1]));
+            let mut oriented = image::DynamicImage::ImageLuma8(marked);
+            oriented.apply_orientation(orientation);
+            let oriented = oriented.into_luma8();
+            let (x, y, _) = oriented
+                .enumerate_pixels()
+                .find(|(_, _, pixel)| pixel[0] == 1)
+                .unwrap();
+            let (left, top, width, height) = oriented_region((3, 2), (1.0, 1.0), orientation);
+            assert_eq!((width, height), (1.0, 1.0));
+            assert_eq!((left, top), (f64::from(x), f64::from(y)), "{orientation:?}");
+        }
+        // A partial last column of a 3 x 2 decode, turned a quarter clockwise.
+        assert_eq!(
+            oriented_region((3, 2), (2.5, 2.0), Rotate90),
+            (0.0, 0.0, 2.0, 2.5)
+        );
+        assert_eq!(
+            oriented_region((3, 2), (2.5, 2.0), Rotate180),
+            (0.5, 0.0, 2.5, 2.0)
+        );
+    }
+
+    #[test]
+    fn a_reduction_is_chosen_only_when_it_keeps_enough_pixels() {
+        // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in both
+        // sides, and a half is not offered.
+        assert_eq!(numerator_for(1000, 800, (256, 205)), 8);
+        // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
+        assert_eq!(numerator_for(1100, 880, (256, 205)), 2);
+        // Exactly enough counts: 1024 / 4 = 256.
+        assert_eq!(numerator_for(1024, 1024, (256, 256)), 2);
+        assert_eq!(numerator_for(1023, 1024, (256, 256)), 8);
+        assert_eq!(numerator_for(1024, 1023, (256, 256)), 8);
+        // One side too short: a full decode.
+        assert_eq!(numerator_for(1100, 4000, (256, 1000)), 2);
+        assert_eq!(numerator_for(1100, 4000, (256, 1001)), 8);
+        // Enlarging: never reduced.
+        assert_eq!(numerator_for(100, 100, (256, 256)), 8);
+    }
+}
