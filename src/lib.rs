@@ -10,8 +10,8 @@
 //!   [`engine::Task`] trait, the bounded [`engine::Queue`] with its
 //!   [`engine::Interrupt`], the blocking worker loop ([`engine::threads`]:
 //!   `sequential` and `threads`), the one worker-process supervisor and line
-//!   protocol ([`engine::processes`]), the async driver
-//!   ([`engine::asynchronous`]), and a mock task for tests ([`engine::mock`]).
+//!   protocol ([`engine::processes`]), the async driver (an event loop per
+//!   core: [`engine::asynchronous`]), and a mock task for tests ([`engine::mock`]).
 //!   `get`, `filter` and `dataset` are its clients.
 //! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
 //!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), folders
