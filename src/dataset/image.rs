@@ -209,12 +209,7 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
     limits.max_alloc = Some(settings.max_image_area.saturating_mul(8).max(1 << 20));
     decoder.set_limits(limits).map_err(decode)?;
     let orientation = decoder.orientation().map_err(decode)?;
-    let swapped = swaps_sides(orientation);
-    let (width, height) = if swapped {
-        (declared_height, declared_width)
-    } else {
-        (declared_width, declared_height)
-    };
+    let (width, height) = turned((declared_width, declared_height), orientation);
     if width.min(height) < settings.min_image_size {
         return Err(ImageError::TooSmall { width, height });
     }
@@ -224,11 +219,8 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
         return Err(ImageError::AspectRatio { width, height });
     }
     let (target, crop, pad) = plan(width, height, settings);
-    let stored_target = if swapped {
-        (target.1, target.0)
-    } else {
-        target
-    };
+    // Turning back is the same swap.
+    let stored_target = turned(target, orientation);
     let numerator = match format {
         image::ImageFormat::Jpeg => {
             reduced::numerator_for(declared_width, declared_height, stored_target)
@@ -300,13 +292,14 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
     })
 }
 
-/// Whether an orientation turns the image a quarter, swapping its sides.
-pub fn swaps_sides(orientation: image::metadata::Orientation) -> bool {
+/// A pair of sides as they show once `orientation` is applied: swapped when it
+/// turns the image a quarter.
+pub fn turned<T>(sides: (T, T), orientation: image::metadata::Orientation) -> (T, T) {
     use image::metadata::Orientation::*;
-    matches!(
-        orientation,
-        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
-    )
+    match orientation {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (sides.1, sides.0),
+        _ => sides,
+    }
 }
 
 /// Alpha composited onto white, as img2dataset does: `alpha/255 x colour + 255 - alpha`.

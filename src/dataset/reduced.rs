@@ -120,12 +120,8 @@ pub fn oriented_region(
     orientation: Orientation,
 ) -> (f64, f64, f64, f64) {
     use Orientation::*;
-    let ((width, height), (region_width, region_height)) = if super::image::swaps_sides(orientation)
-    {
-        ((size.1, size.0), (covered.1, covered.0))
-    } else {
-        (size, covered)
-    };
+    let (width, height) = super::image::turned(size, orientation);
+    let (region_width, region_height) = super::image::turned(covered, orientation);
     // The corner where the stored image's top-left corner lands.
     let (right, bottom) = match orientation {
         NoTransforms | Rotate90FlipH => (false, false),
