@@ -53,6 +53,8 @@ pub trait ProgressSink: Send + Sync {
 #[derive(Clone)]
 pub struct Context {
     pub settings: Arc<Settings>,
+    /// The output folder (`settings.output_dir`), where parts are made.
+    pub folder: Arc<crate::get::part::Folder>,
     pub names: Arc<dyn NameRegistry>,
     /// Where `started` and `saved` entries go (`None`: no manifest kept).
     pub manifest: Option<Arc<Manifest>>,
@@ -69,6 +71,7 @@ pub struct Context {
 impl Context {
     pub fn new(settings: Settings, names: Arc<dyn NameRegistry>) -> Context {
         Context {
+            folder: Arc::new(crate::get::part::Folder::new(settings.output_dir.clone())),
             pace: settings
                 .limit_rate
                 .map(|rate| Arc::new(pace::Pace::new(rate))),

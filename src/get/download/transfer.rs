@@ -350,7 +350,7 @@ impl<'a> Transfer<'a> {
     }
 
     fn directory(&self) -> &Path {
-        &self.context.settings.output_dir
+        self.context.folder.path()
     }
 
     /// Headers this attempt sends: a Range from where the part file ends, valid only
@@ -464,13 +464,10 @@ impl<'a> Transfer<'a> {
                 // The batch claimed this name for the job: its own part file, reused.
                 self.name = Some(plan.name.clone());
                 let part =
-                    PartFile::reopen(self.directory(), &plan.name, resumed_from.unwrap_or(0))
+                    PartFile::reopen(&self.context.folder, &plan.name, resumed_from.unwrap_or(0))
                         .map_err(|error| {
-                            self.write_error(
-                                &format!("{}{}", plan.name, naming::PART_SUFFIX),
-                                error,
-                            )
-                        })?;
+                        self.write_error(&format!("{}{}", plan.name, naming::PART_SUFFIX), error)
+                    })?;
                 (
                     plan.name.clone(),
                     if plan.replace { part.replacing() } else { part },
@@ -499,7 +496,7 @@ impl<'a> Transfer<'a> {
                     .reserve(&desired, self.job.rank)
                     .map_err(|error| self.write_error(&desired, error))?;
                 self.name = Some(name.clone());
-                let part = PartFile::create(self.directory(), &name).map_err(|error| {
+                let part = PartFile::create(&self.context.folder, &name).map_err(|error| {
                     self.write_error(&format!("{name}{}", naming::PART_SUFFIX), error)
                 })?;
                 (name, part)
@@ -584,8 +581,16 @@ impl<'a> Transfer<'a> {
                 _ => Ok(()),
             };
         }
-        let written = self.part.as_ref().map_or(0, PartFile::written);
-        if self.expected != Some(written + bytes.len() as u64) {
+        let part = self.part.as_mut().expect("head() comes before the body");
+        if self.expected != Some(part.written() + bytes.len() as u64) {
+            // Worth resuming from now on: named, then recorded as this batch's.
+            if let Err(error) = part.name_on_disk() {
+                let path = part.part_path().display().to_string();
+                return Err(DownloadError::Write {
+                    path,
+                    message: error.to_string(),
+                });
+            }
             self.record_start()?;
         }
         let part = self.part.as_mut().expect("head() comes before the body");
@@ -774,10 +779,12 @@ impl<'a> Transfer<'a> {
         match validator {
             Some(validator) if error.is_transient() && !refuses_ranges && offset > 0 => {
                 // Kept for a resume: what a later run's `-c` needs is recorded.
+                if !part.keep() {
+                    return None;
+                }
                 if let Err(error) = self.record_start() {
                     tracing::debug!(url = %self.job.url, %error, "part not recorded");
                 }
-                part.keep();
                 let name = self.name.take()?;
                 tracing::debug!(url = %self.job.url, name, offset, "part kept for a resume");
                 Some(Plan {
