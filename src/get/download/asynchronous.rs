@@ -2,7 +2,18 @@
 //! decision as the blocking one, sleeping on the timer instead of a thread.
 
 use std::error::Error as StdError;
+use std::io;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
@@ -22,6 +33,11 @@ use crate::get::input::Job;
 /// every read, or find its connection gone when that runtime ends first.
 pub struct AsyncClient {
     pool: usize,
+    /// For `http://` with no proxy: hyper's pooled client alone. grab follows
+    /// redirects and retries itself, and reqwest's layers for them cost about
+    /// a tenth of the CPU of a small file (its redirect layer parses every URL
+    /// again); reqwest keeps https and proxies, where its work is needed.
+    direct: ThreadLocal<Direct>,
     plain: ThreadLocal<reqwest::Client>,
     secure: ThreadLocal<Result<reqwest::Client, String>>,
     /// Read once for all threads.
@@ -62,10 +78,32 @@ pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncCli
     plain.get_or_try(|| client(settings, pool, &[]))?;
     Ok(AsyncClient {
         pool,
+        direct: ThreadLocal::new(),
         plain,
         secure: ThreadLocal::new(),
         roots: OnceLock::new(),
     })
+}
+
+/// hyper's client for plain http, and the User-Agent it sends.
+struct Direct {
+    client: HyperClient<HttpConnector, Empty<Bytes>>,
+    user_agent: Result<HeaderValue, hyper::header::InvalidHeaderValue>,
+}
+
+/// The direct client for plain http, with reqwest's settings as [`client`]
+/// makes them: connect timeout, no Nagle delay, `pool` idle connections a host.
+fn direct_client(settings: &Settings, pool: usize) -> Direct {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(settings.connect_timeout));
+    Direct {
+        client: HyperClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(pool.max(1))
+            .build(connector),
+        user_agent: HeaderValue::from_str(&settings.user_agent),
+    }
 }
 
 /// One client, trusting `roots` (and only them) over https.
@@ -114,16 +152,175 @@ fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
             seconds: seconds.as_secs(),
         };
     }
+    from_error_chain(error, settings)
+}
+
+/// A response from either client, read the same way.
+enum Response {
+    Reqwest(reqwest::Response),
+    Hyper {
+        response: hyper::Response<Incoming>,
+        /// The read timeout, reset at every chunk as reqwest's is.
+        idle: Pin<Box<tokio::time::Sleep>>,
+    },
+}
+
+impl Response {
+    fn status(&self) -> u16 {
+        match self {
+            Response::Reqwest(response) => response.status().as_u16(),
+            Response::Hyper { response, .. } => response.status().as_u16(),
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Response::Reqwest(response) => response.headers(),
+            Response::Hyper { response, .. } => response.headers(),
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(
+        &mut self,
+        transfer: &Transfer<'_>,
+        settings: &Settings,
+    ) -> Result<Option<Bytes>, DownloadError> {
+        match self {
+            Response::Reqwest(response) => response
+                .chunk()
+                .await
+                .map_err(|error| from_reqwest(&error, settings)),
+            Response::Hyper { response, idle } => {
+                let wait = read_wait(transfer, settings);
+                idle.as_mut().reset(tokio::time::Instant::now() + wait);
+                loop {
+                    let frame = tokio::select! {
+                        frame = response.body_mut().frame() => frame,
+                        () = idle.as_mut() => return Err(read_timed_out(settings)),
+                    };
+                    match frame {
+                        None => return Ok(None),
+                        Some(Err(error)) => return Err(from_error_chain(&error, settings)),
+                        // Trailers carry nothing for the file.
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(bytes) if !bytes.is_empty() => return Ok(Some(bytes)),
+                            _ => continue,
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long the next read may wait: the read timeout, or less when
+/// `--max-time` ends sooner.
+fn read_wait(transfer: &Transfer<'_>, settings: &Settings) -> Duration {
+    let wait = settings.read_timeout();
+    transfer.time_left().map_or(wait, |left| left.min(wait))
+}
+
+fn read_timed_out(settings: &Settings) -> DownloadError {
+    DownloadError::TimedOut {
+        seconds: settings.read_timeout().as_secs(),
+    }
+}
+
+/// An error by the kind of I/O error in its chain; else by its innermost
+/// source, since the top-level message is generic ("error sending request").
+fn from_error_chain(error: &(dyn StdError + 'static), settings: &Settings) -> DownloadError {
     if let Some(reason) = io_kind_in_chain(error).and_then(|kind| from_io_kind(kind, settings)) {
         return reason;
     }
-    // The top-level message is generic ("error sending request"); the innermost
-    // source says what happened.
     let mut innermost: &dyn StdError = error;
     while let Some(source) = innermost.source() {
         innermost = source;
     }
     DownloadError::Network(innermost.to_string())
+}
+
+/// Sends one request to the transfer's URL: over the plain hyper client for
+/// `http://` with no proxy, else over reqwest.
+async fn send(
+    clients: &AsyncClient,
+    transfer: &Transfer<'_>,
+    settings: &Settings,
+) -> Result<Response, DownloadError> {
+    let url = transfer.url();
+    // reqwest turns credentials in a URL into an Authorization header.
+    let plain = url.scheme() == "http" && url.username().is_empty() && url.password().is_none();
+    if plain && settings.proxies.for_url(url).is_none() {
+        let Direct { client, user_agent } = clients
+            .direct
+            .get_or(|| direct_client(settings, clients.pool));
+        let mut headers = HeaderMap::new();
+        for (name, value) in transfer.request_headers() {
+            let (name, value) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            );
+            match (name, value) {
+                (Ok(name), Ok(value)) => headers.append(name, value),
+                (Err(error), _) => return Err(DownloadError::Network(error.to_string())),
+                (_, Err(error)) => return Err(DownloadError::Network(error.to_string())),
+            };
+        }
+        // As reqwest's defaults: what `-H` sets wins.
+        if !headers.contains_key(USER_AGENT) {
+            let user_agent = user_agent
+                .as_ref()
+                .map_err(|error| DownloadError::Network(error.to_string()))?;
+            headers.insert(USER_AGENT, user_agent.clone());
+        }
+        if !headers.contains_key(ACCEPT) {
+            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        let uri: hyper::Uri =
+            url.as_str()
+                .parse()
+                .map_err(|error: hyper::http::uri::InvalidUri| {
+                    DownloadError::Network(error.to_string())
+                })?;
+        let mut request = hyper::Request::new(Empty::new());
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        // The head must come within the read timeout, as every read of the
+        // body must: one timer, reset for each. The connect timeout is the
+        // connector's; a connection slower than the read timeout is cut at it.
+        let wait = read_wait(transfer, settings);
+        let mut idle = Box::pin(tokio::time::sleep(wait));
+        let response = tokio::select! {
+            response = client.request(request) => response,
+            () = idle.as_mut() => return Err(read_timed_out(settings)),
+        };
+        return match response {
+            Ok(response) => Ok(Response::Hyper { response, idle }),
+            Err(error)
+                if error.is_connect()
+                    && io_kind_in_chain(&error) == Some(io::ErrorKind::TimedOut) =>
+            {
+                Err(DownloadError::TimedOut {
+                    seconds: settings.connect_timeout.as_secs(),
+                })
+            }
+            Err(error) => Err(from_error_chain(&error, settings)),
+        };
+    }
+    let client = clients.client(url, settings)?;
+    let mut request = client.get(url.clone());
+    for (name, value) in transfer.request_headers() {
+        request = request.header(name, value);
+    }
+    if let Some(left) = transfer.time_left() {
+        // reqwest's request timeout runs until the body's last byte.
+        request = request.timeout(left);
+    }
+    request
+        .send()
+        .await
+        .map(Response::Reqwest)
+        .map_err(|error| from_reqwest(&error, settings))
 }
 
 async fn attempt_async(
@@ -133,31 +330,21 @@ async fn attempt_async(
     attempts: &mut Attempts<'_>,
 ) -> Result<Saved, DownloadError> {
     let mut response = loop {
-        let client = clients.client(transfer.url(), settings)?;
-        let mut request = client.get(transfer.url().clone());
-        for (name, value) in transfer.request_headers() {
-            request = request.header(name, value);
-        }
-        if let Some(left) = transfer.time_left() {
-            // reqwest's request timeout runs until the body's last byte.
-            request = request.timeout(left);
-        }
-        let response = request
-            .send()
+        let response = send(clients, transfer, settings)
             .await
-            .map_err(|error| transfer.network_error(from_reqwest(&error, settings)))?;
+            .map_err(|error| transfer.network_error(error))?;
         let location = response
             .headers()
             .get("location")
             .and_then(|value| value.to_str().ok());
-        if !transfer.follow(response.status().as_u16(), location)? {
+        if !transfer.follow(response.status(), location)? {
             break response;
         }
     };
     attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
-    let mut head = Head::read(response.status().as_u16(), final_url, |name| {
+    let mut head = Head::read(response.status(), final_url, |name| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
@@ -170,7 +357,7 @@ async fn attempt_async(
     loop {
         // Writes go straight to the file: they land in the page cache in microseconds,
         // and a round-trip through tokio's blocking pool for each chunk costs more.
-        match response.chunk().await {
+        match response.chunk(transfer, settings).await {
             Ok(Some(bytes)) => {
                 transfer.chunk(&bytes)?;
                 let pause = transfer.pause(bytes.len());
@@ -179,7 +366,7 @@ async fn attempt_async(
                 }
             }
             Ok(None) => break,
-            Err(error) => return Err(transfer.network_error(from_reqwest(&error, settings))),
+            Err(error) => return Err(transfer.network_error(error)),
         }
     }
     transfer.finish()
