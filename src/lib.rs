@@ -15,10 +15,12 @@
 //!   `get`, `filter` and `dataset` are its clients.
 //! - [`get`]: `grab get`: input ([`get::input`]), planning against the manifest
 //!   ([`get::plan`], [`get::manifest`]), names ([`get::naming`]), folders
-//!   (`-x`, `--spread`: [`get::layout`]), part files
-//!   ([`get::part`]), one download split by concern ([`get::download`]:
-//!   settings, one attempt, retries that resume, errors, TLS roots, proxies,
-//!   rate limits, the two clients), the download as an engine task
+//!   (`-x`, `--spread`: [`get::layout`]), part files, unnamed until worth
+//!   resuming, made relative to the folder's handle ([`get::part`]), one
+//!   download split by concern ([`get::download`]: settings, one attempt,
+//!   retries that resume, errors, TLS roots, proxies, rate limits, the
+//!   clients: ureq blocking; async over hyper for plain http, reqwest for
+//!   https and proxies), the download as an engine task
 //!   ([`get::task`]), and what the user reads
 //!   ([`get::report`]: lines, tally, live view, `--report`, the typed summary).
 //! - [`filter`]: `grab filter` and `grab get --filter`: Pillow-exact kernels,
