@@ -65,6 +65,8 @@ saved() { cat "$1"/*_stats.json | grep -o '"successes": *[0-9]*' | awk -F: '{s +
 
 printf '%s URLs, %s ms latency, %s per shard\n\n' "$count" "$delay" "$shard"
 printf '%-12s %5s %9s %7s %10s %14s %12s\n' tool round wall saved "images/s" "CPU s/1000 img" "peak RSS MB"
+declare -A rates counts
+ratios=""
 for round in $(seq "$rounds"); do
   for name in "${order[@]}"; do
     out="$output/out"; rm -rf "$out"
@@ -77,6 +79,21 @@ for round in $(seq "$rounds"); do
     cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$name.time")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2 / 1024}' "$work/$name.time")
     per=$( [ "$images" -gt 0 ] && echo "$cpu * 1000 / $images" | bc -l || echo 0)
-    printf '%-12s %5s %7.2f s %7s %10.1f %14.2f %12.0f\n' "$name" "$round" "$wall" "$images" "$(echo "$images / $wall" | bc -l)" "$per" "$rss"
+    rate=$(echo "$images / $wall" | bc -l)
+    printf '%-12s %5s %7.2f s %7s %10.1f %14.2f %12.0f\n' "$name" "$round" "$wall" "$images" "$rate" "$per" "$rss"
+    rates[$name]=$rate; counts[$name]=$images
   done
+  if [ "$peer" = 1 ]; then
+    ratios+="$(echo "${rates[grab]} / ${rates[img2dataset]}" | bc -l) "
+    [ "${counts[grab]}" = "${counts[img2dataset]}" ] || unequal+="$round "
+  fi
 done
+if [ "$peer" = 1 ]; then
+  # The issue's figure: grab's images/s over img2dataset's in the same round.
+  printf '\ngrab / img2dataset images/s by round:'
+  for ratio in $ratios; do printf ' %.2fx' "$ratio"; done
+  printf '; median %.2fx, lowest %.2fx' "$(echo "$ratios" | median)" \
+    "$(echo "$ratios" | tr ' ' '\n' | grep . | sort -g | head -1)"
+  [ -z "${unequal:-}" ] && echo "; equal success counts in every round" \
+    || echo "; success counts differ in rounds: $unequal"
+fi
