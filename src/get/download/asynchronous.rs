@@ -251,61 +251,10 @@ async fn send(
     // reqwest turns credentials in a URL into an Authorization header.
     let plain = url.scheme() == "http" && url.username().is_empty() && url.password().is_none();
     if plain && settings.proxies.for_url(url).is_none() {
-        let Direct { client, user_agent } = clients
+        let direct = clients
             .direct
             .get_or(|| direct_client(settings, clients.pool));
-        let mut headers = HeaderMap::new();
-        for (name, value) in transfer.request_headers() {
-            let (name, value) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            );
-            match (name, value) {
-                (Ok(name), Ok(value)) => headers.append(name, value),
-                (Err(error), _) => return Err(DownloadError::Network(error.to_string())),
-                (_, Err(error)) => return Err(DownloadError::Network(error.to_string())),
-            };
-        }
-        // As reqwest's defaults: what `-H` sets wins.
-        if !headers.contains_key(USER_AGENT) {
-            let user_agent = user_agent
-                .as_ref()
-                .map_err(|error| DownloadError::Network(error.to_string()))?;
-            headers.insert(USER_AGENT, user_agent.clone());
-        }
-        if !headers.contains_key(ACCEPT) {
-            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        }
-        let uri: hyper::Uri =
-            url.as_str()
-                .parse()
-                .map_err(|error: hyper::http::uri::InvalidUri| {
-                    DownloadError::Network(error.to_string())
-                })?;
-        let mut request = hyper::Request::new(Empty::new());
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
-        // The head must come within the read timeout, as every read of the
-        // body must: one timer, reset for each. The connect timeout is the
-        // connector's; a connection slower than the read timeout is cut at it.
-        let wait = read_wait(transfer, settings);
-        let mut idle = Box::pin(tokio::time::sleep(wait));
-        let response = tokio::select! {
-            response = client.request(request) => response,
-            () = idle.as_mut() => return Err(read_timed_out(settings)),
-        };
-        return match response {
-            Ok(response) => Ok(Response::Hyper { response, idle }),
-            Err(error)
-                if error.is_connect()
-                    && io_kind_in_chain(&error) == Some(io::ErrorKind::TimedOut) =>
-            {
-                Err(DownloadError::TimedOut {
-                    seconds: settings.connect_timeout.as_secs(),
-                })
-            }
-            Err(error) => Err(from_error_chain(&error, settings)),
-        };
+        return send_direct(direct, transfer, settings).await;
     }
     let client = clients.client(url, settings)?;
     let mut request = client.get(url.clone());
@@ -321,6 +270,64 @@ async fn send(
         .await
         .map(Response::Reqwest)
         .map_err(|error| from_reqwest(&error, settings))
+}
+
+/// [`send`] over hyper's client.
+async fn send_direct(
+    Direct { client, user_agent }: &Direct,
+    transfer: &Transfer<'_>,
+    settings: &Settings,
+) -> Result<Response, DownloadError> {
+    let url = transfer.url();
+    let mut headers = HeaderMap::new();
+    for (name, value) in transfer.request_headers() {
+        let (name, value) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        );
+        match (name, value) {
+            (Ok(name), Ok(value)) => headers.append(name, value),
+            (Err(error), _) => return Err(DownloadError::Network(error.to_string())),
+            (_, Err(error)) => return Err(DownloadError::Network(error.to_string())),
+        };
+    }
+    // As reqwest's defaults: what `-H` sets wins.
+    if !headers.contains_key(USER_AGENT) {
+        let user_agent = user_agent
+            .as_ref()
+            .map_err(|error| DownloadError::Network(error.to_string()))?;
+        headers.insert(USER_AGENT, user_agent.clone());
+    }
+    if !headers.contains_key(ACCEPT) {
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    let uri: hyper::Uri = url
+        .as_str()
+        .parse()
+        .map_err(|error: hyper::http::uri::InvalidUri| DownloadError::Network(error.to_string()))?;
+    let mut request = hyper::Request::new(Empty::new());
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    // The head must come within the read timeout, as every read of the
+    // body must: one timer, reset for each. The connect timeout is the
+    // connector's; a connection slower than the read timeout is cut at it.
+    let wait = read_wait(transfer, settings);
+    let mut idle = Box::pin(tokio::time::sleep(wait));
+    let response = tokio::select! {
+        response = client.request(request) => response,
+        () = idle.as_mut() => return Err(read_timed_out(settings)),
+    };
+    match response {
+        Ok(response) => Ok(Response::Hyper { response, idle }),
+        Err(error)
+            if error.is_connect() && io_kind_in_chain(&error) == Some(io::ErrorKind::TimedOut) =>
+        {
+            Err(DownloadError::TimedOut {
+                seconds: settings.connect_timeout.as_secs(),
+            })
+        }
+        Err(error) => Err(from_error_chain(&error, settings)),
+    }
 }
 
 async fn attempt_async(
