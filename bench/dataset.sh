@@ -26,6 +26,8 @@ else
   grab="$here/target/release/grab"
 fi
 source "$here/bench/common.sh"
+command -v nasm >/dev/null || echo "note: no nasm here, so grab's libjpeg-turbo is built without SIMD" \
+  "(apt-get install nasm, then cargo clean --release -p mozjpeg-sys and build again)" >&2
 work=${BENCH_WORK:-$here/target/bench-dataset}
 mkdir -p "$work"
 output=$(output_folder "$work")
