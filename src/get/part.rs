@@ -140,16 +140,7 @@ impl PartFile {
     /// else created as `NAME.part`. Makes the folders of a name in a subfolder
     /// (refusing a link on the way).
     pub fn create(folder: &Arc<Folder>, name: &str) -> io::Result<PartFile> {
-        make_folders(folder.path(), name)?;
-        let mut part = PartFile {
-            folder: folder.clone(),
-            name: name.to_string(),
-            file: None,
-            named: false,
-            written: 0,
-            committed: false,
-            replace: false,
-        };
+        let mut part = PartFile::unopened(folder, name, false, 0)?;
         if folder.naming.load(Ordering::Relaxed) != NAMED_ONLY {
             let subfolder = name.rsplit_once('/').map_or(".", |(folders, _)| folders);
             let (directory, path) = folder.at(subfolder);
@@ -181,21 +172,32 @@ impl PartFile {
     /// already there, for a resumed download) or, with `keep` zero, to start it over.
     /// `O_NOFOLLOW` refuses a symlink planted at the name.
     pub fn reopen(folder: &Arc<Folder>, name: &str, keep: u64) -> io::Result<PartFile> {
-        make_folders(folder.path(), name)?;
-        let mut part = PartFile {
-            folder: folder.clone(),
-            name: name.to_string(),
-            file: None,
-            named: true,
-            written: keep,
-            committed: false,
-            replace: false,
-        };
+        let mut part = PartFile::unopened(folder, name, true, keep)?;
         let mut file = part.open_named(OFlag::O_CREAT | OFlag::O_NOFOLLOW)?;
         file.set_len(keep)?;
         std::io::Seek::seek(&mut file, io::SeekFrom::Start(keep))?;
         part.file = Some(file);
         Ok(part)
+    }
+
+    /// The part's state before its file is open, once the folders of a name in
+    /// a subfolder are made.
+    fn unopened(
+        folder: &Arc<Folder>,
+        name: &str,
+        named: bool,
+        written: u64,
+    ) -> io::Result<PartFile> {
+        make_folders(folder.path(), name)?;
+        Ok(PartFile {
+            folder: folder.clone(),
+            name: name.to_string(),
+            file: None,
+            named,
+            written,
+            committed: false,
+            replace: false,
+        })
     }
 
     /// `NAME.part`, opened for writing with `flags` added.
