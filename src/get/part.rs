@@ -171,12 +171,31 @@ impl PartFile {
     /// Opens this batch's own `NAME.part` again: to append to it (`keep` bytes
     /// already there, for a resumed download) or, with `keep` zero, to start it over.
     /// `O_NOFOLLOW` refuses a symlink planted at the name.
+    /// A part to resume must still hold the `keep` bytes (it is not made
+    /// anew, which would resume from zeros). Until the file is open and sized,
+    /// the part is not this value's to remove: a failure leaves it for `-c`.
     pub fn reopen(folder: &Arc<Folder>, name: &str, keep: u64) -> io::Result<PartFile> {
-        let mut part = PartFile::unopened(folder, name, true, keep)?;
-        let mut file = part.open_named(OFlag::O_CREAT | OFlag::O_NOFOLLOW)?;
+        let mut part = PartFile::unopened(folder, name, false, keep)?;
+        let create = if keep == 0 {
+            OFlag::O_CREAT
+        } else {
+            OFlag::empty()
+        };
+        let mut file = part.open_named(create | OFlag::O_NOFOLLOW)?;
+        let length = file.metadata()?.len();
+        if length < keep {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {length} bytes, fewer than the {keep} to resume from",
+                    part.part_name()
+                ),
+            ));
+        }
         file.set_len(keep)?;
         std::io::Seek::seek(&mut file, io::SeekFrom::Start(keep))?;
         part.file = Some(file);
+        part.named = true;
         Ok(part)
     }
 
@@ -240,10 +259,17 @@ impl PartFile {
         match link(&self.folder, file, &part_name) {
             Err(error) if error.kind() == io::ErrorKind::Unsupported => {
                 let mut target = self.open_named(OFlag::O_CREAT | OFlag::O_EXCL)?;
-                let mut source = file.try_clone()?;
-                std::io::Seek::seek(&mut source, io::SeekFrom::Start(0))?;
-                // Leaves the copy's offset at its end, where the next write goes.
-                io::copy(&mut source, &mut target)?;
+                let copied = file.try_clone().and_then(|mut source| {
+                    std::io::Seek::seek(&mut source, io::SeekFrom::Start(0))?;
+                    // Leaves the copy's offset at its end, where the next write goes.
+                    io::copy(&mut source, &mut target)
+                });
+                if let Err(error) = copied {
+                    // A half copy is no part to resume: it goes.
+                    let (directory, path) = self.folder.at(&part_name);
+                    let _ = unlinkat(directory, path.as_ref(), UnlinkatFlags::NoRemoveDir);
+                    return Err(error);
+                }
                 self.file = Some(target);
             }
             result => result?,
@@ -472,6 +498,20 @@ mod tests {
         fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
         let part = PartFile::reopen(&folder, "b.bin", 0).unwrap();
         assert_eq!(finished(&directory, part, b"new"), b"new");
+    }
+
+    #[test]
+    fn a_part_shorter_than_its_resume_is_refused_and_kept() {
+        let directory = tempfile::tempdir().unwrap();
+        let folder = folder(&directory, EMPTY_PATH);
+        assert!(PartFile::reopen(&folder, "gone.bin", 5).is_err());
+        assert!(names(&directory).is_empty(), "no part made from zeros");
+        fs::write(directory.path().join("a.bin.part"), b"abc").unwrap();
+        assert!(PartFile::reopen(&folder, "a.bin", 5).is_err());
+        assert_eq!(
+            fs::read(directory.path().join("a.bin.part")).unwrap(),
+            b"abc"
+        );
     }
 
     #[test]

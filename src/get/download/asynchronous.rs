@@ -92,11 +92,14 @@ struct Direct {
 }
 
 /// The direct client for plain http, with reqwest's settings as [`client`]
-/// makes them: connect timeout, no Nagle delay, `pool` idle connections a host.
+/// makes them: connect timeout, no Nagle delay, TCP keepalive, `pool` idle
+/// connections a host.
 fn direct_client(settings: &Settings, pool: usize) -> Direct {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(settings.connect_timeout));
+    // reqwest's: a pooled connection a middlebox dropped is found out.
+    connector.set_keepalive(Some(Duration::from_secs(15)));
     Direct {
         client: HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
