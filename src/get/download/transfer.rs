@@ -584,23 +584,13 @@ impl<'a> Transfer<'a> {
         let part = self.part.as_mut().expect("head() comes before the body");
         if self.expected != Some(part.written() + bytes.len() as u64) {
             // Worth resuming from now on: named, then recorded as this batch's.
-            if let Err(error) = part.name_on_disk() {
-                let path = part.part_path().display().to_string();
-                return Err(DownloadError::Write {
-                    path,
-                    message: error.to_string(),
-                });
-            }
+            part.name_on_disk()
+                .map_err(|error| part_write_error(part, error))?;
             self.record_start()?;
         }
         let part = self.part.as_mut().expect("head() comes before the body");
-        if let Err(error) = part.write(bytes) {
-            let path = part.part_path().display().to_string();
-            return Err(DownloadError::Write {
-                path,
-                message: error.to_string(),
-            });
-        }
+        part.write(bytes)
+            .map_err(|error| part_write_error(part, error))?;
         self.hasher.update(bytes);
         if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
             sink.advanced(id, bytes.len() as u64);
@@ -825,6 +815,14 @@ impl<'a> Transfer<'a> {
             path: self.directory().join(name).display().to_string(),
             message: error.to_string(),
         }
+    }
+}
+
+/// A failed write to `part`, naming its path.
+fn part_write_error(part: &PartFile, error: io::Error) -> DownloadError {
+    DownloadError::Write {
+        path: part.part_path().display().to_string(),
+        message: error.to_string(),
     }
 }
 
