@@ -31,7 +31,7 @@
 //!   shards of resized images; downloads on the engine with `get`'s download
 //!   code, bodies in memory; the image pipeline ([`dataset::image`], with
 //!   JPEGs that shrink by 4 or more decoded at 1/4 scale by libjpeg,
-//!   [`dataset::reduced`]) as a second engine client ([`dataset::task`]);
+//!   [`image::reduced`]) as a second engine client ([`dataset::task`]);
 //!   each finished sample spooled
 //!   ([`dataset::sample`]), shards written in key order and renamed into place
 //!   ([`dataset::shard`], [`dataset::table`]); `stats.json`, the sum of every
@@ -91,8 +91,11 @@ pub mod dataset;
 pub mod engine;
 pub mod exit;
 pub mod filter;
+pub mod fs;
 pub mod gallery;
 pub mod get;
+pub mod http;
+pub mod image;
 pub mod partition;
 pub mod queue;
 pub mod redact;

@@ -9,14 +9,14 @@ use clap::{Args, Subcommand};
 
 use super::{cpus, named, positive_seconds, usage_error};
 use crate::console::{Console, Verbosity};
-use crate::dataset::image::{EncodeFormat, ResizeMode};
 use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::shard::OutputFormat;
 use crate::dataset::{self, DatasetConfig, progress};
+use crate::engine::ProgressMode;
 use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
 use crate::exit::ExitStatus;
-use crate::get::report::live::ProgressMode;
+use crate::image::resize::{EncodeFormat, ResizeMode};
 
 /// Exit statuses of `grab dataset`: failed samples are data, not failures.
 pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
@@ -115,18 +115,16 @@ pub struct BuildArgs {
     /// Threads decoding, resizing and encoding [default: one per CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub image_workers: Option<u32>,
-    /// Abandon a transfer that receives nothing (or cannot connect) for SECS seconds.
+    /// Abandon a transfer that receives nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub timeout: f64,
     /// Attempts after a transient failure (img2dataset's default is none).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
-    /// Abandon bodies larger than BYTES: what bounds a body held in memory.
-    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+    /// Abandon bodies larger than SIZE (bytes, or with k, M, G, 1024-based, as
+    /// every size flag): what bounds a body held in memory.
+    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = super::positive_size)]
     pub max_size: u64,
-    /// The User-Agent header [default: grab/VERSION].
-    #[arg(long, value_name = "TEXT")]
-    pub user_agent: Option<String>,
     /// X-Robots-Tag directives that mean "do not use" (img2dataset's four and
     /// `none`): such a response is not saved and counts as opted out, for
     /// `DIRECTIVE` and `grab: DIRECTIVE` alike. An empty list (`''`) turns the
@@ -151,6 +149,8 @@ pub struct BuildArgs {
     /// Print the run's stats as one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub request: super::request::RequestArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,13 +267,10 @@ impl BuildArgs {
             None => f64::INFINITY,
         };
         let download = &mut config.download;
+        self.request.apply(download)?;
         download.idle_timeout = Duration::from_secs_f64(self.timeout);
-        download.connect_timeout = Duration::from_secs_f64(self.timeout);
         download.retries = self.retries;
         download.max_size = Some(self.max_size);
-        if let Some(user_agent) = &self.user_agent {
-            download.user_agent = user_agent.clone();
-        }
         download.refused_robots = self
             .disallowed_header_directives
             .iter()
@@ -381,7 +378,7 @@ mod tests {
         );
         assert_eq!(
             config.download.user_agent,
-            crate::get::download::Settings::default_user_agent()
+            crate::http::Settings::default_user_agent()
         );
         let config = config_of(&[
             "t.csv",

@@ -10,16 +10,14 @@ use super::{
     cpus, named, non_negative_seconds, positive_seconds, positive_size, size, usage_error,
 };
 use crate::console::{Console, Verbosity};
+use crate::engine::ProgressMode;
 use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
-use crate::get::download::proxy::Proxies;
-use crate::get::download::tls::Trust;
-use crate::get::layout::{Layout, MAX_SPREAD};
-use crate::get::report::live::ProgressMode;
+use crate::fs::layout::{Layout, MAX_SPREAD};
 use crate::get::report::records::ReportFormat;
-use crate::get::{self, GetConfig, input::Inputs, naming};
+use crate::get::{self, GetConfig, input::Inputs};
 
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
@@ -47,9 +45,6 @@ pub struct GetArgs {
     /// Abandon a transfer that receives nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
     pub timeout: f64,
-    /// Give up connecting after SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
-    pub connect_timeout: f64,
     /// Print only failures and the summary (a terminal keeps its live bar,
     /// which leaves nothing behind; elsewhere no heartbeat lines).
     #[arg(short, long)]
@@ -73,58 +68,6 @@ pub struct GetArgs {
     /// chunked bodies too): bytes, or with k, M, G (1024-based, as curl).
     #[arg(long, value_name = "SIZE", value_parser = size)]
     pub max_size: Option<u64>,
-    /// Abandon an attempt that takes longer than SECS, from its request to its
-    /// last byte (curl's --max-time; a retry gets as long again and resumes).
-    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
-    pub max_time: Option<f64>,
-    /// Abandon a transfer slower than RATE bytes per second (k, M suffixes) for
-    /// --speed-time seconds, silent ones included, as curl does; it is retried
-    /// like a timeout.
-    #[arg(long, value_name = "RATE", value_parser = positive_size)]
-    pub speed_limit: Option<u64>,
-    /// How long a transfer may stay under --speed-limit.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, requires = "speed_limit")]
-    pub speed_time: f64,
-    /// At most RATE bytes per second for all transfers together (k, M, G
-    /// suffixes, 1024-based). With -s processes each of the -j workers gets an
-    /// equal share.
-    #[arg(long, value_name = "RATE", value_parser = positive_size)]
-    pub limit_rate: Option<u64>,
-    /// At most RATE bytes per second for each transfer (curl's --limit-rate,
-    /// which curl applies per transfer).
-    #[arg(long, value_name = "RATE", value_parser = positive_size)]
-    pub limit_rate_per_transfer: Option<u64>,
-    /// Send this header with every request, `-H 'Name: value'` (repeatable).
-    /// Authorization and Cookie go only to the host asked for, not to another
-    /// that a redirect leads to. A User-Agent here wins over -A.
-    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
-    pub headers: Vec<String>,
-    /// The User-Agent sent [default: grab/VERSION].
-    #[arg(short = 'A', long, value_name = "NAME")]
-    pub user_agent: Option<String>,
-    /// Trust only the certificates in this PEM file (instead of the system's
-    /// store); SSL_CERT_FILE says the same when this is not given.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Trust only the certificates in this folder of PEM files; SSL_CERT_DIR
-    /// says the same when this is not given.
-    #[arg(long, value_name = "DIR")]
-    pub capath: Option<PathBuf>,
-    /// Send requests through this http proxy (`host:port` or
-    /// `http://[user:password@]host:port`; the port defaults to 1080, as in
-    /// curl). Without it, http_proxy (lower case only), HTTPS_PROXY and
-    /// ALL_PROXY are read as curl reads them; `--proxy ''` uses none. Plain
-    /// http goes as `GET http://...`, https through CONNECT.
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-    /// Hosts reached without the proxy, comma-separated: names (with their
-    /// subdomains), addresses, ADDRESS/BITS networks, or `*`; instead of NO_PROXY.
-    #[arg(long, value_name = "LIST")]
-    pub noproxy: Option<String>,
-    /// Do not check servers' certificates (the traffic is still encrypted, but
-    /// anyone on the way can read it).
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
@@ -195,6 +138,8 @@ pub struct GetArgs {
     /// available memory].
     #[arg(long, value_name = "SIZE", value_parser = positive_size, requires = "filters")]
     pub memory_limit: Option<u64>,
+    #[command(flatten)]
+    pub request: super::request::RequestArgs,
 }
 
 impl GetArgs {
@@ -217,45 +162,12 @@ impl GetArgs {
     ) -> Result<GetConfig, String> {
         let mut config = GetConfig::new(&self.output_dir, self.strategy);
         let settings = &mut config.settings;
-        settings.connect_timeout = Duration::from_secs_f64(self.connect_timeout);
         settings.idle_timeout = Duration::from_secs_f64(self.timeout);
         settings.retries = self.retries;
         settings.retry_wait = Duration::from_secs_f64(self.retry_wait);
         settings.max_size = self.max_size;
         settings.accept = self.accept_patterns()?;
-        settings.max_time = self.max_time.map(Duration::from_secs_f64);
-        settings.speed_limit = self.speed_limit;
-        settings.limit_rate = self.limit_rate;
-        settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
-        settings.speed_time = Duration::from_secs_f64(self.speed_time);
-        if let Some(user_agent) = &self.user_agent {
-            settings.user_agent = user_agent.clone();
-        }
-        let trust = Trust {
-            ca_file: self.cacert.clone(),
-            ca_dir: self.capath.clone(),
-            insecure: self.insecure,
-        };
-        if trust.ca_file.is_some() || trust.ca_dir.is_some() {
-            // A wrong --cacert or --capath is a usage error before any
-            // download. The variables' roots (and the system's) are loaded at
-            // the first https request, so a run without https never pays for it.
-            trust.roots().map_err(|error| error.to_string())?;
-        }
-        settings.trust = trust.with_environment();
-        settings.proxies = Proxies::from_flags_and_environment(
-            self.proxy.as_deref(),
-            self.noproxy.as_deref(),
-            |name| std::env::var(name).ok(),
-        )
-        .map_err(|error| error.to_string())?;
-        for line in &self.headers {
-            let (name, value) = header(line)?;
-            match name.eq_ignore_ascii_case("user-agent") {
-                true => settings.user_agent = value,
-                false => settings.headers.push((name, value)),
-            }
-        }
+        self.request.apply(settings)?;
         settings.content_disposition = self.content_disposition;
         settings.layout = self.layout()?;
         config.jobs = self.jobs as usize;
@@ -287,7 +199,7 @@ impl GetArgs {
         let single = self.urls.len() == 1 && self.inputs.is_empty();
         let extension = self.output_dir.extension()?.to_str()?;
         (single
-            && naming::content_type_for_extension(extension).is_some()
+            && crate::image::mime::content_type_for_extension(extension).is_some()
             && !self.output_dir.is_dir())
         .then(|| {
             format!(
@@ -307,7 +219,7 @@ impl GetArgs {
                     return Ok(entry.to_string());
                 }
                 let extension = entry.trim_start_matches('*').trim_start_matches('.');
-                naming::content_type_for_extension(extension)
+                crate::image::mime::content_type_for_extension(extension)
                     .map(str::to_string)
                     .ok_or_else(|| {
                         format!(
@@ -398,31 +310,6 @@ impl GetArgs {
             1 => "warn,grab=debug",
             _ => "warn,grab=trace",
         }
-    }
-}
-
-/// One `-H 'Name: value'`, checked as HTTP allows; the headers grab manages
-/// itself are refused with the reason.
-fn header(line: &str) -> Result<(String, String), String> {
-    let Some((name, value)) = line.split_once(':') else {
-        return Err(format!("-H {line}: expected 'Name: value'"));
-    };
-    let (name, value) = (name.trim(), value.trim());
-    reqwest::header::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("-H {line}: {name:?} is not a valid header name"))?;
-    reqwest::header::HeaderValue::from_str(value)
-        .map_err(|_| format!("-H {line}: the value holds characters a header cannot"))?;
-    let managed = match name.to_ascii_lowercase().as_str() {
-        "range" | "if-range" => Some("resumes (-c, retries) set it"),
-        "host" => Some("it comes from each URL"),
-        "content-length" | "transfer-encoding" | "connection" => {
-            Some("the connection's framing is the client's")
-        }
-        _ => None,
-    };
-    match managed {
-        Some(reason) => Err(format!("-H {line}: grab sets {name} itself ({reason})")),
-        None => Ok((name.to_string(), value.to_string())),
     }
 }
 

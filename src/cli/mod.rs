@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod filter;
 pub mod get;
 pub mod queue;
+pub mod request;
 pub mod serve;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -18,7 +19,7 @@ use crate::engine::mock::{self, Mock};
 use crate::engine::processes::{self, WORKER_SUBCOMMAND, WorkerProgram};
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::task::Filtering;
-use crate::get::task::{self as download_task, InWorkers};
+use crate::http::task::{self as download_task, InWorkers};
 
 #[derive(Debug, Parser)]
 #[command(name = "grab", version, about = "Download many URLs concurrently, four ways, and compare them.", after_help = EXIT_CODES)]

@@ -22,10 +22,8 @@
 //! - [`table`]: a shard's parquet file;
 //! - [`progress`]: the live view and the summary.
 
-pub mod image;
 pub mod input;
 pub mod progress;
-pub mod reduced;
 pub mod sample;
 pub mod shard;
 pub mod table;
@@ -43,14 +41,14 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::console::Console;
+use crate::engine::ProgressMode;
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
-use crate::get::download::{Context, DownloadError, Outcome, Settings, Verdict};
-use crate::get::input::{Job, Origin};
-use crate::get::lock::FolderLock;
-use crate::get::naming::FolderNames;
-use crate::get::report::live::ProgressMode;
-use crate::get::task::{self as download_task, HostGate};
+use crate::fs::lock::FolderLock;
+use crate::fs::names::FolderNames;
+use crate::http::task::{self as download_task, HostGate};
+use crate::http::{Context, DownloadError, Outcome, Settings, Verdict};
+use crate::http::{Job, Origin};
 use crate::partition::Shard;
 use input::{Columns, InputFormat, Row, Rows};
 use sample::{Sample, Status};
@@ -64,7 +62,7 @@ pub struct DatasetConfig {
     pub output_format: OutputFormat,
     pub samples_per_shard: u64,
     pub columns: Columns,
-    pub image: image::ImageSettings,
+    pub image: crate::image::resize::ImageSettings,
     /// How downloads behave; their `output_dir` is set by the run (worker
     /// processes save into the work folder).
     pub download: Settings,
@@ -102,7 +100,7 @@ impl DatasetConfig {
             output_format: OutputFormat::Files,
             samples_per_shard: 10_000,
             columns: Columns::default(),
-            image: image::ImageSettings::default(),
+            image: crate::image::resize::ImageSettings::default(),
             strategy: Strategy::Async,
             jobs: 64,
             per_host: None,
@@ -479,13 +477,8 @@ pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::R
     let path = directory.join(STATS_NAME);
     let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
     text.push(b'\n');
-    let write = || -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(directory)?;
-        std::io::Write::write_all(&mut file, &text)?;
-        file.persist(&path).map_err(|error| error.error)?;
-        Ok(())
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    crate::fs::atomic::write_atomically(&path, &text, true)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `grab dataset stats DIR`: rebuilds `stats.json` from the shards in the

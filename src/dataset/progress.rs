@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Counters, RunStats};
 use crate::console::{Console, plural};
-use crate::get::report::live::ProgressMode;
+use crate::engine::ProgressMode;
 
 /// `1200 samples, 310.5/s, 97.1% ok, 3 shards done, table read`.
 pub fn live_line(counters: &Counters, elapsed: Duration) -> String {

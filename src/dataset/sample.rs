@@ -115,11 +115,11 @@ impl Sample {
 pub fn spool(folder: &Path, sample: &Sample, image: &[u8]) -> io::Result<PathBuf> {
     let path = folder.join(&sample.key);
     let metadata = serde_json::to_vec(sample).map_err(io::Error::other)?;
-    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    let mut file = crate::fs::atomic::temporary_in(folder)?;
     file.write_all(&(metadata.len() as u64).to_le_bytes())?;
     file.write_all(&metadata)?;
     file.write_all(image)?;
-    file.persist(&path).map_err(|error| error.error)?;
+    crate::fs::atomic::commit(file, &path, true)?;
     Ok(path)
 }
 

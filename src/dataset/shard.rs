@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::image::EncodeFormat;
 use super::sample::{Sample, Status, unspool};
+use crate::image::resize::EncodeFormat;
 
 /// The work folder inside the output folder: spooled samples, shards being
 /// written, downloads of worker processes.

@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use super::image::{ImageSettings, process};
 use super::input::Row;
 use super::sample::{Sample, Status};
 use crate::engine::{Task, Work};
+use crate::image::resize::{ImageSettings, process};
 
 /// One body to turn into a sample.
 pub struct ImageJob {

@@ -338,6 +338,23 @@ impl<Job> Queue<Job> {
     }
 }
 
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar and the slowest transfers, redrawn in place (terminals).
+    Bar,
+    /// A heartbeat line every `--heartbeat` seconds.
+    Lines,
+    /// Nothing live.
+    None,
+}
+
+named!(ProgressMode {
+    Bar => "bar": "a bar and the slowest transfers, redrawn in place",
+    Lines => "lines": "a heartbeat line every --heartbeat seconds",
+    None => "none": "nothing live",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,8 @@
 //!   2x2 block, libjpeg's (so Pillow's) default; an alpha channel is dropped,
 //!   since JPEG has none.
 
-use std::fs::{File, Permissions};
-use std::io::{self, Cursor, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::File;
+use std::io::{self, Cursor, Read};
 use std::path::Path;
 
 use image::codecs::jpeg::JpegDecoder;
@@ -32,7 +31,7 @@ use image::{
 
 use super::kernels::Pixels;
 use super::{FilterError, Settings};
-use crate::dataset::image::{ImageError as HeaderError, read_header};
+use crate::image::header::{ImageError as HeaderError, read_header};
 
 /// Bytes a decoder may hold per pixel of the image: enough for 16-bit RGBA,
 /// the widest thing a PNG decodes to.
@@ -83,7 +82,7 @@ impl Opened {
 }
 
 /// Opens a file and checks its header (the check the dataset pipeline makes,
-/// [`crate::dataset::image::read_header`]) from its first [`HEADER_BYTES`],
+/// [`crate::image::header::read_header`]) from its first [`HEADER_BYTES`],
 /// read into `file`: a file that is not a JPEG or PNG by its content, or that
 /// declares more than `settings.max_pixels`, fails here, before it is read
 /// whole or anything is allocated for its pixels.
@@ -421,33 +420,6 @@ pub fn encode_into(
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it to `path`:
-/// a reader never sees half an image. With `replace`, a file at `path` is
-/// replaced whole (a rerun's old output); without, a file that is there fails
-/// with [`io::ErrorKind::AlreadyExists`] and is left as it was.
-pub fn write_atomically(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // tempfile creates 0600 files; an image is as readable as any other file
-    // (the umask still applies).
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".grab-")
-        .suffix(".part")
-        .permissions(Permissions::from_mode(0o666))
-        .tempfile_in(directory)?;
-    temporary.write_all(bytes)?;
-    if replace {
-        temporary.persist(path).map_err(|error| error.error)?;
-    } else {
-        temporary
-            .persist_noclobber(path)
-            .map_err(|error| error.error)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,21 +469,5 @@ mod tests {
         let decoded = image::load_from_memory(&jpeg).unwrap();
         assert_eq!(decoded.color(), image::ColorType::L8);
         assert_eq!((decoded.width(), decoded.height()), (3, 2));
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temporary() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("out.png");
-        write_atomically(&path, b"first", false).unwrap();
-        write_atomically(&path, b"second", true).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        // Not asked to replace: the file stays as it was.
-        let refused = write_atomically(&path, b"third", false).unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 1);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_ne!(mode & 0o044, 0, "readable by others, umask permitting");
     }
 }

@@ -293,7 +293,7 @@ pub struct Outcome {
 
 /// `photo.jpg` after blur and grayscale is `blur_grayscale_photo.jpg`, the name
 /// the Python original gives. A name that would pass
-/// [`naming::MAX_NAME_BYTES`](crate::get::naming::MAX_NAME_BYTES) (room left
+/// [`names::MAX_NAME_BYTES`](crate::fs::names::MAX_NAME_BYTES) (room left
 /// under the filesystem's 255 bytes for a `-N` of a second input of the same
 /// name) keeps the filters and the extension and loses the end of its stem, on
 /// a character boundary, to `~` and a short hash of the whole input name: two
@@ -304,16 +304,13 @@ pub fn output_name(filters: &[Filter], input_name: &str) -> String {
         prefix.push_str(filter.name());
         prefix.push('_');
     }
-    let limit = crate::get::naming::MAX_NAME_BYTES;
+    let limit = crate::fs::names::MAX_NAME_BYTES;
     if prefix.len() + input_name.len() <= limit {
         return prefix + input_name;
     }
-    let (stem, extension) = crate::get::naming::split_extension(input_name);
+    let (stem, extension) = crate::fs::names::split_extension(input_name);
     let extension = if extension.len() <= 16 { extension } else { "" };
-    let tag = format!(
-        "~{:08x}",
-        crate::get::naming::fingerprint(input_name) as u32
-    );
+    let tag = format!("~{:08x}", crate::fs::names::fingerprint(input_name) as u32);
     let mut end = limit
         .saturating_sub(prefix.len() + tag.len() + extension.len())
         .min(stem.len());
@@ -478,7 +475,7 @@ fn write_output(job: &Job, bytes: &[u8]) -> Result<(), FilterError> {
     if let Some(name) = job.output.file_name() {
         record::add(folder, &name.to_string_lossy()).map_err(write_error)?;
     }
-    match codec::write_atomically(&job.output, bytes, job.replace) {
+    match crate::fs::atomic::write_atomically(&job.output, bytes, job.replace) {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             Err(FilterError::OutputTaken {
                 path: job.input.display().to_string(),
@@ -588,7 +585,7 @@ mod tests {
         assert_eq!(long.len(), 250);
         let name = output_name(&filters, &long);
         assert!(
-            name.len() <= crate::get::naming::MAX_NAME_BYTES,
+            name.len() <= crate::fs::names::MAX_NAME_BYTES,
             "{}",
             name.len()
         );
@@ -597,7 +594,7 @@ mod tests {
         let other = format!("{}x.jpg", "é".repeat(122));
         assert_ne!(output_name(&filters, &other), name);
         // Numbered for a second input of the same name, still within 255.
-        assert!(crate::get::naming::numbered(&name, 9999).len() <= 255);
+        assert!(crate::fs::names::numbered(&name, 9999).len() <= 255);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn free_name(
     mut taken: impl FnMut(&str) -> bool,
 ) -> (String, bool) {
     (0..)
-        .map(|n| crate::get::naming::numbered(desired, n))
+        .map(|n| crate::fs::names::numbered(desired, n))
         .find_map(|candidate| {
             let ours = recorded.contains(&candidate);
             let occupied = folder.join(&candidate).symlink_metadata().is_ok();

@@ -10,7 +10,7 @@ use std::thread;
 use anyhow::Context as _;
 
 use crate::engine::{self, Task, Work};
-use crate::filter::codec::write_atomically;
+use crate::fs::atomic::write_atomically;
 use crate::gallery::{self, Format};
 
 /// Largest side `grab samples` draws.

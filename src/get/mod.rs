@@ -9,7 +9,7 @@
 //! - [`plan`]: each URL against the manifest (skip, resume, force);
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
 //! - [`lock`]: `.grab-lock`, one run per output folder;
-//! - [`naming`]: URL to file name, sanitising, the run's name registry;
+//! - [`names`]: URL to file name, sanitising, the run's name registry;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`download`]: one download, split by concern, with its two client drivers;
@@ -17,17 +17,10 @@
 //! - [`single`]: `-O FILE` / `-O -`, one URL to a named file or stdout;
 //! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
 
-pub mod download;
 pub mod input;
-pub mod layout;
-pub mod lock;
-pub mod manifest;
-pub mod naming;
-pub mod part;
 pub mod plan;
 pub mod report;
 pub mod single;
-pub mod task;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,18 +33,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::console::Console;
+use crate::engine::ProgressMode;
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sink, Strategy};
-use download::{Context, Outcome, Settings, Verdict};
+use crate::fs::lock::{self, FolderLock};
+use crate::fs::manifest::{Known, Manifest};
+use crate::fs::names::FolderNames;
+use crate::http::task::HostGate;
+use crate::http::{Context, Outcome, Settings, Verdict};
 use input::Inputs;
-use lock::FolderLock;
-use manifest::{Known, Manifest};
-use naming::FolderNames;
 use plan::{Planned, Planner};
-use report::live::{ProgressMode, Ticker};
+use report::live::Ticker;
 use report::records::ReportFormat;
 use report::{Reporter, Summary};
-use task::HostGate;
 
 /// Everything `grab get` needs besides its inputs, already validated.
 #[derive(Debug, Clone)]
@@ -349,7 +343,7 @@ pub fn run_from<S: Source>(
         outcome.started_at = ran.taken.saturating_duration_since(started);
         record(outcome, ran.worker);
     });
-    let result = task::run(
+    let result = crate::http::task::run(
         config.strategy,
         context,
         hosts,

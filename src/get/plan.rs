@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::download::transfer::resume_validator;
-use super::download::{Complete, Outcome};
 use super::input::{Job, Plan, Resume};
-use super::layout::{self, Layout};
-use super::manifest::{self, Entry, Known};
-use super::naming::{self, FolderNames, NameRegistry, PART_SUFFIX};
+use crate::fs::layout::{self, Layout};
+use crate::fs::manifest::{self, Entry, Known};
+use crate::fs::names::{self, FolderNames, NameRegistry, PART_SUFFIX};
+use crate::http::transfer::resume_validator;
+use crate::http::{Complete, Outcome};
 
 /// Decides, from the manifest of earlier runs, what to do with each URL.
 pub struct Planner {
@@ -66,9 +66,9 @@ impl Planner {
     /// its folder, when `-x` gives it one (a `--spread` folder follows from the
     /// name, so the same base shares it).
     fn rank(&mut self, job: &Job) -> u64 {
-        let name = naming::desired_name(&job.url, job.name.as_deref(), None);
+        let name = names::desired_name(&job.url, job.name.as_deref(), None);
         let base = self.layout.place(&job.url, &name);
-        let rank = self.ranks.entry(naming::fingerprint(&base)).or_insert(0);
+        let rank = self.ranks.entry(names::fingerprint(&base)).or_insert(0);
         *rank += 1;
         *rank - 1
     }
@@ -181,8 +181,8 @@ fn file_matches(path: &Path, size: u64, sha256: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::manifest::{MANIFEST_NAME, Manifest};
     use crate::get::input::Inputs;
-    use crate::get::manifest::{MANIFEST_NAME, Manifest};
 
     /// A folder whose manifest holds `entries`, and a planner over it.
     struct Folder {
@@ -306,7 +306,7 @@ mod tests {
         match planner.plan(job("http://h/a.jpg")) {
             Planned::Skip(outcome) => {
                 let complete = match outcome.verdict {
-                    crate::get::download::Verdict::Skipped(complete) => complete,
+                    crate::http::Verdict::Skipped(complete) => complete,
                     other => panic!("{other:?}"),
                 };
                 assert_eq!(

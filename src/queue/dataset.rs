@@ -29,7 +29,7 @@ use crate::console::Console;
 use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::shard::shard_name;
 use crate::dataset::{self, DatasetConfig, RunStats};
-use crate::get::manifest::hex;
+use crate::fs::manifest::hex;
 
 /// One output shard of a table: what a worker needs to build it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

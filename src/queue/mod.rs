@@ -39,9 +39,9 @@ pub mod work;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::fs::manifest::hex;
+use crate::fs::names::{desired_name, split_extension};
 use crate::get::input::Inputs;
-use crate::get::manifest::hex;
-use crate::get::naming::{desired_name, split_extension};
 use link::Link;
 
 /// The kinds of queue: jobs of URLs to download, or dataset shards to build.

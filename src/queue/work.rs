@@ -31,12 +31,12 @@ use super::link::Link;
 use super::{GROUP, Keys, create_group};
 use crate::console::Console;
 use crate::engine::Interrupt;
-use crate::get::download::{Outcome, Saved, Verdict};
+use crate::fs::manifest::{self, Entry, Manifest};
+use crate::fs::names::PART_SUFFIX;
 use crate::get::input::{InvalidLine, Job, Origin};
-use crate::get::manifest::{self, Entry, Manifest};
-use crate::get::naming::PART_SUFFIX;
 use crate::get::plan::Planned;
 use crate::get::{self, GetConfig, OutcomeHook, Source};
+use crate::http::{Outcome, Saved, Verdict};
 
 /// What a worker needs besides the download settings.
 #[derive(Debug, Clone)]

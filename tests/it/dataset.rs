@@ -18,23 +18,23 @@ use super::support::{STRATEGIES, Scratch, grab, grab_command, stderr_of};
 
 /// A response: extra headers and the body.
 #[derive(Clone)]
-struct Route {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Route {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
     /// Wait this long before answering (for kills mid-run), or forever.
-    delay: Option<Duration>,
+    pub delay: Option<Duration>,
 }
 
 /// A thread-per-connection HTTP/1.1 server on 127.0.0.1:0 with fixed routes;
 /// unknown paths get 404, `/stall` never answers.
-struct ImageServer {
+pub struct ImageServer {
     address: std::net::SocketAddr,
     /// Every User-Agent the server was sent.
     agents: Arc<Mutex<Vec<String>>>,
 }
 
 impl ImageServer {
-    fn start(routes: HashMap<String, Route>) -> ImageServer {
+    pub fn start(routes: HashMap<String, Route>) -> ImageServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let routes = Arc::new(routes);
@@ -51,7 +51,7 @@ impl ImageServer {
         ImageServer { address, agents }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 }
@@ -67,11 +67,12 @@ fn answer(
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .to_string();
+        let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+        // A request through a proxy names the whole URL (absolute form).
+        let path = match target.strip_prefix("http://") {
+            Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
+            None => target.to_string(),
+        };
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
@@ -115,7 +116,7 @@ fn image_route(body: Vec<u8>, content_type: &str) -> Route {
     }
 }
 
-fn jpeg(name: &str, width: u32, height: u32) -> Route {
+pub fn jpeg(name: &str, width: u32, height: u32) -> Route {
     image_route(
         gallery::encode(name, width, height, Format::Jpeg).to_vec(),
         "image/jpeg",
@@ -175,7 +176,7 @@ fn standard_routes() -> HashMap<String, Route> {
     routes
 }
 
-fn dataset(scratch: &Scratch, table: &str, more: &[&str]) -> Output {
+pub fn dataset(scratch: &Scratch, table: &str, more: &[&str]) -> Output {
     let output = scratch.output_arg();
     let mut arguments = vec!["dataset", table, "-o", &output, "--progress", "none"];
     arguments.extend_from_slice(more);
@@ -191,7 +192,7 @@ fn assert_ran(output: &Output) {
 }
 
 /// Every row of a parquet file, as JSON objects.
-fn parquet_rows(path: &Path) -> Vec<serde_json::Map<String, Value>> {
+pub fn parquet_rows(path: &Path) -> Vec<serde_json::Map<String, Value>> {
     let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
     reader
         .get_row_iter(None)
@@ -204,7 +205,7 @@ fn parquet_rows(path: &Path) -> Vec<serde_json::Map<String, Value>> {
 }
 
 /// The metadata rows of a run by key.
-fn samples(output: &Path, shards: u64) -> HashMap<String, serde_json::Map<String, Value>> {
+pub fn samples(output: &Path, shards: u64) -> HashMap<String, serde_json::Map<String, Value>> {
     (0..shards)
         .flat_map(|shard| parquet_rows(&output.join(format!("{shard:05}.parquet"))))
         .map(|row| (row["key"].as_str().unwrap().to_string(), row))

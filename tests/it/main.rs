@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod filter;
 mod get;
+mod layers;
 mod names;
 mod progress;
 mod proxy;

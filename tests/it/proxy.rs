@@ -23,13 +23,13 @@ struct Asked {
 
 /// A forwarding proxy on 127.0.0.1:0: absolute-form requests are sent on to
 /// the origin, CONNECT opens a tunnel; one request per connection.
-struct LocalProxy {
-    address: String,
+pub struct LocalProxy {
+    pub address: String,
     asked: Arc<Mutex<Vec<Asked>>>,
 }
 
 impl LocalProxy {
-    fn start() -> LocalProxy {
+    pub fn start() -> LocalProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let asked = Arc::new(Mutex::new(Vec::new()));
@@ -45,7 +45,7 @@ impl LocalProxy {
         LocalProxy { address, asked }
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub fn lines(&self) -> Vec<String> {
         let asked = self.asked.lock().unwrap();
         asked.iter().map(|asked| asked.line.clone()).collect()
     }
@@ -126,7 +126,7 @@ fn copy_all(from: &mut TcpStream, to: &mut TcpStream) -> std::io::Result<()> {
     }
 }
 
-const PROXY_VARIABLES: [&str; 8] = [
+pub const PROXY_VARIABLES: [&str; 8] = [
     "http_proxy",
     "HTTP_PROXY",
     "https_proxy",

@@ -10,7 +10,7 @@ use super::support::{Scratch, files_in, gallery, grab, stderr_of};
 
 /// The URL of every file a folder's manifest says was saved, in order.
 fn saved_urls(directory: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(directory.join(grab::get::manifest::MANIFEST_NAME))
+    let text = std::fs::read_to_string(directory.join(grab::fs::manifest::MANIFEST_NAME))
         .unwrap_or_default();
     text.lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())

@@ -49,7 +49,7 @@ pub fn files_in(directory: &Path) -> Vec<String> {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| {
-            name != grab::get::manifest::MANIFEST_NAME && name != grab::filter::record::RECORD_NAME
+            name != grab::fs::manifest::MANIFEST_NAME && name != grab::filter::record::RECORD_NAME
         })
         .collect();
     names.sort();
@@ -66,7 +66,7 @@ pub fn files_under(directory: &Path) -> Vec<String> {
             let path = format!("{prefix}{name}");
             if entry.file_type().unwrap().is_dir() {
                 walk(&entry.path(), &format!("{path}/"), found);
-            } else if path != grab::get::manifest::MANIFEST_NAME {
+            } else if path != grab::fs::manifest::MANIFEST_NAME {
                 found.push(path);
             }
         }

@@ -15,24 +15,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
 use crate::console::human_bytes;
-use crate::get::download::ProgressSink;
-
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    /// A bar and the slowest transfers, redrawn in place (terminals).
-    Bar,
-    /// A heartbeat line every `--heartbeat` seconds.
-    Lines,
-    /// Nothing live.
-    None,
-}
-
-named!(ProgressMode {
-    Bar => "bar": "a bar and the slowest transfers, redrawn in place",
-    Lines => "lines": "a heartbeat line every --heartbeat seconds",
-    None => "none": "nothing live",
-});
+use crate::engine::ProgressMode;
+use crate::http::ProgressSink;
 
 struct Flight {
     label: String,

@@ -18,8 +18,8 @@ pub mod records;
 use crate::console::{Console, Paint, done_of, human_bytes, plural};
 use crate::engine::Strategy;
 use crate::exit::ExitStatus;
-use crate::get::download::{Outcome, Verdict};
 use crate::get::input::InvalidLine;
+use crate::http::{Outcome, Verdict};
 
 #[derive(Default)]
 struct Tally {

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Summary;
-use crate::get::download::{DownloadError, Outcome, Verdict};
+use crate::http::{DownloadError, Outcome, Verdict};
 
 /// The report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

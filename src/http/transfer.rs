@@ -14,10 +14,11 @@ use sha2::{Digest, Sha256};
 use super::error::http_error;
 use super::pace::Pace;
 use super::{Context, DownloadError, Saved, Settings};
-use crate::get::input::{Job, Plan, Resume};
-use crate::get::manifest::{self, Entry};
-use crate::get::naming;
-use crate::get::part::PartFile;
+use crate::fs::manifest::{self, Entry};
+use crate::fs::names;
+use crate::fs::part::PartFile;
+use crate::http::request::{Job, Plan, Resume};
+use crate::image::mime;
 
 /// The parts of a response head a transfer looks at.
 #[derive(Debug, Default, Clone)]
@@ -144,7 +145,7 @@ pub fn robots_refusal(values: &[String], refused: &[String]) -> Option<String> {
 pub const MAX_REDIRECTS: u32 = 10;
 
 /// How many first bytes of a body `--accept` judges: all that
-/// [`naming::sniff`] looks at.
+/// [`mime::sniff`] looks at.
 pub const SNIFF_BYTES: usize = 512;
 
 /// One attempt at a download, fed by a client driver: the head once, then chunks.
@@ -436,7 +437,7 @@ impl<'a> Transfer<'a> {
         }
         if let Some(content_type) = head.content_type.as_deref()
             && !settings.accept.is_empty()
-            && !naming::content_type_matches(content_type, &settings.accept)
+            && !mime::content_type_matches(content_type, &settings.accept)
         {
             return Err(DownloadError::NotAccepted {
                 found: content_type.to_string(),
@@ -466,7 +467,7 @@ impl<'a> Transfer<'a> {
                 let part =
                     PartFile::reopen(&self.context.folder, &plan.name, resumed_from.unwrap_or(0))
                         .map_err(|error| {
-                        self.write_error(&format!("{}{}", plan.name, naming::PART_SUFFIX), error)
+                        self.write_error(&format!("{}{}", plan.name, names::PART_SUFFIX), error)
                     })?;
                 (
                     plan.name.clone(),
@@ -477,13 +478,13 @@ impl<'a> Transfer<'a> {
                 let suggested = if settings.content_disposition {
                     head.content_disposition
                         .as_deref()
-                        .and_then(naming::disposition_filename)
+                        .and_then(names::disposition_filename)
                 } else {
                     None
                 };
                 let desired = settings.layout.place(
                     &self.job.url,
-                    &naming::desired_name_with(
+                    &names::desired_name_with(
                         &self.job.url,
                         self.job.name.as_deref(),
                         suggested.as_deref(),
@@ -497,7 +498,7 @@ impl<'a> Transfer<'a> {
                     .map_err(|error| self.write_error(&desired, error))?;
                 self.name = Some(name.clone());
                 let part = PartFile::create(&self.context.folder, &name).map_err(|error| {
-                    self.write_error(&format!("{name}{}", naming::PART_SUFFIX), error)
+                    self.write_error(&format!("{name}{}", names::PART_SUFFIX), error)
                 })?;
                 (name, part)
             }
@@ -648,8 +649,8 @@ impl<'a> Transfer<'a> {
         if accept.is_empty() {
             return Ok(());
         }
-        match naming::sniff(bytes) {
-            Some(found) if !naming::content_type_matches(found, accept) => {
+        match mime::sniff(bytes) {
+            Some(found) if !mime::content_type_matches(found, accept) => {
                 Err(DownloadError::NotAccepted {
                     found: format!("{found} (by its first bytes)"),
                 })

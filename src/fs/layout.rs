@@ -7,7 +7,7 @@
 //!
 //! A file's place is one relative path, `/`-separated, and that path is its name
 //! everywhere: in the name registry, the manifest, the report. Every component
-//! went through [`naming::sanitise`], so the path never holds `..`, `.`, an empty
+//! went through [`names::sanitise`], so the path never holds `..`, `.`, an empty
 //! component or a control character, and cannot leave the output folder; a
 //! percent-encoded `%2f` in a URL is a character of one component, never a
 //! separator. Folders are made as the files need them, and a folder on the way
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::naming;
+use crate::fs::names;
 
 /// The most `--spread` levels: four levels of 256 folders are four billion
 /// folders, far past any list.
@@ -73,7 +73,7 @@ impl Layout {
                 Some(port) => format!("{host}:{port}"),
                 None => host.to_string(),
             };
-            folders.extend(naming::sanitise(&host));
+            folders.extend(names::sanitise(&host));
         }
         let segments: Vec<&str> = url
             .path_segments()
@@ -86,7 +86,7 @@ impl Layout {
                 .iter()
                 .skip(self.cut_dirs)
                 .filter_map(|segment| {
-                    naming::sanitise(&percent_decode_str(segment).decode_utf8_lossy())
+                    names::sanitise(&percent_decode_str(segment).decode_utf8_lossy())
                 }),
         );
         folders
@@ -109,7 +109,7 @@ fn spread_folders(name: &str, levels: u8) -> Vec<String> {
 /// as it is. `../x`, `/etc/x`, `a//b` and `.hidden` are not.
 pub fn is_safe_path(path: &str) -> bool {
     path.split('/')
-        .all(|component| naming::sanitise(component).as_deref() == Some(component))
+        .all(|component| names::sanitise(component).as_deref() == Some(component))
 }
 
 /// Makes the folders of `relative` (all its components but the last) inside
@@ -227,7 +227,7 @@ mod tests {
         assert!(
             place
                 .split('/')
-                .all(|part| part.len() <= naming::MAX_NAME_BYTES)
+                .all(|part| part.len() <= names::MAX_NAME_BYTES)
         );
     }
 

@@ -19,8 +19,10 @@ pub mod error;
 pub mod outcome;
 pub mod pace;
 pub mod proxy;
+pub mod request;
 pub mod retry;
 pub mod settings;
+pub mod task;
 pub mod tls;
 pub mod transfer;
 
@@ -30,13 +32,14 @@ pub use asynchronous::{AsyncClient, async_client, fetch_async};
 pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
 pub use outcome::{Complete, Outcome, Saved, Verdict};
+pub use request::{Job, Origin, Plan, Resume};
 pub use retry::retry_delay;
 pub use settings::Settings;
 pub use transfer::{Head, Transfer};
 
-use super::manifest::Manifest;
-use super::naming::NameRegistry;
 use crate::engine::Interrupt;
+use crate::fs::manifest::Manifest;
+use crate::fs::names::NameRegistry;
 
 /// Hears about transfers as they run, for the live progress view. In a worker
 /// process it forwards to the parent over the pipe.
@@ -54,7 +57,7 @@ pub trait ProgressSink: Send + Sync {
 pub struct Context {
     pub settings: Arc<Settings>,
     /// The output folder (`settings.output_dir`), where parts are made.
-    pub folder: Arc<crate::get::part::Folder>,
+    pub folder: Arc<crate::fs::part::Folder>,
     pub names: Arc<dyn NameRegistry>,
     /// Where `started` and `saved` entries go (`None`: no manifest kept).
     pub manifest: Option<Arc<Manifest>>,
@@ -71,7 +74,7 @@ pub struct Context {
 impl Context {
     pub fn new(settings: Settings, names: Arc<dyn NameRegistry>) -> Context {
         Context {
-            folder: Arc::new(crate::get::part::Folder::new(settings.output_dir.clone())),
+            folder: Arc::new(crate::fs::part::Folder::new(settings.output_dir.clone())),
             pace: settings
                 .limit_rate
                 .map(|rate| Arc::new(pace::Pace::new(rate))),

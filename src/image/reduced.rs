@@ -120,8 +120,8 @@ pub fn oriented_region(
     orientation: Orientation,
 ) -> (f64, f64, f64, f64) {
     use Orientation::*;
-    let (width, height) = super::image::turned(size, orientation);
-    let (region_width, region_height) = super::image::turned(covered, orientation);
+    let (width, height) = super::resize::turned(size, orientation);
+    let (region_width, region_height) = super::resize::turned(covered, orientation);
     // The corner where the stored image's top-left corner lands.
     let (right, bottom) = match orientation {
         NoTransforms | Rotate90FlipH => (false, false),

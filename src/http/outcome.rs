@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::DownloadError;
-use crate::get::input::Job;
+use crate::http::request::Job;
 
 /// A file this run saved.
 #[derive(Debug, Clone, Serialize, Deserialize)]

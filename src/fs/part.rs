@@ -24,7 +24,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 
 use super::layout::make_folders;
-use super::naming::PART_SUFFIX;
+use super::names::PART_SUFFIX;
 
 /// The output folder: its path, for messages and whatever works by path, and a
 /// handle opened at first use that parts are made relative to.

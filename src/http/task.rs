@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::download::{
-    AsyncClient, BlockingClient, Context, DownloadError, Outcome, ProgressSink, Saved, Settings,
-    async_client, blocking_agent, fetch_async, fetch_blocking,
-};
-use super::input::Job;
-use super::manifest::{self, Entry, Known, Manifest};
-use super::naming::{NameRegistry, PART_SUFFIX};
+use super::request::Job;
 use crate::console::Console;
 use crate::engine::processes::{Lost, Parent, Remote, WorkerProgram};
 use crate::engine::{self, AsyncTask, Queue, Sink, Strategy, Task, Work};
+use crate::fs::manifest::{self, Entry, Known, Manifest};
+use crate::fs::names::{NameRegistry, PART_SUFFIX};
+use crate::http::{
+    AsyncClient, BlockingClient, Context, DownloadError, Outcome, ProgressSink, Saved, Settings,
+    async_client, blocking_agent, fetch_async, fetch_blocking,
+};
 
 /// The name of the download task for `grab __worker`.
 pub const TASK: &str = "get";

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
-use crate::get::input::{Job, Plan};
+use crate::http::request::{Job, Plan};
 
 /// The longest exponential backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -131,7 +131,7 @@ impl<'a> Attempts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::get::download::error::tests::http;
+    use crate::http::error::tests::http;
 
     #[test]
     fn backoff_is_capped_jittered_and_honours_retry_after() {

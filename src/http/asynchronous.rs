@@ -22,7 +22,7 @@ use super::error::{from_io_kind, io_kind_in_chain};
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
-use crate::get::input::Job;
+use crate::http::request::Job;
 
 /// The async clients, each keeping up to `pool` idle connections per host:
 /// one for plain http and one for https, made at the first https request with

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::Proxies;
 use super::tls::Trust;
-use crate::get::layout::Layout;
+use crate::fs::layout::Layout;
 
 /// How downloads behave, whatever the strategy. Sent to worker processes as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]

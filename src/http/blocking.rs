@@ -11,7 +11,7 @@ use super::proxy;
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
-use crate::get::input::Job;
+use crate::http::request::Job;
 
 /// The blocking clients for downloads, each keeping up to `pool` connections
 /// alive so `pool` threads can each reuse one: one for plain http, made at

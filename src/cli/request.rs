@@ -1,0 +1,216 @@
+//! The request flags every downloading command shares (`get`, `dataset`,
+//! `queue work`, `queue dataset`): one definition, one conversion into the
+//! request layer's [`Settings`], so a proxy, a timeout or a trust rule means
+//! the same whichever command is given it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{positive_seconds, positive_size};
+use crate::http::Settings;
+use crate::http::proxy::Proxies;
+use crate::http::tls::Trust;
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Requests")]
+pub struct RequestArgs {
+    /// Give up connecting after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub connect_timeout: f64,
+    /// Abandon an attempt that takes longer than SECS, from its request to its
+    /// last byte (curl's --max-time; a retry gets as long again and resumes).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub max_time: Option<f64>,
+    /// Abandon a transfer slower than RATE bytes per second (k, M suffixes) for
+    /// --speed-time seconds, silent ones included, as curl does; it is retried
+    /// like a timeout.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub speed_limit: Option<u64>,
+    /// How long a transfer may stay under --speed-limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, requires = "speed_limit")]
+    pub speed_time: f64,
+    /// At most RATE bytes per second for all transfers together (k, M, G
+    /// suffixes, 1024-based). With -s processes each of the -j workers gets an
+    /// equal share.
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate: Option<u64>,
+    /// At most RATE bytes per second for each transfer (curl's --limit-rate,
+    /// which curl applies per transfer).
+    #[arg(long, value_name = "RATE", value_parser = positive_size)]
+    pub limit_rate_per_transfer: Option<u64>,
+    /// Send this header with every request, `-H 'Name: value'` (repeatable).
+    /// Authorization and Cookie go only to the host asked for, not to another
+    /// that a redirect leads to. A User-Agent here wins over -A.
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The User-Agent sent [default: grab/VERSION].
+    #[arg(short = 'A', long, value_name = "NAME")]
+    pub user_agent: Option<String>,
+    /// Trust only the certificates in this PEM file (instead of the system's
+    /// store); SSL_CERT_FILE says the same when this is not given.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Trust only the certificates in this folder of PEM files; SSL_CERT_DIR
+    /// says the same when this is not given.
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+    /// Send requests through this http proxy (`host:port` or
+    /// `http://[user:password@]host:port`; the port defaults to 1080, as in
+    /// curl). Without it, http_proxy (lower case only), HTTPS_PROXY and
+    /// ALL_PROXY are read as curl reads them; `--proxy ''` uses none. Plain
+    /// http goes as `GET http://...`, https through CONNECT.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated: names (with their
+    /// subdomains), addresses, ADDRESS/BITS networks, or `*`; instead of NO_PROXY.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Do not check servers' certificates (the traffic is still encrypted, but
+    /// anyone on the way can read it).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+}
+
+impl RequestArgs {
+    /// Sets what these flags decide in `settings`; an error names the flag
+    /// that is wrong.
+    pub fn apply(&self, settings: &mut Settings) -> Result<(), String> {
+        settings.connect_timeout = Duration::from_secs_f64(self.connect_timeout);
+        settings.max_time = self.max_time.map(Duration::from_secs_f64);
+        settings.speed_limit = self.speed_limit;
+        settings.speed_time = Duration::from_secs_f64(self.speed_time);
+        settings.limit_rate = self.limit_rate;
+        settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
+        if let Some(user_agent) = &self.user_agent {
+            settings.user_agent = user_agent.clone();
+        }
+        let trust = Trust {
+            ca_file: self.cacert.clone(),
+            ca_dir: self.capath.clone(),
+            insecure: self.insecure,
+        };
+        if trust.ca_file.is_some() || trust.ca_dir.is_some() {
+            // A wrong --cacert or --capath is a usage error before any
+            // download. The variables' roots (and the system's) are loaded at
+            // the first https request, so a run without https never pays for it.
+            trust.roots().map_err(|error| error.to_string())?;
+        }
+        settings.trust = trust.with_environment();
+        settings.proxies = Proxies::from_flags_and_environment(
+            self.proxy.as_deref(),
+            self.noproxy.as_deref(),
+            |name| std::env::var(name).ok(),
+        )
+        .map_err(|error| error.to_string())?;
+        for line in &self.headers {
+            let (name, value) = header(line)?;
+            match name.eq_ignore_ascii_case("user-agent") {
+                true => settings.user_agent = value,
+                false => settings.headers.push((name, value)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `-H 'Name: value'`, checked as HTTP allows; the headers grab manages
+/// itself are refused with the reason.
+fn header(line: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!("-H {line}: expected 'Name: value'"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("-H {line}: {name:?} is not a valid header name"))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("-H {line}: the value holds characters a header cannot"))?;
+    let managed = match name.to_ascii_lowercase().as_str() {
+        "range" | "if-range" => Some("resumes (-c, retries) set it"),
+        "host" => Some("it comes from each URL"),
+        "content-length" | "transfer-encoding" | "connection" => {
+            Some("the connection's framing is the client's")
+        }
+        _ => None,
+    };
+    match managed {
+        Some(reason) => Err(format!("-H {line}: grab sets {name} itself ({reason})")),
+        None => Ok((name.to_string(), value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use crate::console::Console;
+    use crate::engine::processes::WorkerProgram;
+    use crate::http::Settings;
+
+    /// The request settings `grab COMMAND FLAGS...` ends with.
+    fn settings_of(command: &str, flags: &[&str]) -> Settings {
+        let mut line = vec!["grab", command];
+        line.extend_from_slice(flags);
+        let program = WorkerProgram::current;
+        match Cli::try_parse_from(line).expect("the flags parse").command {
+            Command::Get(arguments) => {
+                arguments
+                    .config(Console::silent(), program(), false)
+                    .unwrap()
+                    .settings
+            }
+            Command::Dataset(arguments) => {
+                arguments
+                    .config(Console::silent(), program(), false)
+                    .unwrap()
+                    .download
+            }
+            other => panic!("not a downloading command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn get_and_dataset_read_the_request_flags_alike() {
+        let flags = [
+            "--connect-timeout",
+            "3",
+            "--max-time",
+            "7.5",
+            "--speed-limit",
+            "2k",
+            "--speed-time",
+            "4",
+            "--limit-rate",
+            "1M",
+            "-H",
+            "X-Token: 1",
+            "-A",
+            "bot/2",
+            "-k",
+            "--proxy",
+            "127.0.0.1:3128",
+            "--noproxy",
+            "example.org",
+        ];
+        let mut get = vec!["u"];
+        get.extend_from_slice(&flags);
+        let mut dataset = vec!["t.csv"];
+        dataset.extend_from_slice(&flags);
+        let get = settings_of("get", &get);
+        let dataset = settings_of("dataset", &dataset);
+        for settings in [&get, &dataset] {
+            assert_eq!(settings.connect_timeout.as_secs_f64(), 3.0);
+            assert_eq!(settings.max_time.unwrap().as_secs_f64(), 7.5);
+            assert_eq!(settings.speed_limit, Some(2048));
+            assert_eq!(settings.speed_time.as_secs_f64(), 4.0);
+            assert_eq!(settings.limit_rate, Some(1 << 20));
+            assert_eq!(settings.user_agent, "bot/2");
+            assert_eq!(settings.headers, [("X-Token".into(), "1".into())]);
+            assert!(settings.trust.insecure);
+        }
+        assert_eq!(get.proxies, dataset.proxies);
+        assert_ne!(get.proxies, Default::default());
+    }
+}

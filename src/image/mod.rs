@@ -1,0 +1,13 @@
+//! The image layer: what every command that looks inside an image shares.
+//! Knows no command.
+//!
+//! - [`header`]: format and declared size before any pixel, bombs refused;
+//! - [`mime`]: media types, extensions, `--accept` patterns, sniffing;
+//! - [`reduced`]: JPEGs decoded at 1/4 scale by libjpeg-turbo's DCT scaling;
+//! - [`resize`]: one body to a resized, re-encoded image, as img2dataset's
+//!   resize modes mean.
+
+pub mod header;
+pub mod mime;
+pub mod reduced;
+pub mod resize;
