@@ -1,18 +1,23 @@
 //! `grab compare` and `grab demo`: their flags, configs and commands.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::{named, usage_error};
 use crate::Named;
 use crate::compare::demo::{self, DemoConfig, GallerySpec};
 use crate::compare::{self, CompareConfig, UrlList};
+use crate::console::Console;
 use crate::engine::Strategy;
 use crate::exit::ExitStatus;
 use crate::get::input::Inputs;
+use crate::get::{self, GetConfig};
+use crate::server::Background;
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -128,7 +133,7 @@ pub fn run(arguments: &CompareArgs, grab_program: PathBuf) -> ExitStatus {
             "no URLs given: comparing on {} gallery images served locally with {} ms latency",
             spec.count, arguments.gallery_delay_ms
         );
-        demo::with_gallery(spec, work.path(), |list| {
+        with_gallery(spec, work.path(), |list| {
             compare::run(&config, list, work.path(), print_run)
         })
     } else {
@@ -203,7 +208,7 @@ pub fn demo(arguments: &DemoArgs, grab_program: PathBuf) -> ExitStatus {
     let result = tempfile::tempdir()
         .map_err(anyhow::Error::from)
         .and_then(|work| {
-            demo::with_gallery(config.gallery, work.path(), |list| {
+            with_gallery(config.gallery, work.path(), |list| {
                 compare::run(&compare_config, list, work.path(), print_run)
             })
         });
@@ -223,4 +228,27 @@ pub fn demo(arguments: &DemoArgs, grab_program: PathBuf) -> ExitStatus {
             ExitStatus::Failed
         }
     }
+}
+
+/// Serves the gallery while `work` runs on its URL list (written under `folder`).
+/// Every image is drawn once beforehand, so no contender pays for drawing.
+fn with_gallery<T>(
+    spec: GallerySpec,
+    folder: &Path,
+    work: impl FnOnce(&UrlList) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let server = Background::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .context("cannot start the local image server")?;
+    let url = |number: usize| format!("{}/images/photo-{number:03}.jpg", server.base_url());
+    let warm_up: String = (1..=spec.count).map(|number| url(number) + "\n").collect();
+    let scratch = tempfile::tempdir_in(folder).context("cannot create a temporary folder")?;
+    let mut config = GetConfig::new(scratch.path(), Strategy::Async);
+    config.console = Console::silent();
+    get::run(&config, Inputs::from_text("warm-up", warm_up))?;
+    let delay = spec.delay.as_millis();
+    let list = UrlList::write(
+        folder,
+        (1..=spec.count).map(|number| format!("{}?delay_ms={delay}", url(number))),
+    )?;
+    work(&list)
 }

@@ -111,7 +111,10 @@ pub fn run(arguments: &FilterArgs, program: WorkerProgram) -> ExitStatus {
     };
     let config = arguments.config(Console::new(verbosity), program);
     match filter::run(&config, &arguments.paths) {
-        Ok(summary) => summary.exit_status(),
+        Ok(summary) => {
+            config.console.summary(&summary.line());
+            summary.exit_status()
+        }
         Err(error) => super::failed(error),
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::exit::{EXIT_CODES, ExitStatus};
 use crate::filter::{self, Filter, FilterConfig};
 use crate::fs::layout::{Layout, MAX_SPREAD};
+use crate::get::report::Summary;
 use crate::get::report::records::ReportFormat;
 use crate::get::{self, GetConfig, input::Inputs};
 
@@ -174,7 +175,6 @@ impl GetArgs {
         config.per_host = self.per_host.map(|limit| limit as usize);
         config.console = console;
         config.worker_program = program;
-        config.json_summary = self.json;
         config.resume = self.resume;
         config.force = self.force;
         config.grace = Duration::from_secs_f64(self.grace);
@@ -344,18 +344,40 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
         console.notice(&note);
     }
     config.interrupt = super::interrupt_on_signals();
+    let print = |summary: &Summary| print_summary(summary, arguments.json, &console);
     if let Some(document) = &arguments.output_document {
         let destination = get::single::Destination::parse(document);
         return get::single::run_to(&config, inputs, &destination)
+            .inspect(print)
             .map(|summary| summary.exit_status())
             .unwrap_or_else(super::failed);
     }
-    let result = match arguments.filter_config(console, program) {
-        None => get::run(&config, inputs).map(|summary| summary.exit_status()),
-        Some(filters) => filter::while_downloading::run(&config, inputs, &filters)
-            .map(|(downloads, filtered)| downloads.exit_status().and(filtered.exit_status())),
+    let result = match arguments.filter_config(console.clone(), program) {
+        None => get::run(&config, inputs)
+            .inspect(print)
+            .map(|summary| summary.exit_status()),
+        Some(filters) => {
+            super::get_filter::run(&config, inputs, &filters).map(|(downloads, filtered)| {
+                print(&downloads);
+                console.summary(&filtered.line());
+                downloads.exit_status().and(filtered.exit_status())
+            })
+        }
     };
     result.unwrap_or_else(super::failed)
+}
+
+/// The download summary: one JSON object on stdout with `--json`, else the
+/// summary line on stderr.
+pub fn print_summary(summary: &Summary, json: bool, console: &Console) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(summary).expect("a summary serialises to JSON")
+        );
+    } else {
+        console.summary(&summary.line());
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +410,7 @@ mod tests {
         assert_eq!(config.settings.retries, 3);
         assert_eq!(config.grace, Duration::from_secs(5));
         assert_eq!(config.progress, ProgressMode::Lines);
-        assert!(!config.resume && !config.force && !config.json_summary);
+        assert!(!config.resume && !config.force);
         assert_eq!(config.report, None);
     }
 
@@ -436,7 +458,7 @@ mod tests {
         assert_eq!(config.settings.max_size, Some(1000));
         assert_eq!(config.settings.accept, ["image/*", "text/plain"]);
         assert_eq!(config.per_host, Some(2));
-        assert!(config.resume && config.force && config.json_summary);
+        assert!(config.resume && config.force);
         assert_eq!(config.grace, Duration::ZERO);
         assert_eq!(
             config.report,

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod dataset;
 pub mod filter;
 pub mod get;
+pub mod get_filter;
 pub mod queue;
 pub mod request;
 pub mod serve;
@@ -34,9 +35,9 @@ pub enum Command {
     // Boxed: its many flags would make every other command as large.
     Get(Box<get::GetArgs>),
     /// Build an image dataset from a table of URLs (img2dataset's job).
-    Dataset(dataset::DatasetArgs),
+    Dataset(Box<dataset::DatasetArgs>),
     /// A work queue on Redis Streams that many workers drain together.
-    Queue(queue::QueueArgs),
+    Queue(Box<queue::QueueArgs>),
     /// Download the same list with every strategy (and peers), and compare.
     Compare(compare::CompareArgs),
     /// Serve the image gallery and the asynchronous demo endpoints.
@@ -68,9 +69,10 @@ impl Cli {
         match &self.command {
             Command::Serve(arguments) if !arguments.quiet => "warn,grab::server=info",
             Command::Get(arguments) => arguments.log_filter(),
-            Command::Queue(queue::QueueArgs {
-                command: queue::QueueCommand::Work(arguments),
-            }) => arguments.get.log_filter(),
+            Command::Queue(queue) => match &queue.command {
+                queue::QueueCommand::Work(arguments) => arguments.get.log_filter(),
+                _ => "warn",
+            },
             _ => "warn",
         }
     }
@@ -195,23 +197,26 @@ pub fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A size in bytes, with curl's suffixes: `500`, `64k`, `10M`, `1.5G`, `1T`
-/// (either case). Like curl, a k is 1024 bytes, not 1000.
+/// A size in bytes, for every size flag of every command: `500`, `64k`,
+/// `10M`, `1.5G`, `1T`, also written `10MB` or `1.5GiB` (any case). Like curl,
+/// a k is 1024 bytes, not 1000, however it is spelled.
 pub fn size(text: &str) -> Result<u64, String> {
-    let invalid =
-        || format!("expected a size such as 500, 64k, 10M or 1.5G (k = 1024), got {text}");
-    let trimmed = text.trim();
-    let (number, unit) = match trimmed.char_indices().last() {
-        Some((at, letter)) if letter.is_ascii_alphabetic() => (&trimmed[..at], Some(letter)),
-        _ => (trimmed, None),
+    let invalid = || {
+        format!("expected a size such as 500, 64k, 10M, 1.5GiB (1024-based, as curl), got {text}")
     };
-    let shift = match unit.map(|letter| letter.to_ascii_lowercase()) {
-        None => 0,
-        Some('k') => 10,
-        Some('m') => 20,
-        Some('g') => 30,
-        Some('t') => 40,
-        Some(_) => return Err(invalid()),
+    let trimmed = text.trim();
+    // The unit, in every spelling users bring: `M`, `MB`, `MiB`, any case.
+    let digits_end = trimmed
+        .find(|character: char| character.is_ascii_alphabetic())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(invalid()),
     };
     let value: f64 = number.trim().parse().map_err(|_| invalid())?;
     let bytes = value * (1u64 << shift) as f64;
@@ -241,8 +246,14 @@ mod tests {
         assert_eq!(size("10M"), Ok(10 << 20));
         assert_eq!(size("1.5G"), Ok(3 << 29));
         assert_eq!(size("2t"), Ok(2 << 40));
+        assert_eq!(size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(size("10MB"), Ok(10 << 20));
+        assert_eq!(size("64KiB"), Ok(64 << 10));
+        assert_eq!(size("500B"), Ok(500));
         assert_eq!(size("0"), Ok(0));
-        for bad in ["", "M", "10X", "-1k", "1e30T", "ten", "10 MB"] {
+        for bad in [
+            "", "M", "10X", "-1k", "1e30T", "ten", "10iB", "10MiBs", "1k5",
+        ] {
             assert!(size(bad).is_err(), "{bad}");
         }
         assert!(positive_size("0k").is_err());

@@ -332,6 +332,7 @@ fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
     };
     match work::run(&work, &console) {
         Ok((summary, worked)) => {
+            super::get::print_summary(&summary, get.json, &console);
             worked_status(&console, &work.worker.queue, &worked, summary.interrupted)
         }
         Err(error) => super::failed(error),

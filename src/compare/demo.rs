@@ -1,19 +1,12 @@
-//! The embedded default: a gallery served in-process on a free loopback port, which
-//! `grab compare` uses when given no URLs, and `grab demo`, which is that
-//! comparison of the four strategies with a short explanation under the table.
+//! `grab demo`: the comparison of the four strategies on a gallery served
+//! in-process (`cli::compare` serves it), with a short explanation under the
+//! table.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use crate::compare::{Comparison, within_noise};
 
-use crate::compare::{Comparison, UrlList, within_noise};
-use crate::console::Console;
-use crate::engine::Strategy;
-use crate::get::input::Inputs;
-use crate::get::{self, GetConfig};
-use crate::server::Background;
 
 /// The gallery to serve: how many images, and the latency of each.
 #[derive(Debug, Clone, Copy)]
@@ -29,29 +22,6 @@ impl Default for GallerySpec {
             delay: Duration::from_millis(50),
         }
     }
-}
-
-/// Serves the gallery while `work` runs on its URL list (written under `folder`).
-/// Every image is drawn once beforehand, so no contender pays for drawing.
-pub fn with_gallery<T>(
-    spec: GallerySpec,
-    folder: &Path,
-    work: impl FnOnce(&UrlList) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let server = Background::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .context("cannot start the local image server")?;
-    let url = |number: usize| format!("{}/images/photo-{number:03}.jpg", server.base_url());
-    let warm_up: String = (1..=spec.count).map(|number| url(number) + "\n").collect();
-    let scratch = tempfile::tempdir_in(folder).context("cannot create a temporary folder")?;
-    let mut config = GetConfig::new(scratch.path(), Strategy::Async);
-    config.console = Console::silent();
-    get::run(&config, Inputs::from_text("warm-up", warm_up))?;
-    let delay = spec.delay.as_millis();
-    let list = UrlList::write(
-        folder,
-        (1..=spec.count).map(|number| format!("{}?delay_ms={delay}", url(number))),
-    )?;
-    work(&list)
 }
 
 /// What `grab demo` runs.

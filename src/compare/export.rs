@@ -29,7 +29,7 @@ fn milliseconds(seconds: f64) -> String {
 
 /// A row's cells, in the order of [`HEADINGS`].
 fn cells(row: &Row) -> [String; 11] {
-    let latency = |pick: fn(&crate::get::report::Percentiles) -> f64| {
+    let latency = |pick: fn(&crate::engine::Percentiles) -> f64| {
         row.latency_seconds
             .as_ref()
             .map_or("-".to_string(), |latency| milliseconds(pick(latency)))

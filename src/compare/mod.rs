@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::Named;
+use crate::engine::Percentiles;
 use crate::engine::Strategy;
-use crate::get::report::{Percentiles, Summary};
 
 /// A tool in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,7 +308,7 @@ fn describe_run(
     };
     match contender {
         Contender::Grab(_) => {
-            match serde_json::from_str::<Summary>(measured.stdout.trim()) {
+            match serde_json::from_str::<GrabSummary>(measured.stdout.trim()) {
                 Ok(summary) => {
                     run.saved = summary.saved;
                     run.failed = summary.failed;
@@ -336,6 +336,16 @@ fn describe_run(
         }
     }
     run
+}
+
+/// What a contender's `grab get --json` line says, as far as the table needs
+/// it (the child's summary has more; serde leaves the rest).
+#[derive(Deserialize)]
+struct GrabSummary {
+    saved: u64,
+    failed: u64,
+    bytes: u64,
+    latency_seconds: Percentiles,
 }
 
 /// Regular files in a folder and their total size.

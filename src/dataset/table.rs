@@ -9,6 +9,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use parquet::basic::Compression;
 use parquet::basic::{LogicalType, Repetition, Type as Physical};
 use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
 use parquet::file::properties::WriterProperties;
@@ -45,10 +46,14 @@ pub fn write_table(
     image_column: Option<&str>,
     mut load: impl FnMut(u64) -> std::io::Result<(Sample, Vec<u8>)>,
 ) -> Result<(), TableError> {
-    let mut properties = WriterProperties::builder();
+    // Snappy, as pyarrow and Spark write by default.
+    let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
     if let Some(name) = image_column {
-        // A dictionary of distinct images only costs time.
-        properties = properties.set_column_dictionary_enabled(ColumnPath::from(name), false);
+        // A dictionary of distinct images only costs time, and encoded
+        // images do not compress: both would cost CPU for nothing.
+        properties = properties
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_compression(ColumnPath::from(name), Compression::UNCOMPRESSED);
     }
     let empty = columns_of(&[], saved_columns, image_column);
     let mut fields = Vec::new();

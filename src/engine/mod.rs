@@ -355,6 +355,35 @@ named!(ProgressMode {
     None => "none": "nothing live",
 });
 
+/// Latency percentiles, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of a set of durations (zeros when empty).
+    pub fn of(durations: &[Duration]) -> Percentiles {
+        let mut seconds: Vec<f64> = durations.iter().map(Duration::as_secs_f64).collect();
+        seconds.sort_by(f64::total_cmp);
+        let rank = |quantile: f64| -> f64 {
+            if seconds.is_empty() {
+                return 0.0;
+            }
+            let index =
+                ((quantile * seconds.len() as f64).ceil() as usize).clamp(1, seconds.len()) - 1;
+            seconds[index]
+        };
+        Percentiles {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            p99: rank(0.99),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

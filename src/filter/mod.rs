@@ -5,7 +5,7 @@
 //! encodes and writes it, and every strategy runs exactly that function, so they
 //! differ only in how many run at once and where. The same pool serves
 //! `grab get --filter`, which filters each download as soon as it is saved
-//! ([`while_downloading`]).
+//! (composed in `cli::get_filter`).
 //!
 //! - [`kernels`]: the filters on an interleaved 8-bit buffer, exact to Pillow.
 //! - [`codec`]: decoding, with the header (format, pixel limit) checked from
@@ -27,7 +27,6 @@ pub mod pool;
 pub mod record;
 pub mod report;
 pub mod task;
-pub mod while_downloading;
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -518,9 +517,7 @@ pub fn run(config: &FilterConfig, paths: &[PathBuf]) -> anyhow::Result<Summary> 
     }
     pool.finish()
         .with_context(|| format!("the {} strategy failed", config.strategy))?;
-    let summary = reporter.summary();
-    reporter.print_summary(&summary);
-    Ok(summary)
+    Ok(reporter.summary())
 }
 
 /// Runs the engine with the strategy of `config` until `queue` is drained.

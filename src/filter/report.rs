@@ -132,11 +132,6 @@ impl Reporter {
             wall: self.started.elapsed(),
         }
     }
-
-    /// Prints the summary line, unless silent.
-    pub fn print_summary(&self, summary: &Summary) {
-        self.console.summary(&summary.line());
-    }
 }
 
 #[cfg(test)]

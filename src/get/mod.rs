@@ -60,8 +60,6 @@ pub struct GetConfig {
     pub console: Console,
     /// The grab executable the `processes` strategy starts as workers.
     pub worker_program: WorkerProgram,
-    /// Print the summary as one JSON object on stdout instead of the human line.
-    pub json_summary: bool,
     /// Resume part files an earlier run left (`--continue`).
     pub resume: bool,
     /// Download again what the manifest says is complete (`--force`).
@@ -91,7 +89,6 @@ impl GetConfig {
             per_host: None,
             console: Console::new(crate::console::Verbosity::Normal),
             worker_program: WorkerProgram::current(),
-            json_summary: false,
             resume: false,
             force: false,
             interrupt: None,
@@ -203,7 +200,7 @@ pub fn run_from<S: Source>(
         true => FolderLock::share,
         false => FolderLock::take,
     };
-    let _lock = take(directory)
+    let lock = take(directory)
         .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
     let known = Known::load(directory)
         .with_context(|| format!("cannot read the manifest in {}", directory.display()))?;
@@ -322,19 +319,16 @@ pub fn run_from<S: Source>(
     )));
     // Dropped when the strategy returns, which wakes the watchdog at once.
     let (finished, finished_seen) = mpsc::channel::<()>();
+    // Whichever comes first: the strategy's end, or the watchdog giving up on it.
+    let (ending_sender, ending) = mpsc::channel::<Ending>();
     let watchdog = config.interrupt.as_ref().map(|_| {
         let (queue, reporter, grace) = (queue.clone(), reporter.clone(), config.grace);
-        let ticker = ticker.clone();
-        let (json, directory) = (config.json_summary, directory.clone());
-        let exclusive = !config.shared_folder;
+        let (ticker, ending_sender) = (ticker.clone(), ending_sender.clone());
         thread::spawn(move || {
-            if watch_for_interrupt(&queue, &reporter, &ticker, &finished_seen, grace, json) {
-                // Exiting skips the lock's drop: remove its file here (the
-                // kernel drops the lock itself with the process).
-                if exclusive {
-                    let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
-                }
-                std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
+            if let Some(summary) =
+                watch_for_interrupt(&queue, &reporter, &ticker, &finished_seen, grace)
+            {
+                let _ = ending_sender.send(Ending::Abandoned(Box::new(summary)));
             }
         })
     });
@@ -343,16 +337,43 @@ pub fn run_from<S: Source>(
         outcome.started_at = ran.taken.saturating_duration_since(started);
         record(outcome, ran.worker);
     });
-    let result = crate::http::task::run(
-        config.strategy,
-        context,
-        hosts,
-        workers,
-        &queue,
-        &sink,
-        &config.worker_program,
-        &config.console,
-    );
+    // On a thread of its own, so that a run whose downloads outlast the grace
+    // period can still return its summary: the caller exits, and the
+    // downloads still in flight end with the process. The folder's lock
+    // stays with them until then.
+    let strategy = {
+        let (strategy, queue, sink) = (config.strategy, queue.clone(), sink.clone());
+        let (program, console) = (config.worker_program.clone(), config.console.clone());
+        thread::Builder::new()
+            .name("strategy".to_string())
+            .spawn(move || {
+                let result = crate::http::task::run(
+                    strategy, context, hosts, workers, &queue, &sink, &program, &console,
+                );
+                let _ = ending_sender.send(Ending::Finished(result, lock));
+            })
+            .context("cannot start the strategy's thread")?
+    };
+    let (result, _lock) = match ending.recv() {
+        Ok(Ending::Finished(result, lock)) => (result, lock),
+        Ok(Ending::Abandoned(summary)) => {
+            stop_counting.store(true, Ordering::Relaxed);
+            if !config.shared_folder {
+                // The lock is held until the process exits; its file goes now,
+                // as the lock's drop would have removed it.
+                let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
+            }
+            reporter
+                .finish_records(&summary)
+                .context("cannot finish the report")?;
+            return Ok(*summary);
+        }
+        Err(_) => {
+            let _ = strategy.join();
+            anyhow::bail!("the {} strategy panicked", config.strategy);
+        }
+    };
+    let _ = strategy.join();
     // The view ends with the run: no thread outlives it, and the bar is cleared
     // before the summary.
     end_view(&ticker);
@@ -388,7 +409,9 @@ pub fn run_from<S: Source>(
     if interrupt.requested() {
         account_for_the_stop(&mut summary, &reporter, queue.taken());
     }
-    conclude(&summary, &reporter, config.json_summary).context("cannot finish the report")?;
+    reporter
+        .finish_records(&summary)
+        .context("cannot finish the report")?;
     Ok(summary)
 }
 
@@ -449,28 +472,10 @@ fn recorder(
     })
 }
 
-/// Prints the summary and finishes the report, once: whichever of the run and
-/// the interrupt watchdog comes first does it.
-fn conclude(summary: &Summary, reporter: &Reporter, json: bool) -> std::io::Result<()> {
-    if !reporter.conclude() {
-        return Ok(());
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(summary).expect("a summary serialises to JSON")
-        );
-    } else {
-        reporter.print_summary(summary);
-    }
-    reporter.finish_records(summary)
-}
-
 /// On Ctrl-C: close the queue (no new downloads start; the input reader stops),
 /// and let the downloads in flight finish for `grace`. If they have not by then,
-/// or at a second Ctrl-C, print the summary, finish the `--report` file with
-/// every record so far, and return true: the process must exit. False when the
-/// run ended first. Part files stay for `--continue`; no final name
+/// or at a second Ctrl-C, return the summary of that moment: the run gives up
+/// on them. `None` when the run ended first. Part files stay for `--continue`; no final name
 /// ever holds a partial file, since only a complete file is moved there.
 fn watch_for_interrupt(
     queue: &Queue<input::Job>,
@@ -478,15 +483,14 @@ fn watch_for_interrupt(
     ticker: &Mutex<Option<Ticker>>,
     finished: &mpsc::Receiver<()>,
     grace: Duration,
-    json: bool,
-) -> bool {
+) -> Option<Summary> {
     let interrupt = queue.interrupt();
     let _watching = interrupt.watch();
     let over =
         |wait: Duration| !matches!(finished.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
     while !interrupt.requested() {
         if over(Duration::from_millis(50)) {
-            return false;
+            return None;
         }
     }
     queue.close();
@@ -497,7 +501,7 @@ fn watch_for_interrupt(
     let deadline = Instant::now() + grace;
     let why = loop {
         if over(Duration::from_millis(20)) {
-            return false;
+            return None;
         }
         if interrupt.count() >= 2 {
             break "stopping at the second Ctrl-C";
@@ -512,10 +516,14 @@ fn watch_for_interrupt(
     reporter.console().notice(&format!(
         "{why}; unfinished files stay as .part for --continue"
     ));
-    if let Err(error) = conclude(&summary, reporter, json) {
-        reporter
-            .console()
-            .error(&format!("cannot finish the report: {error}"));
-    }
-    true
+    Some(summary)
+}
+
+/// How a run's strategy ended, as the run's own thread hears of it.
+enum Ending {
+    /// Every download returned; the folder's lock comes back with the result.
+    Finished(anyhow::Result<()>, FolderLock),
+    /// The watchdog gave up on the downloads in flight (grace period over, or
+    /// a second Ctrl-C), with the summary of that moment.
+    Abandoned(Box<Summary>),
 }

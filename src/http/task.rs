@@ -473,7 +473,7 @@ impl NameRegistry for ParentNames {
     }
 }
 
-/// Set in a worker's environment, makes it exit right after it commits a file,
+/// Set in a worker's environment, makes it die right after it commits a file,
 /// before it reports it: the moment a kill costs most. Only tests set it; it
 /// stands in for a `kill -9` that no test could time to the instruction.
 pub const EXIT_AFTER_SAVING_VARIABLE: &str = "GRAB_TEST_WORKER_EXIT_AFTER_SAVING";
@@ -493,7 +493,9 @@ impl Task for InWorker {
     fn run(&self, job: Job, worker: &str) -> Outcome {
         let outcome = self.downloads.run(job, worker);
         if self.exit_after_saving && outcome.saved().is_some() {
-            std::process::exit(1);
+            // A crash, as a kill would be: no exit status to report, nothing
+            // flushed or dropped.
+            std::process::abort();
         }
         outcome
     }

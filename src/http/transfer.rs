@@ -298,7 +298,8 @@ impl<'a> Transfer<'a> {
         if let (DownloadError::TimedOut { .. }, Some(limit), true) = (
             &error,
             settings.speed_limit,
-            self.part.is_some() && settings.speed_time < settings.idle_timeout,
+            (self.part.is_some() || self.memory.is_some())
+                && settings.speed_time < settings.idle_timeout,
         ) {
             return DownloadError::TooSlow {
                 limit,
@@ -575,12 +576,13 @@ impl<'a> Transfer<'a> {
             if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
                 sink.advanced(id, bytes.len() as u64);
             }
-            return match limit {
-                Some(limit) if memory.len() as u64 > limit => {
-                    Err(DownloadError::TooLarge { limit })
-                }
-                _ => Ok(()),
-            };
+            if let Some(limit) = limit
+                && memory.len() as u64 > limit
+            {
+                return Err(DownloadError::TooLarge { limit });
+            }
+            // A body held in memory trickles like one on disk: the same limits.
+            return self.check_pace(bytes.len() as u64);
         }
         let part = self.part.as_mut().expect("head() comes before the body");
         if self.expected != Some(part.written() + bytes.len() as u64) {

@@ -296,6 +296,15 @@ fn every_input_format_gives_the_same_keys_captions_and_columns() {
 
 /// A parquet table with id, link and text columns, written as another tool would.
 fn write_parquet_table(path: &Path, rows: &[(&str, &str, &str)]) {
+    write_compressed_table(path, rows, parquet::basic::Compression::UNCOMPRESSED);
+}
+
+/// [`write_parquet_table`] with its pages compressed by `codec`.
+fn write_compressed_table(
+    path: &Path,
+    rows: &[(&str, &str, &str)],
+    codec: parquet::basic::Compression,
+) {
     use parquet::data_type::{ByteArray, ByteArrayType};
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
@@ -309,7 +318,7 @@ fn write_parquet_table(path: &Path, rows: &[(&str, &str, &str)]) {
     let mut writer = SerializedFileWriter::new(
         file,
         Arc::new(schema),
-        Arc::new(WriterProperties::builder().build()),
+        Arc::new(WriterProperties::builder().set_compression(codec).build()),
     )
     .unwrap();
     let mut group = writer.next_row_group().unwrap();
@@ -331,6 +340,49 @@ fn write_parquet_table(path: &Path, rows: &[(&str, &str, &str)]) {
     }
     group.close().unwrap();
     writer.close().unwrap();
+}
+
+#[test]
+fn parquet_tables_in_every_codec_are_read_and_parquet_output_is_snappy() {
+    use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+    let server = ImageServer::start(standard_routes());
+    let wide = server.url("/wide.jpg");
+    let codecs = [
+        Compression::SNAPPY,
+        Compression::GZIP(GzipLevel::default()),
+        Compression::LZ4,
+        Compression::LZ4_RAW,
+        Compression::ZSTD(ZstdLevel::default()),
+        Compression::BROTLI(BrotliLevel::default()),
+    ];
+    for codec in codecs {
+        let scratch = Scratch::new();
+        let table = scratch.root.path().join("t.parquet");
+        write_compressed_table(&table, &[("1", &wide, "a wide one")], codec);
+        let output = dataset(
+            &scratch,
+            &table.display().to_string(),
+            &["--url-col", "link", "--output-format", "parquet"],
+        );
+        assert_ran(&output);
+        let rows = parquet_rows(&scratch.output().join("00000.parquet"));
+        assert_eq!(rows.len(), 1, "{codec}");
+        assert_eq!(rows[0]["status"], "success", "{codec}");
+        // The output's metadata columns are snappy, as pyarrow writes; the
+        // encoded images are stored as they are.
+        let reader = SerializedFileReader::new(
+            std::fs::File::open(scratch.output().join("00000.parquet")).unwrap(),
+        )
+        .unwrap();
+        let group = reader.metadata().row_group(0);
+        for column in group.columns() {
+            let expected = match column.column_path().string().as_str() {
+                "jpg" => Compression::UNCOMPRESSED,
+                _ => Compression::SNAPPY,
+            };
+            assert_eq!(column.compression(), expected, "{}", column.column_path());
+        }
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ pub mod live;
 pub mod records;
 
 use crate::console::{Console, Paint, done_of, human_bytes, plural};
-use crate::engine::Strategy;
+use crate::engine::{Percentiles, Strategy};
 use crate::exit::ExitStatus;
 use crate::get::input::InvalidLine;
 use crate::http::{Outcome, Verdict};
@@ -59,8 +59,6 @@ pub struct Reporter {
     tally: Mutex<Tally>,
     pub live: live::Live,
     records: Mutex<Option<records::RecordWriter>>,
-    /// Set by the first to print the summary (the run, or its Ctrl-C watchdog).
-    concluded: AtomicBool,
 }
 
 /// The counts of a finished batch: what `--json` prints, what `compare` reads
@@ -103,35 +101,6 @@ pub struct Summary {
     pub latency_seconds: Percentiles,
     /// Failures grouped by reason, most frequent first.
     pub failures: Vec<FailureGroup>,
-}
-
-/// Latency percentiles, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-}
-
-impl Percentiles {
-    /// Nearest-rank percentiles of a set of durations (zeros when empty).
-    pub fn of(durations: &[Duration]) -> Percentiles {
-        let mut seconds: Vec<f64> = durations.iter().map(Duration::as_secs_f64).collect();
-        seconds.sort_by(f64::total_cmp);
-        let rank = |quantile: f64| -> f64 {
-            if seconds.is_empty() {
-                return 0.0;
-            }
-            let index =
-                ((quantile * seconds.len() as f64).ceil() as usize).clamp(1, seconds.len()) - 1;
-            seconds[index]
-        };
-        Percentiles {
-            p50: rank(0.50),
-            p95: rank(0.95),
-            p99: rank(0.99),
-        }
-    }
 }
 
 impl Summary {
@@ -244,13 +213,7 @@ impl Reporter {
             tally: Mutex::new(Tally::default()),
             live: live::Live::default(),
             records: Mutex::new(None),
-            concluded: AtomicBool::new(false),
         }
-    }
-
-    /// True for the first caller only: the one that prints the summary.
-    pub fn conclude(&self) -> bool {
-        !self.concluded.swap(true, Ordering::SeqCst)
     }
 
     pub fn console(&self) -> &Console {
@@ -415,11 +378,6 @@ impl Reporter {
             latency_seconds: Percentiles::of(&tally.latencies),
             failures,
         }
-    }
-
-    /// Prints the summary line, unless silent.
-    pub fn print_summary(&self, summary: &Summary) {
-        self.console.summary(&summary.line());
     }
 }
 

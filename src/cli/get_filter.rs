@@ -1,4 +1,4 @@
-//! `grab get --filter LIST`: each image is filtered as soon as it is saved, on a
+//! `grab get --filter LIST`, composed of the two commands' libraries: each image is filtered as soon as it is saved, on a
 //! filter pool of its own (threads, one per CPU) beside the download workers. The
 //! download batch calls a hook for every saved file; the hook hands JPEG and PNG
 //! files to the pool through its bounded queue, so when filtering falls behind,
@@ -8,7 +8,7 @@
 //!
 //! A re-run that skips a file as already complete filters it when its filtered
 //! copy is missing (and leaves it when the copy is there). Outputs never
-//! replace a file the filters did not write ([`record`](super::record)), so a
+//! replace a file the filters did not write ([`record`](crate::filter::record)), so a
 //! filter folder that is the download folder never loses a download: an output
 //! whose name a download holds takes the next numbered name.
 
@@ -18,12 +18,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{FilterConfig, Job, Pool, Reporter, Summary, has_image_extension, output_name, record};
+use crate::filter::{
+    FilterConfig, Job, Pool, Reporter, Summary, has_image_extension, output_name, record,
+};
 use crate::get::input::Inputs;
 use crate::get::{self, Arrival, GetConfig, SavedHook, report};
 
 /// Downloads everything `inputs` yields with `get` and filters each saved image
-/// with `filter`; the filter summary is printed after the download summary.
+/// with `filter`; both summaries are returned, for the caller to print.
 /// Errors only when either batch cannot run at all.
 pub fn run(
     get: &GetConfig,
@@ -71,7 +73,5 @@ pub fn run(
     let filtered = pool.finish();
     let downloads = downloads?;
     filtered.with_context(|| format!("the {} filter pool failed", filter.strategy))?;
-    let summary = reporter.summary();
-    reporter.print_summary(&summary);
-    Ok((downloads, summary))
+    Ok((downloads, reporter.summary()))
 }
