@@ -30,7 +30,9 @@ pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was writte
 pub struct DatasetArgs {
     #[command(subcommand)]
     pub command: Option<DatasetCommand>,
-    /// The table of URLs: txt (a URL a line), csv, tsv, jsonl or parquet.
+    /// The table of URLs: txt (a URL a line), csv, tsv, jsonl, json or
+    /// parquet, text ones also .gz, .zst or .bz2; or a folder of such files,
+    /// or a glob (quoted), read in sorted order.
     #[arg(value_name = "TABLE", required = true)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -48,7 +50,7 @@ pub struct DatasetArgs {
 /// queue push --dataset`'s, whose jobs carry them to the workers.
 #[derive(Debug, Args)]
 pub struct TableArgs {
-    /// The table's format [default: from its extension].
+    /// The table's format [default: from each file's extension].
     #[arg(long, value_parser = named::<InputFormat>())]
     pub input_format: Option<InputFormat>,
     /// The column holding the URL.
@@ -197,18 +199,6 @@ impl TableArgs {
         }
     }
 
-    /// The table's format, given or guessed from its extension.
-    pub fn format(&self, table: &std::path::Path) -> Result<InputFormat, String> {
-        self.input_format
-            .or_else(|| InputFormat::guess(table))
-            .ok_or_else(|| {
-                format!(
-                    "cannot tell the format of {} from its extension: give --input-format txt|csv|tsv|jsonl|parquet",
-                    table.display()
-                )
-            })
-    }
-
     /// Whether any flag differs from its default (they mean something only
     /// with a table).
     pub fn given(&self) -> bool {
@@ -310,17 +300,13 @@ pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
         (None, Some(input)) => input,
         (None, None) => return usage_error("no TABLE given"),
     };
-    let format = match arguments.table.format(input) {
-        Ok(format) => format,
-        Err(message) => return usage_error(message),
-    };
     let console = arguments.build.console();
     let terminal = std::io::stderr().is_terminal();
     let mut config = match arguments.config(console.clone(), program, terminal) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    let rows = match dataset::input::open(input, format, &config.columns) {
+    let rows = match dataset::open(input, arguments.table.input_format, &config) {
         Ok(rows) => rows,
         Err(error) => return usage_error(error),
     };

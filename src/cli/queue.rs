@@ -213,14 +213,11 @@ fn push_dataset(arguments: &PushArgs, table: &std::path::Path) -> ExitStatus {
     if !arguments.urls.is_empty() || !arguments.inputs.is_empty() {
         return usage_error("--dataset pushes the shards of a table: give no URLs and no -i");
     }
-    let spec = match arguments.table.format(table) {
-        Ok(format) => TableSpec {
-            table: table.to_path_buf(),
-            format,
-            columns: arguments.table.columns(),
-            samples_per_shard: arguments.table.samples_per_shard,
-        },
-        Err(message) => return usage_error(message),
+    let spec = TableSpec {
+        table: table.to_path_buf(),
+        format: arguments.table.input_format,
+        columns: arguments.table.columns(),
+        samples_per_shard: arguments.table.samples_per_shard,
     };
     let console = Console::new(Verbosity::Normal);
     let result = Link::open(&arguments.address.redis).and_then(|mut link| {

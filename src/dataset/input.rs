@@ -1,14 +1,20 @@
-//! The URL table, read as a stream of rows: txt (a URL a line), csv, tsv, jsonl
-//! and parquet. Every data row gets the next row number, even one whose URL is
-//! missing or invalid, so keys depend only on a row's place in the table. Only
-//! one parquet row group (or one line) is held at a time: a table of millions
-//! never sits in memory.
+//! The URL table, read as a stream of rows: txt (a URL a line), csv, tsv,
+//! jsonl, a JSON array of records, and parquet in every codec; text tables
+//! also compressed (`.gz`, `.zst`, `.bz2`). The table may be one file, a
+//! folder of them or a glob, read in sorted order; as img2dataset does, each
+//! file starts a new shard, and shard numbers go on across files. Every data
+//! row gets the next row number, even one whose URL is missing or invalid, so
+//! keys depend only on a row's place in the table. Only one parquet row group
+//! (or one line) is held at a time: a table of millions never sits in memory
+//! (a JSON array is the exception: it is read whole).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+
+use crate::Named;
 
 /// How the table is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +23,7 @@ pub enum InputFormat {
     Csv,
     Tsv,
     Jsonl,
+    Json,
     Parquet,
 }
 
@@ -25,14 +32,54 @@ named!(InputFormat {
     Csv => "csv": "comma-separated, with a header line",
     Tsv => "tsv": "tab-separated, with a header line",
     Jsonl => "jsonl": "one JSON object a line",
+    Json => "json": "a JSON array of objects (pandas' to_json(orient='records'))",
     Parquet => "parquet": "a parquet table",
 });
 
+/// How a text table file is compressed, from its last extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Bzip2,
+}
+
+impl Compression {
+    fn of(path: &Path) -> Compression {
+        match extension(path).as_deref() {
+            Some("gz") => Compression::Gzip,
+            Some("zst") => Compression::Zstd,
+            Some("bz2") => Compression::Bzip2,
+            _ => Compression::None,
+        }
+    }
+
+    /// The file's bytes, decompressed as they are read.
+    fn reader(self, file: File) -> io::Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(file)?),
+            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+        })
+    }
+}
+
+fn extension(path: &Path) -> Option<String> {
+    Some(path.extension()?.to_str()?.to_ascii_lowercase())
+}
+
 impl InputFormat {
-    /// The format a file name suggests (`urls.tsv`, `part-0.parquet`, `x.json`).
+    /// The format a file name suggests (`urls.tsv`, `part-0.parquet`,
+    /// `x.jsonl.gz`); `.json` is taken for JSON lines, as most datasets write
+    /// it (`--input-format json` reads an array).
     pub fn guess(path: &Path) -> Option<InputFormat> {
-        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match extension.as_str() {
+        let inner = match Compression::of(path) {
+            Compression::None => path.to_path_buf(),
+            _ => path.with_extension(""),
+        };
+        Some(match extension(&inner)?.as_str() {
             "txt" => InputFormat::Txt,
             "csv" => InputFormat::Csv,
             "tsv" => InputFormat::Tsv,
@@ -41,6 +88,49 @@ impl InputFormat {
             _ => return None,
         })
     }
+}
+
+/// The table files `input` names, in the order they are read: the file
+/// itself, a folder's table files (those whose format can be told from
+/// their name, with `format` given: every file but hidden ones) sorted by
+/// name, or the files a glob pattern matches, sorted.
+pub fn table_files(input: &Path, format: Option<InputFormat>) -> Result<Vec<PathBuf>, InputError> {
+    let text = input.to_string_lossy();
+    let mut files = if input.is_dir() {
+        let entries = std::fs::read_dir(input).map_err(|source| InputError::Io {
+            path: input.to_path_buf(),
+            source,
+        })?;
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file())
+            .filter(|path| {
+                let hidden = path
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(['.', '_']));
+                !hidden && (format.is_some() || InputFormat::guess(path).is_some())
+            })
+            .collect::<Vec<_>>()
+    } else if !input.exists() && text.contains(['*', '?', '[']) {
+        let pattern = glob::glob(&text).map_err(|error| InputError::Bad {
+            origin: text.to_string(),
+            message: format!("not a valid glob pattern: {error}"),
+        })?;
+        pattern
+            .filter_map(Result::ok)
+            .filter(|path| path.is_file())
+            .collect()
+    } else {
+        return Ok(vec![input.to_path_buf()]);
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(InputError::Empty {
+            path: input.to_path_buf(),
+        });
+    }
+    Ok(files)
 }
 
 /// Which columns matter.
@@ -89,6 +179,12 @@ pub enum InputError {
     },
     #[error("{origin}: {message}")]
     Bad { origin: String, message: String },
+    #[error(
+        "{path}: no table files there (txt, csv, tsv, jsonl, json, parquet, or those of --input-format; .gz, .zst, .bz2 too)"
+    )]
+    Empty { path: PathBuf },
+    #[error("cannot tell the format of {path} from its name: give --input-format {formats}")]
+    UnknownFormat { path: PathBuf, formats: String },
 }
 
 /// The rows of a table, as an iterator; a row the format cannot parse (a broken
@@ -96,17 +192,81 @@ pub enum InputError {
 /// row numbers could no longer be trusted.
 pub type Rows = Box<dyn Iterator<Item = Result<Row, InputError>> + Send>;
 
-/// Opens `path` as `format`; the columns are checked against the header (csv,
-/// tsv, parquet) before any row is read.
-pub fn open(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows, InputError> {
+/// Opens the table `input` names (a file, a folder of them, a glob; see
+/// [`table_files`]), each file as `format` or as its name says. Every file's
+/// columns are checked before any row is read; each file after the first
+/// starts at the first row of a new shard of `samples_per_shard`.
+pub fn open(
+    input: &Path,
+    format: Option<InputFormat>,
+    columns: &Columns,
+    samples_per_shard: u64,
+) -> Result<Rows, InputError> {
+    let files = table_files(input, format)?;
+    let mut formats = Vec::with_capacity(files.len());
+    for file in &files {
+        let format = format.or_else(|| InputFormat::guess(file)).ok_or_else(|| {
+            InputError::UnknownFormat {
+                path: file.clone(),
+                formats: InputFormat::ALL
+                    .iter()
+                    .map(|format| format.name())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            }
+        })?;
+        if files.len() == 1 {
+            return open_file(file, format, columns);
+        }
+        // Opened for its columns only; read when its turn comes.
+        drop(open_file(file, format, columns)?);
+        formats.push(format);
+    }
+    let columns = columns.clone();
+    let samples_per_shard = samples_per_shard.max(1);
+    let mut next = 0u64;
+    let mut tables = files.into_iter().zip(formats);
+    let mut current: Option<Rows> = None;
+    let mut first_of_file = 0u64;
+    Ok(Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(rows) = current.as_mut() {
+                match rows.next() {
+                    Some(Ok(mut row)) => {
+                        row.number += first_of_file;
+                        next = row.number + 1;
+                        return Some(Ok(row));
+                    }
+                    Some(Err(error)) => return Some(Err(error)),
+                    None => current = None,
+                }
+            }
+            let (file, format) = tables.next()?;
+            first_of_file = next.div_ceil(samples_per_shard) * samples_per_shard;
+            match open_file(&file, format, &columns) {
+                Ok(rows) => current = Some(rows),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    })))
+}
+
+/// Opens one table file as `format`; the columns are checked against its
+/// header (csv, tsv, parquet) or first record (jsonl, json) before any row
+/// is read.
+fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows, InputError> {
     let io_error = |source| InputError::Io {
         path: path.to_path_buf(),
         source,
     };
     let label = path.display().to_string();
+    let text = || -> Result<Box<dyn Read + Send>, InputError> {
+        let file = File::open(path).map_err(io_error)?;
+        Compression::of(path).reader(file).map_err(io_error)
+    };
     match format {
         InputFormat::Txt => {
-            let lines = BufReader::new(File::open(path).map_err(io_error)?).lines();
+            let lines = BufReader::new(text()?).lines();
             let mut number = 0;
             Ok(Box::new(lines.enumerate().filter_map(
                 move |(index, line)| {
@@ -144,7 +304,7 @@ pub fn open(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows,
             let mut reader = csv::ReaderBuilder::new()
                 .delimiter(delimiter)
                 .flexible(true)
-                .from_reader(File::open(path).map_err(io_error)?);
+                .from_reader(text()?);
             let header: Vec<String> = reader
                 .headers()
                 .map_err(|error| InputError::Bad {
@@ -201,32 +361,94 @@ pub fn open(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows,
             })))
         }
         InputFormat::Jsonl => {
-            let lines = BufReader::new(File::open(path).map_err(io_error)?).lines();
+            let mut lines = BufReader::new(text()?).lines().enumerate().peekable();
+            // The first record names the columns there are, as a header would.
+            while let Some((_, Ok(line))) = lines.peek() {
+                if !line.trim().is_empty() {
+                    if let Ok(first) = serde_json::from_str::<Map<String, Value>>(line) {
+                        check_columns(path, first.keys(), columns)?;
+                    }
+                    break;
+                }
+                lines.next();
+            }
             let columns = columns.clone();
             let mut number = 0;
-            Ok(Box::new(lines.enumerate().filter_map(
-                move |(index, line)| {
-                    let origin = format!("{label}:{}", index + 1);
-                    let parsed = line.map_err(|error| error.to_string()).and_then(|line| {
-                        if line.trim().is_empty() {
-                            return Ok(None);
+            Ok(Box::new(lines.filter_map(move |(index, line)| {
+                let origin = format!("{label}:{}", index + 1);
+                let parsed = line.map_err(|error| error.to_string()).and_then(|line| {
+                    if line.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    serde_json::from_str::<Map<String, Value>>(&line)
+                        .map(Some)
+                        .map_err(|error| format!("not a JSON object: {error}"))
+                });
+                let object = match parsed {
+                    Ok(Some(object)) => object,
+                    Ok(None) => return None,
+                    Err(message) => return Some(Err(InputError::Bad { origin, message })),
+                };
+                number += 1;
+                Some(Ok(row_of_object(number - 1, origin, &object, &columns)))
+            })))
+        }
+        InputFormat::Json => {
+            let records: Vec<Value> =
+                serde_json::from_reader(BufReader::new(text()?)).map_err(|error| {
+                    InputError::Bad {
+                        origin: label.clone(),
+                        message: format!("not a JSON array of objects: {error}"),
+                    }
+                })?;
+            if let Some(Value::Object(first)) = records.first() {
+                check_columns(path, first.keys(), columns)?;
+            }
+            let columns = columns.clone();
+            Ok(Box::new(records.into_iter().enumerate().map(
+                move |(index, record)| {
+                    let origin = format!("{label} record {}", index + 1);
+                    match record {
+                        Value::Object(object) => {
+                            Ok(row_of_object(index as u64, origin, &object, &columns))
                         }
-                        serde_json::from_str::<Map<String, Value>>(&line)
-                            .map(Some)
-                            .map_err(|error| format!("not a JSON object: {error}"))
-                    });
-                    let object = match parsed {
-                        Ok(Some(object)) => object,
-                        Ok(None) => return None,
-                        Err(message) => return Some(Err(InputError::Bad { origin, message })),
-                    };
-                    number += 1;
-                    Some(Ok(row_of_object(number - 1, origin, &object, &columns)))
+                        _ => Err(InputError::Bad {
+                            origin,
+                            message: "not a JSON object".to_string(),
+                        }),
+                    }
                 },
             )))
         }
         InputFormat::Parquet => parquet_rows(path, columns),
     }
+}
+
+/// Every column asked for must be among `found`: a usage error naming the
+/// ones there are, the same for every format.
+fn check_columns<'a>(
+    path: &Path,
+    found: impl IntoIterator<Item = &'a String>,
+    columns: &Columns,
+) -> Result<(), InputError> {
+    let found: Vec<&String> = found.into_iter().collect();
+    let wanted = std::iter::once(&columns.url)
+        .chain(columns.caption.as_ref())
+        .chain(&columns.save);
+    for column in wanted {
+        if !found.contains(&column) {
+            return Err(InputError::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.clone(),
+                found: found
+                    .iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Text for a cell: strings as they are, other values as JSON.
@@ -275,24 +497,18 @@ fn parquet_rows(path: &Path, columns: &Columns) -> Result<Rows, InputError> {
         message: error.to_string(),
     };
     let reader = SerializedFileReader::new(file).map_err(bad)?;
-    let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    let names: Vec<String> = schema
-        .columns()
+    // Top-level fields: a list or struct column (`face_bboxes`) is named
+    // as a whole, as pyarrow and pandas name it.
+    let names: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
         .iter()
-        .map(|column| column.name().to_string())
+        .map(|field| field.name().to_string())
         .collect();
-    let wanted = std::iter::once(&columns.url)
-        .chain(columns.caption.as_ref())
-        .chain(&columns.save);
-    for column in wanted {
-        if !names.contains(column) {
-            return Err(InputError::MissingColumn {
-                path: path.to_path_buf(),
-                column: column.clone(),
-                found: names.join(", "),
-            });
-        }
-    }
+    check_columns(path, &names, columns)?;
     let label = path.display().to_string();
     let columns = columns.clone();
     // The row iterator reads one row group at a time.
@@ -319,8 +535,7 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let format = InputFormat::guess(&path).unwrap();
-        open(&path, format, columns)
+        open(&path, None, columns, 10)
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
@@ -378,7 +593,7 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("t.csv");
         std::fs::write(&path, "link,text\n").unwrap();
-        let error = open(&path, InputFormat::Csv, &Columns::default())
+        let error = open(&path, Some(InputFormat::Csv), &Columns::default(), 10)
             .err()
             .unwrap();
         assert!(

@@ -589,6 +589,7 @@ fn read_rows(
             plan: None,
             rank: None,
             queued_at: Duration::ZERO,
+            checksum: None,
         };
         crate::lock(waiting).insert(key, row);
         if sender.send_blocking(job).is_err() {
@@ -679,11 +680,12 @@ fn downloaded(
     }
 }
 
-/// Opens the table for `config`'s columns; a usage error when it cannot be.
+/// Opens the table for `config`'s columns and shard size; a usage error when
+/// it cannot be.
 pub fn open(
     path: &std::path::Path,
-    format: InputFormat,
-    columns: &Columns,
+    format: Option<InputFormat>,
+    config: &DatasetConfig,
 ) -> Result<Rows, input::InputError> {
-    input::open(path, format, columns)
+    input::open(path, format, &config.columns, config.samples_per_shard)
 }

@@ -36,7 +36,8 @@ use crate::fs::manifest::hex;
 pub struct ShardJob {
     /// The table, as an absolute path.
     pub table: PathBuf,
-    /// Its format's name (`csv`, `parquet`...).
+    /// Its format's name (`csv`, `parquet`...); empty: each file's own, from
+    /// its name.
     pub format: String,
     pub url_col: String,
     pub caption_col: Option<String>,
@@ -59,7 +60,8 @@ impl ShardJob {
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub table: PathBuf,
-    pub format: InputFormat,
+    /// `None`: each file's format from its name.
+    pub format: Option<InputFormat>,
     pub columns: Columns,
     pub samples_per_shard: u64,
 }
@@ -97,15 +99,19 @@ pub fn push(
 ) -> anyhow::Result<PushedShards> {
     let table = std::path::absolute(&spec.table)
         .map_err(|error| anyhow::anyhow!("{}: {error}", spec.table.display()))?;
-    let mut rows = 0u64;
-    for row in dataset::input::open(&table, spec.format, &spec.columns)? {
-        row?;
+    let (mut rows, mut end) = (0u64, 0u64);
+    let table_rows =
+        dataset::input::open(&table, spec.format, &spec.columns, spec.samples_per_shard)?;
+    for row in table_rows {
+        // Each file of a folder starts a shard: the last number says how
+        // many shards there are, not the count of rows.
+        end = row?.number + 1;
         rows += 1;
     }
     set_kind(link, keys, DATASET_KIND)?;
     create_group(link, keys)?;
     let script = redis::Script::new(PUSH_SCRIPT);
-    let shards = rows.div_ceil(spec.samples_per_shard);
+    let shards = end.div_ceil(spec.samples_per_shard);
     let mut pushed = PushedShards {
         rows,
         ..PushedShards::default()
@@ -116,7 +122,7 @@ pub fn push(
         for &shard in chunk {
             let job = ShardJob {
                 table: table.clone(),
-                format: spec.format.name().to_string(),
+                format: spec.format.map_or("", |format| format.name()).to_string(),
                 url_col: spec.columns.url.clone(),
                 caption_col: spec.columns.caption.clone(),
                 save_cols: spec.columns.save.clone(),
@@ -263,7 +269,8 @@ fn build(
         deliveries,
     };
     let format = match InputFormat::from_name(&job.format) {
-        Some(format) => format,
+        Some(format) => Some(format),
+        None if job.format.is_empty() => None,
         None => {
             release();
             return Some(dead(
@@ -272,7 +279,7 @@ fn build(
             ));
         }
     };
-    let outcome = dataset::input::open(&job.table, format, &shard_config.columns)
+    let outcome = dataset::open(&job.table, format, &shard_config)
         .map_err(|error| format!("{error}"))
         .and_then(|rows| dataset::run(&shard_config, rows).map_err(|error| format!("{error:#}")));
     release();

@@ -73,6 +73,8 @@ fn answer(
             Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
             None => target.to_string(),
         };
+        // The query only tells rows apart; the route is the path.
+        let path = path.split('?').next().unwrap_or("/").to_string();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
@@ -923,4 +925,252 @@ fn the_user_agent_names_grab_unless_given() {
             "dataset-bot/2".to_string()
         ]
     );
+}
+
+/// `grab dataset` of `table` with parquet output and `more` flags: each
+/// sample's URL and metadata by key.
+fn run_table(
+    scratch: &Scratch,
+    table: &str,
+    more: &[&str],
+) -> HashMap<String, serde_json::Map<String, Value>> {
+    let mut flags = vec!["--output-format", "parquet"];
+    flags.extend_from_slice(more);
+    let output = dataset(scratch, table, &flags);
+    assert_ran(&output);
+    let mut rows = HashMap::new();
+    for entry in std::fs::read_dir(scratch.output()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "parquet")
+        {
+            for row in parquet_rows(&path) {
+                rows.insert(row["key"].as_str().unwrap().to_string(), row);
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_folder_of_tables_is_read_in_order_each_file_starting_a_shard() {
+    let server = ImageServer::start(standard_routes());
+    let url = |number: usize| server.url(&format!("/wide.jpg?{number}"));
+    let scratch = Scratch::new();
+    let folder = scratch.root.path().join("tables");
+    std::fs::create_dir(&folder).unwrap();
+    // Named so that sorting, not listing order, decides: 3 rows, 2, then 4.
+    let sizes = [
+        ("part-0.parquet", 3),
+        ("part-1.parquet", 2),
+        ("part-2.parquet", 4),
+    ];
+    let mut next = 0;
+    for (name, size) in sizes {
+        let rows: Vec<(String, String, String)> = (next..next + size)
+            .map(|number| (number.to_string(), url(number), format!("row {number}")))
+            .collect();
+        next += size;
+        let borrowed: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|(id, link, text)| (id.as_str(), link.as_str(), text.as_str()))
+            .collect();
+        write_compressed_table(
+            &folder.join(name),
+            &borrowed,
+            parquet::basic::Compression::SNAPPY,
+        );
+    }
+    // Not a table: left out of the folder's files.
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    let samples = run_table(
+        &scratch,
+        &folder.display().to_string(),
+        &[
+            "--url-col",
+            "link",
+            "--save-cols",
+            "id",
+            "--samples-per-shard",
+            "2",
+        ],
+    );
+    // Keys are shard x 10 + index: file 0 fills shards 0 and 1, file 1 starts
+    // shard 2, file 2 starts shard 3.
+    let mut keys: Vec<(&str, i64)> = samples
+        .iter()
+        .map(|(key, row)| (key.as_str(), row["id"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("000000", 0),
+            ("000001", 1),
+            ("000010", 2),
+            ("000020", 3),
+            ("000021", 4),
+            ("000030", 5),
+            ("000031", 6),
+            ("000040", 7),
+            ("000041", 8),
+        ]
+    );
+    assert!(samples.values().all(|row| row["status"] == "success"));
+    // A glob names the same files.
+    let again = Scratch::new();
+    let pattern = folder.join("part-*.parquet").display().to_string();
+    let globbed = run_table(
+        &again,
+        &pattern,
+        &["--url-col", "link", "--samples-per-shard", "2"],
+    );
+    let mut globbed: Vec<&String> = globbed.keys().collect();
+    globbed.sort();
+    let mut expected: Vec<&String> = samples.keys().collect();
+    expected.sort();
+    assert_eq!(globbed, expected);
+}
+
+#[test]
+fn compressed_text_tables_and_json_arrays_are_read() {
+    use std::io::Write as _;
+    let server = ImageServer::start(standard_routes());
+    let (wide, square) = (server.url("/wide.jpg"), server.url("/square.jpg"));
+    let scratch = Scratch::new();
+    let gzip = scratch.root.path().join("urls.txt.gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gzip).unwrap(), Default::default());
+    write!(encoder, "{wide}\n{square}\n").unwrap();
+    encoder.finish().unwrap();
+    let zstd_table = scratch.root.path().join("t.csv.zst");
+    std::fs::write(
+        &zstd_table,
+        zstd::encode_all(format!("url,id\n{wide},1\n{square},2\n").as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    let bzip2_table = scratch.root.path().join("t.jsonl.bz2");
+    let mut encoder = bzip2::write::BzEncoder::new(
+        std::fs::File::create(&bzip2_table).unwrap(),
+        Default::default(),
+    );
+    write!(
+        encoder,
+        "{{\"url\": \"{wide}\"}}\n{{\"url\": \"{square}\"}}\n"
+    )
+    .unwrap();
+    encoder.finish().unwrap();
+    for table in [&gzip, &zstd_table, &bzip2_table] {
+        let run = Scratch::new();
+        let samples = run_table(&run, &table.display().to_string(), &[]);
+        assert_eq!(samples.len(), 2, "{}", table.display());
+        assert_eq!(samples["000000000"]["url"], wide.as_str());
+        assert_eq!(samples["000000001"]["status"], "success");
+    }
+    // pandas' to_json(orient="records"): a JSON array, kept types and all.
+    let array = scratch.write(
+        "t.json",
+        &format!(
+            "[{{\"url\": \"{wide}\", \"score\": 0.31}}, {{\"url\": \"{square}\", \"score\": 2}}]"
+        ),
+    );
+    let run = Scratch::new();
+    let output = dataset(
+        &run,
+        &array,
+        &["--input-format", "json", "--save-cols", "score"],
+    );
+    assert_ran(&output);
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(run.output().join("00000/000000000.json")).unwrap())
+            .unwrap();
+    assert_eq!(metadata["score"], 0.31);
+}
+
+#[test]
+fn every_format_names_the_columns_it_has_when_one_is_missing() {
+    let scratch = Scratch::new();
+    let tables = [
+        scratch.write("t.csv", "link,text\nhttp://a/1,x\n"),
+        scratch.write("t.jsonl", "{\"link\": \"http://a/1\", \"text\": \"x\"}\n"),
+        scratch.write("t.json", "[{\"link\": \"http://a/1\", \"text\": \"x\"}]"),
+    ];
+    for table in &tables {
+        let mut flags = vec![];
+        if table.ends_with(".json") {
+            flags.extend(["--input-format", "json"]);
+        }
+        flags.extend(["--url-col", "URL"]);
+        let output = dataset(&scratch, table, &flags);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{table}: {}",
+            stderr_of(&output)
+        );
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains("no column named \"URL\"") && stderr.contains("link, text"),
+            "{table}: {stderr}"
+        );
+    }
+    assert!(!scratch.output().join("stats.json").exists());
+    // A folder holding no table is a usage error naming it.
+    let empty = scratch.root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let output = dataset(&scratch, &empty.display().to_string(), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("no table files"));
+}
+
+#[test]
+fn a_list_column_of_parquet_is_named_and_saved_whole() {
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+
+    let server = ImageServer::start(standard_routes());
+    let wide = server.url("/wide.jpg");
+    let scratch = Scratch::new();
+    let path = scratch.root.path().join("t.parquet");
+    // As pyarrow writes a list<double> column.
+    let schema = parse_message_type(
+        "message table { REQUIRED BYTE_ARRAY url (UTF8); OPTIONAL group face_bboxes (LIST) { REPEATED group list { OPTIONAL DOUBLE element; } } }",
+    )
+    .unwrap();
+    let mut writer = SerializedFileWriter::new(
+        std::fs::File::create(&path).unwrap(),
+        Arc::new(schema),
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<ByteArrayType>()
+        .write_batch(&[ByteArray::from(wide.as_str())], None, None)
+        .unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<DoubleType>()
+        .write_batch(&[0.1, 0.25], Some(&[3, 3]), Some(&[0, 1]))
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+
+    let output = dataset(
+        &scratch,
+        &path.display().to_string(),
+        &["--save-cols", "face_bboxes"],
+    );
+    assert_ran(&output);
+    let metadata: Value = serde_json::from_slice(
+        &std::fs::read(scratch.output().join("00000/000000000.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(metadata["face_bboxes"], serde_json::json!([0.1, 0.25]));
 }
