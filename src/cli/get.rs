@@ -72,6 +72,16 @@ pub struct GetArgs {
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
+    /// The digest the one URL given must have, `TYPE=HEX` (md5, sha-1,
+    /// sha-256, sha-512): on a mismatch it fails and nothing is left under
+    /// its name. In an -i file, aria2's indented `checksum=TYPE=HEX` line
+    /// under a URL does the same for it.
+    #[arg(long, value_name = "TYPE=HEX")]
+    pub checksum: Option<crate::http::Checksum>,
+    /// Leave each file dated when it was written, not by the server's
+    /// Last-Modified (wget's flag).
+    #[arg(long = "no-use-server-timestamps")]
+    pub no_server_timestamps: bool,
     /// Name files as the server's Content-Disposition suggests (sanitised).
     #[arg(long)]
     pub content_disposition: bool,
@@ -170,6 +180,7 @@ impl GetArgs {
         settings.accept = self.accept_patterns()?;
         self.request.apply(settings)?;
         settings.content_disposition = self.content_disposition;
+        settings.server_timestamps = !self.no_server_timestamps;
         settings.layout = self.layout()?;
         config.jobs = self.jobs as usize;
         config.per_host = self.per_host.map(|limit| limit as usize);
@@ -325,8 +336,15 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
             arguments.urls.len()
         ));
     }
+    if arguments.checksum.is_some() && (arguments.urls.len() != 1 || !arguments.inputs.is_empty()) {
+        return usage_error(
+            "--checksum is for exactly one URL argument; in an -i file, put an indented checksum=TYPE=HEX line under each URL",
+        );
+    }
     let inputs = match Inputs::open(arguments.urls.clone(), &arguments.inputs) {
-        Ok(inputs) => inputs.with_shard(arguments.shard),
+        Ok(inputs) => inputs
+            .with_shard(arguments.shard)
+            .with_argument_checksum(arguments.checksum.clone()),
         Err(error) => return usage_error(error),
     };
     // One console for the downloads and the filters, so filter lines step

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::compare::{Comparison, within_noise};
 
-
 /// The gallery to serve: how many images, and the latency of each.
 #[derive(Debug, Clone, Copy)]
 pub struct GallerySpec {

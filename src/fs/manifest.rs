@@ -300,17 +300,17 @@ fn not_a_file() -> io::Error {
 /// The SHA-256 of a file, in hex.
 pub fn sha256_of_file(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
-    hash_reader(File::open(path)?, &mut hasher)?;
+    hash_reader(File::open(path)?, |bytes| hasher.update(bytes))?;
     Ok(hex(&hasher.finalize()))
 }
 
 /// Feeds everything a reader yields into a hasher.
-pub fn hash_reader(mut reader: impl Read, hasher: &mut Sha256) -> io::Result<()> {
+pub fn hash_reader(mut reader: impl Read, mut update: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         match reader.read(&mut buffer) {
             Ok(0) => return Ok(()),
-            Ok(count) => hasher.update(&buffer[..count]),
+            Ok(count) => update(&buffer[..count]),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }

@@ -312,6 +312,16 @@ impl PartFile {
     /// cannot follow a symlink at the target; where the filesystem lacks it, a
     /// hard link (which also refuses an existing target) then removing the part;
     /// where links are missing too, a rename after checking the name is still free.
+    /// Dates the file (the server's `Last-Modified`, as wget does) before it
+    /// is committed: a rename keeps the time, so the file never shows
+    /// another.
+    pub fn set_modified(&self, time: std::time::SystemTime) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.set_modified(time),
+            None => Ok(()),
+        }
+    }
+
     pub fn commit(mut self) -> io::Result<()> {
         // No fsync: like curl and wget, a finished file is left to the page cache;
         // writing it whole before it gets its final name is what keeps a crashed

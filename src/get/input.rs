@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 use crate::fs::names;
-pub use crate::http::request::{ARGUMENT_SOURCE, Job, Origin, Plan, Resume};
+pub use crate::http::request::{ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume};
 use crate::partition::Shard;
 
 /// An input line that is not a URL we can download.
@@ -144,6 +144,8 @@ pub struct Inputs {
     dropping_options: bool,
     warnings: Vec<InvalidLine>,
     estimate: Option<Estimate>,
+    /// `--checksum`: the digest of the one URL given as an argument.
+    argument_checksum: Option<Checksum>,
 }
 
 impl Inputs {
@@ -219,7 +221,15 @@ impl Inputs {
             dropping_options: false,
             warnings: Vec::new(),
             estimate: None,
+            argument_checksum: None,
         }
+    }
+
+    /// The digest the URL given as an argument must have (`--checksum`, for
+    /// a single URL).
+    pub fn with_argument_checksum(mut self, checksum: Option<Checksum>) -> Inputs {
+        self.argument_checksum = checksum;
+        self
     }
 
     /// Lines read but not acted on (aria2 options grab does not support), since
@@ -241,10 +251,25 @@ impl Inputs {
         };
         match key {
             "out" => job.name = Some(value.trim().to_string()).filter(|name| !name.is_empty()),
+            "checksum" => match value.parse::<Checksum>() {
+                Ok(checksum) => job.checksum = Some(checksum),
+                Err(message) => {
+                    // Asked to be checked and cannot be: not downloaded unchecked.
+                    let url = self.pending.take().map(|job| job.url);
+                    self.dropping_options = true;
+                    return Err(InvalidLine {
+                        origin,
+                        message: format!(
+                            "checksum={value}: {message}; {} is not downloaded",
+                            url.map_or_else(String::new, |url| crate::redact::url(&url).into_owned())
+                        ),
+                    });
+                }
+            },
             _ => self.warnings.push(InvalidLine {
                 origin,
                 message: format!(
-                    "aria2 option {key}={value} ignored: grab reads only out= under a URL"
+                    "aria2 option {key}={value} ignored: grab reads only out= and checksum= under a URL"
                 ),
             }),
         }
@@ -343,6 +368,10 @@ impl Iterator for Inputs {
                         self.duplicates += 1;
                         continue;
                     }
+                    let checksum = match origin.source == ARGUMENT_SOURCE {
+                        true => self.argument_checksum.clone(),
+                        false => None,
+                    };
                     let job = Job {
                         url,
                         name,
@@ -350,6 +379,7 @@ impl Iterator for Inputs {
                         plan: None,
                         rank: None,
                         queued_at: std::time::Duration::ZERO,
+                        checksum,
                     };
                     match self.pending.replace(job) {
                         Some(complete) => Ok(complete),
@@ -436,7 +466,9 @@ mod tests {
             .collect();
         assert_eq!(
             warnings,
-            ["list:3: aria2 option dir=/tmp ignored: grab reads only out= under a URL"]
+            [
+                "list:3: aria2 option dir=/tmp ignored: grab reads only out= and checksum= under a URL"
+            ]
         );
         let mut orphan = Inputs::from_text("list", "  out=a.jpg\nhttp://h/a\n".to_string());
         let first = orphan.next().unwrap().unwrap_err().to_string();

@@ -53,6 +53,12 @@ pub enum DownloadError {
     Network(String),
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+    #[error("{algorithm} checksum mismatch: expected {expected}, got {found}")]
+    ChecksumMismatch {
+        algorithm: String,
+        expected: String,
+        found: String,
+    },
     #[error("worker process died")]
     WorkerDied,
     #[error("no worker process: {0}")]
@@ -75,6 +81,9 @@ impl DownloadError {
             DownloadError::MaxTime { .. } => "took longer than --max-time".to_string(),
             DownloadError::TooSlow { .. } => "slower than --speed-limit".to_string(),
             DownloadError::OptedOut { .. } => "opted out by X-Robots-Tag".to_string(),
+            DownloadError::ChecksumMismatch { algorithm, .. } => {
+                format!("{algorithm} checksum mismatch")
+            }
             other => other.to_string(),
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod asynchronous;
 pub mod blocking;
+pub mod digest;
 pub mod error;
 pub mod outcome;
 pub mod pace;
@@ -32,7 +33,7 @@ pub use asynchronous::{AsyncClient, async_client, fetch_async};
 pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
 pub use outcome::{Complete, Outcome, Saved, Verdict};
-pub use request::{Job, Origin, Plan, Resume};
+pub use request::{Algorithm, Checksum, Job, Origin, Plan, Resume};
 pub use retry::retry_delay;
 pub use settings::Settings;
 pub use transfer::{Head, Transfer};

@@ -45,6 +45,9 @@ pub struct Job {
     /// When the batch queued it, from the batch's start.
     #[serde(default)]
     pub queued_at: std::time::Duration,
+    /// The digest the whole file must have.
+    #[serde(default)]
+    pub checksum: Option<Checksum>,
 }
 
 /// What the batch decided from the manifest for a URL seen before.
@@ -64,4 +67,107 @@ pub struct Plan {
 pub struct Resume {
     pub offset: u64,
     pub validator: String,
+}
+
+/// A digest the downloaded file must have (`--checksum`, aria2's
+/// `checksum=` line): a mismatch is a failed download, and nothing is left
+/// under the final name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: Algorithm,
+    /// Lowercase hex.
+    pub hex: String,
+}
+
+/// The digests `--checksum` knows, by aria2's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    /// aria2's name (`sha-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "md5",
+            Algorithm::Sha1 => "sha-1",
+            Algorithm::Sha256 => "sha-256",
+            Algorithm::Sha512 => "sha-512",
+        }
+    }
+
+    fn hex_digits(self) -> usize {
+        match self {
+            Algorithm::Md5 => 32,
+            Algorithm::Sha1 => 40,
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+impl std::str::FromStr for Checksum {
+    type Err = String;
+
+    /// `TYPE=HEX`, TYPE as aria2 spells it (`md5`, `sha-1`, `sha-256`,
+    /// `sha-512`; without the dash too), HEX in either case.
+    fn from_str(text: &str) -> Result<Checksum, String> {
+        let (kind, hex) = text
+            .split_once('=')
+            .ok_or_else(|| format!("expected TYPE=HEX (such as sha-256=...), got {text}"))?;
+        let algorithm = match kind.trim().to_ascii_lowercase().replace('-', "").as_str() {
+            "md5" => Algorithm::Md5,
+            "sha1" => Algorithm::Sha1,
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            _ => {
+                return Err(format!(
+                    "unknown checksum type {kind:?}: md5, sha-1, sha-256 or sha-512"
+                ));
+            }
+        };
+        let hex = hex.trim().to_ascii_lowercase();
+        if hex.len() != algorithm.hex_digits()
+            || !hex.chars().all(|digit| digit.is_ascii_hexdigit())
+        {
+            return Err(format!(
+                "a {} checksum is {} hex digits, got {hex:?}",
+                algorithm.name(),
+                algorithm.hex_digits()
+            ));
+        }
+        Ok(Checksum { algorithm, hex })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_take_arias_spellings_and_check_their_length() {
+        let digest = "a".repeat(64);
+        let parsed: Checksum = format!("SHA-256={}", digest.to_uppercase())
+            .parse()
+            .unwrap();
+        assert_eq!(parsed.algorithm, Algorithm::Sha256);
+        assert_eq!(parsed.hex, digest);
+        assert!(format!("sha256={digest}").parse::<Checksum>().is_ok());
+        assert!(
+            format!("md5={}", "0".repeat(32))
+                .parse::<Checksum>()
+                .is_ok()
+        );
+        for bad in [
+            format!("sha-1={digest}"),
+            "sha-256".to_string(),
+            format!("crc32={digest}"),
+            format!("sha-256={}", "g".repeat(64)),
+        ] {
+            assert!(bad.parse::<Checksum>().is_err(), "{bad}");
+        }
+    }
 }

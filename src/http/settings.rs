@@ -55,6 +55,13 @@ pub struct Settings {
     /// Where in the output folder files go (`-x`, `-nH`, `--cut-dirs`, `--spread`).
     #[serde(default)]
     pub layout: Layout,
+    /// Date each file by the server's `Last-Modified` (wget's default).
+    #[serde(default = "yes")]
+    pub server_timestamps: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Settings {
@@ -80,6 +87,7 @@ impl Settings {
             limit_rate_per_transfer: None,
             refused_robots: Vec::new(),
             layout: Layout::default(),
+            server_timestamps: true,
         }
     }
 

@@ -9,8 +9,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
-
+use super::digest::Digests;
 use super::error::http_error;
 use super::pace::Pace;
 use super::{Context, DownloadError, Saved, Settings};
@@ -165,7 +164,7 @@ pub struct Transfer<'a> {
     /// The body, when the context keeps bodies in memory instead of a part file.
     memory: Option<Vec<u8>>,
     expected: Option<u64>,
-    hasher: Sha256,
+    hasher: Digests,
     head: Head,
     /// Whether the first bytes were checked against `--accept` (or need not be).
     sniffed: bool,
@@ -211,7 +210,7 @@ impl<'a> Transfer<'a> {
             part: None,
             memory: None,
             expected: None,
-            hasher: Sha256::new(),
+            hasher: Digests::new(job.checksum.as_ref()),
             head: Head::default(),
             sniffed: context.settings.accept.is_empty(),
             first_bytes: Vec::new(),
@@ -507,7 +506,9 @@ impl<'a> Transfer<'a> {
         if let Some(offset) = resumed_from {
             // The hash covers the whole file: read back the bytes kept.
             File::open(part.part_path())
-                .and_then(|kept| manifest::hash_reader(kept.take(offset), &mut self.hasher))
+                .and_then(|kept| {
+                    manifest::hash_reader(kept.take(offset), |bytes| self.hasher.update(bytes))
+                })
                 .map_err(|error| self.write_error(&name, error))?;
             self.sniffed = true;
         }
@@ -705,7 +706,7 @@ impl<'a> Transfer<'a> {
                 bytes: received,
                 status: Some(self.head.status),
                 content_type: self.head.content_type.take(),
-                sha256: manifest::hex(&std::mem::take(&mut self.hasher).finalize()),
+                sha256: self.finish_digests()?,
                 final_url: self.head.final_url.take(),
                 body: Some(Box::new(super::outcome::Body(body))),
                 resumed_from: None,
@@ -719,11 +720,24 @@ impl<'a> Transfer<'a> {
             return Err(DownloadError::Truncated { received, expected });
         }
         let name = self.name.clone().expect("head() settled a name");
+        // A file whose digest is not the one asked for never takes its name;
+        // its part goes with it.
+        let sha256 = self.finish_digests()?;
+        if self.settings().server_timestamps
+            && let Some(time) = self
+                .head
+                .last_modified
+                .as_deref()
+                .and_then(|text| httpdate::parse_http_date(text).ok())
+        {
+            // A file the server cannot date keeps the time it was written.
+            part.set_modified(time)
+                .map_err(|error| self.write_error(&name, error))?;
+        }
         part.commit()
             .map_err(|error| self.write_error(&name, error))?;
         // The name now belongs to the file on disk; keep it reserved.
         self.name = None;
-        let sha256 = manifest::hex(&std::mem::take(&mut self.hasher).finalize());
         if self.context.manifest.is_some() {
             self.unrecorded_start = None;
             self.record(&Entry::saved(&self.job.url, &name, received, &sha256))?;
@@ -738,6 +752,22 @@ impl<'a> Transfer<'a> {
             body: None,
             resumed_from: None,
         })
+    }
+
+    /// The body's SHA-256, once it is whole; a failure when the job's
+    /// checksum does not match.
+    fn finish_digests(&mut self) -> Result<String, DownloadError> {
+        let digests = std::mem::replace(&mut self.hasher, Digests::new(None));
+        let checksum = self.job.checksum.as_ref();
+        let (sha256, verdict) = digests.finish(checksum);
+        match (verdict, checksum) {
+            (Err(found), Some(checksum)) => Err(DownloadError::ChecksumMismatch {
+                algorithm: checksum.algorithm.name().to_string(),
+                expected: checksum.hex.clone(),
+                found,
+            }),
+            _ => Ok(sha256),
+        }
     }
 
     /// After a failed attempt, what the next one (or `--continue`) continues.

@@ -479,6 +479,7 @@ impl QueueSource {
             plan: None,
             rank: None,
             queued_at: Duration::ZERO,
+            checksum: None,
         };
         let delivery = Delivery {
             id: entry.id.clone(),

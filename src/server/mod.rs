@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::gallery::ImageCache;
+pub use content::LAST_MODIFIED;
 pub use limits::Limits;
 
 /// The whole service, with the default request timeout.

@@ -18,3 +18,4 @@ mod scale;
 mod serve;
 mod support;
 mod tls;
+mod verify;

@@ -58,7 +58,7 @@ fn input_lines_with_tabs_spaces_and_aria2_options(strategy: &str) {
     );
     assert!(
         stderr.contains(&format!(
-            "{list_path}:5: aria2 option dir=/elsewhere ignored: grab reads only out= under a URL"
+            "{list_path}:5: aria2 option dir=/elsewhere ignored: grab reads only out= and checksum= under a URL"
         )),
         "{stderr}"
     );
