@@ -56,11 +56,13 @@ pub struct RequestArgs {
     /// says the same when this is not given.
     #[arg(long, value_name = "DIR")]
     pub capath: Option<PathBuf>,
-    /// Send requests through this http proxy (`host:port` or
-    /// `http://[user:password@]host:port`; the port defaults to 1080, as in
-    /// curl). Without it, http_proxy (lower case only), HTTPS_PROXY and
-    /// ALL_PROXY are read as curl reads them; `--proxy ''` uses none. Plain
-    /// http goes as `GET http://...`, https through CONNECT.
+    /// Send requests through this proxy: `host:port` or
+    /// `http://[user:password@]host:port` (plain http goes as `GET
+    /// http://...`, https through CONNECT), or `socks5://host:port` (names
+    /// resolved here) or `socks5h://host:port` (resolved by the proxy); the
+    /// port defaults to 1080, as in curl. Without it, http_proxy (lower case
+    /// only), HTTPS_PROXY and ALL_PROXY are read as curl reads them;
+    /// `--proxy ''` uses none.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
     /// Hosts reached without the proxy, comma-separated: names (with their

@@ -3,7 +3,8 @@
 //! for each request (and each redirect hop) [`Proxies::for_url`] says whether
 //! it goes through a proxy. A plain `http://` URL is sent to the proxy as an
 //! absolute-form `GET http://host/path` (RFC 9112, section 3.2.2); an `https://`
-//! URL goes through a `CONNECT` tunnel.
+//! URL goes through a `CONNECT` tunnel. A `socks5://` proxy (names resolved
+//! here) or `socks5h://` (names resolved by the proxy) carries both.
 //!
 //! reqwest does both itself. ureq 3 tunnels every proxied request with
 //! CONNECT, which proxies refuse for port 80 (squid's default), so for plain
@@ -41,7 +42,7 @@ pub struct ProxyError {
 }
 
 /// A proxy address as curl reads it: `host:port` is `http://host:port`, and a
-/// missing port is 1080. Only http proxies are supported.
+/// missing port is 1080. http, socks5 and socks5h proxies are supported.
 pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
     let error = |message: &str| ProxyError {
         source_name: source_name.to_string(),
@@ -53,8 +54,10 @@ pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
         false => format!("http://{value}"),
     };
     let mut url = Url::parse(&text).map_err(|_| error("not a proxy address"))?;
-    if url.scheme() != "http" {
-        return Err(error("only http:// proxies are supported"));
+    if !matches!(url.scheme(), "http" | "socks5" | "socks5h") {
+        return Err(error(
+            "only http://, socks5:// and socks5h:// proxies are supported",
+        ));
     }
     if url.host().is_none() {
         return Err(error("no host"));
@@ -217,8 +220,14 @@ pub fn proxy_authorization(proxy: &Url) -> Option<String> {
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
-    TcpConnector, Transport,
+    SocksConnector, TcpConnector, Transport,
 };
+
+/// Whether a proxy speaks SOCKS: it carries http and https alike, and ureq
+/// connects through it itself.
+pub fn is_socks(proxy: &Url) -> bool {
+    proxy.scheme().starts_with("socks")
+}
 
 /// The proxy for a plain-http target, as ureq sees the target.
 fn plain_http_proxy<'a>(proxies: &'a Proxies, uri: &ureq::http::Uri) -> Option<&'a Url> {
@@ -226,7 +235,7 @@ fn plain_http_proxy<'a>(proxies: &'a Proxies, uri: &ureq::http::Uri) -> Option<&
         return None;
     }
     let url = Url::parse(&uri.to_string()).ok()?;
-    proxies.for_url(&url)
+    proxies.for_url(&url).filter(|proxy| !is_socks(proxy))
 }
 
 /// Resolves a proxied plain-http target to its proxy's addresses, so ureq's
@@ -372,6 +381,7 @@ pub fn agent_with_proxies(config: ureq::config::Config, proxies: &Proxies) -> ur
     }
     let proxies = Arc::new(proxies.clone());
     let connector = ()
+        .chain(SocksConnector::default())
         .chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
         .chain(AbsoluteFormConnector {
@@ -385,13 +395,14 @@ pub fn agent_with_proxies(config: ureq::config::Config, proxies: &Proxies) -> ur
     ureq::Agent::with_parts(config, connector, resolver)
 }
 
-/// The CONNECT proxy ureq should tunnel a request to `url` through: only for
-/// https, as plain http is sent in absolute form.
+/// The proxy ureq should connect a request to `url` through itself: a SOCKS
+/// proxy for any URL, an http proxy's CONNECT tunnel only for https (plain
+/// http is sent to it in absolute form).
 pub fn connect_proxy(proxies: &Proxies, url: &Url) -> Option<ureq::Proxy> {
-    if url.scheme() != "https" {
+    let proxy = proxies.for_url(url)?;
+    if url.scheme() != "https" && !is_socks(proxy) {
         return None;
     }
-    let proxy = proxies.for_url(url)?;
     match ureq::Proxy::new(proxy.as_str()) {
         Ok(proxy) => Some(proxy),
         Err(error) => {
@@ -445,10 +456,16 @@ mod tests {
         let none =
             Proxies::from_flags_and_environment(Some(""), None, |_| Some("x:1".into())).unwrap();
         assert!(none.is_empty());
+        // SOCKS carries both schemes; a kind grab does not speak is refused.
+        let socks = proxies(&[("ALL_PROXY", "socks5h://s")]);
+        assert_eq!(socks.http, Some(url("socks5h://s:1080")));
+        assert_eq!(socks.https, Some(url("socks5h://s:1080")));
         let error =
-            Proxies::from_flags_and_environment(Some("socks5://s:1"), None, |_| None).unwrap_err();
+            Proxies::from_flags_and_environment(Some("socks4://s:1"), None, |_| None).unwrap_err();
         assert!(
-            error.to_string().contains("only http:// proxies"),
+            error
+                .to_string()
+                .contains("only http://, socks5:// and socks5h://"),
             "{error}"
         );
     }

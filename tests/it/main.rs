@@ -16,6 +16,7 @@ mod requests;
 mod resume;
 mod scale;
 mod serve;
+mod socks;
 mod support;
 mod tls;
 mod verify;
