@@ -590,6 +590,7 @@ fn read_rows(
             rank: None,
             queued_at: Duration::ZERO,
             checksum: None,
+            mirrors: Vec::new(),
         };
         crate::lock(waiting).insert(key, row);
         if sender.send_blocking(job).is_err() {

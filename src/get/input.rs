@@ -69,6 +69,29 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
     )))
 }
 
+/// aria2's mirrors: after a line's first field, each TAB-separated field that
+/// is an http(s) URL is another source of the same file. Returns the line
+/// without them (the URL and, if any, its name) and the mirrors.
+pub fn split_mirrors(line: &str) -> (String, Vec<Url>) {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let mut fields = line.split('\t');
+    let mut kept = fields.next().unwrap_or("").to_string();
+    let mut mirrors = Vec::new();
+    for field in fields {
+        let trimmed = field.trim();
+        match Url::parse(trimmed) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                mirrors.push(url)
+            }
+            _ => {
+                kept.push('\t');
+                kept.push_str(field);
+            }
+        }
+    }
+    (kept, mirrors)
+}
+
 /// An aria2 option line (`  out=NAME` indented under its URL): the key and value.
 fn option_line(line: &str) -> Option<(&str, &str)> {
     if !line.starts_with([' ', '\t']) {
@@ -355,6 +378,7 @@ impl Iterator for Inputs {
                     Err(invalid) => return Some(Err(invalid)),
                 }
             }
+            let (text, mirrors) = split_mirrors(&text);
             let item = match parse_line(&text) {
                 Ok(None) => continue,
                 Ok(Some((url, name))) => {
@@ -380,6 +404,7 @@ impl Iterator for Inputs {
                         rank: None,
                         queued_at: std::time::Duration::ZERO,
                         checksum,
+                        mirrors,
                     };
                     match self.pending.replace(job) {
                         Some(complete) => Ok(complete),
@@ -399,6 +424,22 @@ impl Iterator for Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tab_separated_urls_after_the_first_are_its_mirrors() {
+        let (line, mirrors) =
+            split_mirrors("http://a/x.bin\thttps://b/y.bin\tname.bin\thttp://c/z\n");
+        assert_eq!(line, "http://a/x.bin\tname.bin");
+        let mirrors: Vec<&str> = mirrors.iter().map(Url::as_str).collect();
+        assert_eq!(mirrors, ["https://b/y.bin", "http://c/z"]);
+        // A name that is not a URL stays a name; a lone URL has no mirrors.
+        assert_eq!(split_mirrors("http://a/x\tx.bin").1, Vec::<Url>::new());
+        assert_eq!(split_mirrors("http://a/x").0, "http://a/x");
+        let mut inputs = Inputs::from_text("list", "http://a/1\thttp://b/1\n".to_string());
+        let job = inputs.next().unwrap().unwrap();
+        assert_eq!((job.url.as_str(), job.name), ("http://a/1", None));
+        assert_eq!(job.mirrors.len(), 1);
+    }
 
     #[test]
     fn a_tab_separates_url_and_name() {

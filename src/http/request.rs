@@ -48,6 +48,20 @@ pub struct Job {
     /// The digest the whole file must have.
     #[serde(default)]
     pub checksum: Option<Checksum>,
+    /// Other sources of the same file (aria2's TAB-separated mirrors), tried
+    /// in order when `url` fails for good; the name comes from `url`.
+    #[serde(default)]
+    pub mirrors: Vec<Url>,
+}
+
+impl Job {
+    /// The URL of source `index`: `url` first, then each mirror.
+    pub fn source(&self, index: usize) -> Option<&Url> {
+        match index {
+            0 => Some(&self.url),
+            _ => self.mirrors.get(index - 1),
+        }
+    }
 }
 
 /// What the batch decided from the manifest for a URL seen before.

@@ -47,6 +47,10 @@ pub(super) struct Attempts<'a> {
     fetched: u64,
     /// Bytes of an earlier run (`-c`) still at the start of the part.
     carried: u64,
+    /// Which of the job's sources the attempts go to (0: its URL, then its
+    /// mirrors), and how many attempts that source has had.
+    source: usize,
+    made_on_source: u32,
 }
 
 impl<'a> Attempts<'a> {
@@ -64,13 +68,17 @@ impl<'a> Attempts<'a> {
                 .as_ref()
                 .and_then(|plan| plan.resume.as_ref())
                 .map_or(0, |resume| resume.offset),
+            source: 0,
+            made_on_source: 0,
         }
     }
 
     /// The next attempt's transfer: it resumes what the last one kept.
     pub(super) fn next(&mut self) -> Transfer<'a> {
         self.made += 1;
-        Transfer::new(self.job, self.context, self.plan.take())
+        self.made_on_source += 1;
+        let url = self.job.source(self.source).unwrap_or(&self.job.url);
+        Transfer::new(self.job, self.context, self.plan.take(), url)
     }
 
     /// After an attempt: the outcome, or how long to wait before the next one.
@@ -89,10 +97,21 @@ impl<'a> Attempts<'a> {
         drop(transfer);
         if let Err(error) = &result
             && !self.context.interrupt.requested()
-            && let Some(wait) = retry_delay(&self.context.settings, self.made, error)
+            && let Some(wait) = retry_delay(&self.context.settings, self.made_on_source, error)
         {
             tracing::debug!(url = %self.job.url, attempt = self.made, %error, wait_ms = wait.as_millis() as u64, "retrying");
             return Err(wait);
+        }
+        // This source failed for good: the next mirror gets its own attempts.
+        if let Err(error) = &result
+            && !self.context.interrupt.requested()
+            && !matches!(error, DownloadError::Write { .. })
+            && self.job.source(self.source + 1).is_some()
+        {
+            self.source += 1;
+            self.made_on_source = 0;
+            tracing::debug!(url = %self.job.url, mirror = %self.job.source(self.source).unwrap_or(&self.job.url), %error, "trying the next mirror");
+            return Err(Duration::ZERO);
         }
         match &result {
             Ok(saved) => {

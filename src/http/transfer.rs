@@ -199,10 +199,11 @@ pub struct Transfer<'a> {
 const SPEED_WINDOW: Duration = Duration::from_secs(1);
 
 impl<'a> Transfer<'a> {
-    pub fn new(job: &'a Job, context: &'a Context, plan: Option<Plan>) -> Self {
+    /// An attempt at `job` from its source `url` (its own, or a mirror's).
+    pub fn new(job: &'a Job, context: &'a Context, plan: Option<Plan>, url: &url::Url) -> Self {
         Transfer {
             job,
-            url: job.url.clone(),
+            url: url.clone(),
             hops: 0,
             context,
             plan,

@@ -480,6 +480,7 @@ impl QueueSource {
             rank: None,
             queued_at: Duration::ZERO,
             checksum: None,
+            mirrors: Vec::new(),
         };
         let delivery = Delivery {
             id: entry.id.clone(),

@@ -1,4 +1,6 @@
-//! What a saved file is checked and dated by, for every strategy:
+//! Where a file comes from and what it is checked and dated by, for every
+//! strategy: aria2's TAB-separated mirrors (tried in order when a source
+//! fails, the name always the first URL's),
 //! `--checksum` and aria2's `checksum=` lines (a file whose digest matches is
 //! saved, one that does not fails and leaves nothing under its name, nor a
 //! part to resume), and the server's Last-Modified as its time, as wget.
@@ -139,7 +141,44 @@ fn files_take_the_servers_time_unless_told_not_to(strategy: &str) {
     }
 }
 
+fn a_mirror_serves_what_a_dead_first_url_cannot(strategy: &str) {
+    let server = gallery();
+    let base = server.base_url();
+    let body = served(&base, "m2.bin", 4_000);
+    // Port 9 (discard) refuses; the gallery answers 404 for an unknown route.
+    let list = format!(
+        "http://127.0.0.1:9/files/first.bin\t{base}/files/m2.bin?size=4000\n\
+         {base}/nothing/here.bin\t{base}/files/m2.bin?size=4000\tnamed.bin\n"
+    );
+    let scratch = Scratch::new();
+    let list_path = scratch.write("list.txt", &list);
+    let output = grab(
+        &[
+            "get",
+            "-s",
+            strategy,
+            "--retries",
+            "0",
+            "-o",
+            &scratch.output_arg(),
+            "-i",
+            &list_path,
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        std::fs::read(scratch.output().join("first.bin")).unwrap(),
+        body
+    );
+    assert_eq!(
+        std::fs::read(scratch.output().join("named.bin")).unwrap(),
+        body
+    );
+}
+
 for_each_strategy!(
+    a_mirror_serves_what_a_dead_first_url_cannot,
     a_checksum_decides_whether_a_file_is_kept,
     checksum_lines_under_urls_check_each_algorithm,
     files_take_the_servers_time_unless_told_not_to,
