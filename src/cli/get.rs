@@ -160,6 +160,13 @@ impl GetArgs {
         program: WorkerProgram,
         terminal: bool,
     ) -> Result<GetConfig, String> {
+        if self.json && self.output_document.as_deref() == Some(std::path::Path::new("-")) {
+            // Either would be cut by the other: stdout carries one thing.
+            return Err(
+                "-O - writes the file to stdout, and --json its summary: stdout carries one of them (use -O FILE with --json)"
+                    .to_string(),
+            );
+        }
         let mut config = GetConfig::new(&self.output_dir, self.strategy);
         let settings = &mut config.settings;
         settings.idle_timeout = Duration::from_secs_f64(self.timeout);

@@ -326,3 +326,26 @@ fn output_document_takes_one_url_and_dash_o_with_a_file_name_hints_at_it() {
     // Still a folder, as asked.
     assert!(target.join("cat.jpg").is_file());
 }
+
+/// `-O -` puts the file on stdout and `--json` the summary: together they
+/// would mix both, so the pair is a usage error that writes nothing there.
+#[test]
+fn output_document_to_stdout_and_json_summary_are_refused_together() {
+    let server = gallery();
+    let url = format!("{}/files/doc?size=300", server.base_url());
+    let output = grab(&["get", "-O", "-", "--json", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("-O -") && stderr.contains("--json"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    // To a file, the summary has stdout to itself.
+    let scratch = Scratch::new();
+    let target = scratch.root.path().join("doc.bin").display().to_string();
+    let output = grab(&["get", "-O", &target, "--json", &url], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["saved"], 1);
+}
