@@ -19,6 +19,10 @@ use crate::fs::names;
 pub use crate::http::request::{ARGUMENT_SOURCE, Job, Origin, Plan, Resume};
 use crate::partition::Shard;
 
+/// The UTF-8 byte-order mark some editors (Notepad, Excel) put at the start
+/// of a text file: never part of a line.
+pub const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+
 /// An input line that is not a URL we can download.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{origin}: {message}")]
@@ -106,6 +110,7 @@ impl Estimate {
         for path in &self.files {
             let mut file = File::open(path).ok()?;
             let mut line_start = true;
+            let mut first = true;
             loop {
                 if stop.load(Ordering::Relaxed) {
                     return None;
@@ -114,7 +119,11 @@ impl Estimate {
                 if read == 0 {
                     break;
                 }
-                for &byte in &buffer[..read] {
+                let mut read = &buffer[..read];
+                if std::mem::take(&mut first) {
+                    read = read.strip_prefix(BYTE_ORDER_MARK).unwrap_or(read);
+                }
+                for &byte in read {
                     if line_start && !matches!(byte, b'\n' | b'\r' | b' ' | b'\t' | b'#') {
                         total += 1;
                     }
@@ -285,6 +294,11 @@ impl Inputs {
                     continue;
                 }
                 Ok(_) => {
+                    // At any line's start, not only the file's: lists joined
+                    // with `cat` carry each file's mark.
+                    if self.buffer.starts_with(BYTE_ORDER_MARK) {
+                        self.buffer.drain(..BYTE_ORDER_MARK.len());
+                    }
                     *line_number += 1;
                     let origin = Origin {
                         source: reader.label.clone(),
@@ -481,6 +495,22 @@ mod tests {
         let last = items[2].as_ref().unwrap();
         assert_eq!((last.origin.line, last.name.as_deref()), (6, Some("x.jpg")));
         assert_eq!(inputs.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_url() {
+        // The second as `cat` leaves it, joining two files.
+        let text = "\u{FEFF}http://h/1.jpg\n\u{FEFF}http://h/2.jpg\n".to_string();
+        let urls: Vec<String> = Inputs::from_text("list", text)
+            .map(|item| item.unwrap().url.to_string())
+            .collect();
+        assert_eq!(urls, ["http://h/1.jpg", "http://h/2.jpg"]);
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("list.txt");
+        std::fs::write(&path, "\u{FEFF}# a comment\nhttp://h/a\n").unwrap();
+        let inputs = Inputs::open(Vec::new(), &[path]).unwrap();
+        let estimate = inputs.estimate().unwrap();
+        assert_eq!(estimate.count(&AtomicBool::new(false)), Some(1));
     }
 
     #[test]

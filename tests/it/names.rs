@@ -349,3 +349,23 @@ fn output_document_to_stdout_and_json_summary_are_refused_together() {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["saved"], 1);
 }
+
+/// A UTF-8 byte-order mark (Notepad's, Excel's) at the start of a list, read
+/// with `-i FILE` or from stdin, is not part of the first URL.
+#[test]
+fn a_byte_order_mark_before_the_first_url_is_ignored() {
+    let server = gallery();
+    let base = server.base_url();
+    let list = format!("\u{FEFF}{base}/files/first.bin?size=5\n{base}/files/second.bin?size=6\n");
+    let scratch = Scratch::new();
+    let list_path = scratch.write("list.txt", &list);
+    let output_dir = scratch.output_arg();
+    let output = grab(&["get", "-o", &output_dir, "-i", &list_path], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["first.bin", "second.bin"]);
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    let output = grab(&["get", "-o", &output_dir, "-i", "-"], Some(&list));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["first.bin", "second.bin"]);
+}
