@@ -71,7 +71,8 @@ pub struct GetArgs {
     /// At most N connections to any one host at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
-    /// Name files as the server's Content-Disposition suggests (sanitised).
+    /// Name files as the server's Content-Disposition suggests: the last part
+    /// of a name with folders (as curl and wget), sanitised.
     #[arg(long)]
     pub content_disposition: bool,
     /// Save only responses whose type matches (Content-Type and first bytes):
