@@ -19,7 +19,7 @@ use crate::exit::ExitStatus;
 use crate::image::resize::{EncodeFormat, ResizeMode};
 
 /// Exit statuses of `grab dataset`: failed samples are data, not failures.
-pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
+pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column; for `stats`, a DIR that holds no shards)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
 
 #[derive(Debug, Args)]
 #[command(
@@ -304,7 +304,10 @@ pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
                     print_stats(&run, *json, &Console::new(Verbosity::Normal));
                     ExitStatus::Ok
                 }
-                Err(error) => super::failed(error),
+                Err(error) => match error.downcast_ref::<dataset::NotADataset>() {
+                    Some(wrong_folder) => usage_error(wrong_folder),
+                    None => super::failed(error),
+                },
             };
         }
         (None, Some(input)) => input,
