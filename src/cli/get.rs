@@ -29,8 +29,8 @@ pub struct GetArgs {
     /// included). An indented `out=NAME` line under a URL names it, as in aria2.
     #[arg(short, long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Folder to save into (created when missing).
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    /// Folder to save into (created when missing); wget's -P.
+    #[arg(short, long, value_name = "DIR", default_value = ".", visible_short_alias = 'P', alias = "directory-prefix")]
     pub output_dir: PathBuf,
     /// Save the one URL given as FILE (replacing it), or write it to stdout with
     /// `-O -`, as wget. Takes exactly one URL argument.
@@ -52,15 +52,22 @@ pub struct GetArgs {
     /// Print the summary as one JSON object on stdout instead of the summary line.
     #[arg(long)]
     pub json: bool,
-    /// Attempts after a transient failure (reset, timeout, cut-short body, 408, 429, 5xx).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// Attempts after a transient failure (reset, timeout, cut-short body, 408,
+    /// 429, 5xx). curl's --retry N is the same; wget's -t N counts the first
+    /// attempt too (-t N is --retries N-1).
+    #[arg(long, value_name = "N", default_value_t = 3, visible_alias = "retry")]
     pub retries: u32,
     /// Base of the exponential backoff between attempts, in seconds (randomised).
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = non_negative_seconds)]
     pub retry_wait: f64,
-    /// Resume the .part files an interrupted run left (Range, with If-Range).
+    /// Resume the .part files an interrupted run left (Range, with If-Range);
+    /// curl's `-C -` works too.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
+    /// curl's `-C -` (`--continue-at -`): -c. An offset is refused: a resume
+    /// starts where the .part file ends.
+    #[arg(short = 'C', long = "continue-at", value_name = "-", hide = true, allow_hyphen_values = true)]
+    pub continue_at: Option<String>,
     /// Download again what the manifest says is already complete.
     #[arg(long)]
     pub force: bool,
@@ -183,7 +190,16 @@ impl GetArgs {
         config.console = console;
         config.worker_program = program;
         config.json_summary = self.json;
-        config.resume = self.resume;
+        config.resume = self.resume
+            || match self.continue_at.as_deref() {
+                None => false,
+                Some("-") => true,
+                Some(offset) => {
+                    return Err(format!(
+                        "-C {offset}: grab resumes where each .part file ends, not at an offset: use -c (curl's -C -)"
+                    ));
+                }
+            };
         config.force = self.force;
         config.grace = Duration::from_secs_f64(self.grace);
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);
@@ -630,6 +646,18 @@ mod tests {
             config.report,
             Some((PathBuf::from("out.txt"), ReportFormat::Ndjson))
         );
+    }
+
+    #[test]
+    fn curl_and_wget_spellings_reach_the_config() {
+        let config = config_of(&["--retry", "1", "-C", "-", "-P", "photos", "u"], false).unwrap();
+        assert_eq!(config.settings.retries, 1);
+        assert!(config.resume);
+        assert_eq!(config.settings.output_dir, PathBuf::from("photos"));
+        let config = config_of(&["--continue-at", "-", "--directory-prefix", "d", "u"], false);
+        assert!(config.unwrap().resume);
+        let error = config_of(&["-C", "100", "u"], false).unwrap_err();
+        assert!(error.contains("use -c"), "{error}");
     }
 
     #[test]

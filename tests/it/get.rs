@@ -358,3 +358,29 @@ fn a_run_that_cannot_go_on_exits_1_and_a_usage_error_2() {
     let output = grab(&["get", "--jobs", "0", "http://127.0.0.1:9/x"], None);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
 }
+
+/// Flags as curl and wget users type them: curl's `--retry N` and `-C -`,
+/// wget's `-P DIR` work; wget's `-t N` (tries, the first included) gets a
+/// hint with the number grab's `--retries` takes; an unknown flag is told
+/// where the flags are listed, not only to quote it after `--`.
+#[test]
+fn curl_and_wget_flags_work_or_are_translated() {
+    let server = start_gallery();
+    let url = format!("{}/files/a.bin?size=10", server.base_url());
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    let output = grab(
+        &["get", "--retry", "0", "-C", "-", "-P", &output_dir, &url],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["a.bin"]);
+    let output = grab(&["get", "-t", "3", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("use --retries 2"), "{stderr}");
+    let output = grab(&["get", "-Z", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'grab get --help' lists them"), "{stderr}");
+}
