@@ -38,6 +38,10 @@ pub enum OpenError {
     Unreadable { path: PathBuf, source: io::Error },
     #[error("stdin (`-i -`) can be given only once")]
     StdinTwice,
+    /// A URL argument that names a file here: a list meant for `-i`, which
+    /// would otherwise be taken as a host (`urls.txt` is `http://urls.txt/`).
+    #[error("{0} is a file, not a URL: to read the URLs in it, use -i {0}")]
+    FileAsUrl(String),
 }
 
 /// Parses one input line: `Ok(None)` for blank lines and comments. A TAB
@@ -62,8 +66,8 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
             format!("the whole line {line:?} taken as the URL (a TAB separates a URL from a name)")
         }
     };
-    let url =
-        Url::parse(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
+    let url = parse_url(address)
+        .map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("not an http or https URL: {}", taken()));
     }
@@ -71,6 +75,28 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
         url,
         name.filter(|name| !name.is_empty()).map(str::to_string),
     )))
+}
+
+/// A URL as curl and wget take it: one without a scheme (`example.org/a.jpg`,
+/// `localhost:8080/a.jpg`, `[::1]:8080/a`) is `http://`. A text with a scheme
+/// of its own (`ftp://h/a`, `mailto:x`) keeps it, to be refused as such.
+pub fn parse_url(text: &str) -> Result<Url, url::ParseError> {
+    let parsed = Url::parse(text);
+    if text.contains("://") {
+        return parsed;
+    }
+    // `localhost:8080/a` parses with `localhost` as its scheme: a port after
+    // the colon says it is a host.
+    let host_and_port = text
+        .split_once(':')
+        .is_some_and(|(_, rest)| rest.starts_with(|character: char| character.is_ascii_digit()));
+    match &parsed {
+        Ok(_) if !host_and_port => parsed,
+        _ => match Url::parse(&format!("http://{text}")) {
+            Ok(url) if url.host().is_some() => Ok(url),
+            _ => parsed,
+        },
+    }
 }
 
 /// An aria2 option line (`  out=NAME` indented under its URL): the key and value.
@@ -158,6 +184,12 @@ pub struct Inputs {
 impl Inputs {
     /// `paths` are input files, `-` meaning stdin.
     pub fn open(arguments: Vec<String>, paths: &[PathBuf]) -> Result<Inputs, OpenError> {
+        if let Some(file) = arguments
+            .iter()
+            .find(|argument| !argument.contains("://") && Path::new(argument).is_file())
+        {
+            return Err(OpenError::FileAsUrl(file.clone()));
+        }
         let mut readers = Vec::new();
         let mut stdin_used = false;
         let mut estimate = Some(Estimate {
@@ -459,6 +491,23 @@ mod tests {
             "list:1: an option line with no URL above it: out=a.jpg"
         );
         assert!(orphan.next().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_http_as_in_curl_and_wget() {
+        for (text, expected) in [
+            ("example.org/a.jpg", "http://example.org/a.jpg"),
+            ("localhost:8080/a.jpg", "http://localhost:8080/a.jpg"),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+            ("[::1]:8080/x", "http://[::1]:8080/x"),
+            ("https://h/a", "https://h/a"),
+        ] {
+            let (url, _) = parse_line(text).unwrap().unwrap();
+            assert_eq!(url.as_str(), expected, "{text}");
+        }
+        for text in ["mailto:a@b.org", "file:/etc/passwd", "ftp://h/a", "javascript:alert(1)"] {
+            assert!(parse_line(text).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -369,3 +369,29 @@ fn a_byte_order_mark_before_the_first_url_is_ignored() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_eq!(files_in(&scratch.output()), ["first.bin", "second.bin"]);
 }
+
+/// `host:port/path` without a scheme is `http://`, as curl and wget take it,
+/// as an argument and in a list; an argument that is a file here is a list
+/// meant for `-i`, and the error says so.
+#[test]
+fn a_url_without_a_scheme_is_http_and_a_file_argument_suggests_dash_i() {
+    let server = gallery();
+    let host = server.base_url().trim_start_matches("http://").to_string();
+    let scratch = Scratch::new();
+    let list_path = scratch.write("urls.txt", &format!("{host}/files/listed.bin?size=6\n"));
+    let output_dir = scratch.output_arg();
+    let argument = format!("{host}/files/plain.bin?size=5");
+    let output = grab(
+        &["get", "-o", &output_dir, &argument, "-i", &list_path],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["listed.bin", "plain.bin"]);
+    let output = grab(&["get", "-o", &output_dir, &list_path], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{list_path} is a file, not a URL: to read the URLs in it, use -i {list_path}")),
+        "{stderr}"
+    );
+}
