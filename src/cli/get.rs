@@ -257,12 +257,18 @@ impl GetArgs {
     /// How `--accept` was read, when it held extensions: a line for the user.
     pub fn accept_note(&self) -> Option<String> {
         let patterns = self.accept_patterns().ok()?;
-        if self.accept.iter().all(|entry| entry.contains('/')) {
+        let entries: Vec<&str> = self
+            .accept
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        if entries.iter().all(|entry| entry.contains('/')) {
             return None;
         }
         Some(format!(
             "--accept {} read as {}",
-            self.accept.join(","),
+            entries.join(","),
             patterns.join(", ")
         ))
     }
@@ -525,6 +531,13 @@ mod tests {
             Some("--accept jpg,image/png read as image/jpeg, image/png".to_string())
         );
         assert_eq!(parse(&["--accept", "image/*", "u"]).accept_note(), None);
+        // Nothing to say of an empty list (which accepts everything).
+        assert_eq!(parse(&["--accept", "", "u"]).accept_note(), None);
+        assert_eq!(parse(&["--accept", ",", "u"]).accept_note(), None);
+        assert_eq!(
+            parse(&["--accept", "jpg,", "u"]).accept_note(),
+            Some("--accept jpg read as image/jpeg".to_string())
+        );
     }
 
     #[test]

@@ -294,8 +294,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         None => rows,
     };
     let directory = &config.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let _lock = match config.shared_folder {
         true => FolderLock::share(directory),
         false => FolderLock::take(directory),

@@ -36,6 +36,8 @@ pub struct InvalidLine {
 pub enum OpenError {
     #[error("cannot read input file {path}: {source}")]
     Unreadable { path: PathBuf, source: io::Error },
+    #[error("cannot read input file {}: it is a folder", .0.display())]
+    Folder(PathBuf),
     #[error("stdin (`-i -`) can be given only once")]
     StdinTwice,
     /// A URL argument that names a file here: a list meant for `-i`, which
@@ -213,6 +215,9 @@ impl Inputs {
                     source,
                 })?;
                 match file.metadata() {
+                    Ok(metadata) if metadata.is_dir() => {
+                        return Err(OpenError::Folder(path.clone()));
+                    }
                     Ok(metadata) if metadata.is_file() => {
                         if let Some(estimate) = &mut estimate {
                             estimate.files.push(path.clone());

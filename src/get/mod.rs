@@ -197,8 +197,7 @@ pub fn run_from<S: Source>(
     on_outcome: Option<OutcomeHook>,
 ) -> anyhow::Result<Summary> {
     let directory = &config.settings.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let take = match config.shared_folder {
         true => FolderLock::share,
         false => FolderLock::take,
@@ -454,6 +453,9 @@ fn recorder(
 fn conclude(summary: &Summary, reporter: &Reporter, json: bool) -> std::io::Result<()> {
     if !reporter.conclude() {
         return Ok(());
+    }
+    if let Some(line) = reporter.invalid_lines_not_shown() {
+        reporter.console().error(&line);
     }
     if json {
         println!(

@@ -384,3 +384,66 @@ fn curl_and_wget_flags_work_or_are_translated() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("'grab get --help' lists them"), "{stderr}");
 }
+
+/// Errors name the right thing: `-o` on a file says it is a file, `-i` on a
+/// folder is a usage error like a missing file, an empty `--accept` prints no
+/// empty note, and 50 bad lines print 10 errors and a count of the rest
+/// (every one still in `--report`).
+#[test]
+fn errors_name_the_right_thing_and_bad_lines_do_not_flood() {
+    let server = start_gallery();
+    let url = format!("{}/files/a.bin?size=10", server.base_url());
+    let scratch = Scratch::new();
+    let file = scratch.write("afile", "");
+    let output = grab(&["get", "-o", &file, &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot create output folder {file}: it is a file, not a folder")), "{stderr}");
+    let folder = scratch.root.path().display().to_string();
+    let output = grab(&["get", "-o", &scratch.output_arg(), "-i", &folder, &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("cannot read input file {folder}: it is a folder")), "{stderr}");
+    assert!(!scratch.output().exists(), "nothing ran");
+    let output = grab(&["get", "-o", &scratch.output_arg(), "--accept", "", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("--accept"), "{stderr}");
+
+    let scratch = Scratch::new();
+    let mut list: String = (1..=50).map(|number| format!("bad line {number}\n")).collect();
+    list += &format!("{url}\n");
+    let list_path = scratch.write("list.txt", &list);
+    let report = scratch.root.path().join("report.ndjson");
+    let report_arg = report.display().to_string();
+    let output = get("async", &scratch, &["-i", &list_path, "--report", &report_arg], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("not a valid URL").count(), 10, "{stderr}");
+    assert!(stderr.contains(&format!("{list_path}:10: not a valid URL")), "{stderr}");
+    assert!(
+        stderr.contains("40 more invalid input lines not shown (the --report file lists every one)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("50 invalid input lines"), "{stderr}");
+    let records: Vec<serde_json::Value> = fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let invalid: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|record| record["outcome"] == "invalid")
+        .collect();
+    assert_eq!(invalid.len(), 50);
+    assert!(
+        invalid[49]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{list_path}:50: not a valid URL")),
+        "{:?}",
+        invalid[49]
+    );
+    assert_eq!(records.len(), 51);
+    assert_eq!(files_in(&scratch.output()), ["a.bin"]);
+}
