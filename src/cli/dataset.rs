@@ -19,7 +19,7 @@ use crate::exit::ExitStatus;
 use crate::image::resize::{EncodeFormat, ResizeMode};
 
 /// Exit statuses of `grab dataset`: failed samples are data, not failures.
-pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
+pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column; for `stats`, a DIR that holds no shards)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
 
 #[derive(Debug, Args)]
 #[command(
@@ -120,8 +120,9 @@ pub struct BuildArgs {
     /// Abandon a transfer that receives nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub timeout: f64,
-    /// Attempts after a transient failure (img2dataset's default is none).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Attempts after a transient failure (img2dataset's default is none);
+    /// curl's --retry N is the same.
+    #[arg(long, value_name = "N", default_value_t = 0, visible_alias = "retry")]
     pub retries: u32,
     /// Abandon bodies larger than SIZE (bytes, or with k, M, G, 1024-based, as
     /// every size flag): what bounds a body held in memory.
@@ -294,7 +295,10 @@ pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
                     print_stats(&run, *json, &Console::new(Verbosity::Normal));
                     ExitStatus::Ok
                 }
-                Err(error) => super::failed(error),
+                Err(error) => match error.downcast_ref::<dataset::NotADataset>() {
+                    Some(wrong_folder) => usage_error(wrong_folder),
+                    None => super::failed(error),
+                },
             };
         }
         (None, Some(input)) => input,

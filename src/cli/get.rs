@@ -30,8 +30,15 @@ pub struct GetArgs {
     /// included). An indented `out=NAME` line under a URL names it, as in aria2.
     #[arg(short, long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Folder to save into (created when missing).
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    /// Folder to save into (created when missing); wget's -P.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        visible_short_alias = 'P',
+        alias = "directory-prefix"
+    )]
     pub output_dir: PathBuf,
     /// Save the one URL given as FILE (replacing it), or write it to stdout with
     /// `-O -`, as wget. Takes exactly one URL argument.
@@ -53,15 +60,28 @@ pub struct GetArgs {
     /// Print the summary as one JSON object on stdout instead of the summary line.
     #[arg(long)]
     pub json: bool,
-    /// Attempts after a transient failure (reset, timeout, cut-short body, 408, 429, 5xx).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// Attempts after a transient failure (reset, timeout, cut-short body, 408,
+    /// 429, 5xx). curl's --retry N is the same; wget's -t N counts the first
+    /// attempt too (-t N is --retries N-1).
+    #[arg(long, value_name = "N", default_value_t = 3, visible_alias = "retry")]
     pub retries: u32,
     /// Base of the exponential backoff between attempts, in seconds (randomised).
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = non_negative_seconds)]
     pub retry_wait: f64,
-    /// Resume the .part files an interrupted run left (Range, with If-Range).
+    /// Resume the .part files an interrupted run left (Range, with If-Range);
+    /// curl's `-C -` works too.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
+    /// curl's `-C -` (`--continue-at -`): -c. An offset is refused: a resume
+    /// starts where the .part file ends.
+    #[arg(
+        short = 'C',
+        long = "continue-at",
+        value_name = "-",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub continue_at: Option<String>,
     /// Download again what the manifest says is already complete.
     #[arg(long)]
     pub force: bool,
@@ -82,7 +102,8 @@ pub struct GetArgs {
     /// Last-Modified (wget's flag).
     #[arg(long = "no-use-server-timestamps")]
     pub no_server_timestamps: bool,
-    /// Name files as the server's Content-Disposition suggests (sanitised).
+    /// Name files as the server's Content-Disposition suggests: the last part
+    /// of a name with folders (as curl and wget), sanitised.
     #[arg(long)]
     pub content_disposition: bool,
     /// Save only responses whose type matches (Content-Type and first bytes):
@@ -171,6 +192,13 @@ impl GetArgs {
         program: WorkerProgram,
         terminal: bool,
     ) -> Result<GetConfig, String> {
+        if self.json && self.output_document.as_deref() == Some(std::path::Path::new("-")) {
+            // Either would be cut by the other: stdout carries one thing.
+            return Err(
+                "-O - writes the file to stdout, and --json its summary: stdout carries one of them (use -O FILE with --json)"
+                    .to_string(),
+            );
+        }
         let mut config = GetConfig::new(&self.output_dir, self.strategy);
         let settings = &mut config.settings;
         settings.idle_timeout = Duration::from_secs_f64(self.timeout);
@@ -186,7 +214,16 @@ impl GetArgs {
         config.per_host = self.per_host.map(|limit| limit as usize);
         config.console = console;
         config.worker_program = program;
-        config.resume = self.resume;
+        config.resume = self.resume
+            || match self.continue_at.as_deref() {
+                None => false,
+                Some("-") => true,
+                Some(offset) => {
+                    return Err(format!(
+                        "-C {offset}: grab resumes where each .part file ends, not at an offset: use -c (curl's -C -)"
+                    ));
+                }
+            };
         config.force = self.force;
         config.grace = Duration::from_secs_f64(self.grace);
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);
@@ -244,12 +281,18 @@ impl GetArgs {
     /// How `--accept` was read, when it held extensions: a line for the user.
     pub fn accept_note(&self) -> Option<String> {
         let patterns = self.accept_patterns().ok()?;
-        if self.accept.iter().all(|entry| entry.contains('/')) {
+        let entries: Vec<&str> = self
+            .accept
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        if entries.iter().all(|entry| entry.contains('/')) {
             return None;
         }
         Some(format!(
             "--accept {} read as {}",
-            self.accept.join(","),
+            entries.join(","),
             patterns.join(", ")
         ))
     }
@@ -541,6 +584,13 @@ mod tests {
             Some("--accept jpg,image/png read as image/jpeg, image/png".to_string())
         );
         assert_eq!(parse(&["--accept", "image/*", "u"]).accept_note(), None);
+        // Nothing to say of an empty list (which accepts everything).
+        assert_eq!(parse(&["--accept", "", "u"]).accept_note(), None);
+        assert_eq!(parse(&["--accept", ",", "u"]).accept_note(), None);
+        assert_eq!(
+            parse(&["--accept", "jpg,", "u"]).accept_note(),
+            Some("--accept jpg read as image/jpeg".to_string())
+        );
     }
 
     #[test]
@@ -662,6 +712,21 @@ mod tests {
             config.report,
             Some((PathBuf::from("out.txt"), ReportFormat::Ndjson))
         );
+    }
+
+    #[test]
+    fn curl_and_wget_spellings_reach_the_config() {
+        let config = config_of(&["--retry", "1", "-C", "-", "-P", "photos", "u"], false).unwrap();
+        assert_eq!(config.settings.retries, 1);
+        assert!(config.resume);
+        assert_eq!(config.settings.output_dir, PathBuf::from("photos"));
+        let config = config_of(
+            &["--continue-at", "-", "--directory-prefix", "d", "u"],
+            false,
+        );
+        assert!(config.unwrap().resume);
+        let error = config_of(&["-C", "100", "u"], false).unwrap_err();
+        assert!(error.contains("use -c"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! filter folder that is the download folder never loses a download: an output
 //! whose name a download holds takes the next numbered name.
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,8 +32,7 @@ pub fn run(
     filter: &FilterConfig,
 ) -> anyhow::Result<(report::Summary, Summary)> {
     let directory = &filter.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create filter output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "filter output folder")?;
     let reporter = Arc::new(Reporter::new(filter.console.clone()));
     let pool = Arc::new(
         Pool::start(filter, reporter.clone())

@@ -59,9 +59,20 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Parses the process's arguments, wget's spellings included.
+    /// Parses the process's arguments, wget's spellings included; on an error,
+    /// prints it (with a hint for curl's and wget's flags) and exits.
     pub fn parse_wget() -> Cli {
-        Cli::parse_from(wget_spellings(std::env::args_os()))
+        Cli::try_parse_hinted(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Parses a command line, wget's spellings included. An unknown flag gets
+    /// a hint: grab's spelling of a flag curl and wget users type, else where
+    /// the flags are listed, never only clap's tip to put it after `--`.
+    pub fn try_parse_hinted(
+        arguments: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Cli, clap::Error> {
+        let arguments: Vec<std::ffi::OsString> = wget_spellings(arguments.into_iter()).collect();
+        Cli::try_parse_from(&arguments).map_err(|error| with_hint(error, &arguments))
     }
 
     /// The log filter this command line asks for, unless `RUST_LOG` says otherwise.
@@ -87,6 +98,104 @@ pub fn wget_spellings(
         Some("-nH") => "--no-host-directories".into(),
         _ => argument,
     })
+}
+
+/// `error` with a hint when it is about an unknown flag (see
+/// [`Cli::try_parse_hinted`]).
+fn with_hint(mut error: clap::Error, arguments: &[std::ffi::OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return error;
+    }
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let flag = flag.split('=').next().unwrap_or_default().to_string();
+    let arguments: Vec<String> = arguments
+        .iter()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    let hint = match foreign_flag(&flag, value_of(&flag, &arguments)) {
+        Some(hint) => {
+            // clap's "similar argument" (`--retries` for `--tries`) would
+            // take the number as it is.
+            error.remove(ContextKind::SuggestedArg);
+            hint
+        }
+        // clap's own suggestion of a similar flag is help enough.
+        None if error.get(ContextKind::SuggestedArg).is_some() => return error,
+        None => {
+            let command = command_named(&arguments);
+            format!(
+                "'{flag}' is not a flag of '{command}': '{command} --help' lists them (a URL or file name that starts with '-' goes after '--')"
+            )
+        }
+    };
+    error.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![hint.into()]),
+    );
+    error
+}
+
+/// What to type instead of a flag of curl or wget that grab spells otherwise
+/// (or does not need); `value` is the one given with it.
+fn foreign_flag(flag: &str, value: Option<&str>) -> Option<String> {
+    Some(match flag {
+        "-t" | "--tries" => match value.map(str::parse::<u32>) {
+            Some(Ok(0)) => format!(
+                "wget's {flag} 0 retries for ever; grab's --retries N takes the number of attempts after the first"
+            ),
+            Some(Ok(tries)) => format!(
+                "wget's {flag} {tries} counts the first attempt; grab's --retries counts those after it: use --retries {}",
+                tries - 1
+            ),
+            _ => format!("wget's {flag} N counts the first attempt: use --retries N-1"),
+        },
+        "-C" | "--continue-at" => {
+            "curl's -C - is grab get's -c (--continue); grab dataset resumes a stopped run by itself"
+                .to_string()
+        }
+        "-P" | "--directory-prefix" => format!("wget's {flag} DIR is grab's -o DIR"),
+        "-L" | "--location" => {
+            format!("grab follows redirects (up to 10) without being asked: leave out {flag}")
+        }
+        _ => return None,
+    })
+}
+
+/// The value given with `flag` on the command line: `-t 3`, `-t3`, `--tries=3`.
+fn value_of<'a>(flag: &str, arguments: &'a [String]) -> Option<&'a str> {
+    let at = arguments.iter().position(|argument| {
+        argument == flag
+            || argument.strip_prefix(flag).is_some_and(|rest| {
+                rest.starts_with('=') || (!flag.starts_with("--") && !rest.is_empty())
+            })
+    })?;
+    let rest = &arguments[at][flag.len()..];
+    match rest {
+        "" => arguments.get(at + 1).map(String::as_str),
+        rest => Some(rest.strip_prefix('=').unwrap_or(rest)),
+    }
+}
+
+/// `grab get`, `grab queue work`: the command the arguments run, by walking
+/// the subcommands they name.
+fn command_named(arguments: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut name = "grab".to_string();
+    for argument in arguments.iter().skip(1) {
+        match command.find_subcommand(argument) {
+            Some(subcommand) => {
+                name = format!("{name} {}", subcommand.get_name());
+                command = subcommand.clone();
+            }
+            None if argument.starts_with('-') => continue,
+            None => break,
+        }
+    }
+    name
 }
 
 /// Runs a parsed command line. `program` is what worker processes run: this
@@ -263,6 +372,65 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// The text of the error `grab ARGUMENTS...` ends with.
+    fn error_of(arguments: &[&str]) -> String {
+        let mut line = vec!["grab"];
+        line.extend_from_slice(arguments);
+        match Cli::try_parse_hinted(line.into_iter().map(Into::into)) {
+            Ok(cli) => panic!("{arguments:?} parsed: {cli:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn curl_and_wget_flags_get_grabs_spelling() {
+        for (arguments, hint) in [
+            (&["get", "-t", "3", "u"][..], "use --retries 2"),
+            (&["get", "-t3", "u"], "use --retries 2"),
+            (&["get", "--tries=5", "u"], "use --retries 4"),
+            (
+                &["get", "--tries", "0", "u"],
+                "wget's --tries 0 retries for ever",
+            ),
+            (&["dataset", "t.txt", "-t", "x"], "use --retries N-1"),
+            (
+                &["dataset", "t.txt", "-C", "-"],
+                "grab get's -c (--continue)",
+            ),
+            (
+                &["dataset", "t.txt", "-P", "d"],
+                "wget's -P DIR is grab's -o DIR",
+            ),
+            (&["get", "-L", "u"], "leave out -L"),
+        ] {
+            let error = error_of(arguments);
+            assert!(error.contains(hint), "{arguments:?}: {error}");
+            assert!(
+                !error.contains("as a value, use '--"),
+                "{arguments:?}: {error}"
+            );
+            assert!(
+                !error.contains("similar argument"),
+                "{arguments:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_flag_never_gets_only_the_tip_to_quote_it() {
+        let error = error_of(&["get", "-Z", "u"]);
+        assert!(
+            error.contains("'-Z' is not a flag of 'grab get': 'grab get --help' lists them"),
+            "{error}"
+        );
+        assert!(!error.contains("as a value, use '--"), "{error}");
+        let error = error_of(&["queue", "work", "-Z"]);
+        assert!(error.contains("'grab queue work --help'"), "{error}");
+        // A near miss keeps clap's own suggestion.
+        let error = error_of(&["get", "--retires", "2", "u"]);
+        assert!(error.contains("--retries"), "{error}");
     }
 
     #[test]

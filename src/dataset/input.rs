@@ -280,7 +280,7 @@ fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
                             }));
                         }
                     };
-                    let url = line.trim();
+                    let url = without_byte_order_mark(&line).trim();
                     if url.is_empty() {
                         return None;
                     }
@@ -364,6 +364,7 @@ fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
             let mut lines = BufReader::new(text()?).lines().enumerate().peekable();
             // The first record names the columns there are, as a header would.
             while let Some((_, Ok(line))) = lines.peek() {
+                let line = without_byte_order_mark(line);
                 if !line.trim().is_empty() {
                     if let Ok(first) = serde_json::from_str::<Map<String, Value>>(line) {
                         check_columns(path, first.keys(), columns)?;
@@ -377,10 +378,11 @@ fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
             Ok(Box::new(lines.filter_map(move |(index, line)| {
                 let origin = format!("{label}:{}", index + 1);
                 let parsed = line.map_err(|error| error.to_string()).and_then(|line| {
+                    let line = without_byte_order_mark(&line);
                     if line.trim().is_empty() {
                         return Ok(None);
                     }
-                    serde_json::from_str::<Map<String, Value>>(&line)
+                    serde_json::from_str::<Map<String, Value>>(line)
                         .map(Some)
                         .map_err(|error| format!("not a JSON object: {error}"))
                 });
@@ -449,6 +451,12 @@ fn check_columns<'a>(
         }
     }
     Ok(())
+}
+
+/// A line without the byte-order mark an editor may put at a file's start
+/// (or `cat` in the middle of joined files). csv's reader drops it itself.
+fn without_byte_order_mark(line: &str) -> &str {
+    line.strip_prefix('\u{FEFF}').unwrap_or(line)
 }
 
 /// Text for a cell: strings as they are, other values as JSON.
@@ -586,6 +594,24 @@ mod tests {
         assert_eq!(jsonl.len(), 2);
         assert_eq!(jsonl[0].saved, [("id".to_string(), Value::from(7))]);
         assert_eq!((jsonl[1].number, jsonl[1].url.as_str()), (1, ""));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_row() {
+        let txt = read(
+            "u.txt",
+            "\u{FEFF}http://a/1\nhttp://a/2\n",
+            &Columns::default(),
+        );
+        assert_eq!(txt[0].url, "http://a/1");
+        let jsonl = read(
+            "t.jsonl",
+            "\u{FEFF}{\"url\": \"http://a/x\"}\n",
+            &Columns::default(),
+        );
+        assert_eq!(jsonl[0].url, "http://a/x");
+        let csv = read("t.csv", "\u{FEFF}url\nhttp://a/y\n", &Columns::default());
+        assert_eq!(csv[0].url, "http://a/y");
     }
 
     #[test]

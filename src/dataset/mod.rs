@@ -294,8 +294,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         None => rows,
     };
     let directory = &config.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let _lock = match config.shared_folder {
         true => FolderLock::share(directory),
         false => FolderLock::take(directory),
@@ -481,9 +480,35 @@ pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::R
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// A folder given to `grab dataset stats` that no dataset run wrote to: the
+/// command line named the wrong folder.
+#[derive(Debug, thiserror::Error)]
+pub enum NotADataset {
+    #[error("{}: no such folder", .0.display())]
+    Missing(PathBuf),
+    #[error("{} is a file, not a dataset's output folder", .0.display())]
+    File(PathBuf),
+    #[error("{} holds no shards (no NNNNN_stats.json in it): not a dataset's output folder", .0.display())]
+    NoShards(PathBuf),
+}
+
 /// `grab dataset stats DIR`: rebuilds `stats.json` from the shards in the
-/// folder, keeping what the last run recorded about itself.
+/// folder, keeping what the last run recorded about itself. A folder without
+/// shards is [`NotADataset`], and nothing is written to it: a zero
+/// `stats.json` would pass for an empty dataset.
 pub fn rebuild_stats(directory: &std::path::Path) -> anyhow::Result<RunStats> {
+    match fs::metadata(directory) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NotADataset::Missing(directory.to_path_buf()).into());
+        }
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(NotADataset::File(directory.to_path_buf()).into());
+        }
+        _ => {}
+    }
+    if shard::folder_stats(directory)?.1 == 0 {
+        return Err(NotADataset::NoShards(directory.to_path_buf()).into());
+    }
     let path = directory.join(STATS_NAME);
     let mut run = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),

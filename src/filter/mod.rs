@@ -30,7 +30,6 @@ pub mod task;
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -500,8 +499,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// counted in the summary instead.
 pub fn run(config: &FilterConfig, paths: &[PathBuf]) -> anyhow::Result<Summary> {
     let directory = &config.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let reporter = Arc::new(Reporter::new(config.console.clone()));
     let plan = inputs::plan(paths, directory, &config.settings.filters);
     let pool = Pool::start(config, reporter.clone())

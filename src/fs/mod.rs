@@ -16,3 +16,49 @@ pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod part;
+
+use std::path::Path;
+
+/// Creates the folder a command writes into (`what`: "output folder") with
+/// its parents. When a file stands where a folder must be, the error says so,
+/// naming it, rather than the system's "File exists".
+pub fn create_folder(directory: &Path, what: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(directory).map_err(|error| {
+        let cannot = format!("cannot create {what} {}", directory.display());
+        match directory.ancestors().find(|ancestor| ancestor.is_file()) {
+            Some(file) if file == directory => {
+                anyhow::anyhow!("{cannot}: it is a file, not a folder")
+            }
+            Some(file) => anyhow::anyhow!("{cannot}: {} is a file, not a folder", file.display()),
+            None => anyhow::Error::new(error).context(cannot),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_where_a_folder_must_be_is_named() {
+        let scratch = tempfile::tempdir().unwrap();
+        let file = scratch.path().join("afile");
+        std::fs::write(&file, "").unwrap();
+        let error = create_folder(&file, "output folder")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with("afile: it is a file, not a folder"),
+            "{error}"
+        );
+        let error = create_folder(&file.join("sub"), "output folder")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with(&format!("sub: {} is a file, not a folder", file.display())),
+            "{error}"
+        );
+        create_folder(&scratch.path().join("a/b"), "output folder").unwrap();
+        assert!(scratch.path().join("a/b").is_dir());
+    }
+}

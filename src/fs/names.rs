@@ -121,8 +121,9 @@ pub fn fingerprint(text: &str) -> u128 {
 }
 
 /// The file name a `Content-Disposition` header suggests, `filename*` (RFC 6266 /
-/// RFC 5987: `charset'language'percent-encoded`) preferred over `filename`. Not yet
-/// sanitised.
+/// RFC 5987: `charset'language'percent-encoded`) preferred over `filename`. A
+/// name with folders (`../../a.txt`, `C:\\dir\\a.txt`) gives its last part, as
+/// curl and wget take it (RFC 6266 says to drop the folders); not yet sanitised.
 pub fn disposition_filename(header: &str) -> Option<String> {
     let mut plain = None;
     let mut extended = None;
@@ -138,7 +139,9 @@ pub fn disposition_filename(header: &str) -> Option<String> {
             plain = Some(unquote(value));
         }
     }
-    extended.or(plain).filter(|name| !name.is_empty())
+    let name = extended.or(plain)?;
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    (!last.is_empty()).then(|| last.to_string())
 }
 
 /// Splits a header at `;` outside double quotes.
@@ -711,9 +714,37 @@ mod tests {
             "£.txt"
         );
         assert_eq!(disposition_filename("attachment"), None);
-        let hostile = disposition_filename("attachment; filename=\"../../etc/passwd\"").unwrap();
-        let name = desired_name_with(&url("http://h/x.jpg"), None, Some(&hostile), None);
-        assert_eq!(name, "_.._etc_passwd");
+    }
+
+    #[test]
+    fn a_disposition_name_with_folders_gives_its_last_part() {
+        for (header, expected) in [
+            (
+                "attachment; filename=\"../../evil name.txt\"",
+                Some("evil name.txt"),
+            ),
+            ("attachment; filename=\"/etc/passwd\"", Some("passwd")),
+            (
+                "attachment; filename=\"..\\\\..\\\\windows.bin\"",
+                Some("windows.bin"),
+            ),
+            (
+                "attachment; filename*=UTF-8''..%2F..%2Fencoded.bin",
+                Some("encoded.bin"),
+            ),
+            ("attachment; filename*=UTF-8''a%5Cb%2Fc.txt", Some("c.txt")),
+            ("attachment; filename=\"folder/\"", None),
+        ] {
+            assert_eq!(
+                disposition_filename(header).as_deref(),
+                expected,
+                "{header}"
+            );
+        }
+        // What is left is still sanitised: `..` alone gives the URL's name.
+        let dots = disposition_filename("attachment; filename=\"a/..\"").unwrap();
+        let name = desired_name_with(&url("http://h/x.jpg"), None, Some(&dots), None);
+        assert_eq!(name, "x.jpg");
     }
 
     #[test]

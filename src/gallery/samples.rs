@@ -3,7 +3,6 @@
 //! gradients, rings and discs, so every filter has edges and texture to work
 //! on), named `sample-01.jpg`, ..., the same bytes on every run and machine.
 
-use std::fs;
 use std::path::PathBuf;
 use std::thread;
 
@@ -35,8 +34,7 @@ pub fn sample_name(index: usize, count: usize) -> String {
 /// is the slow part), and returns their paths in order.
 pub fn write(config: &SamplesConfig) -> anyhow::Result<Vec<PathBuf>> {
     let directory = &config.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let paths: Vec<PathBuf> = (1..=config.count)
         .map(|index| directory.join(sample_name(index, config.count)))
         .collect();
@@ -90,6 +88,7 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn sizes_parse_and_are_bounded() {

@@ -19,6 +19,10 @@ use crate::fs::names;
 pub use crate::http::request::{ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume};
 use crate::partition::Shard;
 
+/// The UTF-8 byte-order mark some editors (Notepad, Excel) put at the start
+/// of a text file: never part of a line.
+pub const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+
 /// An input line that is not a URL we can download.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{origin}: {message}")]
@@ -32,8 +36,14 @@ pub struct InvalidLine {
 pub enum OpenError {
     #[error("cannot read input file {path}: {source}")]
     Unreadable { path: PathBuf, source: io::Error },
+    #[error("cannot read input file {}: it is a folder", .0.display())]
+    Folder(PathBuf),
     #[error("stdin (`-i -`) can be given only once")]
     StdinTwice,
+    /// A URL argument that names a file here: a list meant for `-i`, which
+    /// would otherwise be taken as a host (`urls.txt` is `http://urls.txt/`).
+    #[error("{0} is a file, not a URL: to read the URLs in it, use -i {0}")]
+    FileAsUrl(String),
 }
 
 /// Parses one input line: `Ok(None)` for blank lines and comments. A TAB
@@ -59,7 +69,7 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
         }
     };
     let url =
-        Url::parse(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
+        parse_url(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("not an http or https URL: {}", taken()));
     }
@@ -90,6 +100,28 @@ pub fn split_mirrors(line: &str) -> (String, Vec<Url>) {
         }
     }
     (kept, mirrors)
+}
+
+/// A URL as curl and wget take it: one without a scheme (`example.org/a.jpg`,
+/// `localhost:8080/a.jpg`, `[::1]:8080/a`) is `http://`. A text with a scheme
+/// of its own (`ftp://h/a`, `mailto:x`) keeps it, to be refused as such.
+pub fn parse_url(text: &str) -> Result<Url, url::ParseError> {
+    let parsed = Url::parse(text);
+    if text.contains("://") {
+        return parsed;
+    }
+    // `localhost:8080/a` parses with `localhost` as its scheme: a port after
+    // the colon says it is a host.
+    let host_and_port = text
+        .split_once(':')
+        .is_some_and(|(_, rest)| rest.starts_with(|character: char| character.is_ascii_digit()));
+    match &parsed {
+        Ok(_) if !host_and_port => parsed,
+        _ => match Url::parse(&format!("http://{text}")) {
+            Ok(url) if url.host().is_some() => Ok(url),
+            _ => parsed,
+        },
+    }
 }
 
 /// An aria2 option line (`  out=NAME` indented under its URL): the key and value.
@@ -129,6 +161,7 @@ impl Estimate {
         for path in &self.files {
             let mut file = File::open(path).ok()?;
             let mut line_start = true;
+            let mut first = true;
             loop {
                 if stop.load(Ordering::Relaxed) {
                     return None;
@@ -137,7 +170,11 @@ impl Estimate {
                 if read == 0 {
                     break;
                 }
-                for &byte in &buffer[..read] {
+                let mut read = &buffer[..read];
+                if std::mem::take(&mut first) {
+                    read = read.strip_prefix(BYTE_ORDER_MARK).unwrap_or(read);
+                }
+                for &byte in read {
                     if line_start && !matches!(byte, b'\n' | b'\r' | b' ' | b'\t' | b'#') {
                         total += 1;
                     }
@@ -174,6 +211,12 @@ pub struct Inputs {
 impl Inputs {
     /// `paths` are input files, `-` meaning stdin.
     pub fn open(arguments: Vec<String>, paths: &[PathBuf]) -> Result<Inputs, OpenError> {
+        if let Some(file) = arguments
+            .iter()
+            .find(|argument| !argument.contains("://") && Path::new(argument).is_file())
+        {
+            return Err(OpenError::FileAsUrl(file.clone()));
+        }
         let mut readers = Vec::new();
         let mut stdin_used = false;
         let mut estimate = Some(Estimate {
@@ -197,6 +240,9 @@ impl Inputs {
                     source,
                 })?;
                 match file.metadata() {
+                    Ok(metadata) if metadata.is_dir() => {
+                        return Err(OpenError::Folder(path.clone()));
+                    }
                     Ok(metadata) if metadata.is_file() => {
                         if let Some(estimate) = &mut estimate {
                             estimate.files.push(path.clone());
@@ -333,6 +379,11 @@ impl Inputs {
                     continue;
                 }
                 Ok(_) => {
+                    // At any line's start, not only the file's: lists joined
+                    // with `cat` carry each file's mark.
+                    if self.buffer.starts_with(BYTE_ORDER_MARK) {
+                        self.buffer.drain(..BYTE_ORDER_MARK.len());
+                    }
                     *line_number += 1;
                     let origin = Origin {
                         source: reader.label.clone(),
@@ -521,6 +572,28 @@ mod tests {
     }
 
     #[test]
+    fn a_url_without_a_scheme_is_http_as_in_curl_and_wget() {
+        for (text, expected) in [
+            ("example.org/a.jpg", "http://example.org/a.jpg"),
+            ("localhost:8080/a.jpg", "http://localhost:8080/a.jpg"),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+            ("[::1]:8080/x", "http://[::1]:8080/x"),
+            ("https://h/a", "https://h/a"),
+        ] {
+            let (url, _) = parse_line(text).unwrap().unwrap();
+            assert_eq!(url.as_str(), expected, "{text}");
+        }
+        for text in [
+            "mailto:a@b.org",
+            "file:/etc/passwd",
+            "ftp://h/a",
+            "javascript:alert(1)",
+        ] {
+            assert!(parse_line(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
     fn skips_blank_and_comment_lines() {
         assert_eq!(parse_line("").unwrap(), None);
         assert_eq!(parse_line("   \t").unwrap(), None);
@@ -554,6 +627,22 @@ mod tests {
         let last = items[2].as_ref().unwrap();
         assert_eq!((last.origin.line, last.name.as_deref()), (6, Some("x.jpg")));
         assert_eq!(inputs.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_url() {
+        // The second as `cat` leaves it, joining two files.
+        let text = "\u{FEFF}http://h/1.jpg\n\u{FEFF}http://h/2.jpg\n".to_string();
+        let urls: Vec<String> = Inputs::from_text("list", text)
+            .map(|item| item.unwrap().url.to_string())
+            .collect();
+        assert_eq!(urls, ["http://h/1.jpg", "http://h/2.jpg"]);
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("list.txt");
+        std::fs::write(&path, "\u{FEFF}# a comment\nhttp://h/a\n").unwrap();
+        let inputs = Inputs::open(Vec::new(), &[path]).unwrap();
+        let estimate = inputs.estimate().unwrap();
+        assert_eq!(estimate.count(&AtomicBool::new(false)), Some(1));
     }
 
     #[test]

@@ -194,8 +194,7 @@ pub fn run_from<S: Source>(
     on_outcome: Option<OutcomeHook>,
 ) -> anyhow::Result<Summary> {
     let directory = &config.settings.output_dir;
-    fs::create_dir_all(directory)
-        .with_context(|| format!("cannot create output folder {}", directory.display()))?;
+    crate::fs::create_folder(directory, "output folder")?;
     let take = match config.shared_folder {
         true => FolderLock::share,
         false => FolderLock::take,
@@ -363,6 +362,9 @@ pub fn run_from<S: Source>(
                 // as the lock's drop would have removed it.
                 let _ = fs::remove_file(directory.join(lock::LOCK_NAME));
             }
+            if let Some(line) = reporter.invalid_lines_not_shown() {
+                reporter.console().error(&line);
+            }
             reporter
                 .finish_records(&summary)
                 .context("cannot finish the report")?;
@@ -408,6 +410,9 @@ pub fn run_from<S: Source>(
     let mut summary = reporter.summary(duplicates);
     if interrupt.requested() {
         account_for_the_stop(&mut summary, &reporter, queue.taken());
+    }
+    if let Some(line) = reporter.invalid_lines_not_shown() {
+        reporter.console().error(&line);
     }
     reporter
         .finish_records(&summary)

@@ -308,7 +308,7 @@ pub fn run(
     get_config.interrupt = Some(interrupt.clone());
     get_config.shared_folder = true;
     let directory = config.get.settings.output_dir.clone();
-    std::fs::create_dir_all(&directory)?;
+    crate::fs::create_folder(&directory, "output folder")?;
     let source = QueueSource {
         reader,
         max_deliveries: config.worker.max_deliveries,

@@ -1174,3 +1174,25 @@ fn a_list_column_of_parquet_is_named_and_saved_whole() {
     .unwrap();
     assert_eq!(metadata["face_bboxes"], serde_json::json!([0.1, 0.25]));
 }
+
+#[test]
+fn a_byte_order_mark_before_the_first_url_of_a_txt_table_is_ignored() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "urls.txt",
+        &format!(
+            "\u{FEFF}{}\n{}\n",
+            server.url("/wide.jpg"),
+            server.url("/square.jpg")
+        ),
+    );
+    let output = dataset(&scratch, &table, &["--json"]);
+    assert_ran(&output);
+    let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (stats["count"].as_u64(), stats["successes"].as_u64()),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
+}

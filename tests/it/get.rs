@@ -358,3 +358,117 @@ fn a_run_that_cannot_go_on_exits_1_and_a_usage_error_2() {
     let output = grab(&["get", "--jobs", "0", "http://127.0.0.1:9/x"], None);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
 }
+
+/// Flags as curl and wget users type them: curl's `--retry N` and `-C -`,
+/// wget's `-P DIR` work; wget's `-t N` (tries, the first included) gets a
+/// hint with the number grab's `--retries` takes; an unknown flag is told
+/// where the flags are listed, not only to quote it after `--`.
+#[test]
+fn curl_and_wget_flags_work_or_are_translated() {
+    let server = start_gallery();
+    let url = format!("{}/files/a.bin?size=10", server.base_url());
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    let output = grab(
+        &["get", "--retry", "0", "-C", "-", "-P", &output_dir, &url],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["a.bin"]);
+    let output = grab(&["get", "-t", "3", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("use --retries 2"), "{stderr}");
+    let output = grab(&["get", "-Z", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'grab get --help' lists them"), "{stderr}");
+}
+
+/// Errors name the right thing: `-o` on a file says it is a file, `-i` on a
+/// folder is a usage error like a missing file, an empty `--accept` prints no
+/// empty note, and 50 bad lines print 10 errors and a count of the rest
+/// (every one still in `--report`).
+#[test]
+fn errors_name_the_right_thing_and_bad_lines_do_not_flood() {
+    let server = start_gallery();
+    let url = format!("{}/files/a.bin?size=10", server.base_url());
+    let scratch = Scratch::new();
+    let file = scratch.write("afile", "");
+    let output = grab(&["get", "-o", &file, &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot create output folder {file}: it is a file, not a folder"
+        )),
+        "{stderr}"
+    );
+    let folder = scratch.root.path().display().to_string();
+    let output = grab(
+        &["get", "-o", &scratch.output_arg(), "-i", &folder, &url],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read input file {folder}: it is a folder")),
+        "{stderr}"
+    );
+    assert!(!scratch.output().exists(), "nothing ran");
+    let output = grab(
+        &["get", "-o", &scratch.output_arg(), "--accept", "", &url],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("--accept"), "{stderr}");
+
+    let scratch = Scratch::new();
+    let mut list: String = (1..=50)
+        .map(|number| format!("bad line {number}\n"))
+        .collect();
+    list += &format!("{url}\n");
+    let list_path = scratch.write("list.txt", &list);
+    let report = scratch.root.path().join("report.ndjson");
+    let report_arg = report.display().to_string();
+    let output = get(
+        "async",
+        &scratch,
+        &["-i", &list_path, "--report", &report_arg],
+        None,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("not a valid URL").count(), 10, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{list_path}:10: not a valid URL")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("40 more invalid input lines not shown (the --report file lists every one)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("50 invalid input lines"), "{stderr}");
+    let records: Vec<serde_json::Value> = fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let invalid: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|record| record["outcome"] == "invalid")
+        .collect();
+    assert_eq!(invalid.len(), 50);
+    assert!(
+        invalid[49]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{list_path}:50: not a valid URL")),
+        "{:?}",
+        invalid[49]
+    );
+    assert_eq!(records.len(), 51);
+    assert_eq!(files_in(&scratch.output()), ["a.bin"]);
+}

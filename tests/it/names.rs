@@ -326,3 +326,74 @@ fn output_document_takes_one_url_and_dash_o_with_a_file_name_hints_at_it() {
     // Still a folder, as asked.
     assert!(target.join("cat.jpg").is_file());
 }
+
+/// `-O -` puts the file on stdout and `--json` the summary: together they
+/// would mix both, so the pair is a usage error that writes nothing there.
+#[test]
+fn output_document_to_stdout_and_json_summary_are_refused_together() {
+    let server = gallery();
+    let url = format!("{}/files/doc?size=300", server.base_url());
+    let output = grab(&["get", "-O", "-", "--json", &url], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("-O -") && stderr.contains("--json"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    // To a file, the summary has stdout to itself.
+    let scratch = Scratch::new();
+    let target = scratch.root.path().join("doc.bin").display().to_string();
+    let output = grab(&["get", "-O", &target, "--json", &url], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["saved"], 1);
+}
+
+/// A UTF-8 byte-order mark (Notepad's, Excel's) at the start of a list, read
+/// with `-i FILE` or from stdin, is not part of the first URL.
+#[test]
+fn a_byte_order_mark_before_the_first_url_is_ignored() {
+    let server = gallery();
+    let base = server.base_url();
+    let list = format!("\u{FEFF}{base}/files/first.bin?size=5\n{base}/files/second.bin?size=6\n");
+    let scratch = Scratch::new();
+    let list_path = scratch.write("list.txt", &list);
+    let output_dir = scratch.output_arg();
+    let output = grab(&["get", "-o", &output_dir, "-i", &list_path], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["first.bin", "second.bin"]);
+    let scratch = Scratch::new();
+    let output_dir = scratch.output_arg();
+    let output = grab(&["get", "-o", &output_dir, "-i", "-"], Some(&list));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["first.bin", "second.bin"]);
+}
+
+/// `host:port/path` without a scheme is `http://`, as curl and wget take it,
+/// as an argument and in a list; an argument that is a file here is a list
+/// meant for `-i`, and the error says so.
+#[test]
+fn a_url_without_a_scheme_is_http_and_a_file_argument_suggests_dash_i() {
+    let server = gallery();
+    let host = server.base_url().trim_start_matches("http://").to_string();
+    let scratch = Scratch::new();
+    let list_path = scratch.write("urls.txt", &format!("{host}/files/listed.bin?size=6\n"));
+    let output_dir = scratch.output_arg();
+    let argument = format!("{host}/files/plain.bin?size=5");
+    let output = grab(
+        &["get", "-o", &output_dir, &argument, "-i", &list_path],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(files_in(&scratch.output()), ["listed.bin", "plain.bin"]);
+    let output = grab(&["get", "-o", &output_dir, &list_path], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{list_path} is a file, not a URL: to read the URLs in it, use -i {list_path}"
+        )),
+        "{stderr}"
+    );
+}

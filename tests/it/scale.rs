@@ -226,6 +226,34 @@ fn shard_runs_into_one_folder_end_with_the_stats_of_one_whole_run() {
     assert_eq!(printed["count"], 17, "{printed}");
     assert_eq!(folder_counts(&shared), expected);
     let nowhere = grab(&["dataset", "stats", "/nonexistent/folder"], None);
-    assert_eq!(nowhere.status.code(), Some(1));
-    assert!(stderr_of(&nowhere).contains("/nonexistent/folder"));
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(stderr_of(&nowhere).contains("/nonexistent/folder: no such folder"));
+}
+
+/// `grab dataset stats` on a folder no dataset run wrote to (a typo, the
+/// table's folder) is a usage error naming it, and writes no zero stats.json
+/// that would pass for an empty dataset.
+#[test]
+fn dataset_stats_on_a_folder_without_shards_is_an_error_and_writes_nothing() {
+    let scratch = Scratch::new();
+    std::fs::create_dir(scratch.output()).unwrap();
+    std::fs::write(scratch.output().join("urls.txt"), "http://127.0.0.1:9/a\n").unwrap();
+    let folder = scratch.output_arg();
+    let output = grab(&["dataset", "stats", &folder, "--json"], None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{folder} holds no shards")),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    assert_eq!(files_in(&scratch.output()), ["urls.txt"]);
+    let file = scratch.output().join("urls.txt").display().to_string();
+    let output = grab(&["dataset", "stats", &file], None);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("is a file"),
+        "{}",
+        stderr_of(&output)
+    );
 }

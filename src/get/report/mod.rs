@@ -46,6 +46,11 @@ pub struct FailureGroup {
 /// identical 404s read as one line.
 const EXAMPLES_PER_REASON: usize = 3;
 
+/// Invalid input lines printed one by one; past them, one line at the end
+/// counts the rest (a list of 50,000 bad lines is not 50,000 error lines).
+/// `--report` records every one.
+pub const INVALID_LINES_SHOWN: u64 = 10;
+
 /// The shared record of a batch.
 pub struct Reporter {
     console: Console,
@@ -342,10 +347,40 @@ impl Reporter {
         }
     }
 
-    /// Records an input line that is not a URL we can download.
+    /// Records an input line that is not a URL we can download: in the
+    /// report, and on the console while fewer than [`INVALID_LINES_SHOWN`]
+    /// were printed.
     pub fn invalid(&self, line: &InvalidLine) {
-        crate::lock(&self.tally).invalid_lines += 1;
-        self.console.error(&line.to_string());
+        let count = {
+            let mut tally = crate::lock(&self.tally);
+            tally.invalid_lines += 1;
+            tally.invalid_lines
+        };
+        if let Some(writer) = crate::lock(&self.records).as_mut()
+            && let Err(error) = writer.write(&records::Record::invalid(line))
+        {
+            tracing::warn!("cannot write the report: {error}");
+        }
+        if count <= INVALID_LINES_SHOWN {
+            self.console.error(&line.to_string());
+        }
+    }
+
+    /// The line that counts the invalid input lines not printed, if any: to
+    /// come before the summary, while the report is still open.
+    pub fn invalid_lines_not_shown(&self) -> Option<String> {
+        let hidden = crate::lock(&self.tally)
+            .invalid_lines
+            .checked_sub(INVALID_LINES_SHOWN)
+            .filter(|&hidden| hidden > 0)?;
+        let listed = match crate::lock(&self.records).is_some() {
+            true => "the --report file lists every one",
+            false => "--report FILE lists every one",
+        };
+        Some(format!(
+            "{hidden} more invalid input line{} not shown ({listed})",
+            plural(hidden)
+        ))
     }
 
     /// The counts so far, with the wall time since the batch started.

@@ -123,6 +123,31 @@ impl<'a> Record<'a> {
     }
 }
 
+impl Record<'static> {
+    /// The record of an input line that is not a URL grab can download:
+    /// outcome `invalid`, no URL, the error naming the line.
+    pub fn invalid(line: &crate::get::input::InvalidLine) -> Record<'static> {
+        Record {
+            url: Cow::Borrowed(""),
+            final_url: None,
+            file: None,
+            outcome: "invalid",
+            status: None,
+            bytes: 0,
+            fetched: 0,
+            resumed_from: None,
+            content_type: None,
+            attempts: 0,
+            worker: "input",
+            queued: 0.0,
+            started: 0.0,
+            first_byte: None,
+            total: 0.0,
+            error: Some(crate::redact::text(&line.to_string()).into_owned()),
+        }
+    }
+}
+
 /// Writes records to the report file as they come.
 pub struct RecordWriter {
     format: ReportFormat,
