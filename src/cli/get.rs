@@ -145,7 +145,7 @@ pub struct GetArgs {
     /// JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "K/N", value_parser = super::shard)]
     pub shard: Option<crate::partition::Shard>,
-    /// Save under folders from each URL, as wget: `HOST[:PORT]/a/b/c.jpg` (the
+    /// Save under folders from each URL, as wget: `HOST[+PORT]/a/b/c.jpg` (the
     /// port only when it is not the scheme's own). Every folder is sanitised
     /// like a file name; nothing lands outside -o.
     #[arg(short = 'x', long)]

@@ -1,6 +1,6 @@
 //! Where in the output folder a file goes: flat by default; with wget's
 //! `-x/--force-directories` under its host and the folders of its URL's path
-//! (`HOST[:PORT]/a/b/c.jpg`, `-nH` without the host, `--cut-dirs N` without the
+//! (`HOST[+PORT]/a/b/c.jpg`, `-nH` without the host, `--cut-dirs N` without the
 //! first N folders); with `--spread N` under N levels of folders named by a hash
 //! of the file's name (`3f/a0/c.jpg`), so no folder of a list of millions holds
 //! more than a few thousand files.
@@ -70,7 +70,8 @@ impl Layout {
         if !self.no_host {
             let host = url.host_str().unwrap_or_default();
             let host = match url.port() {
-                Some(port) => format!("{host}:{port}"),
+                // wget's spelling for Windows, which refuses `:` in a name.
+                Some(port) => format!("{host}+{port}"),
                 None => host.to_string(),
             };
             folders.extend(names::sanitise(&host));
@@ -184,7 +185,7 @@ mod tests {
         let address = url("http://127.0.0.1:8080/a/b/c.jpg");
         assert_eq!(
             force(false, 0).place(&address, "c.jpg"),
-            "127.0.0.1:8080/a/b/c.jpg"
+            "127.0.0.1+8080/a/b/c.jpg"
         );
         // The scheme's own port is left out.
         assert_eq!(
@@ -195,7 +196,7 @@ mod tests {
         assert_eq!(force(true, 1).place(&address, "c.jpg"), "b/c.jpg");
         assert_eq!(
             force(false, 1).place(&address, "c.jpg"),
-            "127.0.0.1:8080/b/c.jpg"
+            "127.0.0.1+8080/b/c.jpg"
         );
         // Cutting more folders than there are leaves the name.
         assert_eq!(force(true, 5).place(&address, "c.jpg"), "c.jpg");

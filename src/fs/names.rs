@@ -32,14 +32,34 @@ fn misleads(character: char) -> bool {
     )
 }
 
+/// Characters Windows refuses in a name. Refused on every system, so a folder
+/// made on Linux or macOS copies to Windows whole.
+const WINDOWS_REFUSES: [char; 7] = ['<', '>', ':', '"', '|', '?', '*'];
+
+/// Device names Windows reserves whatever their extension (`CON.txt` is the
+/// console): such a name gets a `_` in front.
+fn is_reserved_on_windows(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+        && upper.len() == 4
+        && upper.as_bytes()[3].is_ascii_digit())
+}
+
 /// Makes untrusted text safe to use as one file name inside the output folder, or
-/// `None` when nothing usable is left.
+/// `None` when nothing usable is left. The name is one every common system
+/// accepts: no separator, control character or character Windows refuses,
+/// no reserved device name, nothing that ends in a dot or a space.
 pub fn sanitise(raw: &str) -> Option<String> {
     let name: String = raw
         .chars()
         .map(|character| match character {
             '/' | '\\' => '_',
             character if character.is_control() || misleads(character) => '_',
+            character if WINDOWS_REFUSES.contains(&character) => '_',
             character => character,
         })
         .collect();
@@ -51,7 +71,14 @@ pub fn sanitise(raw: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    Some(truncate(name, MAX_NAME_BYTES))
+    let name = match is_reserved_on_windows(name) {
+        true => format!("_{name}"),
+        false => name.to_string(),
+    };
+    // Cutting to length can leave a dot or a space at the end again.
+    let name = truncate(&name, MAX_NAME_BYTES);
+    let name = name.trim_end_matches(['.', ' ']);
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Shortens a name to at most `limit` bytes on a character boundary, keeping its
@@ -680,6 +707,25 @@ mod tests {
     #[test]
     fn control_characters_and_nul_replaced() {
         assert_eq!(sanitise("a\u{0}b\nc.jpg").unwrap(), "a_b_c.jpg");
+        // What Windows refuses is refused everywhere.
+        assert_eq!(
+            sanitise("a<b>c:d\"e|f?g*h.jpg").unwrap(),
+            "a_b_c_d_e_f_g_h.jpg"
+        );
+        for reserved in [
+            "CON",
+            "con.txt",
+            "NUL.tar.gz",
+            "COM1.jpg",
+            "lpt9",
+            "AUX .txt",
+        ] {
+            assert!(sanitise(reserved).unwrap().starts_with('_'), "{reserved}");
+        }
+        for fine in ["CONSOLE.txt", "COM10.jpg", "icon.png", "nullable"] {
+            assert_eq!(sanitise(fine).unwrap(), fine);
+        }
+        assert_eq!(sanitise("name. . ").unwrap(), "name");
         assert_eq!(sanitise("."), None);
         assert_eq!(sanitise(".."), None);
         assert_eq!(sanitise(""), None);
