@@ -30,7 +30,14 @@ pub struct GetArgs {
     #[arg(short, long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
     /// Folder to save into (created when missing); wget's -P.
-    #[arg(short, long, value_name = "DIR", default_value = ".", visible_short_alias = 'P', alias = "directory-prefix")]
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        visible_short_alias = 'P',
+        alias = "directory-prefix"
+    )]
     pub output_dir: PathBuf,
     /// Save the one URL given as FILE (replacing it), or write it to stdout with
     /// `-O -`, as wget. Takes exactly one URL argument.
@@ -67,7 +74,13 @@ pub struct GetArgs {
     pub resume: bool,
     /// curl's `-C -` (`--continue-at -`): -c. An offset is refused: a resume
     /// starts where the .part file ends.
-    #[arg(short = 'C', long = "continue-at", value_name = "-", hide = true, allow_hyphen_values = true)]
+    #[arg(
+        short = 'C',
+        long = "continue-at",
+        value_name = "-",
+        hide = true,
+        allow_hyphen_values = true
+    )]
     pub continue_at: Option<String>,
     /// Download again what the manifest says is already complete.
     #[arg(long)]
@@ -668,7 +681,10 @@ mod tests {
         assert_eq!(config.settings.retries, 1);
         assert!(config.resume);
         assert_eq!(config.settings.output_dir, PathBuf::from("photos"));
-        let config = config_of(&["--continue-at", "-", "--directory-prefix", "d", "u"], false);
+        let config = config_of(
+            &["--continue-at", "-", "--directory-prefix", "d", "u"],
+            false,
+        );
         assert!(config.unwrap().resume);
         let error = config_of(&["-C", "100", "u"], false).unwrap_err();
         assert!(error.contains("use -c"), "{error}");

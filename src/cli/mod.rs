@@ -31,10 +31,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs from arguments, files or stdin.
-    // Boxed: its many flags would make every other command as large.
+    // Boxed, as Dataset: its many flags would make every other command as large.
     Get(Box<get::GetArgs>),
     /// Build an image dataset from a table of URLs (img2dataset's job).
-    Dataset(dataset::DatasetArgs),
+    Dataset(Box<dataset::DatasetArgs>),
     /// A work queue on Redis Streams that many workers drain together.
     Queue(queue::QueueArgs),
     /// Download the same list with every strategy (and peers), and compare.
@@ -379,16 +379,31 @@ mod tests {
             (&["get", "-t", "3", "u"][..], "use --retries 2"),
             (&["get", "-t3", "u"], "use --retries 2"),
             (&["get", "--tries=5", "u"], "use --retries 4"),
-            (&["get", "--tries", "0", "u"], "wget's --tries 0 retries for ever"),
+            (
+                &["get", "--tries", "0", "u"],
+                "wget's --tries 0 retries for ever",
+            ),
             (&["dataset", "t.txt", "-t", "x"], "use --retries N-1"),
-            (&["dataset", "t.txt", "-C", "-"], "grab get's -c (--continue)"),
-            (&["dataset", "t.txt", "-P", "d"], "wget's -P DIR is grab's -o DIR"),
+            (
+                &["dataset", "t.txt", "-C", "-"],
+                "grab get's -c (--continue)",
+            ),
+            (
+                &["dataset", "t.txt", "-P", "d"],
+                "wget's -P DIR is grab's -o DIR",
+            ),
             (&["get", "-L", "u"], "leave out -L"),
         ] {
             let error = error_of(arguments);
             assert!(error.contains(hint), "{arguments:?}: {error}");
-            assert!(!error.contains("as a value, use '--"), "{arguments:?}: {error}");
-            assert!(!error.contains("similar argument"), "{arguments:?}: {error}");
+            assert!(
+                !error.contains("as a value, use '--"),
+                "{arguments:?}: {error}"
+            );
+            assert!(
+                !error.contains("similar argument"),
+                "{arguments:?}: {error}"
+            );
         }
     }
 

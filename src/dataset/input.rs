@@ -382,7 +382,11 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_row() {
-        let txt = read("u.txt", "\u{FEFF}http://a/1\nhttp://a/2\n", &Columns::default());
+        let txt = read(
+            "u.txt",
+            "\u{FEFF}http://a/1\nhttp://a/2\n",
+            &Columns::default(),
+        );
         assert_eq!(txt[0].url, "http://a/1");
         let jsonl = read(
             "t.jsonl",

@@ -44,8 +44,13 @@ mod tests {
         let scratch = tempfile::tempdir().unwrap();
         let file = scratch.path().join("afile");
         std::fs::write(&file, "").unwrap();
-        let error = create_folder(&file, "output folder").unwrap_err().to_string();
-        assert!(error.ends_with("afile: it is a file, not a folder"), "{error}");
+        let error = create_folder(&file, "output folder")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with("afile: it is a file, not a folder"),
+            "{error}"
+        );
         let error = create_folder(&file.join("sub"), "output folder")
             .unwrap_err()
             .to_string();

@@ -719,14 +719,27 @@ mod tests {
     #[test]
     fn a_disposition_name_with_folders_gives_its_last_part() {
         for (header, expected) in [
-            ("attachment; filename=\"../../evil name.txt\"", Some("evil name.txt")),
+            (
+                "attachment; filename=\"../../evil name.txt\"",
+                Some("evil name.txt"),
+            ),
             ("attachment; filename=\"/etc/passwd\"", Some("passwd")),
-            ("attachment; filename=\"..\\\\..\\\\windows.bin\"", Some("windows.bin")),
-            ("attachment; filename*=UTF-8''..%2F..%2Fencoded.bin", Some("encoded.bin")),
+            (
+                "attachment; filename=\"..\\\\..\\\\windows.bin\"",
+                Some("windows.bin"),
+            ),
+            (
+                "attachment; filename*=UTF-8''..%2F..%2Fencoded.bin",
+                Some("encoded.bin"),
+            ),
             ("attachment; filename*=UTF-8''a%5Cb%2Fc.txt", Some("c.txt")),
             ("attachment; filename=\"folder/\"", None),
         ] {
-            assert_eq!(disposition_filename(header).as_deref(), expected, "{header}");
+            assert_eq!(
+                disposition_filename(header).as_deref(),
+                expected,
+                "{header}"
+            );
         }
         // What is left is still sanitised: `..` alone gives the URL's name.
         let dots = disposition_filename("attachment; filename=\"a/..\"").unwrap();

@@ -68,8 +68,8 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
             format!("the whole line {line:?} taken as the URL (a TAB separates a URL from a name)")
         }
     };
-    let url = parse_url(address)
-        .map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
+    let url =
+        parse_url(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("not an http or https URL: {}", taken()));
     }
@@ -510,7 +510,12 @@ mod tests {
             let (url, _) = parse_line(text).unwrap().unwrap();
             assert_eq!(url.as_str(), expected, "{text}");
         }
-        for text in ["mailto:a@b.org", "file:/etc/passwd", "ftp://h/a", "javascript:alert(1)"] {
+        for text in [
+            "mailto:a@b.org",
+            "file:/etc/passwd",
+            "ftp://h/a",
+            "javascript:alert(1)",
+        ] {
             assert!(parse_line(text).is_err(), "{text}");
         }
     }

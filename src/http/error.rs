@@ -168,9 +168,8 @@ pub(super) mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("dns error")]
         struct Connect(#[source] io::Error);
-        let lookup = io::Error::other(
-            "failed to lookup address information: Name or service not known",
-        );
+        let lookup =
+            io::Error::other("failed to lookup address information: Name or service not known");
         assert_eq!(
             resolve_failure(&Connect(lookup)),
             Some(DownloadError::Resolve)

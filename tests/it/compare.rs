@@ -216,9 +216,20 @@ fn failures_are_counted_per_run_not_summed_over_repeats() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{}", stderr_of(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
     assert!(stdout.contains("failed/run"), "{stdout}");
     let json = json_of(&json_path);
     assert_eq!(json["rows"][0]["failed_per_run"], 1.0, "{json}");
-    assert!(json["runs"].as_array().unwrap().iter().all(|run| run["failed"] == 1));
+    assert!(
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|run| run["failed"] == 1)
+    );
 }

@@ -879,10 +879,18 @@ fn a_byte_order_mark_before_the_first_url_of_a_txt_table_is_ignored() {
     let scratch = Scratch::new();
     let table = scratch.write(
         "urls.txt",
-        &format!("\u{FEFF}{}\n{}\n", server.url("/wide.jpg"), server.url("/square.jpg")),
+        &format!(
+            "\u{FEFF}{}\n{}\n",
+            server.url("/wide.jpg"),
+            server.url("/square.jpg")
+        ),
     );
     let output = dataset(&scratch, &table, &["--json"]);
     assert_ran(&output);
     let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!((stats["count"].as_u64(), stats["successes"].as_u64()), (Some(2), Some(2)), "{stats}");
+    assert_eq!(
+        (stats["count"].as_u64(), stats["successes"].as_u64()),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
 }

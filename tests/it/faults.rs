@@ -1372,7 +1372,10 @@ fn an_unresolvable_host_is_not_retried(strategy: &str) {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["failed"], 2, "{summary}");
     assert_eq!(summary["retries"], 0, "{summary}");
-    assert_eq!(summary["failures"][0]["reason"], "could not resolve host", "{summary}");
+    assert_eq!(
+        summary["failures"][0]["reason"], "could not resolve host",
+        "{summary}"
+    );
 }
 
 /// Ctrl-C while the last download runs, which then finishes within the

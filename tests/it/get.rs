@@ -398,31 +398,56 @@ fn errors_name_the_right_thing_and_bad_lines_do_not_flood() {
     let output = grab(&["get", "-o", &file, &url], None);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("cannot create output folder {file}: it is a file, not a folder")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot create output folder {file}: it is a file, not a folder"
+        )),
+        "{stderr}"
+    );
     let folder = scratch.root.path().display().to_string();
-    let output = grab(&["get", "-o", &scratch.output_arg(), "-i", &folder, &url], None);
+    let output = grab(
+        &["get", "-o", &scratch.output_arg(), "-i", &folder, &url],
+        None,
+    );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("cannot read input file {folder}: it is a folder")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read input file {folder}: it is a folder")),
+        "{stderr}"
+    );
     assert!(!scratch.output().exists(), "nothing ran");
-    let output = grab(&["get", "-o", &scratch.output_arg(), "--accept", "", &url], None);
+    let output = grab(
+        &["get", "-o", &scratch.output_arg(), "--accept", "", &url],
+        None,
+    );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("--accept"), "{stderr}");
 
     let scratch = Scratch::new();
-    let mut list: String = (1..=50).map(|number| format!("bad line {number}\n")).collect();
+    let mut list: String = (1..=50)
+        .map(|number| format!("bad line {number}\n"))
+        .collect();
     list += &format!("{url}\n");
     let list_path = scratch.write("list.txt", &list);
     let report = scratch.root.path().join("report.ndjson");
     let report_arg = report.display().to_string();
-    let output = get("async", &scratch, &["-i", &list_path, "--report", &report_arg], None);
+    let output = get(
+        "async",
+        &scratch,
+        &["-i", &list_path, "--report", &report_arg],
+        None,
+    );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.matches("not a valid URL").count(), 10, "{stderr}");
-    assert!(stderr.contains(&format!("{list_path}:10: not a valid URL")), "{stderr}");
     assert!(
-        stderr.contains("40 more invalid input lines not shown (the --report file lists every one)"),
+        stderr.contains(&format!("{list_path}:10: not a valid URL")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("40 more invalid input lines not shown (the --report file lists every one)"),
         "{stderr}"
     );
     assert!(stderr.contains("50 invalid input lines"), "{stderr}");

@@ -391,7 +391,9 @@ fn a_url_without_a_scheme_is_http_and_a_file_argument_suggests_dash_i() {
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("{list_path} is a file, not a URL: to read the URLs in it, use -i {list_path}")),
+        stderr.contains(&format!(
+            "{list_path} is a file, not a URL: to read the URLs in it, use -i {list_path}"
+        )),
         "{stderr}"
     );
 }

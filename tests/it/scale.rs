@@ -242,11 +242,18 @@ fn dataset_stats_on_a_folder_without_shards_is_an_error_and_writes_nothing() {
     let output = grab(&["dataset", "stats", &folder, "--json"], None);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("{folder} holds no shards")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{folder} holds no shards")),
+        "{stderr}"
+    );
     assert!(output.stdout.is_empty());
     assert_eq!(files_in(&scratch.output()), ["urls.txt"]);
     let file = scratch.output().join("urls.txt").display().to_string();
     let output = grab(&["dataset", "stats", &file], None);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("is a file"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("is a file"),
+        "{}",
+        stderr_of(&output)
+    );
 }
