@@ -178,7 +178,7 @@ pub fn run(arguments: &CompareArgs, grab_program: PathBuf) -> ExitStatus {
         eprintln!("grab: {error:#}");
         return ExitStatus::Failed;
     }
-    let failed = invalid_lines > 0 || comparison.rows.iter().any(|row| row.failures > 0);
+    let failed = invalid_lines > 0 || comparison.any_failed();
     ExitStatus::from_failures(failed)
 }
 
@@ -220,8 +220,7 @@ pub fn demo(arguments: &DemoArgs, grab_program: PathBuf) -> ExitStatus {
                 compare::export::table(&comparison),
                 demo::explanation(&config, &comparison)
             );
-            let failed = comparison.rows.iter().any(|row| row.failures > 0);
-            ExitStatus::from_failures(failed)
+            ExitStatus::from_failures(comparison.any_failed())
         }
         Err(error) => {
             eprintln!("grab: demo failed: {error:#}");

@@ -120,8 +120,8 @@ pub struct BuildArgs {
     /// Abandon a transfer that receives nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub timeout: f64,
-    /// Attempts after a transient failure (img2dataset's default is none);
-    /// curl's --retry N is the same.
+    /// Attempts after a transient failure (img2dataset's default is none); a
+    /// host that does not resolve is not retried. curl's --retry N is the same.
     #[arg(long, value_name = "N", default_value_t = 0, visible_alias = "retry")]
     pub retries: u32,
     /// Abandon bodies larger than SIZE (bytes, or with k, M, G, 1024-based, as

@@ -61,8 +61,9 @@ pub struct GetArgs {
     #[arg(long)]
     pub json: bool,
     /// Attempts after a transient failure (reset, timeout, cut-short body, 408,
-    /// 429, 5xx). curl's --retry N is the same; wget's -t N counts the first
-    /// attempt too (-t N is --retries N-1).
+    /// 429, 5xx); a host that does not resolve is not retried. curl's --retry
+    /// N is the same; wget's -t N counts the first attempt too (-t N is
+    /// --retries N-1).
     #[arg(long, value_name = "N", default_value_t = 3, visible_alias = "retry")]
     pub retries: u32,
     /// Base of the exponential backoff between attempts, in seconds (randomised).

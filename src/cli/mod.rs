@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs from arguments, files or stdin.
-    // Boxed: its many flags would make every other command as large.
+    // Boxed, as Dataset: its many flags would make every other command as large.
     Get(Box<get::GetArgs>),
     /// Build an image dataset from a table of URLs (img2dataset's job).
     Dataset(Box<dataset::DatasetArgs>),

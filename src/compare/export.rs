@@ -19,7 +19,7 @@ const HEADINGS: [&str; 11] = [
     "p99",
     "CPU",
     "memory",
-    "failed",
+    "failed/run",
     "ratio",
 ];
 
@@ -47,7 +47,7 @@ fn cells(row: &Row) -> [String; 11] {
         latency(|latency| latency.p99),
         format!("{:.2} s", row.cpu_seconds),
         human_bytes(row.peak_memory_bytes),
-        row.failures.to_string(),
+        format!("{}", row.failed_per_run),
         format!("{:.2}x", row.ratio),
     ]
 }

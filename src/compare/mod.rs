@@ -186,8 +186,9 @@ pub struct Row {
     pub latency_seconds: Option<Percentiles>,
     pub cpu_seconds: f64,
     pub peak_memory_bytes: u64,
-    /// Failed downloads, summed over the counted runs.
-    pub failures: u64,
+    /// Failed downloads in a run: the median over the counted runs, like
+    /// every other figure (a sum would grow with --repeat).
+    pub failed_per_run: f64,
     /// Median wall time over the best row's.
     pub ratio: f64,
 }
@@ -201,6 +202,14 @@ pub struct Comparison {
     pub rows: Vec<Row>,
     pub runs: Vec<Run>,
     pub missing_peers: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether any counted run failed a download (the table's medians may
+    /// not show one run's failures).
+    pub fn any_failed(&self) -> bool {
+        self.runs.iter().any(|run| !run.warmup && run.failed > 0)
+    }
 }
 
 /// Whether an executable is on the PATH.
@@ -462,7 +471,7 @@ fn summarise(contender: &str, runs: &[Run]) -> Row {
         latency_seconds,
         cpu_seconds: median(&mut collect(|run| run.cpu_seconds)),
         peak_memory_bytes: median(&mut collect(|run| run.peak_memory_bytes as f64)) as u64,
-        failures: counted.iter().map(|run| run.failed).sum(),
+        failed_per_run: median(&mut collect(|run| run.failed as f64)),
         ratio: 1.0,
     }
 }
@@ -507,7 +516,14 @@ mod tests {
             (2.0, 1.0, 3.0)
         );
         assert_eq!(row.files_per_second, 5.0);
-        assert_eq!(row.failures, 1);
+        // One of three runs lost one file: none in the median run.
+        assert_eq!(row.failed_per_run, 0.0);
+        let failing = vec![
+            run("c", false, 1.0, 9),
+            run("c", false, 1.0, 9),
+            run("c", false, 1.0, 8),
+        ];
+        assert_eq!(summarise("c", &failing).failed_per_run, 1.0);
         assert_eq!(row.latency_seconds.unwrap().p99, 2.0);
     }
 

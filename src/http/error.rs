@@ -105,6 +105,9 @@ impl DownloadError {
             | DownloadError::Truncated { .. }
             | DownloadError::RangeMismatch
             | DownloadError::Network(_) => true,
+            // A name that does not resolve rarely does a second later; three
+            // retries only triple the wait for the error.
+            DownloadError::Resolve => false,
             _ => false,
         }
     }
@@ -136,6 +139,23 @@ pub(super) fn from_io_kind(kind: io::ErrorKind, settings: &Settings) -> Option<D
     })
 }
 
+/// How the standard library words a failed name lookup (getaddrinfo's
+/// error), which both clients' resolvers pass on.
+const LOOKUP_FAILED: &str = "failed to lookup address information";
+
+/// [`DownloadError::Resolve`] when a failed name lookup is in an error's
+/// chain of sources.
+pub(super) fn resolve_failure(error: &(dyn StdError + 'static)) -> Option<DownloadError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.to_string().starts_with(LOOKUP_FAILED) {
+            return Some(DownloadError::Resolve);
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// The first I/O error kind in an error's chain of sources.
 pub(super) fn io_kind_in_chain(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
     let mut current = Some(error);
@@ -151,6 +171,20 @@ pub(super) fn io_kind_in_chain(error: &(dyn StdError + 'static)) -> Option<io::E
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_name_lookup_anywhere_in_the_chain_is_resolve() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("dns error")]
+        struct Connect(#[source] io::Error);
+        let lookup =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(
+            resolve_failure(&Connect(lookup)),
+            Some(DownloadError::Resolve)
+        );
+        assert_eq!(resolve_failure(&Connect(io::Error::other("reset"))), None);
+    }
 
     pub fn http(status: u16, retry_after: Option<u64>) -> DownloadError {
         DownloadError::Http {
@@ -177,6 +211,7 @@ pub(super) mod tests {
             .is_transient()
         );
         assert!(!DownloadError::TooLarge { limit: 1 }.is_transient());
+        assert!(!DownloadError::Resolve.is_transient());
         assert!(
             !DownloadError::NotAccepted {
                 found: "text/html".into()

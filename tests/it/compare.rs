@@ -52,7 +52,7 @@ fn compares_all_four_strategies_and_exports_every_row() {
     assert_eq!(names, ["async", "processes", "sequential", "threads"]);
     for row in rows {
         assert_eq!(row["runs"], 2);
-        assert_eq!(row["failures"], 0);
+        assert_eq!(row["failed_per_run"], 0.0);
         assert!(row["wall_median"].as_f64().unwrap() > 0.0);
         assert!(row["cpu_seconds"].as_f64().unwrap() >= 0.0);
         assert!(row["peak_memory_bytes"].as_u64().unwrap() > 0);
@@ -187,4 +187,49 @@ fn demo_on_a_terminal_shows_which_strategy_is_running() {
         );
     }
     assert!(drawn.contains("Why this order"), "{drawn:?}");
+}
+
+/// The `failed` column is per run: one URL that fails in each of three runs
+/// shows as 1, not summed to 3; the run still exits 1.
+#[test]
+fn failures_are_counted_per_run_not_summed_over_repeats() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let list = format!("{base}/files/a.bin?size=100\n{base}/no-such-route/b.bin\n");
+    let list_path = scratch.write("list.txt", &list);
+    let json_path = scratch.root.path().join("table.json");
+    let output = grab_command()
+        .args([
+            "compare",
+            "-i",
+            &list_path,
+            "--strategies",
+            "async",
+            "--repeat",
+            "3",
+            "--warmup",
+            "0",
+            "--export-json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
+    assert!(stdout.contains("failed/run"), "{stdout}");
+    let json = json_of(&json_path);
+    assert_eq!(json["rows"][0]["failed_per_run"], 1.0, "{json}");
+    assert!(
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|run| run["failed"] == 1)
+    );
 }

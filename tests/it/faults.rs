@@ -1036,6 +1036,10 @@ macro_rules! for_each_strategy {
             fn second_ctrl_c_still_finishes_the_report() { super::second_ctrl_c_still_finishes_the_report($name) }
             #[test]
             fn credentials_never_leak() { super::credentials_never_leak($name) }
+            #[test]
+            fn an_unresolvable_host_is_not_retried() { super::an_unresolvable_host_is_not_retried($name) }
+            #[test]
+            fn ctrl_c_with_nothing_left_undone_exits_0() { super::ctrl_c_with_nothing_left_undone_exits_0($name) }
         }
     )*};
 }
@@ -1344,6 +1348,57 @@ fn a_worker_killed_after_saving_leaves_one_file() {
         stderr_of(&again).contains("nothing to download: 3 already complete"),
         "{}",
         stderr_of(&again)
+    );
+    assert_clean(&scratch);
+}
+
+/// A host that does not resolve fails at once: no retries (a name that does
+/// not resolve rarely does a second later), whichever client looked it up.
+fn an_unresolvable_host_is_not_retried(strategy: &str) {
+    let scratch = Scratch::new();
+    let output = get(
+        strategy,
+        &scratch,
+        &[
+            "http://no-such-host.invalid/a.bin",
+            "https://no-such-host.invalid/b.bin",
+            "--retries",
+            "3",
+            "--json",
+        ],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["failed"], 2, "{summary}");
+    assert_eq!(summary["retries"], 0, "{summary}");
+    assert_eq!(
+        summary["failures"][0]["reason"], "could not resolve host",
+        "{summary}"
+    );
+}
+
+/// Ctrl-C while the last download runs, which then finishes within the
+/// grace period: nothing was lost, so the run ends as if uninterrupted.
+fn ctrl_c_with_nothing_left_undone_exits_0(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let only = server.url("/slow/only.bin");
+    let output = interrupt_when_started(
+        strategy,
+        &scratch,
+        &[&only, "--grace", "30"],
+        "only.bin.part",
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("downloaded 1 of 1 files, interrupted after the last download began: nothing left undone;"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(scratch.output().join("only.bin")).unwrap(),
+        body_of("only.bin-v0", 200_000)
     );
     assert_clean(&scratch);
 }

@@ -110,13 +110,21 @@ pub struct Summary {
 
 impl Summary {
     /// Ok when every URL was saved (or already complete), Failed when any failed
-    /// or any input line was invalid, Interrupted after Ctrl-C.
+    /// or any input line was invalid, Interrupted when Ctrl-C left some of the
+    /// list undone. A Ctrl-C after which every download still finished lost
+    /// nothing: the status is the run's own.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.interrupted {
+        if self.interrupted && self.left_undone() {
             ExitStatus::Interrupted
         } else {
             ExitStatus::from_failures(self.failed > 0 || self.invalid_lines > 0)
         }
+    }
+
+    /// After Ctrl-C: whether any URL was stopped in flight or never started
+    /// (or the rest of the input was never read).
+    fn left_undone(&self) -> bool {
+        self.stopped_in_flight > 0 || self.never_started != Some(0)
     }
 
     /// `downloaded 9 of 10 files, 1 failed; 1.2 MiB in 0.52 s (2.3 MiB/s)`.
@@ -143,7 +151,9 @@ impl Summary {
                 if self.retries == 1 { "y" } else { "ies" }
             );
         }
-        if self.interrupted {
+        if self.interrupted && !self.left_undone() {
+            line += ", interrupted after the last download began: nothing left undone";
+        } else if self.interrupted {
             line += ", interrupted";
             let mut left = Vec::new();
             if self.stopped_in_flight > 0 {
@@ -490,6 +500,26 @@ mod tests {
              (1 left as .part: resume with -c), 30 never started;"
         ));
         assert_eq!(stopped.exit_status(), ExitStatus::Interrupted);
+        // Ctrl-C came, but every download finished in the grace period.
+        let finished = Summary {
+            stopped_in_flight: 0,
+            parts_left: 0,
+            never_started: Some(0),
+            ..stopped.clone()
+        };
+        assert_eq!(finished.exit_status(), ExitStatus::Ok);
+        assert!(
+            finished
+                .line()
+                .starts_with("downloaded 9 of 9 files, interrupted after the last download began: nothing left undone;"),
+            "{}",
+            finished.line()
+        );
+        let failed = Summary {
+            failed: 1,
+            ..finished
+        };
+        assert_eq!(failed.exit_status(), ExitStatus::Failed);
         let unread = Summary {
             stopped_in_flight: 0,
             never_started: None,
