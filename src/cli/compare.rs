@@ -47,6 +47,12 @@ pub struct CompareArgs {
     /// Write the table as Markdown.
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
+    /// Write the timelines (a lane per worker, a bar per download) as an SVG.
+    #[arg(long, value_name = "FILE")]
+    pub export_svg: Option<PathBuf>,
+    /// Write one self-contained HTML page: timelines, latencies, costs and the table.
+    #[arg(long, value_name = "FILE")]
+    pub export_html: Option<PathBuf>,
     /// Images in the built-in gallery (when no URLs are given).
     #[arg(long, default_value_t = 50)]
     pub gallery_count: usize,
@@ -173,6 +179,14 @@ pub fn run(arguments: &CompareArgs, grab_program: PathBuf) -> ExitStatus {
             .export_markdown
             .as_ref()
             .map(|path| compare::export::write_markdown(&comparison, path)),
+        arguments
+            .export_svg
+            .as_ref()
+            .map(|path| compare::picture::write_svg(&comparison, path)),
+        arguments
+            .export_html
+            .as_ref()
+            .map(|path| compare::picture::write_html(&comparison, None, path)),
     ];
     if let Some(error) = exports.into_iter().flatten().find_map(Result::err) {
         eprintln!("grab: {error:#}");
@@ -214,12 +228,31 @@ pub fn demo(arguments: &DemoArgs, grab_program: PathBuf) -> ExitStatus {
         });
     match result {
         Ok(comparison) => {
+            let explanation = demo::explanation(&config, &comparison);
             println!(
                 "{}\n\n{}\n{}",
                 compare::export::caption(&comparison),
                 compare::export::table(&comparison),
-                demo::explanation(&config, &comparison)
+                explanation
             );
+            // Kept after grab exits: it is for the user to open.
+            let picture = tempfile::Builder::new()
+                .prefix("grab-demo-")
+                .suffix(".html")
+                .tempfile()
+                .map_err(anyhow::Error::from)
+                .and_then(|file| file.keep().map_err(anyhow::Error::from))
+                .and_then(|(_, path)| {
+                    compare::picture::write_html(&comparison, Some(&explanation), &path)
+                        .map(|()| path)
+                });
+            match picture {
+                Ok(path) => println!("The picture of these runs: {}", path.display()),
+                Err(error) => {
+                    eprintln!("grab: cannot write the demo's picture: {error:#}");
+                    return ExitStatus::Failed;
+                }
+            }
             ExitStatus::from_failures(comparison.any_failed())
         }
         Err(error) => {

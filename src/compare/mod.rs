@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod export;
 pub mod measure;
+pub mod picture;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,14 @@ impl Contender {
     }
 
     /// The command that downloads the list into `folder` with `jobs` at once.
-    fn command(self, config: &CompareConfig, list: &UrlList, folder: &Path) -> Command {
+    /// `report` is where a grab contender writes its per-URL records.
+    fn command(
+        self,
+        config: &CompareConfig,
+        list: &UrlList,
+        folder: &Path,
+        report: &Path,
+    ) -> Command {
         let jobs = config.jobs.to_string();
         let mut command;
         match self {
@@ -65,6 +73,7 @@ impl Contender {
                     "-i",
                 ]);
                 command.arg(&list.urls).arg("-o").arg(folder);
+                command.arg("--report").arg(report);
             }
             Contender::Curl => {
                 command = Command::new("curl");
@@ -166,6 +175,53 @@ pub struct Run {
     pub bytes: u64,
     pub latency_seconds: Option<Percentiles>,
     pub exit_code: Option<i32>,
+    /// Every download of the run, from grab's `--report` (none for the peers).
+    #[serde(default)]
+    pub transfers: Vec<Transfer>,
+}
+
+/// One download of a run: when it started and ended, counted from the start
+/// of the child's batch, and the lane (thread, worker process or async task)
+/// that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub url: String,
+    pub lane: String,
+    pub start: f64,
+    pub end: f64,
+    pub bytes: u64,
+    pub saved: bool,
+}
+
+impl Transfer {
+    /// The transfers in a grab `--report` NDJSON file; lines that are not a
+    /// download record (an invalid input line has no lane to draw) are left out.
+    pub fn read_report(path: &Path) -> anyhow::Result<Vec<Transfer>> {
+        #[derive(Deserialize)]
+        struct Record {
+            url: String,
+            outcome: String,
+            bytes: u64,
+            worker: String,
+            started: f64,
+            total: f64,
+        }
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read the report {}", path.display()))?;
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Record>(line).ok())
+            .filter(|record| record.outcome != "invalid")
+            .map(|record| Transfer {
+                url: record.url,
+                lane: record.worker,
+                start: record.started,
+                end: record.started + record.total,
+                bytes: record.bytes,
+                saved: record.outcome != "failed",
+            })
+            .collect())
+    }
 }
 
 /// A contender's counted runs, summarised.
@@ -262,9 +318,11 @@ pub fn run(
                 warmup: round < config.warmup,
             });
             let folder = tempfile::tempdir_in(work).context("cannot create a run folder")?;
-            let measured = measure::run(contender.command(config, list, folder.path()))
+            // Beside the download folder, so the peers' file counts never see it.
+            let report = work.join(format!("report-{round}-{}.jsonl", runs.len()));
+            let measured = measure::run(contender.command(config, list, folder.path(), &report))
                 .with_context(|| format!("cannot run {}", contender.name()))?;
-            let run = describe_run(
+            let mut run = describe_run(
                 contender,
                 round,
                 round < config.warmup,
@@ -272,6 +330,11 @@ pub fn run(
                 folder.path(),
                 list.count,
             );
+            if matches!(contender, Contender::Grab(_)) {
+                // A run that died before its report has no transfers to draw.
+                run.transfers = Transfer::read_report(&report).unwrap_or_default();
+                let _ = fs::remove_file(&report);
+            }
             progress(Progress::Finished(&run));
             runs.push(run);
         }
@@ -318,6 +381,7 @@ fn describe_run(
         bytes: 0,
         latency_seconds: None,
         exit_code: measured.exit_code,
+        transfers: Vec::new(),
     };
     match contender {
         Contender::Grab(_) => {
@@ -497,6 +561,7 @@ mod tests {
                 p99: wall,
             }),
             exit_code: Some(0),
+            transfers: Vec::new(),
         }
     }
 

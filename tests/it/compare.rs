@@ -233,3 +233,159 @@ fn failures_are_counted_per_run_not_summed_over_repeats() {
             .all(|run| run["failed"] == 1)
     );
 }
+
+/// A bar of the timelines, read back from the data attributes the picture
+/// puts on it.
+#[derive(Debug)]
+struct Bar {
+    strategy: String,
+    lane: String,
+    start: f64,
+    end: f64,
+}
+
+/// The value of `name="..."` in an element's opening tag.
+fn attribute<'a>(tag: &'a str, name: &str) -> &'a str {
+    let marker = format!(" {name}=\"");
+    let from = tag
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+        + marker.len();
+    &tag[from..from + tag[from..].find('"').unwrap()]
+}
+
+/// The opening tags that start with `prefix`.
+fn tags<'a>(document: &'a str, prefix: &str) -> Vec<&'a str> {
+    document
+        .match_indices(prefix)
+        .map(|(at, _)| &document[at..at + document[at..].find('>').unwrap()])
+        .collect()
+}
+
+fn bars(document: &str) -> Vec<Bar> {
+    tags(document, "<rect class=\"bar\"")
+        .into_iter()
+        .map(|tag| Bar {
+            strategy: attribute(tag, "data-strategy").to_string(),
+            lane: attribute(tag, "data-lane").to_string(),
+            start: attribute(tag, "data-start").parse().unwrap(),
+            end: attribute(tag, "data-end").parse().unwrap(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_picture_has_a_bar_per_download_on_the_lanes_of_each_strategy() {
+    let scratch = Scratch::new();
+    let html_path = scratch.root.path().join("compare.html");
+    let svg_path = scratch.root.path().join("timelines.svg");
+    let (downloads, jobs) = (6, 2);
+    let output = grab_command()
+        .args(["compare", "--repeat", "1", "--warmup", "0", "-j"])
+        .arg(jobs.to_string())
+        .args(["--gallery-count", &downloads.to_string()])
+        .args(["--gallery-delay-ms", "5", "--export-html"])
+        .arg(&html_path)
+        .arg("--export-svg")
+        .arg(&svg_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    // Self-contained: nothing fetched, no script.
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "{html}"
+    );
+    assert!(html.contains("<pre>strategy"), "the table is on the page");
+    assert!(html.contains("class=\"latency\"") && html.contains("peak memory"));
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    let walls: Vec<(String, f64)> = tags(&html, "<g class=\"strategy\"")
+        .into_iter()
+        .map(|tag| {
+            let wall = attribute(tag, "data-wall").parse().unwrap();
+            (attribute(tag, "data-strategy").to_string(), wall)
+        })
+        .collect();
+    assert_eq!(walls.len(), 4, "{walls:?}");
+    let bars = bars(&html);
+    assert_eq!(
+        bars.len(),
+        bars_in_svg(&svg),
+        "the SVG holds the same timelines"
+    );
+    for (strategy, wall) in &walls {
+        let mine: Vec<&Bar> = bars
+            .iter()
+            .filter(|bar| &bar.strategy == strategy)
+            .collect();
+        assert_eq!(mine.len(), downloads, "{strategy}: {mine:?}");
+        let mut lanes: Vec<&str> = mine.iter().map(|bar| bar.lane.as_str()).collect();
+        lanes.sort();
+        lanes.dedup();
+        if strategy == "sequential" {
+            assert_eq!(lanes.len(), 1, "{lanes:?}");
+        } else {
+            assert!(lanes.len() <= jobs, "{strategy}: {lanes:?}");
+        }
+        for bar in &mine {
+            assert!(
+                0.0 <= bar.start && bar.start <= bar.end && bar.end <= *wall,
+                "{strategy}: {bar:?} outside the wall time {wall}"
+            );
+        }
+        if strategy == "sequential" {
+            let mut ordered = mine.clone();
+            ordered.sort_by(|first, second| first.start.total_cmp(&second.start));
+            for pair in ordered.windows(2) {
+                assert!(
+                    pair[0].end <= pair[1].start,
+                    "overlapping: {:?} {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+    }
+}
+
+fn bars_in_svg(svg: &str) -> usize {
+    bars(svg).len()
+}
+
+#[test]
+fn demo_writes_its_picture_and_prints_where() {
+    let output = grab_command()
+        .args([
+            "demo",
+            "-n",
+            "3",
+            "--delay-ms",
+            "1",
+            "-j",
+            "2",
+            "--repeat",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr_of(&output)
+    );
+    let path = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("The picture of these runs: "))
+        .unwrap_or_else(|| panic!("no picture in\n{stdout}"));
+    let html = std::fs::read_to_string(path).unwrap();
+    std::fs::remove_file(path).unwrap();
+    assert_eq!(bars(&html).len(), 4 * 3);
+    assert!(
+        html.contains("Why this order"),
+        "the explanation is on the page"
+    );
+}
