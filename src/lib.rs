@@ -29,7 +29,8 @@
 //! - [`queue`]: a work queue on Redis Streams whose workers run `get` and
 //!   `dataset` runs (the one command allowed to call others).
 //! - [`server`]: `grab serve`, the demo endpoints and the gallery.
-//! - [`compare`]: `grab compare` and `grab demo`.
+//! - [`compare`]: `grab compare` and `grab demo`, with their table, their
+//!   explanation and the picture of each strategy at work (SVG, HTML).
 //! - [`cli`]: clap flags to configs, `get --filter` composed of `get` and
 //!   `filter`, summaries printed; `src/main.rs` only sets up logging and
 //!   calls it. The library returns results; only `cli` prints summaries and

@@ -413,7 +413,7 @@ mod tests {
             ("http://h/c", ".hidden"),
             ("http://h/d", "fine.jpg"),
             ("http://h/e", "h/a/../../x"),
-            ("http://h/f", "127.0.0.1:80/a/b/c.jpg"),
+            ("http://h/f", "127.0.0.1+80/a/b/c.jpg"),
         ] {
             manifest
                 .append(&Entry::started(&Url::parse(url).unwrap(), name, None, None))
