@@ -29,8 +29,12 @@ output_folder() {
 # tmpfs (`output`), starts `grab serve` (`server`, `base`), and on exit stops it and
 # every pid added to `stop_on_exit`, and removes both folders.
 bench_setup() {
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-  grab="$here/target/release/grab"
+  if [ -n "${GRAB:-}" ]; then
+    grab=$GRAB  # a given build, e.g. a copy kept steady while the tree changes
+  else
+    cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+    grab="$here/target/release/grab"
+  fi
   work=$(mktemp -d)
   output=$(output_folder "$work")
   server=

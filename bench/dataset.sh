@@ -15,7 +15,8 @@
 # reports it (the largest single process: for img2dataset, one of its processes,
 # so its total is higher). The work folder (the venv is kept between runs) is
 # BENCH_WORK, default target/bench-dataset; shards go to tmpfs (/dev/shm).
-# GRAB=BINARY times that build instead of building this tree.
+# GRAB=BINARY times that build instead of building this tree; GRAB_BASELINE=BINARY
+# adds another build (`old`) to the same rounds.
 set -euo pipefail
 count=${1:-2000}; delay=${2:-30}; rounds=${3:-1}; shard=${4:-500}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +58,10 @@ head -40 "$work/urls.txt" | sed 's/delay_ms=[0-9]*/delay_ms=0/' | while read -r 
 declare -A commands
 order=(grab)
 commands[grab]="\"$grab\" dataset \"$work/urls.txt\" -o OUT -q --progress none --output-format webdataset --image-size 256 --resize-mode border --samples-per-shard $shard"
+if [ -n "${GRAB_BASELINE:-}" ]; then
+  order+=(old)
+  commands[old]=${commands[grab]/\"$grab\"/\"$GRAB_BASELINE\"}
+fi
 if [ "$peer" = 1 ]; then
   order+=(img2dataset)
   commands[img2dataset]="\"$venv/bin/img2dataset\" --url_list \"$work/urls.txt\" --input_format txt --output_folder OUT --output_format webdataset --image_size 256 --resize_mode border --processes_count 2 --thread_count 64 --number_sample_per_shard $shard --enable_wandb False --timeout 10"
