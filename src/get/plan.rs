@@ -32,9 +32,12 @@ pub struct Planner {
     /// Per base name (by a 128-bit fingerprint, so a list of millions of
     /// distinct names stays small): how many new downloads have wanted it.
     pub ranks: HashMap<u128, u64>,
-    /// Parts an earlier run left that this run, without `--continue`, does not
-    /// resume: counted, so the run can suggest `-c`.
+    /// Parts an earlier run left that this run, without `--continue`, starts
+    /// over: counted, so the run can suggest `-c`.
     pub stale_parts: AtomicU64,
+    /// The first of them, until the run has said so (at once, not at the end,
+    /// while `-c` can still save the rest).
+    pub first_stale_part: std::sync::Mutex<Option<String>>,
 }
 
 /// What to do with one URL.
@@ -158,17 +161,43 @@ impl Planner {
                 });
                 Planned::Download(job)
             }
+            // Without `--continue`, a part an earlier run left is started over
+            // under its own name, as the run that began it would have named
+            // the file: never beside it as `NAME-1`, leaving the old part for
+            // good. Counted, so the run can say `-c` would have resumed it.
             Entry::Started { name, .. } => {
                 let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
-                if part
-                    .symlink_metadata()
-                    .is_ok_and(|metadata| metadata.is_file())
+                if !layout::folders_are_real(&self.directory, name)
+                    || !part
+                        .symlink_metadata()
+                        .is_ok_and(|metadata| metadata.is_file())
+                    || self.directory.join(name).symlink_metadata().is_ok()
                 {
-                    self.stale_parts.fetch_add(1, Ordering::Relaxed);
+                    return Planned::Download(job);
                 }
+                self.names.claim(name);
+                if self.stale_parts.fetch_add(1, Ordering::Relaxed) == 0 {
+                    *crate::lock(&self.first_stale_part) = Some(name.clone());
+                }
+                job.plan = Some(Plan {
+                    name: name.clone(),
+                    resume: None,
+                    replace: false,
+                });
                 Planned::Download(job)
             }
         }
+    }
+}
+
+impl Planner {
+    /// The notice for the first part this run starts over, once.
+    pub fn take_stale_notice(&self) -> Option<String> {
+        let name = crate::lock(&self.first_stale_part).take()?;
+        Some(format!(
+            "starting over {name}{PART_SUFFIX}, an unfinished download from an earlier run \
+             (with -c, --continue, grab resumes such parts instead)"
+        ))
     }
 }
 
@@ -214,6 +243,7 @@ mod tests {
                 layout: Layout::default(),
                 ranks: HashMap::new(),
                 stale_parts: AtomicU64::new(0),
+                first_stale_part: Default::default(),
             }
         }
     }
@@ -390,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn parts_are_left_alone_without_continue_or_once_complete() {
+    fn parts_are_restarted_without_continue_and_left_once_complete() {
         let folder = Folder::new(&[
             started("http://h/a.bin", "a.bin", Some("\"v1\"")),
             started("http://h/done.bin", "done.bin", Some("\"v1\"")),
@@ -399,10 +429,19 @@ mod tests {
         folder.write("a.bin.part", b"12");
         folder.write("done.bin.part", b"12");
         folder.write("done.bin", b"1234");
+        // Without -c the part is started over under its own name, once said.
+        let planner = &mut folder.planner(false, false);
         assert_eq!(
-            plan_of(folder.planner(false, false).plan(job("http://h/a.bin"))),
-            None
+            plan_of(planner.plan(job("http://h/a.bin"))),
+            Some(Plan {
+                name: "a.bin".to_string(),
+                resume: None,
+                replace: false
+            })
         );
+        assert!(planner.take_stale_notice().unwrap().contains("a.bin.part"));
+        assert_eq!(planner.take_stale_notice(), None);
+        assert_eq!(planner.stale_parts.load(Ordering::Relaxed), 1);
         let mut planner = folder.planner(true, false);
         assert_eq!(plan_of(planner.plan(job("http://h/done.bin"))), None);
         assert_eq!(plan_of(planner.plan(job("http://h/nopart.bin"))), None);

@@ -126,7 +126,7 @@ fn a_failed_attempt_keeps_its_prefix_for_continue(strategy: &str) {
     assert_clean(&scratch);
 }
 
-fn a_stale_part_without_continue_suggests_it(strategy: &str) {
+fn a_stale_part_without_continue_is_started_over_under_its_name(strategy: &str) {
     let server = FaultServer::start();
     let scratch = Scratch::new();
     let url = server.url("/slow/stale.bin");
@@ -134,16 +134,22 @@ fn a_stale_part_without_continue_suggests_it(strategy: &str) {
     let output = get(strategy, &scratch, &[&url]);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // Said when the part is met, before the run's end, naming it and `-c`.
+    let said = stderr
+        .find("starting over stale.bin.part, an unfinished download from an earlier run")
+        .unwrap_or_else(|| panic!("no notice at the start: {stderr}"));
+    let ended = stderr.find("downloaded 1 of 1").expect(&stderr);
+    assert!(said < ended, "{stderr}");
     assert!(
-        stderr.contains("1 unfinished .part file from an earlier run left as it is")
-            && stderr.contains("-c (--continue)"),
+        stderr
+            .contains("started over 1 unfinished .part file from an earlier run: -c (--continue)"),
         "{stderr}"
     );
-    // The part is the user's to resume: left exactly as it was.
-    assert_eq!(
-        fs::read(scratch.output().join("stale.bin.part")).unwrap(),
-        [7; 1_000]
-    );
+    // The plain name, whole; no numbered twin and no part left behind.
+    let body = fs::read(scratch.output().join("stale.bin")).unwrap();
+    assert_ne!(&body[..1_000], &[7; 1_000][..]);
+    assert!(!scratch.output().join("stale-1.bin").exists());
+    assert_clean(&scratch);
 }
 
 fn with_nothing_left_the_summary_says_so(strategy: &str) {
@@ -298,7 +304,7 @@ fn framing_decides_where_a_body_ends(strategy: &str) {
 for_each_strategy!(
     a_retry_resumes_a_cut_transfer,
     a_failed_attempt_keeps_its_prefix_for_continue,
-    a_stale_part_without_continue_suggests_it,
+    a_stale_part_without_continue_is_started_over_under_its_name,
     with_nothing_left_the_summary_says_so,
     without_a_usable_validator_a_retry_starts_over,
     a_416_on_a_whole_part_finishes_the_file,
