@@ -40,7 +40,7 @@ use crate::fs::lock::{self, FolderLock};
 use crate::fs::manifest::{Known, Manifest};
 use crate::fs::names::FolderNames;
 use crate::http::task::HostGate;
-use crate::http::{Context, Outcome, Settings, Verdict};
+use crate::http::{BodySink, Context, Outcome, Settings, Verdict};
 use input::Inputs;
 use plan::{Planned, Planner};
 use report::live::Ticker;
@@ -77,6 +77,8 @@ pub struct GetConfig {
     /// Share the output folder with other runs that split names among
     /// themselves (`grab queue work`): its lock is taken shared.
     pub shared_folder: bool,
+    /// Where bodies go: part files in the folder, or a stream (`-O -`).
+    pub body: BodySink,
 }
 
 impl GetConfig {
@@ -97,6 +99,7 @@ impl GetConfig {
             heartbeat: Duration::from_secs(5),
             report: None,
             shared_folder: false,
+            body: BodySink::PartFile,
         }
     }
 }
@@ -236,6 +239,7 @@ pub fn run_from<S: Source>(
         manifest: Some(Arc::new(manifest)),
         interrupt: interrupt.clone(),
         progress: Some(reporter.clone()),
+        body: config.body.clone(),
         ..Context::new(config.settings.clone(), names.clone())
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
@@ -250,6 +254,7 @@ pub fn run_from<S: Source>(
         layout: config.settings.layout.clone(),
         ranks: Default::default(),
         stale_parts: AtomicU64::new(0),
+        first_stale_part: Default::default(),
     };
     // Counts the list ahead of the reader (which runs only a queue's length
     // ahead of the downloads), so the view shows the true total from the start.
@@ -279,6 +284,9 @@ pub fn run_from<S: Source>(
                     });
                     live.duplicates
                         .store(inputs.duplicates(), Ordering::Relaxed);
+                    if let Some(notice) = planner.take_stale_notice() {
+                        reporter.console().notice(&notice);
+                    }
                     match planned {
                         Ok(planned) => match planned {
                             Planned::Download(mut job) => {
@@ -396,14 +404,9 @@ pub fn run_from<S: Source>(
         duplicates.map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
     if stale_parts > 0 {
         config.console.notice(&format!(
-            "{stale_parts} unfinished .part file{} from an earlier run left as {}: \
-             run again with -c (--continue) to resume instead of starting over",
+            "started over {stale_parts} unfinished .part file{} from an earlier run: \
+             -c (--continue) resumes them instead",
             crate::console::plural(stale_parts),
-            if stale_parts == 1 {
-                "it is"
-            } else {
-                "they are"
-            },
         ));
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
@@ -440,6 +443,14 @@ fn account_for_the_stop(summary: &mut Summary, reporter: &Reporter, taken: u64) 
     summary.interrupted = true;
     summary.stopped_in_flight = taken.saturating_sub(summary.saved + summary.failed);
     summary.parts_left = (live.in_flight() as u64).min(summary.stopped_in_flight);
+    // Bytes of the files stopped mid-way arrived too (and sit in their parts):
+    // a stop that leaves them unfinished still counts every byte received.
+    if live.bytes() > summary.bytes {
+        summary.bytes = live.bytes();
+        if summary.wall_seconds > 0.0 {
+            summary.bytes_per_second = summary.bytes as f64 / summary.wall_seconds;
+        }
+    }
     let waiting = live.queued.load(Ordering::Relaxed).saturating_sub(taken);
     summary.never_started = match live.total() {
         (total, true) => Some(waiting + total.saturating_sub(live.read.load(Ordering::Relaxed))),

@@ -931,6 +931,15 @@ fn second_ctrl_c_still_finishes_the_report(strategy: &str) {
     assert_eq!(parsed["summary"]["stopped_in_flight"], 1, "{text}");
     assert_eq!(parsed["summary"]["parts_left"], 1, "{text}");
     assert_eq!(parsed["summary"]["never_started"], 0, "{text}");
+    // Every byte received counts, the stopped file's too, not only the saved one's.
+    let saved = fs::metadata(scratch.output().join("first.png"))
+        .unwrap()
+        .len();
+    let bytes = parsed["summary"]["bytes"].as_u64().unwrap();
+    assert!(
+        bytes >= saved + 20_000,
+        "{bytes} bytes for {saved} saved: {text}"
+    );
     assert!(
         stderr.contains(
             "downloaded 1 of 1 files, interrupted: 1 stopped in flight (1 left as .part: resume with -c);"

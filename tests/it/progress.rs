@@ -182,6 +182,12 @@ fn heartbeat_only_on_runs_longer_than_its_interval() {
             beats.iter().any(|line| line.contains("1 in flight")),
             "{strategy}: {beats:?}"
         );
+        // One file of known size in flight and none done: the very first beat
+        // has a byte rate and an ETA from bytes.
+        assert!(
+            !beats[0].contains(" 0 B/s") && beats[0].contains(", ETA "),
+            "{strategy}: {beats:?}"
+        );
         let quick = get(strategy, &Scratch::new(), &[&server.url("/flaky/0/brief")]);
         assert!(
             !stderr_of(&quick).contains(" in flight"),

@@ -74,12 +74,40 @@ impl Live {
         }
     }
 
-    /// The time left at the pace since the start, when the total is known.
-    fn eta(&self, done: u64, elapsed: Duration) -> Option<Duration> {
+    /// The time left, once the list's length is known. From bytes when sizes
+    /// are: what the files in flight still lack, plus the files not started at
+    /// the average size seen so far, at `byte_rate`; so a few large files in
+    /// flight get an ETA before any is done. Else from files, at the pace since
+    /// the start.
+    fn eta(&self, done: u64, elapsed: Duration, byte_rate: f64) -> Option<Duration> {
         let (total, known) = self.total();
-        (known && done > 0 && total > done)
-            .then(|| elapsed.mul_f64((total - done) as f64 / done as f64))
+        if !known || total <= done {
+            return None;
+        }
+        let flights = crate::lock(&self.flights);
+        let (mut lacking, mut sized, mut sized_bytes, mut in_flight_bytes) = (0, 0, 0, 0);
+        for flight in flights.values() {
+            in_flight_bytes += flight.received;
+            if let Some(size) = flight.total {
+                lacking += size.saturating_sub(flight.received);
+                sized += 1;
+                sized_bytes += size;
+            }
+        }
+        let without_size = flights.len() as u64 - sized;
+        let not_started = total.saturating_sub(done + flights.len() as u64);
+        drop(flights);
+        // What the files already done weighed: all received less what is in flight.
+        let done_bytes = self.bytes().saturating_sub(in_flight_bytes);
+        let weighed = done + sized;
+        if byte_rate > 0.0 && weighed > 0 && done_bytes + sized_bytes > 0 {
+            let average = (done_bytes + sized_bytes) as f64 / weighed as f64;
+            let left = lacking as f64 + (not_started + without_size) as f64 * average;
+            return Duration::try_from_secs_f64(left / byte_rate).ok();
+        }
+        (done > 0).then(|| elapsed.mul_f64((total - done) as f64 / done as f64))
     }
+
     pub fn in_flight(&self) -> usize {
         crate::lock(&self.flights).len()
     }
@@ -149,12 +177,19 @@ impl ProgressSink for Reporter {
 }
 
 /// Bytes and files per second over the last few seconds.
-#[derive(Default)]
 struct RateWindow {
     samples: VecDeque<(Instant, u64, u64)>,
 }
 
 impl RateWindow {
+    /// A window from the totals of now, so the first line after it has a rate
+    /// (a heartbeat's first line used to say `0 B/s` whatever was arriving).
+    fn starting(bytes: u64, files: u64) -> RateWindow {
+        RateWindow {
+            samples: VecDeque::from([(Instant::now(), bytes, files)]),
+        }
+    }
+
     /// (bytes, files) per second, given the running totals.
     fn rates(&mut self, bytes: u64, files: u64) -> (f64, f64) {
         let now = Instant::now();
@@ -226,7 +261,7 @@ impl Ticker {
 }
 
 fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Duration) {
-    let mut window = RateWindow::default();
+    let mut window = RateWindow::starting(reporter.live.bytes(), reporter.counts().0);
     loop {
         match stopped.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -244,7 +279,7 @@ fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Dura
             human_bytes(bytes),
             human_bytes(bytes_rate as u64),
         );
-        if let Some(left) = reporter.live.eta(done, elapsed) {
+        if let Some(left) = reporter.live.eta(done, elapsed, bytes_rate) {
             line += &format!(", {}", eta_text(left));
         }
         reporter.console().line(&line);
@@ -264,7 +299,7 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
         .map(|_| multi.add(ProgressBar::new(0).with_style(line_style.clone())))
         .collect();
     reporter.console().attach(multi.clone());
-    let mut window = RateWindow::default();
+    let mut window = RateWindow::starting(reporter.live.bytes(), reporter.counts().0);
     loop {
         let (done, failed) = reporter.counts();
         let (total, _) = reporter.live.total();
@@ -280,7 +315,7 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
         if failed > 0 {
             message += &format!("  {failed} failed");
         }
-        if let Some(left) = reporter.live.eta(done, reporter.elapsed()) {
+        if let Some(left) = reporter.live.eta(done, reporter.elapsed(), bytes_rate) {
             message += &format!("  {}", eta_text(left));
         }
         main.set_message(message);
@@ -300,4 +335,71 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
     }
     main.finish_and_clear();
     let _ = multi.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    /// A list of `total` URLs, read whole, with these (received, size) in flight
+    /// and `bytes` received in all.
+    fn live(total: u64, flights: &[(u64, Option<u64>)], bytes: u64) -> Live {
+        let live = Live::default();
+        live.read.store(total, Ordering::Relaxed);
+        live.input_done.store(true, Ordering::Relaxed);
+        live.bytes.store(bytes, Ordering::Relaxed);
+        for (id, &(received, size)) in flights.iter().enumerate() {
+            crate::lock(&live.flights).insert(
+                id as u64,
+                Flight {
+                    label: format!("f{id}"),
+                    received,
+                    total: size,
+                    started: Instant::now(),
+                },
+            );
+        }
+        live
+    }
+
+    #[test]
+    fn large_files_in_flight_get_an_eta_from_bytes_before_any_is_done() {
+        let live = live(4, &[(20 * MIB, Some(100 * MIB)); 4], 80 * MIB);
+        let left = live.eta(0, Duration::from_secs(10), 8.0 * MIB as f64);
+        // 4 x 80 MiB still to come at 8 MiB/s.
+        assert_eq!(left, Some(Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn files_not_started_count_at_the_average_size_seen() {
+        // Two done (2 MiB between them) and one of 4 MiB in flight, 1 MiB in:
+        // 2 MiB on average, so 3 MiB + 7 x 2 MiB left at 1 MiB/s.
+        let live = live(10, &[(MIB, Some(4 * MIB))], 3 * MIB);
+        let left = live.eta(2, Duration::from_secs(5), MIB as f64);
+        assert_eq!(left, Some(Duration::from_secs(17)));
+    }
+
+    #[test]
+    fn without_sizes_or_bytes_the_eta_counts_files() {
+        let live = live(4, &[], 0);
+        assert_eq!(live.eta(0, Duration::from_secs(10), 0.0), None);
+        assert_eq!(
+            live.eta(2, Duration::from_secs(10), 0.0),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(live.eta(4, Duration::from_secs(10), 0.0), None);
+    }
+
+    #[test]
+    fn the_first_rate_counts_from_when_the_view_started() {
+        let mut window = RateWindow::starting(1_000, 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let (bytes_rate, files_rate) = window.rates(1_000 + 50_000, 1);
+        assert!(
+            bytes_rate > 0.0 && files_rate > 0.0,
+            "{bytes_rate} {files_rate}"
+        );
+    }
 }
