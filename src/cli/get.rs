@@ -410,7 +410,11 @@ pub fn run(arguments: &GetArgs, program: WorkerProgram) -> ExitStatus {
     if let Some(document) = &arguments.output_document {
         let destination = get::single::Destination::parse(document);
         return get::single::run_to(&config, inputs, &destination)
-            .inspect(print)
+            .inspect(|summary| {
+                if !summary.output_closed() {
+                    print(summary)
+                }
+            })
             .map(|summary| summary.exit_status())
             .unwrap_or_else(super::failed);
     }

@@ -47,7 +47,7 @@ use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
 use crate::fs::lock::FolderLock;
 use crate::fs::names::FolderNames;
 use crate::http::task::{self as download_task, HostGate};
-use crate::http::{Context, DownloadError, Outcome, Settings, Verdict};
+use crate::http::{BodySink, Context, DownloadError, Outcome, Settings, Verdict};
 use crate::http::{Job, Origin};
 use crate::partition::Shard;
 use input::{Columns, InputFormat, Row, Rows};
@@ -356,10 +356,14 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     // Downloads: the same engine and download code as `grab get`.
     let mut settings = config.download.clone();
     settings.output_dir = downloads.clone();
-    let in_memory = config.strategy != Strategy::Processes;
+    // Bodies stay in memory, but a worker process can only hand one over as
+    // a file.
     let context = Context {
         interrupt: interrupt.clone(),
-        in_memory,
+        body: match config.strategy {
+            Strategy::Processes => BodySink::PartFile,
+            _ => BodySink::Memory,
+        },
         ..Context::new(settings, Arc::new(FolderNames::new(&downloads)))
     };
     let workers = config.strategy.workers(config.jobs);
@@ -590,7 +594,7 @@ fn read_rows(
             continue;
         }
         let key = keys.key(row.number);
-        let url = match crate::get::input::parse_line(&row.url) {
+        let url = match crate::http::request::parse_line(&row.url) {
             Ok(Some((url, None))) => url,
             _ => {
                 let sample = Sample::failed(

@@ -1,19 +1,24 @@
 //! `-O FILE` and `-O -`: one URL saved to a file the user names, or written to
-//! stdout, as wget's `-O`. The download runs as any other (every strategy, the
-//! part file, retries) in a fresh hidden folder beside the target, so the target's
-//! folder gets no manifest or lock, and the finished file is renamed onto the
-//! target (same file system: the target never holds a partial file) or copied to
-//! stdout. The target is replaced when it exists, as wget does.
+//! stdout, as wget's `-O`. A file download runs as any other (every strategy,
+//! the part file, retries) in a fresh hidden folder beside the target, so the
+//! target's folder gets no manifest or lock, and the finished file is renamed
+//! onto the target (same file system: the target never holds a partial file),
+//! which is replaced when it exists, as wget does. `-O -` streams the body to
+//! stdout as it arrives, in this process (a worker process's stdout is its pipe
+//! to the parent), and a reader that goes away stops it at once.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
 use super::input::Inputs;
 use super::report::Summary;
 use super::{GetConfig, run};
+use crate::engine::Strategy;
+use crate::http::BodySink;
 
 /// Where `-O` puts the download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,20 +62,18 @@ pub fn run_to(
         })?;
     let mut config = config.clone();
     config.settings.output_dir = scratch.path().to_path_buf();
-    let summary = run(&config, inputs)?;
-    if let Some(saved) = saved_file(scratch.path())? {
-        match destination {
-            Destination::File(path) => fs::rename(&saved, path)
-                .with_context(|| format!("cannot move the download to {}", path.display()))?,
-            Destination::Stdout => {
-                let mut file = fs::File::open(&saved)
-                    .with_context(|| format!("cannot read {}", saved.display()))?;
-                let mut stdout = io::stdout().lock();
-                io::copy(&mut file, &mut stdout)
-                    .and_then(|_| stdout.flush())
-                    .context("cannot write the download to stdout")?;
-            }
+    if let Destination::Stdout = destination {
+        config.body = BodySink::Stream(Arc::new(Mutex::new(Box::new(io::stdout()))));
+        if config.strategy == Strategy::Processes {
+            config.strategy = Strategy::Threads;
         }
+    }
+    let summary = run(&config, inputs)?;
+    if let Destination::File(path) = destination
+        && let Some(saved) = saved_file(scratch.path())?
+    {
+        fs::rename(&saved, path)
+            .with_context(|| format!("cannot move the download to {}", path.display()))?;
     }
     Ok(summary)
 }

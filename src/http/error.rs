@@ -59,6 +59,9 @@ pub enum DownloadError {
         expected: String,
         found: String,
     },
+    /// The reader of the stream the body went to (`-O -`) went away.
+    #[error("the output was closed before the download ended")]
+    OutputClosed,
     #[error("worker process died")]
     WorkerDied,
     #[error("no worker process: {0}")]

@@ -67,9 +67,32 @@ pub struct Context {
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// `--limit-rate`: shared by every transfer of this process.
     pub pace: Option<Arc<pace::Pace>>,
-    /// Keep each body in memory ([`Saved::body`]) instead of saving a file: no
-    /// name, part file or manifest entry (`grab dataset`, in this process).
-    pub in_memory: bool,
+    /// Where bodies go.
+    pub body: BodySink,
+}
+
+/// Where a body goes: the caller chooses.
+#[derive(Clone, Default)]
+pub enum BodySink {
+    /// A part file in the output folder, under its final name once whole.
+    #[default]
+    PartFile,
+    /// Memory ([`Saved::body`]): no name, part file or manifest entry
+    /// (`grab dataset`, in this process).
+    Memory,
+    /// Written through as it arrives (`-O -`): nothing on disk. Bytes once
+    /// out cannot be taken back, so an attempt that wrote any is the last.
+    Stream(Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>),
+}
+
+impl std::fmt::Debug for BodySink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            BodySink::PartFile => "PartFile",
+            BodySink::Memory => "Memory",
+            BodySink::Stream(_) => "Stream",
+        })
+    }
 }
 
 impl Context {
@@ -84,7 +107,7 @@ impl Context {
             manifest: None,
             interrupt: Interrupt::default(),
             progress: None,
-            in_memory: false,
+            body: BodySink::PartFile,
         }
     }
 }

@@ -95,7 +95,11 @@ impl<'a> Attempts<'a> {
             self.plan = transfer.next_plan(error);
         }
         drop(transfer);
+        // Bytes streamed out cannot be taken back: no attempt, no mirror, after them.
+        let streamed_out =
+            matches!(self.context.body, super::BodySink::Stream(_)) && self.fetched > 0;
         if let Err(error) = &result
+            && !streamed_out
             && !self.context.interrupt.requested()
             && let Some(wait) = retry_delay(&self.context.settings, self.made_on_source, error)
         {
@@ -104,8 +108,12 @@ impl<'a> Attempts<'a> {
         }
         // This source failed for good: the next mirror gets its own attempts.
         if let Err(error) = &result
+            && !streamed_out
             && !self.context.interrupt.requested()
-            && !matches!(error, DownloadError::Write { .. })
+            && !matches!(
+                error,
+                DownloadError::Write { .. } | DownloadError::OutputClosed
+            )
             && self.job.source(self.source + 1).is_some()
         {
             self.source += 1;

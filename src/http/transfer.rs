@@ -5,14 +5,14 @@
 //! manifest told.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::digest::Digests;
 use super::error::http_error;
 use super::pace::Pace;
-use super::{Context, DownloadError, Saved, Settings};
+use super::{BodySink, Context, DownloadError, Saved, Settings};
 use crate::fs::manifest::{self, Entry};
 use crate::fs::names;
 use crate::fs::part::PartFile;
@@ -138,6 +138,18 @@ pub fn robots_refusal(values: &[String], refused: &[String]) -> Option<String> {
     })
 }
 
+/// A failed write to the stream a body goes to: its reader went away (a
+/// closed pipe: the download stops, quietly), or another error.
+fn stream_error(error: io::Error) -> DownloadError {
+    match error.kind() {
+        io::ErrorKind::BrokenPipe => DownloadError::OutputClosed,
+        _ => DownloadError::Write {
+            path: "standard output".to_string(),
+            message: error.to_string(),
+        },
+    }
+}
+
 /// Redirects followed for one request, as curl's and wget's defaults allow
 /// (wget: 20, curl with -L: 50; browsers about 20): 10 is more than real sites
 /// use and stops loops early.
@@ -163,6 +175,8 @@ pub struct Transfer<'a> {
     part: Option<PartFile>,
     /// The body, when the context keeps bodies in memory instead of a part file.
     memory: Option<Vec<u8>>,
+    /// Bytes written through, when the context streams bodies (`-O -`).
+    streamed: Option<u64>,
     expected: Option<u64>,
     hasher: Digests,
     head: Head,
@@ -210,6 +224,7 @@ impl<'a> Transfer<'a> {
             name: None,
             part: None,
             memory: None,
+            streamed: None,
             expected: None,
             hasher: Digests::new(job.checksum.as_ref()),
             head: Head::default(),
@@ -447,13 +462,18 @@ impl<'a> Transfer<'a> {
         if let Some(directive) = robots_refusal(&head.robots, &settings.refused_robots) {
             return Err(DownloadError::OptedOut { directive });
         }
-        if self.context.in_memory {
+        if !matches!(self.context.body, BodySink::PartFile) {
             // Nothing named, nothing on disk: the caller takes the bytes.
-            let capacity = self
-                .expected
-                .unwrap_or(0)
-                .min(settings.max_size.unwrap_or(0));
-            self.memory = Some(Vec::with_capacity(capacity as usize));
+            match self.context.body {
+                BodySink::Stream(_) => self.streamed = Some(0),
+                _ => {
+                    let capacity = self
+                        .expected
+                        .unwrap_or(0)
+                        .min(settings.max_size.unwrap_or(0));
+                    self.memory = Some(Vec::with_capacity(capacity as usize));
+                }
+            }
             if let Some(sink) = &self.context.progress {
                 let label = self.job.name.as_deref().unwrap_or(self.job.url.as_str());
                 self.progress = Some(sink.started(label, self.expected));
@@ -572,18 +592,38 @@ impl<'a> Transfer<'a> {
             }
         }
         let limit = self.settings().max_size;
-        if let Some(memory) = self.memory.as_mut() {
-            memory.extend_from_slice(bytes);
+        let kept = match (self.memory.as_mut(), self.streamed.as_mut()) {
+            (Some(memory), _) => {
+                memory.extend_from_slice(bytes);
+                Some(memory.len() as u64)
+            }
+            (None, Some(streamed)) => {
+                if let BodySink::Stream(writer) = &self.context.body {
+                    // Flushed as it comes: the reader gets each chunk now, not
+                    // when a buffer fills (stdout holds back up to a line).
+                    let mut writer = crate::lock(writer);
+                    writer
+                        .write_all(bytes)
+                        .and_then(|_| writer.flush())
+                        .map_err(stream_error)?;
+                }
+                *streamed += bytes.len() as u64;
+                Some(*streamed)
+            }
+            (None, None) => None,
+        };
+        if let Some(kept) = kept {
             self.hasher.update(bytes);
             if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
                 sink.advanced(id, bytes.len() as u64);
             }
             if let Some(limit) = limit
-                && memory.len() as u64 > limit
+                && kept > limit
             {
                 return Err(DownloadError::TooLarge { limit });
             }
-            // A body held in memory trickles like one on disk: the same limits.
+            // A body held in memory or streamed trickles like one on disk:
+            // the same limits.
             return self.check_pace(bytes.len() as u64);
         }
         let part = self.part.as_mut().expect("head() comes before the body");
@@ -670,6 +710,9 @@ impl<'a> Transfer<'a> {
         if let Some(memory) = &self.memory {
             return memory.len() as u64;
         }
+        if let Some(streamed) = self.streamed {
+            return streamed;
+        }
         self.part.as_ref().map_or(0, PartFile::written)
     }
 
@@ -710,6 +753,26 @@ impl<'a> Transfer<'a> {
                 sha256: self.finish_digests()?,
                 final_url: self.head.final_url.take(),
                 body: Some(Box::new(super::outcome::Body(body))),
+                resumed_from: None,
+            });
+        }
+        if let Some(received) = self.streamed {
+            if let Some(expected) = self.expected
+                && received != expected
+            {
+                return Err(DownloadError::Truncated { received, expected });
+            }
+            if let BodySink::Stream(writer) = &self.context.body {
+                crate::lock(writer).flush().map_err(stream_error)?;
+            }
+            return Ok(Saved {
+                name: "-".to_string(),
+                bytes: received,
+                status: Some(self.head.status),
+                content_type: self.head.content_type.take(),
+                sha256: self.finish_digests()?,
+                final_url: self.head.final_url.take(),
+                body: None,
                 resumed_from: None,
             });
         }

@@ -2,9 +2,16 @@
 //! directory options, the input line rules and `-O`.
 
 use std::fs;
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use super::faults::{FaultServer, body_of, get};
-use super::support::{Scratch, files_in, files_under, for_each_strategy, gallery, grab, stderr_of};
+use super::support::{
+    Scratch, files_in, files_under, for_each_strategy, gallery, grab, grab_command, stderr_of,
+};
 
 /// A URL ending in `/` is saved as its index: `index.html` for a page, else the
 /// Content-Type's extension. Both share the base name `index.html`, so the second
@@ -86,6 +93,57 @@ fn output_document_to_a_file_or_stdout(strategy: &str) {
     let output = grab(&["get", "-s", strategy, "-O", "-", &url], None);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_eq!(output.stdout, saved);
+}
+
+/// `-O -` streams: the first half of a body the server then stalls on reaches
+/// stdout while the server still holds the rest (a copy made after the download
+/// would show nothing for 20 s). A reader that goes away (`| head -c 100`) stops
+/// the download at its next write: quietly, with no retry.
+#[test]
+fn output_to_stdout_streams_and_stops_when_its_reader_goes() {
+    let server = FaultServer::start();
+    let stalled = server.url("/stall/streamed");
+    let mut child = grab_command()
+        .args(["get", "-O", "-", &stalled, "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, received) = mpsc::channel();
+    thread::spawn(move || {
+        let mut first = vec![0; 25_000];
+        let _ = sender.send(stdout.read_exact(&mut first).map(|_| first));
+    });
+    let first = received
+        .recv_timeout(Duration::from_secs(15))
+        .expect("nothing on stdout while the server stalls: the body was not streamed");
+    assert_eq!(first.unwrap(), body_of("streamed", 50_000)[..25_000]);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // About a second of body at 200 KB/s: the reader takes 100 bytes and goes.
+    let slow = server.url("/slow/closed.bin");
+    let mut child = grab_command()
+        .args(["get", "-O", "-", &slow])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0; 100];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(head[..], body_of("closed.bin-v0", 200_000)[..100]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.trim().is_empty(), "not quiet: {stderr}");
+    assert_eq!(
+        server.hits("/slow/closed.bin"),
+        1,
+        "retried after the reader went"
+    );
 }
 
 /// How often the server was asked for anything under `/tree/`.

@@ -19,7 +19,7 @@ use crate::console::{Console, Paint, done_of, human_bytes, plural};
 use crate::engine::{Percentiles, Strategy};
 use crate::exit::ExitStatus;
 use crate::get::input::InvalidLine;
-use crate::http::{Outcome, Verdict};
+use crate::http::{DownloadError, Outcome, Verdict};
 
 #[derive(Default)]
 struct Tally {
@@ -119,6 +119,13 @@ impl Summary {
         } else {
             ExitStatus::from_failures(self.failed > 0 || self.invalid_lines > 0)
         }
+    }
+
+    /// Whether the run stopped because the reader of its output (`-O -`) went
+    /// away: then nothing is left to say, as curl and cat say nothing.
+    pub fn output_closed(&self) -> bool {
+        let closed = DownloadError::OutputClosed.reason();
+        self.failures.iter().any(|group| group.reason == closed)
     }
 
     /// After Ctrl-C: whether any URL was stopped in flight or never started
@@ -344,7 +351,10 @@ impl Reporter {
                     attempts_note(outcome.attempts)
                 ));
             }
-            Verdict::Failed(error) if console.shows_failures() => {
+            // A reader that went away (`-O - | head`) wants nothing more said.
+            Verdict::Failed(error)
+                if console.shows_failures() && *error != DownloadError::OutputClosed =>
+            {
                 console.line(&format!(
                     "{} {} ({}): {error}  {seconds:.3} s{}",
                     console.paint("failed", Paint::Red),
