@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 use crate::fs::names;
-pub use crate::http::request::{ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume};
+pub use crate::http::request::{
+    ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume, parse_line, parse_url,
+};
 use crate::partition::Shard;
 
 /// The UTF-8 byte-order mark some editors (Notepad, Excel) put at the start
@@ -46,39 +48,6 @@ pub enum OpenError {
     FileAsUrl(String),
 }
 
-/// Parses one input line: `Ok(None)` for blank lines and comments. A TAB
-/// separates the URL from a name; a line without one is the whole URL, its
-/// spaces percent-encoded, so `https://h/my photos/a.png` is never misread as a
-/// URL and a name. An error quotes the line and says which part was taken as what.
-pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
-    let line = line.trim_end_matches(['\n', '\r']);
-    let trimmed = line.trim();
-    if trimmed.is_empty() || trimmed.starts_with('#') {
-        return Ok(None);
-    }
-    let (address, name) = match trimmed.split_once('\t') {
-        Some((address, rest)) => (address.trim(), Some(rest.trim())),
-        None => (trimmed, None),
-    };
-    let taken = || match name {
-        Some(name) => {
-            format!("{address:?} taken as the URL and {name:?} as the name, from the line {line:?}")
-        }
-        None => {
-            format!("the whole line {line:?} taken as the URL (a TAB separates a URL from a name)")
-        }
-    };
-    let url =
-        parse_url(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("not an http or https URL: {}", taken()));
-    }
-    Ok(Some((
-        url,
-        name.filter(|name| !name.is_empty()).map(str::to_string),
-    )))
-}
-
 /// aria2's mirrors: after a line's first field, each TAB-separated field that
 /// is an http(s) URL is another source of the same file. Returns the line
 /// without them (the URL and, if any, its name) and the mirrors.
@@ -100,28 +69,6 @@ pub fn split_mirrors(line: &str) -> (String, Vec<Url>) {
         }
     }
     (kept, mirrors)
-}
-
-/// A URL as curl and wget take it: one without a scheme (`example.org/a.jpg`,
-/// `localhost:8080/a.jpg`, `[::1]:8080/a`) is `http://`. A text with a scheme
-/// of its own (`ftp://h/a`, `mailto:x`) keeps it, to be refused as such.
-pub fn parse_url(text: &str) -> Result<Url, url::ParseError> {
-    let parsed = Url::parse(text);
-    if text.contains("://") {
-        return parsed;
-    }
-    // `localhost:8080/a` parses with `localhost` as its scheme: a port after
-    // the colon says it is a host.
-    let host_and_port = text
-        .split_once(':')
-        .is_some_and(|(_, rest)| rest.starts_with(|character: char| character.is_ascii_digit()));
-    match &parsed {
-        Ok(_) if !host_and_port => parsed,
-        _ => match Url::parse(&format!("http://{text}")) {
-            Ok(url) if url.host().is_some() => Ok(url),
-            _ => parsed,
-        },
-    }
 }
 
 /// An aria2 option line (`  out=NAME` indented under its URL): the key and value.
