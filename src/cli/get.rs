@@ -86,6 +86,11 @@ pub struct GetArgs {
     /// Download again what the manifest says is already complete.
     #[arg(long)]
     pub force: bool,
+    /// Re-check files already complete, as wget's -N: asks with the server's
+    /// ETag and date from the manifest (If-None-Match, If-Modified-Since); a
+    /// 304 keeps the file, a newer copy replaces it once whole.
+    #[arg(short = 'N', long, conflicts_with = "force")]
+    pub timestamping: bool,
     /// Abandon responses larger than SIZE (by Content-Length, or while streaming,
     /// chunked bodies too): bytes, or with k, M, G (1024-based, as curl).
     #[arg(long, value_name = "SIZE", value_parser = size)]
@@ -226,6 +231,7 @@ impl GetArgs {
                 }
             };
         config.force = self.force;
+        config.timestamping = self.timestamping;
         config.grace = Duration::from_secs_f64(self.grace);
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);
         config.progress = match (self.progress, self.quiet) {

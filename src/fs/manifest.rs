@@ -59,6 +59,11 @@ pub enum Entry {
         sha256: String,
         /// Seconds since the Unix epoch.
         time: u64,
+        /// The server's validators for the copy saved, which `-N` sends back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etag: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_modified: Option<String>,
     },
 }
 
@@ -103,7 +108,22 @@ impl Entry {
             size,
             sha256: sha256.to_string(),
             time,
+            etag: None,
+            last_modified: None,
         }
+    }
+
+    /// A `saved` entry with the validators the server gave its copy.
+    pub fn with_validators(mut self, etag: Option<String>, last_modified: Option<String>) -> Entry {
+        if let Entry::Saved {
+            etag: saved_etag,
+            last_modified: saved_last_modified,
+            ..
+        } = &mut self
+        {
+            (*saved_etag, *saved_last_modified) = (etag, last_modified);
+        }
+        self
     }
 
     pub fn url(&self) -> &str {

@@ -64,6 +64,9 @@ pub struct GetConfig {
     pub resume: bool,
     /// Download again what the manifest says is complete (`--force`).
     pub force: bool,
+    /// Re-check what is complete with the server's validators (`-N`): a 304
+    /// keeps the file, a newer copy replaces it whole.
+    pub timestamping: bool,
     /// Raised by Ctrl-C; `None` when nothing can interrupt the run.
     pub interrupt: Option<Interrupt>,
     /// How long downloads in flight may go on after an interrupt.
@@ -93,6 +96,7 @@ impl GetConfig {
             worker_program: WorkerProgram::current(),
             resume: false,
             force: false,
+            timestamping: false,
             interrupt: None,
             grace: Duration::from_secs(5),
             progress: ProgressMode::None,
@@ -251,6 +255,7 @@ pub fn run_from<S: Source>(
         names,
         resume: config.resume,
         force: config.force,
+        timestamping: config.timestamping,
         layout: config.settings.layout.clone(),
         ranks: Default::default(),
         stale_parts: AtomicU64::new(0),

@@ -15,6 +15,7 @@ use super::input::{Job, Plan, Resume};
 use crate::fs::layout::{self, Layout};
 use crate::fs::manifest::{self, Entry, Known};
 use crate::fs::names::{self, FolderNames, NameRegistry, PART_SUFFIX};
+use crate::http::Conditional;
 use crate::http::transfer::resume_validator;
 use crate::http::{Complete, Outcome};
 
@@ -27,6 +28,9 @@ pub struct Planner {
     pub resume: bool,
     /// Download again what is complete (`--force`).
     pub force: bool,
+    /// Re-check what is complete against the server (`-N`): only a newer copy
+    /// replaces it.
+    pub timestamping: bool,
     /// Where files go: ranks are counted per folder.
     pub layout: Layout,
     /// Per base name (by a 128-bit fingerprint, so a list of millions of
@@ -82,7 +86,12 @@ impl Planner {
         };
         match entry {
             Entry::Saved {
-                name, size, sha256, ..
+                name,
+                size,
+                sha256,
+                etag,
+                last_modified,
+                ..
             } => {
                 let path = self.directory.join(name);
                 if !layout::folders_are_real(&self.directory, name)
@@ -98,10 +107,25 @@ impl Planner {
                         name: name.clone(),
                         resume: None,
                         replace: true,
+                        conditional: None,
                     });
                     return Planned::Download(job);
                 }
                 match file_matches(&path, *size, sha256) {
+                    true if self.timestamping => {
+                        job.plan = Some(Plan {
+                            name: name.clone(),
+                            resume: None,
+                            replace: true,
+                            conditional: Some(Conditional {
+                                etag: etag.clone(),
+                                last_modified: last_modified.clone(),
+                                size: *size,
+                                sha256: sha256.clone(),
+                            }),
+                        });
+                        Planned::Download(job)
+                    }
                     true => {
                         if self.resume {
                             // A part beside a complete file is a leftover (a run
@@ -158,6 +182,7 @@ impl Planner {
                     name: name.clone(),
                     resume,
                     replace: false,
+                    conditional: None,
                 });
                 Planned::Download(job)
             }
@@ -183,6 +208,7 @@ impl Planner {
                     name: name.clone(),
                     resume: None,
                     replace: false,
+                    conditional: None,
                 });
                 Planned::Download(job)
             }
@@ -240,6 +266,7 @@ mod tests {
                 directory,
                 resume,
                 force,
+                timestamping: false,
                 layout: Layout::default(),
                 ranks: HashMap::new(),
                 stale_parts: AtomicU64::new(0),
@@ -263,6 +290,8 @@ mod tests {
             size: bytes.len() as u64,
             sha256: sha256_of(bytes),
             time: 0,
+            etag: None,
+            last_modified: None,
         }
     }
 
@@ -290,6 +319,7 @@ mod tests {
                 validator: validator.to_string(),
             }),
             replace,
+            conditional: None,
         })
     }
 
@@ -436,7 +466,8 @@ mod tests {
             Some(Plan {
                 name: "a.bin".to_string(),
                 resume: None,
-                replace: false
+                replace: false,
+                conditional: None,
             })
         );
         assert!(planner.take_stale_notice().unwrap().contains("a.bin.part"));

@@ -59,6 +59,10 @@ pub enum DownloadError {
         expected: String,
         found: String,
     },
+    /// `-N`: the server's copy is the one already complete (a 304); an
+    /// outcome, turned into a skip, never a failure.
+    #[error("not modified")]
+    NotModified,
     /// The reader of the stream the body went to (`-O -`) went away.
     #[error("the output was closed before the download ended")]
     OutputClosed,

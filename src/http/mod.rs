@@ -33,7 +33,7 @@ pub use asynchronous::{AsyncClient, async_client, fetch_async};
 pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
 pub use outcome::{Complete, Outcome, Saved, Verdict};
-pub use request::{Algorithm, Checksum, Job, Origin, Plan, Resume};
+pub use request::{Algorithm, Checksum, Conditional, Job, Origin, Plan, Resume};
 pub use retry::retry_delay;
 pub use settings::Settings;
 pub use transfer::{Head, Transfer};

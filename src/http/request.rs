@@ -72,8 +72,22 @@ pub struct Plan {
     pub name: String,
     /// Continue the part file from where it ends.
     pub resume: Option<Resume>,
-    /// Replace the finished file at the name (`--force`).
+    /// Replace the finished file at the name (`--force`, and `-N` when the
+    /// server's copy changed).
     pub replace: bool,
+    /// `-N`: ask only for a copy newer than the file already complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<Conditional>,
+}
+
+/// The file a `-N` request re-checks: its validators for `If-None-Match` and
+/// `If-Modified-Since`, and what it holds, for the outcome of a 304.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conditional {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Where a part file ends, and the validator that proves the server's file has not

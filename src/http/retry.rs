@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
+use super::{Complete, Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
 use crate::http::request::{Job, Plan};
 
 /// The longest exponential backoff between two attempts.
@@ -112,7 +112,9 @@ impl<'a> Attempts<'a> {
             && !self.context.interrupt.requested()
             && !matches!(
                 error,
-                DownloadError::Write { .. } | DownloadError::OutputClosed
+                DownloadError::Write { .. }
+                    | DownloadError::OutputClosed
+                    | DownloadError::NotModified
             )
             && self.job.source(self.source + 1).is_some()
         {
@@ -136,9 +138,18 @@ impl<'a> Attempts<'a> {
         }
         Ok(Outcome {
             job: self.job.clone(),
-            verdict: match result {
-                Ok(saved) => Verdict::Saved(saved),
-                Err(error) => Verdict::Failed(error),
+            verdict: match (result, &self.job.plan) {
+                (Ok(saved), _) => Verdict::Saved(saved),
+                // `-N` and a 304: the file already complete is the server's.
+                (Err(DownloadError::NotModified), Some(plan)) if plan.conditional.is_some() => {
+                    let conditional = plan.conditional.as_ref().expect("checked");
+                    Verdict::Skipped(Complete {
+                        name: plan.name.clone(),
+                        bytes: conditional.size,
+                        sha256: conditional.sha256.clone(),
+                    })
+                }
+                (Err(error), _) => Verdict::Failed(error),
             },
             elapsed: self.started.elapsed(),
             attempts: self.made,

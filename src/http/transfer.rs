@@ -16,7 +16,7 @@ use super::{BodySink, Context, DownloadError, Saved, Settings};
 use crate::fs::manifest::{self, Entry};
 use crate::fs::names;
 use crate::fs::part::PartFile;
-use crate::http::request::{Job, Plan, Resume};
+use crate::http::request::{Conditional, Job, Plan, Resume};
 use crate::image::mime;
 
 /// The parts of a response head a transfer looks at.
@@ -388,7 +388,30 @@ impl<'a> Transfer<'a> {
             headers.push(("range", format!("bytes={}-", resume.offset)));
             headers.push(("if-range", resume.validator.clone()));
         }
+        if let Some(conditional) = self.conditional() {
+            if let Some(etag) = &conditional.etag {
+                headers.push(("if-none-match", etag.clone()));
+            }
+            // As wget's -N: the server's own date when it gave one, else the
+            // file's time.
+            let since = conditional.last_modified.clone().or_else(|| {
+                let name = &self.plan.as_ref()?.name;
+                let modified = std::fs::metadata(self.directory().join(name))
+                    .and_then(|metadata| metadata.modified())
+                    .ok()?;
+                Some(httpdate::fmt_http_date(modified))
+            });
+            if let Some(since) = since {
+                headers.push(("if-modified-since", since));
+            }
+        }
         headers
+    }
+
+    fn conditional(&self) -> Option<&Conditional> {
+        self.plan
+            .as_ref()
+            .and_then(|plan| plan.conditional.as_ref())
     }
 
     /// The response head: an error status or a refused type ends the transfer
@@ -397,6 +420,9 @@ impl<'a> Transfer<'a> {
     /// body is wanted; false when the part was already whole (a 416 that says
     /// so), and [`Transfer::finish`] follows at once.
     pub fn head(&mut self, head: Head) -> Result<bool, DownloadError> {
+        if head.status == 304 && self.conditional().is_some() {
+            return Err(DownloadError::NotModified);
+        }
         let already_whole = self.already_whole(&head);
         if head.status == 416 && self.resume().is_some() && !already_whole {
             // The part reaches past the end of the file the server has: it is
@@ -804,7 +830,9 @@ impl<'a> Transfer<'a> {
         self.name = None;
         if self.context.manifest.is_some() {
             self.unrecorded_start = None;
-            self.record(&Entry::saved(&self.job.url, &name, received, &sha256))?;
+            let entry = Entry::saved(&self.job.url, &name, received, &sha256)
+                .with_validators(self.head.etag.clone(), self.head.last_modified.clone());
+            self.record(&entry)?;
         }
         Ok(Saved {
             name,
@@ -849,6 +877,8 @@ impl<'a> Transfer<'a> {
                     resume: None,
                     ..plan
                 },
+                // A 304 is an outcome, never retried; a body that began was a
+                // new copy: later attempts fetch it whole.
                 _ => plan,
             });
         };
@@ -878,6 +908,7 @@ impl<'a> Transfer<'a> {
                     name,
                     resume: Some(Resume { offset, validator }),
                     replace,
+                    conditional: None,
                 })
             }
             // The part goes; a name the batch claimed for this job stays its own.
@@ -885,6 +916,7 @@ impl<'a> Transfer<'a> {
                 name,
                 resume: None,
                 replace,
+                conditional: None,
             }),
             _ => None,
         }

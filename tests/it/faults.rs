@@ -340,6 +340,33 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 body,
             )
         }
+        // A file with validators that answers a matching If-None-Match with
+        // 304 and no body, as a server behind wget's or grab's -N does; its
+        // bytes, ETag and date change with `change_files`.
+        ["validated", id] => {
+            let version = state.version.load(Ordering::Relaxed);
+            let etag = format!("\"{id}-v{version}\"");
+            let last_modified = format!("Sun, 01 Nov 2026 00:0{}:00 GMT", version % 10);
+            if headers.get("if-none-match") == Some(&etag) {
+                return respond(
+                    &mut stream,
+                    "304 Not Modified",
+                    &[("etag", etag), ("last-modified", last_modified)],
+                    b"",
+                );
+            }
+            let body = body_of(&format!("{id}-v{version}"), 5_000);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    ("content-length", body.len().to_string()),
+                    ("etag", etag),
+                    ("last-modified", last_modified),
+                ],
+                &body,
+            )
+        }
         ["png", name] => {
             let body = grab::gallery::encode(name, 8, 8, grab::gallery::Format::Png);
             respond(

@@ -9,6 +9,7 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
+use super::faults::{FaultServer, body_of};
 use super::support::{Scratch, files_under, for_each_strategy, gallery, grab, stderr_of};
 
 fn hex(bytes: &[u8]) -> String {
@@ -177,8 +178,58 @@ fn a_mirror_serves_what_a_dead_first_url_cannot(strategy: &str) {
     );
 }
 
+/// `-N`: a file already complete is asked for again with the validators its
+/// copy came with; a 304 keeps it untouched, and once the server's copy
+/// changes, the new one replaces it under the same name.
+fn timestamping_keeps_what_is_unchanged_and_replaces_what_changed(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/validated/sync.bin");
+    let output_dir = scratch.output_arg();
+    let run = |more: &[&str]| {
+        let mut arguments = vec!["get", "-s", strategy, "-o", &output_dir, "--json", &url];
+        arguments.extend_from_slice(more);
+        let output = grab(&arguments, None);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let file = scratch.output().join("sync.bin");
+    assert_eq!(run(&[])["saved"], 1);
+    let unchanged = run(&["-N"]);
+    assert_eq!(
+        (&unchanged["saved"], &unchanged["skipped"]),
+        (&0.into(), &1.into()),
+        "{unchanged}"
+    );
+    assert_eq!(unchanged["bytes"], 0, "a 304 has no body: {unchanged}");
+    let asked = server.seen().last().unwrap().headers.clone();
+    assert_eq!(
+        asked.get("if-none-match").map(String::as_str),
+        Some("\"sync.bin-v0\"")
+    );
+    assert_eq!(
+        asked.get("if-modified-since").map(String::as_str),
+        Some("Sun, 01 Nov 2026 00:00:00 GMT")
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), body_of("sync.bin-v0", 5_000));
+
+    server.change_files();
+    let changed = run(&["-N"]);
+    assert_eq!(changed["saved"], 1, "{changed}");
+    assert_eq!(std::fs::read(&file).unwrap(), body_of("sync.bin-v1", 5_000));
+    assert_eq!(files_under(&scratch.output()), ["sync.bin"]);
+    // The manifest took the new copy's validators: the next -N is a 304 again.
+    assert_eq!(run(&["-N"])["skipped"], 1);
+    let asked = server.seen().last().unwrap().headers.clone();
+    assert_eq!(
+        asked.get("if-none-match").map(String::as_str),
+        Some("\"sync.bin-v1\"")
+    );
+}
+
 for_each_strategy!(
     a_mirror_serves_what_a_dead_first_url_cannot,
+    timestamping_keeps_what_is_unchanged_and_replaces_what_changed,
     a_checksum_decides_whether_a_file_is_kept,
     checksum_lines_under_urls_check_each_algorithm,
     files_take_the_servers_time_unless_told_not_to,
