@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::error::OUT_OF_FILES_PATIENCE;
 use super::{Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
 use crate::http::request::{Job, Plan};
 
@@ -51,6 +52,8 @@ pub(super) struct Attempts<'a> {
     /// mirrors), and how many attempts that source has had.
     source: usize,
     made_on_source: u32,
+    /// Time spent waiting for a file descriptor, which no attempt counts.
+    starved: Duration,
 }
 
 impl<'a> Attempts<'a> {
@@ -70,6 +73,7 @@ impl<'a> Attempts<'a> {
                 .map_or(0, |resume| resume.offset),
             source: 0,
             made_on_source: 0,
+            starved: Duration::ZERO,
         }
     }
 
@@ -95,8 +99,21 @@ impl<'a> Attempts<'a> {
             self.plan = transfer.next_plan(error);
         }
         drop(transfer);
+        // Out of descriptors: others' downloads will give theirs back. The
+        // attempt never reached the server, so it does not count.
+        if let Err(DownloadError::TooManyOpenFiles(_)) = &result
+            && !self.context.interrupt.stopping()
+            && self.starved < OUT_OF_FILES_PATIENCE
+        {
+            self.made -= 1;
+            self.made_on_source -= 1;
+            let wait = Duration::from_millis(20 + fastrand::u64(..200));
+            self.starved += wait;
+            tracing::debug!(url = %self.job.url, wait_ms = wait.as_millis() as u64, "waiting for a file descriptor");
+            return Err(wait);
+        }
         if let Err(error) = &result
-            && !self.context.interrupt.requested()
+            && !self.context.interrupt.stopping()
             && let Some(wait) = retry_delay(&self.context.settings, self.made_on_source, error)
         {
             tracing::debug!(url = %self.job.url, attempt = self.made, %error, wait_ms = wait.as_millis() as u64, "retrying");
@@ -104,8 +121,8 @@ impl<'a> Attempts<'a> {
         }
         // This source failed for good: the next mirror gets its own attempts.
         if let Err(error) = &result
-            && !self.context.interrupt.requested()
-            && !matches!(error, DownloadError::Write { .. })
+            && !self.context.interrupt.stopping()
+            && !error.is_local()
             && self.job.source(self.source + 1).is_some()
         {
             self.source += 1;
