@@ -743,7 +743,14 @@ impl<'a> Transfer<'a> {
         self.name = None;
         if self.context.manifest.is_some() {
             self.unrecorded_start = None;
-            self.record(&Entry::saved(&self.job.url, &name, received, &sha256))?;
+            if let Err(error) = self.record(&Entry::saved(&self.job.url, &name, received, &sha256))
+            {
+                // Unrecorded (a full disk), the file would pass for another
+                // URL's at the next run, which would name around it: it goes,
+                // and that run downloads it again under its name.
+                let _ = std::fs::remove_file(self.directory().join(&name));
+                return Err(error);
+            }
         }
         Ok(Saved {
             name,

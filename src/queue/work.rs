@@ -496,14 +496,7 @@ impl Source for QueueSource {
     fn next_item(&mut self) -> Option<Result<Planned, InvalidLine>> {
         loop {
             if self.interrupt.stopping() {
-                // Read, never started: the queue's again for other workers.
-                let hand_back = self.hand_back();
-                for planned in std::mem::take(&mut self.buffer) {
-                    match planned {
-                        Planned::Download(job) => hand_back(job),
-                        Planned::Skip(outcome) => hand_back(outcome.job),
-                    }
-                }
+                // What it read goes back when it is dropped.
                 return None;
             }
             if let Some(planned) = self.buffer.pop_front() {
@@ -526,6 +519,21 @@ impl Source for QueueSource {
 
     fn on_unstarted(&self) -> Option<get::UnstartedHook> {
         Some(self.hand_back())
+    }
+}
+
+/// Jobs read and never handed to the run (the run stopped, or its reader
+/// stopped waiting for room in a full queue) go back to the queue for other
+/// workers.
+impl Drop for QueueSource {
+    fn drop(&mut self) {
+        let hand_back = self.hand_back();
+        for planned in std::mem::take(&mut self.buffer) {
+            match planned {
+                Planned::Download(job) => hand_back(job),
+                Planned::Skip(outcome) => hand_back(outcome.job),
+            }
+        }
     }
 }
 
@@ -785,19 +793,22 @@ impl Reader {
             return Ok(());
         }
         let jobs: usize = holders.iter().map(|holder| holder.pending).sum();
-        let shown: Vec<String> = holders
-            .iter()
-            .take(3)
-            .map(|holder| {
-                format!(
-                    "{} ({} job{}, silent {:.1} s)",
-                    holder.name,
-                    holder.pending,
-                    if holder.pending == 1 { "" } else { "s" },
-                    holder.idle as f64 / 1000.0
-                )
-            })
-            .collect();
+        let silent = |holder: &redis::streams::StreamInfoConsumer| holder.idle as f64 / 1000.0;
+        let shown: Vec<String> = match holders.as_slice() {
+            [only] => vec![format!("{}, silent {:.1} s", only.name, silent(only))],
+            several => several
+                .iter()
+                .take(3)
+                .map(|holder| {
+                    format!(
+                        "{} ({}, silent {:.1} s)",
+                        holder.name,
+                        holder.pending,
+                        silent(holder)
+                    )
+                })
+                .collect(),
+        };
         let more = match holders.len() {
             0..=3 => String::new(),
             count => format!(" and {} more", count - 3),
