@@ -18,7 +18,8 @@
 //!   reduced JPEG decoding, resizing and encoding as img2dataset means it.
 //! - [`engine`]: jobs in, outcomes out: the strategies (`sequential`,
 //!   `threads`, worker `processes`, `async`), the bounded queue, the
-//!   interrupt, the live view's mode; a mock task for tests.
+//!   run's stop (Ctrl-C, or a halt such as a full disk), the open-file
+//!   limit, the live view's mode; a mock task for tests.
 //! - [`console`], [`redact`], [`exit`], [`partition`] (`--shard K/N`),
 //!   [`gallery`] (the deterministic images the server serves and tests decode).
 //!

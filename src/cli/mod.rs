@@ -201,6 +201,9 @@ fn command_named(arguments: &[String]) -> String {
 /// Runs a parsed command line. `program` is what worker processes run: this
 /// executable, with the log filter the process was started with.
 pub fn execute(cli: Cli, program: WorkerProgram) -> ExitStatus {
+    // A low soft limit is a default, not a choice: every command (and every
+    // worker process, which inherits it) gets the hard one.
+    crate::engine::limits::raise_open_files();
     match &cli.command {
         Command::Get(arguments) => get::run(arguments, program),
         Command::Dataset(arguments) => dataset::run(arguments, program),

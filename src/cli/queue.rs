@@ -13,8 +13,9 @@ use crate::console::{Console, Verbosity};
 use crate::engine::processes::WorkerProgram;
 use crate::exit::ExitStatus;
 use crate::get::input::Inputs;
+use crate::queue::NoSuchQueue;
 use crate::queue::dataset::{DatasetWorkConfig, TableSpec};
-use crate::queue::link::Link;
+use crate::queue::link::{AddressError, Link};
 use crate::queue::work::{self, WorkConfig, Worked, WorkerConfig};
 use crate::queue::{self, Keys};
 
@@ -78,7 +79,23 @@ pub struct PushArgs {
     pub table: super::dataset::TableArgs,
 }
 
+// The flags of `grab get` that a queue worker refuses (the queue's jobs are
+// its input, named when pushed) are kept out of its help: it lists only what
+// applies.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("urls", |arg| arg.hide(true)),
+    mut_arg("inputs", |arg| arg.hide(true)),
+    mut_arg("output_document", |arg| arg.hide(true)),
+    mut_arg("shard", |arg| arg.hide(true)),
+    mut_arg("filters", |arg| arg.hide(true)),
+    mut_arg("filter_output_dir", |arg| arg.hide(true)),
+    mut_arg("memory_limit", |arg| arg.hide(true)),
+    mut_arg("force_directories", |arg| arg.hide(true)),
+    mut_arg("no_host_directories", |arg| arg.hide(true)),
+    mut_arg("cut_dirs", |arg| arg.hide(true)),
+    mut_arg("spread", |arg| arg.hide(true))
+)]
 pub struct WorkArgs {
     #[command(flatten)]
     pub worker: WorkerArgs,
@@ -145,6 +162,16 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// A queue command that could not go on: a usage error (exit 2) when the
+/// command line named something that is not there (an address that is not
+/// Redis's, a queue no push made), else a failure.
+fn queue_failed(error: anyhow::Error) -> ExitStatus {
+    if error.is::<AddressError>() || error.is::<NoSuchQueue>() {
+        return usage_error(format!("{error:#}"));
+    }
+    super::failed(error)
+}
+
 pub fn run(arguments: &QueueArgs, program: WorkerProgram) -> ExitStatus {
     match &arguments.command {
         QueueCommand::Push(arguments) => push(arguments),
@@ -205,7 +232,7 @@ fn push(arguments: &PushArgs) -> ExitStatus {
                 _ => ExitStatus::Failed,
             }
         }
-        Err(error) => super::failed(error),
+        Err(error) => queue_failed(error),
     }
 }
 
@@ -243,15 +270,26 @@ fn push_dataset(arguments: &PushArgs, table: &std::path::Path) -> ExitStatus {
             ));
             ExitStatus::Ok
         }
-        Err(error) => super::failed(error),
+        Err(error) => queue_failed(error),
     }
 }
 
 /// The worker's closing line, and its exit status: failed jobs are the
-/// queue's to retry or bury, so a worker that did its part ends well.
-fn worked_status(console: &Console, queue: &str, worked: &Worked, interrupted: bool) -> ExitStatus {
+/// queue's to retry or bury, so a worker that did its part ends well; one
+/// the run stopped (a full disk, told when it happened) did not.
+fn worked_status(
+    console: &Console,
+    queue: &str,
+    worked: &Worked,
+    interrupted: bool,
+    halted: bool,
+) -> ExitStatus {
+    let handed_back = match worked.handed_back {
+        0 => String::new(),
+        count => format!(", {count} never started and handed back"),
+    };
     console.summary(&format!(
-        "queue {queue} worker {}: {} acknowledged ({} found already committed), {} failed attempt(s) left pending, {} dead-lettered, {} taken over",
+        "queue {queue} worker {}: {} acknowledged ({} found already committed), {} failed attempt(s) left pending, {} dead-lettered, {} taken over{handed_back}",
         worked.consumer,
         worked.acknowledged,
         worked.recovered,
@@ -264,6 +302,7 @@ fn worked_status(console: &Console, queue: &str, worked: &Worked, interrupted: b
             console.error(&format!("stopped: {error}"));
             ExitStatus::Failed
         }
+        None if halted => ExitStatus::Failed,
         None if interrupted => ExitStatus::Interrupted,
         None => ExitStatus::Ok,
     }
@@ -287,10 +326,13 @@ fn work_dataset(arguments: &DatasetWorkArgs, program: WorkerProgram) -> ExitStat
             if let Some(run) = &last {
                 super::dataset::print_stats(run, arguments.build.json, &console);
             }
-            let interrupted = interrupt.is_some_and(|interrupt| interrupt.requested());
-            worked_status(&console, &config.worker.queue, &worked, interrupted)
+            let interrupted = interrupt.as_ref().is_some_and(|stop| stop.requested());
+            let halted = interrupt
+                .as_ref()
+                .is_some_and(|stop| stop.halted().is_some());
+            worked_status(&console, &config.worker.queue, &worked, interrupted, halted)
         }
-        Err(error) => super::failed(error),
+        Err(error) => queue_failed(error),
     }
 }
 
@@ -330,9 +372,15 @@ fn work(arguments: &WorkArgs, program: WorkerProgram) -> ExitStatus {
     match work::run(&work, &console) {
         Ok((summary, worked)) => {
             super::get::print_summary(&summary, get.json, &console);
-            worked_status(&console, &work.worker.queue, &worked, summary.interrupted)
+            worked_status(
+                &console,
+                &work.worker.queue,
+                &worked,
+                summary.interrupted,
+                summary.stopped.is_some(),
+            )
         }
-        Err(error) => super::failed(error),
+        Err(error) => queue_failed(error),
     }
 }
 
@@ -342,7 +390,7 @@ fn status(arguments: &StatusArgs) -> ExitStatus {
         .and_then(|mut link| queue::status(&mut link, &keys))
     {
         Ok(status) => status,
-        Err(error) => return super::failed(error),
+        Err(error) => return queue_failed(error),
     };
     if arguments.json {
         println!(

@@ -173,6 +173,8 @@ struct Tracker {
     counters: Arc<Counters>,
     shards_written: AtomicU64,
     console: Console,
+    /// The run's stop: a full disk halts it.
+    interrupt: Interrupt,
 }
 
 #[derive(Default)]
@@ -222,11 +224,25 @@ impl Tracker {
                 self.counters.shards.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
-                let message = format!("shard {}: {error:#}", shard::shard_name(shard));
-                self.console.error(&message);
-                crate::lock(&self.errors).push(message);
+                let full = error.chain().find_map(|cause| {
+                    cause
+                        .downcast_ref::<std::io::Error>()
+                        .and_then(crate::http::error::storage_full)
+                });
+                match full {
+                    // Left unwritten, its samples spooled: a run with room writes it.
+                    Some(message) => self.full(message),
+                    None => self.error(format!("shard {}: {error:#}", shard::shard_name(shard))),
+                }
             }
         }
+    }
+
+    /// The disk is full: the run stops, said once for every sample and shard
+    /// it stops (which a run with room does again).
+    fn full(&self, message: &str) {
+        let reason = format!("{} is full ({message})", self.layout.output_dir.display());
+        download_task::halt(&self.interrupt, &self.console, &reason);
     }
 
     fn error(&self, message: String) {
@@ -243,12 +259,15 @@ impl Tracker {
         let folder = self.layout.spool_folder(shard);
         match sample::spool(&folder, sample, image) {
             Ok(_) => self.done(shard, 1),
-            Err(error) => self.error(format!(
-                "{}: cannot spool sample {} in {}: {error}",
-                sample.url,
-                sample.key,
-                folder.display()
-            )),
+            Err(error) => match crate::http::error::storage_full(&error) {
+                Some(message) => self.full(message),
+                None => self.error(format!(
+                    "{}: cannot spool sample {} in {}: {error}",
+                    sample.url,
+                    sample.key,
+                    folder.display()
+                )),
+            },
         }
     }
 }
@@ -311,6 +330,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     fs::create_dir_all(&downloads)
         .with_context(|| format!("cannot create {}", downloads.display()))?;
     let counters = Arc::new(Counters::default());
+    let interrupt = config.interrupt.clone().unwrap_or_default();
     let tracker = Arc::new(Tracker {
         layout: layout.clone(),
         open: Mutex::new(BTreeMap::new()),
@@ -319,8 +339,8 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         counters: counters.clone(),
         shards_written: AtomicU64::new(0),
         console: config.console.clone(),
+        interrupt: interrupt.clone(),
     });
-    let interrupt = config.interrupt.clone().unwrap_or_default();
     let waiting: Arc<Waiting> = Arc::default();
 
     // The image pool: its own engine run, on a thread of its own.
@@ -366,7 +386,12 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         },
         ..Context::new(settings, Arc::new(FolderNames::new(&downloads)))
     };
-    let workers = config.strategy.workers(config.jobs);
+    // Each image thread holds a spool file at a time.
+    let (workers, capped) =
+        engine::limits::cap_workers(config.strategy.workers(config.jobs), image_workers as u64);
+    if let Some(note) = capped {
+        config.console.notice(&note);
+    }
     let (sender, queue) = Queue::bounded(workers * DOWNLOAD_QUEUE_PER_WORKER, interrupt.clone());
     let reused = Arc::new(Mutex::new((Stats::default(), 0u64, 0u64)));
     let reader = {
@@ -420,7 +445,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     }
     let _ = fs::remove_dir_all(&downloads);
     let open = crate::lock(&tracker.open).len();
-    if open == 0 && !interrupt.requested() && !config.shared_folder {
+    if open == 0 && !interrupt.stopping() && !config.shared_folder {
         // Every shard is written: nothing of the work folder is needed again.
         let _ = fs::remove_dir_all(layout.work());
     }
@@ -430,7 +455,12 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     let elapsed = started.elapsed().as_secs_f64();
     let finished = counters.samples.load(Ordering::Relaxed);
     let mut errors = crate::lock(&tracker.errors).clone();
-    if open > 0 && !interrupt.requested() && errors.is_empty() {
+    if let Some(reason) = interrupt.halted() {
+        errors.push(format!(
+            "stopped because {reason}: {open} shard(s) left unfinished, their samples spooled for the next run"
+        ));
+    }
+    if open > 0 && !interrupt.stopping() && errors.is_empty() {
         errors.push(format!("{open} shard(s) left unfinished"));
     }
     let shards_written = tracker.shards_written.load(Ordering::Relaxed);
@@ -450,6 +480,10 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         errors,
         interrupted: interrupt.requested(),
     };
+    if interrupt.halted().is_some() {
+        // No room for it: the next run writes it, over every shard.
+        return Ok(run);
+    }
     if let Err(error) = write_stats(directory, &mut run) {
         let message = format!("{error:#}");
         config.console.error(&message);
@@ -538,7 +572,7 @@ fn read_rows(
     let mut current: Option<(u64, u64, bool)> = None;
     let mut complete = false;
     for row in rows {
-        if interrupt.requested() {
+        if interrupt.stopping() {
             return;
         }
         let row = match row {
@@ -574,10 +608,13 @@ fn read_rows(
                 }
                 tracker.counters.shards.fetch_add(1, Ordering::Relaxed);
             } else if let Err(error) = fs::create_dir_all(layout.spool_folder(shard)) {
-                tracker.error(format!(
-                    "cannot create {}: {error}",
-                    layout.spool_folder(shard).display()
-                ));
+                match crate::http::error::storage_full(&error) {
+                    Some(message) => tracker.full(message),
+                    None => tracker.error(format!(
+                        "cannot create {}: {error}",
+                        layout.spool_folder(shard).display()
+                    )),
+                }
                 return;
             }
             current = Some((shard, 0, complete));
@@ -696,6 +733,9 @@ fn downloaded(
                 ),
             }
         }
+        // The run halts for it (see `download_task::run`); not spooled, the
+        // sample is downloaded again by the next run.
+        Verdict::Failed(error) if error.stops_the_run().is_some() => {}
         Verdict::Failed(DownloadError::OptedOut { directive }) => fail(
             Status::OptedOut,
             format!("opted out by X-Robots-Tag: {directive}"),

@@ -14,16 +14,19 @@
 //! - [`asynchronous`]: N tasks on single-threaded tokio runtimes, one per core,
 //!   for an [`AsyncTask`];
 //! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
-//!   on request, so engine tests are deterministic.
+//!   on request, so engine tests are deterministic;
+//! - [`limits`]: the open-file limit, raised at start, and the work in flight
+//!   it allows.
 
 pub mod asynchronous;
+pub mod limits;
 pub mod mock;
 pub mod processes;
 pub mod threads;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -99,10 +102,12 @@ pub struct Ran<'a> {
 /// (a full downstream queue), which holds that worker back.
 pub type Sink<Outcome> = Arc<dyn Fn(Outcome, Ran<'_>) + Send + Sync>;
 
-/// Ctrl-C, as the engine sees it: how many times it was asked to stop. The first
-/// request stops workers from taking new jobs. While a client watches (see
-/// [`Interrupt::watch`]), what the second means is the client's to decide (`get`
-/// finishes its report, then exits); otherwise the second signal exits at once.
+/// The run's stop, as the engine sees it: Ctrl-C (how many times it was asked
+/// to stop), or a halt for a reason that ends the run for every job alike (a
+/// full disk). Either stops workers from taking new jobs. While a client
+/// watches (see [`Interrupt::watch`]), what a second Ctrl-C means is the
+/// client's to decide (`get` finishes its report, then exits); otherwise the
+/// second signal exits at once.
 #[derive(Debug, Clone, Default)]
 pub struct Interrupt(Arc<InterruptState>);
 
@@ -110,6 +115,8 @@ pub struct Interrupt(Arc<InterruptState>);
 struct InterruptState {
     count: AtomicUsize,
     watched: AtomicBool,
+    /// Why the run halted, the first reason given.
+    halt: OnceLock<String>,
 }
 
 impl Interrupt {
@@ -141,6 +148,23 @@ impl Interrupt {
     /// Whether a stop was asked for at all.
     pub fn requested(&self) -> bool {
         self.count() > 0
+    }
+
+    /// Stops the run for a reason no job can get past (a full disk): workers
+    /// take no new job, as after a first Ctrl-C, but the user did not ask for
+    /// it. True for the first reason given, the one kept (and to be told).
+    pub fn halt(&self, reason: impl Into<String>) -> bool {
+        self.0.halt.set(reason.into()).is_ok()
+    }
+
+    /// Why the run halted, if it did.
+    pub fn halted(&self) -> Option<&str> {
+        self.0.halt.get().map(String::as_str)
+    }
+
+    /// Whether workers should take no new job: Ctrl-C, or a halt.
+    pub fn stopping(&self) -> bool {
+        self.requested() || self.0.halt.get().is_some()
     }
 
     /// How many times a stop was asked for.
@@ -259,6 +283,9 @@ pub struct Queue<Job> {
     /// from those never started.
     taken: Arc<AtomicU64>,
     room: Arc<Room>,
+    /// Jobs a worker received after the stop and did not start: never lost,
+    /// they come back with [`Queue::leftover`].
+    refused: Arc<Mutex<Vec<Job>>>,
 }
 
 impl<Job> Clone for Queue<Job> {
@@ -268,6 +295,7 @@ impl<Job> Clone for Queue<Job> {
             interrupt: self.interrupt.clone(),
             taken: self.taken.clone(),
             room: self.room.clone(),
+            refused: self.refused.clone(),
         }
     }
 }
@@ -294,6 +322,7 @@ impl<Job> Queue<Job> {
                 interrupt,
                 taken: Arc::default(),
                 room,
+                refused: Arc::default(),
             },
         )
     }
@@ -313,9 +342,10 @@ impl<Job> Queue<Job> {
         self.handed(job)
     }
 
-    /// The job, counted as taken, unless the run was interrupted meanwhile.
+    /// The job, counted as taken, unless the run was stopped meanwhile.
     fn handed(&self, job: Job) -> Option<Job> {
-        if self.interrupt.requested() {
+        if self.interrupt.stopping() {
+            crate::lock(&self.refused).push(job);
             return None;
         }
         self.taken.fetch_add(1, Ordering::Relaxed);
@@ -331,6 +361,17 @@ impl<Job> Queue<Job> {
     pub fn close(&self) {
         self.receiver.close();
         self.room.wake();
+    }
+
+    /// After a stop: the jobs no worker started (still queued, or refused by
+    /// a worker that received them after the stop), taken out of the queue,
+    /// for a client that hands them back to where they came from.
+    pub fn leftover(&self) -> Vec<Job> {
+        let mut jobs = std::mem::take(&mut *crate::lock(&self.refused));
+        while let Ok(job) = self.receiver.try_recv() {
+            jobs.push(job);
+        }
+        jobs
     }
 
     pub fn interrupt(&self) -> &Interrupt {

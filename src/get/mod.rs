@@ -131,7 +131,17 @@ pub trait Source: Send + 'static {
     fn estimate(&self) -> Option<input::Estimate> {
         None
     }
+
+    /// Where the jobs it gave go back when a stopped run never started them
+    /// (a work queue hands them to other workers); asked once, before the
+    /// run reads.
+    fn on_unstarted(&self) -> Option<UnstartedHook> {
+        None
+    }
 }
+
+/// Takes back a job the run read from its source and never started.
+pub type UnstartedHook = Arc<dyn Fn(input::Job) + Send + Sync>;
 
 impl Source for Inputs {
     fn next_item(&mut self) -> Option<Result<Planned, input::InvalidLine>> {
@@ -223,7 +233,10 @@ pub fn run_from<S: Source>(
     }
     let manifest = Manifest::open(directory)
         .with_context(|| format!("cannot write the manifest in {}", directory.display()))?;
-    let workers = config.strategy.workers(config.jobs);
+    let (workers, capped) = engine::limits::cap_workers(config.strategy.workers(config.jobs), 0);
+    if let Some(note) = capped {
+        config.console.notice(&note);
+    }
     let reporter = Arc::new(Reporter::new(
         config.console.clone(),
         config.strategy,
@@ -276,8 +289,10 @@ pub fn run_from<S: Source>(
             })
             .ok()
     });
+    let unstarted = inputs.on_unstarted();
     let reader = {
         let (reporter, record) = (reporter.clone(), record.clone());
+        let unstarted = unstarted.clone();
         thread::Builder::new()
             .name("input".to_string())
             .spawn(move || {
@@ -298,7 +313,10 @@ pub fn run_from<S: Source>(
                                 job.queued_at = reporter.elapsed();
                                 live.queued.fetch_add(1, Ordering::Relaxed);
                                 live.read.fetch_add(1, Ordering::Relaxed);
-                                if sender.send_blocking(job).is_err() {
+                                if let Err(refused) = sender.send_blocking(job) {
+                                    if let Some(unstarted) = &unstarted {
+                                        unstarted(refused.into_inner());
+                                    }
                                     // Stopped: the list's total stays the
                                     // estimate, not what was read.
                                     return (inputs.duplicates(), stale(&planner));
@@ -369,6 +387,7 @@ pub fn run_from<S: Source>(
     let (result, _lock) = match ending.recv() {
         Ok(Ending::Finished(result, lock)) => (result, lock),
         Ok(Ending::Abandoned(summary)) => {
+            hand_back(&queue, unstarted.as_ref());
             stop_counting.store(true, Ordering::Relaxed);
             if !config.shared_folder {
                 // The lock is held until the process exits; its file goes now,
@@ -401,6 +420,7 @@ pub fn run_from<S: Source>(
     // Still watched meanwhile: after Ctrl-C, a reader stuck on a terminal's stdin
     // is cut off by the grace period or a second Ctrl-C.
     let duplicates = reader.join();
+    hand_back(&queue, unstarted.as_ref());
     drop(finished);
     if let Some(watchdog) = watchdog {
         let _ = watchdog.join();
@@ -416,8 +436,10 @@ pub fn run_from<S: Source>(
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
     let mut summary = reporter.summary(duplicates);
-    if interrupt.requested() {
+    if interrupt.stopping() {
         account_for_the_stop(&mut summary, &reporter, queue.taken());
+        summary.interrupted = interrupt.requested();
+        summary.stopped = interrupt.halted().map(str::to_string);
     }
     if let Some(line) = reporter.invalid_lines_not_shown() {
         reporter.console().error(&line);
@@ -426,6 +448,15 @@ pub fn run_from<S: Source>(
         .finish_records(&summary)
         .context("cannot finish the report")?;
     Ok(summary)
+}
+
+/// Gives the jobs no worker started back to their source, if it takes them.
+fn hand_back(queue: &Queue<input::Job>, unstarted: Option<&UnstartedHook>) {
+    if let Some(unstarted) = unstarted {
+        for job in queue.leftover() {
+            unstarted(job);
+        }
+    }
 }
 
 /// Parts an earlier run left that this one does not resume.

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
-use super::error::{from_io_kind, io_kind_in_chain, resolve_failure};
+use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
@@ -233,7 +233,7 @@ fn read_timed_out(settings: &Settings) -> DownloadError {
 /// An error by the kind of I/O error in its chain; else by its innermost
 /// source, since the top-level message is generic ("error sending request").
 fn from_error_chain(error: &(dyn StdError + 'static), settings: &Settings) -> DownloadError {
-    if let Some(reason) = resolve_failure(error) {
+    if let Some(reason) = resolve_failure(error).or_else(|| out_of_files_in_chain(error)) {
         return reason;
     }
     if let Some(reason) = io_kind_in_chain(error).and_then(|kind| from_io_kind(kind, settings)) {

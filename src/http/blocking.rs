@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use rustls::pki_types::CertificateDer;
 
-use super::error::{from_io_kind, io_kind_in_chain, resolve_failure};
+use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
 use super::proxy;
 use super::retry::Attempts;
 use super::transfer::{Head, Transfer};
@@ -92,6 +92,7 @@ fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
         ureq::Error::TooManyRedirects => DownloadError::TooManyRedirects,
         ureq::Error::Io(io_error) => from_io(io_error, settings),
         other => resolve_failure(other)
+            .or_else(|| out_of_files_in_chain(other))
             .or_else(|| io_kind_in_chain(other).and_then(|kind| from_io_kind(kind, settings)))
             .unwrap_or_else(|| DownloadError::Network(other.to_string())),
     }
@@ -105,7 +106,7 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
     {
         return from_ureq(inner, settings);
     }
-    if let Some(reason) = resolve_failure(error) {
+    if let Some(reason) = resolve_failure(error).or_else(|| out_of_files_in_chain(error)) {
         return reason;
     }
     from_io_kind(error.kind(), settings)

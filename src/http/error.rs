@@ -53,6 +53,19 @@ pub enum DownloadError {
     Network(String),
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+    /// The disk (or the user's quota) is full: no other file can be written
+    /// either, so this error stops the run ([`DownloadError::stops_the_run`]).
+    #[error("cannot write {path}: {message}")]
+    StorageFull {
+        path: String,
+        /// The output folder, which the run's message names.
+        folder: String,
+        message: String,
+    },
+    /// No file descriptor was left for a moment: a reason to wait for one,
+    /// never a failed download unless it lasts (see [`OUT_OF_FILES_PATIENCE`]).
+    #[error("too many open files: {0}")]
+    TooManyOpenFiles(String),
     #[error("{algorithm} checksum mismatch: expected {expected}, got {found}")]
     ChecksumMismatch {
         algorithm: String,
@@ -83,6 +96,7 @@ impl DownloadError {
         match self {
             DownloadError::Truncated { .. } => "body cut short".to_string(),
             DownloadError::Write { .. } => "cannot write the file".to_string(),
+            DownloadError::StorageFull { message, .. } => message.clone(),
             DownloadError::NotAccepted { .. } => "not an accepted type".to_string(),
             DownloadError::BadRedirect { .. } => "redirected to an invalid location".to_string(),
             DownloadError::MaxTime { .. } => "took longer than --max-time".to_string(),
@@ -111,6 +125,7 @@ impl DownloadError {
             | DownloadError::ConnectionReset
             | DownloadError::Truncated { .. }
             | DownloadError::RangeMismatch
+            | DownloadError::TooManyOpenFiles(_)
             | DownloadError::Network(_) => true,
             // A name that does not resolve rarely does a second later; three
             // retries only triple the wait for the error.
@@ -118,6 +133,105 @@ impl DownloadError {
             _ => false,
         }
     }
+
+    /// Why the whole run must stop, when this error is one that every other
+    /// download would meet too: a full disk or quota. `FOLDER is full (no
+    /// space left on the device)`.
+    pub fn stops_the_run(&self) -> Option<String> {
+        match self {
+            DownloadError::StorageFull {
+                folder, message, ..
+            } => Some(format!("{folder} is full ({message})")),
+            _ => None,
+        }
+    }
+
+    /// Whether the failure was on this machine (a file that could not be
+    /// written), which another mirror would not change.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            DownloadError::Write { .. } | DownloadError::StorageFull { .. }
+        )
+    }
+
+    /// A failed write of `path` in the output folder `folder`: a full disk
+    /// and a lack of descriptors are told apart from other write errors.
+    pub fn writing(path: &std::path::Path, folder: &std::path::Path, error: io::Error) -> Self {
+        if let Some(message) = storage_full(&error) {
+            return DownloadError::StorageFull {
+                path: path.display().to_string(),
+                folder: folder.display().to_string(),
+                message: message.to_string(),
+            };
+        }
+        if out_of_files(&error) {
+            return DownloadError::TooManyOpenFiles(path.display().to_string());
+        }
+        DownloadError::Write {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// How long one download waits in all for a file descriptor (retrying each
+/// time one is refused) before it fails: long enough for downloads in flight
+/// to finish and give theirs back.
+pub const OUT_OF_FILES_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a full disk or quota is called in messages, when `error` is one
+/// (`ENOSPC`, `EDQUOT`): the class of write error that stops a run, for every
+/// command (downloads, dataset spools and shards).
+pub fn storage_full(error: &io::Error) -> Option<&'static str> {
+    match error.kind() {
+        io::ErrorKind::StorageFull => Some("no space left on the device"),
+        io::ErrorKind::QuotaExceeded => Some("disk quota exceeded"),
+        _ => None,
+    }
+}
+
+/// [`storage_full`] for an error anywhere in a chain of sources.
+pub fn storage_full_in_chain(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(message) = error.downcast_ref::<io::Error>().and_then(storage_full) {
+            return Some(message);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// Whether the process (or the system) ran out of file descriptors
+/// (`EMFILE`, `ENFILE`).
+pub fn out_of_files(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            error.raw_os_error(),
+            Some(nix::libc::EMFILE | nix::libc::ENFILE)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = error;
+        false
+    }
+}
+
+/// [`DownloadError::TooManyOpenFiles`] when an error's chain holds
+/// [`out_of_files`]; clients that keep only the message say it in words.
+pub(super) fn out_of_files_in_chain(error: &(dyn StdError + 'static)) -> Option<DownloadError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let io_error = error.downcast_ref::<io::Error>();
+        if io_error.is_some_and(out_of_files) || error.to_string().contains("Too many open files") {
+            return Some(DownloadError::TooManyOpenFiles(error.to_string()));
+        }
+        current = error.source();
+    }
+    None
 }
 
 pub(super) fn http_error(status: u16, retry_after: Option<&str>) -> DownloadError {
@@ -191,6 +305,45 @@ pub(super) mod tests {
             Some(DownloadError::Resolve)
         );
         assert_eq!(resolve_failure(&Connect(io::Error::other("reset"))), None);
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_run_and_a_lack_of_descriptors_is_waited_out() {
+        let folder = std::path::Path::new("/data/out");
+        let path = folder.join("a.bin.part");
+        let full =
+            DownloadError::writing(&path, folder, io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(
+            full.stops_the_run().as_deref(),
+            Some("/data/out is full (no space left on the device)")
+        );
+        assert!(!full.is_transient() && full.is_local());
+        let quota =
+            DownloadError::writing(&path, folder, io::Error::from(io::ErrorKind::QuotaExceeded));
+        assert!(quota.stops_the_run().unwrap().contains("quota"));
+        let denied = DownloadError::writing(
+            &path,
+            folder,
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(denied.stops_the_run(), None);
+        assert!(matches!(denied, DownloadError::Write { .. }));
+        #[cfg(unix)]
+        {
+            let emfile = io::Error::from_raw_os_error(nix::libc::EMFILE);
+            let error = DownloadError::writing(&path, folder, emfile);
+            assert!(
+                matches!(error, DownloadError::TooManyOpenFiles(_)),
+                "{error:?}"
+            );
+            assert!(error.is_transient() && error.stops_the_run().is_none());
+            #[derive(Debug, thiserror::Error)]
+            #[error("connect failed")]
+            struct Connect(#[source] io::Error);
+            let socket = Connect(io::Error::from_raw_os_error(nix::libc::EMFILE));
+            assert!(out_of_files_in_chain(&socket).is_some());
+            assert!(out_of_files_in_chain(&Connect(io::Error::other("reset"))).is_none());
+        }
     }
 
     pub fn http(status: u16, retry_after: Option<u64>) -> DownloadError {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::error::OUT_OF_FILES_PATIENCE;
 use super::{Complete, Context, DownloadError, Outcome, Saved, Settings, Transfer, Verdict};
 use crate::http::request::{Job, Plan};
 
@@ -51,6 +52,8 @@ pub(super) struct Attempts<'a> {
     /// mirrors), and how many attempts that source has had.
     source: usize,
     made_on_source: u32,
+    /// Time spent waiting for a file descriptor, which no attempt counts.
+    starved: Duration,
 }
 
 impl<'a> Attempts<'a> {
@@ -70,6 +73,7 @@ impl<'a> Attempts<'a> {
                 .map_or(0, |resume| resume.offset),
             source: 0,
             made_on_source: 0,
+            starved: Duration::ZERO,
         }
     }
 
@@ -98,9 +102,22 @@ impl<'a> Attempts<'a> {
         // Bytes streamed out cannot be taken back: no attempt, no mirror, after them.
         let streamed_out =
             matches!(self.context.body, super::BodySink::Stream(_)) && self.fetched > 0;
+        // Out of descriptors: others' downloads will give theirs back. The
+        // attempt never reached the server, so it does not count.
+        if let Err(DownloadError::TooManyOpenFiles(_)) = &result
+            && !self.context.interrupt.stopping()
+            && self.starved < OUT_OF_FILES_PATIENCE
+        {
+            self.made -= 1;
+            self.made_on_source -= 1;
+            let wait = Duration::from_millis(20 + fastrand::u64(..200));
+            self.starved += wait;
+            tracing::debug!(url = %self.job.url, wait_ms = wait.as_millis() as u64, "waiting for a file descriptor");
+            return Err(wait);
+        }
         if let Err(error) = &result
             && !streamed_out
-            && !self.context.interrupt.requested()
+            && !self.context.interrupt.stopping()
             && let Some(wait) = retry_delay(&self.context.settings, self.made_on_source, error)
         {
             tracing::debug!(url = %self.job.url, attempt = self.made, %error, wait_ms = wait.as_millis() as u64, "retrying");
@@ -109,12 +126,11 @@ impl<'a> Attempts<'a> {
         // This source failed for good: the next mirror gets its own attempts.
         if let Err(error) = &result
             && !streamed_out
-            && !self.context.interrupt.requested()
+            && !self.context.interrupt.stopping()
+            && !error.is_local()
             && !matches!(
                 error,
-                DownloadError::Write { .. }
-                    | DownloadError::OutputClosed
-                    | DownloadError::NotModified
+                DownloadError::OutputClosed | DownloadError::NotModified
             )
             && self.job.source(self.source + 1).is_some()
         {

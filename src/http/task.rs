@@ -140,8 +140,11 @@ impl AsyncTask for Asynchronous {
 }
 
 /// Runs queued downloads to their outcomes with `strategy`, `workers` at once:
-/// the one dispatch `grab get` and `grab dataset` share. Errors only when the
-/// strategy cannot start (a client, a thread, a worker program).
+/// the one dispatch `grab get` and `grab dataset` share. A download that finds
+/// the disk full halts the run (the queue's [`engine::Interrupt::halt`]): no
+/// other download starts, and one error line says which folder is full.
+/// Errors only when the strategy cannot start (a client, a thread, a worker
+/// program).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     strategy: Strategy,
@@ -153,6 +156,15 @@ pub fn run(
     program: &WorkerProgram,
     console: &Console,
 ) -> anyhow::Result<()> {
+    let sink: &Sink<Outcome> = &{
+        let (sink, interrupt, console) = (sink.clone(), queue.interrupt().clone(), console.clone());
+        Arc::new(move |outcome: Outcome, ran: engine::Ran| {
+            if let Some(reason) = outcome.error().and_then(DownloadError::stops_the_run) {
+                halt(&interrupt, &console, &reason);
+            }
+            sink(outcome, ran)
+        }) as Sink<Outcome>
+    };
     match strategy {
         Strategy::Sequential => Blocking::new(context, hosts, 1)
             .map(|task| engine::threads::sequential(&task, queue, sink)),
@@ -174,6 +186,17 @@ pub fn run(
         .map_err(anyhow::Error::from),
         Strategy::Async => Asynchronous::new(context, hosts, workers)
             .and_then(|task| engine::asynchronous::run(Arc::new(task), workers, queue, sink)),
+    }
+}
+
+/// Stops the run for `reason` (a full disk), saying so once: the first
+/// caller's reason is the one kept and printed.
+pub fn halt(interrupt: &engine::Interrupt, console: &Console, reason: &str) {
+    if interrupt.halt(reason) {
+        console.error(&format!(
+            "{reason}: stopping, no new downloads start; what is complete stays, \
+             and running again once there is room resumes the rest"
+        ));
     }
 }
 

@@ -652,16 +652,18 @@ impl<'a> Transfer<'a> {
             // the same limits.
             return self.check_pace(bytes.len() as u64);
         }
+        let folder = &self.context.settings.output_dir;
         let part = self.part.as_mut().expect("head() comes before the body");
         if self.expected != Some(part.written() + bytes.len() as u64) {
             // Worth resuming from now on: named, then recorded as this batch's.
             part.name_on_disk()
-                .map_err(|error| part_write_error(part, error))?;
+                .map_err(|error| part_write_error(part, folder, error))?;
             self.record_start()?;
         }
+        let folder = &self.context.settings.output_dir;
         let part = self.part.as_mut().expect("head() comes before the body");
         part.write(bytes)
-            .map_err(|error| part_write_error(part, error))?;
+            .map_err(|error| part_write_error(part, folder, error))?;
         self.hasher.update(bytes);
         if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
             sink.advanced(id, bytes.len() as u64);
@@ -832,7 +834,13 @@ impl<'a> Transfer<'a> {
             self.unrecorded_start = None;
             let entry = Entry::saved(&self.job.url, &name, received, &sha256)
                 .with_validators(self.head.etag.clone(), self.head.last_modified.clone());
-            self.record(&entry)?;
+            if let Err(error) = self.record(&entry) {
+                // Unrecorded (a full disk), the file would pass for another
+                // URL's at the next run, which would name around it: it goes,
+                // and that run downloads it again under its name.
+                let _ = std::fs::remove_file(self.directory().join(&name));
+                return Err(error);
+            }
         }
         Ok(Saved {
             name,
@@ -940,19 +948,17 @@ impl<'a> Transfer<'a> {
     }
 
     fn write_error(&self, name: &str, error: io::Error) -> DownloadError {
-        DownloadError::Write {
-            path: self.directory().join(name).display().to_string(),
-            message: error.to_string(),
-        }
+        DownloadError::writing(
+            &self.directory().join(name),
+            &self.context.settings.output_dir,
+            error,
+        )
     }
 }
 
-/// A failed write to `part`, naming its path.
-fn part_write_error(part: &PartFile, error: io::Error) -> DownloadError {
-    DownloadError::Write {
-        path: part.part_path().display().to_string(),
-        message: error.to_string(),
-    }
+/// A failed write to `part`, naming its path, in the output folder `folder`.
+fn part_write_error(part: &PartFile, folder: &Path, error: io::Error) -> DownloadError {
+    DownloadError::writing(&part.part_path(), folder, error)
 }
 
 impl Drop for Transfer<'_> {

@@ -158,7 +158,8 @@ pub struct DatasetWorkConfig {
 
 /// Runs one dataset worker until the queue is drained (or, with `follow`,
 /// until Ctrl-C): shard jobs one at a time. Also returns the stats of the
-/// output folder after its last shard.
+/// whole run: what its shard runs did, summed, over the output folder's
+/// totals after its last shard.
 pub fn run(
     config: &DatasetWorkConfig,
     console: &Console,
@@ -175,7 +176,8 @@ pub fn run(
     let fail = |error: anyhow::Error| {
         crate::lock(&fleet.failure).get_or_insert(format!("{error:#}"));
     };
-    while !interrupt.requested() && crate::lock(&fleet.failure).is_none() {
+    let started = std::time::Instant::now();
+    while !interrupt.stopping() && crate::lock(&fleet.failure).is_none() {
         let deliveries = match reader.read() {
             Ok(deliveries) => deliveries,
             Err(error) => {
@@ -199,7 +201,31 @@ pub fn run(
             }
         }
     }
+    if let Some(whole) = &mut last {
+        whole.elapsed_seconds = started.elapsed().as_secs_f64();
+        whole.samples_per_second = match whole.elapsed_seconds {
+            0.0 => 0.0,
+            seconds => whole.samples_fetched as f64 / seconds,
+        };
+    }
     Ok((fleet.finish(), last))
+}
+
+/// Adds a shard run to the worker's whole run: its own counts summed, the
+/// folder's totals (which every shard run reads afresh) from the latest.
+fn add_run(whole: &mut Option<RunStats>, run: RunStats) {
+    let Some(sum) = whole else {
+        *whole = Some(run);
+        return;
+    };
+    sum.stats = run.stats;
+    sum.shards = run.shards;
+    sum.shards_written += run.shards_written;
+    sum.shards_reused += run.shards_reused;
+    sum.samples_reused += run.samples_reused;
+    sum.samples_fetched += run.samples_fetched;
+    sum.errors.extend(run.errors);
+    sum.interrupted |= run.interrupted;
 }
 
 /// One delivered shard job: buried, found complete, built, or (interrupted)
@@ -260,6 +286,9 @@ fn build(
     if layout.is_complete(job.shard) {
         release();
         fleet.counters.recovered.fetch_add(1, Ordering::Relaxed);
+        if let Some(whole) = last {
+            whole.shards_reused += 1;
+        }
         return Some(done());
     }
     let failed = |error: String| Report::Failed {
@@ -284,15 +313,25 @@ fn build(
         .and_then(|rows| dataset::run(&shard_config, rows).map_err(|error| format!("{error:#}")));
     release();
     match outcome {
-        Ok(run) if run.interrupted => {
-            // Left pending: its spooled samples wait for whoever takes it.
-            *last = Some(run);
-            None
+        Ok(run)
+            if run.interrupted
+                || config
+                    .interrupt
+                    .as_ref()
+                    .is_some_and(|stop| stop.halted().is_some()) =>
+        {
+            // Stopped by Ctrl-C or a full disk, not by the shard: handed
+            // back, its spooled samples wait for whoever takes it next.
+            add_run(last, run);
+            Some(Report::unstarted(
+                delivery.clone(),
+                &[("dataset", text.as_str()), ("name", name.as_str())],
+            ))
         }
         Ok(run) => {
             let complete = layout.is_complete(job.shard);
             let errors = run.errors.join("; ");
-            *last = Some(run);
+            add_run(last, run);
             match complete {
                 true => Some(done()),
                 false if errors.is_empty() => Some(failed(format!(

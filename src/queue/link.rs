@@ -19,6 +19,74 @@ const MINIMUM_VERSION: (u64, u64) = (6, 2);
 /// Hears that the server was lost and is being tried again.
 type Retried = Box<dyn Fn(&str) + Send>;
 
+/// The form every message about an address shows.
+pub const ADDRESS_FORM: &str = "redis://HOST:PORT/DB";
+
+/// A `--redis` value that cannot be a Redis server's address, or one where
+/// something else answers: the command line is wrong (a usage error).
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    #[error("--redis {given}: not a Redis address ({why}): give it as {ADDRESS_FORM}{example}")]
+    Invalid {
+        given: String,
+        why: String,
+        /// `, such as redis://127.0.0.1:6379/0` when the value says enough.
+        example: String,
+    },
+    #[error(
+        "{address} is not a Redis server (it answered {answer}): give --redis the address of one, as {ADDRESS_FORM}"
+    )]
+    NotRedis { address: String, answer: String },
+}
+
+/// The queue's stream or consumer group is gone from a server that had it:
+/// the server restarted without persistence (or its keys were deleted).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the queue's jobs are gone from Redis at {address} (restarted without persistence, or its keys were deleted): push them again with grab queue push"
+)]
+pub struct QueueGone {
+    pub address: String,
+}
+
+/// The first line of a message, at most 80 characters: a reply that is not
+/// Redis's (an HTTP server's page) says enough in its first line.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("");
+    match line.char_indices().nth(80) {
+        Some((end, _)) => format!("{:?}...", &line[..end]),
+        None => format!("{line:?}"),
+    }
+}
+
+/// `address` checked as a Redis address: a URL whose scheme the client takes.
+fn check_address(address: &str) -> Result<(), AddressError> {
+    let invalid = |why: &str| {
+        let example = match address.contains("://") || address.contains('/') {
+            true => String::new(),
+            false if address.contains(':') => format!(", such as redis://{address}/0"),
+            false => format!(", such as redis://{address}:6379/0"),
+        };
+        AddressError::Invalid {
+            given: address.to_string(),
+            why: why.to_string(),
+            example,
+        }
+    };
+    if !address.contains("://") {
+        return Err(invalid("no scheme"));
+    }
+    let url = url::Url::parse(address).map_err(|error| invalid(&error.to_string()))?;
+    match url.scheme() {
+        "redis" | "rediss" | "redis+unix" | "unix" => Ok(()),
+        other => Err(invalid(&format!("the scheme is {other}:, not redis:"))),
+    }
+}
+
 pub struct Link {
     client: redis::Client,
     /// The address with any password masked, for messages.
@@ -34,12 +102,16 @@ impl Link {
     /// Connects to `address` (`redis://HOST:PORT/DB`) and checks that a Redis
     /// of 6.2 or later answers there.
     pub fn open(address: &str) -> anyhow::Result<Link> {
+        check_address(&crate::redact::text(address))?;
         let masked = match url::Url::parse(address) {
             Ok(url) => crate::redact::url(&url).into_owned(),
             Err(_) => address.to_string(),
         };
-        let client = redis::Client::open(address)
-            .map_err(|error| anyhow::anyhow!("not a Redis address {masked}: {error}"))?;
+        let client = redis::Client::open(address).map_err(|error| AddressError::Invalid {
+            given: masked.clone(),
+            why: first_line(&error.to_string()).trim_matches('"').to_string(),
+            example: String::new(),
+        })?;
         let mut link = Link {
             client,
             address: masked,
@@ -48,8 +120,15 @@ impl Link {
             on_retry: None,
         };
         let connection = link.connect().map_err(|error| match is_protocol(&error) {
-            true => anyhow::anyhow!("{} is not a Redis server: {error}", link.address),
-            false => anyhow::anyhow!("cannot connect to Redis at {}: {error}", link.address),
+            true => anyhow::Error::new(AddressError::NotRedis {
+                address: link.address.clone(),
+                answer: first_line(&error.to_string()),
+            }),
+            false => anyhow::anyhow!(
+                "cannot connect to Redis at {}: {}",
+                link.address,
+                first_line(&error.to_string()).trim_matches('"')
+            ),
         })?;
         link.connection = Some(connection);
         let info: String =
@@ -100,11 +179,21 @@ impl Link {
         let pong: RedisResult<String> = redis::cmd("PING").query(connection);
         match pong {
             Ok(pong) if pong == "PONG" => {}
-            Ok(other) => anyhow::bail!("{address} is not a Redis server (PING answered {other:?})"),
-            Err(error) if is_protocol(&error) => {
-                anyhow::bail!("{address} is not a Redis server: {error}")
+            Ok(other) => {
+                return Err(AddressError::NotRedis {
+                    address,
+                    answer: first_line(&other),
+                }
+                .into());
             }
-            Err(error) => anyhow::bail!("Redis at {address}: {error}"),
+            Err(error) if is_protocol(&error) => {
+                return Err(AddressError::NotRedis {
+                    address,
+                    answer: first_line(&error.to_string()),
+                }
+                .into());
+            }
+            Err(error) => anyhow::bail!("Redis at {address}: {}", first_line(&error.to_string())),
         }
         call(connection).map_err(|error| anyhow::anyhow!("Redis at {address}: {error}"))
     }
@@ -144,6 +233,12 @@ impl Link {
                     thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(3));
                 }
+                Err(error) if is_gone(&error) => {
+                    return Err(QueueGone {
+                        address: self.address.clone(),
+                    }
+                    .into());
+                }
                 Err(error) => {
                     if is_outage(&error) {
                         self.connection = None;
@@ -165,7 +260,45 @@ fn is_outage(error: &RedisError) -> bool {
         || error.code() == Some("LOADING")
 }
 
+/// A stream or consumer group the queue made is missing (`NOGROUP`, also
+/// when raised inside a script).
+fn is_gone(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
+}
+
 /// The reply could not be read as Redis's protocol.
 fn is_protocol(error: &RedisError) -> bool {
     !error.is_io_error() && error.code().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_scheme_gets_the_form_and_an_example() {
+        let message = check_address("127.0.0.1:6379").unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "--redis 127.0.0.1:6379: not a Redis address (no scheme): give it as redis://HOST:PORT/DB, such as redis://127.0.0.1:6379/0"
+        );
+        assert!(
+            check_address("localhost")
+                .unwrap_err()
+                .to_string()
+                .ends_with("such as redis://localhost:6379/0")
+        );
+        assert!(
+            check_address("http://127.0.0.1:6379")
+                .unwrap_err()
+                .to_string()
+                .contains("the scheme is http:")
+        );
+        check_address("redis://127.0.0.1:6379/0").unwrap();
+        check_address("rediss://user:secret@example.com:6380/1").unwrap();
+        assert_eq!(
+            first_line("\n HTTP/1.1 400 Bad Request\r\nServer: x\r\n"),
+            "\"HTTP/1.1 400 Bad Request\""
+        );
+    }
 }

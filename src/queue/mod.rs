@@ -132,6 +132,61 @@ pub fn set_kind(link: &mut Link, keys: &Keys, kind: &str) -> anyhow::Result<()> 
     work::check_kind(link, keys, kind)
 }
 
+/// A queue name no push made (a typo, most likely): the command line is
+/// wrong, and nothing is created under that name.
+#[derive(Debug, thiserror::Error)]
+#[error("no queue named {queue:?} on Redis at {address}: {}", match existing.as_slice() {
+    [] => "there is no queue there yet (grab queue push makes one)".to_string(),
+    names => format!("the queues there are {} (--queue NAME)", names.join(", ")),
+})]
+pub struct NoSuchQueue {
+    pub queue: String,
+    pub address: String,
+    pub existing: Vec<String>,
+}
+
+/// The queues on the server: those a push has made (their `kind` key), by name.
+pub fn queues(link: &mut Link) -> anyhow::Result<Vec<String>> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = link.run("listing the queues", |connection| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("grab:*:kind")
+                .arg("COUNT")
+                .arg(1000)
+                .query(connection)
+        })?;
+        names.extend(keys.iter().filter_map(|key| {
+            key.strip_prefix("grab:")?
+                .strip_suffix(":kind")
+                .map(str::to_string)
+        }));
+        if next == 0 {
+            return Ok(names.into_iter().collect());
+        }
+        cursor = next;
+    }
+}
+
+/// Errors with [`NoSuchQueue`] unless a push made the queue.
+pub fn check_exists(link: &mut Link, keys: &Keys) -> anyhow::Result<()> {
+    let exists: bool = link.run("looking for the queue", |connection| {
+        redis::cmd("EXISTS").arg(&keys.kind).query(connection)
+    })?;
+    if exists {
+        return Ok(());
+    }
+    Err(NoSuchQueue {
+        queue: keys.queue.clone(),
+        address: link.address().to_string(),
+        existing: queues(link)?,
+    }
+    .into())
+}
+
 /// Creates the consumer group (and the stream) unless it exists.
 pub fn create_group(link: &mut Link, keys: &Keys) -> anyhow::Result<()> {
     link.run("creating the consumer group", |connection| {
@@ -248,9 +303,10 @@ pub struct Status {
     pub consumers: Vec<ConsumerStatus>,
 }
 
-/// Reads the queue's counts.
+/// Reads the queue's counts; [`NoSuchQueue`] for a name no push made.
 pub fn status(link: &mut Link, keys: &Keys) -> anyhow::Result<Status> {
     use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
+    check_exists(link, keys)?;
     let (total, done, failed, dead, length): (u64, Option<u64>, u64, u64, u64) =
         link.run("reading the queue's counts", |connection| {
             redis::pipe()

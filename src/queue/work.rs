@@ -14,6 +14,16 @@
 //! that name is that job's, and it is recorded and acknowledged without a
 //! second download. A part file at that name is the dead worker's and is
 //! removed.
+//!
+//! A worker that stops (Ctrl-C, a full disk) hands back the jobs it read and
+//! never started: each is acknowledged and added again at the end of the
+//! stream in one step, with its earlier deliveries in the field `earlier`, so
+//! the next worker's read takes it at once (no `--claim-idle` to wait out,
+//! as for a worker that died) and `--max-deliveries` still counts every real
+//! attempt. A worker that leaves holding nothing removes its consumer from the
+//! group, as workers do for those that died once their jobs are taken over;
+//! one with nothing to do but the jobs others hold says whose, and when they
+//! will be taken over.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -90,6 +100,8 @@ pub struct Worked {
     pub reclaimed: u64,
     /// Found committed by an earlier delivery, acknowledged without a download.
     pub recovered: u64,
+    /// Read but never started when the worker stopped: given back to the queue.
+    pub handed_back: u64,
     /// Why the worker stopped early, if it did (Redis lost for good).
     pub error: Option<String>,
 }
@@ -101,6 +113,7 @@ pub(super) struct Counters {
     dead: AtomicU64,
     reclaimed: AtomicU64,
     pub recovered: AtomicU64,
+    handed_back: AtomicU64,
 }
 
 /// A job this worker holds: its stream entry and how often it was delivered.
@@ -139,6 +152,61 @@ pub(super) enum Report {
         error: String,
         deliveries: u64,
     },
+    /// Never started: back to the queue for any worker, as a new entry with
+    /// the job's `fields` and its earlier deliveries.
+    Unstarted {
+        id: String,
+        fields: Vec<(String, String)>,
+        deliveries: u64,
+    },
+}
+
+impl Report {
+    /// A job this worker holds (`delivery`) handed back, with its fields.
+    pub(super) fn unstarted(delivery: Delivery, fields: &[(&str, &str)]) -> Report {
+        Report::Unstarted {
+            id: delivery.id,
+            fields: fields
+                .iter()
+                .map(|(field, value)| (field.to_string(), value.to_string()))
+                .collect(),
+            deliveries: delivery.deliveries,
+        }
+    }
+}
+
+/// Hands a job back: acknowledged and added again as a new entry, its last
+/// error kept under the new id; nothing if it is no longer pending (so a
+/// repeat after a lost reply adds nothing).
+/// KEYS: jobs, errors. ARGV: id, earlier deliveries, then field, value pairs.
+const HAND_BACK_SCRIPT: &str = r#"
+local id = ARGV[1]
+if redis.call('XACK', KEYS[1], 'workers', id) == 0 then return 0 end
+local entry = {}
+for i = 3, #ARGV do entry[#entry + 1] = ARGV[i] end
+entry[#entry + 1] = 'earlier'
+entry[#entry + 1] = ARGV[2]
+local new = redis.call('XADD', KEYS[1], '*', unpack(entry))
+local last = redis.call('HGET', KEYS[2], id)
+if last then
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HSET', KEYS[2], new, last)
+end
+return 1
+"#;
+
+/// Removes a consumer from the group if it holds no job (a removed consumer's
+/// pending jobs could never be taken over). KEYS: jobs. ARGV: consumer.
+const LEAVE_SCRIPT: &str = r#"
+local held = redis.call('XPENDING', KEYS[1], 'workers', '-', '+', 1, ARGV[1])
+if #held > 0 then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'workers', ARGV[1])
+"#;
+
+/// How often a job was delivered: its deliveries in this entry, and those of
+/// the entries it was handed back from.
+fn delivered(entry: &StreamId, times: u64) -> u64 {
+    times + entry.get::<u64>("earlier").unwrap_or(0)
 }
 
 /// Acknowledges, records a failure or buries a job, with its results entry;
@@ -204,6 +272,16 @@ impl Fleet {
             let console = console.clone();
             link.on_retry(move |message| console.notice(message));
         }
+        match super::check_exists(&mut link, &keys) {
+            // With --follow a worker may come before the first push.
+            Err(error) if config.follow && error.is::<super::NoSuchQueue>() => {
+                console.notice(&format!(
+                    "queue {} has no jobs yet: waiting for grab queue push --queue {}",
+                    keys.queue, keys.queue
+                ));
+            }
+            other => other?,
+        }
         check_kind(&mut link, &keys, kind)?;
         create_group(&mut link, &keys)?;
         let acknowledging = Link::open(&config.address).map(|mut link| {
@@ -230,15 +308,19 @@ impl Fleet {
                         keys,
                         consumer,
                         script: redis::Script::new(REPORT_SCRIPT),
+                        hand_back: redis::Script::new(HAND_BACK_SCRIPT),
                         held,
                         counters,
                     };
-                    if let Err(error) = acknowledger.serve(&received, claim_idle) {
-                        crate::lock(&failure).get_or_insert(format!("{error:#}"));
+                    match acknowledger.serve(&received, claim_idle) {
+                        Ok(()) => acknowledger.leave(),
+                        Err(error) => {
+                            crate::lock(&failure).get_or_insert(format!("{error:#}"));
+                        }
                     }
                 })?
         };
-        let reader = Reader {
+        let mut reader = Reader {
             link,
             keys,
             consumer: config.consumer.clone(),
@@ -247,7 +329,10 @@ impl Fleet {
             cursor: "0-0".to_string(),
             last_reclaim: None,
             counters: counters.clone(),
+            console: console.clone(),
+            waiting_shown: None,
         };
+        reader.prune()?;
         let fleet = Fleet {
             held,
             counters,
@@ -272,6 +357,7 @@ impl Fleet {
             dead: counter(&self.counters.dead),
             reclaimed: counter(&self.counters.reclaimed),
             recovered: counter(&self.counters.recovered),
+            handed_back: counter(&self.counters.handed_back),
             error: crate::lock(&self.failure).clone(),
         }
     }
@@ -398,6 +484,9 @@ pub(super) struct Reader {
     cursor: String,
     last_reclaim: Option<Instant>,
     counters: Arc<Counters>,
+    console: Console,
+    /// The holders last named by [`Reader::tell_waiting`].
+    waiting_shown: Option<String>,
 }
 
 /// How long one XREADGROUP waits for new jobs.
@@ -406,7 +495,8 @@ const BLOCK: Duration = Duration::from_millis(500);
 impl Source for QueueSource {
     fn next_item(&mut self) -> Option<Result<Planned, InvalidLine>> {
         loop {
-            if self.interrupt.requested() {
+            if self.interrupt.stopping() {
+                // What it read goes back when it is dropped.
                 return None;
             }
             if let Some(planned) = self.buffer.pop_front() {
@@ -426,9 +516,42 @@ impl Source for QueueSource {
             }
         }
     }
+
+    fn on_unstarted(&self) -> Option<get::UnstartedHook> {
+        Some(self.hand_back())
+    }
+}
+
+/// Jobs read and never handed to the run (the run stopped, or its reader
+/// stopped waiting for room in a full queue) go back to the queue for other
+/// workers.
+impl Drop for QueueSource {
+    fn drop(&mut self) {
+        let hand_back = self.hand_back();
+        for planned in std::mem::take(&mut self.buffer) {
+            match planned {
+                Planned::Download(job) => hand_back(job),
+                Planned::Skip(outcome) => hand_back(outcome.job),
+            }
+        }
+    }
 }
 
 impl QueueSource {
+    /// Gives a job this worker holds back to the queue.
+    fn hand_back(&self) -> get::UnstartedHook {
+        let (held, reports) = (self.held.clone(), Mutex::new(self.reports.clone()));
+        Arc::new(move |job: Job| {
+            let url = job.url.as_str();
+            let Some(delivery) = crate::lock(&held).remove(url) else {
+                return;
+            };
+            let name = job.name.as_deref().unwrap_or_default();
+            let report = Report::unstarted(delivery, &[("url", url), ("name", name)]);
+            let _ = crate::lock(&reports).send(report);
+        })
+    }
+
     /// Reads jobs into the buffer. False when there were none.
     fn fill(&mut self) -> anyhow::Result<bool> {
         let deliveries = self.reader.read()?;
@@ -559,7 +682,10 @@ impl Reader {
             .into_iter()
             .flat_map(|reply| reply.keys)
             .flat_map(|key| key.ids)
-            .map(|entry| (entry, 1))
+            .map(|entry| {
+                let deliveries = delivered(&entry, 1);
+                (entry, deliveries)
+            })
             .collect())
     }
 
@@ -597,18 +723,105 @@ impl Reader {
         self.counters
             .reclaimed
             .fetch_add(reply.claimed.len() as u64, Ordering::Relaxed);
+        // Their workers' consumers may now hold nothing.
+        self.prune()?;
         Ok(reply
             .claimed
             .into_iter()
             .zip(counts)
             .map(|(entry, count)| {
-                let deliveries = count
+                let times = count
                     .ids
                     .first()
                     .map_or(1, |pending| pending.times_delivered as u64);
+                let deliveries = delivered(&entry, times);
                 (entry, deliveries)
             })
             .collect())
+    }
+
+    /// The group's consumers, with what each holds.
+    fn consumers(&mut self) -> anyhow::Result<Vec<redis::streams::StreamInfoConsumer>> {
+        let reply: redis::streams::StreamInfoConsumersReply =
+            self.link.run("reading the consumers", |connection| {
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&self.keys.jobs)
+                    .arg(GROUP)
+                    .query(connection)
+            })?;
+        Ok(reply.consumers)
+    }
+
+    /// Removes from the group the consumers of workers gone (silent for
+    /// `--claim-idle`) that hold nothing, so `grab queue status` lists only
+    /// workers that are there or hold jobs.
+    fn prune(&mut self) -> anyhow::Result<()> {
+        let idle = self.claim_idle.as_millis() as usize;
+        let gone: Vec<String> = self
+            .consumers()?
+            .into_iter()
+            .filter(|consumer| {
+                consumer.name != self.consumer && consumer.pending == 0 && consumer.idle >= idle
+            })
+            .map(|consumer| consumer.name)
+            .collect();
+        let script = redis::Script::new(LEAVE_SCRIPT);
+        for name in gone {
+            self.link.run("removing a worker gone", |connection| {
+                script
+                    .key(&self.keys.jobs)
+                    .arg(&name)
+                    .invoke::<u64>(connection)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// When this worker has nothing to do but others hold jobs: says whose
+    /// and when they are taken over, once for each set of holders.
+    fn tell_waiting(&mut self) -> anyhow::Result<()> {
+        let mut holders: Vec<redis::streams::StreamInfoConsumer> = self
+            .consumers()?
+            .into_iter()
+            .filter(|consumer| consumer.name != self.consumer && consumer.pending > 0)
+            .collect();
+        holders.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<&str> = holders.iter().map(|holder| holder.name.as_str()).collect();
+        let key = names.join(",");
+        if holders.is_empty() || self.waiting_shown.as_deref() == Some(key.as_str()) {
+            return Ok(());
+        }
+        let jobs: usize = holders.iter().map(|holder| holder.pending).sum();
+        let silent = |holder: &redis::streams::StreamInfoConsumer| holder.idle as f64 / 1000.0;
+        let shown: Vec<String> = match holders.as_slice() {
+            [only] => vec![format!("{}, silent {:.1} s", only.name, silent(only))],
+            several => several
+                .iter()
+                .take(3)
+                .map(|holder| {
+                    format!(
+                        "{} ({}, silent {:.1} s)",
+                        holder.name,
+                        holder.pending,
+                        silent(holder)
+                    )
+                })
+                .collect(),
+        };
+        let more = match holders.len() {
+            0..=3 => String::new(),
+            count => format!(" and {} more", count - 3),
+        };
+        self.console.notice(&format!(
+            "queue {}: nothing to read; waiting for {jobs} job{} held by {}{more}: a worker's jobs are taken over once it is silent for {} s (--claim-idle)",
+            self.keys.queue,
+            if jobs == 1 { "" } else { "s" },
+            shown.join(", "),
+            self.claim_idle.as_secs_f64()
+        ));
+        self.waiting_shown = Some(key);
+        Ok(())
     }
 
     /// Whether nothing is left: no job held here, none pending anywhere, none
@@ -624,11 +837,14 @@ impl Reader {
                     .arg(&self.keys.jobs)
                     .query(connection)
             })?;
-        Ok(groups
-            .groups
-            .iter()
-            .find(|group| group.name == GROUP)
-            .is_none_or(|group| group.pending == 0 && group.lag.unwrap_or(0) == 0))
+        let Some(group) = groups.groups.iter().find(|group| group.name == GROUP) else {
+            return Ok(true);
+        };
+        let (pending, lag) = (group.pending, group.lag.unwrap_or(0));
+        if pending > 0 && lag == 0 {
+            self.tell_waiting()?;
+        }
+        Ok(pending == 0 && lag == 0)
     }
 }
 
@@ -639,6 +855,7 @@ struct Acknowledger {
     keys: Keys,
     consumer: String,
     script: redis::Script,
+    hand_back: redis::Script,
     held: Held,
     counters: Arc<Counters>,
 }
@@ -689,6 +906,23 @@ impl Acknowledger {
         let results: Vec<u64> = self.link.run("acknowledging jobs", |connection| {
             let mut pipe = redis::pipe();
             for report in batch {
+                if let Report::Unstarted {
+                    id,
+                    fields,
+                    deliveries,
+                } = report
+                {
+                    let mut invocation = self.hand_back.key(&self.keys.jobs);
+                    invocation
+                        .key(&self.keys.errors)
+                        .arg(id)
+                        .arg(deliveries.saturating_sub(1));
+                    for (field, value) in fields {
+                        invocation.arg(field).arg(value);
+                    }
+                    pipe.invoke_script(&invocation);
+                    continue;
+                }
                 let (kind, id, url, name, size, sha256, error, deliveries) = match report {
                     Report::Done {
                         id,
@@ -729,6 +963,7 @@ impl Acknowledger {
                         error.as_str(),
                         deliveries,
                     ),
+                    Report::Unstarted { .. } => unreachable!("handed back above"),
                 };
                 let url = crate::redact::text(url);
                 pipe.invoke_script(
@@ -755,6 +990,7 @@ impl Acknowledger {
             match pipe.query(connection) {
                 Err(error) if error.to_string().contains("NoScript") => {
                     self.script.prepare_invoke().load(connection)?;
+                    self.hand_back.prepare_invoke().load(connection)?;
                     pipe.query(connection)
                 }
                 other => other,
@@ -768,10 +1004,26 @@ impl Acknowledger {
                 Report::Done { .. } => &self.counters.acknowledged,
                 Report::Failed { .. } => &self.counters.failed,
                 Report::Dead { .. } => &self.counters.dead,
+                Report::Unstarted { .. } => &self.counters.handed_back,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The worker is leaving: its consumer goes from the group if it holds
+    /// nothing (else it stays, for its jobs to be taken over).
+    fn leave(&mut self) {
+        let script = redis::Script::new(LEAVE_SCRIPT);
+        let left = self.link.run("leaving the group", |connection| {
+            script
+                .key(&self.keys.jobs)
+                .arg(&self.consumer)
+                .invoke::<u64>(connection)
+        });
+        if let Err(error) = left {
+            tracing::debug!("{error:#}");
+        }
     }
 
     /// Claims this worker's jobs again, which resets their idle time: only a

@@ -14,6 +14,7 @@ mod proxy;
 mod queue;
 mod requests;
 mod resume;
+mod room;
 mod scale;
 mod serve;
 mod socks;

@@ -269,13 +269,7 @@ fn a_killed_workers_jobs_are_taken_over_none_lost_none_twice() {
     doomed.wait().unwrap();
     let finished = finish(survivor);
     let summary = stderr_of(&finished);
-    let taken_over: u64 = summary
-        .split(" taken over")
-        .next()
-        .and_then(|before| before.rsplit(' ').next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or_else(|| panic!("no count taken over in {summary}"));
-    assert!(taken_over > 0, "{summary}");
+    assert!(count_before(&summary, " taken over") > 0, "{summary}");
     assert_each_saved_once(&output, 200, 2000);
     let status = status(&redis);
     assert_eq!(
@@ -286,6 +280,273 @@ fn a_killed_workers_jobs_are_taken_over_none_lost_none_twice() {
         ),
         (Some(200), Some(0), Some(0)),
         "{status}"
+    );
+    // The killed worker, once its jobs were taken over, and the survivor,
+    // which left holding nothing, are gone from the group.
+    assert_eq!(status["consumers"], serde_json::json!([]), "{status}");
+}
+
+fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// The count before `label` in a worker's closing line (`3 taken over`).
+fn count_before(stderr: &str, label: &str) -> u64 {
+    let summary = stderr
+        .lines()
+        .find(|line| line.contains(" acknowledged ("))
+        .unwrap_or_else(|| panic!("no closing line in {stderr}"));
+    summary
+        .split(label)
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no count {label} in {summary}"))
+}
+
+#[test]
+fn a_stopped_worker_hands_back_what_it_never_started() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    push(&redis, &scratch, &urls(&server.base_url(), 40, 1000, 300));
+    let output = scratch.output();
+    // Reads 2 jobs per slot ahead, and queues as many: far more than it starts.
+    let first = start_worker(
+        &redis,
+        &output,
+        &["-s", "threads", "-j", "2", "--grace", "20"],
+    );
+    wait_for_files(&output, 3);
+    signal(&first, nix::sys::signal::Signal::SIGINT);
+    let first = first.wait_with_output().unwrap();
+    let summary = stderr_of(&first);
+    assert!(
+        count_before(&summary, " never started and handed back") > 0,
+        "{summary}"
+    );
+    let after_stop = status(&redis);
+    // Nothing is left pending under its name: no --claim-idle to wait out,
+    // and it is gone from the group.
+    assert_eq!(after_stop["pending"].as_u64(), Some(0), "{after_stop}");
+    assert_eq!(
+        after_stop["consumers"],
+        serde_json::json!([]),
+        "{after_stop}"
+    );
+    let done = after_stop["done"].as_u64().unwrap();
+    assert!(done < 40, "{after_stop}");
+    assert_eq!(
+        after_stop["waiting"].as_u64(),
+        Some(40 - done),
+        "{after_stop}"
+    );
+    // The next worker (waiting 60 s before taking over a silent worker's
+    // jobs) reads every one at once: none is taken over.
+    let second = finish(start_worker(&redis, &output, &["-s", "async", "-j", "8"]));
+    assert_eq!(
+        count_before(&stderr_of(&second), " taken over"),
+        0,
+        "{}",
+        stderr_of(&second)
+    );
+    assert_each_saved_once(&output, 40, 1000);
+    let status = status(&redis);
+    assert_eq!(
+        (
+            status["done"].as_u64(),
+            status["pending"].as_u64(),
+            status["dead"].as_u64()
+        ),
+        (Some(40), Some(0), Some(0)),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_waiting_worker_says_whose_jobs_it_waits_for() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    push(&redis, &scratch, &urls(&server.base_url(), 8, 1000, 200));
+    let output = scratch.output();
+    let flags = ["-s", "threads", "-j", "2", "--claim-idle", "2"];
+    let mut silent = start_worker(&redis, &output, &flags);
+    wait_for_files(&output, 2);
+    // Stopped, not dead: it holds its jobs and says nothing.
+    signal(&silent, nix::sys::signal::Signal::SIGSTOP);
+    let held: u64 = status(&redis)["pending"].as_u64().unwrap();
+    assert!(held > 0);
+    let waiting = finish(start_worker(&redis, &output, &flags));
+    silent.kill().unwrap();
+    silent.wait().unwrap();
+    let said = stderr_of(&waiting);
+    assert!(said.contains("nothing to read; waiting for"), "{said}");
+    assert!(said.contains("--claim-idle"), "{said}");
+    assert!(count_before(&said, " taken over") > 0, "{said}");
+    // The killed worker's shared lock stays behind: it died holding it.
+    let _ = std::fs::remove_file(output.join(".grab-lock"));
+    assert_each_saved_once(&output, 8, 1000);
+    let status = status(&redis);
+    assert_eq!(status["pending"].as_u64(), Some(0), "{status}");
+    assert_eq!(status["consumers"], serde_json::json!([]), "{status}");
+}
+
+#[test]
+fn a_queue_no_push_made_is_an_error_naming_those_that_exist() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    push(&redis, &scratch, &urls(&server.base_url(), 2, 10, 0));
+    for command in ["work", "status"] {
+        let output = grab(
+            &[
+                "queue",
+                command,
+                "--redis",
+                &redis.address(),
+                "--queue",
+                "typo",
+            ],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        let said = stderr_of(&output);
+        assert!(
+            said.contains("no queue named \"typo\"") && said.contains("the queues there are test"),
+            "{said}"
+        );
+    }
+    // Nothing was made under the wrong name.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("grab:typo:*")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    // Its help lists only what applies to a worker.
+    let help = grab(&["queue", "work", "--help"], None);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for refused in [
+        "[URLS]",
+        "--input",
+        "--output-document",
+        "--shard",
+        "--filter",
+        "--force-directories",
+        "--spread",
+    ] {
+        assert!(!help.contains(refused), "{refused} in {help}");
+    }
+    for applies in [
+        "--claim-idle",
+        "--strategy",
+        "--jobs",
+        "--output-dir",
+        "--retries",
+    ] {
+        assert!(help.contains(applies), "{applies} not in {help}");
+    }
+}
+
+#[test]
+fn redis_errors_are_one_line_with_the_address_form() {
+    let no_scheme = grab(&["queue", "status", "--redis", "127.0.0.1:6379"], None);
+    assert_eq!(
+        no_scheme.status.code(),
+        Some(2),
+        "{}",
+        stderr_of(&no_scheme)
+    );
+    assert_eq!(
+        stderr_of(&no_scheme).trim_end(),
+        "grab: --redis 127.0.0.1:6379: not a Redis address (no scheme): give it as redis://HOST:PORT/DB, such as redis://127.0.0.1:6379/0"
+    );
+    let server = gallery();
+    let http = server.base_url().replace("http://", "redis://");
+    let not_redis = grab(&["queue", "status", "--redis", &http], None);
+    assert_eq!(
+        not_redis.status.code(),
+        Some(2),
+        "{}",
+        stderr_of(&not_redis)
+    );
+    let said = stderr_of(&not_redis);
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(
+        said.contains("is not a Redis server") && said.contains("redis://HOST:PORT/DB"),
+        "{said}"
+    );
+
+    // A Redis restarted without persistence has lost the queue.
+    let scratch = Scratch::new();
+    let mut redis = RedisServer::start(scratch.root.path(), false);
+    push(&redis, &scratch, &urls(&server.base_url(), 100, 100, 50));
+    let output = scratch.output();
+    let worker = start_worker(&redis, &output, &["-s", "threads", "-j", "2"]);
+    wait_for_files(&output, 4);
+    redis.restart();
+    let stopped = worker.wait_with_output().unwrap();
+    let said = stderr_of(&stopped);
+    assert_eq!(stopped.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the queue's jobs are gone from Redis at {}",
+            redis.address()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("NOGROUP"), "{said}");
+}
+
+#[test]
+fn a_dataset_workers_summary_covers_its_whole_run() {
+    let scratch = Scratch::new();
+    let redis = RedisServer::start(scratch.root.path(), false);
+    let server = gallery();
+    let base = server.base_url();
+    let table: String = (0..23)
+        .map(|number| format!("{base}/images/w{number}.jpg?w=12&h=12\n"))
+        .collect();
+    let table = scratch.write("table.txt", &table);
+    let pushed = queue(
+        &redis,
+        &["push", "--dataset", &table, "--samples-per-shard", "5"],
+    );
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr_of(&pushed));
+    let output = scratch.output();
+    let worker = grab_command()
+        .args([
+            "queue",
+            "dataset",
+            "--redis",
+            &redis.address(),
+            "--queue",
+            "test",
+        ])
+        .args([
+            "-o",
+            output.to_str().unwrap(),
+            "--image-size",
+            "8",
+            "--json",
+            "-q",
+        ])
+        .args(["--progress", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let finished = finish(worker);
+    let stats: serde_json::Value = serde_json::from_slice(&finished.stdout).unwrap();
+    assert_eq!(
+        (
+            stats["shards_written"].as_u64(),
+            stats["samples_fetched"].as_u64(),
+            stats["count"].as_u64(),
+            stats["shards"].as_u64()
+        ),
+        (Some(5), Some(23), Some(23), Some(5)),
+        "{stats}"
     );
 }
 
@@ -389,7 +650,7 @@ fn a_wrong_address_or_a_server_that_is_not_redis_is_a_clear_error() {
     let server = gallery();
     let http = server.base_url().replace("http://", "redis://");
     let output = grab(&["queue", "status", "--redis", &http], None);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr_of(&output).contains("is not a Redis server"),
         "{}",

@@ -91,6 +91,11 @@ pub struct Summary {
     /// the rest of the input (stdin, a pipe) could not be counted.
     #[serde(default)]
     pub never_started: Option<u64>,
+    /// Why the run stopped before its list was done, when it was not Ctrl-C:
+    /// a full disk (`FOLDER is full (...)`). The counts above after Ctrl-C
+    /// (in flight, never started) are this stop's too.
+    #[serde(default)]
+    pub stopped: Option<String>,
     pub invalid_lines: u64,
     pub duplicates: u64,
     /// Body bytes received in this run, failed and retried attempts included:
@@ -114,7 +119,9 @@ impl Summary {
     /// list undone. A Ctrl-C after which every download still finished lost
     /// nothing: the status is the run's own.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.interrupted && self.left_undone() {
+        if self.stopped.is_some() {
+            ExitStatus::Failed
+        } else if self.interrupted && self.left_undone() {
             ExitStatus::Interrupted
         } else {
             ExitStatus::from_failures(self.failed > 0 || self.invalid_lines > 0)
@@ -140,7 +147,8 @@ impl Summary {
             && self.failed == 0
             && self.skipped > 0
             && self.invalid_lines == 0
-            && !self.interrupted;
+            && !self.interrupted
+            && self.stopped.is_none();
         let mut line = match nothing_to_do {
             true => format!("nothing to download: {} already complete", self.skipped),
             false => done_of("downloaded", self.saved, self.failed, "files"),
@@ -158,10 +166,15 @@ impl Summary {
                 if self.retries == 1 { "y" } else { "ies" }
             );
         }
-        if self.interrupted && !self.left_undone() {
+        if let Some(reason) = &self.stopped {
+            line += &format!(", stopped because {reason}");
+        }
+        if self.interrupted && !self.left_undone() && self.stopped.is_none() {
             line += ", interrupted after the last download began: nothing left undone";
-        } else if self.interrupted {
-            line += ", interrupted";
+        } else if self.interrupted || self.stopped.is_some() {
+            if self.interrupted {
+                line += ", interrupted";
+            }
             let mut left = Vec::new();
             if self.stopped_in_flight > 0 {
                 left.push(format!(
@@ -351,7 +364,10 @@ impl Reporter {
                     attempts_note(outcome.attempts)
                 ));
             }
-            // A reader that went away (`-O - | head`) wants nothing more said.
+            // The run's one message about a full disk stands for every
+            // download it failed; a reader that went away (`-O - | head`)
+            // wants nothing more said.
+            Verdict::Failed(error) if error.stops_the_run().is_some() => {}
             Verdict::Failed(error)
                 if console.shows_failures() && *error != DownloadError::OutputClosed =>
             {
@@ -420,6 +436,7 @@ impl Reporter {
             stopped_in_flight: 0,
             parts_left: 0,
             never_started: None,
+            stopped: None,
             invalid_lines: tally.invalid_lines,
             duplicates,
             bytes: tally.bytes,
@@ -464,6 +481,7 @@ mod tests {
             stopped_in_flight: 0,
             parts_left: 0,
             never_started: None,
+            stopped: None,
             failed: 1,
             invalid_lines: 0,
             duplicates: 0,
@@ -524,6 +542,22 @@ mod tests {
                 .starts_with("downloaded 9 of 9 files, interrupted after the last download began: nothing left undone;"),
             "{}",
             finished.line()
+        );
+        let full = Summary {
+            interrupted: false,
+            stopped_in_flight: 0,
+            parts_left: 0,
+            never_started: Some(12),
+            stopped: Some("/data is full (no space left on the device)".to_string()),
+            ..finished.clone()
+        };
+        assert_eq!(full.exit_status(), ExitStatus::Failed);
+        assert!(
+            full.line().starts_with(
+                "downloaded 9 of 9 files, stopped because /data is full (no space left on the device): 12 never started;"
+            ),
+            "{}",
+            full.line()
         );
         let failed = Summary {
             failed: 1,
