@@ -89,6 +89,23 @@ pub fn json_line<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> 
     Ok(line)
 }
 
+/// Text made safe inside HTML or XML content and attribute values: the pictures
+/// `compare` draws and the page `serve` shows.
+pub fn escape_markup(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(character),
+        }
+    }
+    escaped
+}
+
 /// A library enum the command line offers by name (strategies, formats, modes).
 pub trait Named: Sized + Copy + Send + Sync + 'static {
     /// Every value, in the order help lists them.
@@ -101,5 +118,16 @@ pub trait Named: Sized + Copy + Send + Sync + 'static {
 
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|value| value.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            super::escape_markup("a&b<\"c\">'"),
+            "a&amp;b&lt;&quot;c&quot;&gt;&#39;"
+        );
     }
 }
