@@ -366,8 +366,8 @@ pub fn html(comparison: &Comparison, explanation: Option<&str>) -> String {
          <title>grab: how each strategy downloads</title><style>{STYLE}</style></head><body>\n\
          <h1>How each strategy downloads</h1>\n<p>{}</p>\n\
          <h2>Timelines</h2>\n<p>One typical run of each strategy (the counted run nearest its median): \
-         a lane per worker (thread, worker process or async task), a bar per download from its request \
-         to its last byte, on one time axis. Hover a bar for its URL, size and time.\
+         a lane per worker (thread, worker process or async task; for curl -Z, a connection), a bar per \
+         download from its request to its last byte, on one time axis. Hover a bar for its URL, size and time.\
          <span class=\"legend\"><span style=\"background:{SAVED_COLOUR}\"></span>saved\
          <span style=\"background:{FAILED_COLOUR}\"></span>failed</span></p>\n",
         escape(&caption)

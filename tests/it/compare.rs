@@ -466,3 +466,61 @@ fn the_page_draws_its_timelines_in_a_real_browser() {
         "some strategy has no bar wide enough to check: {checked:?}"
     );
 }
+
+/// curl -Z is drawn too, from its own report of each transfer as it ended: a
+/// bar per download on the lane of its connection, within the run's wall time,
+/// and its latencies from the same reports.
+#[test]
+fn curl_is_drawn_from_its_own_transfer_reports() {
+    let curl_installed = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|folder| folder.join("curl").is_file())
+    });
+    assert!(
+        curl_installed,
+        "curl is not installed, and this test compares it: run ./test, which installs it"
+    );
+    let scratch = Scratch::new();
+    let html_path = scratch.root.path().join("compare.html");
+    let json_path = scratch.root.path().join("compare.json");
+    let downloads = 6;
+    let output = grab_command()
+        .args(["compare", "--peers", "--strategies", "async"])
+        .args(["--repeat", "1", "--warmup", "0", "-j", "2"])
+        .args(["--gallery-count", &downloads.to_string()])
+        .args(["--gallery-delay-ms", "20", "--export-html"])
+        .arg(&html_path)
+        .arg("--export-json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let wall: f64 = tags(&html, "<g class=\"strategy\"")
+        .into_iter()
+        .find(|tag| attribute(tag, "data-strategy") == "curl -Z")
+        .map(|tag| attribute(tag, "data-wall").parse().unwrap())
+        .unwrap_or_else(|| panic!("no curl timeline in {html}"));
+    let bars: Vec<Bar> = bars(&html)
+        .into_iter()
+        .filter(|bar| bar.strategy == "curl -Z")
+        .collect();
+    assert_eq!(bars.len(), downloads, "{bars:?}");
+    for bar in &bars {
+        assert!(bar.lane.starts_with("connection "), "{bar:?}");
+        assert!(
+            0.0 <= bar.start && bar.start <= bar.end && bar.end <= wall,
+            "{bar:?} outside the wall time {wall}"
+        );
+    }
+    let json = json_of(&json_path);
+    let row = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["contender"] == "curl -Z")
+        .unwrap();
+    assert!(
+        row["latency_seconds"]["p50"].as_f64().unwrap() > 0.0,
+        "{row}"
+    );
+}
