@@ -28,7 +28,8 @@
 //! - [`filter`]: Pillow-exact filters, their codecs and memory budget.
 //! - [`queue`]: a work queue on Redis Streams whose workers run `get` and
 //!   `dataset` runs (the one command allowed to call others).
-//! - [`server`]: `grab serve`, the demo endpoints and the gallery.
+//! - [`server`]: `grab serve`, the demo endpoints, the gallery and the page a
+//!   browser gets at `/`.
 //! - [`compare`]: `grab compare` and `grab demo`, with their table, their
 //!   explanation and the picture of each strategy at work (SVG, HTML).
 //! - [`cli`]: clap flags to configs, `get --filter` composed of `get` and
