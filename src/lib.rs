@@ -29,7 +29,8 @@
 //! - [`filter`]: Pillow-exact filters, their codecs and memory budget.
 //! - [`queue`]: a work queue on Redis Streams whose workers run `get` and
 //!   `dataset` runs (the one command allowed to call others).
-//! - [`server`]: `grab serve`, the demo endpoints and the gallery.
+//! - [`server`]: `grab serve`, the demo endpoints, the gallery and the page a
+//!   browser gets at `/`.
 //! - [`compare`]: `grab compare` and `grab demo`, with their table, their
 //!   explanation and the picture of each strategy at work (SVG, HTML).
 //! - [`cli`]: clap flags to configs, `get --filter` composed of `get` and
@@ -90,6 +91,23 @@ pub fn json_line<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> 
     Ok(line)
 }
 
+/// Text made safe inside HTML or XML content and attribute values: the pictures
+/// `compare` draws and the page `serve` shows.
+pub fn escape_markup(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(character),
+        }
+    }
+    escaped
+}
+
 /// A library enum the command line offers by name (strategies, formats, modes).
 pub trait Named: Sized + Copy + Send + Sync + 'static {
     /// Every value, in the order help lists them.
@@ -102,5 +120,16 @@ pub trait Named: Sized + Copy + Send + Sync + 'static {
 
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|value| value.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            super::escape_markup("a&b<\"c\">'"),
+            "a&amp;b&lt;&quot;c&quot;&gt;&#39;"
+        );
     }
 }

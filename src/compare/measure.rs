@@ -21,6 +21,10 @@ pub struct Measured {
     pub peak_memory_bytes: u64,
     pub exit_code: Option<i32>,
     pub stdout: String,
+    /// Every line the command wrote on stderr, with when it arrived after the
+    /// start: curl reports each transfer there as it ends, and the arrival is
+    /// that transfer's end on the run's clock.
+    pub stderr_lines: Vec<(Duration, String)>,
 }
 
 /// How often the process tree's memory is sampled.
@@ -36,18 +40,28 @@ fn cpu_of(usage: &Usage) -> Duration {
     seconds(usage.user_time()) + seconds(usage.system_time())
 }
 
-/// Runs `command` to completion, stdout captured and stderr discarded.
+/// Runs `command` to completion, stdout captured, stderr read line by line as
+/// it comes, each line stamped with its arrival.
 pub fn run(mut command: Command) -> io::Result<Measured> {
     // The children's CPU time is read as the difference in what this process's
     // waited-for children used; nothing else here runs children meanwhile.
     let before = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
     let started = Instant::now();
-    let child = command
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
     let pid = child.id();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stamper = thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in io::BufRead::lines(io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            lines.push((started.elapsed(), line));
+        }
+        lines
+    });
     let running = Arc::new(AtomicBool::new(true));
     let sampler = {
         let running = running.clone();
@@ -64,6 +78,7 @@ pub fn run(mut command: Command) -> io::Result<Measured> {
     let wall = started.elapsed();
     running.store(false, Ordering::Relaxed);
     let peak_memory_bytes = sampler.join().unwrap_or(0);
+    let stderr_lines = stamper.join().unwrap_or_default();
     let after = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
     Ok(Measured {
         wall,
@@ -71,6 +86,7 @@ pub fn run(mut command: Command) -> io::Result<Measured> {
         peak_memory_bytes,
         exit_code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr_lines,
     })
 }
 
@@ -128,11 +144,17 @@ mod tests {
         // A busy child in the background, waited for: its CPU counts too.
         command.args([
             "-c",
-            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done & wait; echo done",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done & wait; echo done; echo first >&2; sleep 0.05; echo second >&2",
         ]);
         let measured = run(command).unwrap();
         assert_eq!(measured.exit_code, Some(0));
         assert_eq!(measured.stdout.trim(), "done");
+        let [(first, one), (second, two)] = &measured.stderr_lines[..] else {
+            panic!("{:?}", measured.stderr_lines)
+        };
+        assert_eq!((one.as_str(), two.as_str()), ("first", "second"));
+        // Stamped as they came, not when the command ended.
+        assert!(first < second && *second <= measured.wall);
         assert!(measured.cpu > Duration::ZERO);
         assert!(measured.peak_memory_bytes > 0);
         assert!(measured.wall >= measured.cpu / 2);

@@ -77,14 +77,19 @@ impl Contender {
             }
             Contender::Curl => {
                 command = Command::new("curl");
-                // -w prints each transfer's time: curl's per-file latencies.
+                // -w reports each transfer as it ends, on stderr, which C leaves
+                // unbuffered, so each line's arrival is its end: its latency,
+                // size, outcome and connection, for the table and the timeline.
+                // -Z draws its progress meter on stderr even under -s;
+                // --no-progress-meter stops it, as grab runs --quiet.
                 command.args([
                     "-sSfZ",
+                    "--no-progress-meter",
                     "--parallel-max",
                     &jobs,
                     "--remote-name-all",
                     "-w",
-                    "%{time_total}\\n",
+                    CURL_WRITE_OUT,
                     "--output-dir",
                 ]);
                 command.arg(folder).arg("-K").arg(&list.curl_config);
@@ -110,6 +115,42 @@ impl Contender {
         }
         command
     }
+}
+
+/// What curl writes per transfer: a mark, then its exit code, local port,
+/// bytes, time and URL, tab-separated ([`curl_transfers`] reads it).
+const CURL_WRITE_OUT: &str = "%{stderr}grab-transfer\\t%{exitcode}\\t%{local_port}\\t%{size_download}\\t%{time_total}\\t%{url}\\n";
+
+/// curl's transfers from the lines its `-w` wrote, each stamped with when it
+/// arrived. A transfer ends when its line arrives and starts its own
+/// `time_total` earlier; its lane is its connection (curl -Z runs every
+/// transfer on one thread, over up to `--parallel-max` connections).
+fn curl_transfers(lines: &[(Duration, String)]) -> Vec<Transfer> {
+    lines
+        .iter()
+        .filter_map(|(arrived, line)| {
+            // Anywhere in the line: a progress meter may have written before it.
+            let (_, report) = line.split_once("grab-transfer\t")?;
+            let mut fields = report.splitn(5, '\t');
+            let exit_code = fields.next()?;
+            let port = fields.next()?;
+            let bytes = fields.next()?.parse().ok()?;
+            let seconds = fields.next()?.parse::<f64>().ok()?;
+            let url = fields.next()?.to_string();
+            let end = arrived.as_secs_f64();
+            Some(Transfer {
+                url,
+                lane: match port {
+                    "0" | "" => "no connection".to_string(),
+                    port => format!("connection {port}"),
+                },
+                start: (end - seconds).max(0.0),
+                end,
+                bytes,
+                saved: exit_code == "0",
+            })
+        })
+        .collect()
 }
 
 /// How to compare.
@@ -175,7 +216,8 @@ pub struct Run {
     pub bytes: u64,
     pub latency_seconds: Option<Percentiles>,
     pub exit_code: Option<i32>,
-    /// Every download of the run, from grab's `--report` (none for the peers).
+    /// Every download of the run: from grab's `--report`, or curl's `-w` lines
+    /// (none for wget2 and aria2c, which report no per-transfer times).
     #[serde(default)]
     pub transfers: Vec<Transfer>,
 }
@@ -360,7 +402,7 @@ pub fn run(
 }
 
 /// Turns a measured run into figures: grab reports its own in JSON on stdout; for
-/// the peers the folder is counted, and curl's `-w` lines give its latencies.
+/// the peers the folder is counted, and curl's `-w` lines give its transfers.
 fn describe_run(
     contender: Contender,
     round: usize,
@@ -402,11 +444,11 @@ fn describe_run(
             run.failed = expected.saturating_sub(files);
             run.bytes = bytes;
             if peer == Contender::Curl {
-                let times: Vec<Duration> = measured
-                    .stdout
-                    .lines()
-                    .filter_map(|line| line.trim().parse::<f64>().ok())
-                    .map(Duration::from_secs_f64)
+                run.transfers = curl_transfers(&measured.stderr_lines);
+                let times: Vec<Duration> = run
+                    .transfers
+                    .iter()
+                    .map(|transfer| Duration::from_secs_f64(transfer.end - transfer.start))
                     .collect();
                 run.latency_seconds = (!times.is_empty()).then(|| Percentiles::of(&times));
             }
@@ -637,6 +679,41 @@ mod tests {
         ];
         let [a, b] = ["a", "b"].map(|name| summarise(name, &runs));
         assert!(within_noise(&a, &b));
+    }
+
+    #[test]
+    fn curl_transfers_end_when_their_line_arrives_on_their_connection() {
+        let lines = [
+            (
+                Duration::from_millis(300),
+                "\r--  --  0  2 grab-transfer\t0\t40001\t2000\t0.250\thttp://h/a b".to_string(),
+            ),
+            (
+                Duration::from_millis(310),
+                "curl: (22) The requested URL returned error: 404".to_string(),
+            ),
+            (
+                Duration::from_millis(320),
+                "grab-transfer\t22\t0\t0\t0.010\thttp://h/missing".to_string(),
+            ),
+        ];
+        let transfers = curl_transfers(&lines);
+        assert_eq!(transfers.len(), 2);
+        let first = &transfers[0];
+        assert_eq!(
+            (
+                first.url.as_str(),
+                first.lane.as_str(),
+                first.bytes,
+                first.saved
+            ),
+            ("http://h/a b", "connection 40001", 2000, true)
+        );
+        assert!((first.end - 0.3).abs() < 1e-9 && (first.start - 0.05).abs() < 1e-9);
+        assert_eq!(
+            (transfers[1].lane.as_str(), transfers[1].saved),
+            ("no connection", false)
+        );
     }
 
     #[test]

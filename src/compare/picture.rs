@@ -18,6 +18,7 @@ use anyhow::Context as _;
 
 use super::{Comparison, Row, Run, Transfer};
 use crate::console::human_bytes;
+use crate::escape_markup as escape;
 
 const WIDTH: f64 = 960.0;
 const LABEL_WIDTH: f64 = 150.0;
@@ -41,22 +42,6 @@ pub fn pictured_run<'a>(comparison: &'a Comparison, row: &Row) -> Option<&'a Run
             let distance = |run: &Run| (run.wall_seconds - row.wall_median).abs();
             distance(first).total_cmp(&distance(second))
         })
-}
-
-/// Text made safe inside XML content and attribute values.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(character),
-        }
-    }
-    escaped
 }
 
 /// The lanes of a run in reading order: `thread-2` before `thread-10`.
@@ -381,8 +366,8 @@ pub fn html(comparison: &Comparison, explanation: Option<&str>) -> String {
          <title>grab: how each strategy downloads</title><style>{STYLE}</style></head><body>\n\
          <h1>How each strategy downloads</h1>\n<p>{}</p>\n\
          <h2>Timelines</h2>\n<p>One typical run of each strategy (the counted run nearest its median): \
-         a lane per worker (thread, worker process or async task), a bar per download from its request \
-         to its last byte, on one time axis. Hover a bar for its URL, size and time.\
+         a lane per worker (thread, worker process or async task; for curl -Z, a connection), a bar per \
+         download from its request to its last byte, on one time axis. Hover a bar for its URL, size and time.\
          <span class=\"legend\"><span style=\"background:{SAVED_COLOUR}\"></span>saved\
          <span style=\"background:{FAILED_COLOUR}\"></span>failed</span></p>\n",
         escape(&caption)
@@ -454,10 +439,5 @@ mod tests {
             Some([1.0, 2.0, 3.0, 4.0, 5.0])
         );
         assert_eq!(five_numbers(&mut []), None);
-    }
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(escape("a&b<\"c\">"), "a&amp;b&lt;&quot;c&quot;&gt;");
     }
 }

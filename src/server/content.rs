@@ -1,6 +1,8 @@
 //! The gallery's routes: generated images and files, and the indexes that list them.
-//! Every parameter is checked against its allowed range and a value outside it is a
-//! JSON 400 naming the range (never silently clamped); images and files carry a
+//! Each route takes a fixed set of query parameters: an unknown one is a JSON 400
+//! naming those the route takes, a value that is not a whole number is a 400 saying
+//! what the number counts, and a value outside its range is a 400 naming the range
+//! (never silently clamped). Images and files carry a
 //! strong ETag and a fixed Last-Modified and honour `If-None-Match`,
 //! `If-Modified-Since`, `If-Range` and single `Range`s, so downloaders can resume
 //! and re-runs can skip.
@@ -11,24 +13,69 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
 
-use super::operations::{error_response, out_of_range};
+use super::operations::{
+    error_response, given_twice, not_a_number, not_one_of, out_of_range, unknown_parameter,
+};
 use crate::gallery::{self, Format, ImageCache};
 
-/// The latencies a request may ask for, in milliseconds.
-const DELAY_MS: RangeInclusive<u64> = 0..=60_000;
+/// A numeric query parameter: its name, what its number counts (for messages
+/// and the page at `/`), and the values it may take.
+pub struct Parameter {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub allowed: RangeInclusive<u64>,
+}
+
+pub const WIDTH: Parameter = Parameter {
+    name: "w",
+    unit: "pixels",
+    allowed: 1..=gallery::MAX_SIDE as u64,
+};
+pub const HEIGHT: Parameter = Parameter {
+    name: "h",
+    unit: "pixels",
+    allowed: 1..=gallery::MAX_SIDE as u64,
+};
+/// The latency a request may ask for before its answer.
+pub const DELAY: Parameter = Parameter {
+    name: "delay_ms",
+    unit: "milliseconds",
+    allowed: 0..=60_000,
+};
 /// How many URLs an index may list.
-const INDEX_COUNT: RangeInclusive<u64> = 0..=1_000_000;
-/// The sizes of a generated file, in bytes.
-const FILE_BYTES: RangeInclusive<u64> = 0..=16 << 30;
-/// The sides of a drawn image, in pixels.
-const SIDE: RangeInclusive<u64> = 1..=gallery::MAX_SIDE as u64;
+pub const COUNT: Parameter = Parameter {
+    name: "count",
+    unit: "URLs",
+    allowed: 0..=1_000_000,
+};
+/// The size of a generated file.
+pub const SIZE: Parameter = Parameter {
+    name: "size",
+    unit: "bytes",
+    allowed: 0..=16 << 30,
+};
+/// The one parameter that is not a number: an image index's file type.
+pub const FORMAT: &str = "format";
+/// The values `format` takes.
+pub const FORMATS: &[&str] = &["jpg", "png"];
+
+/// The parameters each gallery route takes, in the order `/` lists them.
+pub const IMAGE_PARAMETERS: &[&str] = &["w", "h", "delay_ms"];
+pub const IMAGE_INDEX_PARAMETERS: &[&str] = &["count", "delay_ms", "w", "h", "format"];
+pub const FILE_PARAMETERS: &[&str] = &["size", "delay_ms"];
+pub const FILE_INDEX_PARAMETERS: &[&str] = &["count", "size", "delay_ms"];
+
+/// Defaults of the parameters a request leaves out.
+pub const DEFAULT_WIDTH: u64 = 640;
+pub const DEFAULT_HEIGHT: u64 = 480;
+pub const DEFAULT_IMAGE_COUNT: u64 = 50;
+pub const DEFAULT_FILE_COUNT: u64 = 100;
+pub const DEFAULT_FILE_SIZE: u64 = 20_000;
 /// Every generated image and file is the same forever, so one fixed date serves as
 /// their modification time: `-c` and re-runs see the same validator every time.
 pub const LAST_MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
@@ -41,8 +88,9 @@ pub struct Shared {
     pub drawing: tokio::sync::Semaphore,
 }
 
-/// Common query parameters as sent; [`Checked`] holds them validated.
-#[derive(Debug, Default, Deserialize)]
+/// The query parameters a request gave, each one its route takes and each
+/// number a whole number; [`within`] checks their ranges.
+#[derive(Debug, Default)]
 pub struct Params {
     w: Option<u64>,
     h: Option<u64>,
@@ -53,37 +101,73 @@ pub struct Params {
 }
 
 /// A parameter's value, or its default, checked against its allowed range.
-fn within(
-    name: &str,
-    value: Option<u64>,
-    default: u64,
-    allowed: RangeInclusive<u64>,
-) -> Result<u64, Refused> {
+fn within(parameter: &Parameter, value: Option<u64>, default: u64) -> Result<u64, Refused> {
     let value = value.unwrap_or(default);
-    if allowed.contains(&value) {
+    if parameter.allowed.contains(&value) {
         Ok(value)
     } else {
-        Err(out_of_range(name, value, *allowed.start(), *allowed.end()).into())
+        Err(out_of_range(
+            parameter.name,
+            value,
+            *parameter.allowed.start(),
+            *parameter.allowed.end(),
+        )
+        .into())
     }
 }
 
-/// The query string parsed, or a JSON 400 saying what was wrong with it.
-fn parsed(query: Result<Query<Params>, QueryRejection>) -> Result<Params, Refused> {
-    query.map(|Query(params)| params).map_err(|rejection| {
-        Refused::from(error_response(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "bad query string: {} (parameters are whole numbers: w, h, delay_ms, count, size)",
-                rejection.body_text()
-            ),
-        ))
-    })
-}
-
 impl Params {
+    /// The query string of `uri` read by hand rather than by serde, so that each
+    /// refusal is a sentence about the parameter (`w must be a whole number of
+    /// pixels, got "abc"`) and a parameter the route does not take (a typo, one
+    /// meant for another route) is refused rather than ignored.
+    fn parse(uri: &Uri, known: &[&str]) -> Result<Params, Refused> {
+        let mut params = Params::default();
+        let query = uri.query().unwrap_or_default();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !known.contains(&&*name) {
+                return Err(unknown_parameter(&name, uri.path(), known).into());
+            }
+            if name == FORMAT {
+                if params.format.is_some() {
+                    return Err(given_twice(FORMAT).into());
+                }
+                params.format = Some(value.into_owned());
+                continue;
+            }
+            let (slot, parameter) = match &*name {
+                "w" => (&mut params.w, &WIDTH),
+                "h" => (&mut params.h, &HEIGHT),
+                "delay_ms" => (&mut params.delay_ms, &DELAY),
+                "count" => (&mut params.count, &COUNT),
+                "size" => (&mut params.size, &SIZE),
+                other => unreachable!("{other} is in a route's list but has no slot"),
+            };
+            if slot.is_some() {
+                return Err(given_twice(parameter.name).into());
+            }
+            // Digits only: u64's parser would also take a leading `+`.
+            if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
+                return Err(not_a_number(parameter.name, parameter.unit, &value).into());
+            }
+            // All digits but past u64 is a whole number, out of range.
+            let Ok(number) = value.parse::<u64>() else {
+                return Err(out_of_range(
+                    parameter.name,
+                    &*value,
+                    *parameter.allowed.start(),
+                    *parameter.allowed.end(),
+                )
+                .into());
+            };
+            *slot = Some(number);
+        }
+        Ok(params)
+    }
+
     /// Waits the requested latency, once it is known to be allowed.
     async fn delay(&self) -> Result<(), Refused> {
-        let milliseconds = within("delay_ms", self.delay_ms, 0, DELAY_MS)?;
+        let milliseconds = within(&DELAY, self.delay_ms, 0)?;
         if milliseconds > 0 {
             tokio::time::sleep(Duration::from_millis(milliseconds)).await;
         }
@@ -91,9 +175,9 @@ impl Params {
     }
 
     fn size(&self) -> Result<(u32, u32), Refused> {
-        let width = within("w", self.w, 640, SIDE)?;
-        let height = within("h", self.h, 480, SIDE)?;
-        // SIDE ends at gallery::MAX_SIDE, a u32.
+        let width = within(&WIDTH, self.w, DEFAULT_WIDTH)?;
+        let height = within(&HEIGHT, self.h, DEFAULT_HEIGHT)?;
+        // Both ranges end at gallery::MAX_SIDE, a u32.
         Ok((width as u32, height as u32))
     }
 
@@ -144,25 +228,16 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-pub async fn image_index(
-    query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn image_index(uri: Uri, headers: HeaderMap) -> Response {
     either(
         async {
-            let params = parsed(query)?;
+            let params = Params::parse(&uri, IMAGE_INDEX_PARAMETERS)?;
             params.size()?;
-            let count = within("count", params.count, 50, INDEX_COUNT)?;
+            let count = within(&COUNT, params.count, DEFAULT_IMAGE_COUNT)?;
             let extension = match params.format.as_deref() {
                 None | Some("jpg") | Some("jpeg") => "jpg",
                 Some("png") => "png",
-                Some(other) => {
-                    return Err(error_response(
-                        StatusCode::BAD_REQUEST,
-                        &format!("unknown format {other:?}: use jpg or png"),
-                    )
-                    .into());
-                }
+                Some(other) => return Err(not_one_of(FORMAT, other, FORMATS).into()),
             };
             params.delay().await?;
             Ok(numbered_index(
@@ -171,7 +246,7 @@ pub async fn image_index(
                 "image",
                 extension,
                 count,
-                &params.forwarded(&["w", "h", "delay_ms"]),
+                &params.forwarded(IMAGE_PARAMETERS),
             ))
         }
         .await,
@@ -187,12 +262,12 @@ fn image_etag(name: &str, width: u32, height: u32, format: Format) -> String {
 pub async fn image(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    query: Result<Query<Params>, QueryRejection>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     either(
         async {
-            let params = parsed(query)?;
+            let params = Params::parse(&uri, IMAGE_PARAMETERS)?;
             let Some(format) = Format::from_name(&name) else {
                 return Err(error_response(
                     StatusCode::NOT_FOUND,
@@ -247,15 +322,12 @@ pub async fn image(
     )
 }
 
-pub async fn file_index(
-    query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn file_index(uri: Uri, headers: HeaderMap) -> Response {
     either(
         async {
-            let params = parsed(query)?;
-            within("size", params.size, 20_000, FILE_BYTES)?;
-            let count = within("count", params.count, 100, INDEX_COUNT)?;
+            let params = Params::parse(&uri, FILE_INDEX_PARAMETERS)?;
+            within(&SIZE, params.size, DEFAULT_FILE_SIZE)?;
+            let count = within(&COUNT, params.count, DEFAULT_FILE_COUNT)?;
             params.delay().await?;
             Ok(numbered_index(
                 &headers,
@@ -263,7 +335,7 @@ pub async fn file_index(
                 "file",
                 "bin",
                 count,
-                &params.forwarded(&["size", "delay_ms"]),
+                &params.forwarded(FILE_PARAMETERS),
             ))
         }
         .await,
@@ -430,15 +502,11 @@ fn ranged(
 }
 
 /// Seeded bytes, with validators and single-range support so downloads can resume.
-pub async fn file(
-    Path(name): Path<String>,
-    query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn file(Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     either(
         async {
-            let params = parsed(query)?;
-            let size = within("size", params.size, 20_000, FILE_BYTES)?;
+            let params = Params::parse(&uri, FILE_PARAMETERS)?;
+            let size = within(&SIZE, params.size, DEFAULT_FILE_SIZE)?;
             params.delay().await?;
             let seed = gallery::seed_of(&name);
             let etag = format!("\"{seed:016x}-{size}\"");

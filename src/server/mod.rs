@@ -5,7 +5,8 @@
 //! resolves, then lets requests in flight finish within a grace period.
 //!
 //! Routes:
-//! - `/`: JSON describing the endpoints.
+//! - `/`: JSON describing the endpoints, or for a browser a page with the
+//!   gallery's thumbnails and the endpoints.
 //! - `/fast`, `/medium`, `/slow` (`/rapido`, `/medio`, `/lento`): wait a random
 //!   0.1-0.3 s, 0.5-1.5 s, 2-4 s; `/mixed` (`/mixto`): all three at once;
 //!   `/sequential` (`/secuencial`): one after another; `/fail`: a JSON 500.
@@ -15,10 +16,13 @@
 //! - `/files/NAME?size=BYTES&delay_ms=D`: BYTES of seeded noise, streamed.
 //! - `/files/index.txt?count=N&size=BYTES&delay_ms=D`: N file URLs.
 //!
+//! A gallery route refuses a parameter it does not take, naming those it does.
+//!
 //! Every response carries its handling time as `X-Response-Time` (seconds) and
 //! `Server-Timing`, and every request is logged (target `grab::server`).
 
 mod content;
+mod index;
 mod limits;
 pub mod operations;
 
@@ -54,7 +58,7 @@ pub fn app_with(limits: &Limits) -> Router {
         ),
     });
     Router::new()
-        .route("/", get(operations::index))
+        .route("/", get(index::index))
         .route("/fast", get(operations::fast))
         .route("/rapido", get(operations::fast))
         .route("/medium", get(operations::medium))

@@ -132,21 +132,68 @@ fn error_with(
     (status, Json(serde_json::Value::Object(fields))).into_response()
 }
 
-/// A 400 for a parameter outside its range, naming the range.
-pub fn out_of_range(parameter: &str, value: u64, minimum: u64, maximum: u64) -> Response {
-    let fields = serde_json::json!({
-        "parameter": parameter,
-        "value": value,
-        "minimum": minimum,
-        "maximum": maximum,
-    });
+/// A 400 with `fields` that say what was wrong.
+fn bad_request(message: &str, fields: serde_json::Value) -> Response {
     let serde_json::Value::Object(fields) = fields else {
         unreachable!("a JSON object literal")
     };
-    error_with(
-        StatusCode::BAD_REQUEST,
+    error_with(StatusCode::BAD_REQUEST, message, fields)
+}
+
+/// A 400 for a parameter outside its range, naming the range. `value` is a
+/// number, or the digits sent when they do not fit one.
+pub fn out_of_range(
+    parameter: &str,
+    value: impl Into<serde_json::Value> + std::fmt::Display,
+    minimum: u64,
+    maximum: u64,
+) -> Response {
+    bad_request(
         &format!("{parameter} must be from {minimum} to {maximum}, got {value}"),
-        fields,
+        serde_json::json!({
+            "parameter": parameter,
+            "value": value.into(),
+            "minimum": minimum,
+            "maximum": maximum,
+        }),
+    )
+}
+
+/// A 400 for a numeric parameter whose value is not a whole number.
+pub fn not_a_number(parameter: &str, unit: &str, value: &str) -> Response {
+    bad_request(
+        &format!("{parameter} must be a whole number of {unit}, got {value:?}"),
+        serde_json::json!({"parameter": parameter, "value": value}),
+    )
+}
+
+/// A 400 for a parameter whose value is none of those it takes.
+pub fn not_one_of(parameter: &str, value: &str, allowed: &[&str]) -> Response {
+    bad_request(
+        &format!(
+            "{parameter} must be one of {}, got {value:?}",
+            allowed.join(", ")
+        ),
+        serde_json::json!({"parameter": parameter, "value": value, "allowed": allowed}),
+    )
+}
+
+/// A 400 for a parameter the route does not take, naming those it does.
+pub fn unknown_parameter(parameter: &str, path: &str, known: &[&str]) -> Response {
+    bad_request(
+        &format!(
+            "unknown parameter {parameter:?}: {path} takes {}",
+            known.join(", ")
+        ),
+        serde_json::json!({"parameter": parameter, "known": known}),
+    )
+}
+
+/// A 400 for a parameter given more than once: which value was meant is unclear.
+pub fn given_twice(parameter: &str) -> Response {
+    bad_request(
+        &format!("{parameter} is given more than once; give it once"),
+        serde_json::json!({"parameter": parameter}),
     )
 }
 
@@ -176,45 +223,4 @@ pub async fn fail() -> Result<Json<Report>, HandlerError> {
     Err(HandlerError(
         "this endpoint always fails, to show how errors are answered".to_string(),
     ))
-}
-
-/// `/`: what the server offers. The body never changes, so it is serialised once;
-/// this is the endpoint load tests hammer hardest.
-pub async fn index() -> Response {
-    static BODY: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
-    let body = BODY
-        .get_or_init(|| bytes::Bytes::from(describe().to_string()))
-        .clone();
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-fn describe() -> serde_json::Value {
-    let operation = |operation: Operation| {
-        serde_json::json!({
-            "path": format!("/{}", operation.name),
-            "alias": format!("/{}", operation.alias),
-            "description": format!("waits {}-{} s without blocking, answers the time waited", operation.shortest, operation.longest),
-        })
-    };
-    serde_json::json!({
-        "server": "grab",
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": [
-            operation(FAST),
-            operation(MEDIUM),
-            operation(SLOW),
-            {"path": "/mixed", "alias": "/mixto", "description": "fast, medium and slow at once: about the slowest"},
-            {"path": "/sequential", "alias": "/secuencial", "description": "fast, medium and slow one after another: about their sum"},
-            {"path": "/fail", "description": "always answers a JSON 500"},
-            {"path": "/images/NAME.jpg|png?w=&h=&delay_ms=", "description": "a generated picture"},
-            {"path": "/images/index.txt?count=&delay_ms=&w=&h=&format=", "description": "a list of image URLs"},
-            {"path": "/files/NAME?size=&delay_ms=", "description": "seeded bytes"},
-            {"path": "/files/index.txt?count=&size=&delay_ms=", "description": "a list of file URLs"},
-        ],
-        "headers": ["X-Response-Time (seconds)", "Server-Timing"],
-    })
 }

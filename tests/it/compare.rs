@@ -389,3 +389,138 @@ fn demo_writes_its_picture_and_prints_where() {
         "the explanation is on the page"
     );
 }
+
+/// The page as a browser draws it: a real headless Chromium opens the HTML
+/// and its screenshot (kept as target/test-artefacts/compare.png) is not blank,
+/// and where the browser laid out each bar of the timelines, the screenshot has
+/// the bar's colour: the timelines are drawn, every strategy's.
+#[test]
+fn the_page_draws_its_timelines_in_a_real_browser() {
+    let scratch = Scratch::new();
+    let html_path = scratch.root.path().join("compare.html");
+    let downloads = 6;
+    let output = grab_command()
+        .args(["compare", "--repeat", "1", "--warmup", "0", "-j", "2"])
+        .args(["--gallery-count", &downloads.to_string()])
+        .args(["--gallery-delay-ms", "40", "--export-html"])
+        .arg(&html_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut page = super::browser::Page::open(&format!("file://{}", html_path.display()));
+    let laid_out = page.evaluate(
+        "Array.from(document.querySelectorAll('svg.timelines rect.bar'), bar => { \
+         const box = bar.getBoundingClientRect(); \
+         return {strategy: bar.dataset.strategy, x: box.x + scrollX, y: box.y + scrollY, \
+         width: box.width, height: box.height}; })",
+    );
+    let shot = page.screenshot("compare.png");
+    let laid_out = laid_out.as_array().unwrap();
+    assert_eq!(laid_out.len(), 4 * downloads, "{laid_out:?}");
+
+    // Not blank: a good share of the page is not its white background.
+    let drawn = shot
+        .pixels()
+        .filter(|pixel| pixel.0[..3] != [255, 255, 255])
+        .count();
+    let share = drawn as f64 / (shot.width() * shot.height()) as f64;
+    assert!(
+        share > 0.03,
+        "only {:.2}% of the page is drawn",
+        share * 100.0
+    );
+
+    // The colour of a saved download's bar, and how far anti-aliasing or colour
+    // management may move a channel.
+    let saved = [0x2f, 0x6f, 0xdf];
+    let near = |pixel: &image::Rgba<u8>| {
+        pixel.0[..3]
+            .iter()
+            .zip(saved)
+            .all(|(channel, wanted)| channel.abs_diff(wanted) <= 24)
+    };
+    let mut checked = std::collections::BTreeMap::<String, usize>::new();
+    for bar in laid_out {
+        let number = |key: &str| bar[key].as_f64().unwrap();
+        let (x, y, width, height) = (number("x"), number("y"), number("width"), number("height"));
+        // A bar a few pixels across has a centre pixel of its own colour.
+        if width < 4.0 || height < 4.0 {
+            continue;
+        }
+        let (center_x, center_y) = ((x + width / 2.0) as u32, (y + height / 2.0) as u32);
+        assert!(
+            center_x < shot.width() && center_y < shot.height(),
+            "{bar} is outside the {}x{} screenshot",
+            shot.width(),
+            shot.height()
+        );
+        let pixel = shot.get_pixel(center_x, center_y);
+        assert!(near(pixel), "{bar} is drawn as {pixel:?}, not #2f6fdf");
+        *checked
+            .entry(bar["strategy"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        checked.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["async", "processes", "sequential", "threads"],
+        "some strategy has no bar wide enough to check: {checked:?}"
+    );
+}
+
+/// curl -Z is drawn too, from its own report of each transfer as it ended: a
+/// bar per download on the lane of its connection, within the run's wall time,
+/// and its latencies from the same reports.
+#[test]
+fn curl_is_drawn_from_its_own_transfer_reports() {
+    let curl_installed = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|folder| folder.join("curl").is_file())
+    });
+    assert!(
+        curl_installed,
+        "curl is not installed, and this test compares it: run ./test, which installs it"
+    );
+    let scratch = Scratch::new();
+    let html_path = scratch.root.path().join("compare.html");
+    let json_path = scratch.root.path().join("compare.json");
+    let downloads = 6;
+    let output = grab_command()
+        .args(["compare", "--peers", "--strategies", "async"])
+        .args(["--repeat", "1", "--warmup", "0", "-j", "2"])
+        .args(["--gallery-count", &downloads.to_string()])
+        .args(["--gallery-delay-ms", "20", "--export-html"])
+        .arg(&html_path)
+        .arg("--export-json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let wall: f64 = tags(&html, "<g class=\"strategy\"")
+        .into_iter()
+        .find(|tag| attribute(tag, "data-strategy") == "curl -Z")
+        .map(|tag| attribute(tag, "data-wall").parse().unwrap())
+        .unwrap_or_else(|| panic!("no curl timeline in {html}"));
+    let bars: Vec<Bar> = bars(&html)
+        .into_iter()
+        .filter(|bar| bar.strategy == "curl -Z")
+        .collect();
+    assert_eq!(bars.len(), downloads, "{bars:?}");
+    for bar in &bars {
+        assert!(bar.lane.starts_with("connection "), "{bar:?}");
+        assert!(
+            0.0 <= bar.start && bar.start <= bar.end && bar.end <= wall,
+            "{bar:?} outside the wall time {wall}"
+        );
+    }
+    let json = json_of(&json_path);
+    let row = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["contender"] == "curl -Z")
+        .unwrap();
+    assert!(
+        row["latency_seconds"]["p50"].as_f64().unwrap() > 0.0,
+        "{row}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area. Every test starts its own
 //! servers on 127.0.0.1:0 and touches nothing else.
 
+mod browser;
 mod compare;
 mod dataset;
 mod engine;

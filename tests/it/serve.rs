@@ -133,6 +133,184 @@ fn values_out_of_range_are_400_naming_the_range() {
     assert_eq!(get(&format!("{base}/files/index.txt?count=0")).0, 200);
 }
 
+/// A value that is not a whole number is refused in grab's words, saying what
+/// the number counts, never in the query parser's (`invalid digit found in
+/// string`).
+#[test]
+fn values_that_are_not_whole_numbers_are_400_in_plain_words() {
+    let server = start_gallery();
+    let base = server.base_url();
+    for (path, parameter, unit, value) in [
+        ("/images/a.png?w=abc", "w", "pixels", "abc"),
+        ("/images/a.jpg?h=1.5", "h", "pixels", "1.5"),
+        ("/images/a.jpg?delay_ms=", "delay_ms", "milliseconds", ""),
+        ("/images/index.txt?count=ten", "count", "URLs", "ten"),
+        ("/files/a.bin?size=-1", "size", "bytes", "-1"),
+        ("/files/index.txt?size=%2B5", "size", "bytes", "+5"),
+    ] {
+        let json = error_of(&format!("{base}{path}"), 400);
+        assert_eq!(
+            json["error"],
+            format!("{parameter} must be a whole number of {unit}, got \"{value}\""),
+            "{path}: {json}"
+        );
+        assert_eq!(json["parameter"], parameter, "{path}: {json}");
+        assert_eq!(json["value"], value, "{path}: {json}");
+    }
+    // All digits, but past any whole number the server holds: out of range.
+    let json = error_of(
+        &format!("{base}/images/a.png?w=99999999999999999999999"),
+        400,
+    );
+    assert_eq!(
+        json["error"],
+        "w must be from 1 to 4096, got 99999999999999999999999"
+    );
+    let json = error_of(&format!("{base}/images/index.txt?format=gif"), 400);
+    assert_eq!(json["error"], "format must be one of jpg, png, got \"gif\"");
+    let json = error_of(&format!("{base}/images/a.png?w=5&w=6"), 400);
+    assert_eq!(json["parameter"], "w", "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("more than once"),
+        "{json}"
+    );
+}
+
+/// A parameter the route does not take (a typo, or one meant for another
+/// route) is a 400 naming the ones it does, never silently ignored.
+#[test]
+fn unknown_parameters_are_400_naming_the_known_ones() {
+    let server = start_gallery();
+    let base = server.base_url();
+    for (path, parameter, known) in [
+        (
+            "/images/a.png?width=5",
+            "width",
+            &["w", "h", "delay_ms"][..],
+        ),
+        (
+            "/images/index.txt?count=2&size=5",
+            "size",
+            &["count", "delay_ms", "w", "h", "format"],
+        ),
+        ("/files/a.bin?w=5", "w", &["size", "delay_ms"]),
+        (
+            "/files/index.txt?format=png",
+            "format",
+            &["count", "size", "delay_ms"],
+        ),
+    ] {
+        let json = error_of(&format!("{base}{path}"), 400);
+        assert_eq!(json["parameter"], parameter, "{path}: {json}");
+        assert_eq!(json["known"], serde_json::json!(known), "{path}: {json}");
+        let route = path.split('?').next().unwrap();
+        assert_eq!(
+            json["error"],
+            format!(
+                "unknown parameter \"{parameter}\": {route} takes {}",
+                known.join(", ")
+            ),
+            "{path}: {json}"
+        );
+    }
+}
+
+/// The `<img>` sources of a page, in order.
+fn image_sources(html: &str) -> Vec<String> {
+    html.match_indices("<img ")
+        .map(|(at, _)| {
+            let tag = &html[at..at + html[at..].find('>').unwrap()];
+            let from = tag.find(" src=\"").expect("an img with a src") + " src=\"".len();
+            tag[from..from + tag[from..].find('"').unwrap()].replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// A browser at `/` gets a page, not JSON: thumbnails from the gallery and every
+/// endpoint; curl's `*/*`, no `Accept` or `application/json` still get JSON.
+#[test]
+fn a_browser_at_root_gets_a_page_and_programs_get_json() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (status, headers, body) = get_with(&format!("{base}/"), &[("accept", browser_accept)]);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["vary"], "accept");
+    let html = String::from_utf8(body).unwrap();
+    let (_, _, json) = get_with(&format!("{base}/"), &[("accept", "*/*")]);
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    for endpoint in json["endpoints"].as_array().unwrap() {
+        let path = endpoint["path"].as_str().unwrap();
+        assert!(
+            html.contains(&grab::escape_markup(path)),
+            "{path} missing from the page"
+        );
+    }
+    // Self-contained: every image from this server, no script, no stylesheet
+    // fetched from anywhere.
+    let sources = image_sources(&html);
+    assert_eq!(sources.len(), 12, "{sources:?}");
+    for source in &sources {
+        assert!(source.starts_with("/images/"), "{source}");
+        let (status, body, content_type) = get(&format!("{base}{source}"));
+        assert_eq!(status, 200, "{source}");
+        assert!(
+            content_type.starts_with("image/"),
+            "{source}: {content_type}"
+        );
+        assert_eq!(image::load_from_memory(&body).unwrap().width(), 160);
+    }
+    assert!(
+        !html.contains("<script") && !html.contains("<link"),
+        "{html}"
+    );
+    for accept in [None, Some("*/*"), Some("application/json")] {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|value| ("accept", value)).into_iter().collect();
+        let (status, headers, body) = get_with(&format!("{base}/"), &headers);
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/json", "{accept:?}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["server"], "grab", "{accept:?}");
+    }
+}
+
+/// The page at `/` in a real headless Chromium: every image on it has loaded
+/// (a natural size, the thumbnail's), each served by the server itself. The
+/// screenshot is kept as target/test-artefacts/serve.png.
+#[test]
+fn the_page_at_root_loads_its_thumbnails_in_a_real_browser() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let (_, _, body) = get_with(&format!("{base}/"), &[("accept", "text/html")]);
+    let expected = image_sources(&String::from_utf8(body).unwrap()).len();
+    let mut page = super::browser::Page::open(&format!("{base}/"));
+    assert_eq!(page.evaluate("document.title"), "grab serve");
+    let images = page.evaluate(
+        "Array.from(document.images, image => \
+         ({source: image.currentSrc, width: image.naturalWidth, height: image.naturalHeight}))",
+    );
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), expected, "{images:?}");
+    assert!(expected > 0);
+    for image in images {
+        assert!(
+            image["source"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{base}/images/")),
+            "{image}"
+        );
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(160), Some(120)),
+            "not loaded: {image}"
+        );
+    }
+    page.screenshot("serve.png");
+}
+
 /// Status, headers and body of a GET with extra request headers.
 fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, axum::http::HeaderMap, Vec<u8>) {
     let mut request = ureq::get(url);
