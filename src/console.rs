@@ -20,7 +20,22 @@ pub enum Verbosity {
 
 /// Whether stderr gets colours: only on a terminal, and never with `NO_COLOR` set.
 pub fn stderr_colors() -> bool {
-    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+    io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        && escapes_shown()
+}
+
+/// A Windows console shows colour escapes only once asked to (virtual terminal
+/// processing); the console crate, which draws indicatif's live view, asks,
+/// and knows the msys terminals of Git Bash.
+#[cfg(windows)]
+fn escapes_shown() -> bool {
+    console::Term::stderr().features().colors_supported()
+}
+
+#[cfg(not(windows))]
+fn escapes_shown() -> bool {
+    true
 }
 
 /// A colour for a word of a line.

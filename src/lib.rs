@@ -13,13 +13,15 @@
 //!   (hyper, reqwest) clients, and the download as an engine task
 //!   ([`http::task`]); a body goes to a part file or to memory.
 //! - [`fs`]: atomic writes with one file mode, the folder lock, part files,
-//!   names (sanitising, numbering), `-x`/`--spread` layout, the manifest.
+//!   names (sanitising, numbering), `-x`/`--spread` layout, the manifest;
+//!   Linux's fast paths beside the portable way, and what differs by system.
 //! - [`image`]: header checks before any pixel, MIME types and sniffing,
 //!   reduced JPEG decoding, resizing and encoding as img2dataset means it.
 //! - [`engine`]: jobs in, outcomes out: the strategies (`sequential`,
 //!   `threads`, worker `processes`, `async`), the bounded queue, the
 //!   run's stop (Ctrl-C, or a halt such as a full disk), the open-file
-//!   limit, the live view's mode; a mock task for tests.
+//!   limit, the live view's mode, workers' ties to their parent on each
+//!   system; a mock task for tests.
 //! - [`console`], [`redact`], [`exit`], [`partition`] (`--shard K/N`),
 //!   [`gallery`] (the deterministic images the server serves and tests decode).
 //!

@@ -41,14 +41,29 @@ pub struct ServeArgs {
     pub quiet: bool,
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C or SIGTERM (on Windows: Ctrl-C, Ctrl-Break, or the
+/// console closing).
 async fn shutdown_signal() {
+    #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
                 signal.recv().await;
             }
             Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(windows)]
+    let terminate = async {
+        use tokio::signal::windows::{ctrl_break, ctrl_close};
+        match (ctrl_break(), ctrl_close()) {
+            (Ok(mut breaking), Ok(mut closing)) => {
+                tokio::select! {
+                    _ = breaking.recv() => {}
+                    _ = closing.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
         }
     };
     tokio::select! {

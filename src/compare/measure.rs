@@ -2,16 +2,18 @@
 //! wall time, CPU time (user + sys, descendants included), and peak memory as the
 //! largest sum of resident memory over the whole process tree, so the `processes`
 //! strategy is charged for its workers.
+//!
+//! Wall time is `Instant` on every system. CPU and memory are the system's
+//! own accounts: on Unix the waited-for children's `getrusage` and the tree's
+//! resident memory sampled from /proc (where there is no /proc, as on macOS,
+//! the largest single process's peak instead); on Windows a job object the
+//! command runs in, whose accounts cover every process in it, workers
+//! included (its peak is of committed memory, the nearest Windows keeps).
 
 use std::fs;
 use std::io;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
-
-use nix::sys::resource::{Usage, UsageWho, getrusage};
 
 /// What one run of a command cost.
 #[derive(Debug, Clone)]
@@ -27,34 +29,18 @@ pub struct Measured {
     pub stderr_lines: Vec<(Duration, String)>,
 }
 
-/// How often the process tree's memory is sampled.
-const SAMPLE_EVERY: Duration = Duration::from_millis(10);
-
-fn cpu_of(usage: &Usage) -> Duration {
-    let seconds = |time: nix::sys::time::TimeVal| {
-        Duration::new(
-            time.tv_sec().max(0) as u64,
-            (time.tv_usec().max(0) as u32) * 1000,
-        )
-    };
-    seconds(usage.user_time()) + seconds(usage.system_time())
-}
-
 /// Runs `command` to completion, stdout captured, stderr read line by line as
 /// it comes, each line stamped with its arrival.
 pub fn run(mut command: Command) -> io::Result<Measured> {
-    // The children's CPU time is read as the difference in what this process's
-    // waited-for children used; nothing else here runs children meanwhile.
-    let before = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let pid = child.id();
+    let tree = Tree::watch(&child)?;
     let stderr = child.stderr.take().expect("stderr is piped");
-    let stamper = thread::spawn(move || {
+    let stamper = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in io::BufRead::lines(io::BufReader::new(stderr)) {
             let Ok(line) = line else { break };
@@ -62,32 +48,177 @@ pub fn run(mut command: Command) -> io::Result<Measured> {
         }
         lines
     });
-    let running = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let running = running.clone();
-        thread::spawn(move || {
-            let mut peak = 0;
-            while running.load(Ordering::Relaxed) {
-                peak = peak.max(tree_resident_bytes(pid));
-                thread::sleep(SAMPLE_EVERY);
-            }
-            peak
-        })
-    };
     let output = child.wait_with_output()?;
     let wall = started.elapsed();
-    running.store(false, Ordering::Relaxed);
-    let peak_memory_bytes = sampler.join().unwrap_or(0);
+    let (cpu, peak_memory_bytes) = tree.finish()?;
     let stderr_lines = stamper.join().unwrap_or_default();
-    let after = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
     Ok(Measured {
         wall,
-        cpu: cpu_of(&after).saturating_sub(cpu_of(&before)),
+        cpu,
         peak_memory_bytes,
         exit_code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr_lines,
     })
+}
+
+#[cfg(unix)]
+use unix::Tree;
+#[cfg(windows)]
+use windows::Tree;
+
+#[cfg(unix)]
+mod unix {
+    use std::io;
+    use std::process::Child;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::{self, JoinHandle};
+    use std::time::Duration;
+
+    use nix::sys::resource::{Usage, UsageWho, getrusage};
+
+    /// How often the process tree's memory is sampled.
+    const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+    /// A command's process tree, watched until it is waited for.
+    pub struct Tree {
+        before: Usage,
+        running: Arc<AtomicBool>,
+        sampler: JoinHandle<u64>,
+    }
+
+    fn cpu_of(usage: &Usage) -> Duration {
+        let seconds = |time: nix::sys::time::TimeVal| {
+            Duration::new(
+                time.tv_sec().max(0) as u64,
+                (time.tv_usec().max(0) as u32) * 1000,
+            )
+        };
+        seconds(usage.user_time()) + seconds(usage.system_time())
+    }
+
+    impl Tree {
+        /// Right after the spawn: the children's CPU time is read as the
+        /// difference in what this process's waited-for children used (the new
+        /// child counts once waited for); nothing else here runs children
+        /// meanwhile.
+        pub fn watch(child: &Child) -> io::Result<Tree> {
+            let before = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
+            let pid = child.id();
+            let running = Arc::new(AtomicBool::new(true));
+            let sampler = {
+                let running = running.clone();
+                thread::spawn(move || {
+                    let mut peak = 0;
+                    while running.load(Ordering::Relaxed) {
+                        peak = peak.max(super::tree_resident_bytes(pid));
+                        thread::sleep(SAMPLE_EVERY);
+                    }
+                    peak
+                })
+            };
+            Ok(Tree {
+                before,
+                running,
+                sampler,
+            })
+        }
+
+        /// Once the child is waited for: its CPU time and peak memory.
+        pub fn finish(self) -> io::Result<(Duration, u64)> {
+            self.running.store(false, Ordering::Relaxed);
+            let sampled = self.sampler.join().unwrap_or(0);
+            let after = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
+            let cpu = cpu_of(&after).saturating_sub(cpu_of(&self.before));
+            // No /proc to sample: the largest single process's peak.
+            let largest = u64::try_from(after.max_rss()).unwrap_or(0);
+            let largest = match cfg!(target_os = "macos") {
+                true => largest,
+                false => largest * 1024,
+            };
+            Ok((cpu, if sampled > 0 { sampled } else { largest }))
+        }
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use std::io;
+    use std::mem::size_of;
+    use std::os::windows::io::AsRawHandle;
+    use std::process::Child;
+    use std::time::Duration;
+
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
+        JobObjectExtendedLimitInformation, QueryInformationJobObject,
+    };
+
+    /// A command's process tree: the job it runs in.
+    pub struct Tree {
+        job: HANDLE,
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            // SAFETY: the job's handle is this value's, closed once.
+            unsafe { CloseHandle(self.job) };
+        }
+    }
+
+    impl Tree {
+        /// Right after the spawn: the child joins a job, and every process it
+        /// starts joins it too.
+        pub fn watch(child: &Child) -> io::Result<Tree> {
+            // SAFETY: a fresh unnamed job with default security.
+            let job = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+            if job.is_null() {
+                return Err(io::Error::last_os_error());
+            }
+            let tree = Tree { job };
+            // SAFETY: both handles are open while borrowed here.
+            if unsafe { AssignProcessToJobObject(tree.job, child.as_raw_handle()) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(tree)
+        }
+
+        /// Once the child is waited for: the job's CPU time and peak memory.
+        pub fn finish(self) -> io::Result<(Duration, u64)> {
+            // SAFETY: the structures are plain data the calls fill, sized as
+            // told.
+            unsafe {
+                let mut accounting: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = std::mem::zeroed();
+                let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
+                if QueryInformationJobObject(
+                    self.job,
+                    JobObjectBasicAccountingInformation,
+                    (&raw mut accounting).cast(),
+                    size_of::<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>() as u32,
+                    std::ptr::null_mut(),
+                ) == 0
+                    || QueryInformationJobObject(
+                        self.job,
+                        JobObjectExtendedLimitInformation,
+                        (&raw mut limits).cast(),
+                        size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                        std::ptr::null_mut(),
+                    ) == 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // Both times count 100-nanosecond intervals.
+                let ticks = (accounting.TotalUserTime + accounting.TotalKernelTime).max(0) as u64;
+                Ok((
+                    Duration::from_nanos(ticks * 100),
+                    limits.PeakJobMemoryUsed as u64,
+                ))
+            }
+        }
+    }
 }
 
 /// Resident memory of a process and all its descendants, from /proc.
@@ -134,7 +265,8 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-#[cfg(test)]
+// `sh` and /proc: Linux's.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

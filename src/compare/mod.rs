@@ -310,10 +310,11 @@ impl Comparison {
     }
 }
 
-/// Whether an executable is on the PATH.
+/// Whether an executable is on the PATH (`curl.exe` on Windows for `curl`).
 fn on_path(name: &str) -> bool {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|folder| folder.join(name).is_file()))
+        .is_some_and(|path| std::env::split_paths(&path).any(|folder| folder.join(&file).is_file()))
 }
 
 /// What a comparison tells its caller as it goes.

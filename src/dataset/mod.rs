@@ -502,11 +502,7 @@ pub const STATS_NAME: &str = "stats.json";
 /// so the last run to take it counts every shard. Written under a temporary
 /// name and renamed: a reader never sees half a file.
 pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::Result<()> {
-    use nix::fcntl::{Flock, FlockArg};
-    let folder = fs::File::open(directory)
-        .with_context(|| format!("cannot open {}", directory.display()))?;
-    let _lock = Flock::lock(folder, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| errno)
+    let _lock = crate::fs::lock::wait_for_folder(directory)
         .with_context(|| format!("cannot lock {}", directory.display()))?;
     let (stats, shards) = shard::folder_stats(directory)?;
     run.stats = stats;

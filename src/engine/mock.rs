@@ -94,8 +94,7 @@ fn perform(job: MockJob, ask: impl FnOnce(String) -> Result<String, String>) -> 
 
 /// As `kill -9` would: no outcome, no cleanup.
 fn die() -> ! {
-    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    std::process::abort()
+    super::system::die_now()
 }
 
 impl Work for Mock {

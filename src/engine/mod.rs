@@ -13,6 +13,8 @@
 //!   mid-job replaced and its job tried once more;
 //! - [`asynchronous`]: N tasks on single-threaded tokio runtimes, one per core,
 //!   for an [`AsyncTask`];
+//! - [`system`]: what differs between systems in running workers (Ctrl-C kept
+//!   from them, their tie to the parent);
 //! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
 //!   on request, so engine tests are deterministic;
 //! - [`limits`]: the open-file limit, raised at start, and the work in flight
@@ -22,6 +24,7 @@ pub mod asynchronous;
 pub mod limits;
 pub mod mock;
 pub mod processes;
+pub mod system;
 pub mod threads;
 
 use std::future::Future;
@@ -123,6 +126,10 @@ impl Interrupt {
     /// A flag raised by SIGINT and SIGTERM. The second signal exits at once with
     /// status 130 unless a client watches; the third does in any case, for a run
     /// stuck past its client's own handling.
+    ///
+    /// signal-hook is the one handler on every system: on Windows, the C
+    /// runtime raises SIGINT for Ctrl-C in the console (SIGTERM
+    /// never comes there: `taskkill /F` kills outright, as `kill -9` does).
     pub fn on_signals() -> std::io::Result<Interrupt> {
         let interrupt = Interrupt::default();
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -133,7 +140,9 @@ impl Interrupt {
                 signal_hook::low_level::register(signal, move || {
                     let before = state.count.fetch_add(1, Ordering::SeqCst);
                     if before >= 2 || (before >= 1 && !state.watched.load(Ordering::SeqCst)) {
-                        nix::libc::_exit(crate::exit::ExitStatus::Interrupted.code().into());
+                        signal_hook::low_level::exit(
+                            crate::exit::ExitStatus::Interrupted.code().into(),
+                        );
                     }
                 })?;
             }

@@ -8,18 +8,18 @@
 //!
 //! Decisions that must be one for the whole run (which names are taken, how many
 //! requests a host gets) stay in the parent: a [`Remote`] answers its workers'
-//! messages there. Workers run in their own process group (a terminal's Ctrl-C
-//! reaches only the parent, which decides how the run stops), die with the
-//! supervisor thread that started them, and get their log filter in their
+//! messages there. Workers run apart from the terminal's Ctrl-C (it reaches
+//! only the parent, which decides how the run stops), die with their parent
+//! (each system's way: [`super::system`]), and get their log filter in their
 //! environment. A worker that dies mid-job (crash, `kill -9`, out of memory) is
 //! replaced and the job given once more to the new one before it counts as lost;
 //! a worker that cannot start at all is a distinct outcome.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Stdin, Stdout, Write};
 use std::marker::PhantomData;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::system::{apart_from_terminal, tie_to_parent, tie_to_this_process};
 use super::{Queue, Ran, Sink, Task, Work};
 use crate::console::Console;
 
@@ -320,10 +321,8 @@ impl<R: Remote> Supervisor<'_, R> {
 
     fn spawn(&self) -> anyhow::Result<Worker> {
         let program = &self.program.path;
-        let mut child = Command::new(program)
-            // Its own process group: a Ctrl-C at the terminal reaches only the
-            // parent, which decides how the run stops.
-            .process_group(0)
+        let mut command = Command::new(program);
+        let mut child = apart_from_terminal(&mut command)
             .arg(WORKER_SUBCOMMAND)
             .arg(self.task)
             .arg("--settings")
@@ -336,6 +335,11 @@ impl<R: Remote> Supervisor<'_, R> {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start worker process {}", program.display()))?;
+        if let Err(error) = tie_to_this_process(&child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(anyhow::Error::new(error).context("cannot tie a worker process to grab"));
+        }
         Ok(Worker {
             input: BufWriter::new(child.stdin.take().expect("stdin is piped")),
             output: BufReader::new(child.stdout.take().expect("stdout is piped")),
@@ -345,26 +349,18 @@ impl<R: Remote> Supervisor<'_, R> {
     }
 }
 
-/// A worker must not outlive its parent: after a `kill -9` of the parent it would
-/// go on writing files that a new run is about to use. The kernel kills it when
-/// the supervisor thread that started it goes; a parent already gone before this
-/// call is caught by comparing the pid.
-fn die_with_parent() -> anyhow::Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .context("cannot tie the worker to its parent")?;
-    let expected = std::env::var(PARENT_VARIABLE)
-        .ok()
-        .and_then(|pid| pid.parse::<i32>().ok());
-    if expected.is_some_and(|pid| nix::unistd::getppid().as_raw() != pid) {
-        anyhow::bail!("the parent is gone");
-    }
-    Ok(())
-}
-
 /// The worker's end of the pipes.
 struct Pipe {
-    input: Mutex<BufReader<Stdin>>,
+    input: Input,
     output: Mutex<Stdout>,
+}
+
+/// Where the worker's lines from its parent are read.
+enum Input {
+    /// Here, on the job's thread, as they are needed.
+    Direct(Mutex<BufReader<Stdin>>),
+    /// By a watcher thread that ends the process when the pipe closes mid-job.
+    Watched(Watched),
 }
 
 impl Pipe {
@@ -376,15 +372,103 @@ impl Pipe {
     }
 
     fn receive<T: DeserializeOwned>(&self) -> io::Result<Option<T>> {
-        let mut line = String::new();
-        let mut input = crate::lock(&self.input);
-        if input.read_line(&mut line)? == 0 {
-            return Ok(None);
-        }
+        let line = match &self.input {
+            Input::Direct(input) => {
+                let mut line = String::new();
+                if crate::lock(input).read_line(&mut line)? == 0 {
+                    return Ok(None);
+                }
+                line
+            }
+            Input::Watched(watched) => match watched.receive()? {
+                Some(line) => line,
+                None => return Ok(None),
+            },
+        };
         serde_json::from_str(&line)
             .map(Some)
             .map_err(io::Error::other)
     }
+
+    /// The job's outcome is about to go: a closed pipe from now on is the
+    /// parent's "no more jobs".
+    fn job_done(&self) {
+        if let Input::Watched(watched) = &self.input {
+            watched.job_done();
+        }
+    }
+}
+
+/// Lines read from the parent by a watcher thread. The pipe closing while a
+/// job runs means the parent is gone (the parent closes it only between
+/// jobs): the watcher then calls `gone`, which ends the process, so the job
+/// writes nothing more.
+struct Watched {
+    lines: Mutex<Receiver<io::Result<String>>>,
+    /// Whether a job is running: set by the watcher as it hands over a line,
+    /// cleared by the job's thread before its outcome goes.
+    busy: Arc<Mutex<bool>>,
+}
+
+impl Watched {
+    fn start(
+        input: impl BufRead + Send + 'static,
+        gone: impl FnOnce() + Send + 'static,
+    ) -> Watched {
+        let (sender, lines) = mpsc::channel();
+        let busy = Arc::new(Mutex::new(false));
+        let watcher_busy = busy.clone();
+        thread::spawn(move || {
+            let mut input = input;
+            loop {
+                let mut line = String::new();
+                let read = input.read_line(&mut line);
+                let mut busy = crate::lock(&watcher_busy);
+                match read {
+                    Ok(0) if *busy => {
+                        drop(busy);
+                        gone();
+                        return;
+                    }
+                    // Closed between jobs: `receive` answers `None`.
+                    Ok(0) => return,
+                    Ok(_) => {
+                        *busy = true;
+                        if sender.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error));
+                        return;
+                    }
+                }
+            }
+        });
+        Watched {
+            lines: Mutex::new(lines),
+            busy,
+        }
+    }
+
+    /// The next line, or `None` once the pipe closed between jobs.
+    fn receive(&self) -> io::Result<Option<String>> {
+        match crate::lock(&self.lines).recv() {
+            Ok(line) => line.map(Some),
+            Err(mpsc::RecvError) => Ok(None),
+        }
+    }
+
+    fn job_done(&self) {
+        *crate::lock(&self.busy) = false;
+    }
+}
+
+/// What a watched worker does when its parent is gone mid-job: ends at once,
+/// as the kernel's tie would have killed it.
+fn parent_gone() {
+    tracing::warn!("the parent closed the pipe mid-job: it is gone; ending");
+    std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
 }
 
 /// How a task running in a worker process talks to its parent mid-job.
@@ -432,9 +516,15 @@ where
     R: Remote,
     T: Task<Job = R::Job, Outcome = R::Outcome>,
 {
-    die_with_parent()?;
+    let parent = std::env::var(PARENT_VARIABLE)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok());
+    let input = match tie_to_parent(parent)? {
+        true => Input::Watched(Watched::start(BufReader::new(io::stdin()), parent_gone)),
+        false => Input::Direct(Mutex::new(BufReader::new(io::stdin()))),
+    };
     let pipe = Arc::new(Pipe {
-        input: Mutex::new(BufReader::new(io::stdin())),
+        input,
         output: Mutex::new(io::stdout()),
     });
     let task = make(Parent {
@@ -447,10 +537,50 @@ where
         match message {
             Down::Job(job) => {
                 let outcome = task.run(job, &name);
+                pipe.job_done();
                 pipe.send(&Up::<_, Nothing>::Outcome(outcome))?;
             }
             Down::Reply(never) => match never {},
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Watched` over a fresh pipe, and how to see whether `gone` was called.
+    fn watched() -> (Watched, io::PipeWriter, Receiver<()>) {
+        let (reader, writer) = io::pipe().unwrap();
+        let (called, gone) = mpsc::channel();
+        let watched = Watched::start(BufReader::new(reader), move || {
+            let _ = called.send(());
+        });
+        (watched, writer, gone)
+    }
+
+    #[test]
+    fn a_watched_pipe_that_closes_mid_job_means_the_parent_is_gone() {
+        let (watched, mut writer, gone) = watched();
+        writer.write_all(b"job one\n").unwrap();
+        assert_eq!(watched.receive().unwrap().as_deref(), Some("job one\n"));
+        watched.job_done();
+        writer.write_all(b"job two\n").unwrap();
+        assert_eq!(watched.receive().unwrap().as_deref(), Some("job two\n"));
+        drop(writer);
+        assert_eq!(gone.recv(), Ok(()), "gone is called mid-job");
+    }
+
+    #[test]
+    fn a_watched_pipe_that_closes_between_jobs_ends_the_lines() {
+        let (watched, mut writer, gone) = watched();
+        writer.write_all(b"job\n").unwrap();
+        assert_eq!(watched.receive().unwrap().as_deref(), Some("job\n"));
+        watched.job_done();
+        drop(writer);
+        assert_eq!(watched.receive().unwrap(), None);
+        // The watcher ended without calling it: its sender is dropped unused.
+        assert_eq!(gone.recv(), Err(mpsc::RecvError));
+    }
 }

@@ -14,8 +14,9 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::fs::system::open_no_follow;
 
 /// The record's file name inside the output folder.
 pub const RECORD_NAME: &str = ".grab-filtered";
@@ -23,17 +24,9 @@ pub const RECORD_NAME: &str = ".grab-filtered";
 /// At most this much of a record is read: some four million names.
 const MAX_RECORD_BYTES: u64 = 256 << 20;
 
-fn no_follow() -> i32 {
-    nix::fcntl::OFlag::O_NOFOLLOW.bits()
-}
-
 /// The names recorded in `folder`.
 pub fn load(folder: &Path) -> HashSet<String> {
-    let Ok(file) = OpenOptions::new()
-        .read(true)
-        .custom_flags(no_follow())
-        .open(folder.join(RECORD_NAME))
-    else {
+    let Ok(file) = open_no_follow(OpenOptions::new().read(true), &folder.join(RECORD_NAME)) else {
         return HashSet::new();
     };
     if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
@@ -49,11 +42,10 @@ pub fn load(folder: &Path) -> HashSet<String> {
 /// Adds `name` to the record of `folder`. One short append per name: lines
 /// from several threads and worker processes do not interleave.
 pub fn add(folder: &Path, name: &str) -> io::Result<()> {
-    let mut file: File = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .custom_flags(no_follow())
-        .open(folder.join(RECORD_NAME))?;
+    let mut file: File = open_no_follow(
+        OpenOptions::new().append(true).create(true),
+        &folder.join(RECORD_NAME),
+    )?;
     let line = serde_json::to_string(name).map_err(io::Error::other)? + "\n";
     file.write_all(line.as_bytes())
 }
@@ -94,6 +86,8 @@ mod tests {
         assert_eq!(names.len(), 2);
     }
 
+    // Making a symbolic link takes a privilege on Windows.
+    #[cfg(unix)]
     #[test]
     fn a_linked_record_is_neither_read_nor_written() {
         let folder = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@
 //! which no sanitised download name can, so no download ever lands on it.
 //!
 //! Nothing read from it is trusted: it is never opened through a symbolic link
-//! (`O_NOFOLLOW`), it must be a regular file, a line may not exceed
+//! ([`open_no_follow`]), it must be a regular file, a line may not exceed
 //! [`MAX_LINE_BYTES`] and only a few may fail to parse (a link to `/dev/zero` or
 //! a file of junk is an error, not a hang), and an entry whose name is not a
 //! path grab could have made (each `/`-separated component a name sanitising
@@ -21,7 +21,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -31,6 +30,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::layout;
+use super::system::open_no_follow;
 
 pub const MANIFEST_NAME: &str = ".grab-manifest.jsonl";
 
@@ -156,12 +156,10 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn open(directory: &Path) -> io::Result<Manifest> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(directory.join(MANIFEST_NAME))
-            .map_err(refuse_link)?;
+        let file = open_no_follow(
+            OpenOptions::new().create(true).append(true),
+            &directory.join(MANIFEST_NAME),
+        )?;
         if !file.metadata()?.is_file() {
             return Err(not_a_file());
         }
@@ -203,14 +201,13 @@ pub struct Known {
 impl Known {
     /// Reads the folder's manifest; none yet is an empty record.
     pub fn load(directory: &Path) -> io::Result<Known> {
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-            .open(directory.join(MANIFEST_NAME))
-        {
+        let file = match open_no_follow(
+            OpenOptions::new().read(true),
+            &directory.join(MANIFEST_NAME),
+        ) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Known::default()),
-            Err(error) => return Err(refuse_link(error)),
+            Err(error) => return Err(error),
         };
         if !file.metadata()?.is_file() {
             return Err(not_a_file());
@@ -295,18 +292,6 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<usize>
         if ended {
             return Ok(consumed);
         }
-    }
-}
-
-/// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`: say what it means.
-fn refuse_link(error: io::Error) -> io::Error {
-    if error.raw_os_error() == Some(nix::libc::ELOOP) {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{MANIFEST_NAME} is a symbolic link, which grab does not follow"),
-        )
-    } else {
-        error
     }
 }
 
@@ -454,11 +439,14 @@ mod tests {
     fn links_junk_and_endless_lines_are_errors() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join(MANIFEST_NAME);
-        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
-        let error = Known::load(directory.path()).err().unwrap();
-        assert!(error.to_string().contains("symbolic link"), "{error}");
-        assert!(Manifest::open(directory.path()).is_err());
-        std::fs::remove_file(&path).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            let error = Known::load(directory.path()).err().unwrap();
+            assert!(error.to_string().contains("symbolic link"), "{error}");
+            assert!(Manifest::open(directory.path()).is_err());
+            std::fs::remove_file(&path).unwrap();
+        }
         std::fs::write(&path, vec![b'x'; 3 * MAX_LINE_BYTES]).unwrap();
         let error = Known::load(directory.path()).err().unwrap();
         assert!(error.to_string().contains("longer than"), "{error}");
@@ -466,9 +454,12 @@ mod tests {
         let error = Known::load(directory.path()).err().unwrap();
         assert!(error.to_string().contains("does not parse"), "{error}");
         std::fs::remove_file(&path).unwrap();
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let error = Known::load(directory.path()).err().unwrap();
-        assert!(error.to_string().contains("not a regular file"), "{error}");
+        #[cfg(unix)]
+        {
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+            let error = Known::load(directory.path()).err().unwrap();
+            assert!(error.to_string().contains("not a regular file"), "{error}");
+        }
     }
 
     #[test]

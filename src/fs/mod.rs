@@ -8,7 +8,9 @@
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
-//! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started.
+//! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - [`system`]: what differs between Unix and Windows (opening without
+//!   following a link, which file a path is), and why long paths need nothing.
 
 pub mod atomic;
 pub mod layout;
@@ -16,6 +18,7 @@ pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod part;
+pub mod system;
 
 use std::path::Path;
 

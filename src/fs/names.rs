@@ -37,16 +37,25 @@ fn misleads(character: char) -> bool {
 const WINDOWS_REFUSES: [char; 7] = ['<', '>', ':', '"', '|', '?', '*'];
 
 /// Device names Windows reserves whatever their extension (`CON.txt` is the
-/// console): such a name gets a `_` in front.
+/// console): such a name gets a `_` in front. The ports are `COM0` to `COM9`
+/// and `LPT0` to `LPT9`, and with a superscript one, two or three too.
 fn is_reserved_on_windows(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
     let upper = stem.to_ascii_uppercase();
-    matches!(
+    let port = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+        .is_some_and(|number| {
+            let mut characters = number.chars();
+            matches!(
+                (characters.next(), characters.next()),
+                (Some('0'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'), None)
+            )
+        });
+    port || matches!(
         upper.as_str(),
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
-    ) || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-        && upper.len() == 4
-        && upper.as_bytes()[3].is_ascii_digit())
+    )
 }
 
 /// Makes untrusted text safe to use as one file name inside the output folder, or
@@ -540,6 +549,10 @@ mod properties {
             "{name:?}"
         );
         assert!(!name.chars().any(char::is_control), "{name:?}");
+        // Windows accepts it too: a folder made here copies there whole.
+        assert!(!name.contains(WINDOWS_REFUSES), "{name:?}");
+        assert!(!is_reserved_on_windows(name), "{name:?}");
+        assert!(!name.ends_with(['.', ' ']), "{name:?}");
         assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
         let directory = Path::new("/output");
         let joined = directory.join(name);
@@ -553,8 +566,36 @@ mod properties {
     /// Text rich in the characters that cause trouble.
     fn hostile_text() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "..", ".", "/", "\\", "%2e", "%2E", "%2f", "%2F", "%5c", "%00", "%0a", "\0", "\n",
-            "\u{202e}", "é", " ", "a", "b.jpg", "~", "%",
+            "..",
+            ".",
+            "/",
+            "\\",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%2F",
+            "%5c",
+            "%00",
+            "%0a",
+            "\0",
+            "\n",
+            "\u{202e}",
+            "é",
+            " ",
+            "a",
+            "b.jpg",
+            "~",
+            "%",
+            "<",
+            ":",
+            "|",
+            "?",
+            "*",
+            "\"",
+            "CON",
+            "com1",
+            "LPT\u{b2}",
+            "nul.",
         ]);
         prop::collection::vec(
             prop_oneof![pieces.prop_map(str::to_string), any::<String>()],
@@ -718,11 +759,21 @@ mod tests {
             "NUL.tar.gz",
             "COM1.jpg",
             "lpt9",
+            "LPT0",
+            "com\u{b9}.txt",
+            "COM\u{b3}",
             "AUX .txt",
         ] {
             assert!(sanitise(reserved).unwrap().starts_with('_'), "{reserved}");
         }
-        for fine in ["CONSOLE.txt", "COM10.jpg", "icon.png", "nullable"] {
+        for fine in [
+            "CONSOLE.txt",
+            "COM10.jpg",
+            "COM\u{b9}0",
+            "LPT\u{2074}",
+            "icon.png",
+            "nullable",
+        ] {
             assert_eq!(sanitise(fine).unwrap(), fine);
         }
         assert_eq!(sanitise("name. . ").unwrap(), "name");

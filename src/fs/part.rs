@@ -1,38 +1,50 @@
 //! Writing one downloaded file: the body streams into a part file in the output
 //! folder and becomes `NAME` only once it is complete, so a final name never holds a
-//! truncated file. Shared by every strategy.
+//! truncated file, and a commit never replaces a file another run made. Shared by
+//! every strategy.
 //!
-//! A fresh download's part starts unnamed (`O_TMPFILE`): it gets the name
-//! `NAME.part` only when it is worth resuming (a write that does not end the
-//! body), and a body that comes whole in its first chunk (most small files) is
-//! linked straight to `NAME`. One `linkat` replaces a named create and a rename,
-//! which on tmpfs is about a sixth of the kernel's work per small file, and a
-//! kill leaves nothing behind for it. Every call is relative to the folder's
-//! handle, opened once, so no call walks the folder's path again.
+//! Two ways keep those promises. The portable one, on every system: the part
+//! is created as `NAME.part` (refusing anything already there), and committed
+//! by a hard link to `NAME` (which fails on a taken name on every system) and
+//! the part's removal. Linux's fast path ([`linux`]): a fresh download's part
+//! starts unnamed (`O_TMPFILE`), gets the name `NAME.part` only when it is
+//! worth resuming (a write that does not end the body), and a body that comes
+//! whole in its first chunk (most small files) is linked straight to `NAME`.
+//! One `linkat` replaces a named create and a rename, which on tmpfs is about a
+//! sixth of the kernel's work per small file, and a kill leaves nothing behind
+//! for it. The portable way is compiled, and tested, on Linux too.
 
-use std::borrow::Cow;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+#[cfg(target_os = "linux")]
+use std::sync::OnceLock;
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
-
-use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, RenameFlags, openat, renameat2};
-use nix::sys::stat::Mode;
-use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 
 use super::layout::make_folders;
 use super::names::PART_SUFFIX;
 
-/// The output folder: its path, for messages and whatever works by path, and a
-/// handle opened at first use that parts are made relative to.
+#[cfg(target_os = "linux")]
+mod linux;
+
+/// On Linux, the way past its own ([`linux`]): [`portable`]'s. Other systems
+/// have that way only.
+#[cfg(target_os = "linux")]
+const PORTABLE: u8 = 3;
+
+/// The output folder: its path, for messages and whatever works by path, and
+/// (on Linux) a handle opened at first use that parts are made relative to.
 pub struct Folder {
     path: PathBuf,
+    #[cfg(target_os = "linux")]
     handle: OnceLock<OwnedFd>,
-    /// The first way of naming an unnamed part that works here, learnt at the
-    /// first that fails.
+    /// The first way of making and naming parts that works here, learnt at
+    /// the first that fails.
+    #[cfg(target_os = "linux")]
     naming: AtomicU8,
 }
 
@@ -40,8 +52,10 @@ impl Folder {
     pub fn new(path: PathBuf) -> Folder {
         Folder {
             path,
+            #[cfg(target_os = "linux")]
             handle: OnceLock::new(),
-            naming: AtomicU8::new(EMPTY_PATH),
+            #[cfg(target_os = "linux")]
+            naming: AtomicU8::new(linux::EMPTY_PATH),
         }
     }
 
@@ -49,76 +63,61 @@ impl Folder {
         &self.path
     }
 
-    /// Where `relative` is, for a `*at` call: the handle and the name, or, while
-    /// the folder cannot be opened (not made yet), the current directory and the
-    /// whole path.
-    fn at<'a>(&self, relative: &'a str) -> (BorrowedFd<'_>, Cow<'a, Path>) {
-        if self.handle.get().is_none()
-            && let Ok(handle) = openat(
-                AT_FDCWD,
-                &self.path,
-                OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-        {
-            // Another thread may have set it first: either handle is this folder.
-            let _ = self.handle.set(handle);
-        }
-        match self.handle.get() {
-            Some(handle) => (handle.as_fd(), Cow::Borrowed(Path::new(relative))),
-            None => (AT_FDCWD, Cow::Owned(self.path.join(relative))),
-        }
-    }
-}
-
-// How an unnamed part gets a name (`Folder::naming`): `linkat(AT_EMPTY_PATH)`
-// (Linux 6.10 on for anyone, earlier only with CAP_DAC_READ_SEARCH), else
-// through `/proc/self/fd`, else not at all: no unnamed parts are made (a
-// filesystem without `O_TMPFILE`, no /proc) and one that exists is copied.
-const EMPTY_PATH: u8 = 0;
-const PROC_FD: u8 = 1;
-const NAMED_ONLY: u8 = 2;
-
-/// Gives the open file `file` the name `relative` in `folder`, refusing a name
-/// that is taken (`EEXIST`), as `renameat2(RENAME_NOREPLACE)` does.
-fn link(folder: &Folder, file: &File, relative: &str) -> io::Result<()> {
-    let (directory, path) = folder.at(relative);
-    loop {
-        let way = folder.naming.load(Ordering::Relaxed);
-        let result = match way {
-            EMPTY_PATH => linkat(file, "", directory, path.as_ref(), AtFlags::AT_EMPTY_PATH),
-            PROC_FD => {
-                use std::os::fd::AsRawFd;
-                let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-                linkat(
-                    AT_FDCWD,
-                    proc_path.as_str(),
-                    directory,
-                    path.as_ref(),
-                    AtFlags::AT_SYMLINK_FOLLOW,
-                )
-            }
-            _ => return Err(io::Error::from(io::ErrorKind::Unsupported)),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(Errno::EEXIST) => return Err(taken()),
-            // Refused for want of the capability, or no /proc: the next way.
-            Err(Errno::ENOENT | Errno::EPERM | Errno::EACCES | Errno::EINVAL) => {
-                let _ = (folder.naming).compare_exchange(
-                    way,
-                    way + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
-            Err(errno) => return Err(errno.into()),
-        }
+    #[cfg(target_os = "linux")]
+    fn portable(&self) -> bool {
+        self.naming.load(Ordering::Relaxed) == PORTABLE
     }
 }
 
 fn taken() -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, "the final name is taken")
+}
+
+/// How a named part is opened.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    /// Made anew, refusing anything at the name (a symlink included, so a
+    /// planted link is never followed).
+    New,
+    /// This batch's own part again, never through a symlink; made when
+    /// `create`.
+    Again { create: bool },
+}
+
+/// The portable way, by path through std: what every system but Linux runs,
+/// and Linux where its calls fail.
+mod portable {
+    use super::*;
+
+    pub fn open_named(path: &Path, how: Open) -> io::Result<File> {
+        let mut options = OpenOptions::new();
+        options.write(true);
+        match how {
+            // `create_new` is `O_EXCL` on Unix (which refuses a symlink too)
+            // and `CREATE_NEW` on Windows.
+            Open::New => options.create_new(true).open(path),
+            Open::Again { create } => {
+                crate::fs::system::open_no_follow(options.create(create), path)
+            }
+        }
+    }
+
+    /// Moves the whole part at `part` to `destination`, never replacing a
+    /// file there: a hard link refuses a taken name on every system, then
+    /// the part goes. Where the filesystem has no hard links (FAT, some
+    /// network shares), a rename after checking that the name is still free.
+    pub fn commit(part: &Path, destination: &Path) -> io::Result<()> {
+        match fs::hard_link(part, destination) {
+            Ok(()) => fs::remove_file(part),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(taken()),
+            Err(_) => {
+                if destination.symlink_metadata().is_ok() {
+                    return Err(taken());
+                }
+                fs::rename(part, destination)
+            }
+        }
+    }
 }
 
 /// A file being written under its part name, or under none yet. Dropped without
@@ -141,47 +140,25 @@ impl PartFile {
     /// (refusing a link on the way).
     pub fn create(folder: &Arc<Folder>, name: &str) -> io::Result<PartFile> {
         let mut part = PartFile::unopened(folder, name, false, 0)?;
-        if folder.naming.load(Ordering::Relaxed) != NAMED_ONLY {
-            let subfolder = name.rsplit_once('/').map_or(".", |(folders, _)| folders);
-            let (directory, path) = folder.at(subfolder);
-            match openat(
-                directory,
-                path.as_ref(),
-                OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o666),
-            ) {
-                Ok(file) => {
-                    part.file = Some(File::from(file));
-                    return Ok(part);
-                }
-                // No O_TMPFILE here (an old kernel, a filesystem without it).
-                Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
-                    folder.naming.store(NAMED_ONLY, Ordering::Relaxed);
-                }
-                Err(errno) => return Err(errno.into()),
-            }
+        #[cfg(target_os = "linux")]
+        if let Some(file) = linux::create_unnamed(folder, name)? {
+            part.file = Some(file);
+            return Ok(part);
         }
-        // `O_EXCL` refuses anything already there, a symlink included, so a
-        // planted link is never followed.
-        part.file = Some(part.open_named(OFlag::O_CREAT | OFlag::O_EXCL)?);
+        part.file = Some(part.open_named(Open::New)?);
         part.named = true;
         Ok(part)
     }
 
     /// Opens this batch's own `NAME.part` again: to append to it (`keep` bytes
     /// already there, for a resumed download) or, with `keep` zero, to start it over.
-    /// `O_NOFOLLOW` refuses a symlink planted at the name.
+    /// A symlink planted at the name is refused.
     /// A part to resume must still hold the `keep` bytes (it is not made
     /// anew, which would resume from zeros). Until the file is open and sized,
     /// the part is not this value's to remove: a failure leaves it for `-c`.
     pub fn reopen(folder: &Arc<Folder>, name: &str, keep: u64) -> io::Result<PartFile> {
         let mut part = PartFile::unopened(folder, name, false, keep)?;
-        let create = if keep == 0 {
-            OFlag::O_CREAT
-        } else {
-            OFlag::empty()
-        };
-        let mut file = part.open_named(create | OFlag::O_NOFOLLOW)?;
+        let mut file = part.open_named(Open::Again { create: keep == 0 })?;
         let length = file.metadata()?.len();
         if length < keep {
             return Err(io::Error::new(
@@ -219,17 +196,13 @@ impl PartFile {
         })
     }
 
-    /// `NAME.part`, opened for writing with `flags` added.
-    fn open_named(&self, flags: OFlag) -> io::Result<File> {
-        let part_name = self.part_name();
-        let (directory, path) = self.folder.at(&part_name);
-        let file = openat(
-            directory,
-            path.as_ref(),
-            flags | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        )?;
-        Ok(File::from(file))
+    /// `NAME.part`, opened for writing as `how` says.
+    fn open_named(&self, how: Open) -> io::Result<File> {
+        #[cfg(target_os = "linux")]
+        if !self.folder.portable() {
+            return linux::open_named(&self.folder, &self.part_name(), how);
+        }
+        portable::open_named(&self.part_path(), how)
     }
 
     fn part_name(&self) -> String {
@@ -246,36 +219,40 @@ impl PartFile {
     /// Gives an unnamed part its name, `NAME.part`, so that it outlives this
     /// process: before its `started` record, when it becomes worth resuming.
     /// Where no way of linking it works, its bytes are copied to a new
-    /// `NAME.part`.
+    /// `NAME.part`. (Only Linux makes unnamed parts.)
     pub fn name_on_disk(&mut self) -> io::Result<()> {
         if self.named {
             return Ok(());
         }
-        let file = self
-            .file
-            .as_ref()
-            .expect("a part being written has its file");
-        let part_name = self.part_name();
-        match link(&self.folder, file, &part_name) {
-            Err(error) if error.kind() == io::ErrorKind::Unsupported => {
-                let mut target = self.open_named(OFlag::O_CREAT | OFlag::O_EXCL)?;
-                let copied = file.try_clone().and_then(|mut source| {
-                    std::io::Seek::seek(&mut source, io::SeekFrom::Start(0))?;
-                    // Leaves the copy's offset at its end, where the next write goes.
-                    io::copy(&mut source, &mut target)
-                });
-                if let Err(error) = copied {
-                    // A half copy is no part to resume: it goes.
-                    let (directory, path) = self.folder.at(&part_name);
-                    let _ = unlinkat(directory, path.as_ref(), UnlinkatFlags::NoRemoveDir);
-                    return Err(error);
+        #[cfg(target_os = "linux")]
+        {
+            let file = self
+                .file
+                .as_ref()
+                .expect("a part being written has its file");
+            let part_name = self.part_name();
+            match linux::link(&self.folder, file, &part_name) {
+                Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                    let mut target = self.open_named(Open::New)?;
+                    let copied = file.try_clone().and_then(|mut source| {
+                        std::io::Seek::seek(&mut source, io::SeekFrom::Start(0))?;
+                        // Leaves the copy's offset at its end, where the next write goes.
+                        io::copy(&mut source, &mut target)
+                    });
+                    if let Err(error) = copied {
+                        // A half copy is no part to resume: it goes.
+                        self.remove_part();
+                        return Err(error);
+                    }
+                    self.file = Some(target);
                 }
-                self.file = Some(target);
+                result => result?,
             }
-            result => result?,
+            self.named = true;
+            Ok(())
         }
-        self.named = true;
-        Ok(())
+        #[cfg(not(target_os = "linux"))]
+        unreachable!("only Linux makes unnamed parts")
     }
 
     /// Leaves the part on disk for a resume: named, closed, not committed, not
@@ -306,12 +283,6 @@ impl PartFile {
         Ok(())
     }
 
-    /// Moves the finished file to its final name, never replacing what is there.
-    /// An unnamed part is linked there (`linkat` refuses a taken name). A named
-    /// one is renamed with `renameat2(RENAME_NOREPLACE)`, in one step that
-    /// cannot follow a symlink at the target; where the filesystem lacks it, a
-    /// hard link (which also refuses an existing target) then removing the part;
-    /// where links are missing too, a rename after checking the name is still free.
     /// Dates the file (the server's `Last-Modified`, as wget does) before it
     /// is committed: a rename keeps the time, so the file never shows
     /// another.
@@ -322,16 +293,21 @@ impl PartFile {
         }
     }
 
+    /// Moves the finished file to its final name, never replacing what is
+    /// there unless [`PartFile::replacing`]. An unnamed part is linked there
+    /// (`linkat` refuses a taken name); a named one is renamed with Linux's
+    /// `renameat2(RENAME_NOREPLACE)`, else committed the portable way.
     pub fn commit(mut self) -> io::Result<()> {
         // No fsync: like curl and wget, a finished file is left to the page cache;
         // writing it whole before it gets its final name is what keeps a crashed
         // process from leaving a torn file under that name.
+        #[cfg(target_os = "linux")]
         if !self.named && !self.replace {
             let file = self
                 .file
                 .as_ref()
                 .expect("a part being written has its file");
-            match link(&self.folder, file, &self.name) {
+            match linux::link(&self.folder, file, &self.name) {
                 Err(error) if error.kind() == io::ErrorKind::Unsupported => {}
                 result => {
                     result?;
@@ -342,53 +318,35 @@ impl PartFile {
             }
         }
         self.name_on_disk()?;
+        // Closed first: Windows neither links nor removes a file still open
+        // for writing without sharing it.
         self.file.take();
-        let part_name = self.part_name();
-        let (from_directory, from) = self.folder.at(&part_name);
-        let (to_directory, to) = self.folder.at(&self.name);
-        if self.replace {
-            // rename() replaces a symlink itself, never what it points to.
-            renameat2(
-                from_directory,
-                from.as_ref(),
-                to_directory,
-                to.as_ref(),
-                RenameFlags::empty(),
-            )?;
+        #[cfg(target_os = "linux")]
+        if !self.folder.portable() {
+            linux::rename(&self.folder, &self.part_name(), &self.name, self.replace)?;
             self.committed = true;
             return Ok(());
         }
-        match renameat2(
-            from_directory,
-            from.as_ref(),
-            to_directory,
-            to.as_ref(),
-            RenameFlags::RENAME_NOREPLACE,
-        ) {
-            Ok(()) => {}
-            Err(Errno::EEXIST) => return Err(taken()),
-            Err(_) => {
-                let (part_path, final_path) =
-                    (self.part_path(), self.folder.path().join(&self.name));
-                match fs::hard_link(&part_path, &final_path) {
-                    Ok(()) => fs::remove_file(&part_path)?,
-                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                        return Err(error);
-                    }
-                    Err(_) => {
-                        if final_path.symlink_metadata().is_ok() {
-                            return Err(io::Error::new(
-                                io::ErrorKind::AlreadyExists,
-                                "the final name was taken meanwhile",
-                            ));
-                        }
-                        fs::rename(&part_path, &final_path)?;
-                    }
-                }
-            }
+        let (part, destination) = (self.part_path(), self.folder.path().join(&self.name));
+        match self.replace {
+            // std's rename replaces on every system (on Windows, MoveFileExW
+            // with MOVEFILE_REPLACE_EXISTING), and replaces a symlink itself,
+            // never what it points to.
+            true => fs::rename(&part, &destination)?,
+            false => portable::commit(&part, &destination)?,
         }
         self.committed = true;
         Ok(())
+    }
+
+    /// Removes `NAME.part`, quietly: one that is not there is gone.
+    fn remove_part(&self) {
+        #[cfg(target_os = "linux")]
+        if !self.folder.portable() {
+            linux::remove(&self.folder, &self.part_name());
+            return;
+        }
+        let _ = fs::remove_file(self.part_path());
     }
 }
 
@@ -397,9 +355,7 @@ impl Drop for PartFile {
         // An unnamed part goes with its file.
         self.file.take();
         if !self.committed && self.named {
-            let part_name = self.part_name();
-            let (directory, path) = self.folder.at(&part_name);
-            let _ = unlinkat(directory, path.as_ref(), UnlinkatFlags::NoRemoveDir);
+            self.remove_part();
         }
     }
 }
@@ -407,10 +363,22 @@ impl Drop for PartFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
+    use linux::{EMPTY_PATH, NAMED_ONLY, PROC_FD};
+
+    /// Every way of this system, the portable one last.
+    #[cfg(target_os = "linux")]
+    const WAYS: [u8; 4] = [EMPTY_PATH, PROC_FD, NAMED_ONLY, PORTABLE];
+    /// The portable way, the only one.
+    #[cfg(not(target_os = "linux"))]
+    const WAYS: [u8; 1] = [0];
 
     fn folder(directory: &tempfile::TempDir, naming: u8) -> Arc<Folder> {
         let folder = Folder::new(directory.path().to_path_buf());
+        #[cfg(target_os = "linux")]
         folder.naming.store(naming, Ordering::Relaxed);
+        #[cfg(not(target_os = "linux"))]
+        let _ = naming;
         Arc::new(folder)
     }
 
@@ -431,6 +399,7 @@ mod tests {
         fs::read(directory.path().join(name)).unwrap()
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn an_unnamed_part_is_nowhere_until_it_is_committed_whole() {
         for naming in [EMPTY_PATH, PROC_FD] {
@@ -448,7 +417,7 @@ mod tests {
 
     #[test]
     fn a_named_part_is_moved_to_its_final_name() {
-        for naming in [EMPTY_PATH, PROC_FD, NAMED_ONLY] {
+        for naming in WAYS {
             let directory = tempfile::tempdir().unwrap();
             let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
             part.write(b"hel").unwrap();
@@ -465,81 +434,115 @@ mod tests {
 
     #[test]
     fn a_part_in_a_subfolder_is_made_and_committed_there() {
-        let directory = tempfile::tempdir().unwrap();
-        let part = PartFile::create(&folder(&directory, EMPTY_PATH), "sub/a.bin").unwrap();
-        assert_eq!(finished(&directory, part, b"x"), b"x");
-        assert_eq!(names(&directory), ["sub"]);
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            let part = PartFile::create(&folder(&directory, naming), "sub/a.bin").unwrap();
+            assert_eq!(finished(&directory, part, b"x"), b"x");
+            assert_eq!(names(&directory), ["sub"], "way {naming}");
+        }
     }
 
     #[test]
     fn dropped_parts_are_removed() {
-        for named in [false, true] {
-            let directory = tempfile::tempdir().unwrap();
-            let mut part = PartFile::create(&folder(&directory, EMPTY_PATH), "a.bin").unwrap();
-            part.write(b"half").unwrap();
-            if named {
-                part.name_on_disk().unwrap();
+        for naming in WAYS {
+            for named in [false, true] {
+                let directory = tempfile::tempdir().unwrap();
+                let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
+                part.write(b"half").unwrap();
+                if named {
+                    part.name_on_disk().unwrap();
+                }
+                drop(part);
+                assert!(names(&directory).is_empty(), "way {naming}, named: {named}");
             }
-            drop(part);
-            assert!(names(&directory).is_empty(), "named: {named}");
         }
     }
 
     #[test]
     fn a_kept_part_is_named_and_stays() {
-        let directory = tempfile::tempdir().unwrap();
-        let mut part = PartFile::create(&folder(&directory, EMPTY_PATH), "a.bin").unwrap();
-        part.write(b"half").unwrap();
-        assert!(part.keep());
-        assert_eq!(
-            fs::read(directory.path().join("a.bin.part")).unwrap(),
-            b"half"
-        );
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
+            part.write(b"half").unwrap();
+            assert!(part.keep());
+            assert_eq!(names(&directory), ["a.bin.part"], "way {naming}");
+            assert_eq!(
+                fs::read(directory.path().join("a.bin.part")).unwrap(),
+                b"half"
+            );
+        }
     }
 
     #[test]
     fn reopen_keeps_a_prefix_or_starts_over() {
-        let directory = tempfile::tempdir().unwrap();
-        let folder = folder(&directory, EMPTY_PATH);
-        fs::write(directory.path().join("a.bin.part"), b"hello world").unwrap();
-        let part = PartFile::reopen(&folder, "a.bin", 5).unwrap();
-        assert_eq!(part.written(), 5);
-        assert_eq!(finished(&directory, part, b"!"), b"hello!");
-        fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
-        let part = PartFile::reopen(&folder, "b.bin", 0).unwrap();
-        assert_eq!(finished(&directory, part, b"new"), b"new");
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            let folder = folder(&directory, naming);
+            fs::write(directory.path().join("a.bin.part"), b"hello world").unwrap();
+            let part = PartFile::reopen(&folder, "a.bin", 5).unwrap();
+            assert_eq!(part.written(), 5);
+            assert_eq!(finished(&directory, part, b"!"), b"hello!");
+            fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
+            let part = PartFile::reopen(&folder, "b.bin", 0).unwrap();
+            assert_eq!(finished(&directory, part, b"new"), b"new");
+            assert_eq!(names(&directory), ["a.bin", "b.bin"], "way {naming}");
+        }
     }
 
     #[test]
     fn a_part_shorter_than_its_resume_is_refused_and_kept() {
-        let directory = tempfile::tempdir().unwrap();
-        let folder = folder(&directory, EMPTY_PATH);
-        assert!(PartFile::reopen(&folder, "gone.bin", 5).is_err());
-        assert!(names(&directory).is_empty(), "no part made from zeros");
-        fs::write(directory.path().join("a.bin.part"), b"abc").unwrap();
-        assert!(PartFile::reopen(&folder, "a.bin", 5).is_err());
-        assert_eq!(
-            fs::read(directory.path().join("a.bin.part")).unwrap(),
-            b"abc"
-        );
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            let folder = folder(&directory, naming);
+            assert!(PartFile::reopen(&folder, "gone.bin", 5).is_err());
+            assert!(names(&directory).is_empty(), "no part made from zeros");
+            fs::write(directory.path().join("a.bin.part"), b"abc").unwrap();
+            assert!(PartFile::reopen(&folder, "a.bin", 5).is_err());
+            assert_eq!(
+                fs::read(directory.path().join("a.bin.part")).unwrap(),
+                b"abc"
+            );
+        }
     }
 
     #[test]
     fn replacing_overwrites_the_final_name() {
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            let folder = folder(&directory, naming);
+            fs::write(directory.path().join("a.bin"), b"old").unwrap();
+            let part = PartFile::create(&folder, "a.bin").unwrap().replacing();
+            assert_eq!(finished(&directory, part, b"new"), b"new");
+            fs::write(directory.path().join("b.bin.part"), b"").unwrap();
+            fs::write(directory.path().join("b.bin"), b"old").unwrap();
+            let part = PartFile::reopen(&folder, "b.bin", 0).unwrap().replacing();
+            assert_eq!(finished(&directory, part, b"new"), b"new");
+            assert_eq!(names(&directory), ["a.bin", "b.bin"], "way {naming}");
+        }
+    }
+
+    #[test]
+    fn the_portable_commit_refuses_a_taken_name_and_leaves_no_part() {
         let directory = tempfile::tempdir().unwrap();
-        let folder = folder(&directory, EMPTY_PATH);
-        fs::write(directory.path().join("a.bin"), b"old").unwrap();
-        let part = PartFile::create(&folder, "a.bin").unwrap().replacing();
-        assert_eq!(finished(&directory, part, b"new"), b"new");
-        fs::write(directory.path().join("b.bin.part"), b"").unwrap();
-        fs::write(directory.path().join("b.bin"), b"old").unwrap();
-        let part = PartFile::reopen(&folder, "b.bin", 0).unwrap().replacing();
-        assert_eq!(finished(&directory, part, b"new"), b"new");
+        let (part, destination) = (
+            directory.path().join("a.bin.part"),
+            directory.path().join("a.bin"),
+        );
+        fs::write(&part, b"ours").unwrap();
+        fs::write(&destination, b"theirs").unwrap();
+        let error = portable::commit(&part, &destination).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&destination).unwrap(), b"theirs");
+        assert_eq!(fs::read(&part).unwrap(), b"ours", "the part is kept");
+        fs::remove_file(&destination).unwrap();
+        portable::commit(&part, &destination).unwrap();
+        assert_eq!(fs::read(&destination).unwrap(), b"ours");
+        assert_eq!(names(&directory), ["a.bin"], "no part left behind");
     }
 
     #[test]
     fn a_taken_final_name_is_never_replaced() {
-        for naming in [EMPTY_PATH, PROC_FD, NAMED_ONLY] {
+        for naming in WAYS {
             let directory = tempfile::tempdir().unwrap();
             fs::write(directory.path().join("a.bin"), b"theirs").unwrap();
             let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
@@ -551,9 +554,11 @@ mod tests {
         }
     }
 
+    // Making a symbolic link takes a privilege on Windows.
+    #[cfg(unix)]
     #[test]
     fn planted_symlink_is_not_followed() {
-        for naming in [EMPTY_PATH, NAMED_ONLY] {
+        for naming in WAYS {
             let directory = tempfile::tempdir().unwrap();
             let folder = folder(&directory, naming);
             let outside = tempfile::tempdir().unwrap();

@@ -20,6 +20,7 @@ use crate::engine::processes::{Lost, Parent, Remote, WorkerProgram};
 use crate::engine::{self, AsyncTask, Queue, Sink, Strategy, Task, Work};
 use crate::fs::manifest::{self, Entry, Known, Manifest};
 use crate::fs::names::{NameRegistry, PART_SUFFIX};
+use crate::fs::system::{FileIdentity, identity_at};
 use crate::http::{
     AsyncClient, BlockingClient, Context, DownloadError, Outcome, ProgressSink, Saved, Settings,
     async_client, blocking_agent, fetch_async, fetch_blocking,
@@ -259,16 +260,6 @@ pub struct Held {
     planned_before: Option<FileIdentity>,
 }
 
-/// Which file sits at a path: a commit renames the part file there, so a new
-/// commit is a new identity.
-type FileIdentity = (u64, u64);
-
-fn identity(path: &std::path::Path) -> Option<FileIdentity> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::symlink_metadata(path).ok()?;
-    metadata.is_file().then(|| (metadata.dev(), metadata.ino()))
-}
-
 impl Work for InWorkers {
     type Job = Job;
     type Outcome = Outcome;
@@ -301,7 +292,7 @@ impl Remote for InWorkers {
             planned_before: job
                 .plan
                 .as_ref()
-                .and_then(|plan| identity(&directory.join(&plan.name))),
+                .and_then(|plan| identity_at(&directory.join(&plan.name))),
             ..Held::default()
         }
     }
@@ -321,7 +312,7 @@ impl Remote for InWorkers {
             .map(String::as_str)
             .chain(planned)
             .find(|&name| {
-                let now = identity(&directory.join(name));
+                let now = identity_at(&directory.join(name));
                 now.is_some() && (Some(name) != planned || now != held.planned_before)
             })?
             .to_string();

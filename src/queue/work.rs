@@ -79,9 +79,12 @@ pub struct WorkerConfig {
 /// A consumer name no other worker has: host, pid, and random bits (a pid
 /// is reused, a host name may be shared by containers).
 pub fn consumer_name() -> String {
+    // Linux's /proc, else Windows' variable; the random bits keep it unique
+    // where neither says.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
         .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().to_string())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "host".to_string());
     format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))

@@ -249,3 +249,42 @@ fn the_filter_runs_on_every_one_of_its_strategies() {
         assert_eq!(written, 6, "{strategy}");
     }
 }
+
+/// A worker that watches its pipe (the way macOS workers die with their
+/// parent, asked for here) ends as soon as the pipe from its parent closes
+/// mid-job, without the job's outcome: the job would sleep for ten minutes.
+#[test]
+fn a_watching_worker_ends_when_its_parents_pipe_closes_mid_job() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_grab"))
+        .args([
+            grab::engine::processes::WORKER_SUBCOMMAND,
+            grab::engine::mock::TASK,
+        ])
+        .args(["--settings", "{}"])
+        .env(grab::engine::system::WATCH_PIPE_VARIABLE, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let job = MockJob {
+        id: 1,
+        sleep_ms: 600_000,
+        ..MockJob::default()
+    };
+    let line = serde_json::json!({ "job": job }).to_string();
+    let mut pipe = worker.stdin.take().unwrap();
+    writeln!(pipe, "{line}").unwrap();
+    drop(pipe);
+    let output = crate::faults::wait_at_most(worker, Duration::from_secs(60));
+    assert_eq!(
+        output.status.code(),
+        Some(grab::exit::ExitStatus::Interrupted.code().into()),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "no outcome: {:?}", output.stdout);
+}

@@ -1262,6 +1262,8 @@ fn manifest_names_outside_the_folder_are_ignored() {
     }
 }
 
+// A link to /dev/zero: Unix's.
+#[cfg(unix)]
 #[test]
 fn a_manifest_that_is_a_link_or_junk_is_an_error_not_a_hang() {
     let server = FaultServer::start();

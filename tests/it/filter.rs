@@ -5,13 +5,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use grab::Named;
-use grab::console::Console;
-use grab::engine::Strategy;
-use grab::engine::processes::WorkerProgram;
-use grab::filter::{self, Filter, FilterConfig, Job, Settings};
+use grab::filter::{self, Filter, Job, Settings};
 use image::ImageEncoder;
 
 use super::support::{Scratch, files_in, gallery as start_gallery, grab, stderr_of};
@@ -345,6 +341,7 @@ fn images_over_the_pixel_limit_are_refused_before_decoding() {
 /// 50000x50000, text named .jpg and a link to /dev/zero named .jpg (read whole,
 /// it would never end) each fail alone, naming their path; the good images among
 /// them are filtered.
+#[cfg(unix)]
 fn headers_are_checked_before_the_whole_read(strategy: &str) {
     let scratch = Scratch::new();
     let inputs = scratch.root.path().join("inputs");
@@ -403,16 +400,19 @@ fn headers_are_checked_before_the_whole_read(strategy: &str) {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn headers_are_checked_before_the_whole_read_sequential() {
     headers_are_checked_before_the_whole_read("sequential");
 }
 
+#[cfg(unix)]
 #[test]
 fn headers_are_checked_before_the_whole_read_threads() {
     headers_are_checked_before_the_whole_read("threads");
 }
 
+#[cfg(unix)]
 #[test]
 fn headers_are_checked_before_the_whole_read_processes() {
     headers_are_checked_before_the_whole_read("processes");
@@ -728,74 +728,89 @@ fn usage_errors_exit_2() {
     assert_eq!(no_paths.status.code(), Some(2));
 }
 
-fn pool_config(program: PathBuf, output_dir: &Path) -> FilterConfig {
-    FilterConfig {
-        settings: Settings::with_filters(vec![Filter::Grayscale]),
-        output_dir: output_dir.to_path_buf(),
-        strategy: Strategy::Processes,
-        jobs: 1,
-        console: Console::silent(),
-        worker_program: WorkerProgram {
-            path: program,
-            log_filter: "warn".to_string(),
-        },
-        memory_limit: 1 << 30,
-    }
-}
+/// Worker programs that are shell scripts: Unix's.
+#[cfg(unix)]
+mod scripted_workers {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
 
-fn write_script(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
+    use grab::console::Console;
+    use grab::engine::Strategy;
+    use grab::engine::processes::WorkerProgram;
+    use grab::filter::{self, FilterConfig, Job, Settings};
 
-#[test]
-fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
-    let scratch = Scratch::new();
-    let photo = gallery_jpeg(scratch.root.path(), "photo.jpg");
-    fs::create_dir(scratch.output()).unwrap();
-    // The first worker dies at once; the ones after it are real.
-    let marker = scratch.root.path().join("died-once");
-    let script = scratch.root.path().join("worker.sh");
-    write_script(
-        &script,
-        &format!(
-            "if [ ! -e '{marker}' ]; then touch '{marker}'; exit 3; fi\nexec '{grab}' \"$@\"",
-            marker = marker.display(),
-            grab = env!("CARGO_BIN_EXE_grab"),
-        ),
-    );
-    let reporter = Arc::new(filter::Reporter::new(Console::silent()));
-    let pool =
-        filter::Pool::start(&pool_config(script, &scratch.output()), reporter.clone()).unwrap();
-    for _ in 0..2 {
-        pool.submit(Job {
-            replace: true,
-            input: photo.clone(),
-            output: scratch.output().join("grayscale_photo.jpg"),
-        });
-    }
-    pool.finish().unwrap();
-    let summary = reporter.summary();
-    assert_eq!((summary.processed, summary.failed), (2, 0));
-    assert!(marker.exists());
+    use super::*;
 
-    // A worker that can never run: each image fails, and the batch still ends.
-    let reporter = Arc::new(filter::Reporter::new(Console::silent()));
-    let broken = scratch.root.path().join("broken.sh");
-    write_script(&broken, "exit 1");
-    let pool =
-        filter::Pool::start(&pool_config(broken, &scratch.output()), reporter.clone()).unwrap();
-    for _ in 0..3 {
-        pool.submit(Job {
-            replace: true,
-            input: photo.clone(),
-            output: scratch.output().join("never.jpg"),
-        });
+    fn pool_config(program: PathBuf, output_dir: &Path) -> FilterConfig {
+        FilterConfig {
+            settings: Settings::with_filters(vec![Filter::Grayscale]),
+            output_dir: output_dir.to_path_buf(),
+            strategy: Strategy::Processes,
+            jobs: 1,
+            console: Console::silent(),
+            worker_program: WorkerProgram {
+                path: program,
+                log_filter: "warn".to_string(),
+            },
+            memory_limit: 1 << 30,
+        }
     }
-    pool.finish().unwrap();
-    let summary = reporter.summary();
-    assert_eq!((summary.processed, summary.failed), (0, 3));
+
+    fn write_script(path: &Path, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    // Its workers are shell scripts.
+    #[test]
+    fn a_worker_that_dies_is_replaced_and_the_image_tried_again() {
+        let scratch = Scratch::new();
+        let photo = gallery_jpeg(scratch.root.path(), "photo.jpg");
+        fs::create_dir(scratch.output()).unwrap();
+        // The first worker dies at once; the ones after it are real.
+        let marker = scratch.root.path().join("died-once");
+        let script = scratch.root.path().join("worker.sh");
+        write_script(
+            &script,
+            &format!(
+                "if [ ! -e '{marker}' ]; then touch '{marker}'; exit 3; fi\nexec '{grab}' \"$@\"",
+                marker = marker.display(),
+                grab = env!("CARGO_BIN_EXE_grab"),
+            ),
+        );
+        let reporter = Arc::new(filter::Reporter::new(Console::silent()));
+        let pool =
+            filter::Pool::start(&pool_config(script, &scratch.output()), reporter.clone()).unwrap();
+        for _ in 0..2 {
+            pool.submit(Job {
+                replace: true,
+                input: photo.clone(),
+                output: scratch.output().join("grayscale_photo.jpg"),
+            });
+        }
+        pool.finish().unwrap();
+        let summary = reporter.summary();
+        assert_eq!((summary.processed, summary.failed), (2, 0));
+        assert!(marker.exists());
+
+        // A worker that can never run: each image fails, and the batch still ends.
+        let reporter = Arc::new(filter::Reporter::new(Console::silent()));
+        let broken = scratch.root.path().join("broken.sh");
+        write_script(&broken, "exit 1");
+        let pool =
+            filter::Pool::start(&pool_config(broken, &scratch.output()), reporter.clone()).unwrap();
+        for _ in 0..3 {
+            pool.submit(Job {
+                replace: true,
+                input: photo.clone(),
+                output: scratch.output().join("never.jpg"),
+            });
+        }
+        pool.finish().unwrap();
+        let summary = reporter.summary();
+        assert_eq!((summary.processed, summary.failed), (0, 3));
+    }
 }
 
 #[test]
@@ -1019,7 +1034,6 @@ fn filtering_beside_the_downloads_never_replaces_one() {
 /// A re-run of `grab get --filter` skips the complete downloads, and filters
 /// again exactly the one whose filtered copy was deleted.
 fn rerun_filters_only_missing_copies(strategy: &str) {
-    use std::os::unix::fs::MetadataExt;
     let server = start_gallery();
     let base = server.base_url();
     let scratch = Scratch::new();
@@ -1049,7 +1063,9 @@ fn rerun_filters_only_missing_copies(strategy: &str) {
     let filtered = scratch.output().join("filtered");
     let names = ["contour_a.png", "contour_b.png", "contour_c.png"];
     assert_eq!(files_in(&filtered), names);
-    let inode = |name: &str| fs::metadata(filtered.join(name)).unwrap().ino();
+    let inode = |name: &str| {
+        grab::fs::system::identity(&fs::File::open(filtered.join(name)).unwrap()).unwrap()
+    };
     let (kept_a, kept_c) = (inode("contour_a.png"), inode("contour_c.png"));
     fs::remove_file(filtered.join("contour_b.png")).unwrap();
 

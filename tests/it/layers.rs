@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
 use super::dataset::{ImageServer, dataset, jpeg, samples};
 use super::proxy::{LocalProxy, PROXY_VARIABLES};
-use super::support::{Scratch, gallery, grab, grab_command, stderr_of};
+use super::support::{Scratch, grab, grab_command, stderr_of};
 use super::tls::{Certificates, TlsServer};
 
 /// A server on 127.0.0.1:0 that answers every request with a 100,000-byte
@@ -208,103 +207,113 @@ fn every_size_flag_takes_the_same_suffixes() {
     assert_eq!(saved.status.code(), Some(0), "{}", stderr_of(&saved));
 }
 
-/// The mode a file made by this process gets: what every file grab writes
-/// should get too (0666 less the umask, which grab inherits).
-fn plain_mode(directory: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    let probe = directory.join("probe");
-    std::fs::write(&probe, b"x").unwrap();
-    let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
-    std::fs::remove_file(probe).unwrap();
-    mode
-}
+/// File modes: Unix's.
+#[cfg(unix)]
+mod modes {
+    use std::path::Path;
 
-/// Every file under `root`, the manifest and lock among them.
-fn every_file(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(root).unwrap() {
-        let path = entry.unwrap().path();
-        match path.is_dir() {
-            true => found.extend(every_file(&path)),
-            false => found.push(path),
+    use super::super::support::gallery;
+    use super::*;
+
+    /// The mode a file made by this process gets: what every file grab writes
+    /// should get too (0666 less the umask, which grab inherits).
+    fn plain_mode(directory: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = directory.join("probe");
+        std::fs::write(&probe, b"x").unwrap();
+        let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_file(probe).unwrap();
+        mode
+    }
+
+    /// Every file under `root`, the manifest and lock among them.
+    fn every_file(root: &Path) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(root).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => found.extend(every_file(&path)),
+                false => found.push(path),
+            }
+        }
+        found
+    }
+
+    fn assert_modes(root: &Path, expected: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let files = every_file(root);
+        assert!(!files.is_empty());
+        for path in files {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, expected, "{} has mode {mode:o}", path.display());
         }
     }
-    found
-}
 
-fn assert_modes(root: &Path, expected: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    let files = every_file(root);
-    assert!(!files.is_empty());
-    for path in files {
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, expected, "{} has mode {mode:o}", path.display());
-    }
-}
+    // Modes are Unix's.
+    #[test]
+    fn every_file_grab_writes_has_one_mode() {
+        let scratch = Scratch::new();
+        let expected = plain_mode(scratch.root.path());
+        let server = gallery();
+        let base = server.base_url();
+        let image = format!("{base}/images/a.jpg?w=64&h=48");
 
-#[test]
-fn every_file_grab_writes_has_one_mode() {
-    let scratch = Scratch::new();
-    let expected = plain_mode(scratch.root.path());
-    let server = gallery();
-    let base = server.base_url();
-    let image = format!("{base}/images/a.jpg?w=64&h=48");
-
-    // get: downloads, the manifest, the lock, a --report.
-    let downloads = scratch.root.path().join("downloads");
-    let report = scratch.root.path().join("reports/report.jsonl");
-    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
-    let output = grab(
-        &[
-            "get",
-            &image,
-            &format!("{base}/images/b.png?w=33&h=17"),
-            "-o",
-            &downloads.display().to_string(),
-            "--report",
-            &report.display().to_string(),
-        ],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert_modes(&downloads, expected);
-    assert_modes(report.parent().unwrap(), expected);
-
-    // filter: the filtered images and its record.
-    let filtered = scratch.root.path().join("filtered");
-    let output = grab(
-        &[
-            "filter",
-            "-f",
-            "blur",
-            "-o",
-            &filtered.display().to_string(),
-            &downloads.join("a.jpg").display().to_string(),
-        ],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert_modes(&filtered, expected);
-
-    // dataset: shards of each format, their stats, stats.json.
-    for format in ["files", "webdataset", "parquet"] {
-        let table = scratch.write("urls.txt", &format!("{image}\n"));
-        let shards = scratch.root.path().join(format!("dataset-{format}"));
+        // get: downloads, the manifest, the lock, a --report.
+        let downloads = scratch.root.path().join("downloads");
+        let report = scratch.root.path().join("reports/report.jsonl");
+        std::fs::create_dir_all(report.parent().unwrap()).unwrap();
         let output = grab(
             &[
-                "dataset",
-                &table,
+                "get",
+                &image,
+                &format!("{base}/images/b.png?w=33&h=17"),
                 "-o",
-                &shards.display().to_string(),
-                "--output-format",
-                format,
-                "--progress",
-                "none",
+                &downloads.display().to_string(),
+                "--report",
+                &report.display().to_string(),
             ],
             None,
         );
         assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-        assert!(shards.join("stats.json").exists());
-        assert_modes(&shards, expected);
+        assert_modes(&downloads, expected);
+        assert_modes(report.parent().unwrap(), expected);
+
+        // filter: the filtered images and its record.
+        let filtered = scratch.root.path().join("filtered");
+        let output = grab(
+            &[
+                "filter",
+                "-f",
+                "blur",
+                "-o",
+                &filtered.display().to_string(),
+                &downloads.join("a.jpg").display().to_string(),
+            ],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        assert_modes(&filtered, expected);
+
+        // dataset: shards of each format, their stats, stats.json.
+        for format in ["files", "webdataset", "parquet"] {
+            let table = scratch.write("urls.txt", &format!("{image}\n"));
+            let shards = scratch.root.path().join(format!("dataset-{format}"));
+            let output = grab(
+                &[
+                    "dataset",
+                    &table,
+                    "-o",
+                    &shards.display().to_string(),
+                    "--output-format",
+                    format,
+                    "--progress",
+                    "none",
+                ],
+                None,
+            );
+            assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+            assert!(shards.join("stats.json").exists());
+            assert_modes(&shards, expected);
+        }
     }
 }

@@ -77,11 +77,15 @@ impl RedisServer {
     /// Stops the server as `SIGTERM` does (its append-only file complete)
     /// and starts it again on the same port.
     fn restart(&mut self) {
+        #[cfg(unix)]
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
+        // Windows has no SIGTERM to send: Redis there is stopped outright.
+        #[cfg(not(unix))]
+        self.child.kill().unwrap();
         self.child.wait().unwrap();
         thread::sleep(Duration::from_millis(500));
         self.child = spawn_redis(&self.folder, self.appendonly, self.port);
