@@ -395,6 +395,7 @@ fn demo_writes_its_picture_and_prints_where() {
 /// and where the browser laid out each bar of the timelines, the screenshot has
 /// the bar's colour: the timelines are drawn, every strategy's.
 #[test]
+#[cfg(unix)]
 fn the_page_draws_its_timelines_in_a_real_browser() {
     let scratch = Scratch::new();
     let html_path = scratch.root.path().join("compare.html");

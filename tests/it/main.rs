@@ -1,6 +1,8 @@
 //! Integration tests: one binary, a module per area. Every test starts its own
 //! servers on 127.0.0.1:0 and touches nothing else.
 
+// Chromium is driven over a pipe pair (Unix file descriptors).
+#[cfg(unix)]
 mod browser;
 mod compare;
 mod dataset;

@@ -290,6 +290,7 @@ fn a_killed_workers_jobs_are_taken_over_none_lost_none_twice() {
     assert_eq!(status["consumers"], serde_json::json!([]), "{status}");
 }
 
+#[cfg(unix)]
 fn signal(child: &Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
 }
@@ -309,6 +310,7 @@ fn count_before(stderr: &str, label: &str) -> u64 {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_stopped_worker_hands_back_what_it_never_started() {
     let scratch = Scratch::new();
     let redis = RedisServer::start(scratch.root.path(), false);
@@ -368,6 +370,7 @@ fn a_stopped_worker_hands_back_what_it_never_started() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_waiting_worker_says_whose_jobs_it_waits_for() {
     let scratch = Scratch::new();
     let redis = RedisServer::start(scratch.root.path(), false);

@@ -280,6 +280,7 @@ fn a_browser_at_root_gets_a_page_and_programs_get_json() {
 /// (a natural size, the thumbnail's), each served by the server itself. The
 /// screenshot is kept as target/test-artefacts/serve.png.
 #[test]
+#[cfg(unix)]
 fn the_page_at_root_loads_its_thumbnails_in_a_real_browser() {
     let server = start_gallery();
     let base = server.base_url();
