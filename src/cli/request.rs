@@ -40,6 +40,11 @@ pub struct RequestArgs {
     /// which curl applies per transfer).
     #[arg(long, value_name = "RATE", value_parser = positive_size)]
     pub limit_rate_per_transfer: Option<u64>,
+    /// Ask for a compressed body (gzip, br, zstd) and save it decoded, as
+    /// curl's --compressed; size limits count decoded bytes, and such a body
+    /// is never resumed by byte ranges.
+    #[arg(long)]
+    pub compressed: bool,
     /// Send this header with every request, `-H 'Name: value'` (repeatable).
     /// Authorization and Cookie go only to the host asked for, not to another
     /// that a redirect leads to. A User-Agent here wins over -A.
@@ -85,6 +90,7 @@ impl RequestArgs {
         settings.speed_time = Duration::from_secs_f64(self.speed_time);
         settings.limit_rate = self.limit_rate;
         settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
+        settings.compressed = self.compressed;
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();
         }

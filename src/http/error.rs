@@ -72,6 +72,10 @@ pub enum DownloadError {
         expected: String,
         found: String,
     },
+    /// `--compressed`: a body that does not decode, or in an encoding grab
+    /// does not know.
+    #[error("{0}")]
+    Decode(String),
     /// `-N`: the server's copy is the one already complete (a 304); an
     /// outcome, turned into a skip, never a failure.
     #[error("not modified")]

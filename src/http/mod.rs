@@ -16,6 +16,7 @@
 pub mod asynchronous;
 pub mod blocking;
 pub mod digest;
+pub mod encoding;
 pub mod error;
 pub mod outcome;
 pub mod pace;

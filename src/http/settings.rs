@@ -58,6 +58,9 @@ pub struct Settings {
     /// Date each file by the server's `Last-Modified` (wget's default).
     #[serde(default = "yes")]
     pub server_timestamps: bool,
+    /// `--compressed`: ask for gzip, br or zstd and decode what comes.
+    #[serde(default)]
+    pub compressed: bool,
 }
 
 fn yes() -> bool {
@@ -88,6 +91,7 @@ impl Settings {
             refused_robots: Vec::new(),
             layout: Layout::default(),
             server_timestamps: true,
+            compressed: false,
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::digest::Digests;
+use super::encoding::{self, Decoder};
 use super::error::http_error;
 use super::pace::Pace;
 use super::{BodySink, Context, DownloadError, Saved, Settings};
@@ -35,6 +36,8 @@ pub struct Head {
     pub final_url: Option<String>,
     /// Every `X-Robots-Tag` value, for the opt-out ([`Settings::refused_robots`]).
     pub robots: Vec<String>,
+    /// `Content-Encoding`, decoded with `--compressed`.
+    pub content_encoding: Option<String>,
 }
 
 impl Head {
@@ -63,6 +66,7 @@ impl Head {
             retry_after: header("retry-after"),
             final_url,
             robots: Vec::new(),
+            content_encoding: header("content-encoding"),
         }
     }
 }
@@ -138,6 +142,11 @@ pub fn robots_refusal(values: &[String], refused: &[String]) -> Option<String> {
     })
 }
 
+/// A body its encoding cannot decode (corrupt, or cut short).
+fn decode_error(error: io::Error) -> DownloadError {
+    DownloadError::Decode(format!("the compressed body does not decode: {error}"))
+}
+
 /// A failed write to the stream a body goes to: its reader went away (a
 /// closed pipe: the download stops, quietly), or another error.
 fn stream_error(error: io::Error) -> DownloadError {
@@ -177,6 +186,11 @@ pub struct Transfer<'a> {
     memory: Option<Vec<u8>>,
     /// Bytes written through, when the context streams bodies (`-O -`).
     streamed: Option<u64>,
+    /// `--compressed`: the body's decoder, and the encoded bytes it was fed
+    /// (what the Content-Length counts).
+    decoder: Option<Decoder>,
+    encoded: u64,
+    encoded_length: Option<u64>,
     expected: Option<u64>,
     hasher: Digests,
     head: Head,
@@ -225,6 +239,9 @@ impl<'a> Transfer<'a> {
             part: None,
             memory: None,
             streamed: None,
+            decoder: None,
+            encoded: 0,
+            encoded_length: None,
             expected: None,
             hasher: Digests::new(job.checksum.as_ref()),
             head: Head::default(),
@@ -388,6 +405,11 @@ impl<'a> Transfer<'a> {
             headers.push(("range", format!("bytes={}-", resume.offset)));
             headers.push(("if-range", resume.validator.clone()));
         }
+        // A range counts the bytes of one encoding: a resume asks for the
+        // identity the part holds.
+        if self.settings().compressed && self.resume().is_none() {
+            headers.push(("accept-encoding", encoding::ACCEPTED.to_string()));
+        }
         if let Some(conditional) = self.conditional() {
             if let Some(etag) = &conditional.etag {
                 headers.push(("if-none-match", etag.clone()));
@@ -471,6 +493,15 @@ impl<'a> Transfer<'a> {
             }
             None => head.content_length,
         };
+        if self.settings().compressed && resumed_from.is_none() {
+            self.decoder = Decoder::for_encoding(head.content_encoding.as_deref())
+                .map_err(DownloadError::Decode)?;
+            if self.decoder.is_some() {
+                // The length is of the encoded body; the decoded one is known
+                // only at its end, where the limits count it.
+                self.encoded_length = self.expected.take();
+            }
+        }
         let settings = self.settings();
         if let (Some(limit), Some(expected)) = (settings.max_size, self.expected)
             && expected > limit
@@ -606,6 +637,16 @@ impl<'a> Transfer<'a> {
     }
 
     pub fn chunk(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return self.take(bytes);
+        };
+        self.encoded += bytes.len() as u64;
+        let decoded = decoder.feed(bytes).map_err(decode_error)?;
+        self.take(&decoded)
+    }
+
+    /// Body bytes as they are saved (decoded, with `--compressed`).
+    fn take(&mut self, bytes: &[u8]) -> Result<(), DownloadError> {
         self.arrived += bytes.len() as u64;
         if !self.sniffed {
             let wanted = SNIFF_BYTES - self.first_bytes.len();
@@ -761,6 +802,18 @@ impl<'a> Transfer<'a> {
     /// The body ended cleanly: check its length against what the head announced,
     /// move it to its final name and record it.
     pub fn finish(&mut self) -> Result<Saved, DownloadError> {
+        if let Some(decoder) = self.decoder.take() {
+            if let Some(expected) = self.encoded_length
+                && self.encoded != expected
+            {
+                return Err(DownloadError::Truncated {
+                    received: self.encoded,
+                    expected,
+                });
+            }
+            let tail = decoder.finish().map_err(decode_error)?;
+            self.take(&tail)?;
+        }
         if !self.sniffed {
             // A body shorter than the sniffing window: judge what there is.
             let first_bytes = std::mem::take(&mut self.first_bytes);
@@ -901,8 +954,12 @@ impl<'a> Transfer<'a> {
         );
         let offset = part.written();
         let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);
+        // A decoded body's bytes are not the ranges of any one encoding.
+        let encoded = self.decoder.is_some() || self.encoded > 0;
         match validator {
-            Some(validator) if error.is_transient() && !refuses_ranges && offset > 0 => {
+            Some(validator)
+                if error.is_transient() && !refuses_ranges && offset > 0 && !encoded =>
+            {
                 // Kept for a resume: what a later run's `-c` needs is recorded.
                 if !part.keep() {
                     return None;

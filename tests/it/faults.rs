@@ -340,6 +340,29 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 body,
             )
         }
+        // 100 KB, compressed as the request's Accept-Encoding allows (gzip or
+        // zstd, as the path names), else plain.
+        ["encoded", encoding, id] => {
+            let body = body_of(id, 100_000);
+            let accepted = headers
+                .get("accept-encoding")
+                .is_some_and(|value| value.split(',').any(|item| item.trim() == *encoding));
+            let (sent, encoded_as) = match (accepted, *encoding) {
+                (true, "gzip") => {
+                    let mut encoder =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    encoder.write_all(&body)?;
+                    (encoder.finish()?, Some("gzip"))
+                }
+                (true, "zstd") => (zstd::encode_all(&body[..], 3)?, Some("zstd")),
+                _ => (body, None),
+            };
+            let mut response_headers = vec![("content-length", sent.len().to_string())];
+            if let Some(encoding) = encoded_as {
+                response_headers.push(("content-encoding", encoding.to_string()));
+            }
+            respond(&mut stream, "200 OK", &response_headers, &sent)
+        }
         // A file with validators that answers a matching If-None-Match with
         // 304 and no body, as a server behind wget's or grab's -N does; its
         // bytes, ETag and date change with `change_files`.

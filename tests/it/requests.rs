@@ -246,7 +246,53 @@ fn limit_rate_holds_per_transfer_and_in_total(strategy: &str) {
     assert_clean(&scratch);
 }
 
+/// `--compressed`: gzip and zstd asked for and saved decoded; without the
+/// flag nothing is asked and the plain body comes; `--max-size` counts the
+/// decoded bytes, so a small compressed body that decodes large is refused.
+fn compressed_bodies_are_saved_decoded(strategy: &str) {
+    let server = FaultServer::start();
+    for encoding in ["gzip", "zstd"] {
+        let scratch = Scratch::new();
+        let url = server.url(&format!("/encoded/{encoding}/body-{encoding}.bin"));
+        let output = get(strategy, &scratch, &[&url, "--compressed"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let saved = fs::read(scratch.output().join(format!("body-{encoding}.bin"))).unwrap();
+        assert!(
+            saved == body_of(&format!("body-{encoding}.bin"), 100_000),
+            "{encoding}"
+        );
+        let asked = server.seen().last().unwrap().headers.clone();
+        assert_eq!(
+            asked.get("accept-encoding").map(String::as_str),
+            Some("zstd, br, gzip")
+        );
+        assert_clean(&scratch);
+
+        let limited = Scratch::new();
+        let output = get(
+            strategy,
+            &limited,
+            &[&url, "--compressed", "--max-size", "50k", "--retries", "0"],
+        );
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("larger than the limit"), "{stderr}");
+        let left = files_in(&limited.output());
+        assert!(
+            !left.iter().any(|name| name.starts_with("body-")),
+            "{left:?}"
+        );
+    }
+    let plain = Scratch::new();
+    let output = get(strategy, &plain, &[&server.url("/encoded/gzip/plain.bin")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let asked = server.seen().last().unwrap().headers.clone();
+    assert_eq!(asked.get("accept-encoding"), None);
+    assert!(fs::read(plain.output().join("plain.bin")).unwrap() == body_of("plain.bin", 100_000));
+}
+
 for_each_strategy!(
+    compressed_bodies_are_saved_decoded,
     limit_rate_holds_per_transfer_and_in_total,
     a_trickle_is_cut_by_max_time,
     a_trickle_is_cut_by_speed_limit,
