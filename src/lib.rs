@@ -10,8 +10,9 @@
 //! - [`http`]: one download: the request ([`http::Job`]), the response policy
 //!   and the attempt ([`http::transfer`]), retries that resume, errors mapped
 //!   once, TLS roots, proxies, rate limits, the blocking (ureq) and async
-//!   (hyper, reqwest) clients, and the download as an engine task
-//!   ([`http::task`]); a body goes to a part file or to memory.
+//!   (hyper, reqwest) clients, `--compressed` decoding, and the download as
+//!   an engine task ([`http::task`]); a body goes to the sink the caller
+//!   chooses ([`http::BodySink`]: a part file, memory, or a stream).
 //! - [`fs`]: atomic writes with one file mode, the folder lock, part files,
 //!   names (sanitising, numbering), `-x`/`--spread` layout, the manifest;
 //!   Linux's fast paths beside the portable way, and what differs by system.
