@@ -98,11 +98,8 @@ fn bind_named(host: &str, port: u16) -> Result<tokio::net::TcpListener, String> 
 
 /// Runs `grab serve` until Ctrl-C or SIGTERM.
 pub fn run(arguments: &ServeArgs) -> ExitStatus {
-    // Thousands of connections need thousands of descriptors: take what the hard
-    // limit allows.
-    if let Err(error) = crate::server::raise_open_file_limit() {
-        tracing::warn!("cannot raise the open-file limit: {error}");
-    }
+    // Thousands of connections need thousands of descriptors: `execute` took
+    // what the hard limit allows, for every command.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

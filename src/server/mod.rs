@@ -296,17 +296,3 @@ impl Drop for Background {
     }
 }
 
-/// Thousands of connections need thousands of descriptors: raises the soft
-/// open-file limit to the hard one.
-#[cfg(unix)]
-pub fn raise_open_file_limit() -> std::io::Result<()> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    Ok(setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?)
-}
-
-/// Windows has no soft limit on sockets to raise: nothing to do.
-#[cfg(not(unix))]
-pub fn raise_open_file_limit() -> std::io::Result<()> {
-    Ok(())
-}
