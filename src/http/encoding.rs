@@ -42,22 +42,10 @@ impl Decoder {
     /// The bytes `encoded` decodes to, as far as they go.
     pub fn feed(&mut self, encoded: &[u8]) -> io::Result<Vec<u8>> {
         match self {
-            Decoder::Gzip(writer) => {
-                writer.write_all(encoded)?;
-                Ok(std::mem::take(writer.get_mut()))
-            }
-            Decoder::Deflate(writer) => {
-                writer.write_all(encoded)?;
-                Ok(std::mem::take(writer.get_mut()))
-            }
-            Decoder::Brotli(writer) => {
-                writer.write_all(encoded)?;
-                Ok(std::mem::take(writer.get_mut()))
-            }
-            Decoder::Zstd(writer) => {
-                writer.write_all(encoded)?;
-                Ok(std::mem::take(writer.get_mut()))
-            }
+            Decoder::Gzip(writer) => drained(writer, encoded, |writer| writer.get_mut()),
+            Decoder::Deflate(writer) => drained(writer, encoded, |writer| writer.get_mut()),
+            Decoder::Brotli(writer) => drained(&mut **writer, encoded, |writer| writer.get_mut()),
+            Decoder::Zstd(writer) => drained(writer, encoded, |writer| writer.get_mut()),
         }
     }
 
@@ -76,6 +64,16 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Feeds a decoding writer and takes what it wrote into its buffer so far.
+fn drained<W: Write>(
+    writer: &mut W,
+    encoded: &[u8],
+    output: impl FnOnce(&mut W) -> &mut Vec<u8>,
+) -> io::Result<Vec<u8>> {
+    writer.write_all(encoded)?;
+    Ok(std::mem::take(output(writer)))
 }
 
 #[cfg(test)]
