@@ -412,8 +412,15 @@ impl<'a> Transfer<'a> {
         // Logins: the jar's cookies for where the request goes now (the
         // jar's own rules decide, redirect or not), and the .netrc entry of
         // the host asked for, never sent to another.
+        // One Cookie header (RFC 6265, 5.4): an -H Cookie gets the jar's after it.
         if let Some(cookies) = self.context.logins.cookie_header(&self.url) {
-            headers.push(("cookie", cookies));
+            match headers
+                .iter_mut()
+                .find(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            {
+                Some((_, given)) => *given = format!("{given}; {cookies}"),
+                None => headers.push(("cookie", cookies)),
+            }
         }
         let authorized = headers
             .iter()

@@ -14,7 +14,12 @@ const SESSION: &str = "127.0.0.1\tFALSE\t/members\tFALSE\t0\tsession\topened\n";
 fn a_login_redirect_opens_the_page(strategy: &str) {
     let server = FaultServer::start();
     let scratch = Scratch::new();
-    let output = get(strategy, &scratch, &[&server.url("/login/page.bin")]);
+    // An -H Cookie shares the one Cookie header with the jar's.
+    let output = get(
+        strategy,
+        &scratch,
+        &[&server.url("/login/page.bin"), "-H", "Cookie: given=1"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_eq!(files_in(&scratch.output()), ["page.bin"]);
     assert!(fs::read(scratch.output().join("page.bin")).unwrap() == body_of("page.bin", 50_000));
@@ -26,7 +31,9 @@ fn a_login_redirect_opens_the_page(strategy: &str) {
     let cookie = page.headers.get("cookie").cloned().unwrap_or_default();
     // Both that match /members go; the one for /other does not.
     assert!(
-        cookie.contains("session=opened") && cookie.contains("remember=yes"),
+        cookie.contains("given=1")
+            && cookie.contains("session=opened")
+            && cookie.contains("remember=yes"),
         "{cookie}"
     );
     assert!(!cookie.contains("elsewhere"), "{cookie}");
