@@ -78,6 +78,29 @@ pub struct RequestArgs {
     /// anyone on the way can read it).
     #[arg(short = 'k', long)]
     pub insecure: bool,
+    /// Start the run's cookie jar with this Netscape cookie file (curl's -b
+    /// FILE, wget's --load-cookies). Cookies that responses set are kept for
+    /// the rest of the run either way, and sent by their domain, path, secure
+    /// and expiry rules, redirects included.
+    #[arg(long, value_name = "FILE")]
+    pub load_cookies: Option<PathBuf>,
+    /// Write the jar to this Netscape cookie file when the run ends (curl's
+    /// -c, wget's --save-cookies); cookies without an expiry only with
+    /// --keep-session-cookies. With -s processes, only the cookies loaded
+    /// and those set to this process are saved: each worker keeps its own jar.
+    #[arg(long, value_name = "FILE")]
+    pub save_cookies: Option<PathBuf>,
+    /// Save session cookies (those without an expiry) too, as wget.
+    #[arg(long, requires = "save_cookies")]
+    pub keep_session_cookies: bool,
+    /// Send Basic credentials from ~/.netrc (machine, login, password, or its
+    /// `default` entry) to the host asked for, never to another that a
+    /// redirect leads to; an -H Authorization wins.
+    #[arg(long)]
+    pub netrc: bool,
+    /// As --netrc, from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "netrc")]
+    pub netrc_file: Option<PathBuf>,
 }
 
 impl RequestArgs {
@@ -112,6 +135,17 @@ impl RequestArgs {
             |name| std::env::var(name).ok(),
         )
         .map_err(|error| error.to_string())?;
+        settings.load_cookies = self.load_cookies.clone();
+        settings.save_cookies = self.save_cookies.clone();
+        settings.keep_session_cookies = self.keep_session_cookies;
+        settings.netrc = match (&self.netrc_file, self.netrc) {
+            (Some(file), _) => Some(file.clone()),
+            (None, true) => std::env::home_dir().map(|home| home.join(".netrc")),
+            (None, false) => None,
+        };
+        // An unreadable cookie or netrc file is a usage error before any
+        // download, naming the file.
+        crate::http::logins::Logins::open(settings)?;
         for line in &self.headers {
             let (name, value) = header(line)?;
             match name.eq_ignore_ascii_case("user-agent") {

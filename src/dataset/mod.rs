@@ -386,6 +386,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         },
         ..Context::new(settings, Arc::new(FolderNames::new(&downloads)))
     };
+    let logins = context.logins.clone();
     // Each image thread holds a spool file at a time.
     let (workers, capped) =
         engine::limits::cap_workers(config.strategy.workers(config.jobs), image_workers as u64);
@@ -436,6 +437,11 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         ticker.stop();
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
+    if let Some(path) = &config.download.save_cookies {
+        logins
+            .save(path, config.download.keep_session_cookies)
+            .with_context(|| format!("cannot save the cookies to {}", path.display()))?;
+    }
     match pooled {
         Ok(result) => result.context("the image pool failed")?,
         Err(_) => anyhow::bail!("the image pool panicked"),

@@ -259,6 +259,7 @@ pub fn run_from<S: Source>(
         body: config.body.clone(),
         ..Context::new(config.settings.clone(), names.clone())
     };
+    let logins = context.logins.clone();
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
     let record = recorder(&reporter, on_saved, on_outcome, directory);
     let (sender, queue) = Queue::bounded(workers * QUEUE_PER_JOB, interrupt.clone());
@@ -435,6 +436,11 @@ pub fn run_from<S: Source>(
         ));
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
+    if let Some(path) = &config.settings.save_cookies {
+        logins
+            .save(path, config.settings.keep_session_cookies)
+            .with_context(|| format!("cannot save the cookies to {}", path.display()))?;
+    }
     let mut summary = reporter.summary(duplicates);
     if interrupt.stopping() {
         account_for_the_stop(&mut summary, &reporter, queue.taken());

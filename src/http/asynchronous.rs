@@ -346,6 +346,10 @@ async fn attempt_async(
         let response = send(clients, transfer, settings)
             .await
             .map_err(|error| transfer.network_error(error))?;
+        transfer.keep_cookies(&super::blocking::every_value(
+            response.headers(),
+            "set-cookie",
+        ));
         let location = response
             .headers()
             .get("location")

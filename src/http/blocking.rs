@@ -139,6 +139,7 @@ fn attempt_blocking(
         let response = request
             .call()
             .map_err(|error| transfer.network_error(from_ureq(&error, settings)))?;
+        transfer.keep_cookies(&every_value(response.headers(), "set-cookie"));
         let location = header_of(&response, "location");
         if !transfer.follow(response.status().as_u16(), location.as_deref())? {
             break response;

@@ -9,6 +9,7 @@
 //! - [`outcome`]: what a job ended with;
 //! - [`tls`]: which servers are trusted, the same for both clients;
 //! - [`proxy`]: which requests go through which proxy, the same for both;
+//! - [`logins`]: cookies kept through a run, cookie files, `.netrc`;
 //! - [`pace`]: `--limit-rate`, how long to wait after bytes arrive;
 //! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
@@ -18,6 +19,7 @@ pub mod blocking;
 pub mod digest;
 pub mod encoding;
 pub mod error;
+pub mod logins;
 pub mod outcome;
 pub mod pace;
 pub mod proxy;
@@ -70,6 +72,9 @@ pub struct Context {
     pub pace: Option<Arc<pace::Pace>>,
     /// Where bodies go.
     pub body: BodySink,
+    /// The cookie jar and `.netrc` credentials, shared by every transfer of
+    /// this process (a worker process keeps its own).
+    pub logins: Arc<logins::Logins>,
 }
 
 /// Where a body goes: the caller chooses.
@@ -98,7 +103,15 @@ impl std::fmt::Debug for BodySink {
 
 impl Context {
     pub fn new(settings: Settings, names: Arc<dyn NameRegistry>) -> Context {
+        // The files were read once already by the command's checks (see
+        // cli::request): one that fails now has gone since, and the run goes
+        // on without it.
+        let logins = logins::Logins::open(&settings).unwrap_or_else(|error| {
+            tracing::warn!("{error}");
+            logins::Logins::default()
+        });
         Context {
+            logins: Arc::new(logins),
             folder: Arc::new(crate::fs::part::Folder::new(settings.output_dir.clone())),
             pace: settings
                 .limit_rate

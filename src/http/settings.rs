@@ -61,6 +61,18 @@ pub struct Settings {
     /// `--compressed`: ask for gzip, br or zstd and decode what comes.
     #[serde(default)]
     pub compressed: bool,
+    /// `--load-cookies`: a Netscape cookie file the jar starts with.
+    #[serde(default)]
+    pub load_cookies: Option<PathBuf>,
+    /// `--save-cookies`: where the jar is written when the run ends.
+    #[serde(default)]
+    pub save_cookies: Option<PathBuf>,
+    /// `--keep-session-cookies`: save cookies without an expiry too.
+    #[serde(default)]
+    pub keep_session_cookies: bool,
+    /// `--netrc`/`--netrc-file`: where Basic credentials per host are read.
+    #[serde(default)]
+    pub netrc: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -92,6 +104,10 @@ impl Settings {
             layout: Layout::default(),
             server_timestamps: true,
             compressed: false,
+            load_cookies: None,
+            save_cookies: None,
+            keep_session_cookies: false,
+            netrc: None,
         }
     }
 

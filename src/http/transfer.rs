@@ -346,6 +346,13 @@ impl<'a> Transfer<'a> {
         &self.url
     }
 
+    /// Keeps the cookies a response to [`Transfer::url`] sets (its
+    /// `Set-Cookie` values), before [`Transfer::follow`] moves on: a login
+    /// redirect's cookie goes with the request it leads to.
+    pub fn keep_cookies(&self, values: &[String]) {
+        self.context.logins.keep(&self.url, values);
+    }
+
     /// Follows a redirect, when `status` with `location` is one: the next request
     /// goes where it leads. Only `http` and `https` are followed, at most
     /// [`MAX_REDIRECTS`] times; anything else ends the transfer with a final
@@ -391,6 +398,7 @@ impl<'a> Transfer<'a> {
     /// if the file is unchanged (`If-Range`), so a changed file comes back whole.
     /// With them, the `-H` headers: credentials only while the request stays on
     /// the host asked for (a redirect elsewhere does not get them, as in curl).
+    /// The jar's cookies go by their own domain and path rules.
     pub fn request_headers(&self) -> Vec<(&str, String)> {
         let same_host = self.url.host_str() == self.job.url.host_str()
             && self.url.port_or_known_default() == self.job.url.port_or_known_default();
@@ -401,6 +409,29 @@ impl<'a> Transfer<'a> {
             .filter(|(name, _)| same_host || !is_credential(name))
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
+        // Logins: the jar's cookies for where the request goes now (the
+        // jar's own rules decide, redirect or not), and the .netrc entry of
+        // the host asked for, never sent to another.
+        // One Cookie header (RFC 6265, 5.4): an -H Cookie gets the jar's after it.
+        if let Some(cookies) = self.context.logins.cookie_header(&self.url) {
+            match headers
+                .iter_mut()
+                .find(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            {
+                Some((_, given)) => *given = format!("{given}; {cookies}"),
+                None => headers.push(("cookie", cookies)),
+            }
+        }
+        let authorized = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if same_host
+            && !authorized
+            && let Some(host) = self.url.host_str()
+            && let Some(basic) = self.context.logins.basic(host)
+        {
+            headers.push(("authorization", basic));
+        }
         if let Some(resume) = self.resume() {
             headers.push(("range", format!("bytes={}-", resume.offset)));
             headers.push(("if-range", resume.validator.clone()));

@@ -314,6 +314,36 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 b"",
             )
         }
+        // A login: a session cookie for /members, a lasting one for the whole
+        // site, one for a path the redirect does not go to, then on to the page.
+        ["login", name] => respond(
+            &mut stream,
+            "302 Found",
+            &[
+                (
+                    "set-cookie",
+                    "session=opened; Path=/members; HttpOnly".into(),
+                ),
+                ("set-cookie", "remember=yes; Max-Age=3600; Path=/".into()),
+                ("set-cookie", "elsewhere=no; Path=/other".into()),
+                ("location", format!("/members/{name}")),
+                ("content-length", "0".into()),
+            ],
+            b"",
+        ),
+        // A page only a logged-in request gets.
+        ["members", id] => {
+            let cookie = headers.get("cookie").cloned().unwrap_or_default();
+            match cookie.split("; ").any(|pair| pair == "session=opened") {
+                true => ok_body(&mut stream, id, octets),
+                false => respond(
+                    &mut stream,
+                    "403 Forbidden",
+                    &[("content-length", "0".into())],
+                    b"",
+                ),
+            }
+        }
         // A redirect to a scheme grab does not fetch.
         ["redirect-scheme", scheme] => {
             let location = match *scheme {

@@ -11,6 +11,7 @@ mod faults;
 mod filter;
 mod get;
 mod layers;
+mod logins;
 mod names;
 mod progress;
 mod proxy;
