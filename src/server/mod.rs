@@ -295,4 +295,3 @@ impl Drop for Background {
         }
     }
 }
-
