@@ -158,16 +158,9 @@ impl Planner {
                 last_modified,
                 ..
             } if self.resume => {
-                let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
-                if !layout::folders_are_real(&self.directory, name) {
-                    return Planned::Download(job);
-                }
-                let Ok(metadata) = part.symlink_metadata() else {
+                let Some(metadata) = self.part_left(name) else {
                     return Planned::Download(job);
                 };
-                if !metadata.is_file() || self.directory.join(name).symlink_metadata().is_ok() {
-                    return Planned::Download(job);
-                }
                 self.names.claim(name);
                 // Without a validator the server's file cannot be proven unchanged:
                 // start the part over rather than splice onto it.
@@ -191,13 +184,7 @@ impl Planner {
             // the file: never beside it as `NAME-1`, leaving the old part for
             // good. Counted, so the run can say `-c` would have resumed it.
             Entry::Started { name, .. } => {
-                let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
-                if !layout::folders_are_real(&self.directory, name)
-                    || !part
-                        .symlink_metadata()
-                        .is_ok_and(|metadata| metadata.is_file())
-                    || self.directory.join(name).symlink_metadata().is_ok()
-                {
+                if self.part_left(name).is_none() {
                     return Planned::Download(job);
                 }
                 self.names.claim(name);
@@ -217,6 +204,21 @@ impl Planner {
 }
 
 impl Planner {
+    /// The part an earlier run left for `name` (its metadata), when it is one
+    /// to continue or start over: a regular file, in real folders, with no
+    /// file under the final name yet.
+    fn part_left(&self, name: &str) -> Option<fs::Metadata> {
+        if !layout::folders_are_real(&self.directory, name)
+            || self.directory.join(name).symlink_metadata().is_ok()
+        {
+            return None;
+        }
+        let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
+        part.symlink_metadata()
+            .ok()
+            .filter(|metadata| metadata.is_file())
+    }
+
     /// The notice for the first part this run starts over, once.
     pub fn take_stale_notice(&self) -> Option<String> {
         let name = crate::lock(&self.first_stale_part).take()?;

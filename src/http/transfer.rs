@@ -148,14 +148,15 @@ fn decode_error(error: io::Error) -> DownloadError {
 }
 
 /// A failed write to the stream a body goes to: its reader went away (a
-/// closed pipe: the download stops, quietly), or another error.
+/// closed pipe: the download stops, quietly), or any other write error, by
+/// the rule every write follows (a full disk stops the run).
 fn stream_error(error: io::Error) -> DownloadError {
     match error.kind() {
         io::ErrorKind::BrokenPipe => DownloadError::OutputClosed,
-        _ => DownloadError::Write {
-            path: "standard output".to_string(),
-            message: error.to_string(),
-        },
+        _ => {
+            let stdout = Path::new("standard output");
+            DownloadError::writing(stdout, stdout, error)
+        }
     }
 }
 
