@@ -21,8 +21,8 @@
 //! - [`engine`]: jobs in, outcomes out: the strategies (`sequential`,
 //!   `threads`, worker `processes`, `async`), the bounded queue, the
 //!   run's stop (Ctrl-C, or a halt such as a full disk), the open-file
-//!   limit, the live view's mode, workers' ties to their parent on each
-//!   system; a mock task for tests.
+//!   limit, the one live view (bar or heartbeat), workers' ties to their
+//!   parent on each system; a mock task for tests.
 //! - [`console`], [`redact`], [`exit`], [`partition`] (`--shard K/N`),
 //!   [`gallery`] (the deterministic images the server serves and tests decode).
 //!

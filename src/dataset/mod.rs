@@ -402,10 +402,15 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
             .name("input".to_string())
             .spawn(move || read_rows(rows, &sender, &tracker, &waiting, &reused, &interrupt))?
     };
-    let ticker = progress::Ticker::start(
-        config.console.clone(),
-        counters.clone(),
-        config.progress,
+    // A quiet run (-q) shows nothing live either.
+    let progress = if config.console.shows_failures() {
+        config.progress
+    } else {
+        ProgressMode::None
+    };
+    let ticker = engine::view::Ticker::start(
+        progress::DatasetView::new(config.console.clone(), counters.clone()),
+        progress,
         config.heartbeat,
     );
     let download_sink: Sink<Outcome> = {

@@ -1,18 +1,16 @@
 //! What a dataset run shows: a live line (samples/s, success rate, shards
-//! done), drawn as a bar on a terminal or printed as a heartbeat every few
-//! seconds, through the one console; and the summary of the run's stats.
+//! done), drawn by the engine's one ticker as a bar on a terminal or a
+//! heartbeat every few seconds; and the summary of the run's stats.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Counters, RunStats};
 use crate::console::{Console, plural};
-use crate::engine::ProgressMode;
+use crate::engine::view::View;
 
 /// `1200 samples, 310.5/s, 97.1% ok, 3 shards done, table read`.
 pub fn live_line(counters: &Counters, elapsed: Duration) -> String {
@@ -36,59 +34,53 @@ pub fn live_line(counters: &Counters, elapsed: Duration) -> String {
     )
 }
 
-/// The live view's thread, for as long as the run lasts.
-pub struct Ticker {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+/// What a dataset run shows live: [`live_line`], as a spinner's message or a
+/// heartbeat line.
+pub struct DatasetView {
+    console: Console,
+    counters: Arc<Counters>,
+    started: Instant,
+    bar: Option<ProgressBar>,
 }
 
-impl Ticker {
-    /// Starts the view `mode` asks for; `None` for no view.
-    pub fn start(
-        console: Console,
-        counters: Arc<Counters>,
-        mode: ProgressMode,
-        heartbeat: Duration,
-    ) -> Option<Ticker> {
-        if mode == ProgressMode::None || !console.shows_failures() {
-            return None;
+impl DatasetView {
+    pub fn new(console: Console, counters: Arc<Counters>) -> DatasetView {
+        DatasetView {
+            console,
+            counters,
+            started: Instant::now(),
+            bar: None,
         }
-        let (stop, stopped) = mpsc::channel::<()>();
-        let started = Instant::now();
-        let thread = thread::spawn(move || {
-            let (every, bar) = match mode {
-                ProgressMode::Bar => {
-                    let display = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-                    let bar = display.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
-                    );
-                    console.attach(display);
-                    (Duration::from_millis(200), Some(bar))
-                }
-                _ => (heartbeat, None),
-            };
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                let line = live_line(&counters, started.elapsed());
-                match &bar {
-                    Some(bar) => {
-                        bar.set_message(line);
-                        bar.tick();
-                    }
-                    None => console.line(&line),
-                }
-            }
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-                console.detach();
-            }
-        });
-        Some(Ticker { stop, thread })
+    }
+}
+
+impl View for DatasetView {
+    fn console(&self) -> &Console {
+        &self.console
     }
 
-    pub fn stop(self) {
-        drop(self.stop);
-        let _ = self.thread.join();
+    fn heartbeat(&mut self) -> String {
+        live_line(&self.counters, self.started.elapsed())
+    }
+
+    fn add_bars(&mut self, display: &MultiProgress) {
+        let bar = display.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+        self.bar = Some(bar);
+    }
+
+    fn draw(&mut self) {
+        let line = live_line(&self.counters, self.started.elapsed());
+        if let Some(bar) = &self.bar {
+            bar.set_message(line);
+            bar.tick();
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 

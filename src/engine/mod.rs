@@ -18,7 +18,9 @@
 //! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
 //!   on request, so engine tests are deterministic;
 //! - [`limits`]: the open-file limit, raised at start, and the work in flight
-//!   it allows.
+//!   it allows;
+//! - [`view`]: the one live view's thread, a bar or a heartbeat, for every
+//!   command.
 
 pub mod asynchronous;
 pub mod limits;
@@ -26,6 +28,7 @@ pub mod mock;
 pub mod processes;
 pub mod system;
 pub mod threads;
+pub mod view;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};

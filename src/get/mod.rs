@@ -35,6 +35,7 @@ use anyhow::Context as _;
 use crate::console::Console;
 use crate::engine::ProgressMode;
 use crate::engine::processes::WorkerProgram;
+use crate::engine::view::Ticker;
 use crate::engine::{self, Interrupt, Queue, Sink, Strategy};
 use crate::fs::lock::{self, FolderLock};
 use crate::fs::manifest::{Known, Manifest};
@@ -43,7 +44,7 @@ use crate::http::task::HostGate;
 use crate::http::{BodySink, Context, Outcome, Settings, Verdict};
 use input::Inputs;
 use plan::{Planned, Planner};
-use report::live::Ticker;
+use report::live::BatchView;
 use report::records::ReportFormat;
 use report::{Reporter, Summary};
 
@@ -344,7 +345,7 @@ pub fn run_from<S: Source>(
     // Shared with the watchdog, which ends the view before its summary so the
     // bar never comes back under it.
     let ticker = Arc::new(Mutex::new(Ticker::start(
-        reporter.clone(),
+        BatchView::new(reporter.clone()),
         config.progress,
         config.heartbeat,
     )));

@@ -1,4 +1,5 @@
-//! Live progress, heartbeat, reports and output hygiene of `grab get`.
+//! Live progress, heartbeat, reports and output hygiene of `grab get`, and
+//! `grab dataset`'s heartbeat, drawn by the same ticker.
 
 use std::fs;
 use std::process::Stdio;
@@ -161,6 +162,64 @@ fn ndjson_records_are_written_as_files_finish() {
     );
     assert!(child.wait().unwrap().success());
     assert_eq!(fs::read_to_string(&report).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn dataset_runs_beat_too_and_short_ones_do_not() {
+    let server = start_gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "urls.txt",
+        &format!("{base}/images/beat-a.jpg?w=64&h=64&delay_ms=600\n{base}/images/beat-b.jpg?w=64&h=64&delay_ms=600\n"),
+    );
+    let output_folder = scratch.output_arg();
+    let arguments = [
+        "dataset",
+        &table,
+        "-o",
+        &output_folder,
+        "--progress",
+        "lines",
+        "--heartbeat",
+        "0.2",
+    ];
+    let output = grab(&arguments, None);
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    let beats: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" samples, ") && line.contains("/s, "))
+        .collect();
+    assert!(!beats.is_empty(), "no heartbeat in\n{stderr}");
+    assert!(
+        beats
+            .iter()
+            .all(|line| line.ends_with("table read") || line.ends_with("rows read")),
+        "{beats:?}"
+    );
+
+    let quick_table = scratch.write("quick.txt", &format!("{base}/images/quick.jpg?w=64&h=64\n"));
+    let quick_output = Scratch::new().output_arg();
+    let quick = grab(
+        &[
+            "dataset",
+            &quick_table,
+            "-o",
+            &quick_output,
+            "--progress",
+            "lines",
+            "--heartbeat",
+            "5",
+        ],
+        None,
+    );
+    assert!(quick.status.success(), "{}", stderr_of(&quick));
+    assert!(
+        !stderr_of(&quick).contains(" samples, "),
+        "a short run printed a heartbeat: {}",
+        stderr_of(&quick)
+    );
 }
 
 #[test]

@@ -1,21 +1,18 @@
 //! The live view of a running batch: transfers in flight and bytes so far (fed by
 //! every strategy through [`ProgressSink`]; worker processes forward theirs over the
 //! pipe), drawn as a bar on a terminal or told as a heartbeat line every few seconds
-//! elsewhere. The ticker thread lives exactly as long as the batch: [`Ticker::stop`]
-//! ends and joins it, and a batch shorter than the heartbeat prints none.
+//! elsewhere, by the engine's one ticker ([`crate::engine::view`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::Reporter;
-use crate::console::human_bytes;
-use crate::engine::ProgressMode;
+use crate::console::{Console, human_bytes};
+use crate::engine::view::View;
 use crate::http::ProgressSink;
 
 struct Flight {
@@ -222,91 +219,78 @@ fn eta_text(left: Duration) -> String {
     }
 }
 
-/// The thread that draws the bar or prints the heartbeat.
-pub struct Ticker {
-    stop: mpsc::Sender<()>,
-    thread: thread::JoinHandle<()>,
-}
-
 /// Lines under the bar for the slowest transfers.
 const SLOWEST_SHOWN: usize = 3;
 
-impl Ticker {
-    /// Starts the view for `mode`, or nothing for [`ProgressMode::None`].
-    pub fn start(
-        reporter: Arc<Reporter>,
-        mode: ProgressMode,
-        heartbeat: Duration,
-    ) -> Option<Ticker> {
-        let (stop, stopped) = mpsc::channel();
-        let thread = match mode {
-            ProgressMode::None => return None,
-            ProgressMode::Lines => thread::Builder::new()
-                .name("heartbeat".to_string())
-                .spawn(move || heartbeat_loop(&reporter, &stopped, heartbeat))
-                .ok()?,
-            ProgressMode::Bar => thread::Builder::new()
-                .name("progress".to_string())
-                .spawn(move || bar_loop(&reporter, &stopped))
-                .ok()?,
-        };
-        Some(Ticker { stop, thread })
-    }
+/// What `grab get` shows live: files done of the list, bytes and rates, the
+/// ETA, and under the bar the slowest transfers.
+pub struct BatchView {
+    reporter: Arc<Reporter>,
+    window: RateWindow,
+    main: Option<ProgressBar>,
+    slowest: Vec<ProgressBar>,
+}
 
-    /// Ends the view (the bar is cleared) and waits for its thread.
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+impl BatchView {
+    /// The view of `reporter`'s batch, its rates counted from now.
+    pub fn new(reporter: Arc<Reporter>) -> BatchView {
+        let window = RateWindow::starting(reporter.live.bytes(), reporter.counts().0);
+        BatchView {
+            reporter,
+            window,
+            main: None,
+            slowest: Vec::new(),
+        }
     }
 }
 
-fn heartbeat_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>, every: Duration) {
-    let mut window = RateWindow::starting(reporter.live.bytes(), reporter.counts().0);
-    loop {
-        match stopped.recv_timeout(every) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
+impl View for BatchView {
+    fn console(&self) -> &Console {
+        self.reporter.console()
+    }
+
+    fn heartbeat(&mut self) -> String {
+        let (reporter, live) = (&self.reporter, &self.reporter.live);
         let (done, failed) = reporter.counts();
-        let bytes = reporter.live.bytes();
+        let bytes = live.bytes();
         let elapsed = reporter.elapsed();
-        let (bytes_rate, files_rate) = window.rates(bytes, done);
+        let (bytes_rate, files_rate) = self.window.rates(bytes, done);
         let mut line = format!(
             "[{:>6.1} s] {} done, {failed} failed, {} in flight, {}, {}/s, {files_rate:.1} files/s",
             elapsed.as_secs_f64(),
-            reporter.live.done_of_total(done),
-            reporter.live.in_flight(),
+            live.done_of_total(done),
+            live.in_flight(),
             human_bytes(bytes),
             human_bytes(bytes_rate as u64),
         );
-        if let Some(left) = reporter.live.eta(done, elapsed, bytes_rate) {
+        if let Some(left) = live.eta(done, elapsed, bytes_rate) {
             line += &format!(", {}", eta_text(left));
         }
-        reporter.console().line(&line);
+        line
     }
-}
 
-fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-    let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files  {msg}",
-    )
-    .expect("the template is valid")
-    .progress_chars("=> ");
-    let main = multi.add(ProgressBar::new(0).with_style(style));
-    let line_style = ProgressStyle::with_template("{msg}").expect("the template is valid");
-    let lines: Vec<ProgressBar> = (0..SLOWEST_SHOWN)
-        .map(|_| multi.add(ProgressBar::new(0).with_style(line_style.clone())))
-        .collect();
-    reporter.console().attach(multi.clone());
-    let mut window = RateWindow::starting(reporter.live.bytes(), reporter.counts().0);
-    loop {
+    fn add_bars(&mut self, display: &MultiProgress) {
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files  {msg}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        self.main = Some(display.add(ProgressBar::new(0).with_style(style)));
+        let line_style = ProgressStyle::with_template("{msg}").expect("the template is valid");
+        self.slowest = (0..SLOWEST_SHOWN)
+            .map(|_| display.add(ProgressBar::new(0).with_style(line_style.clone())))
+            .collect();
+    }
+
+    fn draw(&mut self) {
+        let Some(main) = &self.main else { return };
+        let (reporter, live) = (&self.reporter, &self.reporter.live);
         let (done, failed) = reporter.counts();
-        let (total, _) = reporter.live.total();
+        let (total, _) = live.total();
         main.set_length(total.max(done));
         main.set_position(done);
-        let bytes = reporter.live.bytes();
-        let (bytes_rate, files_rate) = window.rates(bytes, done);
+        let bytes = live.bytes();
+        let (bytes_rate, files_rate) = self.window.rates(bytes, done);
         let mut message = format!(
             "{}  {}/s  {files_rate:.0} files/s",
             human_bytes(bytes),
@@ -315,26 +299,25 @@ fn bar_loop(reporter: &Reporter, stopped: &mpsc::Receiver<()>) {
         if failed > 0 {
             message += &format!("  {failed} failed");
         }
-        if let Some(left) = reporter.live.eta(done, reporter.elapsed(), bytes_rate) {
+        if let Some(left) = live.eta(done, reporter.elapsed(), bytes_rate) {
             message += &format!("  {}", eta_text(left));
         }
         main.set_message(message);
         main.tick();
-        let slowest = reporter.live.slowest(SLOWEST_SHOWN);
-        for (index, line) in lines.iter().enumerate() {
+        let slowest = live.slowest(SLOWEST_SHOWN);
+        for (index, line) in self.slowest.iter().enumerate() {
             line.set_message(slowest.get(index).cloned().unwrap_or_default());
         }
-        match stopped.recv_timeout(Duration::from_millis(100)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => break,
+    }
+
+    fn clear(&mut self) {
+        for line in &self.slowest {
+            line.finish_and_clear();
+        }
+        if let Some(main) = &self.main {
+            main.finish_and_clear();
         }
     }
-    reporter.console().detach();
-    for line in &lines {
-        line.finish_and_clear();
-    }
-    main.finish_and_clear();
-    let _ = multi.clear();
 }
 
 #[cfg(test)]
