@@ -217,16 +217,23 @@ pub fn execute(cli: Cli, program: WorkerProgram) -> ExitStatus {
     }
 }
 
+/// A worker whose parent is gone mid-job (seen by the pipe watch where the
+/// kernel has no tie, macOS) ends at once, as the tie would have killed it.
+fn orphaned() {
+    tracing::warn!("the parent closed the pipe mid-job: it is gone; ending");
+    std::process::exit(ExitStatus::Interrupted.code().into());
+}
+
 /// The body of `grab __worker TASK`: the worker's side of each engine client.
 fn worker(task: &str, settings: &str) -> ExitStatus {
     let result = match task {
-        download_task::TASK => {
-            processes::serve::<InWorkers, _>(|parent| download_task::worker(settings, parent))
-        }
-        crate::filter::task::TASK => {
-            processes::serve::<Filtering, _>(|parent| Filtering::from_json(settings, parent))
-        }
-        mock::TASK => processes::serve::<Mock, _>(|parent| {
+        download_task::TASK => processes::serve::<InWorkers, _>(orphaned, |parent| {
+            download_task::worker(settings, parent)
+        }),
+        crate::filter::task::TASK => processes::serve::<Filtering, _>(orphaned, |parent| {
+            Filtering::from_json(settings, parent)
+        }),
+        mock::TASK => processes::serve::<Mock, _>(orphaned, |parent| {
             Ok(Mock {
                 parent: Some(parent),
                 ..Mock::default()

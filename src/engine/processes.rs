@@ -464,13 +464,6 @@ impl Watched {
     }
 }
 
-/// What a watched worker does when its parent is gone mid-job: ends at once,
-/// as the kernel's tie would have killed it.
-fn parent_gone() {
-    tracing::warn!("the parent closed the pipe mid-job: it is gone; ending");
-    std::process::exit(crate::exit::ExitStatus::Interrupted.code().into());
-}
-
 /// How a task running in a worker process talks to its parent mid-job.
 pub struct Parent<Message, Reply> {
     pipe: Arc<Pipe>,
@@ -508,8 +501,12 @@ impl<Message: Serialize, Reply: DeserializeOwned> Parent<Message, Reply> {
 
 /// The body of `grab __worker TASK`: builds the worker's side of the task with
 /// `make` (given its line to the parent) and runs the jobs the parent sends until
-/// its stdin closes.
+/// its stdin closes. `orphaned` is called, from the thread watching the pipe,
+/// when the parent is gone mid-job on a system with no kernel tie (macOS): it
+/// must end the process at once, as the tie would have; ending a process is
+/// the binary's call, not the library's.
 pub fn serve<R, T>(
+    orphaned: fn(),
     make: impl FnOnce(Parent<R::Message, R::Reply>) -> anyhow::Result<T>,
 ) -> anyhow::Result<()>
 where
@@ -520,7 +517,7 @@ where
         .ok()
         .and_then(|pid| pid.parse::<u32>().ok());
     let input = match tie_to_parent(parent)? {
-        true => Input::Watched(Watched::start(BufReader::new(io::stdin()), parent_gone)),
+        true => Input::Watched(Watched::start(BufReader::new(io::stdin()), orphaned)),
         false => Input::Direct(Mutex::new(BufReader::new(io::stdin()))),
     };
     let pipe = Arc::new(Pipe {
