@@ -18,6 +18,7 @@
 //!   2x2 block, libjpeg's (so Pillow's) default; an alpha channel is dropped,
 //!   since JPEG has none.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::path::Path;
@@ -32,6 +33,7 @@ use image::{
 use super::kernels::Pixels;
 use super::{FilterError, Settings};
 use crate::image::header::{ImageError as HeaderError, read_header};
+use crate::image::jpeg;
 
 /// Bytes a decoder may hold per pixel of the image: enough for 16-bit RGBA,
 /// the widest thing a PNG decodes to.
@@ -383,27 +385,26 @@ pub fn encode_into(
     output.clear();
     match format {
         ImageFormat::Jpeg => {
-            let too_large = || {
-                format!(
-                    "{}x{} is too large for JPEG (at most 65535 a side)",
-                    image.width, image.height
-                )
+            let (data, channels) = match image.channels {
+                1 => (Cow::Borrowed(&image.data[..]), jpeg::Channels::Luma),
+                // JPEG has no alpha: grey and alpha is saved as grey.
+                2 => (
+                    Cow::Owned(image.data.iter().step_by(2).copied().collect()),
+                    jpeg::Channels::Luma,
+                ),
+                3 => (Cow::Borrowed(&image.data[..]), jpeg::Channels::Rgb),
+                _ => (Cow::Borrowed(&image.data[..]), jpeg::Channels::Rgba),
             };
-            let width = u16::try_from(image.width).map_err(|_| too_large())?;
-            let height = u16::try_from(image.height).map_err(|_| too_large())?;
-            let mut encoder = jpeg_encoder::Encoder::new(&mut *output, quality.clamp(1, 100));
-            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-            encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-            let result = match image.channels {
-                1 => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Luma),
-                2 => {
-                    let luma: Vec<u8> = image.data.iter().step_by(2).copied().collect();
-                    encoder.encode(&luma, width, height, jpeg_encoder::ColorType::Luma)
-                }
-                3 => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Rgb),
-                _ => encoder.encode(&image.data, width, height, jpeg_encoder::ColorType::Rgba),
-            };
-            result.map_err(|error| error.to_string())?;
+            // Chroma as Pillow halves it, for Pillow-identical files.
+            jpeg::encode(
+                output,
+                &data,
+                image.width,
+                image.height,
+                channels,
+                quality,
+                jpeg::Chroma::Pillow,
+            )?;
         }
         _ => {
             let colour = match image.channels {

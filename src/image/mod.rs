@@ -2,12 +2,14 @@
 //! Knows no command.
 //!
 //! - [`header`]: format and declared size before any pixel, bombs refused;
+//! - [`jpeg`]: the one JPEG encoder, chroma halved as OpenCV or as Pillow;
 //! - [`mime`]: media types, extensions, `--accept` patterns, sniffing;
 //! - [`reduced`]: JPEGs decoded at 1/4 scale by libjpeg-turbo's DCT scaling;
 //! - [`resize`]: one body to a resized, re-encoded image, as img2dataset's
 //!   resize modes mean.
 
 pub mod header;
+pub mod jpeg;
 pub mod mime;
 pub mod reduced;
 pub mod resize;

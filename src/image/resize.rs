@@ -20,6 +20,7 @@ use fast_image_resize as resize;
 use image::{DynamicImage, ImageDecoder, Limits};
 
 use super::header::{Header, ImageError, read_header};
+use super::jpeg;
 use super::reduced;
 
 /// How an image is brought to `--image-size` (img2dataset's meanings).
@@ -384,22 +385,17 @@ fn encode(pixels: &image::RgbImage, settings: &ImageSettings) -> Result<Vec<u8>,
     let (width, height) = pixels.dimensions();
     match settings.encode_format {
         EncodeFormat::Jpg => {
-            let (width, height) = (
-                u16::try_from(width).map_err(|_| {
-                    ImageError::Encode(format!("{width} px wide is too wide for JPEG"))
-                })?,
-                u16::try_from(height).map_err(|_| {
-                    ImageError::Encode(format!("{height} px high is too high for JPEG"))
-                })?,
-            );
-            let mut encoder =
-                jpeg_encoder::Encoder::new(&mut bytes, settings.encode_quality.clamp(1, 100));
-            // Chroma halved both ways at any quality, as OpenCV (img2dataset's
-            // encoder) does by default; jpeg-encoder keeps full chroma from 90 up.
-            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-            encoder
-                .encode(pixels.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
-                .map_err(|error| failed(&error))?;
+            // Chroma as img2dataset's encoder, OpenCV, halves it.
+            jpeg::encode(
+                &mut bytes,
+                pixels.as_raw(),
+                width,
+                height,
+                jpeg::Channels::Rgb,
+                settings.encode_quality,
+                jpeg::Chroma::OpenCv,
+            )
+            .map_err(|error| failed(&error))?;
         }
         EncodeFormat::Png => {
             use image::codecs::png::{CompressionType, FilterType, PngEncoder};
