@@ -155,8 +155,8 @@ pub fn blur_boxes(image: &mut RgbImage, boxes: &[RelativeBox]) {
             let mut sum = [0f32; 4];
             for (tap, weight) in kernel.iter().enumerate() {
                 let value = horizontal[(first + tap) * area_width + column];
-                for channel in 0..4 {
-                    sum[channel] += weight * value[channel];
+                for (total, part) in sum.iter_mut().zip(value) {
+                    *total += weight * part;
                 }
             }
             let blurred_mask = sum[3];
@@ -165,10 +165,10 @@ pub fn blur_boxes(image: &mut RgbImage, boxes: &[RelativeBox]) {
             }
             let x = area_left + column as i64;
             let original = image.get_pixel_mut(x as u32, y as u32);
-            for channel in 0..3 {
-                let value = f32::from(original[channel]) / 255.0;
-                let mixed = value * (1.0 - blurred_mask) + sum[channel] * blurred_mask;
-                original[channel] = (mixed * 255.0).clamp(0.0, 255.0) as u8;
+            for (byte, blurred) in original.0.iter_mut().zip(sum) {
+                let value = f32::from(*byte) / 255.0;
+                let mixed = value * (1.0 - blurred_mask) + blurred * blurred_mask;
+                *byte = (mixed * 255.0).clamp(0.0, 255.0) as u8;
             }
         }
     }
