@@ -17,7 +17,8 @@
 //!   names (sanitising, numbering), `-x`/`--spread` layout, the manifest;
 //!   Linux's fast paths beside the portable way, and what differs by system.
 //! - [`image`]: header checks before any pixel, MIME types and sniffing,
-//!   reduced JPEG decoding, resizing and encoding as img2dataset means it.
+//!   reduced JPEG decoding, resizing and encoding as img2dataset means it,
+//!   its box blur and its EXIF tags.
 //! - [`engine`]: jobs in, outcomes out: the strategies (`sequential`,
 //!   `threads`, worker `processes`, `async`), the bounded queue, the
 //!   run's stop (Ctrl-C, or a halt such as a full disk), the open-file

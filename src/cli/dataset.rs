@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{cpus, named, positive_seconds, usage_error};
+use crate::Named;
 use crate::console::{Console, Verbosity};
 use crate::dataset::input::{Columns, InputFormat};
+use crate::dataset::recipe::{HashType, Recipe, VerifyHash};
 use crate::dataset::shard::OutputFormat;
 use crate::dataset::{self, DatasetConfig, progress};
 use crate::engine::ProgressMode;
@@ -88,9 +90,39 @@ pub struct BuildArgs {
     /// Format of the saved images.
     #[arg(long, value_parser = named::<EncodeFormat>(), default_value = "jpg")]
     pub encode_format: EncodeFormat,
-    /// JPEG quality (0-100, default 95) or PNG compression effort (0-9, default 9).
+    /// JPEG or WebP quality (0-100, default 95; WebP 101 is lossless) or
+    /// PNG compression effort (0-9, default 9).
     #[arg(long, value_name = "Q")]
     pub encode_quality: Option<u8>,
+    /// Save every image as downloaded: no decoding, resizing nor encoding,
+    /// and no width or height in its metadata (img2dataset's meaning).
+    #[arg(long)]
+    pub disable_all_reencoding: bool,
+    /// Digits of shard names (img2dataset's oom_shard_count): 8 gives
+    /// 00000000.tar, as DataComp's recipe.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=19))]
+    pub oom_shard_count: u32,
+    /// The hash of each downloaded image (the bytes as downloaded) kept in a
+    /// metadata field of its name, or none.
+    #[arg(long, value_name = "TYPE", default_value = "sha256", value_parser = ["md5", "sha256", "sha512", "none"])]
+    pub compute_hash: String,
+    /// A column holding each image's expected hash: an image whose hash
+    /// differs is a failed download ("hash mismatch"). The column is read,
+    /// not saved.
+    #[arg(long, value_name = "NAME")]
+    pub verify_hash_col: Option<String>,
+    /// The hash --verify-hash-col holds [default: --compute-hash's].
+    #[arg(long, value_name = "TYPE", value_parser = named::<HashType>(), requires = "verify_hash_col")]
+    pub verify_hash_type: Option<HashType>,
+    /// A column of boxes to blur (faces, say): a list of [x0, y0, x1, y1]
+    /// relative to the image, blurred as img2dataset's blurrer does. The
+    /// column is saved too, as img2dataset saves it.
+    #[arg(long, value_name = "NAME")]
+    pub bbox_col: Option<String>,
+    /// Keep each image's EXIF tags in its metadata's `exif` field (a JSON
+    /// object as text), as img2dataset's extract_exif.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub extract_exif: bool,
     /// Keep the downloaded bytes when the image is already in the encode
     /// format, upright, opaque, and would not be resized.
     #[arg(long)]
@@ -212,6 +244,33 @@ impl TableArgs {
 }
 
 impl BuildArgs {
+    /// Hashes, boxes, EXIF, reencoding.
+    fn recipe(&self) -> Result<Recipe, String> {
+        let compute_hash = HashType::from_name(&self.compute_hash);
+        let verify_hash = match (
+            &self.verify_hash_col,
+            self.verify_hash_type.or(compute_hash),
+        ) {
+            (None, _) => None,
+            (Some(column), Some(hash)) => Some(VerifyHash {
+                column: column.clone(),
+                hash,
+            }),
+            (Some(_), None) => {
+                return Err(
+                    "--verify-hash-col with --compute-hash none needs --verify-hash-type".into(),
+                );
+            }
+        };
+        Ok(Recipe {
+            compute_hash,
+            verify_hash,
+            bbox_column: self.bbox_col.clone(),
+            extract_exif: self.extract_exif,
+            disable_all_reencoding: self.disable_all_reencoding,
+        })
+    }
+
     pub fn console(&self) -> Console {
         Console::new(match self.quiet {
             true => Verbosity::Quiet,
@@ -239,6 +298,12 @@ impl BuildArgs {
             (EncodeFormat::Png, Some(quality)) if quality > 9 => {
                 return Err(format!("--encode-quality for png is 0-9, got {quality}"));
             }
+            (EncodeFormat::Webp, Some(quality)) if quality > 101 => {
+                return Err(format!(
+                    "--encode-quality for webp is 0-100, or 101 for lossless, got {quality}"
+                ));
+            }
+            (EncodeFormat::Webp, Some(quality)) => quality,
             (_, Some(quality)) if quality > 100 => {
                 return Err(format!("--encode-quality is 0-100, got {quality}"));
             }
@@ -257,6 +322,8 @@ impl BuildArgs {
             Some(ratio) => ratio,
             None => f64::INFINITY,
         };
+        config.recipe = self.recipe()?;
+        config.shard_digits = self.oom_shard_count as usize;
         let download = &mut config.download;
         self.request.apply(download)?;
         download.idle_timeout = Duration::from_secs_f64(self.timeout);
@@ -388,5 +455,80 @@ mod tests {
         assert_eq!(config.columns.save, ["a", "b"]);
         assert!(config_of(&["t.csv", "--encode-format", "png", "--encode-quality", "10"]).is_err());
         assert!(config_of(&["t.csv", "--max-aspect-ratio", "0.5"]).is_err());
+        assert_eq!(config.recipe, Recipe::default());
+        assert_eq!(config.shard_digits, 5);
+    }
+
+    #[test]
+    fn recipe_flags_reach_the_config() {
+        let config = config_of(&[
+            "t.parquet",
+            "--oom-shard-count",
+            "8",
+            "--compute-hash",
+            "md5",
+            "--verify-hash-col",
+            "hash",
+            "--bbox-col",
+            "face_bboxes",
+            "--extract-exif",
+            "false",
+            "--disable-all-reencoding",
+            "--encode-format",
+            "webp",
+            "--encode-quality",
+            "101",
+        ])
+        .unwrap();
+        assert_eq!(config.shard_digits, 8);
+        assert_eq!(config.image.encode_quality, 101);
+        assert_eq!(
+            config.recipe,
+            Recipe {
+                compute_hash: Some(HashType::Md5),
+                verify_hash: Some(VerifyHash {
+                    column: "hash".into(),
+                    hash: HashType::Md5,
+                }),
+                bbox_column: Some("face_bboxes".into()),
+                extract_exif: false,
+                disable_all_reencoding: true,
+            }
+        );
+        assert_eq!(config.layout().saved_columns, ["face_bboxes"]);
+        assert_eq!(config.read_columns().save, ["face_bboxes", "hash"]);
+        let none = config_of(&["t.parquet", "--compute-hash", "none"]).unwrap();
+        assert_eq!(none.recipe.compute_hash, None);
+        assert!(
+            config_of(&[
+                "t.parquet",
+                "--compute-hash",
+                "none",
+                "--verify-hash-col",
+                "h"
+            ])
+            .is_err()
+        );
+        let typed = config_of(&[
+            "t.parquet",
+            "--compute-hash",
+            "none",
+            "--verify-hash-col",
+            "h",
+            "--verify-hash-type",
+            "sha512",
+        ])
+        .unwrap();
+        assert_eq!(typed.recipe.verify_hash.unwrap().hash, HashType::Sha512);
+        assert!(
+            config_of(&[
+                "t.csv",
+                "--encode-format",
+                "webp",
+                "--encode-quality",
+                "102"
+            ])
+            .is_err()
+        );
     }
 }

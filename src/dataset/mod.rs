@@ -16,6 +16,8 @@
 //! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
 //! - [`image`]: header checks, decode, orientation, resize, encode;
 //! - [`reduced`]: JPEGs decoded at 1/4 scale when they are shrunk that much anyway;
+//! - [`recipe`]: img2dataset's per-sample options: hashes computed and
+//!   verified, boxes blurred, EXIF, bytes kept as downloaded;
 //! - [`task`]: that pipeline as an engine task;
 //! - [`sample`]: a finished sample, and its spool file;
 //! - [`shard`]: keys, shard names, stats, writing a shard;
@@ -24,6 +26,7 @@
 
 pub mod input;
 pub mod progress;
+pub mod recipe;
 pub mod sample;
 pub mod shard;
 pub mod table;
@@ -51,6 +54,7 @@ use crate::http::{BodySink, Context, DownloadError, Outcome, Settings, Verdict};
 use crate::http::{Job, Origin};
 use crate::partition::Shard;
 use input::{Columns, InputFormat, Row, Rows};
+use recipe::Recipe;
 use sample::{Sample, Status};
 use shard::{Keys, Layout, OutputFormat, Stats};
 use task::{ImageJob, Images};
@@ -62,7 +66,11 @@ pub struct DatasetConfig {
     pub output_format: OutputFormat,
     pub samples_per_shard: u64,
     pub columns: Columns,
+    /// Digits of shard names (img2dataset's `oom_shard_count`).
+    pub shard_digits: usize,
     pub image: crate::image::resize::ImageSettings,
+    /// Hashes, boxes, EXIF, reencoding: what each sample gets beside its image.
+    pub recipe: Recipe,
     /// How downloads behave; their `output_dir` is set by the run (worker
     /// processes save into the work folder).
     pub download: Settings,
@@ -100,7 +108,9 @@ impl DatasetConfig {
             output_format: OutputFormat::Files,
             samples_per_shard: 10_000,
             columns: Columns::default(),
+            shard_digits: shard::SHARD_DIGITS,
             image: crate::image::resize::ImageSettings::default(),
+            recipe: Recipe::default(),
             strategy: Strategy::Async,
             jobs: 64,
             per_host: None,
@@ -122,8 +132,18 @@ impl DatasetConfig {
             output_dir: self.output_dir.clone(),
             output_format: self.output_format,
             encode_format: self.image.encode_format,
-            keys: Keys::new(self.samples_per_shard),
-            saved_columns: self.columns.save.clone(),
+            keys: Keys::new(self.samples_per_shard, self.shard_digits),
+            saved_columns: self.recipe.saved_columns(&self.columns.save),
+            fields: self.recipe.fields(),
+        }
+    }
+
+    /// The columns to read from the table: those asked for, and those the
+    /// recipe needs (boxes, hashes to verify).
+    pub fn read_columns(&self) -> Columns {
+        Columns {
+            save: self.recipe.read_columns(&self.columns.save),
+            ..self.columns.clone()
         }
     }
 }
@@ -232,7 +252,10 @@ impl Tracker {
                 match full {
                     // Left unwritten, its samples spooled: a run with room writes it.
                     Some(message) => self.full(message),
-                    None => self.error(format!("shard {}: {error:#}", shard::shard_name(shard))),
+                    None => self.error(format!(
+                        "shard {}: {error:#}",
+                        self.layout.keys.shard_name(shard)
+                    )),
                 }
             }
         }
@@ -250,8 +273,12 @@ impl Tracker {
         crate::lock(&self.errors).push(message);
     }
 
-    /// Spools a finished sample and counts it done.
-    fn finish(&self, shard: u64, sample: &Sample, image: &[u8]) {
+    /// Spools a finished sample and counts it done. Columns read only for
+    /// the recipe (hashes to verify) are not kept.
+    fn finish(&self, shard: u64, mut sample: Sample, image: &[u8]) {
+        let saved = &self.layout.saved_columns;
+        sample.saved.retain(|(name, _)| saved.contains(name));
+        let sample = &sample;
         self.counters.samples.fetch_add(1, Ordering::Relaxed);
         if sample.status == Status::Success {
             self.counters.successes.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +318,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     let started = Instant::now();
     let rows = match config.shard {
         Some(part) => {
-            let keys = Keys::new(config.samples_per_shard);
+            let keys = Keys::new(config.samples_per_shard, config.shard_digits);
             // A row the table cannot give stays in: it stops every part's reading.
             Box::new(rows.filter(move |row| {
                 row.as_ref()
@@ -353,7 +380,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         let tracker = tracker.clone();
         Arc::new(move |(sample, image): (Sample, Vec<u8>), _| {
             match tracker.layout.keys.shard_of_key(&sample.key) {
-                Some(shard) => tracker.finish(shard, &sample, &image),
+                Some(shard) => tracker.finish(shard, sample, &image),
                 None => tracker.error(format!(
                     "{}: a sample with a foreign key {}",
                     sample.url, sample.key
@@ -363,6 +390,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
     };
     let images = Images {
         settings: config.image.clone(),
+        recipe: config.recipe.clone(),
     };
     let image_pool = thread::Builder::new()
         .name("images".to_string())
@@ -648,7 +676,7 @@ fn read_rows(
                     format!("{}: not an http or https URL: {:?}", row.origin, row.url),
                     "not an http or https URL".to_string(),
                 );
-                tracker.finish(shard, &sample, &[]);
+                tracker.finish(shard, sample, &[]);
                 continue;
             }
         };
@@ -698,7 +726,7 @@ fn downloaded(
     let fail = |status: Status, error: String, reason: String| {
         let mut sample = Sample::failed(&row, key.clone(), status, error, reason);
         sample.download_seconds = download_seconds;
-        tracker.finish(shard, &sample, &[]);
+        tracker.finish(shard, sample, &[]);
     };
     match outcome.verdict {
         Verdict::Saved(saved) => {
@@ -764,5 +792,10 @@ pub fn open(
     format: Option<InputFormat>,
     config: &DatasetConfig,
 ) -> Result<Rows, input::InputError> {
-    input::open(path, format, &config.columns, config.samples_per_shard)
+    input::open(
+        path,
+        format,
+        &config.read_columns(),
+        config.samples_per_shard,
+    )
 }

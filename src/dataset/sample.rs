@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::recipe::HashType;
+use crate::Named;
+
 /// How a sample ended (img2dataset's statuses, and `opted_out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,6 +38,24 @@ impl Status {
     }
 }
 
+/// The metadata fields a run's options decide, as img2dataset's do: the
+/// hash's, named after its type (`sha256` by default, none with
+/// `--compute-hash none`), and `exif` (unless `--no-extract-exif`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields {
+    pub hash: Option<HashType>,
+    pub exif: bool,
+}
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields {
+            hash: Some(HashType::Sha256),
+            exif: true,
+        }
+    }
+}
+
 /// What is known of one sample once it is done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -51,8 +72,13 @@ pub struct Sample {
     pub height: Option<u32>,
     pub original_width: Option<u32>,
     pub original_height: Option<u32>,
-    /// Of the downloaded body, as img2dataset records it.
-    pub sha256: Option<String>,
+    /// The `--compute-hash` digest of the downloaded body (as img2dataset,
+    /// the bytes downloaded, not those saved), for a success.
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// The body's EXIF tags as a JSON object's text, for a success.
+    #[serde(default)]
+    pub exif: Option<String>,
     /// Time spent downloading and processing, for the shard's stats.
     #[serde(default)]
     pub download_seconds: f64,
@@ -81,7 +107,8 @@ impl Sample {
             height: None,
             original_width: None,
             original_height: None,
-            sha256: None,
+            hash: None,
+            exif: None,
             download_seconds: 0.0,
             process_seconds: 0.0,
         }
@@ -89,7 +116,7 @@ impl Sample {
 
     /// The metadata users read (`KEY.json`), img2dataset's fields and the saved
     /// columns; keys in sorted order, so the bytes depend only on the values.
-    pub fn metadata_json(&self) -> Vec<u8> {
+    pub fn metadata_json(&self, fields: &Fields) -> Vec<u8> {
         let mut object = Map::new();
         for (name, value) in &self.saved {
             object.insert(name.clone(), value.clone());
@@ -105,7 +132,12 @@ impl Sample {
         object.insert("height".into(), number(self.height));
         object.insert("original_width".into(), number(self.original_width));
         object.insert("original_height".into(), number(self.original_height));
-        object.insert("sha256".into(), text(&self.sha256));
+        if fields.exif {
+            object.insert("exif".into(), text(&self.exif));
+        }
+        if let Some(hash) = fields.hash {
+            object.insert(hash.name().into(), text(&self.hash));
+        }
         serde_json::to_vec(&Value::Object(object)).expect("metadata serialises to JSON")
     }
 }
@@ -167,15 +199,26 @@ mod tests {
             String::new(),
         );
         sample.width = Some(4);
+        sample.hash = Some("ab".into());
         let path = spool(folder.path(), &sample, b"image bytes").unwrap();
         assert_eq!(
             unspool(&path).unwrap(),
             (sample.clone(), b"image bytes".to_vec())
         );
-        let json: Value = serde_json::from_slice(&sample.metadata_json()).unwrap();
+        let json: Value =
+            serde_json::from_slice(&sample.metadata_json(&Fields::default())).unwrap();
         assert_eq!(json["id"], 7);
         assert_eq!(json["width"], 4);
         assert_eq!(json["caption"], "cat");
+        assert_eq!(json["sha256"], "ab");
+        assert_eq!(json["exif"], Value::Null);
+        let fields = Fields {
+            hash: Some(HashType::Md5),
+            exif: false,
+        };
+        let json: Value = serde_json::from_slice(&sample.metadata_json(&fields)).unwrap();
+        assert_eq!(json["md5"], "ab");
+        assert!(json.get("sha256").is_none() && json.get("exif").is_none());
         std::fs::write(&path, b"short").unwrap();
         assert!(unspool(&path).is_err());
     }

@@ -1,9 +1,10 @@
 //! Shards: which samples go in which, their keys, and writing a finished shard.
 //!
-//! Keys are img2dataset's: `10^d x shard + index`, zero-padded to `d + 5`
+//! Keys are img2dataset's: `10^d x shard + index`, zero-padded to `d + s`
 //! digits, where `d` is the digits an index needs (`ceil(log10(samples per
-//! shard))`); so with 10,000 per shard, row 10,012 is `000010012`, and shard
-//! names are 5 digits (`00001`).
+//! shard))`) and `s` the digits of a shard's name (`--oom-shard-count`, 5 by
+//! default); so with 10,000 per shard, row 10,012 is `000010012`, and shard
+//! names are `00001`.
 //!
 //! A shard is written from its spool in key order, each file under a temporary
 //! name in the work folder, then renamed into place: the data (`00000.tar`, the
@@ -20,14 +21,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::sample::{Sample, Status, unspool};
+use super::sample::{Fields, Sample, Status, unspool};
 use crate::image::resize::EncodeFormat;
 
 /// The work folder inside the output folder: spooled samples, shards being
 /// written, downloads of worker processes.
 pub const WORK_FOLDER: &str = ".grab-dataset";
 
-/// Digits of a shard's name, as img2dataset's default `oom_shard_count`.
+/// Digits of a shard's name by default, as img2dataset's default `oom_shard_count`.
 pub const SHARD_DIGITS: usize = 5;
 
 /// How shards are stored.
@@ -49,10 +50,13 @@ named!(OutputFormat {
 pub struct Keys {
     pub samples_per_shard: u64,
     index_digits: u32,
+    /// Digits of a shard's name (img2dataset's `oom_shard_count`).
+    pub shard_digits: usize,
 }
 
 impl Keys {
-    pub fn new(samples_per_shard: u64) -> Keys {
+    /// Keys for `samples_per_shard`, shard names of `shard_digits` digits.
+    pub fn new(samples_per_shard: u64, shard_digits: usize) -> Keys {
         let samples_per_shard = samples_per_shard.max(1);
         // ceil(log10(n)), in integers.
         let mut index_digits = 0;
@@ -62,6 +66,7 @@ impl Keys {
         Keys {
             samples_per_shard,
             index_digits,
+            shard_digits: shard_digits.max(1),
         }
     }
 
@@ -71,7 +76,7 @@ impl Keys {
 
     pub fn key(&self, row: u64) -> String {
         let (shard, index) = (row / self.samples_per_shard, row % self.samples_per_shard);
-        let width = self.index_digits as usize + SHARD_DIGITS;
+        let width = self.index_digits as usize + self.shard_digits;
         format!("{:0width$}", 10u64.pow(self.index_digits) * shard + index)
     }
 
@@ -80,8 +85,14 @@ impl Keys {
         let number: u64 = key.parse().ok()?;
         Some(number / 10u64.pow(self.index_digits))
     }
+
+    /// A shard's name: its number in `shard_digits` digits (more when it needs them).
+    pub fn shard_name(&self, shard: u64) -> String {
+        format!("{shard:0width$}", width = self.shard_digits)
+    }
 }
 
+/// A shard's name in the default digits, for labels outside a run.
 pub fn shard_name(shard: u64) -> String {
     format!("{shard:0SHARD_DIGITS$}")
 }
@@ -148,7 +159,8 @@ pub fn folder_stats(directory: &Path) -> anyhow::Result<(Stats, u64)> {
         else {
             continue;
         };
-        if number.len() < SHARD_DIGITS || !number.bytes().all(|byte| byte.is_ascii_digit()) {
+        // Any number of digits: `--oom-shard-count` chooses them.
+        if number.is_empty() || !number.bytes().all(|byte| byte.is_ascii_digit()) {
             continue;
         }
         let path = entry.path();
@@ -168,8 +180,10 @@ pub struct Layout {
     pub output_format: OutputFormat,
     pub encode_format: EncodeFormat,
     pub keys: Keys,
-    /// The `--save-cols` names, the metadata's extra columns.
+    /// The `--save-cols` names (and `--bbox-col`'s), the metadata's extra columns.
     pub saved_columns: Vec<String>,
+    /// The hash and EXIF fields.
+    pub fields: Fields,
 }
 
 impl Layout {
@@ -178,7 +192,7 @@ impl Layout {
     }
 
     pub fn spool_folder(&self, shard: u64) -> PathBuf {
-        self.work().join("spool").join(shard_name(shard))
+        self.work().join("spool").join(self.keys.shard_name(shard))
     }
 
     pub fn spool_path(&self, row: u64) -> PathBuf {
@@ -189,7 +203,7 @@ impl Layout {
     /// The file whose presence says the shard is complete.
     pub fn stats_path(&self, shard: u64) -> PathBuf {
         self.output_dir
-            .join(format!("{}_stats.json", shard_name(shard)))
+            .join(format!("{}_stats.json", self.keys.shard_name(shard)))
     }
 
     pub fn is_complete(&self, shard: u64) -> bool {
@@ -212,7 +226,7 @@ impl Layout {
     /// removes the spool. Errors name the path they were about.
     pub fn write_shard(&self, shard: u64, count: u64) -> anyhow::Result<Stats> {
         use anyhow::Context as _;
-        let name = shard_name(shard);
+        let name = self.keys.shard_name(shard);
         let spool = self.spool_folder(shard);
         let building = self.work().join("building");
         fs::create_dir_all(&building)
@@ -248,7 +262,7 @@ impl Layout {
             for row in first..first + count {
                 let (sample, image) = load(row)?;
                 if sample.status == Status::Success {
-                    sink.sample(&sample, &image, extension)
+                    sink.sample(&sample, &image, extension, &self.fields)
                         .with_context(|| format!("cannot write {}", data.display()))?;
                 }
                 stats.add_sample(&sample);
@@ -265,6 +279,7 @@ impl Layout {
                 &metadata,
                 count,
                 &self.saved_columns,
+                &self.fields,
                 Some(extension),
                 |index| {
                     let (sample, image) = load(first + index)?;
@@ -272,9 +287,14 @@ impl Layout {
                     Ok((sample, image))
                 },
             ),
-            _ => super::table::write_table(&metadata, count, &self.saved_columns, None, |index| {
-                Ok((kept[index as usize].clone(), Vec::new()))
-            }),
+            _ => super::table::write_table(
+                &metadata,
+                count,
+                &self.saved_columns,
+                &self.fields,
+                None,
+                |index| Ok((kept[index as usize].clone(), Vec::new())),
+            ),
         };
         written.with_context(|| format!("cannot write {}", metadata.display()))?;
         moves.push((metadata, self.output_dir.join(format!("{name}.parquet"))));
@@ -320,13 +340,19 @@ impl Members {
     }
 
     /// `KEY.EXT`, `KEY.txt` when there is a caption, `KEY.json`.
-    fn sample(&mut self, sample: &Sample, image: &[u8], extension: &str) -> io::Result<()> {
+    fn sample(
+        &mut self,
+        sample: &Sample,
+        image: &[u8],
+        extension: &str,
+        fields: &Fields,
+    ) -> io::Result<()> {
         let key = &sample.key;
         self.member(&format!("{key}.{extension}"), image)?;
         if let Some(caption) = &sample.caption {
             self.member(&format!("{key}.txt"), caption.as_bytes())?;
         }
-        self.member(&format!("{key}.json"), &sample.metadata_json())
+        self.member(&format!("{key}.json"), &sample.metadata_json(fields))
     }
 
     /// A tar member has a fixed time, owner and mode: the same bytes whenever written.
@@ -363,16 +389,30 @@ mod tests {
 
     #[test]
     fn keys_are_img2datasets() {
-        let keys = Keys::new(10_000);
+        let keys = Keys::new(10_000, SHARD_DIGITS);
         assert_eq!(keys.key(10_012), "000010012");
         assert_eq!(keys.key(0), "000000000");
         assert_eq!(keys.shard_of(10_012), 1);
         assert_eq!(keys.shard_of_key("000010012"), Some(1));
-        assert_eq!(Keys::new(10).shard_of_key("000023"), Some(2));
-        let small = Keys::new(10);
+        assert_eq!(Keys::new(10, 5).shard_of_key("000023"), Some(2));
+        let small = Keys::new(10, 5);
         assert_eq!(small.key(23), "000023");
-        assert_eq!(Keys::new(5000).key(5001), "000010001");
-        assert_eq!(Keys::new(1).key(7), "00007");
+        assert_eq!(Keys::new(5000, 5).key(5001), "000010001");
+        assert_eq!(Keys::new(1, 5).key(7), "00007");
         assert_eq!(shard_name(3), "00003");
+        assert_eq!(keys.shard_name(3), "00003");
+    }
+
+    #[test]
+    fn oom_shard_count_sets_the_digits_of_shard_names_and_keys() {
+        // img2dataset's compute_key with oom_shard_count=8, 10,000 per shard.
+        let keys = Keys::new(10_000, 8);
+        assert_eq!(keys.shard_name(3), "00000003");
+        assert_eq!(keys.key(30_005), "000000030005");
+        assert_eq!(keys.shard_of_key("000000030005"), Some(3));
+        // Two digits, and a shard number that needs three: wider, never cut.
+        let keys = Keys::new(10, 2);
+        assert_eq!(keys.shard_name(123), "123");
+        assert_eq!(keys.key(5), "005");
     }
 }

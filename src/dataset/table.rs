@@ -1,5 +1,6 @@
 //! A shard's parquet file: one row per sample, in key order, with key, url,
-//! caption, the saved columns (as text), status, error, sizes and sha256, and
+//! caption, the saved columns (as text), status, error, sizes, `exif` and the
+//! hash (named after its type, as img2dataset names it), and
 //! for `--output-format parquet` the image bytes in a column named after the
 //! encode format. Written with parquet's own column writers (no arrow: it would
 //! add minutes of build for no need here), uncompressed, since the image bytes
@@ -16,7 +17,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 
-use super::sample::Sample;
+use super::sample::{Fields, Sample};
+use crate::Named;
 
 /// A column's values: optional text, optional integer, or optional bytes.
 enum Column {
@@ -43,6 +45,7 @@ pub fn write_table(
     path: &Path,
     count: u64,
     saved_columns: &[String],
+    metadata_fields: &Fields,
     image_column: Option<&str>,
     mut load: impl FnMut(u64) -> std::io::Result<(Sample, Vec<u8>)>,
 ) -> Result<(), TableError> {
@@ -55,7 +58,7 @@ pub fn write_table(
             .set_column_dictionary_enabled(ColumnPath::from(name), false)
             .set_column_compression(ColumnPath::from(name), Compression::UNCOMPRESSED);
     }
-    let empty = columns_of(&[], saved_columns, image_column);
+    let empty = columns_of(&[], saved_columns, metadata_fields, image_column);
     let mut fields = Vec::new();
     for (name, required, column) in &empty {
         let repetition = if *required {
@@ -86,7 +89,7 @@ pub fn write_table(
             .collect::<std::io::Result<Vec<_>>>()?;
         write_group(
             &mut writer,
-            &columns_of(&samples, saved_columns, image_column),
+            &columns_of(&samples, saved_columns, metadata_fields, image_column),
         )?;
         first = last;
     }
@@ -109,6 +112,7 @@ type Columns = Vec<(String, bool, Column)>;
 fn columns_of(
     samples: &[(Sample, Vec<u8>)],
     saved_columns: &[String],
+    fields: &Fields,
     image_column: Option<&str>,
 ) -> Columns {
     let text = |pick: &dyn Fn(&Sample) -> Option<String>| {
@@ -161,12 +165,17 @@ fn columns_of(
             false,
             number(&|sample| sample.original_height),
         ),
-        (
-            "sha256".into(),
-            false,
-            text(&|sample| sample.sha256.clone()),
-        ),
     ]);
+    if fields.exif {
+        columns.push(("exif".into(), false, text(&|sample| sample.exif.clone())));
+    }
+    if let Some(hash) = fields.hash {
+        columns.push((
+            hash.name().into(),
+            false,
+            text(&|sample| sample.hash.clone()),
+        ));
+    }
     if let Some(name) = image_column {
         columns.push((
             name.to_string(),
@@ -271,7 +280,16 @@ mod tests {
             sample.width = index.is_multiple_of(2).then_some(index as u32);
             Ok((sample, vec![index as u8; 3]))
         };
-        write_table(&path, count, &["id".to_string()], Some("jpg"), load).unwrap();
+        let fields = Fields::default();
+        write_table(
+            &path,
+            count,
+            &["id".to_string()],
+            &fields,
+            Some("jpg"),
+            load,
+        )
+        .unwrap();
         let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
         assert_eq!(reader.metadata().num_row_groups(), 3);
         let rows: Vec<serde_json::Value> = reader

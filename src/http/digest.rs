@@ -65,6 +65,16 @@ impl Digests {
     }
 }
 
+/// The digest of bytes already in memory, in lowercase hex.
+pub fn hex_digest(algorithm: Algorithm, bytes: &[u8]) -> String {
+    match algorithm {
+        Algorithm::Md5 => hex(&Md5::digest(bytes)),
+        Algorithm::Sha1 => hex(&Sha1::digest(bytes)),
+        Algorithm::Sha256 => hex(&Sha256::digest(bytes)),
+        Algorithm::Sha512 => hex(&Sha512::digest(bytes)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +103,7 @@ mod tests {
             let mut digests = Digests::new(Some(&checksum));
             digests.update(b"abd");
             assert!(digests.finish(Some(&checksum)).1.is_err(), "{name}");
+            assert_eq!(hex_digest(checksum.algorithm, b"abc"), digest, "{name}");
         }
     }
 }

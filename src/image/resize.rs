@@ -2,7 +2,9 @@
 //! image too large, too small or too elongated is refused before its pixels are
 //! allocated; then it is decoded (JPEG, PNG, WebP, the first frame of a GIF),
 //! turned upright by its EXIF orientation, flattened onto white if it has
-//! alpha, resized as img2dataset's `resize_mode` means, and encoded.
+//! alpha, resized as img2dataset's `resize_mode` means, its boxes blurred
+//! when it has any (`--bbox-col`: after resizing, before the crop or the
+//! border, where img2dataset blurs), and encoded.
 //!
 //! Resizing follows img2dataset's resizer.py: `keep_ratio` and `center_crop`
 //! bring the shortest side to `image_size`, `keep_ratio_largest` and `border`
@@ -19,6 +21,7 @@ use std::io::Cursor;
 use fast_image_resize as resize;
 use image::{DynamicImage, ImageDecoder, Limits};
 
+use super::blur::{RelativeBox, blur_boxes};
 use super::header::{Header, ImageError, read_header};
 use super::jpeg;
 use super::reduced;
@@ -52,7 +55,7 @@ pub enum EncodeFormat {
 named!(EncodeFormat {
     Jpg => "jpg": "JPEG at --encode-quality (0-100)",
     Png => "png": "PNG; --encode-quality 0-9 is the compression effort",
-    Webp => "webp": "lossless WebP (the image crate encodes no lossy WebP; quality is ignored)",
+    Webp => "webp": "WebP, lossy at --encode-quality (0-100); 101 is lossless, as OpenCV means it",
 });
 
 impl EncodeFormat {
@@ -83,7 +86,7 @@ pub struct ImageSettings {
     /// Leave images that already fit alone (never upscale).
     pub resize_only_if_bigger: bool,
     pub encode_format: EncodeFormat,
-    /// JPEG quality 0-100, or PNG compression effort 0-9.
+    /// JPEG and WebP quality 0-100 (101: lossless WebP), or PNG compression effort 0-9.
     pub encode_quality: u8,
     /// Keep the downloaded bytes when nothing would change them.
     pub skip_reencode: bool,
@@ -126,6 +129,15 @@ pub struct Processed {
 
 /// Runs the whole pipeline on one body.
 pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, ImageError> {
+    process_blurring(body, settings, &[])
+}
+
+/// The pipeline with `boxes` (relative to the upright image) blurred.
+pub fn process_blurring(
+    body: &[u8],
+    settings: &ImageSettings,
+    boxes: &[RelativeBox],
+) -> Result<Processed, ImageError> {
     let decode = |error: image::ImageError| ImageError::Decode(error.to_string());
     let Header {
         format,
@@ -178,7 +190,11 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
         }
     };
     let resized = target != rgb.dimensions() || region.is_some();
+    // Blurred pixels must be encoded: unlike img2dataset, which with
+    // skip_reencode could keep the original bytes and lose the blur.
+    let blurring = !boxes.is_empty();
     if settings.skip_reencode
+        && !blurring
         && !resized
         && !pad
         && crop.is_none()
@@ -194,7 +210,26 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
             original_height: height,
         });
     }
-    let mut pixels = if pad {
+    let mut pixels = if pad && blurring {
+        // Blurred before the border is added, as img2dataset does: the
+        // reflected edges are the image's, not the white border's.
+        let mut image = if resized {
+            let mut canvas = image::RgbImage::new(target.0, target.1);
+            resize_onto(&rgb, region, &mut canvas, (0, 0), target)?;
+            canvas
+        } else {
+            rgb
+        };
+        blur_boxes(&mut image, boxes);
+        let (mut canvas, offset) = white_canvas(target, settings.image_size);
+        image::imageops::replace(
+            &mut canvas,
+            &image,
+            i64::from(offset.0),
+            i64::from(offset.1),
+        );
+        canvas
+    } else if pad {
         // Resized straight into the white square: no second image to copy into.
         let (mut canvas, offset) = white_canvas(target, settings.image_size);
         if resized {
@@ -210,6 +245,9 @@ pub fn process(body: &[u8], settings: &ImageSettings) -> Result<Processed, Image
     } else {
         rgb
     };
+    if blurring && !pad {
+        blur_boxes(&mut pixels, boxes);
+    }
     if let Some(side) = crop {
         pixels = center_crop(&pixels, side);
     }
@@ -416,15 +454,14 @@ fn encode(pixels: &image::RgbImage, settings: &ImageSettings) -> Result<Vec<u8>,
             .map_err(|error| failed(&error))?;
         }
         EncodeFormat::Webp => {
-            let encoder = image::codecs::webp::WebPEncoder::new_lossless(&mut bytes);
-            image::ImageEncoder::write_image(
-                encoder,
-                pixels.as_raw(),
-                width,
-                height,
-                image::ExtendedColorType::Rgb8,
-            )
-            .map_err(|error| failed(&error))?;
+            // libwebp (the `webp` crate): the image crate encodes lossless
+            // WebP only, and img2dataset's WebP (OpenCV's) is lossy at the
+            // quality, lossless above 100.
+            let quality = settings.encode_quality;
+            let encoded = webp::Encoder::from_rgb(pixels.as_raw(), width, height)
+                .encode_simple(quality > 100, f32::from(quality.min(100)))
+                .map_err(|error| ImageError::Encode(format!("WebP: {error:?}")))?;
+            bytes = encoded.to_vec();
         }
     }
     Ok(bytes)
@@ -897,5 +934,70 @@ mod tests {
                 height: 50_000
             }
         );
+    }
+
+    #[test]
+    fn webp_is_lossy_at_the_quality_and_lossless_above_100() {
+        let picture = DynamicImage::ImageRgb8(crate::gallery::draw("webp", 64, 48));
+        let mut body = Vec::new();
+        picture
+            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
+            .unwrap();
+        let encoded = |quality: u8| {
+            let settings = ImageSettings {
+                encode_format: EncodeFormat::Webp,
+                encode_quality: quality,
+                ..settings(ResizeMode::No, 64)
+            };
+            process(&body, &settings).unwrap().bytes
+        };
+        let (low, high, lossless) = (encoded(10), encoded(95), encoded(101));
+        // RIFF....WEBP then the first chunk: VP8 (lossy) or VP8L (lossless).
+        assert_eq!(&low[12..16], b"VP8 ");
+        assert_eq!(&high[12..16], b"VP8 ");
+        assert_eq!(&lossless[12..16], b"VP8L");
+        assert!(low.len() < high.len());
+        let decoded = image::load_from_memory(&lossless).unwrap().into_rgb8();
+        assert_eq!(decoded, picture.into_rgb8());
+    }
+
+    #[test]
+    fn boxes_are_blurred_after_resizing_and_before_the_border() {
+        // A checkerboard 80 x 40: border mode keeps it 80 x 40 in an 80 x 80
+        // square, the image from row 20 to 60.
+        let checkerboard = image::RgbImage::from_fn(80, 40, |x, y| {
+            let value = if (x + y) % 2 == 0 { 0 } else { 255 };
+            image::Rgb([value, value, value])
+        });
+        let mut body = Vec::new();
+        DynamicImage::ImageRgb8(checkerboard)
+            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
+            .unwrap();
+        let png = ImageSettings {
+            encode_format: EncodeFormat::Png,
+            ..settings(ResizeMode::Border, 80)
+        };
+        let plain = process(&body, &png).unwrap();
+        let blurred = process_blurring(&body, &png, &[[0.0, 0.0, 0.5, 1.0]]).unwrap();
+        let read = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().into_rgb8();
+        let (plain, blurred) = (read(&plain.bytes), read(&blurred.bytes));
+        // Inside the box (its left half), grey; the right half and the white
+        // border as they were.
+        let middle = blurred.get_pixel(10, 40)[0];
+        assert!((90..=170).contains(&middle), "{middle}");
+        for x in 60..80 {
+            assert_eq!(blurred.get_pixel(x, 40), plain.get_pixel(x, 40));
+        }
+        for x in 0..80 {
+            assert_eq!(blurred.get_pixel(x, 5), &image::Rgb([255, 255, 255]));
+        }
+        // skip_reencode never drops the blur.
+        let keep = ImageSettings {
+            skip_reencode: true,
+            resize_mode: ResizeMode::No,
+            ..png
+        };
+        let kept = process_blurring(&body, &keep, &[[0.0, 0.0, 0.5, 1.0]]).unwrap();
+        assert_ne!(kept.bytes, body);
     }
 }

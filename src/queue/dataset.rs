@@ -278,7 +278,7 @@ fn build(
         super::work::done(
             delivery.clone(),
             &label,
-            &shard_name(job.shard),
+            &layout.keys.shard_name(job.shard),
             successes,
             "",
         )

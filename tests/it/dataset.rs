@@ -133,7 +133,7 @@ fn png(name: &str, width: u32, height: u32) -> Route {
 }
 
 /// A 40 x 20 JPEG whose EXIF says "rotate 90° clockwise to view".
-fn rotated_jpeg() -> Vec<u8> {
+pub fn rotated_jpeg() -> Vec<u8> {
     let pixels = gallery::draw("rotated", 40, 20).into_raw();
     // TIFF header (big-endian), one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
     let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01".to_vec();

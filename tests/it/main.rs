@@ -16,6 +16,7 @@ mod names;
 mod progress;
 mod proxy;
 mod queue;
+mod recipes;
 mod requests;
 mod resume;
 mod room;

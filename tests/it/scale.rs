@@ -141,7 +141,7 @@ fn dataset_shards_keep_the_tables_keys_and_never_share_a_number() {
             .collect();
         stats.extend(complete);
     }
-    let keys = Keys::new(3);
+    let keys = Keys::new(3, grab::dataset::shard::SHARD_DIGITS);
     assert_eq!(every, (0..20).map(|row| keys.key(row)).collect());
     // Seven shards, numbered once over both runs: 0, 2, 4, 6 and 1, 3, 5.
     stats.sort();
