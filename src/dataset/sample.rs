@@ -35,6 +35,9 @@ impl Status {
     }
 }
 
+/// The failure reason of an opted-out sample, in a shard's stats.
+pub const OPTED_OUT_REASON: &str = "opted out by X-Robots-Tag";
+
 /// What is known of one sample once it is done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
