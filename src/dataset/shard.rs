@@ -346,9 +346,17 @@ impl Layout {
         for (from, to) in moves {
             if to.is_dir() {
                 // An earlier run's folder for an unfinished shard, or the
-                // shard a retry rewrites: replaced whole.
-                fs::remove_dir_all(&to)
+                // shard a retry rewrites: moved aside, then replaced whole,
+                // so the shard's folder is missing for one rename only.
+                let aside = building.join(format!("{name}.replaced"));
+                let _ = fs::remove_dir_all(&aside);
+                fs::rename(&to, &aside)
                     .with_context(|| format!("cannot replace {}", to.display()))?;
+                fs::rename(&from, &to).with_context(|| {
+                    format!("cannot move {} to {}", from.display(), to.display())
+                })?;
+                let _ = fs::remove_dir_all(&aside);
+                continue;
             }
             fs::rename(&from, &to)
                 .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
