@@ -17,6 +17,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Saved columns by name, with their types.
+pub type SavedColumns = Vec<(String, ColumnType)>;
+
 /// A saved column's type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

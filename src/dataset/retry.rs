@@ -21,7 +21,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use serde_json::{Map, Value};
 
-use super::column::{self, ColumnType};
+use super::column::{self, SavedColumns};
 use super::sample::{OPTED_OUT_REASON, Sample, Status};
 use super::shard::{Layout, OutputFormat, Stats, shard_name};
 
@@ -48,10 +48,7 @@ fn metadata_path(layout: &Layout, shard: u64) -> PathBuf {
 
 /// A complete shard's samples from its metadata parquet (without images),
 /// and its saved columns' types as that file declares them.
-fn read_samples(
-    layout: &Layout,
-    shard: u64,
-) -> anyhow::Result<(Vec<Sample>, Vec<(String, ColumnType)>)> {
+fn read_samples(layout: &Layout, shard: u64) -> anyhow::Result<(Vec<Sample>, SavedColumns)> {
     let path = metadata_path(layout, shard);
     let reader = SerializedFileReader::new(
         File::open(&path).with_context(|| format!("cannot read {}", path.display()))?,
