@@ -12,6 +12,7 @@ use crate::Named;
 use crate::console::{Console, Verbosity};
 use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::recipe::{HashType, Recipe, VerifyHash};
+use crate::dataset::settings::{IncrementalMode, SettingsError};
 use crate::dataset::shard::OutputFormat;
 use crate::dataset::{self, DatasetConfig, progress};
 use crate::engine::ProgressMode;
@@ -21,7 +22,7 @@ use crate::exit::ExitStatus;
 use crate::image::resize::{EncodeFormat, ResizeMode};
 
 /// Exit statuses of `grab dataset`: failed samples are data, not failures.
-pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column; for `stats`, a DIR that holds no shards)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
+pub const DATASET_EXIT_CODES: &str = "Exit codes:\n  0    every shard was written (samples that failed are recorded in their shard's metadata)\n  1    a shard could not be written or the table could not be read to its end\n  2    usage error (unknown flag, unreadable table, missing column, an output folder built with other settings; for `stats`, a DIR that holds no shards)\n  130  interrupted by Ctrl-C or SIGTERM: finished samples are kept, run again to finish";
 
 #[derive(Debug, Args)]
 #[command(
@@ -46,6 +47,18 @@ pub struct DatasetArgs {
     /// JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "K/N", value_parser = super::shard)]
     pub shard: Option<crate::partition::Shard>,
+    /// What to do when the output folder holds an earlier dataset (its
+    /// settings are kept in DIR/settings.json): continue it, refusing other
+    /// settings (`incremental`, the default); remove its shards, stats and
+    /// spool and start over (`overwrite`); or keep them and put this table's
+    /// shards after the highest there (`extend`).
+    #[arg(long, value_name = "MODE", value_parser = named::<IncrementalMode>())]
+    pub incremental_mode: Option<IncrementalMode>,
+    /// Fetch the failed samples of complete shards again and rewrite each
+    /// such shard atomically, keys unchanged and the other samples as they
+    /// were (shards not complete yet are built as usual).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 /// How the table is read and cut into shards: `grab dataset`'s, and `grab
@@ -214,6 +227,19 @@ impl DatasetArgs {
         config.samples_per_shard = self.table.samples_per_shard;
         config.columns = self.table.columns();
         config.shard = self.shard;
+        config.incremental_mode = self.incremental_mode;
+        config.retry_failed = self.retry_failed;
+        match self.incremental_mode {
+            Some(mode @ (IncrementalMode::Overwrite | IncrementalMode::Extend))
+                if self.retry_failed =>
+            {
+                return Err(format!(
+                    "--retry-failed retries the folder's own shards: it cannot go with --incremental-mode {}",
+                    mode.name()
+                ));
+            }
+            _ => {}
+        }
         Ok(config)
     }
 }
@@ -377,14 +403,24 @@ pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    let rows = match dataset::open(input, arguments.table.input_format, &config) {
-        Ok(rows) => rows,
+    let table = match dataset::open(input, arguments.table.input_format, &config) {
+        Ok(table) => table,
         Err(error) => return usage_error(error),
     };
     config.interrupt = super::interrupt_on_signals();
-    let run = match dataset::run(&config, rows) {
+    let run = match dataset::run(&config, table) {
         Ok(run) => run,
-        Err(error) => return super::failed(error),
+        // The folder holds another dataset: the command line must say what to do.
+        Err(error) => match error.downcast_ref::<SettingsError>() {
+            Some(
+                refused @ (SettingsError::Differ { .. }
+                | SettingsError::Unrecorded(_)
+                | SettingsError::SharedOverwrite(_)),
+            ) => {
+                return usage_error(refused);
+            }
+            _ => return super::failed(error),
+        },
     };
     print_stats(&run, arguments.build.json, &console);
     if run.interrupted {
@@ -495,7 +531,13 @@ mod tests {
                 disable_all_reencoding: true,
             }
         );
-        assert_eq!(config.layout().saved_columns, ["face_bboxes"]);
+        let saved: Vec<String> = config
+            .layout()
+            .saved_columns
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(saved, ["face_bboxes"]);
         assert_eq!(config.read_columns().save, ["face_bboxes", "hash"]);
         let none = config_of(&["t.parquet", "--compute-hash", "none"]).unwrap();
         assert_eq!(none.recipe.compute_hash, None);

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::column::ColumnType;
 use crate::Named;
 
 /// How the table is written.
@@ -192,6 +193,23 @@ pub enum InputError {
 /// row numbers could no longer be trusted.
 pub type Rows = Box<dyn Iterator<Item = Result<Row, InputError>> + Send>;
 
+/// An opened table: its rows, the types its saved columns keep, and the
+/// files it is made of (for the settings kept with the output).
+pub struct Table {
+    pub rows: Rows,
+    /// One per `--save-cols` name, in that order.
+    pub saved_types: Vec<ColumnType>,
+    pub files: Vec<TableFile>,
+}
+
+/// One file of a table, as the settings record names it: by its name and
+/// size, so that moving the table elsewhere changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
 /// Opens the table `input` names (a file, a folder of them, a glob; see
 /// [`table_files`]), each file as `format` or as its name says. Every file's
 /// columns are checked before any row is read; each file after the first
@@ -202,8 +220,22 @@ pub fn open(
     columns: &Columns,
     samples_per_shard: u64,
 ) -> Result<Rows, InputError> {
+    Ok(open_table(input, format, columns, samples_per_shard)?.rows)
+}
+
+/// [`open`], with what the table says of itself: its saved columns' types
+/// (those of the first file, inferred from the values where the files
+/// disagree) and its files.
+pub fn open_table(
+    input: &Path,
+    format: Option<InputFormat>,
+    columns: &Columns,
+    samples_per_shard: u64,
+) -> Result<Table, InputError> {
     let files = table_files(input, format)?;
     let mut formats = Vec::with_capacity(files.len());
+    let mut saved_types: Option<Vec<ColumnType>> = None;
+    let mut described = Vec::with_capacity(files.len());
     for file in &files {
         let format = format.or_else(|| InputFormat::guess(file)).ok_or_else(|| {
             InputError::UnknownFormat {
@@ -215,11 +247,35 @@ pub fn open(
                     .join("|"),
             }
         })?;
+        let bytes = std::fs::metadata(file)
+            .map_err(|source| InputError::Io {
+                path: file.clone(),
+                source,
+            })?
+            .len();
+        described.push(TableFile {
+            name: file.file_name().map_or_else(
+                || file.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            ),
+            bytes,
+        });
+        let (rows, types) = open_file(file, format, columns)?;
+        saved_types = Some(match saved_types {
+            None => types,
+            Some(earlier) if earlier == types => earlier,
+            // Files that disagree: the values say.
+            Some(_) => vec![ColumnType::FromJson; columns.save.len()],
+        });
         if files.len() == 1 {
-            return open_file(file, format, columns);
+            return Ok(Table {
+                rows,
+                saved_types: saved_types.unwrap_or_default(),
+                files: described,
+            });
         }
         // Opened for its columns only; read when its turn comes.
-        drop(open_file(file, format, columns)?);
+        drop(rows);
         formats.push(format);
     }
     let columns = columns.clone();
@@ -228,7 +284,7 @@ pub fn open(
     let mut tables = files.into_iter().zip(formats);
     let mut current: Option<Rows> = None;
     let mut first_of_file = 0u64;
-    Ok(Box::new(std::iter::from_fn(move || {
+    let rows: Rows = Box::new(std::iter::from_fn(move || {
         loop {
             if let Some(rows) = current.as_mut() {
                 match rows.next() {
@@ -244,17 +300,38 @@ pub fn open(
             let (file, format) = tables.next()?;
             first_of_file = next.div_ceil(samples_per_shard) * samples_per_shard;
             match open_file(&file, format, &columns) {
-                Ok(rows) => current = Some(rows),
+                Ok((rows, _)) => current = Some(rows),
                 Err(error) => return Some(Err(error)),
             }
         }
-    })))
+    }));
+    Ok(Table {
+        rows,
+        saved_types: saved_types.unwrap_or_default(),
+        files: described,
+    })
 }
 
-/// Opens one table file as `format`; the columns are checked against its
-/// header (csv, tsv, parquet) or first record (jsonl, json) before any row
-/// is read.
-fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows, InputError> {
+/// Opens one table file as `format`, with its saved columns' types; the
+/// columns are checked against its header (csv, tsv, parquet) or first
+/// record (jsonl, json) before any row is read.
+fn open_file(
+    path: &Path,
+    format: InputFormat,
+    columns: &Columns,
+) -> Result<(Rows, Vec<ColumnType>), InputError> {
+    // Only parquet declares its types; the others' come from their values.
+    let kind = match format {
+        InputFormat::Parquet => return parquet_rows(path, columns),
+        InputFormat::Jsonl | InputFormat::Json => ColumnType::FromJson,
+        InputFormat::Txt | InputFormat::Csv | InputFormat::Tsv => ColumnType::FromText,
+    };
+    let rows = open_text(path, format, columns)?;
+    Ok((rows, vec![kind; columns.save.len()]))
+}
+
+/// A table file's rows, in any format.
+fn open_text(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows, InputError> {
     let io_error = |source| InputError::Io {
         path: path.to_path_buf(),
         source,
@@ -422,7 +499,7 @@ fn open_file(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
                 },
             )))
         }
-        InputFormat::Parquet => parquet_rows(path, columns),
+        InputFormat::Parquet => Ok(parquet_rows(path, columns)?.0),
     }
 }
 
@@ -493,7 +570,7 @@ fn row_of_object(
     }
 }
 
-fn parquet_rows(path: &Path, columns: &Columns) -> Result<Rows, InputError> {
+fn parquet_rows(path: &Path, columns: &Columns) -> Result<(Rows, Vec<ColumnType>), InputError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     let file = File::open(path).map_err(|source| InputError::Io {
@@ -507,21 +584,35 @@ fn parquet_rows(path: &Path, columns: &Columns) -> Result<Rows, InputError> {
     let reader = SerializedFileReader::new(file).map_err(bad)?;
     // Top-level fields: a list or struct column (`face_bboxes`) is named
     // as a whole, as pyarrow and pandas name it.
-    let names: Vec<String> = reader
+    let fields = reader
         .metadata()
         .file_metadata()
         .schema_descr()
         .root_schema()
         .get_fields()
+        .to_vec();
+    let names: Vec<String> = fields
         .iter()
         .map(|field| field.name().to_string())
         .collect();
     check_columns(path, &names, columns)?;
+    let types = columns
+        .save
+        .iter()
+        .map(|name| {
+            fields
+                .iter()
+                .find(|field| field.name() == name)
+                .map_or(ColumnType::FromJson, |field| {
+                    super::column::of_parquet(field)
+                })
+        })
+        .collect();
     let label = path.display().to_string();
     let columns = columns.clone();
     // The row iterator reads one row group at a time.
     let rows = parquet::record::reader::RowIter::from_file_into(Box::new(reader));
-    Ok(Box::new(rows.enumerate().map(move |(index, row)| {
+    let rows: Rows = Box::new(rows.enumerate().map(move |(index, row)| {
         let origin = format!("{label} row {}", index + 1);
         let row = row.map_err(|error| InputError::Bad {
             origin: origin.clone(),
@@ -532,7 +623,8 @@ fn parquet_rows(path: &Path, columns: &Columns) -> Result<Rows, InputError> {
             _ => Map::new(),
         };
         Ok(row_of_object(index as u64, origin, &object, &columns))
-    })))
+    }));
+    Ok((rows, types))
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! uninterrupted run's.
 //!
 //! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
+//! - [`column`]: the types saved columns keep;
+//! - [`settings`]: the settings kept with the output, `--incremental-mode`;
+//! - [`retry`]: `--retry-failed`, complete shards rewritten with their failed
+//!   samples fetched again;
 //! - [`image`]: header checks, decode, orientation, resize, encode;
 //! - [`reduced`]: JPEGs decoded at 1/4 scale when they are shrunk that much anyway;
 //! - [`recipe`]: img2dataset's per-sample options: hashes computed and
@@ -24,10 +28,13 @@
 //! - [`table`]: a shard's parquet file;
 //! - [`progress`]: the live view and the summary.
 
+pub mod column;
 pub mod input;
 pub mod progress;
 pub mod recipe;
+pub mod retry;
 pub mod sample;
+pub mod settings;
 pub mod shard;
 pub mod table;
 pub mod task;
@@ -53,7 +60,7 @@ use crate::http::task::{self as download_task, HostGate};
 use crate::http::{BodySink, Context, DownloadError, Outcome, Settings, Verdict};
 use crate::http::{Job, Origin};
 use crate::partition::Shard;
-use input::{Columns, InputFormat, Row, Rows};
+use input::{Columns, InputFormat, Row, Rows, Table};
 use recipe::Recipe;
 use sample::{Sample, Status};
 use shard::{Keys, Layout, OutputFormat, Stats};
@@ -96,6 +103,11 @@ pub struct DatasetConfig {
     /// the same time: the folder's lock is taken shared, and this run leaves
     /// the work folder to them, removing only its own downloads.
     pub shared_folder: bool,
+    /// What to do with a folder holding an earlier dataset; none given:
+    /// incremental, and a folder without a settings record is refused.
+    pub incremental_mode: Option<settings::IncrementalMode>,
+    /// Fetch the failed samples of complete shards again and rewrite them.
+    pub retry_failed: bool,
 }
 
 impl DatasetConfig {
@@ -123,17 +135,33 @@ impl DatasetConfig {
             shard: None,
             only_shard: None,
             shared_folder: false,
+            incremental_mode: None,
+            retry_failed: false,
         }
     }
 
-    /// Where this configuration's files go.
+    /// Where this configuration's files go (saved columns' types from their values).
     pub fn layout(&self) -> Layout {
+        self.layout_for(&[])
+    }
+
+    /// Where this configuration's files go, for a table whose saved
+    /// columns have `saved_types`.
+    pub fn layout_for(&self, saved_types: &[column::ColumnType]) -> Layout {
+        let undeclared = std::iter::repeat(&column::ColumnType::FromJson);
         Layout {
             output_dir: self.output_dir.clone(),
             output_format: self.output_format,
             encode_format: self.image.encode_format,
             keys: Keys::new(self.samples_per_shard, self.shard_digits),
-            saved_columns: self.recipe.saved_columns(&self.columns.save),
+            // The saved columns come first among those read (read_columns),
+            // so the table's types for the columns read fit them in order.
+            saved_columns: self
+                .recipe
+                .saved_columns(&self.columns.save)
+                .into_iter()
+                .zip(saved_types.iter().chain(undeclared).cloned())
+                .collect(),
             fields: self.recipe.fields(),
         }
     }
@@ -195,6 +223,11 @@ struct Tracker {
     console: Console,
     /// The run's stop: a full disk halts it.
     interrupt: Interrupt,
+    /// `--retry-failed`: complete shards with failed samples are retried.
+    retry: bool,
+    /// Complete shards whose failed samples this run fetches again: written
+    /// by rewriting them, not from a spool alone.
+    rewriting: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 #[derive(Default)]
@@ -237,7 +270,12 @@ impl Tracker {
     }
 
     fn write(&self, shard: u64, rows: u64) {
-        match self.layout.write_shard(shard, rows) {
+        let rewrite = crate::lock(&self.rewriting).remove(&shard);
+        let written = match rewrite {
+            true => retry::rewrite_shard(&self.layout, shard),
+            false => self.layout.write_shard(shard, rows),
+        };
+        match written {
             Ok(stats) => {
                 crate::lock(&self.stats).add(&stats);
                 self.shards_written.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +315,9 @@ impl Tracker {
     /// the recipe (hashes to verify) are not kept.
     fn finish(&self, shard: u64, mut sample: Sample, image: &[u8]) {
         let saved = &self.layout.saved_columns;
-        sample.saved.retain(|(name, _)| saved.contains(name));
+        sample
+            .saved
+            .retain(|(name, _)| saved.iter().any(|(kept, _)| kept == name));
         let sample = &sample;
         self.counters.samples.fetch_add(1, Ordering::Relaxed);
         if sample.status == Status::Success {
@@ -314,8 +354,36 @@ const DOWNLOAD_QUEUE_PER_WORKER: usize = 2;
 /// Builds the dataset from `rows`. Errors only when the run cannot start (the
 /// output folder, the lock, a strategy); failed samples are data, recorded in
 /// their shard, and shards that cannot be written are listed in the result.
-pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
+pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     let started = Instant::now();
+    let directory = &config.output_dir;
+    crate::fs::create_folder(directory, "output folder")?;
+    let _lock = match config.shared_folder {
+        true => FolderLock::share(directory),
+        false => FolderLock::take(directory),
+    }
+    .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
+    let recorded = settings::DatasetSettings::of(config, &table.saved_types, &table.files);
+    let prepared = settings::prepare(
+        directory,
+        config.incremental_mode,
+        recorded,
+        config.shared_folder,
+    )?;
+    if let Some(notice) = &prepared.notice {
+        config.console.notice(notice);
+    }
+    let mut rows = table.rows;
+    if prepared.first_shard > 0 {
+        // An extending table: its rows come after the folder's shards.
+        let offset = prepared.first_shard * config.samples_per_shard;
+        rows = Box::new(rows.map(move |row| {
+            row.map(|mut row| {
+                row.number += offset;
+                row
+            })
+        }));
+    }
     let rows = match config.shard {
         Some(part) => {
             let keys = Keys::new(config.samples_per_shard, config.shard_digits);
@@ -339,14 +407,7 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         }
         None => rows,
     };
-    let directory = &config.output_dir;
-    crate::fs::create_folder(directory, "output folder")?;
-    let _lock = match config.shared_folder {
-        true => FolderLock::share(directory),
-        false => FolderLock::take(directory),
-    }
-    .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
-    let layout = config.layout();
+    let layout = config.layout_for(&table.saved_types);
     // A folder of this run's own: runs sharing the folder must not take
     // each other's downloads, nor remove them.
     let downloads = layout.work().join("downloads").join(format!(
@@ -367,6 +428,8 @@ pub fn run(config: &DatasetConfig, rows: Rows) -> anyhow::Result<RunStats> {
         shards_written: AtomicU64::new(0),
         console: config.console.clone(),
         interrupt: interrupt.clone(),
+        retry: config.retry_failed,
+        rewriting: Mutex::default(),
     });
     let waiting: Arc<Waiting> = Arc::default();
 
@@ -546,11 +609,36 @@ pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::R
     let (stats, shards) = shard::folder_stats(directory)?;
     run.stats = stats;
     run.shards = shards;
-    let path = directory.join(STATS_NAME);
     let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
     text.push(b'\n');
-    crate::fs::atomic::write_atomically(&path, &text, true)
-        .with_context(|| format!("cannot write {}", path.display()))
+    write_output_file(directory, STATS_NAME, &text, true)
+        .with_context(|| format!("cannot write {}", directory.join(STATS_NAME).display()))
+}
+
+/// Writes `name` at the top of the output folder (`stats.json`,
+/// `settings.json`) atomically; without `replace`, a file already there
+/// stays and the call fails with `AlreadyExists`. Every such file goes
+/// through here, and is read through [`read_output_file`].
+pub fn write_output_file(
+    directory: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+    replace: bool,
+) -> std::io::Result<()> {
+    crate::fs::atomic::write_atomically(&directory.join(name), bytes, replace)
+}
+
+/// Reads `name` at the top of the output folder; none when it is not there.
+pub fn read_output_file(
+    directory: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let path = directory.join(name);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// A folder given to `grab dataset stats` that no dataset run wrote to: the
@@ -582,10 +670,9 @@ pub fn rebuild_stats(directory: &std::path::Path) -> anyhow::Result<RunStats> {
     if shard::folder_stats(directory)?.1 == 0 {
         return Err(NotADataset::NoShards(directory.to_path_buf()).into());
     }
-    let path = directory.join(STATS_NAME);
-    let mut run = match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-        Err(_) => RunStats::default(),
+    let mut run = match read_output_file(directory, STATS_NAME) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        _ => RunStats::default(),
     };
     write_stats(directory, &mut run)?;
     Ok(run)
@@ -606,6 +693,8 @@ fn read_rows(
     // The shard being read: its number, rows so far, and whether it was complete.
     let mut current: Option<(u64, u64, bool)> = None;
     let mut complete = false;
+    // `--retry-failed`, in a complete shard: the rows whose samples failed.
+    let mut retrying: Option<std::collections::BTreeSet<u64>> = None;
     for row in rows {
         if interrupt.stopping() {
             return;
@@ -629,6 +718,18 @@ fn read_rows(
                 tracker.closed(number, count);
             }
             complete = layout.is_complete(shard);
+            retrying = None;
+            if complete && tracker.retry {
+                match retry::failed_rows(layout, shard) {
+                    Ok(failed) if !failed.is_empty() => {
+                        crate::lock(&tracker.rewriting).insert(shard);
+                        retrying = Some(failed);
+                        complete = false;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracker.error(format!("{error:#}")),
+                }
+            }
             if complete {
                 match layout.read_stats(shard) {
                     Ok(stats) => {
@@ -653,6 +754,13 @@ fn read_rows(
                 return;
             }
             current = Some((shard, 0, complete));
+        }
+        if retrying
+            .as_ref()
+            .is_some_and(|failed| !failed.contains(&row.number))
+        {
+            // A sample of the shard that stays as it is.
+            continue;
         }
         if let Some((_, count, _)) = current.as_mut() {
             *count += 1;
@@ -774,7 +882,7 @@ fn downloaded(
         Verdict::Failed(DownloadError::OptedOut { directive }) => fail(
             Status::OptedOut,
             format!("opted out by X-Robots-Tag: {directive}"),
-            "opted out by X-Robots-Tag".to_string(),
+            sample::OPTED_OUT_REASON.to_string(),
         ),
         Verdict::Failed(error) => fail(Status::FailedToDownload, error.to_string(), error.reason()),
         Verdict::Skipped(_) => fail(
@@ -791,8 +899,8 @@ pub fn open(
     path: &std::path::Path,
     format: Option<InputFormat>,
     config: &DatasetConfig,
-) -> Result<Rows, input::InputError> {
-    input::open(
+) -> Result<Table, input::InputError> {
+    input::open_table(
         path,
         format,
         &config.read_columns(),

@@ -55,6 +55,8 @@ impl Default for Fields {
         }
     }
 }
+/// The failure reason of an opted-out sample, in a shard's stats.
+pub const OPTED_OUT_REASON: &str = "opted out by X-Robots-Tag";
 
 /// What is known of one sample once it is done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::column::ColumnType;
 use super::sample::{Fields, Sample, Status, unspool};
 use crate::image::resize::EncodeFormat;
 
@@ -89,6 +90,13 @@ impl Keys {
     /// A shard's name: its number in `shard_digits` digits (more when it needs them).
     pub fn shard_name(&self, shard: u64) -> String {
         format!("{shard:0width$}", width = self.shard_digits)
+    }
+
+    /// The row a key of these keys was made from.
+    pub fn row_of_key(&self, key: &str) -> Option<u64> {
+        let number: u64 = key.parse().ok()?;
+        let scale = 10u64.pow(self.index_digits);
+        Some(number / scale * self.samples_per_shard + number % scale)
     }
 }
 
@@ -180,8 +188,9 @@ pub struct Layout {
     pub output_format: OutputFormat,
     pub encode_format: EncodeFormat,
     pub keys: Keys,
-    /// The `--save-cols` names (and `--bbox-col`'s), the metadata's extra columns.
-    pub saved_columns: Vec<String>,
+    /// The `--save-cols` names (and `--bbox-col`'s), the metadata's extra
+    /// columns, with the types the table declares (or that its values will tell).
+    pub saved_columns: Vec<(String, ColumnType)>,
     /// The hash and EXIF fields.
     pub fields: Fields,
 }
@@ -225,27 +234,81 @@ impl Layout {
     /// Writes shard `shard` of `count` samples from its spool, in key order, and
     /// removes the spool. Errors name the path they were about.
     pub fn write_shard(&self, shard: u64, count: u64) -> anyhow::Result<Stats> {
+        let first = shard * self.keys.samples_per_shard;
+        let load = |index: u64| self.unspool_row(first + index);
+        // Types not declared by the table come from the shard's values.
+        let saved = match self.saved_columns.iter().any(|(_, kind)| kind.inferred()) {
+            false => self.saved_columns.clone(),
+            true => {
+                let samples = (0..count)
+                    .map(|index| load(index).map(|(sample, _)| sample))
+                    .collect::<io::Result<Vec<_>>>()?;
+                self.resolve(&samples)
+            }
+        };
+        let stats = self.build(shard, count, &saved, load, Stats::default())?;
+        let _ = fs::remove_dir_all(self.spool_folder(shard));
+        Ok(stats)
+    }
+
+    /// The saved columns' types for these samples.
+    pub fn resolve(&self, samples: &[Sample]) -> Vec<(String, ColumnType)> {
+        self.saved_columns
+            .iter()
+            .enumerate()
+            .map(|(position, (name, kind))| {
+                let values = samples
+                    .iter()
+                    .filter_map(|sample| sample.saved.get(position).map(|(_, value)| value));
+                (name.clone(), kind.resolve(values))
+            })
+            .collect()
+    }
+
+    /// The spooled sample of `row`; an error names its file.
+    pub fn unspool_row(&self, row: u64) -> io::Result<(Sample, Vec<u8>)> {
+        let path = self.spool_path(row);
+        unspool(&path).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot read the spooled sample {}: {error}", path.display()),
+            )
+        })
+    }
+
+    /// Writes shard `shard` of `count` samples, the `index`th given by
+    /// `load` (called once each, in order), with its saved columns of types
+    /// `saved`: each file under a temporary name, then renamed into place,
+    /// the stats last. `base` is added to the samples' stats (time an earlier
+    /// run spent on the shard).
+    pub fn build(
+        &self,
+        shard: u64,
+        count: u64,
+        saved: &[(String, ColumnType)],
+        mut load: impl FnMut(u64) -> io::Result<(Sample, Vec<u8>)>,
+        base: Stats,
+    ) -> anyhow::Result<Stats> {
         use anyhow::Context as _;
         let name = self.keys.shard_name(shard);
-        let spool = self.spool_folder(shard);
         let building = self.work().join("building");
         fs::create_dir_all(&building)
             .with_context(|| format!("cannot create {}", building.display()))?;
-        let first = shard * self.keys.samples_per_shard;
-        let load = |row: u64| {
-            let path = self.spool_path(row);
-            unspool(&path).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("cannot read the spooled sample {}: {error}", path.display()),
-                )
+        // Each sample's saved values as its column's type holds them, in
+        // its JSON as in the table.
+        let mut load = move |index: u64| {
+            load(index).map(|(mut sample, image)| {
+                for ((_, value), (_, kind)) in sample.saved.iter_mut().zip(saved) {
+                    *value = kind.convert(value);
+                }
+                (sample, image)
             })
         };
         let extension = self.encode_format.extension();
         // One sample in memory at a time (a row group of them for parquet);
         // the metadata kept for the shard's table is small.
         let mut kept = Vec::with_capacity(count as usize);
-        let mut stats = Stats::default();
+        let mut stats = base;
         // Data first, then metadata, then the stats that mark the shard done.
         let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
         let data = match self.output_format {
@@ -259,8 +322,8 @@ impl Layout {
                 _ => Members::folder(data),
             }
             .with_context(|| format!("cannot write {}", data.display()))?;
-            for row in first..first + count {
-                let (sample, image) = load(row)?;
+            for index in 0..count {
+                let (sample, image) = load(index)?;
                 if sample.status == Status::Success {
                     sink.sample(&sample, &image, extension, &self.fields)
                         .with_context(|| format!("cannot write {}", data.display()))?;
@@ -278,23 +341,18 @@ impl Layout {
             OutputFormat::Parquet => super::table::write_table(
                 &metadata,
                 count,
-                &self.saved_columns,
+                saved,
                 &self.fields,
                 Some(extension),
                 |index| {
-                    let (sample, image) = load(first + index)?;
+                    let (sample, image) = load(index)?;
                     stats.add_sample(&sample);
                     Ok((sample, image))
                 },
             ),
-            _ => super::table::write_table(
-                &metadata,
-                count,
-                &self.saved_columns,
-                &self.fields,
-                None,
-                |index| Ok((kept[index as usize].clone(), Vec::new())),
-            ),
+            _ => super::table::write_table(&metadata, count, saved, &self.fields, None, |index| {
+                Ok((kept[index as usize].clone(), Vec::new()))
+            }),
         };
         written.with_context(|| format!("cannot write {}", metadata.display()))?;
         moves.push((metadata, self.output_dir.join(format!("{name}.parquet"))));
@@ -306,16 +364,55 @@ impl Layout {
         moves.push((stats_file, self.stats_path(shard)));
         for (from, to) in moves {
             if to.is_dir() {
-                // An earlier run's folder for an unfinished shard: replaced whole.
-                fs::remove_dir_all(&to)
+                // An earlier run's folder for an unfinished shard, or the
+                // shard a retry rewrites: moved aside, then replaced whole,
+                // so the shard's folder is missing for one rename only.
+                let aside = building.join(format!("{name}.replaced"));
+                let _ = fs::remove_dir_all(&aside);
+                fs::rename(&to, &aside)
                     .with_context(|| format!("cannot replace {}", to.display()))?;
+                fs::rename(&from, &to).with_context(|| {
+                    format!("cannot move {} to {}", from.display(), to.display())
+                })?;
+                let _ = fs::remove_dir_all(&aside);
+                continue;
             }
             fs::rename(&from, &to)
                 .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
         }
-        let _ = fs::remove_dir_all(&spool);
         Ok(stats)
     }
+}
+
+/// The highest shard number in `directory`: of a complete shard (its
+/// `NNNNN_stats.json`) or of one begun (its spool folder); none in a folder
+/// no run wrote to.
+pub fn highest_shard(directory: &Path) -> io::Result<Option<u64>> {
+    let number_of = |name: &str, suffix: &str| -> Option<u64> {
+        let number = name.strip_suffix(suffix)?;
+        if number.is_empty() || !number.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        number.parse().ok()
+    };
+    let mut highest = None;
+    let mut scan = |folder: &Path, suffix: &str| -> io::Result<()> {
+        let entries = match fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let name = entry?.file_name();
+            if let Some(number) = name.to_str().and_then(|name| number_of(name, suffix)) {
+                highest = highest.max(Some(number));
+            }
+        }
+        Ok(())
+    };
+    scan(directory, "_stats.json")?;
+    scan(&directory.join(WORK_FOLDER).join("spool"), "")?;
+    Ok(highest)
 }
 
 /// Where a shard's members go: a tar, or a folder of files.
@@ -401,6 +498,8 @@ mod tests {
         assert_eq!(Keys::new(1, 5).key(7), "00007");
         assert_eq!(shard_name(3), "00003");
         assert_eq!(keys.shard_name(3), "00003");
+        assert_eq!(keys.row_of_key("000010012"), Some(10_012));
+        assert_eq!(Keys::new(25, 5).row_of_key("0000301"), Some(76));
     }
 
     #[test]
@@ -410,6 +509,7 @@ mod tests {
         assert_eq!(keys.shard_name(3), "00000003");
         assert_eq!(keys.key(30_005), "000000030005");
         assert_eq!(keys.shard_of_key("000000030005"), Some(3));
+        assert_eq!(keys.row_of_key("000000030005"), Some(30_005));
         // Two digits, and a shard number that needs three: wider, never cut.
         let keys = Keys::new(10, 2);
         assert_eq!(keys.shard_name(123), "123");

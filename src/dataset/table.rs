@@ -1,10 +1,11 @@
 //! A shard's parquet file: one row per sample, in key order, with key, url,
-//! caption, the saved columns (as text), status, error, sizes, `exif` and the
-//! hash (named after its type, as img2dataset names it), and
-//! for `--output-format parquet` the image bytes in a column named after the
-//! encode format. Written with parquet's own column writers (no arrow: it would
-//! add minutes of build for no need here), uncompressed, since the image bytes
-//! are compressed already and the rest is small.
+//! caption, the saved columns (each of its [`ColumnType`], lists nested as
+//! pyarrow writes them), status, error, sizes, `exif` and the hash (named
+//! after its type, as img2dataset names it), and for `--output-format
+//! parquet` the image bytes in a column named after the encode format.
+//! Written with parquet's own column writers (no arrow: it would add minutes
+//! of build for the few types saved columns take), snappy but for the image
+//! bytes, which are compressed already.
 
 use std::fs::File;
 use std::path::Path;
@@ -12,27 +13,52 @@ use std::sync::Arc;
 
 use parquet::basic::Compression;
 use parquet::basic::{LogicalType, Repetition, Type as Physical};
-use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+use parquet::data_type::{
+    BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type,
+};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 
+use super::column::{ColumnType, Levels, leaf_of};
 use super::sample::{Fields, Sample};
 use crate::Named;
 
-/// A column's values: optional text, optional integer, or optional bytes.
+/// A column's values: optional text, optional integer, optional bytes, or a
+/// saved column's values of its type.
 enum Column {
     Text(Vec<Option<String>>),
     Number(Vec<Option<u32>>),
     Bytes(Vec<Option<Vec<u8>>>),
+    Saved(ColumnType, Vec<serde_json::Value>),
 }
 
-fn text_of(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
+/// A saved column's field: a leaf of its type, or pyarrow's three-level list
+/// (`optional group NAME (LIST) { repeated group list { optional ELEMENT element } }`).
+fn saved_field(name: &str, kind: &ColumnType) -> parquet::errors::Result<Type> {
+    let leaf = |physical: Physical| Type::primitive_type_builder(name, physical);
+    let builder = match kind {
+        ColumnType::List(element) => {
+            let list = Type::group_type_builder("list")
+                .with_repetition(Repetition::REPEATED)
+                .with_fields(vec![Arc::new(saved_field("element", element)?)])
+                .build()?;
+            return Type::group_type_builder(name)
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(Some(LogicalType::List))
+                .with_fields(vec![Arc::new(list)])
+                .build();
+        }
+        ColumnType::Boolean => leaf(Physical::BOOLEAN),
+        ColumnType::Int32 => leaf(Physical::INT32),
+        ColumnType::Int64 => leaf(Physical::INT64),
+        ColumnType::Float => leaf(Physical::FLOAT),
+        ColumnType::Double => leaf(Physical::DOUBLE),
+        ColumnType::Text | ColumnType::FromText | ColumnType::FromJson => {
+            leaf(Physical::BYTE_ARRAY).with_logical_type(Some(LogicalType::String))
+        }
+    };
+    builder.with_repetition(Repetition::OPTIONAL).build()
 }
 
 /// Rows per row group: with images in the file, a group's bytes are what a
@@ -40,11 +66,12 @@ fn text_of(value: &serde_json::Value) -> Option<String> {
 pub const ROW_GROUP: u64 = 256;
 
 /// Writes `count` samples to `path`, fetching each with `load` (its metadata and,
-/// for an image column, its image), one row group at a time.
+/// for an image column, its image), one row group at a time. `saved_columns`
+/// are the saved columns' names and (concrete) types.
 pub fn write_table(
     path: &Path,
     count: u64,
-    saved_columns: &[String],
+    saved_columns: &[(String, ColumnType)],
     metadata_fields: &Fields,
     image_column: Option<&str>,
     mut load: impl FnMut(u64) -> std::io::Result<(Sample, Vec<u8>)>,
@@ -67,6 +94,10 @@ pub fn write_table(
             Repetition::OPTIONAL
         };
         let field = match column {
+            Column::Saved(kind, _) => {
+                fields.push(Arc::new(saved_field(name, kind)?));
+                continue;
+            }
             Column::Text(_) => Type::primitive_type_builder(name, Physical::BYTE_ARRAY)
                 .with_logical_type(Some(LogicalType::String)),
             Column::Number(_) => Type::primitive_type_builder(name, Physical::INT32),
@@ -111,7 +142,7 @@ type Columns = Vec<(String, bool, Column)>;
 /// The columns of `samples`: name, whether required, values.
 fn columns_of(
     samples: &[(Sample, Vec<u8>)],
-    saved_columns: &[String],
+    saved_columns: &[(String, ColumnType)],
     fields: &Fields,
     image_column: Option<&str>,
 ) -> Columns {
@@ -130,17 +161,17 @@ fn columns_of(
             text(&|sample| sample.caption.clone()),
         ),
     ];
-    for (position, name) in saved_columns.iter().enumerate() {
-        columns.push((
-            name.clone(),
-            false,
-            text(&|sample| {
+    for (position, (name, kind)) in saved_columns.iter().enumerate() {
+        let values = samples
+            .iter()
+            .map(|(sample, _)| {
                 sample
                     .saved
                     .get(position)
-                    .and_then(|(_, value)| text_of(value))
-            }),
-        ));
+                    .map_or(serde_json::Value::Null, |(_, value)| kind.convert(value))
+            })
+            .collect();
+        columns.push((name.clone(), false, Column::Saved(kind.clone(), values)));
     }
     columns.extend([
         (
@@ -238,10 +269,82 @@ fn write_group(
                     .typed::<ByteArrayType>()
                     .write_batch(&present, Some(&definitions), None)?;
             }
+            Column::Saved(kind, values) => write_saved(&mut writer, kind, values)?,
         }
         writer.close()?;
     }
     group.close()?;
+    Ok(())
+}
+
+/// A saved column's values, shredded into levels for its leaf column.
+fn write_saved(
+    writer: &mut parquet::file::writer::SerializedColumnWriter<'_>,
+    kind: &ColumnType,
+    values: &[serde_json::Value],
+) -> parquet::errors::Result<()> {
+    let mut levels = Levels::default();
+    for value in values {
+        levels.add(value, kind);
+    }
+    let (leaf, depth) = leaf_of(kind);
+    let definitions = Some(levels.definitions.as_slice());
+    let repetitions = (depth > 0).then_some(levels.repetitions.as_slice());
+    let present = &levels.values;
+    let integer = |value: &serde_json::Value| {
+        value
+            .as_i64()
+            .or_else(|| value.as_u64().map(|value| value as i64))
+            .unwrap_or_default()
+    };
+    let double = |value: &serde_json::Value| value.as_f64().unwrap_or_default();
+    match leaf {
+        ColumnType::Boolean => {
+            let present: Vec<bool> = present
+                .iter()
+                .map(|value| value.as_bool() == Some(true))
+                .collect();
+            writer
+                .typed::<BoolType>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+        ColumnType::Int32 => {
+            let present: Vec<i32> = present.iter().map(|value| integer(value) as i32).collect();
+            writer
+                .typed::<Int32Type>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+        ColumnType::Int64 => {
+            let present: Vec<i64> = present.iter().map(integer).collect();
+            writer
+                .typed::<Int64Type>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+        ColumnType::Float => {
+            let present: Vec<f32> = present.iter().map(|value| double(value) as f32).collect();
+            writer
+                .typed::<FloatType>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+        ColumnType::Double => {
+            let present: Vec<f64> = present.iter().map(double).collect();
+            writer
+                .typed::<DoubleType>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+        _ => {
+            let present: Vec<ByteArray> = present
+                .iter()
+                .map(|value| match value {
+                    serde_json::Value::String(text) => ByteArray::from(text.as_str()),
+                    other => ByteArray::from(other.to_string().as_str()),
+                })
+                .collect();
+            writer
+                .typed::<ByteArrayType>()
+                .write_batch(&present, definitions, repetitions)?;
+        }
+    }
     Ok(())
 }
 
@@ -251,6 +354,7 @@ mod tests {
     use crate::dataset::input::Row;
     use crate::dataset::sample::Status;
     use parquet::file::reader::{FileReader, SerializedFileReader};
+    use serde_json::{Value, json};
 
     #[test]
     fn rows_span_row_groups_in_order_with_nulls_where_missing() {
@@ -280,16 +384,8 @@ mod tests {
             sample.width = index.is_multiple_of(2).then_some(index as u32);
             Ok((sample, vec![index as u8; 3]))
         };
-        let fields = Fields::default();
-        write_table(
-            &path,
-            count,
-            &["id".to_string()],
-            &fields,
-            Some("jpg"),
-            load,
-        )
-        .unwrap();
+        let saved = [("id".to_string(), ColumnType::Int64)];
+        write_table(&path, count, &saved, &Fields::default(), Some("jpg"), load).unwrap();
         let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
         assert_eq!(reader.metadata().num_row_groups(), 3);
         let rows: Vec<serde_json::Value> = reader
@@ -300,10 +396,65 @@ mod tests {
         assert_eq!(rows.len() as u64, count);
         let last = &rows[(count - 1) as usize];
         assert_eq!(last["key"], format!("{:06}", count - 1));
-        assert_eq!(last["id"], "5");
+        assert_eq!(last["id"], 5);
         assert_eq!(rows[4]["width"], 4);
         assert_eq!(rows[5]["width"], serde_json::Value::Null);
         assert_eq!(rows[5]["jpg"], serde_json::Value::Null);
         assert_ne!(rows[4]["jpg"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn saved_columns_keep_their_types_and_nested_lists_read_back() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("t.parquet");
+        let boxes = ColumnType::List(Box::new(ColumnType::List(Box::new(ColumnType::Double))));
+        let saved = [
+            ("score".to_string(), ColumnType::Double),
+            ("face_bboxes".to_string(), boxes),
+            ("ok".to_string(), ColumnType::Boolean),
+        ];
+        let values = [
+            (json!(0.31), json!([[0.1, 0.2], [0.3]]), json!(true)),
+            (Value::Null, Value::Null, Value::Null),
+            (json!(2), json!([]), json!(false)),
+        ];
+        let load = |index: u64| {
+            let (score, boxes, ok) = values[index as usize].clone();
+            let row = Row {
+                number: index,
+                origin: String::new(),
+                url: "http://a/x".into(),
+                caption: None,
+                saved: vec![
+                    ("score".into(), score),
+                    ("face_bboxes".into(), boxes),
+                    ("ok".into(), ok),
+                ],
+            };
+            let sample = Sample::failed(
+                &row,
+                format!("{index}"),
+                Status::Success,
+                String::new(),
+                String::new(),
+            );
+            Ok((sample, Vec::new()))
+        };
+        write_table(&path, 3, &saved, &Fields::default(), None, load).unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let rows: Vec<Value> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| row.unwrap().to_json_value())
+            .collect();
+        assert_eq!(rows[0]["score"], json!(0.31));
+        assert_eq!(rows[0]["face_bboxes"], json!([[0.1, 0.2], [0.3]]));
+        assert_eq!(rows[0]["ok"], json!(true));
+        assert_eq!(rows[1]["face_bboxes"], Value::Null);
+        assert_eq!(rows[2]["score"], json!(2.0));
+        assert_eq!(rows[2]["face_bboxes"], json!([]));
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let score = schema.column(3);
+        assert_eq!(score.physical_type(), parquet::basic::Type::DOUBLE);
     }
 }

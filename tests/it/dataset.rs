@@ -687,7 +687,11 @@ pub(crate) fn shard_bytes(output: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(output)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.is_file() && !path.display().to_string().ends_with("stats.json"))
+        .filter(|path| {
+            // The shards' own files: not the folder's stats or settings.
+            let name = path.display().to_string();
+            path.is_file() && !name.ends_with("stats.json") && !name.ends_with("settings.json")
+        })
         .map(|path| {
             (
                 path.file_name().unwrap().to_string_lossy().into_owned(),

@@ -6,6 +6,7 @@
 mod browser;
 mod compare;
 mod dataset;
+mod dataset_settings;
 mod engine;
 mod faults;
 mod filter;
