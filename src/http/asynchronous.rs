@@ -57,9 +57,10 @@ pub struct AsyncClient {
     http1_origins: Option<Mutex<HashSet<String>>>,
 }
 
-/// A value per runtime thread, or one for all threads.
+/// A value per runtime thread, or one for all threads (boxed: a ThreadLocal
+/// is half a kilobyte of buckets).
 enum Holder<T: Send> {
-    PerThread(ThreadLocal<T>),
+    PerThread(Box<ThreadLocal<T>>),
     Shared(OnceLock<T>),
 }
 
@@ -67,7 +68,7 @@ impl<T: Send + Sync> Holder<T> {
     fn new(shared: bool) -> Holder<T> {
         match shared {
             true => Holder::Shared(OnceLock::new()),
-            false => Holder::PerThread(ThreadLocal::new()),
+            false => Holder::PerThread(Box::default()),
         }
     }
 

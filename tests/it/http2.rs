@@ -215,7 +215,13 @@ fn http1_1_is_refused_by_an_http2_only_server_and_works_with_http1(strategy: &st
     let scratch = Scratch::new();
     let ca_file = ca_bundle(scratch.root.path(), &[&certificates]);
     let url = server.url("/f0.bin");
-    let output = get(strategy, &scratch, &[url.clone()], &ca_file, &["--http1.1"]);
+    let output = get(
+        strategy,
+        &scratch,
+        std::slice::from_ref(&url),
+        &ca_file,
+        &["--http1.1"],
+    );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("failed {url}")), "{stderr}");
@@ -412,7 +418,7 @@ fn an_https_proxy_carries_http2_and_plain_http(strategy: &str) {
     let output = get(
         strategy,
         &again,
-        &[url.clone()],
+        std::slice::from_ref(&url),
         &origin_only,
         &["--proxy", &proxy.url()],
     );
