@@ -11,6 +11,7 @@ use clap::Args;
 use super::{positive_seconds, positive_size};
 use crate::http::Settings;
 use crate::http::proxy::Proxies;
+use crate::http::settings::HttpVersion;
 use crate::http::tls::Trust;
 
 #[derive(Debug, Args)]
@@ -63,9 +64,12 @@ pub struct RequestArgs {
     pub capath: Option<PathBuf>,
     /// Send requests through this proxy: `host:port` or
     /// `http://[user:password@]host:port` (plain http goes as `GET
-    /// http://...`, https through CONNECT), or `socks5://host:port` (names
-    /// resolved here) or `socks5h://host:port` (resolved by the proxy); the
-    /// port defaults to 1080, as in curl. Without it, http_proxy (lower case
+    /// http://...`, https through CONNECT), `https://host:port` (the same,
+    /// over TLS to the proxy, whose certificate is checked against the same
+    /// roots as servers': --cacert, --capath, or the system's; -k skips it),
+    /// or `socks5://host:port` (names resolved here) or `socks5h://host:port`
+    /// (resolved by the proxy); the port defaults to 1080 (443 for https),
+    /// as in curl. Without it, http_proxy (lower case
     /// only), HTTPS_PROXY and ALL_PROXY are read as curl reads them;
     /// `--proxy ''` uses none.
     #[arg(long, value_name = "URL")]
@@ -101,6 +105,18 @@ pub struct RequestArgs {
     /// As --netrc, from this file.
     #[arg(long, value_name = "FILE", conflicts_with = "netrc")]
     pub netrc_file: Option<PathBuf>,
+    /// Speak HTTP/1.1 only, never offering HTTP/2 (curl's --http1.1).
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
+    pub http1_only: bool,
+    /// HTTP/2 over https when the server offers it by ALPN, else HTTP/1.1:
+    /// the default, for every strategy (many requests to a host share one
+    /// connection; --per-host then counts them). Plain http:// stays HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// Speak cleartext HTTP/2 to http:// URLs from the first byte, for servers
+    /// known to (curl's --http2-prior-knowledge); https still negotiates.
+    #[arg(long)]
+    pub http2_prior_knowledge: bool,
 }
 
 impl RequestArgs {
@@ -114,6 +130,11 @@ impl RequestArgs {
         settings.limit_rate = self.limit_rate;
         settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
         settings.compressed = self.compressed;
+        settings.http_version = match (self.http1_only, self.http2_prior_knowledge) {
+            (true, _) => HttpVersion::Http1Only,
+            (false, true) => HttpVersion::Http2PriorKnowledge,
+            (false, false) => HttpVersion::Negotiated,
+        };
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();
         }

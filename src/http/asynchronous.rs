@@ -1,10 +1,14 @@
 //! The async driver (reqwest), for `async`: the same [`Transfer`] and retry
 //! decision as the blocking one, sleeping on the timer instead of a thread.
+//! It speaks HTTP/2 when a server offers it by ALPN, many requests to a host
+//! multiplexed on one connection; the blocking strategies borrow it for that
+//! (see [`super::blocking`]).
 
+use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::io;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +23,9 @@ use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
 use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
+use super::proxy;
 use super::retry::Attempts;
+use super::settings::HttpVersion;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::http::request::Job;
@@ -30,18 +36,62 @@ use crate::http::request::Job;
 /// (see [`super::blocking::BlockingClient`]). Each runtime thread of the engine
 /// has its own pair: a pooled connection is driven by a task on the runtime
 /// that opened it, and a request from another thread would wake that one for
-/// every read, or find its connection gone when that runtime ends first.
+/// every read, or find its connection gone when that runtime ends first. The
+/// blocking strategies' client has one set for all threads instead, on the
+/// one runtime that drives its connections.
 pub struct AsyncClient {
     pool: usize,
     /// For `http://` with no proxy: hyper's pooled client alone. grab follows
     /// redirects and retries itself, and reqwest's layers for them cost about
     /// a tenth of the CPU of a small file (its redirect layer parses every URL
     /// again); reqwest keeps https and proxies, where its work is needed.
-    direct: ThreadLocal<Direct>,
-    plain: ThreadLocal<reqwest::Client>,
-    secure: ThreadLocal<Result<reqwest::Client, String>>,
+    direct: Holder<Direct>,
+    plain: Holder<reqwest::Client>,
+    /// For https, and for anything through an `https://` proxy (whose
+    /// certificate is checked against the same roots).
+    secure: Holder<Result<reqwest::Client, String>>,
     /// Read once for all threads.
     roots: OnceLock<Result<Vec<CertificateDer<'static>>, String>>,
+    /// For the blocking strategies: origins (`https://host:port`) that
+    /// answered in HTTP/1.1, which ureq then serves.
+    http1_origins: Option<Mutex<HashSet<String>>>,
+}
+
+/// A value per runtime thread, or one for all threads (boxed: a ThreadLocal
+/// is half a kilobyte of buckets).
+enum Holder<T: Send> {
+    PerThread(Box<ThreadLocal<T>>),
+    Shared(OnceLock<T>),
+}
+
+impl<T: Send + Sync> Holder<T> {
+    fn new(shared: bool) -> Holder<T> {
+        match shared {
+            true => Holder::Shared(OnceLock::new()),
+            false => Holder::PerThread(Box::default()),
+        }
+    }
+
+    fn get_or(&self, make: impl FnOnce() -> T) -> &T {
+        match self {
+            Holder::PerThread(each) => each.get_or(make),
+            Holder::Shared(one) => one.get_or_init(make),
+        }
+    }
+
+    fn get_or_try<E>(&self, make: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        match self {
+            Holder::PerThread(each) => each.get_or_try(make),
+            Holder::Shared(one) => {
+                if let Some(value) = one.get() {
+                    return Ok(value);
+                }
+                // Two threads may both make one; the first set is kept.
+                let value = make()?;
+                Ok(one.get_or_init(|| value))
+            }
+        }
+    }
 }
 
 impl AsyncClient {
@@ -52,10 +102,11 @@ impl AsyncClient {
         url: &url::Url,
         settings: &Settings,
     ) -> Result<&reqwest::Client, DownloadError> {
-        if url.scheme() != "https" {
+        let through_tls_proxy = settings.proxies.for_url(url).is_some_and(proxy::is_tls);
+        if url.scheme() != "https" && !through_tls_proxy {
             return self
                 .plain
-                .get_or_try(|| client(settings, self.pool, &[]))
+                .get_or_try(|| client(settings, self.pool, None))
                 .map_err(|error| DownloadError::Network(format!("{error:#}")));
         }
         self.secure
@@ -64,24 +115,62 @@ impl AsyncClient {
                     .roots
                     .get_or_init(|| settings.trust.roots().map_err(|error| error.to_string()))
                     .as_ref()?;
-                client(settings, self.pool, roots).map_err(|error| error.to_string())
+                client(settings, self.pool, Some(roots)).map_err(|error| error.to_string())
             })
             .as_ref()
             .map_err(|message| DownloadError::Trust(message.clone()))
     }
+
+    /// Whether `url`'s origin is known to answer in HTTP/1.1 (only learned
+    /// by the blocking strategies' client).
+    pub(super) fn speaks_http1(&self, url: &url::Url) -> bool {
+        self.http1_origins
+            .as_ref()
+            .is_some_and(|origins| crate::lock(origins).contains(&origin(url)))
+    }
+
+    fn learn_version(&self, url: &url::Url, version: reqwest::Version) {
+        if let Some(origins) = &self.http1_origins
+            && version < reqwest::Version::HTTP_2
+        {
+            crate::lock(origins).insert(origin(url));
+        }
+    }
+}
+
+/// `scheme://host:port`: what one connection (and one ALPN answer) serves.
+fn origin(url: &url::Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 /// The async client for `pool` tasks. The plain client is made at once, on this
 /// thread, so settings it refuses stop the run before it starts.
 pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
-    let plain = ThreadLocal::new();
-    plain.get_or_try(|| client(settings, pool, &[]))?;
+    made(settings, pool, false)
+}
+
+/// The client the blocking strategies send requests through when they need
+/// HTTP/2 or an https proxy: one set of connections for every thread, driven
+/// by one runtime, learning which origins answer in HTTP/1.1.
+pub(super) fn shared_async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
+    made(settings, pool, true)
+}
+
+fn made(settings: &Settings, pool: usize, shared: bool) -> anyhow::Result<AsyncClient> {
+    let plain = Holder::new(shared);
+    plain.get_or_try(|| client(settings, pool, None))?;
     Ok(AsyncClient {
         pool,
-        direct: ThreadLocal::new(),
+        direct: Holder::new(shared),
         plain,
-        secure: ThreadLocal::new(),
+        secure: Holder::new(shared),
         roots: OnceLock::new(),
+        http1_origins: shared.then(Mutex::default),
     })
 }
 
@@ -109,16 +198,19 @@ fn direct_client(settings: &Settings, pool: usize) -> Direct {
     }
 }
 
-/// One client, trusting `roots` (and only them) over https.
+/// One client, trusting `roots` (and only them) over https, or for plain
+/// `http://` without them.
 fn client(
     settings: &Settings,
     pool: usize,
-    roots: &[CertificateDer<'static>],
+    roots: Option<&[CertificateDer<'static>]>,
 ) -> anyhow::Result<reqwest::Client> {
     // reqwest is built without a bundled crypto provider; use the same ring-based one
     // ureq uses, so one TLS stack is compiled. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let secure = roots.is_some();
     let roots = roots
+        .unwrap_or_default()
         .iter()
         .map(|root| reqwest::Certificate::from_der(root.as_ref()))
         .collect::<reqwest::Result<Vec<_>>>()?;
@@ -132,6 +224,13 @@ fn client(
             proxies.for_url(url).cloned()
         }));
     }
+    // Over TLS reqwest offers h2 and http/1.1 by ALPN and speaks what the
+    // server picks; prior knowledge is for cleartext only, as curl's.
+    builder = match settings.http_version {
+        HttpVersion::Http1Only => builder.http1_only(),
+        HttpVersion::Http2PriorKnowledge if !secure => builder.http2_prior_knowledge(),
+        _ => builder,
+    };
     Ok(builder
         .tls_certs_only(roots)
         .danger_accept_invalid_certs(settings.trust.insecure)
@@ -173,6 +272,13 @@ impl Response {
         match self {
             Response::Reqwest(response) => response.status().as_u16(),
             Response::Hyper { response, .. } => response.status().as_u16(),
+        }
+    }
+
+    fn version(&self) -> reqwest::Version {
+        match self {
+            Response::Reqwest(response) => response.version(),
+            Response::Hyper { response, .. } => response.version(),
         }
     }
 
@@ -247,7 +353,7 @@ fn from_error_chain(error: &(dyn StdError + 'static), settings: &Settings) -> Do
 }
 
 /// Sends one request to the transfer's URL: over the plain hyper client for
-/// `http://` with no proxy, else over reqwest.
+/// `http://` with no proxy in HTTP/1.1, else over reqwest.
 async fn send(
     clients: &AsyncClient,
     transfer: &Transfer<'_>,
@@ -256,7 +362,8 @@ async fn send(
     let url = transfer.url();
     // reqwest turns credentials in a URL into an Authorization header.
     let plain = url.scheme() == "http" && url.username().is_empty() && url.password().is_none();
-    if plain && settings.proxies.for_url(url).is_none() {
+    let http1 = settings.http_version != HttpVersion::Http2PriorKnowledge;
+    if plain && http1 && settings.proxies.for_url(url).is_none() {
         let direct = clients
             .direct
             .get_or(|| direct_client(settings, clients.pool));
@@ -336,7 +443,7 @@ async fn send_direct(
     }
 }
 
-async fn attempt_async(
+pub(super) async fn attempt_async(
     clients: &AsyncClient,
     transfer: &mut Transfer<'_>,
     settings: &Settings,
@@ -359,6 +466,7 @@ async fn attempt_async(
         }
     };
     attempts.head_arrived();
+    clients.learn_version(transfer.url(), response.version());
     let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
     let mut head = Head::read(response.status(), final_url, |name| {

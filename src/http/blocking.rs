@@ -1,14 +1,30 @@
 //! The blocking driver (ureq), for `sequential`, `threads` and worker processes:
 //! a thin loop around the shared [`Transfer`] and retry decision.
+//!
+//! ureq speaks HTTP/1.1 only. Rather than a third client, an attempt that
+//! may meet HTTP/2 is sent through the async driver ([`super::asynchronous`])
+//! from the calling thread, on one runtime this client keeps
+//! ([`tokio::runtime::Runtime::block_on`]): its connections are shared by every
+//! thread, so a host that speaks h2 gets one connection carrying each
+//! thread's request as a stream. Which hosts those are is learned from the
+//! answers: an https origin goes through the async driver (offering h2 and
+//! http/1.1 by ALPN) until one of its responses comes in HTTP/1.1, and from
+//! then on through ureq, the leaner path for HTTP/1.1 (no hop between threads
+//! for every chunk). `--http1.1` keeps everything on ureq; cleartext h2
+//! (`--http2-prior-knowledge`) and anything through an `https://` proxy go
+//! through the async driver (see [`super::proxy`] for why the proxy). One
+//! response policy either way: both drivers feed the same [`Transfer`].
 
 use std::io::{self, Read};
 use std::sync::OnceLock;
 
 use rustls::pki_types::CertificateDer;
 
+use super::asynchronous::{AsyncClient, attempt_async, shared_async_client};
 use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
 use super::proxy;
 use super::retry::Attempts;
+use super::settings::HttpVersion;
 use super::transfer::{Head, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::http::request::Job;
@@ -22,9 +38,76 @@ pub struct BlockingClient {
     pool: usize,
     plain: ureq::Agent,
     secure: OnceLock<Result<ureq::Agent, String>>,
+    /// Made at the first request that needs it.
+    bridge: OnceLock<Result<Bridge, String>>,
+}
+
+/// The async driver as the blocking strategies use it: its client and the
+/// runtime that drives its connections (one thread: the calling threads
+/// poll their own requests).
+struct Bridge {
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    client: AsyncClient,
+}
+
+impl Bridge {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the bridge")
+            .block_on(future)
+    }
+}
+
+impl Drop for Bridge {
+    /// Without waiting for the connections' tasks, so a client dropped where
+    /// blocking is not allowed (inside another runtime) does not panic.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl BlockingClient {
+    /// Whether a request to `url` goes through the async driver.
+    fn bridged(&self, url: &url::Url, settings: &Settings) -> bool {
+        if settings.proxies.for_url(url).is_some_and(proxy::is_tls) {
+            return true;
+        }
+        match (settings.http_version, url.scheme()) {
+            (HttpVersion::Http1Only, _) => false,
+            (HttpVersion::Http2PriorKnowledge, "http") => true,
+            (_, "https") => !self
+                .bridge
+                .get()
+                .and_then(|bridge| bridge.as_ref().ok())
+                .is_some_and(|bridge| bridge.client.speaks_http1(url)),
+            _ => false,
+        }
+    }
+
+    fn bridge(&self, settings: &Settings) -> Result<&Bridge, DownloadError> {
+        self.bridge
+            .get_or_init(|| {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("grab-http2")
+                    .enable_all()
+                    .build()
+                    .map_err(|error| format!("cannot start the HTTP/2 runtime: {error}"))?;
+                let client = shared_async_client(settings, self.pool)
+                    .map_err(|error| format!("{error:#}"))?;
+                Ok(Bridge {
+                    runtime: Some(runtime),
+                    client,
+                })
+            })
+            .as_ref()
+            .map_err(|message| DownloadError::Network(message.clone()))
+    }
+
     /// The agent for a request to `url`.
     fn agent(&self, url: &url::Url, settings: &Settings) -> Result<&ureq::Agent, DownloadError> {
         if url.scheme() != "https" {
@@ -46,6 +129,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> BlockingClient {
         pool,
         plain: agent(settings, pool, None),
         secure: OnceLock::new(),
+        bridge: OnceLock::new(),
     }
 }
 
@@ -196,7 +280,18 @@ pub fn fetch_blocking(client: &BlockingClient, job: &Job, context: &Context) -> 
     let mut attempts = Attempts::new(job, context);
     loop {
         let mut transfer = attempts.next();
-        let result = attempt_blocking(client, &mut transfer, &context.settings, &mut attempts);
+        let settings = &context.settings;
+        let result = match client.bridged(transfer.url(), settings) {
+            true => client.bridge(settings).and_then(|bridge| {
+                bridge.block_on(attempt_async(
+                    &bridge.client,
+                    &mut transfer,
+                    settings,
+                    &mut attempts,
+                ))
+            }),
+            false => attempt_blocking(client, &mut transfer, settings, &mut attempts),
+        };
         match attempts.after(transfer, result) {
             Ok(outcome) => return outcome,
             Err(wait) => std::thread::sleep(wait),

@@ -4,14 +4,22 @@
 //! it goes through a proxy. A plain `http://` URL is sent to the proxy as an
 //! absolute-form `GET http://host/path` (RFC 9112, section 3.2.2); an `https://`
 //! URL goes through a `CONNECT` tunnel. A `socks5://` proxy (names resolved
-//! here) or `socks5h://` (names resolved by the proxy) carries both.
+//! here) or `socks5h://` (names resolved by the proxy) carries both. An
+//! `https://` proxy is spoken to over TLS first, its certificate checked
+//! against the same roots as servers' (`--cacert`, `--capath`, the
+//! `SSL_CERT_*` variables or the system's store; `-k` skips the check).
 //!
 //! reqwest does both itself. ureq 3 tunnels every proxied request with
 //! CONNECT, which proxies refuse for port 80 (squid's default), so for plain
 //! http the blocking client is given a resolver that connects to the proxy and
 //! a transport that rewrites the request line to absolute form: the only
 //! thing ureq's extension points cannot express. grab only sends GETs without
-//! a body, so every request head that transport sees is a whole head.
+//! a body, so every request head that transport sees is a whole head. That
+//! transport is plain TCP to the proxy, and ureq decides TLS by the target's
+//! scheme, so an `https://` proxy for a plain-http URL would take a TLS layer
+//! of grab's own there; instead the blocking client sends whatever goes
+//! through an `https://` proxy over reqwest (see [`super::blocking`]), which
+//! does both forms over TLS and keeps HTTP/2 to the origin through the tunnel.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -42,7 +50,8 @@ pub struct ProxyError {
 }
 
 /// A proxy address as curl reads it: `host:port` is `http://host:port`, and a
-/// missing port is 1080. http, socks5 and socks5h proxies are supported.
+/// missing port is 1080 (443 for `https://`, as curl). http, https, socks5 and
+/// socks5h proxies are supported.
 pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
     let error = |message: &str| ProxyError {
         source_name: source_name.to_string(),
@@ -54,15 +63,16 @@ pub fn parse_proxy(source_name: &str, value: &str) -> Result<Url, ProxyError> {
         false => format!("http://{value}"),
     };
     let mut url = Url::parse(&text).map_err(|_| error("not a proxy address"))?;
-    if !matches!(url.scheme(), "http" | "socks5" | "socks5h") {
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
         return Err(error(
-            "only http://, socks5:// and socks5h:// proxies are supported",
+            "only http://, https://, socks5:// and socks5h:// proxies are supported",
         ));
     }
     if url.host().is_none() {
         return Err(error("no host"));
     }
-    if url.port().is_none() {
+    // `Url` leaves out a scheme's default port: an https proxy's is 443.
+    if url.port().is_none() && !is_tls(&url) {
         let _ = url.set_port(Some(1080));
     }
     Ok(url)
@@ -227,6 +237,11 @@ use ureq::unversioned::transport::{
 /// connects through it itself.
 pub fn is_socks(proxy: &Url) -> bool {
     proxy.scheme().starts_with("socks")
+}
+
+/// Whether a proxy is spoken to over TLS (`https://`).
+pub fn is_tls(proxy: &Url) -> bool {
+    proxy.scheme() == "https"
 }
 
 /// The proxy for a plain-http target, as ureq sees the target.
@@ -457,6 +472,11 @@ mod tests {
             Proxies::from_flags_and_environment(Some(""), None, |_| Some("x:1".into())).unwrap();
         assert!(none.is_empty());
         // SOCKS carries both schemes; a kind grab does not speak is refused.
+        let tls = proxies(&[("ALL_PROXY", "https://t")]);
+        assert_eq!(
+            tls.https.as_ref().map(Url::port_or_known_default),
+            Some(Some(443))
+        );
         let socks = proxies(&[("ALL_PROXY", "socks5h://s")]);
         assert_eq!(socks.http, Some(url("socks5h://s:1080")));
         assert_eq!(socks.https, Some(url("socks5h://s:1080")));
@@ -465,7 +485,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("only http://, socks5:// and socks5h://"),
+                .contains("only http://, https://, socks5:// and socks5h://"),
             "{error}"
         );
     }

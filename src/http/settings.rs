@@ -73,6 +73,23 @@ pub struct Settings {
     /// `--netrc`/`--netrc-file`: where Basic credentials per host are read.
     #[serde(default)]
     pub netrc: Option<PathBuf>,
+    /// Which HTTP versions are spoken (`--http1.1`, `--http2-prior-knowledge`).
+    #[serde(default)]
+    pub http_version: HttpVersion,
+}
+
+/// Which HTTP versions a download may speak, the same for every strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpVersion {
+    /// HTTP/2 over TLS when the server offers it by ALPN, else HTTP/1.1;
+    /// plain `http://` is HTTP/1.1 (curl's default, and its `--http2`).
+    #[default]
+    Negotiated,
+    /// HTTP/1.1 only: h2 is not offered (`--http1.1`).
+    Http1Only,
+    /// Cleartext HTTP/2 to `http://` URLs with no upgrade dance
+    /// (`--http2-prior-knowledge`); `https://` still negotiates by ALPN.
+    Http2PriorKnowledge,
 }
 
 fn yes() -> bool {
@@ -108,6 +125,7 @@ impl Settings {
             save_cookies: None,
             keep_session_cookies: false,
             netrc: None,
+            http_version: HttpVersion::Negotiated,
         }
     }
 

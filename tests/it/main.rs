@@ -11,6 +11,7 @@ mod engine;
 mod faults;
 mod filter;
 mod get;
+mod http2;
 mod layers;
 mod logins;
 mod names;

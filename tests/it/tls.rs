@@ -19,6 +19,9 @@ use super::support::{Scratch, files_in, for_each_strategy, grab_command, stderr_
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1.
 pub struct Certificates {
     pub ca_pem: String,
+    /// The leaf and its key as PEM, for servers that read files (nghttpd).
+    pub leaf_pem: String,
+    pub key_pem: String,
     leaf: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 }
@@ -35,6 +38,8 @@ impl Certificates {
             .unwrap();
         Certificates {
             ca_pem: ca.pem(),
+            leaf_pem: leaf.pem(),
+            key_pem: key.serialize_pem(),
             leaf: leaf.der().clone(),
             key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
         }
@@ -49,19 +54,23 @@ pub struct TlsServer {
 
 pub const TLS_SIZE: usize = 10_000;
 
-impl TlsServer {
-    pub fn start(certificates: &Certificates) -> TlsServer {
+impl Certificates {
+    /// A server's TLS settings with the leaf certificate (no ALPN: HTTP/1.1).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![certificates.leaf.clone()],
-                certificates.key.clone_key(),
-            )
+            .with_single_cert(vec![self.leaf.clone()], self.key.clone_key())
             .unwrap();
-        let config = Arc::new(config);
+        Arc::new(config)
+    }
+}
+
+impl TlsServer {
+    pub fn start(certificates: &Certificates) -> TlsServer {
+        let config = certificates.server_config();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         // The thread ends with the test binary; each connection with its client.
