@@ -73,6 +73,24 @@ pub struct Settings {
     /// `--netrc`/`--netrc-file`: where Basic credentials per host are read.
     #[serde(default)]
     pub netrc: Option<PathBuf>,
+    /// `--split`: at most this many connections fetch one file, in ranges,
+    /// when its server allows (see [`super::split`]); 1 fetches it whole.
+    #[serde(default = "one")]
+    pub split: usize,
+    /// `--min-split-size`: no piece of a split file is smaller.
+    #[serde(default = "default_min_split_size")]
+    pub min_split_size: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// aria2's default `--min-split-size`: 1 MiB.
+pub const DEFAULT_MIN_SPLIT_SIZE: u64 = 1024 * 1024;
+
+fn default_min_split_size() -> u64 {
+    DEFAULT_MIN_SPLIT_SIZE
 }
 
 fn yes() -> bool {
@@ -108,6 +126,8 @@ impl Settings {
             save_cookies: None,
             keep_session_cookies: false,
             netrc: None,
+            split: 1,
+            min_split_size: DEFAULT_MIN_SPLIT_SIZE,
         }
     }
 
