@@ -418,11 +418,14 @@ async fn split_async(
 ) -> Result<(), DownloadError> {
     let (job, context, url) = transfer.sharing();
     let pieces = Pieces::new(transfer, start, job, context, &url);
+    // Taken before any other connection claims a piece, so the first
+    // response's body is never dropped for a piece another took.
+    let first = pieces.first().map(|claim| (claim, first));
     let mut connections = vec![connection_async(
         clients,
         &pieces,
         0,
-        Some(first),
+        first,
         settings,
         (None, pieces.connection()),
     )];
@@ -455,11 +458,11 @@ async fn connection_async(
     clients: &AsyncClient,
     pieces: &Pieces<'_, '_>,
     connection: usize,
-    first: Option<Response>,
+    first: Option<(Claim, Response)>,
     settings: &Settings,
     _held: (Option<super::task::HostPermit>, split::Running<'_>),
 ) {
-    if let (Some(response), Some(claim)) = (first, pieces.first()) {
+    if let Some((claim, response)) = first {
         let source = pieces.first_source();
         let request = pieces.request(pieces.source_url(source), &claim);
         if let Err(error) = read_piece(pieces, &claim, response, &request, settings).await

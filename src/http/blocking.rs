@@ -203,6 +203,9 @@ fn split_blocking(
 ) -> Result<(), DownloadError> {
     let (job, context, url) = transfer.sharing();
     let pieces = Pieces::new(transfer, start, job, context, &url);
+    // Taken before any other connection claims a piece, so the first
+    // response's body is never dropped for a piece another took.
+    let first = pieces.first().map(|claim| (claim, first));
     std::thread::scope(|scope| {
         let first_running = pieces.connection();
         for connection in 1..pieces.connections() {
@@ -214,7 +217,13 @@ fn split_blocking(
                 .name(format!("piece-{connection}"))
                 .spawn_scoped(scope, move || {
                     let (_permit, _running) = (permit, running);
-                    connection_blocking(client, pieces, connection, None::<io::Empty>, settings)
+                    connection_blocking(
+                        client,
+                        pieces,
+                        connection,
+                        None::<(Claim, io::Empty)>,
+                        settings,
+                    )
                 });
             if spawned.is_err() {
                 // No thread for it: the connections running take its share.
@@ -231,7 +240,7 @@ fn split_blocking(
                     std::thread::sleep(split::KEEPER_TICK);
                 }
             });
-        connection_blocking(client, pieces, 0, Some(first), settings);
+        connection_blocking(client, pieces, 0, first, settings);
         drop(first_running);
     });
     pieces.finish()
@@ -243,10 +252,10 @@ fn connection_blocking(
     client: &BlockingClient,
     pieces: &Pieces,
     connection: usize,
-    first: Option<impl Read>,
+    first: Option<(Claim, impl Read)>,
     settings: &Settings,
 ) {
-    if let (Some(reader), Some(claim)) = (first, pieces.first()) {
+    if let Some((claim, reader)) = first {
         let source = pieces.first_source();
         let url = pieces.source_url(source).clone();
         let request = pieces.request(&url, &claim);

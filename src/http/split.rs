@@ -204,7 +204,9 @@ impl<'t, 'a> Pieces<'t, 'a> {
             .pieces
             .iter()
             .position(|piece| piece.position == self.offset && !piece.busy)?;
-        Some(take(&mut state.pieces, index))
+        let claim = take(&mut state.pieces, index);
+        tracing::debug!(start = claim.start, end = claim.end, "first piece");
+        Some(claim)
     }
 
     /// A piece for a connection that is free: one nobody is on, else the
@@ -235,6 +237,13 @@ impl<'t, 'a> Pieces<'t, 'a> {
         }
         let piece = &mut state.pieces[index];
         let middle = piece.position + left / 2;
+        tracing::debug!(
+            index,
+            position = piece.position,
+            end = piece.end,
+            middle,
+            "piece halved for a free connection"
+        );
         let end = std::mem::replace(&mut piece.end, middle);
         state.pieces.push(Piece {
             position: middle,
