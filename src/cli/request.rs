@@ -46,6 +46,19 @@ pub struct RequestArgs {
     /// is never resumed by byte ranges.
     #[arg(long)]
     pub compressed: bool,
+    /// Fetch each file in up to N ranges at once on separate connections
+    /// (aria2's -s/-x), when its server takes ranges and names the file's
+    /// version (a strong ETag or a Last-Modified, for If-Range); otherwise on
+    /// one connection, as without it. Pieces go to the URL and its mirrors in
+    /// turn, and a connection that finishes takes half of the largest piece
+    /// left. The part file records the ranges in, so -c and retries resume
+    /// each. Not with --compressed or -O -, which fetch on one connection.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub split: u16,
+    /// The smallest piece --split makes (k, M suffixes, 1024-based): a file
+    /// under twice this comes on one connection.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = positive_size)]
+    pub min_split_size: u64,
     /// Send this header with every request, `-H 'Name: value'` (repeatable).
     /// Authorization and Cookie go only to the host asked for, not to another
     /// that a redirect leads to. A User-Agent here wins over -A.
@@ -135,6 +148,8 @@ impl RequestArgs {
             (false, true) => HttpVersion::Http2PriorKnowledge,
             (false, false) => HttpVersion::Negotiated,
         };
+        settings.split = usize::from(self.split);
+        settings.min_split_size = self.min_split_size;
         if let Some(user_agent) = &self.user_agent {
             settings.user_agent = user_agent.clone();
         }

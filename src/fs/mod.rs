@@ -6,6 +6,7 @@
 //!   place, with the one mode rule;
 //! - [`lock`]: `.grab-lock`, one run per output folder;
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
+//! - [`ranges`]: which ranges of a part fetched in pieces (`--split`) are in;
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
@@ -18,6 +19,7 @@ pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod part;
+pub mod ranges;
 pub mod system;
 
 use std::path::Path;

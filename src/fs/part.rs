@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::layout::make_folders;
 use super::names::PART_SUFFIX;
+use super::ranges::Ranges;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -157,6 +158,22 @@ impl PartFile {
     /// anew, which would resume from zeros). Until the file is open and sized,
     /// the part is not this value's to remove: a failure leaves it for `-c`.
     pub fn reopen(folder: &Arc<Folder>, name: &str, keep: u64) -> io::Result<PartFile> {
+        PartFile::reopen_with(folder, name, keep, true)
+    }
+
+    /// As [`PartFile::reopen`], but the bytes past `keep` stay: a part
+    /// fetched in pieces ([`super::ranges`]) holds complete ranges beyond its
+    /// prefix, which a resume must not cut off.
+    pub fn reopen_pieces(folder: &Arc<Folder>, name: &str, keep: u64) -> io::Result<PartFile> {
+        PartFile::reopen_with(folder, name, keep, false)
+    }
+
+    fn reopen_with(
+        folder: &Arc<Folder>,
+        name: &str,
+        keep: u64,
+        truncate: bool,
+    ) -> io::Result<PartFile> {
         let mut part = PartFile::unopened(folder, name, false, keep)?;
         let mut file = part.open_named(Open::Again { create: keep == 0 })?;
         let length = file.metadata()?.len();
@@ -169,7 +186,9 @@ impl PartFile {
                 ),
             ));
         }
-        file.set_len(keep)?;
+        if truncate {
+            file.set_len(keep)?;
+        }
         std::io::Seek::seek(&mut file, io::SeekFrom::Start(keep))?;
         part.file = Some(file);
         part.named = true;
@@ -283,6 +302,24 @@ impl PartFile {
         Ok(())
     }
 
+    /// Writes `bytes` at `offset`, wherever the last write ended: a piece of
+    /// a `--split` download, several of which arrive at once. What
+    /// [`PartFile::written`] counts is the caller's to say
+    /// ([`PartFile::set_written`]) once the pieces are in.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        match &self.file {
+            Some(file) => super::system::write_all_at(file, bytes, offset),
+            None => Ok(()),
+        }
+    }
+
+    /// Says how many bytes the part holds from its start, after writes at
+    /// offsets: its whole length once every piece is in, else the complete
+    /// prefix a resume may keep.
+    pub fn set_written(&mut self, written: u64) {
+        self.written = written;
+    }
+
     /// Dates the file (the server's `Last-Modified`, as wget does) before it
     /// is committed: a rename keeps the time, so the file never shows
     /// another.
@@ -321,6 +358,8 @@ impl PartFile {
         // Closed first: Windows neither links nor removes a file still open
         // for writing without sharing it.
         self.file.take();
+        // A part whole under its final name has no ranges left to record.
+        Ranges::remove(&self.part_path());
         #[cfg(target_os = "linux")]
         if !self.folder.portable() {
             linux::rename(&self.folder, &self.part_name(), &self.name, self.replace)?;
@@ -339,8 +378,10 @@ impl PartFile {
         Ok(())
     }
 
-    /// Removes `NAME.part`, quietly: one that is not there is gone.
+    /// Removes `NAME.part`, quietly: one that is not there is gone. Its
+    /// record of complete ranges goes with it.
     fn remove_part(&self) {
+        Ranges::remove(&self.part_path());
         #[cfg(target_os = "linux")]
         if !self.folder.portable() {
             linux::remove(&self.folder, &self.part_name());

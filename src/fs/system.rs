@@ -1,7 +1,7 @@
 //! What differs between systems in how grab opens and tells files apart, in one
 //! place, so the rest of `fs/` (and every command) is written once for all:
-//! opening without following a symbolic link, and which file a path or handle
-//! is.
+//! opening without following a symbolic link, which file a path or handle
+//! is, and writing at an offset.
 //!
 //! Long paths: on Windows, std turns a path past 260 characters into its
 //! `\\?\` form itself on every file-system call (rust-lang/rust#89174, Rust
@@ -45,6 +45,34 @@ pub fn open_no_follow(options: &OpenOptions, path: &Path) -> io::Result<File> {
         return Err(link_refused(path));
     }
     Ok(file)
+}
+
+/// Writes all of `bytes` at `offset` in `file`, without moving a shared
+/// cursor: the pieces of a `--split` download land at their places from
+/// several threads through one handle.
+#[cfg(unix)]
+pub fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+/// Writes all of `bytes` at `offset` in `file` (see the Unix version).
+/// Windows's `seek_write` moves the handle's cursor as it writes, which no
+/// caller of this relies on.
+#[cfg(windows)]
+pub fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        match file.seek_write(bytes, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(written) => {
+                bytes = &bytes[written..];
+                offset += written as u64;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 fn link_refused(path: &Path) -> io::Error {

@@ -15,6 +15,7 @@ use super::input::{Job, Plan, Resume};
 use crate::fs::layout::{self, Layout};
 use crate::fs::manifest::{self, Entry, Known};
 use crate::fs::names::{self, FolderNames, NameRegistry, PART_SUFFIX};
+use crate::fs::ranges::Ranges;
 use crate::http::Conditional;
 use crate::http::transfer::resume_validator;
 use crate::http::{Complete, Outcome};
@@ -164,12 +165,19 @@ impl Planner {
                 self.names.claim(name);
                 // Without a validator the server's file cannot be proven unchanged:
                 // start the part over rather than splice onto it.
+                // A part fetched in pieces (`--split`) resumes from its
+                // complete prefix; its record says what lies past it.
+                let part = self.directory.join(format!("{name}{PART_SUFFIX}"));
                 let resume =
                     resume_validator(etag.as_deref(), last_modified.as_deref()).map(|validator| {
-                        Resume {
-                            offset: metadata.len(),
-                            validator,
-                        }
+                        let offset = match Ranges::load(&part) {
+                            Some(ranges) if ranges.validator == validator => {
+                                ranges.prefix().min(metadata.len())
+                            }
+                            Some(_) => 0,
+                            None => metadata.len(),
+                        };
+                        Resume { offset, validator }
                     });
                 job.plan = Some(Plan {
                     name: name.clone(),

@@ -26,7 +26,8 @@ use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolv
 use super::proxy;
 use super::retry::Attempts;
 use super::settings::HttpVersion;
-use super::transfer::{Head, Transfer};
+use super::split::{self, Claim, Pieces, Step};
+use super::transfer::{Head, PiecesStart, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::http::request::Job;
 
@@ -443,13 +444,14 @@ async fn send_direct(
     }
 }
 
-pub(super) async fn attempt_async(
+/// Sends the transfer's request, following redirects: the response head and
+/// the response, whose body is still to read.
+async fn open_async(
     clients: &AsyncClient,
     transfer: &mut Transfer<'_>,
     settings: &Settings,
-    attempts: &mut Attempts<'_>,
-) -> Result<Saved, DownloadError> {
-    let mut response = loop {
+) -> Result<(Head, Response), DownloadError> {
+    let response = loop {
         let response = send(clients, transfer, settings)
             .await
             .map_err(|error| transfer.network_error(error))?;
@@ -465,7 +467,6 @@ pub(super) async fn attempt_async(
             break response;
         }
     };
-    attempts.head_arrived();
     clients.learn_version(transfer.url(), response.version());
     let final_url = Some(transfer.url().to_string());
     let headers = response.headers();
@@ -476,7 +477,22 @@ pub(super) async fn attempt_async(
             .map(str::to_string)
     });
     head.robots = super::blocking::every_value(headers, "x-robots-tag");
+    Ok((head, response))
+}
+
+pub(super) async fn attempt_async(
+    clients: &AsyncClient,
+    transfer: &mut Transfer<'_>,
+    settings: &Settings,
+    attempts: &mut Attempts<'_>,
+) -> Result<Saved, DownloadError> {
+    let (head, mut response) = open_async(clients, transfer, settings).await?;
+    attempts.head_arrived();
     if !transfer.head(head)? {
+        return transfer.finish();
+    }
+    if let Some(start) = transfer.pieces()? {
+        split_async(clients, transfer, start, response, settings).await?;
         return transfer.finish();
     }
     loop {
@@ -495,6 +511,119 @@ pub(super) async fn attempt_async(
         }
     }
     transfer.finish()
+}
+
+/// A split download's connections ([`super::split`]) as futures of the task
+/// that owns the file, polled together on its runtime thread: the first
+/// reads on the response `first` began, the others (as many as `--split`,
+/// the pieces and `--per-host` allow) make their own requests.
+async fn split_async(
+    clients: &AsyncClient,
+    transfer: &mut Transfer<'_>,
+    start: PiecesStart,
+    first: Response,
+    settings: &Settings,
+) -> Result<(), DownloadError> {
+    let (job, context, url) = transfer.sharing();
+    let pieces = Pieces::new(transfer, start, job, context, &url);
+    // Taken before any other connection claims a piece, so the first
+    // response's body is never dropped for a piece another took.
+    let first = pieces.first().map(|claim| (claim, first));
+    let mut connections = vec![connection_async(
+        clients,
+        &pieces,
+        0,
+        first,
+        settings,
+        (None, pieces.connection()),
+    )];
+    for connection in 1..pieces.connections() {
+        let Some(permit) = split::host_permit(&pieces, connection) else {
+            break;
+        };
+        connections.push(connection_async(
+            clients,
+            &pieces,
+            connection,
+            None,
+            settings,
+            (permit, pieces.connection()),
+        ));
+    }
+    let keeper = async {
+        while pieces.keep_record() {
+            tokio::time::sleep(split::KEEPER_TICK).await;
+        }
+    };
+    futures_util::future::join(futures_util::future::join_all(connections), keeper).await;
+    pieces.finish()
+}
+
+/// One connection of a split download: the first response's piece when it
+/// has one, then piece after piece until none is left for it. Holds its
+/// `--per-host` slot, if any, and its place among the running until then.
+async fn connection_async(
+    clients: &AsyncClient,
+    pieces: &Pieces<'_, '_>,
+    connection: usize,
+    first: Option<(Claim, Response)>,
+    settings: &Settings,
+    _held: (Option<super::task::HostPermit>, split::Running<'_>),
+) {
+    if let Some((claim, response)) = first {
+        let source = pieces.first_source();
+        let request = pieces.request(pieces.source_url(source), &claim);
+        if let Err(error) = read_piece(pieces, &claim, response, &request, settings).await
+            && let Some(wait) = pieces.failed(&claim, source, error)
+        {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    loop {
+        let Some((source, url)) = pieces.source(connection) else {
+            return;
+        };
+        let Some(claim) = pieces.claim() else {
+            return;
+        };
+        let mut request = pieces.request(url, &claim);
+        let result = match open_async(clients, &mut request, settings).await {
+            Ok((head, response)) => match pieces.check(&head, &claim) {
+                Ok(()) => read_piece(pieces, &claim, response, &request, settings).await,
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            match pieces.failed(&claim, source, error) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return,
+            }
+        }
+    }
+}
+
+/// Reads a piece's body into the part until the piece is in (or cut short by
+/// another connection taking its second half); an error when the body
+/// fails or ends first.
+async fn read_piece(
+    pieces: &Pieces<'_, '_>,
+    claim: &Claim,
+    mut response: Response,
+    request: &Transfer<'_>,
+    settings: &Settings,
+) -> Result<(), DownloadError> {
+    loop {
+        match response.chunk(request, settings).await {
+            Ok(Some(bytes)) => match pieces.write(claim, &bytes) {
+                Step::More(pause) if !pause.is_zero() => tokio::time::sleep(pause).await,
+                Step::More(_) => {}
+                Step::Done | Step::Stop => return Ok(()),
+            },
+            Ok(None) => return Err(split::ended_early(claim)),
+            Err(error) => return Err(request.network_error(error)),
+        }
+    }
 }
 
 /// Downloads one job with the async client, retrying transient failures.

@@ -25,7 +25,8 @@ use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolv
 use super::proxy;
 use super::retry::Attempts;
 use super::settings::HttpVersion;
-use super::transfer::{Head, Transfer};
+use super::split::{self, Claim, Pieces, Step};
+use super::transfer::{Head, PiecesStart, Transfer};
 use super::{Context, DownloadError, Outcome, Saved, Settings};
 use crate::http::request::Job;
 
@@ -197,12 +198,13 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
         .unwrap_or_else(|| DownloadError::Network(error.to_string()))
 }
 
-fn attempt_blocking(
+/// Sends the transfer's request, following redirects: the response head and
+/// the response, whose body is still to read.
+fn open_blocking(
     client: &BlockingClient,
     transfer: &mut Transfer,
     settings: &Settings,
-    attempts: &mut Attempts,
-) -> Result<Saved, DownloadError> {
+) -> Result<(Head, ureq::http::Response<ureq::Body>), DownloadError> {
     let response = loop {
         let agent = client.agent(transfer.url(), settings)?;
         let request = transfer.request_headers().into_iter().fold(
@@ -229,16 +231,30 @@ fn attempt_blocking(
             break response;
         }
     };
-    attempts.head_arrived();
     let final_url = Some(transfer.url().to_string());
     let mut head = Head::read(response.status().as_u16(), final_url, |name| {
         header_of(&response, name)
     });
     head.robots = every_value(response.headers(), "x-robots-tag");
+    Ok((head, response))
+}
+
+fn attempt_blocking(
+    client: &BlockingClient,
+    transfer: &mut Transfer,
+    settings: &Settings,
+    attempts: &mut Attempts,
+) -> Result<Saved, DownloadError> {
+    let (head, response) = open_blocking(client, transfer, settings)?;
+    attempts.head_arrived();
     if !transfer.head(head)? {
         return transfer.finish();
     }
     let mut reader = response.into_body().into_reader();
+    if let Some(start) = transfer.pieces()? {
+        split_blocking(client, transfer, start, reader, settings)?;
+        return transfer.finish();
+    }
     let mut buffer = vec![0u8; transfer.read_size()];
     loop {
         match reader.read(&mut buffer) {
@@ -255,6 +271,129 @@ fn attempt_blocking(
         }
     }
     transfer.finish()
+}
+
+/// A split download's connections ([`super::split`]) on scoped threads of
+/// this one: the first reads on the response `first` began, the others
+/// (as many as `--split`, the pieces and `--per-host` allow) make their own
+/// requests. Returns once every connection is done and the part is whole or
+/// the download failed.
+fn split_blocking(
+    client: &BlockingClient,
+    transfer: &mut Transfer,
+    start: PiecesStart,
+    first: impl Read + Send,
+    settings: &Settings,
+) -> Result<(), DownloadError> {
+    let (job, context, url) = transfer.sharing();
+    let pieces = Pieces::new(transfer, start, job, context, &url);
+    // Taken before any other connection claims a piece, so the first
+    // response's body is never dropped for a piece another took.
+    let first = pieces.first().map(|claim| (claim, first));
+    std::thread::scope(|scope| {
+        let first_running = pieces.connection();
+        for connection in 1..pieces.connections() {
+            let Some(permit) = split::host_permit(&pieces, connection) else {
+                break;
+            };
+            let (pieces, running) = (&pieces, pieces.connection());
+            let spawned = std::thread::Builder::new()
+                .name(format!("piece-{connection}"))
+                .spawn_scoped(scope, move || {
+                    let (_permit, _running) = (permit, running);
+                    connection_blocking(
+                        client,
+                        pieces,
+                        connection,
+                        None::<(Claim, io::Empty)>,
+                        settings,
+                    )
+                });
+            if spawned.is_err() {
+                // No thread for it: the connections running take its share.
+                break;
+            }
+        }
+        let pieces = &pieces;
+        // The record's keeper: without a thread for it, the record is
+        // still saved as bytes arrive, only not during a stall.
+        let _ = std::thread::Builder::new()
+            .name("pieces-record".to_string())
+            .spawn_scoped(scope, move || {
+                while pieces.keep_record() {
+                    std::thread::sleep(split::KEEPER_TICK);
+                }
+            });
+        connection_blocking(client, pieces, 0, first, settings);
+        drop(first_running);
+    });
+    pieces.finish()
+}
+
+/// One connection of a split download: the first response's piece when it
+/// has one, then piece after piece until none is left for it.
+fn connection_blocking(
+    client: &BlockingClient,
+    pieces: &Pieces,
+    connection: usize,
+    first: Option<(Claim, impl Read)>,
+    settings: &Settings,
+) {
+    if let Some((claim, reader)) = first {
+        let source = pieces.first_source();
+        let url = pieces.source_url(source).clone();
+        let request = pieces.request(&url, &claim);
+        if let Err(error) = read_piece(pieces, &claim, reader, &request, settings)
+            && let Some(wait) = pieces.failed(&claim, source, error)
+        {
+            std::thread::sleep(wait);
+        }
+    }
+    loop {
+        let Some((source, url)) = pieces.source(connection) else {
+            return;
+        };
+        let Some(claim) = pieces.claim() else {
+            return;
+        };
+        let mut request = pieces.request(url, &claim);
+        let result = open_blocking(client, &mut request, settings).and_then(|(head, response)| {
+            pieces.check(&head, &claim)?;
+            let reader = response.into_body().into_reader();
+            read_piece(pieces, &claim, reader, &request, settings)
+        });
+        if let Err(error) = result {
+            match pieces.failed(&claim, source, error) {
+                Some(wait) => std::thread::sleep(wait),
+                None => return,
+            }
+        }
+    }
+}
+
+/// Reads a piece's body into the part until the piece is in (or cut short by
+/// another connection taking its second half); an error when the body
+/// fails or ends first.
+fn read_piece(
+    pieces: &Pieces,
+    claim: &Claim,
+    mut reader: impl Read,
+    request: &Transfer,
+    settings: &Settings,
+) -> Result<(), DownloadError> {
+    let mut buffer = vec![0u8; request.read_size()];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Err(split::ended_early(claim)),
+            Ok(count) => match pieces.write(claim, &buffer[..count]) {
+                Step::More(pause) if !pause.is_zero() => std::thread::sleep(pause),
+                Step::More(_) => {}
+                Step::Done | Step::Stop => return Ok(()),
+            },
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(request.network_error(from_io(&error, settings))),
+        }
+    }
 }
 
 /// Every value of a header that may be repeated, as text.

@@ -11,6 +11,7 @@
 //! - [`proxy`]: which requests go through which proxy, the same for both;
 //! - [`logins`]: cookies kept through a run, cookie files, `.netrc`;
 //! - [`pace`]: `--limit-rate`, how long to wait after bytes arrive;
+//! - [`split`]: `--split`, one file in ranges over several connections;
 //! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
 
@@ -26,6 +27,7 @@ pub mod proxy;
 pub mod request;
 pub mod retry;
 pub mod settings;
+pub mod split;
 pub mod task;
 pub mod tls;
 pub mod transfer;
@@ -75,6 +77,9 @@ pub struct Context {
     /// The cookie jar and `.netrc` credentials, shared by every transfer of
     /// this process (a worker process keeps its own).
     pub logins: Arc<logins::Logins>,
+    /// `--per-host`, for the extra connections of a split download (the
+    /// engine's task holds each download's own slot).
+    pub hosts: Option<Arc<task::HostGate>>,
 }
 
 /// Where a body goes: the caller chooses.
@@ -122,6 +127,7 @@ impl Context {
             interrupt: Interrupt::default(),
             progress: None,
             body: BodySink::PartFile,
+            hosts: None,
         }
     }
 }

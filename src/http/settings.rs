@@ -76,6 +76,24 @@ pub struct Settings {
     /// Which HTTP versions are spoken (`--http1.1`, `--http2-prior-knowledge`).
     #[serde(default)]
     pub http_version: HttpVersion,
+    /// `--split`: at most this many connections fetch one file, in ranges,
+    /// when its server allows (see [`super::split`]); 1 fetches it whole.
+    #[serde(default = "one")]
+    pub split: usize,
+    /// `--min-split-size`: no piece of a split file is smaller.
+    #[serde(default = "default_min_split_size")]
+    pub min_split_size: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// aria2's default `--min-split-size`: 1 MiB.
+pub const DEFAULT_MIN_SPLIT_SIZE: u64 = 1024 * 1024;
+
+fn default_min_split_size() -> u64 {
+    DEFAULT_MIN_SPLIT_SIZE
 }
 
 /// Which HTTP versions a download may speak, the same for every strategy.
@@ -126,6 +144,8 @@ impl Settings {
             keep_session_cookies: false,
             netrc: None,
             http_version: HttpVersion::Negotiated,
+            split: 1,
+            min_split_size: DEFAULT_MIN_SPLIT_SIZE,
         }
     }
 

@@ -48,16 +48,27 @@ impl HostGate {
     }
 
     fn semaphore(&self, job: &Job) -> Arc<async_lock::Semaphore> {
+        self.semaphore_for(&job.url)
+    }
+
+    fn semaphore_for(&self, url: &url::Url) -> Arc<async_lock::Semaphore> {
         let host = format!(
             "{}:{}",
-            job.url.host_str().unwrap_or(""),
-            job.url.port_or_known_default().unwrap_or(0)
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
         );
         let mut hosts = crate::lock(&self.hosts);
         hosts
             .entry(host)
             .or_insert_with(|| Arc::new(async_lock::Semaphore::new(self.limit)))
             .clone()
+    }
+
+    /// A slot on `url`'s host if it is under its limit now, without waiting:
+    /// for the extra connections of a split download, which run only where
+    /// there is room.
+    pub fn try_enter(&self, url: &url::Url) -> Option<HostPermit> {
+        self.semaphore_for(url).try_acquire_arc()
     }
 
     /// Waits, on a blocking worker, until the job's host is under its limit.
@@ -92,11 +103,12 @@ pub type Asynchronous = Downloads<AsyncClient>;
 impl Blocking {
     /// For `workers` threads at once.
     pub fn new(
-        context: Context,
+        mut context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> anyhow::Result<Blocking> {
         let client = blocking_agent(&context.settings, workers);
+        context.hosts = hosts.clone();
         Ok(Downloads {
             context,
             hosts,
@@ -108,11 +120,12 @@ impl Blocking {
 impl Asynchronous {
     /// For `workers` tasks at once.
     pub fn new(
-        context: Context,
+        mut context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> anyhow::Result<Asynchronous> {
         let client = async_client(&context.settings, workers)?;
+        context.hosts = hosts.clone();
         Ok(Downloads {
             context,
             hosts,

@@ -17,6 +17,7 @@ use super::{BodySink, Context, DownloadError, Saved, Settings};
 use crate::fs::manifest::{self, Entry};
 use crate::fs::names;
 use crate::fs::part::PartFile;
+use crate::fs::ranges::Ranges;
 use crate::http::request::{Conditional, Job, Plan, Resume};
 use crate::image::mime;
 
@@ -174,6 +175,8 @@ pub struct Transfer<'a> {
     job: &'a Job,
     /// Where the next request goes: the job's URL, then where redirects lead.
     url: url::Url,
+    /// The source the attempt asked first (the job's URL or a mirror).
+    asked: url::Url,
     /// Redirects followed so far.
     hops: u32,
     context: &'a Context,
@@ -222,6 +225,29 @@ pub struct Transfer<'a> {
     /// instead of two. Its part could not be resumed anyway: it holds nothing
     /// until it holds everything.
     unrecorded_start: Option<Entry>,
+    /// For a request of one piece of a split file: the range it asks for and
+    /// the validator it must come from.
+    piece: Option<PieceRequest>,
+    /// Whether this attempt's body came in pieces and left complete ranges
+    /// in its part (a resume keeps them, even with no complete prefix).
+    pieces_kept: bool,
+}
+
+/// The range `[start, end)` a piece's request asks for, if the file is still
+/// the version `validator` names (`If-Range`).
+#[derive(Debug, Clone)]
+struct PieceRequest {
+    start: u64,
+    end: u64,
+    validator: String,
+}
+
+/// Where a split download starts (see [`super::split`]): the part's record of
+/// complete ranges and the validator every piece must come from.
+pub struct PiecesStart {
+    pub ranges: Ranges,
+    /// Where the first response's body begins.
+    pub offset: u64,
 }
 
 /// The span over which `--speed-limit` measures: curl's, one second.
@@ -233,6 +259,7 @@ impl<'a> Transfer<'a> {
         Transfer {
             job,
             url: url.clone(),
+            asked: url.clone(),
             hops: 0,
             context,
             plan,
@@ -259,7 +286,42 @@ impl<'a> Transfer<'a> {
             arrived: 0,
             started_over: false,
             unrecorded_start: None,
+            piece: None,
+            pieces_kept: false,
         }
+    }
+
+    /// A request for the piece `[start, end)` of `job`'s file from `url`,
+    /// valid only while the file is the version `validator` names, and only
+    /// until the download's `deadline` (`--max-time` counts the whole file).
+    /// It has no part or name of its own: its bytes go to the download's.
+    pub fn for_piece(
+        job: &'a Job,
+        context: &'a Context,
+        url: &url::Url,
+        (start, end): (u64, u64),
+        validator: &str,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let mut transfer = Transfer::new(job, context, None, url);
+        transfer.piece = Some(PieceRequest {
+            start,
+            end,
+            validator: validator.to_string(),
+        });
+        transfer.deadline = deadline;
+        transfer
+    }
+
+    /// When `--max-time` runs out for this attempt.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The job, its context and the source this attempt asked first: what
+    /// the connections of a split download share.
+    pub fn sharing(&self) -> (&'a Job, &'a Context, url::Url) {
+        (self.job, self.context, self.asked.clone())
     }
 
     /// Body bytes this attempt received.
@@ -383,6 +445,142 @@ impl<'a> Transfer<'a> {
         Ok(true)
     }
 
+    /// Whether the body may come in pieces on several connections
+    /// (`--split`), and from where: the response was the whole file or the
+    /// rest of a part (200, or 206 to a resume), to a part file, not encoded,
+    /// from a server that takes ranges (`Accept-Ranges: bytes`, or a 206)
+    /// with a validator for `If-Range`, and more is missing than two pieces
+    /// of `--min-split-size`. Anything else is fetched whole on this
+    /// connection, as without `--split`. When it may, the part is named on
+    /// disk, its start recorded and its ranges saved: from here a kill
+    /// leaves what `-c` resumes.
+    pub fn pieces(&mut self) -> Result<Option<PiecesStart>, DownloadError> {
+        let settings = self.settings();
+        if settings.split < 2
+            || settings.compressed
+            || self.decoder.is_some()
+            || !matches!(self.context.body, BodySink::PartFile)
+            || !matches!(self.head.status, 200 | 206)
+        {
+            return Ok(None);
+        }
+        let (Some(total), Some(part)) = (self.expected, self.part.as_ref()) else {
+            return Ok(None);
+        };
+        let takes_ranges = self.head.status == 206
+            || self
+                .head
+                .accept_ranges
+                .as_deref()
+                .is_some_and(|value| value.trim().eq_ignore_ascii_case("bytes"));
+        let validator = resume_validator(
+            self.head.etag.as_deref(),
+            self.head.last_modified.as_deref(),
+        );
+        let Some(validator) = validator.filter(|_| takes_ranges) else {
+            return Ok(None);
+        };
+        let offset = part.written();
+        let ranges = match Ranges::load(&part.part_path()) {
+            Some(ranges)
+                if self.head.status == 206
+                    && ranges.validator == validator
+                    && ranges.total == total =>
+            {
+                ranges
+            }
+            _ => {
+                let mut ranges = Ranges::new(validator, total);
+                ranges.add(0, offset);
+                ranges
+            }
+        };
+        if ranges.total - ranges.complete() < 2 * settings.min_split_size.max(1) {
+            return Ok(None);
+        }
+        let folder = &self.context.settings.output_dir;
+        let part = self.part.as_mut().expect("checked above");
+        part.name_on_disk()
+            .map_err(|error| part_write_error(part, folder, error))?;
+        ranges.save(&part.part_path()).map_err(|error| {
+            DownloadError::writing(&Ranges::path_for(&part.part_path()), folder, error)
+        })?;
+        self.record_start()?;
+        self.pieces_kept = true;
+        Ok(Some(PiecesStart { ranges, offset }))
+    }
+
+    /// Bytes of a piece, written at `offset` of the part and counted as
+    /// this attempt's, under the limits of the whole file (`--max-time`,
+    /// `--speed-limit`).
+    pub fn write_piece(&mut self, offset: u64, bytes: &[u8]) -> Result<(), DownloadError> {
+        self.arrived += bytes.len() as u64;
+        let folder = &self.context.settings.output_dir;
+        let part = self.part.as_ref().expect("pieces() comes first");
+        part.write_at(offset, bytes)
+            .map_err(|error| part_write_error(part, folder, error))?;
+        if let (Some(sink), Some(id)) = (&self.context.progress, self.progress) {
+            sink.advanced(id, bytes.len() as u64);
+        }
+        self.check_pace(bytes.len() as u64)
+    }
+
+    /// Saves the record of the part's complete ranges.
+    pub fn save_ranges(&self, ranges: &Ranges) -> Result<(), DownloadError> {
+        let Some(part) = self.part.as_ref() else {
+            return Ok(());
+        };
+        ranges.save(&part.part_path()).map_err(|error| {
+            DownloadError::writing(
+                &Ranges::path_for(&part.part_path()),
+                &self.context.settings.output_dir,
+                error,
+            )
+        })
+    }
+
+    /// The pieces are over: all in (the part is the whole file, hashed now
+    /// from its first byte, and [`Transfer::finish`] follows), or not (the
+    /// part counts its complete prefix, and its record says the rest).
+    pub fn end_pieces(&mut self, ranges: &Ranges) -> Result<(), DownloadError> {
+        let whole = ranges.is_whole();
+        let Some(part) = self.part.as_mut() else {
+            return Ok(());
+        };
+        if !whole {
+            part.set_written(ranges.prefix());
+            return self.save_ranges(ranges);
+        }
+        part.set_written(ranges.total);
+        let path = part.part_path();
+        let mut hasher = Digests::new(self.job.checksum.as_ref());
+        let mut first_bytes = Vec::new();
+        File::open(&path)
+            .and_then(|file| {
+                manifest::hash_reader(file.take(ranges.total), |bytes| {
+                    if first_bytes.len() < SNIFF_BYTES {
+                        let wanted = SNIFF_BYTES - first_bytes.len();
+                        first_bytes.extend_from_slice(&bytes[..bytes.len().min(wanted)]);
+                    }
+                    hasher.update(bytes)
+                })
+            })
+            .map_err(|error| {
+                DownloadError::writing(&path, &self.context.settings.output_dir, error)
+            })?;
+        self.hasher = hasher;
+        if !self.sniffed {
+            self.sniffed = true;
+            self.check_first_bytes(&first_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The response head, once [`Transfer::head`] took it.
+    pub fn response_head(&self) -> &Head {
+        &self.head
+    }
+
     fn resume(&self) -> Option<&Resume> {
         self.plan.as_ref().and_then(|plan| plan.resume.as_ref())
     }
@@ -432,6 +630,12 @@ impl<'a> Transfer<'a> {
             && let Some(basic) = self.context.logins.basic(host)
         {
             headers.push(("authorization", basic));
+        }
+        if let Some(piece) = &self.piece {
+            let last = piece.end.saturating_sub(1);
+            headers.push(("range", format!("bytes={}-{last}", piece.start)));
+            headers.push(("if-range", piece.validator.clone()));
+            return headers;
         }
         if let Some(resume) = self.resume() {
             headers.push(("range", format!("bytes={}-", resume.offset)));
@@ -574,11 +778,30 @@ impl<'a> Transfer<'a> {
             Some(plan) => {
                 // The batch claimed this name for the job: its own part file, reused.
                 self.name = Some(plan.name.clone());
-                let part =
-                    PartFile::reopen(&self.context.folder, &plan.name, resumed_from.unwrap_or(0))
-                        .map_err(|error| {
-                        self.write_error(&format!("{}{}", plan.name, names::PART_SUFFIX), error)
-                    })?;
+                let folder = &self.context.folder;
+                let keep = resumed_from.unwrap_or(0);
+                // A part fetched in pieces keeps its complete ranges past its
+                // prefix, for as long as they are the version resumed.
+                let pieces = self.resume().is_some_and(|resume| {
+                    resumed_from.is_some()
+                        && Ranges::load(&folder.path().join(format!(
+                            "{}{}",
+                            plan.name,
+                            names::PART_SUFFIX
+                        )))
+                        .is_some_and(|ranges| ranges.validator == resume.validator)
+                });
+                let part = match pieces {
+                    true => PartFile::reopen_pieces(folder, &plan.name, keep),
+                    false => PartFile::reopen(folder, &plan.name, keep),
+                }
+                .map_err(|error| {
+                    self.write_error(&format!("{}{}", plan.name, names::PART_SUFFIX), error)
+                })?;
+                if resumed_from.is_none() {
+                    // Started over: no range of the old part counts.
+                    Ranges::remove(&part.part_path());
+                }
                 (
                     plan.name.clone(),
                     if plan.replace { part.replacing() } else { part },
@@ -985,13 +1208,12 @@ impl<'a> Transfer<'a> {
             self.head.last_modified.as_deref(),
         );
         let offset = part.written();
+        let kept = offset > 0 || self.pieces_kept;
         let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);
         // A decoded body's bytes are not the ranges of any one encoding.
         let encoded = self.decoder.is_some() || self.encoded > 0;
         match validator {
-            Some(validator)
-                if error.is_transient() && !refuses_ranges && offset > 0 && !encoded =>
-            {
+            Some(validator) if error.is_transient() && !refuses_ranges && kept && !encoded => {
                 // Kept for a resume: what a later run's `-c` needs is recorded.
                 if !part.keep() {
                     return None;

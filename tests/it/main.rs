@@ -25,6 +25,7 @@ mod room;
 mod scale;
 mod serve;
 mod socks;
+mod split;
 mod support;
 mod tls;
 mod verify;
