@@ -22,6 +22,7 @@ mod room;
 mod scale;
 mod serve;
 mod socks;
+mod storage;
 mod support;
 mod tls;
 mod verify;
