@@ -529,8 +529,10 @@ pub const STATS_NAME: &str = "stats.json";
 /// `stats.json` over all of it) and writes it there, whole. In a folder,
 /// under an exclusive lock: each run writes its shards' stats before it
 /// takes the lock, so the last run to take it counts every shard. A bucket
-/// has no lock: runs ending at the same time may each miss the other's last
-/// shards, which `grab dataset stats` counts again.
+/// has no lock: after writing, a run lists the shards' stats again, and
+/// writes once more if another run added some meanwhile. Since every run
+/// uploads its shards' stats before it counts, the last `stats.json` written
+/// counts them all.
 pub fn write_stats(output: &Store, run: &mut RunStats) -> anyhow::Result<()> {
     let _lock = match output {
         Store::Folder(directory) => Some(
@@ -539,14 +541,22 @@ pub fn write_stats(output: &Store, run: &mut RunStats) -> anyhow::Result<()> {
         ),
         Store::Bucket(_) => None,
     };
-    let (stats, shards) = shard::folder_stats(output)?;
-    run.stats = stats;
-    run.shards = shards;
-    let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
-    text.push(b'\n');
-    output
-        .write(STATS_NAME, &text)
-        .with_context(|| format!("cannot write {}", output.describe(STATS_NAME)))
+    // A bound, should other runs keep adding shards: the last of them counts.
+    for _ in 0..8 {
+        let counted = shard::stats_names(output)?;
+        let (stats, shards) = shard::sum_stats(output, &counted)?;
+        run.stats = stats;
+        run.shards = shards;
+        let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
+        text.push(b'\n');
+        output
+            .write(STATS_NAME, &text)
+            .with_context(|| format!("cannot write {}", output.describe(STATS_NAME)))?;
+        if !output.is_bucket() || shard::stats_names(output)? == counted {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A folder given to `grab dataset stats` that no dataset run wrote to: the

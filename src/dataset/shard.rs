@@ -138,22 +138,18 @@ impl Stats {
 /// The stats of every complete shard in `output`, whichever run or worker
 /// wrote it (every `NNNNN_stats.json`), summed, and how many shards they are.
 pub fn folder_stats(output: &Store) -> anyhow::Result<(Stats, u64)> {
+    sum_stats(output, &stats_names(output)?)
+}
+
+/// The shard stats `names` in `output`, summed, and how many they are.
+pub fn sum_stats(output: &Store, names: &[String]) -> anyhow::Result<(Stats, u64)> {
     use anyhow::Context as _;
     let mut total = Stats::default();
     let mut shards = 0;
-    let names = output
-        .names()
-        .with_context(|| format!("cannot list {output}"))?;
     for name in names {
-        let Some(number) = name.strip_suffix("_stats.json") else {
-            continue;
-        };
-        if number.len() < SHARD_DIGITS || !number.bytes().all(|byte| byte.is_ascii_digit()) {
-            continue;
-        }
-        let described = output.describe(&name);
+        let described = output.describe(name);
         let bytes = output
-            .read(&name)
+            .read(name)
             .with_context(|| format!("cannot read {described}"))?
             .with_context(|| format!("{described} went away while read"))?;
         let stats: Stats = serde_json::from_slice(&bytes)
@@ -162,6 +158,22 @@ pub fn folder_stats(output: &Store) -> anyhow::Result<(Stats, u64)> {
         shards += 1;
     }
     Ok((total, shards))
+}
+
+/// The names of every complete shard's stats in `output`, sorted.
+pub fn stats_names(output: &Store) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context as _;
+    let names = output
+        .names()
+        .with_context(|| format!("cannot list {output}"))?;
+    Ok(names
+        .into_iter()
+        .filter(|name| {
+            name.strip_suffix("_stats.json").is_some_and(|number| {
+                number.len() >= SHARD_DIGITS && number.bytes().all(|byte| byte.is_ascii_digit())
+            })
+        })
+        .collect())
 }
 
 /// Where a run's files go.

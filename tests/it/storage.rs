@@ -476,3 +476,68 @@ fn other_schemes_are_usage_errors_never_folders() {
     left.sort();
     assert_eq!(left, ["urls.txt"]);
 }
+
+#[test]
+fn queue_workers_sharing_no_folder_build_a_bucket_table_into_one_prefix() {
+    let (routes, paths) = many_routes(23, None);
+    let images = ImageServer::start(routes);
+    let s3 = S3Server::start();
+    s3.create_bucket("data");
+    let scratch = Scratch::new();
+    let redis = super::queue::RedisServer::start(scratch.root.path(), false);
+    let table = urls(&images, &paths);
+    s3.put("data", "table.txt", table.as_bytes());
+    let build = ["--output-format", "webdataset", "--progress", "none", "-q"];
+
+    let single = scratch.root.path().join("single");
+    let local_table = scratch.write("table.txt", &table);
+    let mut arguments = vec!["dataset", &local_table, "-o", single.to_str().unwrap()];
+    arguments.extend(["--samples-per-shard", "5"]);
+    arguments.extend(build);
+    assert_ran(&grab(&arguments, None));
+
+    let address = redis.address();
+    let queue = ["--redis", address.as_str(), "--queue", "test"];
+    let pushed = s3.run(
+        &temporary(&scratch, "pusher"),
+        &[
+            &["queue", "push", "--dataset", "s3://data/table.txt"][..],
+            &["--samples-per-shard", "5", "--json"],
+            &queue,
+        ]
+        .concat(),
+    );
+    assert_ran(&pushed);
+    let counts: Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    assert_eq!(
+        (counts["new"].as_u64(), counts["rows"].as_u64()),
+        (Some(5), Some(23))
+    );
+    // Two machines: each worker its own temporary folder, only the bucket shared.
+    let workers: Vec<Child> = ["first", "second"]
+        .into_iter()
+        .map(|machine| {
+            s3.grab(&temporary(&scratch, machine))
+                .args(["queue", "dataset", "-o", "s3://data/shards", "-j", "4"])
+                .args(queue)
+                .args(build)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let output = worker.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    }
+    let expected = shard_bytes(&single);
+    assert_eq!(expected.len(), 10, "a tar and a parquet file per shard");
+    assert!(
+        s3.shard_bytes("data", "shards/") == expected,
+        "the workers' shards differ from a single run's"
+    );
+    let stats = s3.stats("data", "shards/");
+    assert_eq!(stats["count"], 23, "{stats}");
+    assert_eq!(stats["shards"], 5, "{stats}");
+}
