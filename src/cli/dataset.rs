@@ -19,6 +19,7 @@ use crate::engine::ProgressMode;
 use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
 use crate::exit::ExitStatus;
+use crate::fs::store::Store;
 use crate::image::resize::{EncodeFormat, ResizeMode};
 
 /// Exit statuses of `grab dataset`: failed samples are data, not failures.
@@ -35,7 +36,8 @@ pub struct DatasetArgs {
     pub command: Option<DatasetCommand>,
     /// The table of URLs: txt (a URL a line), csv, tsv, jsonl, json or
     /// parquet, text ones also .gz, .zst or .bz2; or a folder of such files,
-    /// or a glob (quoted), read in sorted order.
+    /// or a glob (quoted), read in sorted order. Also an object or a prefix
+    /// in a bucket: s3://bucket/tables/ (gs://, az:// too).
     #[arg(value_name = "TABLE", required = true)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -85,7 +87,11 @@ pub struct TableArgs {
 /// How shards are built: every flag of `grab dataset` but the table's.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Folder for the shards (created when missing).
+    /// Folder for the shards (created when missing), or a bucket prefix:
+    /// s3://bucket/prefix (gs://, az:// too; credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP). A bucket has no lock: concurrent
+    /// runs must split the work with --shard.
     #[arg(short, long, value_name = "DIR", default_value = "dataset")]
     pub output_dir: PathBuf,
     /// How shards are stored.
@@ -206,7 +212,7 @@ pub enum DatasetCommand {
     /// Rebuild DIR/stats.json from every shard's NNNNN_stats.json in DIR
     /// (after copying the folders of several runs together, say).
     Stats {
-        /// The dataset's output folder.
+        /// The dataset's output folder, or its bucket prefix (s3://...).
         #[arg(value_name = "DIR")]
         output_dir: PathBuf,
         /// Print the stats as one JSON object on stdout instead of the summary.
@@ -239,6 +245,22 @@ impl DatasetArgs {
                 ));
             }
             _ => {}
+        }
+        if let Some(mode @ (IncrementalMode::Overwrite | IncrementalMode::Extend)) =
+            self.incremental_mode
+            && config.output.is_bucket()
+        {
+            return Err(format!(
+                "--incremental-mode {} works on a local output folder; {} is a bucket (use another prefix)",
+                mode.name(),
+                config.output
+            ));
+        }
+        if self.retry_failed && config.output.is_bucket() {
+            return Err(format!(
+                "--retry-failed rewrites shards in a local output folder; {} is a bucket (run it on a local copy)",
+                config.output
+            ));
         }
         Ok(config)
     }
@@ -312,7 +334,8 @@ impl BuildArgs {
         program: WorkerProgram,
         terminal: bool,
     ) -> Result<DatasetConfig, String> {
-        let mut config = DatasetConfig::new(&self.output_dir);
+        let output = Store::open(&self.output_dir).map_err(|error| format!("-o {error}"))?;
+        let mut config = DatasetConfig::in_store(output);
         config.output_format = self.output_format;
         let image = &mut config.image;
         image.image_size = self.image_size;
@@ -383,7 +406,11 @@ impl BuildArgs {
 pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
     let input = match (&arguments.command, &arguments.input) {
         (Some(DatasetCommand::Stats { output_dir, json }), _) => {
-            return match dataset::rebuild_stats(output_dir) {
+            let output = match Store::open(output_dir) {
+                Ok(output) => output,
+                Err(error) => return usage_error(error),
+            };
+            return match dataset::rebuild_stats(&output) {
                 Ok(run) => {
                     print_stats(&run, *json, &Console::new(Verbosity::Normal));
                     ExitStatus::Ok
@@ -491,6 +518,10 @@ mod tests {
         assert_eq!(config.columns.save, ["a", "b"]);
         assert!(config_of(&["t.csv", "--encode-format", "png", "--encode-quality", "10"]).is_err());
         assert!(config_of(&["t.csv", "--max-aspect-ratio", "0.5"]).is_err());
+        for other in ["ftp://x", "foo://x"] {
+            let error = config_of(&["t.csv", "-o", other]).unwrap_err();
+            assert!(error.contains(other), "{error}");
+        }
         assert_eq!(config.recipe, Recipe::default());
         assert_eq!(config.shard_digits, 5);
     }

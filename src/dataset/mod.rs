@@ -13,11 +13,16 @@
 //! final name, and a resumed run's shards are the same bytes as an
 //! uninterrupted run's.
 //!
+//! The output is a [`Store`]: a local folder, or a bucket prefix whose shards
+//! are built in a local cache folder and uploaded whole, stats last. Every
+//! file at the output's top level goes through it.
+//!
 //! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
 //! - [`column`]: the types saved columns keep;
 //! - [`settings`]: the settings kept with the output, `--incremental-mode`;
 //! - [`retry`]: `--retry-failed`, complete shards rewritten with their failed
 //!   samples fetched again;
+//! - [`tables`]: tables in a bucket, downloaded to the local cache first;
 //! - [`image`]: header checks, decode, orientation, resize, encode;
 //! - [`reduced`]: JPEGs decoded at 1/4 scale when they are shrunk that much anyway;
 //! - [`recipe`]: img2dataset's per-sample options: hashes computed and
@@ -37,6 +42,7 @@ pub mod sample;
 pub mod settings;
 pub mod shard;
 pub mod table;
+pub mod tables;
 pub mod task;
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +62,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
 use crate::fs::lock::FolderLock;
 use crate::fs::names::FolderNames;
+use crate::fs::store::Store;
 use crate::http::task::{self as download_task, HostGate};
 use crate::http::{BodySink, Context, DownloadError, Outcome, Settings, Verdict};
 use crate::http::{Job, Origin};
@@ -69,7 +76,8 @@ use task::{ImageJob, Images};
 /// Everything `grab dataset` needs besides its rows, already validated.
 #[derive(Debug, Clone)]
 pub struct DatasetConfig {
-    pub output_dir: PathBuf,
+    /// Where shards go: a folder, or a bucket prefix.
+    pub output: Store,
     pub output_format: OutputFormat,
     pub samples_per_shard: u64,
     pub columns: Columns,
@@ -111,12 +119,17 @@ pub struct DatasetConfig {
 }
 
 impl DatasetConfig {
-    /// img2dataset's defaults where it has them, writing into `output_dir`.
+    /// img2dataset's defaults where it has them, writing into the folder
+    /// `output_dir`.
     pub fn new(output_dir: impl Into<PathBuf>) -> DatasetConfig {
-        let output_dir = output_dir.into();
+        DatasetConfig::in_store(Store::Folder(output_dir.into()))
+    }
+
+    /// img2dataset's defaults, writing into `output`.
+    pub fn in_store(output: Store) -> DatasetConfig {
         DatasetConfig {
-            download: Settings::new(output_dir.join(shard::WORK_FOLDER)),
-            output_dir,
+            download: Settings::new(output.local_folder().join(shard::WORK_FOLDER)),
+            output,
             output_format: OutputFormat::Files,
             samples_per_shard: 10_000,
             columns: Columns::default(),
@@ -150,7 +163,8 @@ impl DatasetConfig {
     pub fn layout_for(&self, saved_types: &[column::ColumnType]) -> Layout {
         let undeclared = std::iter::repeat(&column::ColumnType::FromJson);
         Layout {
-            output_dir: self.output_dir.clone(),
+            work: self.output.local_folder().join(shard::WORK_FOLDER),
+            output: self.output.clone(),
             output_format: self.output_format,
             encode_format: self.image.encode_format,
             keys: Keys::new(self.samples_per_shard, self.shard_digits),
@@ -302,7 +316,9 @@ impl Tracker {
     /// The disk is full: the run stops, said once for every sample and shard
     /// it stops (which a run with room does again).
     fn full(&self, message: &str) {
-        let reason = format!("{} is full ({message})", self.layout.output_dir.display());
+        // For a bucket, its local cache folder: the spool is what fills up.
+        let folder = self.layout.output.local_folder();
+        let reason = format!("{} is full ({message})", folder.display());
         download_task::halt(&self.interrupt, &self.console, &reason);
     }
 
@@ -356,13 +372,21 @@ const DOWNLOAD_QUEUE_PER_WORKER: usize = 2;
 /// their shard, and shards that cannot be written are listed in the result.
 pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     let started = Instant::now();
-    let directory = &config.output_dir;
-    crate::fs::create_folder(directory, "output folder")?;
+    // A bucket has no lock: its runs must split the work (--shard, queue
+    // jobs). Its local cache folder is locked as an output folder is, so two
+    // runs on one machine do not share a spool. The settings record is kept
+    // in that folder too (see settings.rs).
+    let directory = &config.output.local_folder();
+    let what = match config.output.is_bucket() {
+        true => "local cache folder",
+        false => "output folder",
+    };
+    crate::fs::create_folder(directory, what)?;
     let _lock = match config.shared_folder {
         true => FolderLock::share(directory),
         false => FolderLock::take(directory),
     }
-    .with_context(|| format!("cannot take the output folder {}", directory.display()))?;
+    .with_context(|| format!("cannot take the {what} {}", directory.display()))?;
     let recorded = settings::DatasetSettings::of(config, &table.saved_types, &table.files);
     let prepared = settings::prepare(
         directory,
@@ -586,7 +610,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         // No room for it: the next run writes it, over every shard.
         return Ok(run);
     }
-    if let Err(error) = write_stats(directory, &mut run) {
+    if let Err(error) = write_stats(&config.output, &mut run) {
         let message = format!("{error:#}");
         config.console.error(&message);
         run.errors.push(message);
@@ -597,22 +621,39 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
 /// The file that sums the whole output folder.
 pub const STATS_NAME: &str = "stats.json";
 
-/// Sets `run`'s totals to those of every complete shard in `directory` (so
+/// Sets `run`'s totals to those of every complete shard in `output` (so
 /// several `--shard` runs or queue workers writing one folder end with one
-/// `stats.json` over all of it) and writes it there. Under an exclusive lock
-/// on the folder: each run writes its shards' stats before it takes the lock,
-/// so the last run to take it counts every shard. Written under a temporary
-/// name and renamed: a reader never sees half a file.
-pub fn write_stats(directory: &std::path::Path, run: &mut RunStats) -> anyhow::Result<()> {
-    let _lock = crate::fs::lock::wait_for_folder(directory)
-        .with_context(|| format!("cannot lock {}", directory.display()))?;
-    let (stats, shards) = shard::folder_stats(directory)?;
-    run.stats = stats;
-    run.shards = shards;
-    let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
-    text.push(b'\n');
-    write_output_file(directory, STATS_NAME, &text, true)
-        .with_context(|| format!("cannot write {}", directory.join(STATS_NAME).display()))
+/// `stats.json` over all of it) and writes it there, whole. In a folder,
+/// under an exclusive lock: each run writes its shards' stats before it
+/// takes the lock, so the last run to take it counts every shard. A bucket
+/// has no lock: after writing, a run lists the shards' stats again, and
+/// writes once more if another run added some meanwhile. Since every run
+/// uploads its shards' stats before it counts, the last `stats.json` written
+/// counts them all.
+pub fn write_stats(output: &Store, run: &mut RunStats) -> anyhow::Result<()> {
+    let _lock = match output {
+        Store::Folder(directory) => Some(
+            crate::fs::lock::wait_for_folder(directory)
+                .with_context(|| format!("cannot lock {}", directory.display()))?,
+        ),
+        Store::Bucket(_) => None,
+    };
+    // A bound, should other runs keep adding shards: the last of them counts.
+    for _ in 0..8 {
+        let counted = shard::stats_names(output)?;
+        let (stats, shards) = shard::sum_stats(output, &counted)?;
+        run.stats = stats;
+        run.shards = shards;
+        let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
+        text.push(b'\n');
+        output
+            .write(STATS_NAME, &text)
+            .with_context(|| format!("cannot write {}", output.describe(STATS_NAME)))?;
+        if !output.is_bucket() || shard::stats_names(output)? == counted {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `name` at the top of the output folder (`stats.json`,
@@ -649,32 +690,34 @@ pub enum NotADataset {
     Missing(PathBuf),
     #[error("{} is a file, not a dataset's output folder", .0.display())]
     File(PathBuf),
-    #[error("{} holds no shards (no NNNNN_stats.json in it): not a dataset's output folder", .0.display())]
-    NoShards(PathBuf),
+    #[error("{0} holds no shards (no NNNNN_stats.json in it): not a dataset's output folder")]
+    NoShards(String),
 }
 
 /// `grab dataset stats DIR`: rebuilds `stats.json` from the shards in the
-/// folder, keeping what the last run recorded about itself. A folder without
-/// shards is [`NotADataset`], and nothing is written to it: a zero
-/// `stats.json` would pass for an empty dataset.
-pub fn rebuild_stats(directory: &std::path::Path) -> anyhow::Result<RunStats> {
-    match fs::metadata(directory) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(NotADataset::Missing(directory.to_path_buf()).into());
+/// folder or bucket prefix, keeping what the last run recorded about itself.
+/// An output without shards is [`NotADataset`], and nothing is written to
+/// it: a zero `stats.json` would pass for an empty dataset.
+pub fn rebuild_stats(output: &Store) -> anyhow::Result<RunStats> {
+    if let Store::Folder(directory) = output {
+        match fs::metadata(directory) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(NotADataset::Missing(directory.to_path_buf()).into());
+            }
+            Ok(metadata) if !metadata.is_dir() => {
+                return Err(NotADataset::File(directory.to_path_buf()).into());
+            }
+            _ => {}
         }
-        Ok(metadata) if !metadata.is_dir() => {
-            return Err(NotADataset::File(directory.to_path_buf()).into());
-        }
-        _ => {}
     }
-    if shard::folder_stats(directory)?.1 == 0 {
-        return Err(NotADataset::NoShards(directory.to_path_buf()).into());
+    if shard::folder_stats(output)?.1 == 0 {
+        return Err(NotADataset::NoShards(output.to_string()).into());
     }
-    let mut run = match read_output_file(directory, STATS_NAME) {
+    let mut run = match output.read(STATS_NAME) {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
         _ => RunStats::default(),
     };
-    write_stats(directory, &mut run)?;
+    write_stats(output, &mut run)?;
     Ok(run)
 }
 
@@ -739,7 +782,7 @@ fn read_rows(
                     }
                     Err(error) => tracker.error(format!(
                         "cannot read {}: {error}",
-                        layout.stats_path(shard).display()
+                        layout.output.describe(&layout.stats_name(shard))
                     )),
                 }
                 tracker.counters.shards.fetch_add(1, Ordering::Relaxed);
@@ -894,13 +937,13 @@ fn downloaded(
 }
 
 /// Opens the table for `config`'s columns and shard size; a usage error when
-/// it cannot be.
+/// it cannot be. A table in a bucket (`s3://...`) is downloaded first.
 pub fn open(
     path: &std::path::Path,
     format: Option<InputFormat>,
     config: &DatasetConfig,
 ) -> Result<Table, input::InputError> {
-    input::open_table(
+    tables::open(
         path,
         format,
         &config.read_columns(),

@@ -43,7 +43,8 @@ pub fn failed_rows(layout: &Layout, shard: u64) -> anyhow::Result<BTreeSet<u64>>
 
 fn metadata_path(layout: &Layout, shard: u64) -> PathBuf {
     layout
-        .output_dir
+        .output
+        .local_folder()
         .join(format!("{}.parquet", layout.keys.shard_name(shard)))
 }
 
@@ -156,7 +157,7 @@ impl Images {
         let name = layout.keys.shard_name(shard);
         Ok(match layout.output_format {
             OutputFormat::Webdataset => {
-                let path = layout.output_dir.join(format!("{name}.tar"));
+                let path = layout.output.local_folder().join(format!("{name}.tar"));
                 let context = || format!("cannot read {}", path.display());
                 let mut archive = tar::Archive::new(File::open(&path).with_context(context)?);
                 let mut members = HashMap::new();
@@ -170,7 +171,7 @@ impl Images {
                     members,
                 }
             }
-            OutputFormat::Files => Images::Folder(layout.output_dir.join(name)),
+            OutputFormat::Files => Images::Folder(layout.output.local_folder().join(name)),
             OutputFormat::Parquet => {
                 let path = metadata_path(layout, shard);
                 let reader = SerializedFileReader::new(
@@ -222,9 +223,12 @@ impl Images {
 /// the shard is removed once it is written.
 pub fn rewrite_shard(layout: &Layout, shard: u64) -> anyhow::Result<Stats> {
     let (samples, saved) = read_samples(layout, shard)?;
-    let earlier = layout
-        .read_stats(shard)
-        .with_context(|| format!("cannot read {}", layout.stats_path(shard).display()))?;
+    let earlier = layout.read_stats(shard).with_context(|| {
+        format!(
+            "cannot read {}",
+            layout.output.describe(&layout.stats_name(shard))
+        )
+    })?;
     let mut images = Images::open(layout, shard)?;
     let extension = layout.encode_format.extension();
     let base = Stats {

@@ -8,7 +8,9 @@
 //! it and adds the new table's shards after the highest there.
 //!
 //! Read and written through [`super::read_output_file`] and
-//! [`super::write_output_file`], as `stats.json` is. A field added later
+//! [`super::write_output_file`]. For a bucket output the record stays in the
+//! run's local cache folder, beside the spool (so it guards re-runs from
+//! this machine only), and `overwrite`/`extend` are refused there. A field added later
 //! takes `#[serde(default)]` with the value that means "as before", so a
 //! folder recorded before it still compares equal.
 

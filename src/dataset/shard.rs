@@ -7,16 +7,19 @@
 //! names are `00001`.
 //!
 //! A shard is written from its spool in key order, each file under a temporary
-//! name in the work folder, then renamed into place: the data (`00000.tar`, the
-//! `00000/` folder, or the `00000.parquet` that holds the images), the metadata
-//! `00000.parquet`, and last `00000_stats.json`, whose presence marks the shard
-//! complete. Tar members have fixed times, owners and modes, and parquet files
+//! name in the work folder, then moved to the output's store (renamed into a
+//! folder, uploaded to a bucket prefix): the data (`00000.tar`, the `00000/`
+//! folder, or the `00000.parquet` that holds the images), the metadata
+//! `00000.parquet`, and last `00000_stats.json`, whose presence marks the
+//! shard complete. Tar members have fixed times, owners and modes, and parquet files
 //! carry no timestamps, so a shard's bytes depend only on its samples.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use crate::fs::store::Store;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -25,8 +28,9 @@ use super::column::ColumnType;
 use super::sample::{Fields, Sample, Status, unspool};
 use crate::image::resize::EncodeFormat;
 
-/// The work folder inside the output folder: spooled samples, shards being
-/// written, downloads of worker processes.
+/// The work folder inside the output folder (for a bucket, inside its local
+/// cache folder): spooled samples, shards being written, downloads of worker
+/// processes.
 pub const WORK_FOLDER: &str = ".grab-dataset";
 
 /// Digits of a shard's name by default, as img2dataset's default `oom_shard_count`.
@@ -150,41 +154,56 @@ impl Stats {
     }
 }
 
-/// The stats of every complete shard in `directory`, whichever run or worker
+/// The stats of every complete shard in `output`, whichever run or worker
 /// wrote it (every `NNNNN_stats.json`), summed, and how many shards they are.
-pub fn folder_stats(directory: &Path) -> anyhow::Result<(Stats, u64)> {
+pub fn folder_stats(output: &Store) -> anyhow::Result<(Stats, u64)> {
+    sum_stats(output, &stats_names(output)?)
+}
+
+/// The shard stats `names` in `output`, summed, and how many they are.
+pub fn sum_stats(output: &Store, names: &[String]) -> anyhow::Result<(Stats, u64)> {
     use anyhow::Context as _;
     let mut total = Stats::default();
     let mut shards = 0;
-    let entries =
-        fs::read_dir(directory).with_context(|| format!("cannot list {}", directory.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", directory.display()))?;
-        let name = entry.file_name();
-        let Some(number) = name
-            .to_str()
-            .and_then(|name| name.strip_suffix("_stats.json"))
-        else {
-            continue;
-        };
-        // Any number of digits: `--oom-shard-count` chooses them.
-        if number.is_empty() || !number.bytes().all(|byte| byte.is_ascii_digit()) {
-            continue;
-        }
-        let path = entry.path();
-        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    for name in names {
+        let described = output.describe(name);
+        let bytes = output
+            .read(name)
+            .with_context(|| format!("cannot read {described}"))?
+            .with_context(|| format!("{described} went away while read"))?;
         let stats: Stats = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a shard's stats", path.display()))?;
+            .with_context(|| format!("{described} is not a shard's stats"))?;
         total.add(&stats);
         shards += 1;
     }
     Ok((total, shards))
 }
 
+/// The names of every complete shard's stats in `output`, sorted.
+pub fn stats_names(output: &Store) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context as _;
+    let names = output
+        .names()
+        .with_context(|| format!("cannot list {output}"))?;
+    Ok(names
+        .into_iter()
+        .filter(|name| {
+            name.strip_suffix("_stats.json").is_some_and(|number| {
+                // Any number of digits: `--oom-shard-count` chooses them.
+                !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit())
+            })
+        })
+        .collect())
+}
+
 /// Where a run's files go.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    pub output_dir: PathBuf,
+    /// Where shards and their stats go: a folder or a bucket prefix.
+    pub output: Store,
+    /// The local work folder ([`WORK_FOLDER`] in the output folder, or in a
+    /// bucket's cache folder).
+    pub work: PathBuf,
     pub output_format: OutputFormat,
     pub encode_format: EncodeFormat,
     pub keys: Keys,
@@ -197,7 +216,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn work(&self) -> PathBuf {
-        self.output_dir.join(WORK_FOLDER)
+        self.work.clone()
     }
 
     pub fn spool_folder(&self, shard: u64) -> PathBuf {
@@ -210,24 +229,26 @@ impl Layout {
     }
 
     /// The file whose presence says the shard is complete.
-    pub fn stats_path(&self, shard: u64) -> PathBuf {
-        self.output_dir
-            .join(format!("{}_stats.json", self.keys.shard_name(shard)))
+    pub fn stats_name(&self, shard: u64) -> String {
+        format!("{}_stats.json", self.keys.shard_name(shard))
     }
 
+    /// Whether the shard's stats are in the output. A bucket that cannot be
+    /// asked counts as no: the shard is built again, to the same bytes, and
+    /// its upload says what is wrong with the bucket.
     pub fn is_complete(&self, shard: u64) -> bool {
-        self.stats_path(shard).is_file()
+        self.output.exists(&self.stats_name(shard)).unwrap_or(false)
     }
 
     /// A complete shard's stats, as its file says.
     pub fn read_stats(&self, shard: u64) -> io::Result<Stats> {
-        let path = self.stats_path(shard);
-        let bytes = fs::read(&path)?;
+        let name = self.stats_name(shard);
+        let described = self.output.describe(&name);
+        let bytes = self.output.read(&name)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{described}: not found"))
+        })?;
         serde_json::from_slice(&bytes).map_err(|error| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {error}", path.display()),
-            )
+            io::Error::new(io::ErrorKind::InvalidData, format!("{described}: {error}"))
         })
     }
 
@@ -310,7 +331,7 @@ impl Layout {
         let mut kept = Vec::with_capacity(count as usize);
         let mut stats = base;
         // Data first, then metadata, then the stats that mark the shard done.
-        let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut moves: Vec<(PathBuf, String)> = Vec::new();
         let data = match self.output_format {
             OutputFormat::Webdataset => Some(building.join(format!("{name}.tar"))),
             OutputFormat::Files => Some(building.join(&name)),
@@ -334,7 +355,7 @@ impl Layout {
             sink.finish()
                 .with_context(|| format!("cannot write {}", data.display()))?;
             let name = data.file_name().expect("a shard has a name");
-            moves.push((data.clone(), self.output_dir.join(name)));
+            moves.push((data.clone(), name.to_string_lossy().into_owned()));
         }
         let metadata = building.join(format!("{name}.parquet"));
         let written = match self.output_format {
@@ -355,30 +376,22 @@ impl Layout {
             }),
         };
         written.with_context(|| format!("cannot write {}", metadata.display()))?;
-        moves.push((metadata, self.output_dir.join(format!("{name}.parquet"))));
+        moves.push((metadata, format!("{name}.parquet")));
         let stats_file = building.join(format!("{name}_stats.json"));
         let mut stats_text = serde_json::to_vec_pretty(&stats).expect("stats serialise to JSON");
         stats_text.push(b'\n');
         fs::write(&stats_file, stats_text)
             .with_context(|| format!("cannot write {}", stats_file.display()))?;
-        moves.push((stats_file, self.stats_path(shard)));
+        moves.push((stats_file, self.stats_name(shard)));
         for (from, to) in moves {
-            if to.is_dir() {
-                // An earlier run's folder for an unfinished shard, or the
-                // shard a retry rewrites: moved aside, then replaced whole,
-                // so the shard's folder is missing for one rename only.
-                let aside = building.join(format!("{name}.replaced"));
-                let _ = fs::remove_dir_all(&aside);
-                fs::rename(&to, &aside)
-                    .with_context(|| format!("cannot replace {}", to.display()))?;
-                fs::rename(&from, &to).with_context(|| {
-                    format!("cannot move {} to {}", from.display(), to.display())
-                })?;
-                let _ = fs::remove_dir_all(&aside);
-                continue;
-            }
-            fs::rename(&from, &to)
-                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+            // An earlier run's folder for an unfinished shard is replaced whole.
+            self.output.publish(&from, &to).with_context(|| {
+                format!(
+                    "cannot move {} to {}",
+                    from.display(),
+                    self.output.describe(&to)
+                )
+            })?;
         }
         Ok(stats)
     }

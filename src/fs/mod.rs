@@ -10,6 +10,8 @@
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - [`store`]: an output's top-level files in a folder or a bucket prefix
+//!   (`s3://`, `gs://`, `az://`), and tables downloaded from a bucket;
 //! - [`system`]: what differs between Unix and Windows (opening without
 //!   following a link, which file a path is), and why long paths need nothing.
 
@@ -20,6 +22,7 @@ pub mod manifest;
 pub mod names;
 pub mod part;
 pub mod ranges;
+pub mod store;
 pub mod system;
 
 use std::path::Path;

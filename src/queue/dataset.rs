@@ -3,8 +3,9 @@
 //! queue dataset` workers each take one shard job at a time and build it as
 //! `grab dataset --shard` would: keys and shard numbers are the whole
 //! table's, and every worker reads the table itself (so its path must be
-//! readable by all of them, like the shared output folder), up to the end of
-//! its shard.
+//! readable by all of them, like the shared output folder, or in a bucket),
+//! up to the end of its shard. With a bucket prefix for output, workers on
+//! machines that share no folder find complete shards by their stats objects.
 //!
 //! A job is acknowledged only once its shard is renamed complete and its
 //! stats written; a job whose shard is already complete (its worker died
@@ -34,7 +35,7 @@ use crate::fs::manifest::hex;
 /// One output shard of a table: what a worker needs to build it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardJob {
-    /// The table, as an absolute path.
+    /// The table, as an absolute path or a bucket URL.
     pub table: PathBuf,
     /// Its format's name (`csv`, `parquet`...); empty: each file's own, from
     /// its name.
@@ -97,12 +98,16 @@ pub fn push(
     spec: &TableSpec,
     batch: usize,
 ) -> anyhow::Result<PushedShards> {
-    let table = std::path::absolute(&spec.table)
-        .map_err(|error| anyhow::anyhow!("{}: {error}", spec.table.display()))?;
+    // A bucket's table (s3://...) is the same for every worker as it is.
+    let table = match spec.table.to_str().and_then(crate::fs::store::scheme) {
+        Some(_) => spec.table.clone(),
+        None => std::path::absolute(&spec.table)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", spec.table.display()))?,
+    };
     let (mut rows, mut end) = (0u64, 0u64);
     let table_rows =
-        dataset::input::open(&table, spec.format, &spec.columns, spec.samples_per_shard)?;
-    for row in table_rows {
+        dataset::tables::open(&table, spec.format, &spec.columns, spec.samples_per_shard)?;
+    for row in table_rows.rows {
         // Each file of a folder starts a shard: the last number says how
         // many shards there are, not the count of rows.
         end = row?.number + 1;

@@ -185,7 +185,7 @@ pub fn dataset(scratch: &Scratch, table: &str, more: &[&str]) -> Output {
     grab(&arguments, None)
 }
 
-fn assert_ran(output: &Output) {
+pub(crate) fn assert_ran(output: &Output) {
     assert!(
         output.status.success(),
         "grab dataset failed: {}",
@@ -703,7 +703,10 @@ pub(crate) fn shard_bytes(output: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn many_routes(count: usize, delay: Option<Duration>) -> (HashMap<String, Route>, Vec<String>) {
+pub(crate) fn many_routes(
+    count: usize,
+    delay: Option<Duration>,
+) -> (HashMap<String, Route>, Vec<String>) {
     let mut routes = HashMap::new();
     let mut paths = Vec::new();
     for index in 0..count {

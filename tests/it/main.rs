@@ -26,6 +26,7 @@ mod scale;
 mod serve;
 mod socks;
 mod split;
+mod storage;
 mod support;
 mod tls;
 mod verify;

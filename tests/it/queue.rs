@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::support::{Scratch, files_in, gallery, grab, grab_command, stderr_of};
 
 /// A redis-server of this test's own; killed on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     port: u16,
     folder: PathBuf,
@@ -21,7 +21,7 @@ struct RedisServer {
 }
 
 impl RedisServer {
-    fn start(folder: &Path, appendonly: bool) -> RedisServer {
+    pub(crate) fn start(folder: &Path, appendonly: bool) -> RedisServer {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap()
             .local_addr()
@@ -63,7 +63,7 @@ impl RedisServer {
             && &reply == b"+PONG"
     }
 
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
