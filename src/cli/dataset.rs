@@ -251,7 +251,7 @@ impl DatasetArgs {
             && config.output.is_bucket()
         {
             return Err(format!(
-                "--incremental-mode {} works on a local output folder; {} is a bucket (use another prefix)",
+                "--incremental-mode {} works on a local output folder; {} is a bucket (remove its objects, or use another prefix)",
                 mode.name(),
                 config.output
             ));

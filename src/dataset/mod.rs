@@ -374,8 +374,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     let started = Instant::now();
     // A bucket has no lock: its runs must split the work (--shard, queue
     // jobs). Its local cache folder is locked as an output folder is, so two
-    // runs on one machine do not share a spool. The settings record is kept
-    // in that folder too (see settings.rs).
+    // runs on one machine do not share a spool.
     let directory = &config.output.local_folder();
     let what = match config.output.is_bucket() {
         true => "local cache folder",
@@ -389,7 +388,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     .with_context(|| format!("cannot take the {what} {}", directory.display()))?;
     let recorded = settings::DatasetSettings::of(config, &table.saved_types, &table.files);
     let prepared = settings::prepare(
-        directory,
+        &config.output,
         config.incremental_mode,
         recorded,
         config.shared_folder,
@@ -646,8 +645,7 @@ pub fn write_stats(output: &Store, run: &mut RunStats) -> anyhow::Result<()> {
         run.shards = shards;
         let mut text = serde_json::to_vec_pretty(run).expect("stats serialise to JSON");
         text.push(b'\n');
-        output
-            .write(STATS_NAME, &text)
+        write_output_file(output, STATS_NAME, &text, true)
             .with_context(|| format!("cannot write {}", output.describe(STATS_NAME)))?;
         if !output.is_bucket() || shard::stats_names(output)? == counted {
             break;
@@ -656,30 +654,36 @@ pub fn write_stats(output: &Store, run: &mut RunStats) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `name` at the top of the output folder (`stats.json`,
-/// `settings.json`) atomically; without `replace`, a file already there
-/// stays and the call fails with `AlreadyExists`. Every such file goes
+/// Writes `name` at the top of the output (`stats.json`, `settings.json`),
+/// whole: atomically in a folder, as one object in a bucket. Without
+/// `replace`, a file already there stays and the call fails with
+/// `AlreadyExists` (a bucket is looked at first: its runs split the work
+/// with `--shard` and record the same settings). Every such file goes
 /// through here, and is read through [`read_output_file`].
 pub fn write_output_file(
-    directory: &std::path::Path,
+    output: &Store,
     name: &str,
     bytes: &[u8],
     replace: bool,
 ) -> std::io::Result<()> {
-    crate::fs::atomic::write_atomically(&directory.join(name), bytes, replace)
+    match output {
+        Store::Folder(directory) => {
+            crate::fs::atomic::write_atomically(&directory.join(name), bytes, replace)
+        }
+        Store::Bucket(_) => {
+            if !replace && output.exists(name)? {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            output.write(name, bytes)
+        }
+    }
 }
 
-/// Reads `name` at the top of the output folder; none when it is not there.
-pub fn read_output_file(
-    directory: &std::path::Path,
-    name: &str,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    let path = directory.join(name);
-    match fs::read(&path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
-    }
+/// Reads `name` at the top of the output; none when it is not there.
+pub fn read_output_file(output: &Store, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    output
+        .read(name)
+        .with_context(|| format!("cannot read {}", output.describe(name)))
 }
 
 /// A folder given to `grab dataset stats` that no dataset run wrote to: the
@@ -713,7 +717,7 @@ pub fn rebuild_stats(output: &Store) -> anyhow::Result<RunStats> {
     if shard::folder_stats(output)?.1 == 0 {
         return Err(NotADataset::NoShards(output.to_string()).into());
     }
-    let mut run = match output.read(STATS_NAME) {
+    let mut run = match read_output_file(output, STATS_NAME) {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
         _ => RunStats::default(),
     };

@@ -8,13 +8,12 @@
 //! it and adds the new table's shards after the highest there.
 //!
 //! Read and written through [`super::read_output_file`] and
-//! [`super::write_output_file`]. For a bucket output the record stays in the
-//! run's local cache folder, beside the spool (so it guards re-runs from
-//! this machine only), and `overwrite`/`extend` are refused there. A field added later
+//! [`super::write_output_file`], in the folder or the bucket prefix, as
+//! `stats.json` is (`overwrite` and `extend` are refused on a bucket). A field added later
 //! takes `#[serde(default)]` with the value that means "as before", so a
 //! folder recorded before it still compares equal.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +21,7 @@ use super::DatasetConfig;
 use super::column::ColumnType;
 use super::input::TableFile;
 use crate::Named;
+use crate::fs::store::Store;
 
 /// The record's name in the output folder.
 pub const SETTINGS_NAME: &str = "settings.json";
@@ -230,21 +230,21 @@ fn describe(files: &[TableFile]) -> String {
 /// names a folder that holds another dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{} holds a dataset built with other settings:\n  {}\n{hint}", folder.display(), differences.join("\n  "))]
+    #[error("{folder} holds a dataset built with other settings:\n  {}\n{hint}", differences.join("\n  "))]
     Differ {
-        folder: PathBuf,
+        folder: String,
         differences: Vec<String>,
         hint: String,
     },
     #[error(
         "{} holds shards but no {SETTINGS_NAME} (an older grab built it): give --incremental-mode incremental to continue it with these settings, overwrite to start over, or extend to add this table after it",
-        .0.display()
+        .0
     )]
-    Unrecorded(PathBuf),
-    #[error("--incremental-mode overwrite cannot remove a folder other runs are building ({})", .0.display())]
-    SharedOverwrite(PathBuf),
-    #[error("{} is not a settings record: {message}", path.display())]
-    Unreadable { path: PathBuf, message: String },
+    Unrecorded(String),
+    #[error("--incremental-mode overwrite cannot remove a folder other runs are building ({})", .0)]
+    SharedOverwrite(String),
+    #[error("{path} is not a settings record: {message}")]
+    Unreadable { path: String, message: String },
 }
 
 /// How this run's rows go into the folder.
@@ -263,14 +263,14 @@ pub struct Prepared {
 /// folder now (queue workers), so nothing is removed and a record another
 /// run wrote first wins.
 pub fn prepare(
-    directory: &Path,
+    output: &Store,
     mode: Option<IncrementalMode>,
     now: DatasetSettings,
     shared: bool,
 ) -> anyhow::Result<Prepared> {
-    let path = directory.join(SETTINGS_NAME);
+    let path = output.describe(SETTINGS_NAME);
     let read = || -> anyhow::Result<Option<DatasetSettings>> {
-        match super::read_output_file(directory, SETTINGS_NAME)? {
+        match super::read_output_file(output, SETTINGS_NAME)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
                 SettingsError::Unreadable {
@@ -288,18 +288,20 @@ pub fn prepare(
     };
     if mode == Some(IncrementalMode::Overwrite) {
         if shared {
-            return Err(SettingsError::SharedOverwrite(directory.to_path_buf()).into());
+            return Err(SettingsError::SharedOverwrite(output.to_string()).into());
         }
-        remove_earlier_output(directory)?;
-        record(directory, &now, true)?;
+        // A bucket is refused overwrite on the command line: only a folder
+        // gets here.
+        remove_earlier_output(&output.local_folder())?;
+        record(output, &now, true)?;
         return Ok(fresh);
     }
     let Some(folder) = read()? else {
-        let highest = super::shard::highest_shard(directory)?;
+        let highest = highest_shard(output)?;
         let prepared = match (highest, mode) {
             (None, _) => fresh,
             (Some(_), None) => {
-                return Err(SettingsError::Unrecorded(directory.to_path_buf()).into());
+                return Err(SettingsError::Unrecorded(output.to_string()).into());
             }
             (Some(_), Some(IncrementalMode::Incremental)) => fresh,
             (Some(highest), Some(_)) => Prepared {
@@ -313,9 +315,9 @@ pub fn prepare(
         };
         let mut now = now;
         now.tables[0].first_shard = prepared.first_shard;
-        if !record(directory, &now, false)? {
+        if !record(output, &now, false)? {
             // Another run recorded the folder first: compare with its record.
-            return prepare(directory, mode, now, shared);
+            return prepare(output, mode, now, shared);
         }
         return Ok(prepared);
     };
@@ -327,7 +329,7 @@ pub fn prepare(
             false => "give --incremental-mode overwrite to remove the earlier output and start over, or another -o folder".to_string(),
         };
         return Err(SettingsError::Differ {
-            folder: directory.to_path_buf(),
+            folder: output.to_string(),
             differences,
             hint,
         }
@@ -359,7 +361,7 @@ pub fn prepare(
             describe(&files)
         ));
         return Err(SettingsError::Differ {
-            folder: directory.to_path_buf(),
+            folder: output.to_string(),
             differences,
             hint: "give --incremental-mode extend to add this table's shards after the folder's, overwrite to start over, or another -o folder".to_string(),
         }
@@ -371,14 +373,14 @@ pub fn prepare(
         .map(|table| table.first_shard + 1)
         .max()
         .unwrap_or(0);
-    let after_shards = super::shard::highest_shard(directory)?.map_or(0, |highest| highest + 1);
+    let after_shards = highest_shard(output)?.map_or(0, |highest| highest + 1);
     let first_shard = after_tables.max(after_shards);
     let mut extended = folder;
     extended.tables.push(TableRecord {
         first_shard,
         files: files.clone(),
     });
-    record(directory, &extended, true)?;
+    record(output, &extended, true)?;
     Ok(Prepared {
         first_shard,
         notice: Some(format!(
@@ -389,16 +391,30 @@ pub fn prepare(
     })
 }
 
+/// The highest shard number of the output: of a complete shard (in the
+/// folder or the bucket) or of one begun (in the local spool).
+fn highest_shard(output: &Store) -> anyhow::Result<Option<u64>> {
+    let local = super::shard::highest_shard(&output.local_folder())?;
+    let listed = match output {
+        Store::Folder(_) => None,
+        Store::Bucket(_) => super::shard::stats_names(output)?
+            .iter()
+            .filter_map(|name| name.strip_suffix("_stats.json")?.parse().ok())
+            .max(),
+    };
+    Ok(local.max(listed))
+}
+
 /// Writes the record; without `replace`, false when one is there already.
-fn record(directory: &Path, settings: &DatasetSettings, replace: bool) -> anyhow::Result<bool> {
+fn record(output: &Store, settings: &DatasetSettings, replace: bool) -> anyhow::Result<bool> {
     let mut text = serde_json::to_vec_pretty(settings).expect("settings serialise to JSON");
     text.push(b'\n');
-    match super::write_output_file(directory, SETTINGS_NAME, &text, replace) {
+    match super::write_output_file(output, SETTINGS_NAME, &text, replace) {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && !replace => Ok(false),
         Err(error) => Err(anyhow::anyhow!(
             "cannot write {}: {error}",
-            directory.join(SETTINGS_NAME).display()
+            output.describe(SETTINGS_NAME)
         )),
     }
 }
@@ -478,12 +494,13 @@ mod tests {
     fn a_record_reads_back_equal() {
         let folder = tempfile::tempdir().unwrap();
         let now = settings();
-        let prepared = prepare(folder.path(), None, now.clone(), false).unwrap();
+        let output = Store::Folder(folder.path().to_path_buf());
+        let prepared = prepare(&output, None, now.clone(), false).unwrap();
         assert_eq!(prepared.first_shard, 0);
         let bytes = std::fs::read(folder.path().join(SETTINGS_NAME)).unwrap();
         let read: DatasetSettings = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(read, now);
         // The same again: continued, nothing to say.
-        assert_eq!(prepare(folder.path(), None, now, false).unwrap(), prepared);
+        assert_eq!(prepare(&output, None, now, false).unwrap(), prepared);
     }
 }

@@ -125,11 +125,12 @@ impl S3Server {
     }
 
     /// Every shard object under `prefix` (not the stats, which hold
-    /// timings), by name below the prefix, as `shard_bytes` gives a folder's.
+    /// timings, nor the settings record), by name below the prefix, as
+    /// `shard_bytes` gives a folder's.
     fn shard_bytes(&self, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
         self.keys(bucket, prefix)
             .into_iter()
-            .filter(|key| !key.ends_with("stats.json"))
+            .filter(|key| !key.ends_with("stats.json") && !key.ends_with("settings.json"))
             .map(|key| {
                 let bytes = self.get(bucket, &key).unwrap();
                 (key[prefix.len()..].to_string(), bytes)
@@ -436,6 +437,65 @@ fn dataset_stats_rebuilds_a_bucket_prefixs_stats() {
     assert_eq!(empty.status.code(), Some(2), "{}", stderr_of(&empty));
     assert!(stderr_of(&empty).contains("s3://data/nothing holds no shards"));
     assert!(s3.keys("data", "nothing").is_empty());
+}
+
+#[test]
+fn the_settings_record_is_kept_in_the_bucket_and_a_rerun_from_another_machine_is_checked() {
+    let (routes, paths) = many_routes(6, None);
+    let images = ImageServer::start(routes);
+    let s3 = S3Server::start();
+    s3.create_bucket("data");
+    let scratch = Scratch::new();
+    let table = scratch.write("urls.txt", &urls(&images, &paths));
+    let run = |cache: &Path, samples_per_shard: &str, more: &[&str]| {
+        let mut arguments = vec![
+            "dataset",
+            table.as_str(),
+            "-o",
+            "s3://data/set",
+            "--samples-per-shard",
+            samples_per_shard,
+            "--progress",
+            "none",
+        ];
+        arguments.extend_from_slice(more);
+        s3.run(cache, &arguments)
+    };
+    assert_ran(&run(&temporary(&scratch, "first"), "3", &[]));
+    let record: Value = serde_json::from_slice(
+        &s3.get("data", "set/settings.json")
+            .expect("settings.json in the bucket"),
+    )
+    .unwrap();
+    assert_eq!(record["samples_per_shard"], 3, "{record}");
+
+    // Another machine (another local cache) with other settings is refused,
+    // and the bucket's shards stay as they were.
+    let before = s3.shard_bytes("data", "set/");
+    let other = run(&temporary(&scratch, "second"), "2", &[]);
+    assert_eq!(other.status.code(), Some(2), "{}", stderr_of(&other));
+    assert!(
+        stderr_of(&other).contains("samples per shard: 3 in the folder, 2 now"),
+        "{}",
+        stderr_of(&other)
+    );
+    assert_eq!(s3.shard_bytes("data", "set/"), before);
+    // The same settings from that machine continue the dataset.
+    assert_ran(&run(&temporary(&scratch, "third"), "3", &[]));
+    assert_eq!(s3.shard_bytes("data", "set/"), before);
+    // What a bucket cannot do yet is said, not half done.
+    let overwrite = run(
+        &temporary(&scratch, "fourth"),
+        "3",
+        &["--incremental-mode", "overwrite"],
+    );
+    assert_eq!(
+        overwrite.status.code(),
+        Some(2),
+        "{}",
+        stderr_of(&overwrite)
+    );
+    assert!(stderr_of(&overwrite).contains("is a bucket"));
 }
 
 #[test]
