@@ -10,11 +10,14 @@
 //! - [`http`]: one download: the request ([`http::Job`]), the response policy
 //!   and the attempt ([`http::transfer`]), retries that resume, errors mapped
 //!   once, TLS roots, proxies, rate limits, the blocking (ureq) and async
-//!   (hyper, reqwest) clients, `--compressed` decoding, and the download as
-//!   an engine task ([`http::task`]); a body goes to the sink the caller
-//!   chooses ([`http::BodySink`]: a part file, memory, or a stream).
+//!   (hyper, reqwest) clients with HTTP/2 by ALPN for every strategy, one
+//!   file over several connections ([`http::split`]), `--compressed`
+//!   decoding, and the download as an engine task ([`http::task`]); a body
+//!   goes to the sink the caller chooses ([`http::BodySink`]: a part file,
+//!   memory, or a stream).
 //! - [`fs`]: atomic writes with one file mode, the folder lock, part files,
-//!   names (sanitising, numbering), `-x`/`--spread` layout, the manifest;
+//!   a split download's finished ranges, names (sanitising, numbering),
+//!   `-x`/`--spread` layout, the manifest, buckets (`s3://`, [`fs::store`]);
 //!   Linux's fast paths beside the portable way, and what differs by system.
 //! - [`image`]: header checks before any pixel, MIME types and sniffing,
 //!   reduced JPEG decoding, resizing and encoding as img2dataset means it,
@@ -29,7 +32,9 @@
 //!
 //! Commands, clients of the layers and never of each other:
 //! - [`get`]: input, planning against the manifest, the run, reports.
-//! - [`dataset`]: a table to shards of resized images, spooled per sample.
+//! - [`dataset`]: a table to shards of resized images, spooled per sample;
+//!   settings kept with the output, failed samples retried, img2dataset's
+//!   recipe options.
 //! - [`filter`]: Pillow-exact filters, their codecs and memory budget.
 //! - [`queue`]: a work queue on Redis Streams whose workers run `get` and
 //!   `dataset` runs (the one command allowed to call others).

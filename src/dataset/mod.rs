@@ -23,11 +23,10 @@
 //! - [`retry`]: `--retry-failed`, complete shards rewritten with their failed
 //!   samples fetched again;
 //! - [`tables`]: tables in a bucket, downloaded to the local cache first;
-//! - [`image`]: header checks, decode, orientation, resize, encode;
-//! - [`reduced`]: JPEGs decoded at 1/4 scale when they are shrunk that much anyway;
 //! - [`recipe`]: img2dataset's per-sample options: hashes computed and
 //!   verified, boxes blurred, EXIF, bytes kept as downloaded;
-//! - [`task`]: that pipeline as an engine task;
+//! - [`task`]: that pipeline as an engine task (the pixels' work is the
+//!   image layer's: [`crate::image`]);
 //! - [`sample`]: a finished sample, and its spool file;
 //! - [`shard`]: keys, shard names, stats, writing a shard;
 //! - [`table`]: a shard's parquet file;

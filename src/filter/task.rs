@@ -1,4 +1,4 @@
-//! The filter as an engine task. One image is one job: [`filter_file`] reads,
+//! The filter as an engine task. One image is one job: [`super::filter_file`] reads,
 //! decodes, filters, encodes and writes it, on a thread of this process or in a
 //! worker process (`grab __worker filter`). A job is a pair of paths, so nothing
 //! else crosses the pipe, and workers never need to ask their parent anything.

@@ -7,15 +7,11 @@
 //!
 //! - [`input`]: the URL stream from arguments, files and stdin;
 //! - [`plan`]: each URL against the manifest (skip, resume, force);
-//! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
-//! - [`lock`]: `.grab-lock`, one run per output folder;
-//! - [`names`]: URL to file name, sanitising, the run's name registry;
-//! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
-//! - [`part`]: the `.part` file that becomes the final name only when complete;
-//! - [`download`]: one download, split by concern, with its two client drivers;
-//! - [`task`]: the download as an engine task, for each strategy;
 //! - [`single`]: `-O FILE` / `-O -`, one URL to a named file or stdout;
 //! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
+//!
+//! The download itself, the manifest, the lock, names, layout and part files
+//! are the leaf layers' ([`crate::http`], [`crate::fs`]).
 
 pub mod input;
 pub mod plan;
