@@ -29,18 +29,29 @@ output_folder() {
 # tmpfs (`output`), starts `grab serve` (`server`, `base`), and on exit stops it and
 # every pid added to `stop_on_exit`, and removes both folders.
 bench_setup() {
+  bench_grab
+  bench_folders
+  start_grab_serve "$work/serve.log" --quiet
+}
+
+# Sets `grab`: the build GRAB names, else this tree's, built now.
+bench_grab() {
   if [ -n "${GRAB:-}" ]; then
     grab=$GRAB  # a given build, e.g. a copy kept steady while the tree changes
   else
     cargo build --release --quiet --manifest-path "$here/Cargo.toml"
     grab="$here/target/release/grab"
   fi
+}
+
+# Makes `work` and the tmpfs `output`, and on exit stops `server` and every pid
+# in `stop_on_exit` and removes both: for a script that starts its own server.
+bench_folders() {
   work=$(mktemp -d)
   output=$(output_folder "$work")
   server=
   stop_on_exit=()
   trap bench_cleanup EXIT
-  start_grab_serve "$work/serve.log" --quiet
 }
 
 bench_cleanup() {

@@ -20,17 +20,8 @@ source "$here/bench/common.sh"
 for program in nghttpd nginx curl openssl; do
   command -v "$program" >/dev/null || { echo "h2.sh: needs $program (Debian: nghttp2-server, nginx-light, curl, openssl)" >&2; exit 1; }
 done
-if [ -n "${GRAB:-}" ]; then
-  grab=$GRAB
-else
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-  grab="$here/target/release/grab"
-fi
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=
-stop_on_exit=()
-trap bench_cleanup EXIT
+bench_grab
+bench_folders
 
 # A CA and a certificate it signed for 127.0.0.1 (rustls refuses a self-signed
 # CA certificate used as the server's own).

@@ -17,12 +17,7 @@ set -euo pipefail
 size_mib=${1:-64}; rate=${2:-4000000}; rounds=${3:-5}; connections=8
 here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/bench/common.sh"
-if [ -n "${GRAB:-}" ]; then
-  grab=$GRAB
-else
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-  grab="$here/target/release/grab"
-fi
+bench_grab
 if ! command -v aria2c >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get install -y -qq aria2 >/dev/null || { apt-get update -qq && apt-get install -y -qq aria2 >/dev/null; }
@@ -30,10 +25,7 @@ if ! command -v aria2c >/dev/null; then
     echo "aria2c is missing (Debian package aria2): its row is left out" >&2
   fi
 fi
-work=$(mktemp -d)
-output=$(output_folder "$work")
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work" "$output"' EXIT
+bench_folders
 
 size=$((size_mib * 1024 * 1024))
 python3 "$here/bench/split-server.py" --size "$size" --rate "$rate" >"$work/server.log" 2>&1 &
