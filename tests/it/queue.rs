@@ -207,9 +207,19 @@ fn with_status(results: &BTreeMap<(String, String), u64>, status: &str) -> u64 {
 }
 
 /// Waits until the workers have put `count` entries in the output folder.
+/// Waits until `count` jobs' files are saved. Only finished `.bin` files
+/// count: the worker's lock and manifest appear before it has read a job.
 fn wait_for_files(output: &Path, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(output).map_or(0, |entries| entries.count()) < count {
+    let saved = || {
+        std::fs::read_dir(output).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().ends_with(".bin"))
+                .count()
+        })
+    };
+    while saved() < count {
         assert!(Instant::now() < deadline, "the workers saved nothing");
         thread::sleep(Duration::from_millis(10));
     }
