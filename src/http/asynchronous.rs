@@ -555,7 +555,17 @@ async fn split_async(
             tokio::time::sleep(split::KEEPER_TICK).await;
         }
     };
-    futures_util::future::join(futures_util::future::join_all(connections), keeper).await;
+    // The keeper is dropped mid-sleep once the connections are over, so the
+    // download does not wait out its tick.
+    {
+        let connections = std::pin::pin!(futures_util::future::join_all(connections));
+        let keeper = std::pin::pin!(keeper);
+        if let futures_util::future::Either::Right(((), connections)) =
+            futures_util::future::select(connections, keeper).await
+        {
+            connections.await;
+        }
+    }
     pieces.finish()
 }
 
@@ -579,14 +589,7 @@ async fn connection_async(
             tokio::time::sleep(wait).await;
         }
     }
-    loop {
-        let Some((source, url)) = pieces.source(connection) else {
-            return;
-        };
-        let Some(claim) = pieces.claim() else {
-            return;
-        };
-        let mut request = pieces.request(url, &claim);
+    while let Some((source, claim, mut request)) = pieces.next(connection) {
         let result = match open_async(clients, &mut request, settings).await {
             Ok((head, response)) => match pieces.check(&head, &claim) {
                 Ok(()) => read_piece(pieces, &claim, response, &request, settings).await,

@@ -321,7 +321,7 @@ fn split_blocking(
             .name("pieces-record".to_string())
             .spawn_scoped(scope, move || {
                 while pieces.keep_record() {
-                    std::thread::sleep(split::KEEPER_TICK);
+                    pieces.wait_while_running(split::KEEPER_TICK);
                 }
             });
         connection_blocking(client, pieces, 0, first, settings);
@@ -349,14 +349,7 @@ fn connection_blocking(
             std::thread::sleep(wait);
         }
     }
-    loop {
-        let Some((source, url)) = pieces.source(connection) else {
-            return;
-        };
-        let Some(claim) = pieces.claim() else {
-            return;
-        };
-        let mut request = pieces.request(url, &claim);
+    while let Some((source, claim, mut request)) = pieces.next(connection) {
         let result = open_blocking(client, &mut request, settings).and_then(|(head, response)| {
             pieces.check(&head, &claim)?;
             let reader = response.into_body().into_reader();

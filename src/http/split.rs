@@ -15,8 +15,7 @@
 //! [`super::asynchronous`]: futures of the task that owns the file) only
 //! run the connections.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -34,8 +33,8 @@ use crate::http::request::Job;
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the drivers' keeper looks whether the record is due
-/// ([`Pieces::keep_record`]): also how long, at most, it outlives the last
-/// connection.
+/// ([`Pieces::keep_record`]). The keeper is woken when the last connection
+/// ends, so the download never waits out a tick.
 pub const KEEPER_TICK: Duration = Duration::from_millis(50);
 
 /// A piece being fetched, or waiting for a connection: `[position, end)`
@@ -93,16 +92,25 @@ pub struct Pieces<'t, 'a> {
     deadline: Option<Instant>,
     /// Where the first response's body begins.
     offset: u64,
-    /// Connections not yet over.
-    running: AtomicUsize,
+    running: Connections,
+}
+
+/// How many connections are not yet over, and a signal when none is.
+struct Connections {
+    count: Mutex<usize>,
+    over: Condvar,
 }
 
 /// Held by a running connection; its drop says it is over.
-pub struct Running<'p>(&'p AtomicUsize);
+pub struct Running<'p>(&'p Connections);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut count = crate::lock(&self.0.count);
+        *count -= 1;
+        if *count == 0 {
+            self.0.over.notify_all();
+        }
     }
 }
 
@@ -150,13 +158,16 @@ impl<'t, 'a> Pieces<'t, 'a> {
             sources,
             first_source,
             deadline,
-            running: AtomicUsize::new(0),
+            running: Connections {
+                count: Mutex::new(0),
+                over: Condvar::new(),
+            },
         }
     }
 
     /// A connection begins: it holds the value returned until it is over.
     pub fn connection(&self) -> Running<'_> {
-        self.running.fetch_add(1, Ordering::AcqRel);
+        *crate::lock(&self.running.count) += 1;
         Running(&self.running)
     }
 
@@ -175,7 +186,21 @@ impl<'t, 'a> Pieces<'t, 'a> {
                 state.error = Some(error);
             }
         }
-        self.running.load(Ordering::Acquire) > 0
+        self.running()
+    }
+
+    /// Whether any connection is not yet over.
+    fn running(&self) -> bool {
+        *crate::lock(&self.running.count) > 0
+    }
+
+    /// Blocks for up to `tick`, or until the last connection is over: the
+    /// blocking driver's keeper sleeps here, so it ends with the download.
+    pub fn wait_while_running(&self, tick: Duration) {
+        let count = crate::lock(&self.running.count);
+        if *count > 0 {
+            let _ = self.running.over.wait_timeout(count, tick);
+        }
     }
 
     /// How many connections to run: `--split`, but never more than pieces
@@ -266,6 +291,16 @@ impl<'t, 'a> Pieces<'t, 'a> {
             .collect();
         let index = *live.get(connection % live.len().max(1))?;
         Some((index, &self.sources[index]))
+    }
+
+    /// The next piece for `connection`: the source it asks, the piece, and
+    /// the request for it. `None`: no source left alive, or nothing left for
+    /// the connection to do.
+    pub fn next(&self, connection: usize) -> Option<(usize, Claim, Transfer<'a>)> {
+        let (source, url) = self.source(connection)?;
+        let claim = self.claim()?;
+        let request = self.request(url, &claim);
+        Some((source, claim, request))
     }
 
     /// The request for `claim` from `url`.
