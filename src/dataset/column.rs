@@ -196,6 +196,40 @@ fn merge(left: &ColumnType, right: &ColumnType) -> ColumnType {
     }
 }
 
+/// A parquet file's top-level columns, as its schema declares them: a list or
+/// struct column (`face_bboxes`) is one field, named as a whole, as pyarrow
+/// and pandas name it.
+pub struct ParquetColumns(Vec<parquet::schema::types::TypePtr>);
+
+impl ParquetColumns {
+    pub fn of(reader: &impl parquet::file::reader::FileReader) -> Self {
+        ParquetColumns(
+            reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .root_schema()
+                .get_fields()
+                .to_vec(),
+        )
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|field| field.name().to_string())
+            .collect()
+    }
+
+    /// The type column `name` is saved as, if the file has it.
+    pub fn type_of(&self, name: &str) -> Option<ColumnType> {
+        self.0
+            .iter()
+            .find(|field| field.name() == name)
+            .map(|field| of_parquet(field))
+    }
+}
+
 /// The type a parquet field (a top-level column of the input) is saved as.
 pub fn of_parquet(field: &parquet::schema::types::Type) -> ColumnType {
     use parquet::basic::{ConvertedType, LogicalType, Type as Physical};

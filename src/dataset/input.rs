@@ -571,7 +571,7 @@ fn row_of_object(
 }
 
 fn parquet_rows(path: &Path, columns: &Columns) -> Result<(Rows, Vec<ColumnType>), InputError> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::reader::SerializedFileReader;
 
     let file = File::open(path).map_err(|source| InputError::Io {
         path: path.to_path_buf(),
@@ -582,31 +582,12 @@ fn parquet_rows(path: &Path, columns: &Columns) -> Result<(Rows, Vec<ColumnType>
         message: error.to_string(),
     };
     let reader = SerializedFileReader::new(file).map_err(bad)?;
-    // Top-level fields: a list or struct column (`face_bboxes`) is named
-    // as a whole, as pyarrow and pandas name it.
-    let fields = reader
-        .metadata()
-        .file_metadata()
-        .schema_descr()
-        .root_schema()
-        .get_fields()
-        .to_vec();
-    let names: Vec<String> = fields
-        .iter()
-        .map(|field| field.name().to_string())
-        .collect();
-    check_columns(path, &names, columns)?;
+    let fields = super::column::ParquetColumns::of(&reader);
+    check_columns(path, &fields.names(), columns)?;
     let types = columns
         .save
         .iter()
-        .map(|name| {
-            fields
-                .iter()
-                .find(|field| field.name() == name)
-                .map_or(ColumnType::FromJson, |field| {
-                    super::column::of_parquet(field)
-                })
-        })
+        .map(|name| fields.type_of(name).unwrap_or(ColumnType::FromJson))
         .collect();
     let label = path.display().to_string();
     let columns = columns.clone();

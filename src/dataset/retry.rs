@@ -56,21 +56,12 @@ fn read_samples(layout: &Layout, shard: u64) -> anyhow::Result<(Vec<Sample>, Sav
         File::open(&path).with_context(|| format!("cannot read {}", path.display()))?,
     )
     .with_context(|| format!("cannot read {}", path.display()))?;
-    let fields = reader
-        .metadata()
-        .file_metadata()
-        .schema_descr()
-        .root_schema()
-        .get_fields()
-        .to_vec();
+    let fields = column::ParquetColumns::of(&reader);
     let saved = layout
         .saved_columns
         .iter()
         .map(|(name, declared)| {
-            let kind = fields
-                .iter()
-                .find(|field| field.name() == name)
-                .map_or_else(|| declared.clone(), |field| column::of_parquet(field));
+            let kind = fields.type_of(name).unwrap_or_else(|| declared.clone());
             (name.clone(), kind)
         })
         .collect();
