@@ -464,6 +464,8 @@ mod tests {
         }
     }
 
+    // Windows refuses writing to a log another handle has locked.
+    #[cfg(unix)]
     #[test]
     fn a_record_damaged_after_opening_is_an_error_naming_the_log() {
         let (_scratch, folder) = filled(3);
@@ -488,9 +490,13 @@ mod tests {
         // The first log is locked: the second takes 1.log.
         let mut second = Spool::open(&folder).unwrap();
         assert_eq!(second.log_path(), folder.join("1.log"));
-        assert_eq!(second.len(), 4);
         second.append(11, &[b"second"]).unwrap();
-        assert_eq!(second.read(10).unwrap().unwrap(), b"first");
+        // Windows refuses reading a file another handle has locked: there
+        // the second run does the first's records again.
+        if cfg!(unix) {
+            assert_eq!(second.len(), 5);
+            assert_eq!(second.read(10).unwrap().unwrap(), b"first");
+        }
         drop((first, second));
         let spool = Spool::open(&folder).unwrap();
         assert_eq!(spool.log_path(), folder.join("0.log"));
