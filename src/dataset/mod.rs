@@ -7,11 +7,13 @@
 //! worker processes hand theirs over as files). Each body goes on to the image
 //! pool, a second engine client on one thread per core behind its own bounded
 //! queue, so a slow pool holds downloads back instead of filling memory. Every
-//! finished sample is spooled to a file of its own; once all of a shard's rows
-//! are done, the shard is written from its spool in key order and renamed into
-//! place. So resume is per sample, a kill never leaves a partial shard under a
-//! final name, and a resumed run's shards are the same bytes as an
-//! uninterrupted run's.
+//! finished sample is appended to its shard's spool, a log of records each
+//! with its checksum ([`crate::fs::spool`]: no file per sample); once all of
+//! a shard's rows are done, the shard is written from its spool in key
+//! order, a record read back at a time, and renamed into place. So resume is
+//! per sample (a record torn by a kill is cut off and its sample fetched
+//! again), a kill never leaves a partial shard under a final name, and a
+//! resumed run's shards are the same bytes as an uninterrupted run's.
 //!
 //! The output is a [`Store`]: a local folder, or a bucket prefix whose shards
 //! are built in a local cache folder and uploaded whole, stats last. Every
@@ -27,7 +29,7 @@
 //!   verified, boxes blurred, EXIF, bytes kept as downloaded;
 //! - [`task`]: that pipeline as an engine task (the pixels' work is the
 //!   image layer's: [`crate::image`]);
-//! - [`sample`]: a finished sample, and its spool file;
+//! - [`sample`]: a finished sample, and its record in the spool;
 //! - [`shard`]: keys, shard names, stats, writing a shard;
 //! - [`table`]: a shard's parquet file;
 //! - [`progress`]: the live view and the summary.
@@ -61,6 +63,7 @@ use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
 use crate::fs::lock::FolderLock;
 use crate::fs::names::FolderNames;
+use crate::fs::spool::Spool;
 use crate::fs::store::Store;
 use crate::http::task::{self as download_task, HostGate};
 use crate::http::{BodySink, Context, DownloadError, Outcome, Settings, Verdict};
@@ -241,6 +244,12 @@ struct Tracker {
     /// Complete shards whose failed samples this run fetches again: written
     /// by rewriting them, not from a spool alone.
     rewriting: Mutex<std::collections::BTreeSet<u64>>,
+    /// The spool of each open shard, opened when the reader reaches the
+    /// shard and taken out to write it. One log per shard behind this lock,
+    /// not one per image thread: an append holds it for one write of a few
+    /// dozen kilobytes to the page cache, next to milliseconds of decoding
+    /// per sample, and one log keeps a resume to one file per shard.
+    spools: Mutex<HashMap<u64, Spool>>,
 }
 
 #[derive(Default)]
@@ -284,12 +293,26 @@ impl Tracker {
 
     fn write(&self, shard: u64, rows: u64) {
         let rewrite = crate::lock(&self.rewriting).remove(&shard);
+        // Every sample of the shard is in: nothing appends to its spool again.
+        let Some(spool) = crate::lock(&self.spools).remove(&shard) else {
+            self.error(format!(
+                "shard {}: its spool is not open",
+                self.layout.keys.shard_name(shard)
+            ));
+            return;
+        };
         let written = match rewrite {
-            true => retry::rewrite_shard(&self.layout, shard),
-            false => self.layout.write_shard(shard, rows),
+            true => retry::rewrite_shard(&self.layout, shard, &spool),
+            false => self.layout.write_shard(shard, rows, &spool),
         };
         match written {
             Ok(stats) => {
+                let folder = spool.folder().to_path_buf();
+                if let Err(error) = spool.remove() {
+                    // The shard is complete: a later run skips it, and its
+                    // last spool goes with the work folder.
+                    tracing::warn!("cannot remove {}: {error}", folder.display());
+                }
                 crate::lock(&self.stats).add(&stats);
                 self.shards_written.fetch_add(1, Ordering::Relaxed);
                 self.counters.shards.fetch_add(1, Ordering::Relaxed);
@@ -326,6 +349,21 @@ impl Tracker {
         crate::lock(&self.errors).push(message);
     }
 
+    /// Opens the spool of `shard`, which the reader reached: the samples an
+    /// earlier run spooled in it are reused.
+    fn open_spool(&self, shard: u64) -> std::io::Result<()> {
+        let spool = Spool::open(&self.layout.spool_folder(shard))?;
+        crate::lock(&self.spools).insert(shard, spool);
+        Ok(())
+    }
+
+    /// Whether an earlier run spooled the sample of `row` in `shard`.
+    fn spooled(&self, shard: u64, row: u64) -> bool {
+        crate::lock(&self.spools)
+            .get(&shard)
+            .is_some_and(|spool| spool.contains(row))
+    }
+
     /// Spools a finished sample and counts it done. Columns read only for
     /// the recipe (hashes to verify) are not kept.
     fn finish(&self, shard: u64, mut sample: Sample, image: &[u8]) {
@@ -339,8 +377,16 @@ impl Tracker {
             self.counters.successes.fetch_add(1, Ordering::Relaxed);
         }
         let folder = self.layout.spool_folder(shard);
-        match sample::spool(&folder, sample, image) {
-            Ok(_) => self.done(shard, 1),
+        let spooled = match self.layout.keys.row_of_key(&sample.key) {
+            Some(row) => match crate::lock(&self.spools).get_mut(&shard) {
+                Some(spool) => sample::spool(spool, row, sample, image),
+                None => Err(std::io::Error::other("the shard's spool is not open")),
+            },
+            None => Err(std::io::Error::other("not a key of this run")),
+        };
+        // The spools' lock is released before `done` takes the shard's to write it.
+        match spooled {
+            Ok(()) => self.done(shard, 1),
             Err(error) => match crate::http::error::storage_full(&error) {
                 Some(message) => self.full(message),
                 None => self.error(format!(
@@ -452,6 +498,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         interrupt: interrupt.clone(),
         retry: config.retry_failed,
         rewriting: Mutex::default(),
+        spools: Mutex::default(),
     });
     let waiting: Arc<Waiting> = Arc::default();
 
@@ -500,9 +547,16 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         ..Context::new(settings, Arc::new(FolderNames::new(&downloads)))
     };
     let logins = context.logins.clone();
-    // Each image thread holds a spool file at a time.
-    let (workers, capped) =
-        engine::limits::cap_workers(config.strategy.workers(config.jobs), image_workers as u64);
+    // Each open shard holds its spool's log: the shards of the rows in
+    // flight (queued, downloading, in the image pool), the reader's, and
+    // one being written. Rows straggling in more shards than that have the
+    // slack of a download's reserve, counted for a part file it does not
+    // open here (bodies stay in memory).
+    let requested = config.strategy.workers(config.jobs);
+    let in_flight = (requested * (DOWNLOAD_QUEUE_PER_WORKER + 1)
+        + image_workers * (IMAGE_QUEUE_PER_WORKER + 1)) as u64;
+    let open_logs = in_flight.min(in_flight.div_ceil(config.samples_per_shard.max(1)) + 2);
+    let (workers, capped) = engine::limits::cap_workers(requested, open_logs);
     if let Some(note) = capped {
         config.console.notice(&note);
     }
@@ -789,11 +843,11 @@ fn read_rows(
                     )),
                 }
                 tracker.counters.shards.fetch_add(1, Ordering::Relaxed);
-            } else if let Err(error) = fs::create_dir_all(layout.spool_folder(shard)) {
+            } else if let Err(error) = tracker.open_spool(shard) {
                 match crate::http::error::storage_full(&error) {
                     Some(message) => tracker.full(message),
                     None => tracker.error(format!(
-                        "cannot create {}: {error}",
+                        "cannot open the spool {}: {error}",
                         layout.spool_folder(shard).display()
                     )),
                 }
@@ -814,7 +868,7 @@ fn read_rows(
         if complete {
             continue;
         }
-        if layout.spool_path(row.number).is_file() {
+        if tracker.spooled(shard, row.number) {
             crate::lock(reused).2 += 1;
             tracker.done(shard, 1);
             continue;

@@ -25,6 +25,7 @@ use super::column::{self, SavedColumns};
 use super::sample::{OPTED_OUT_REASON, Sample, Status};
 use super::shard::{Layout, OutputFormat, Stats};
 use crate::Named;
+use crate::fs::spool::Spool;
 
 /// Whether a sample of this status is fetched again.
 fn retried(status: Status) -> bool {
@@ -209,10 +210,10 @@ impl Images {
 }
 
 /// Writes complete shard `shard` again: each sample retried by this run
-/// (spooled) in place of the failed one, every other as the shard holds it;
-/// its stats counted again, with the time spent on it before. The spool of
-/// the shard is removed once it is written.
-pub fn rewrite_shard(layout: &Layout, shard: u64) -> anyhow::Result<Stats> {
+/// (in `spool`) in place of the failed one, every other as the shard holds
+/// it; its stats counted again, with the time spent on it before. The
+/// caller removes the spool once the shard is written.
+pub fn rewrite_shard(layout: &Layout, shard: u64, spool: &Spool) -> anyhow::Result<Stats> {
     let (samples, saved) = read_samples(layout, shard)?;
     let earlier = layout.read_stats(shard).with_context(|| {
         format!(
@@ -228,25 +229,17 @@ pub fn rewrite_shard(layout: &Layout, shard: u64) -> anyhow::Result<Stats> {
         ..Stats::default()
     };
     let count = samples.len() as u64;
-    let shard_path = |sample: &Sample| -> Option<PathBuf> {
+    let spooled = |sample: &Sample| -> Option<u64> {
         let row = layout.keys.row_of_key(&sample.key)?;
-        let path = layout.spool_path(row);
-        (retried(sample.status) && path.is_file()).then_some(path)
+        (retried(sample.status) && spool.contains(row)).then_some(row)
     };
     let load = |index: u64| -> io::Result<(Sample, Vec<u8>)> {
         let sample = &samples[index as usize];
         let old = images.next(&sample.key, extension, sample.status == Status::Success);
-        match shard_path(sample) {
-            Some(path) => super::sample::unspool(&path).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("cannot read the spooled sample {}: {error}", path.display()),
-                )
-            }),
+        match spooled(sample) {
+            Some(row) => layout.unspool_row(spool, row),
             None => Ok((sample.clone(), old?)),
         }
     };
-    let stats = layout.build(shard, count, &saved, load, base)?;
-    let _ = std::fs::remove_dir_all(layout.spool_folder(shard));
-    Ok(stats)
+    layout.build(shard, count, &saved, load, base)
 }

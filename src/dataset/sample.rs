@@ -1,20 +1,19 @@
 //! One sample as it is kept between arriving and its shard being written: its
-//! metadata and its image bytes, spooled to a file of its own in the shard's
-//! spool folder under its key. A sample's spool file appears whole (written
-//! under a temporary name, then renamed), so after a kill every spool file is
-//! a finished sample that a re-run reuses instead of downloading again; and a
-//! shard is assembled from its spool in key order, whatever order its samples
+//! metadata and its image bytes, a record of its shard's spool
+//! ([`crate::fs::spool`]) under its row number. A record counts only whole
+//! (its checksum holds), so after a kill every record is a finished sample
+//! that a re-run reuses instead of downloading again; and a shard is
+//! assembled from its spool in key order, whatever order its samples
 //! arrived in.
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::recipe::HashType;
 use crate::Named;
+use crate::fs::spool::Spool;
 
 /// How a sample ended (img2dataset's statuses, and `opted_out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,39 +143,55 @@ impl Sample {
     }
 }
 
-/// A spool file: the metadata's length as 8 little-endian bytes, the metadata as
-/// JSON, then the image bytes (none for a failure).
-pub fn spool(folder: &Path, sample: &Sample, image: &[u8]) -> io::Result<PathBuf> {
-    let path = folder.join(&sample.key);
+/// Spools `sample` as the record of `row`: the metadata's length as 8
+/// little-endian bytes, the metadata as JSON, then the image bytes (none
+/// for a failure), in one write.
+pub fn spool(spool: &mut Spool, row: u64, sample: &Sample, image: &[u8]) -> io::Result<()> {
     let metadata = serde_json::to_vec(sample).map_err(io::Error::other)?;
-    let mut file = crate::fs::atomic::temporary_in(folder)?;
-    file.write_all(&(metadata.len() as u64).to_le_bytes())?;
-    file.write_all(&metadata)?;
-    file.write_all(image)?;
-    crate::fs::atomic::commit(file, &path, true)?;
-    Ok(path)
+    let length = (metadata.len() as u64).to_le_bytes();
+    spool.append(row, &[&length, &metadata, image])
 }
 
-/// Reads a spool file back.
-pub fn unspool(path: &Path) -> io::Result<(Sample, Vec<u8>)> {
-    let bytes = fs::read(path)?;
-    let invalid = || {
+/// The spooled sample of `row`; an error names the log, or the row when
+/// the spool has no record of it.
+pub fn unspool(spool: &Spool, row: u64) -> io::Result<(Sample, Vec<u8>)> {
+    let record = spool.read(row)?.ok_or_else(|| {
         io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is not a spooled sample", path.display()),
+            io::ErrorKind::NotFound,
+            format!(
+                "no spooled sample of row {row} in {}",
+                spool.folder().display()
+            ),
         )
-    };
-    let length: [u8; 8] = bytes
+    })?;
+    decode(record).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!(
+                "the record of row {row} in {}: {error}",
+                spool.log_path().display()
+            ),
+        )
+    })
+}
+
+/// A sample from its record's payload.
+fn decode(mut record: Vec<u8>) -> io::Result<(Sample, Vec<u8>)> {
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "not a spooled sample");
+    let length: [u8; 8] = record
         .get(..8)
         .ok_or_else(invalid)?
         .try_into()
         .map_err(|_| invalid())?;
-    let end = 8usize
-        .checked_add(u64::from_le_bytes(length) as usize)
+    let end = usize::try_from(u64::from_le_bytes(length))
+        .ok()
+        .and_then(|length| length.checked_add(8))
         .ok_or_else(invalid)?;
-    let metadata = bytes.get(8..end).ok_or_else(invalid)?;
+    let metadata = record.get(8..end).ok_or_else(invalid)?;
     let sample: Sample = serde_json::from_slice(metadata).map_err(|_| invalid())?;
-    Ok((sample, bytes[end..].to_vec()))
+    // The image moved to the front of the record's buffer: no second one.
+    record.drain(..end);
+    Ok((sample, record))
 }
 
 #[cfg(test)]
@@ -202,11 +217,14 @@ mod tests {
         );
         sample.width = Some(4);
         sample.hash = Some("ab".into());
-        let path = spool(folder.path(), &sample, b"image bytes").unwrap();
+        let mut log = Spool::open(&folder.path().join("00000")).unwrap();
+        spool(&mut log, 3, &sample, b"image bytes").unwrap();
         assert_eq!(
-            unspool(&path).unwrap(),
+            unspool(&log, 3).unwrap(),
             (sample.clone(), b"image bytes".to_vec())
         );
+        let missing = unspool(&log, 4).unwrap_err();
+        assert!(missing.to_string().contains("row 4"), "{missing}");
         let json: Value =
             serde_json::from_slice(&sample.metadata_json(&Fields::default())).unwrap();
         assert_eq!(json["id"], 7);
@@ -221,7 +239,9 @@ mod tests {
         let json: Value = serde_json::from_slice(&sample.metadata_json(&fields)).unwrap();
         assert_eq!(json["md5"], "ab");
         assert!(json.get("sha256").is_none() && json.get("exif").is_none());
-        std::fs::write(&path, b"short").unwrap();
-        assert!(unspool(&path).is_err());
+        log.append(5, &[b"short"]).unwrap();
+        let error = unspool(&log, 5).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("row 5"), "{error}");
     }
 }

@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use super::column::ColumnType;
 use super::sample::{Fields, Sample, Status, unspool};
+use crate::fs::spool::Spool;
 use crate::image::resize::EncodeFormat;
 
 /// The work folder inside the output folder (for a bucket, inside its local
-/// cache folder): spooled samples, shards being written, downloads of worker
-/// processes.
+/// cache folder): the shards' spools, shards being written, downloads of
+/// worker processes.
 pub const WORK_FOLDER: &str = ".grab-dataset";
 
 /// Digits of a shard's name by default, as img2dataset's default `oom_shard_count`.
@@ -219,13 +220,10 @@ impl Layout {
         self.work.clone()
     }
 
+    /// The folder of shard `shard`'s spool: its finished samples, one
+    /// record each, in a log ([`crate::fs::spool`]).
     pub fn spool_folder(&self, shard: u64) -> PathBuf {
         self.work().join("spool").join(self.keys.shard_name(shard))
-    }
-
-    pub fn spool_path(&self, row: u64) -> PathBuf {
-        self.spool_folder(self.keys.shard_of(row))
-            .join(self.keys.key(row))
     }
 
     /// The file whose presence says the shard is complete.
@@ -252,11 +250,12 @@ impl Layout {
         })
     }
 
-    /// Writes shard `shard` of `count` samples from its spool, in key order, and
-    /// removes the spool. Errors name the path they were about.
-    pub fn write_shard(&self, shard: u64, count: u64) -> anyhow::Result<Stats> {
+    /// Writes shard `shard` of `count` samples from its spool, in key order,
+    /// reading one record at a time (the caller removes the spool once the
+    /// shard is in place). Errors name the path they were about.
+    pub fn write_shard(&self, shard: u64, count: u64, spool: &Spool) -> anyhow::Result<Stats> {
         let first = shard * self.keys.samples_per_shard;
-        let load = |index: u64| self.unspool_row(first + index);
+        let load = |index: u64| self.unspool_row(spool, first + index);
         // Types not declared by the table come from the shard's values.
         let saved = match self.saved_columns.iter().any(|(_, kind)| kind.inferred()) {
             false => self.saved_columns.clone(),
@@ -267,9 +266,7 @@ impl Layout {
                 self.resolve(&samples)
             }
         };
-        let stats = self.build(shard, count, &saved, load, Stats::default())?;
-        let _ = fs::remove_dir_all(self.spool_folder(shard));
-        Ok(stats)
+        self.build(shard, count, &saved, load, Stats::default())
     }
 
     /// The saved columns' types for these samples.
@@ -286,13 +283,15 @@ impl Layout {
             .collect()
     }
 
-    /// The spooled sample of `row`; an error names its file.
-    pub fn unspool_row(&self, row: u64) -> io::Result<(Sample, Vec<u8>)> {
-        let path = self.spool_path(row);
-        unspool(&path).map_err(|error| {
+    /// The spooled sample of `row`; an error names its key and its log.
+    pub fn unspool_row(&self, spool: &Spool, row: u64) -> io::Result<(Sample, Vec<u8>)> {
+        unspool(spool, row).map_err(|error| {
             io::Error::new(
                 error.kind(),
-                format!("cannot read the spooled sample {}: {error}", path.display()),
+                format!(
+                    "cannot read the spooled sample {}: {error}",
+                    self.keys.key(row)
+                ),
             )
         })
     }

@@ -10,6 +10,8 @@
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - [`spool`]: append-only logs of keyed records with a checksum each,
+//!   a torn tail cut on opening (`grab dataset`'s finished samples);
 //! - [`store`]: an output's top-level files in a folder or a bucket prefix
 //!   (`s3://`, `gs://`, `az://`), and tables downloaded from a bucket;
 //! - [`system`]: what differs between Unix and Windows (opening without
@@ -22,6 +24,7 @@ pub mod manifest;
 pub mod names;
 pub mod part;
 pub mod ranges;
+pub mod spool;
 pub mod store;
 pub mod system;
 

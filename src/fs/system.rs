@@ -1,7 +1,7 @@
 //! What differs between systems in how grab opens and tells files apart, in one
 //! place, so the rest of `fs/` (and every command) is written once for all:
 //! opening without following a symbolic link, which file a path or handle
-//! is, and writing at an offset.
+//! is, and writing and reading at an offset.
 //!
 //! Long paths: on Windows, std turns a path past 260 characters into its
 //! `\\?\` form itself on every file-system call (rust-lang/rust#89174, Rust
@@ -67,6 +67,32 @@ pub fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Resul
             Ok(written) => {
                 bytes = &bytes[written..];
                 offset += written as u64;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buffer` from `offset` in `file`, without moving a shared cursor:
+/// records of a spool are read back by place while others are appended.
+#[cfg(unix)]
+pub fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
+}
+
+/// Fills `buffer` from `offset` in `file` (see the Unix version; Windows's
+/// `seek_read` moves the handle's cursor, which no caller relies on).
+#[cfg(windows)]
+pub fn read_exact_at(file: &File, mut buffer: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buffer.is_empty() {
+        match file.seek_read(buffer, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(read) => {
+                buffer = &mut buffer[read..];
+                offset += read as u64;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),

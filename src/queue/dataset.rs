@@ -13,7 +13,9 @@
 //! without work. Workers share the output folder: its lock is taken shared,
 //! each worker downloads into a folder of its own, and shards are written by
 //! number, so they never collide; a taken-over shard reuses the samples its
-//! first worker spooled.
+//! first worker spooled (the whole records of the shard's spool log; a
+//! worker still running on it keeps its log locked, and the next appends to
+//! a log of its own beside it).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

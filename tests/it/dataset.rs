@@ -26,11 +26,19 @@ pub struct Route {
 }
 
 /// A thread-per-connection HTTP/1.1 server on 127.0.0.1:0 with fixed routes;
-/// unknown paths get 404, `/stall` never answers.
+/// unknown paths get 404, `/stall` never answers, and `/held/PATH` answers
+/// as PATH once the server is not holding (see [`ImageServer::hold`]).
 pub struct ImageServer {
     address: std::net::SocketAddr,
-    /// Every User-Agent the server was sent.
-    agents: Arc<Mutex<Vec<String>>>,
+    /// What the server saw: every User-Agent, and requests by path.
+    seen: Arc<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    agents: Mutex<Vec<String>>,
+    hits: Mutex<HashMap<String, usize>>,
+    holding: std::sync::atomic::AtomicBool,
 }
 
 impl ImageServer {
@@ -38,28 +46,47 @@ impl ImageServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let routes = Arc::new(routes);
-        let agents = Arc::new(Mutex::new(Vec::new()));
-        let seen = agents.clone();
+        let seen = Arc::new(Seen::default());
+        let shared = seen.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (routes, seen) = (routes.clone(), seen.clone());
+                let (routes, seen) = (routes.clone(), shared.clone());
                 thread::spawn(move || {
                     let _ = answer(stream, &routes, &seen);
                 });
             }
         });
-        ImageServer { address, agents }
+        ImageServer { address, seen }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// While holding, requests for `/held/...` wait (a run stays mid-way
+    /// until it is killed); then they are answered.
+    pub fn hold(&self, holding: bool) {
+        self.seen
+            .holding
+            .store(holding, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests for `path` (without its query) so far.
+    pub fn hits(&self, path: &str) -> usize {
+        self.seen
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 fn answer(
     mut stream: TcpStream,
     routes: &HashMap<String, Route>,
-    agents: &Mutex<Vec<String>>,
+    seen: &Seen,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
@@ -83,13 +110,23 @@ fn answer(
             if let Some((name, value)) = header.split_once(':')
                 && name.eq_ignore_ascii_case("user-agent")
             {
-                agents.lock().unwrap().push(value.trim().to_string());
+                seen.agents.lock().unwrap().push(value.trim().to_string());
             }
         }
+        *seen.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
         if path == "/stall" {
             thread::sleep(Duration::from_secs(600));
             return Ok(());
         }
+        let path = match path.strip_prefix("/held") {
+            Some(rest) => {
+                while seen.holding.load(std::sync::atomic::Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                rest.to_string()
+            }
+            None => path,
+        };
         let Some(route) = routes.get(&path) else {
             stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")?;
             continue;
@@ -774,16 +811,100 @@ fn start_dataset(scratch: &Scratch, table: &str, more: &[&str]) -> std::process:
         .unwrap()
 }
 
-fn spooled(output: &Path) -> usize {
+/// Whole records in the spools of `output`'s shards: samples a resume reuses.
+fn spooled(output: &Path) -> u64 {
     let spool = output.join(".grab-dataset/spool");
     std::fs::read_dir(&spool)
         .map(|shards| {
             shards
                 .flatten()
-                .map(|shard| std::fs::read_dir(shard.path()).map_or(0, |files| files.count()))
+                // A shard written meanwhile takes its spool with it.
+                .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap_or(0))
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Whole records in the spools of `output`'s unfinished shards (a shard
+/// complete before its spool was removed is not resumed).
+fn reusable(output: &Path) -> u64 {
+    let spool = output.join(".grab-dataset/spool");
+    std::fs::read_dir(&spool).map_or(0, |shards| {
+        shards
+            .flatten()
+            .filter(|shard| {
+                let name = shard.file_name().to_string_lossy().into_owned();
+                !output.join(format!("{name}_stats.json")).exists()
+            })
+            .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap())
+            .sum()
+    })
+}
+
+/// Samples done in `output` so far: spooled, or in a complete shard of `size`.
+fn samples_done(output: &Path, size: u64) -> u64 {
+    let complete = std::fs::read_dir(output).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.ends_with("_stats.json") && name.len() > "_stats.json".len()
+            })
+            .count() as u64
+    });
+    spooled(output) + complete * size
+}
+
+/// A copy of the folder `from` (files and folders) at `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The resumed run's stats, after checking that its shards are `whole`'s
+/// bytes and that it counted every sample once: from a complete shard, a
+/// spooled record or a download.
+fn assert_resumed_to(
+    whole: &[(String, Vec<u8>)],
+    scratch: &Scratch,
+    rows: u64,
+    size: u64,
+) -> Value {
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(scratch.output().join("stats.json")).unwrap())
+            .unwrap();
+    assert_eq!(stats["count"], rows, "{stats}");
+    let counted = stats["shards_reused"].as_u64().unwrap() * size
+        + stats["samples_reused"].as_u64().unwrap()
+        + stats["samples_fetched"].as_u64().unwrap();
+    assert_eq!(counted, rows, "every sample counted once: {stats}");
+    let resumed = shard_bytes(&scratch.output());
+    let names = |files: &[(String, Vec<u8>)]| {
+        files
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(whole), names(&resumed));
+    for ((name, left), (_, right)) in whole.iter().zip(&resumed) {
+        assert!(
+            left == right,
+            "{name} differs between the uninterrupted and the resumed run"
+        );
+    }
+    assert!(
+        !scratch.output().join(".grab-dataset").exists(),
+        "the spool outlived the run"
+    );
+    stats
 }
 
 #[test]
@@ -861,6 +982,218 @@ fn killed_then_resumed_gives_the_same_bytes_as_uninterrupted() {
     }
 }
 
+/// Starts `grab dataset` and kills it (SIGKILL, no cleanup) once at least
+/// `after` samples are done (spooled or in complete shards of `size`).
+fn kill_after(scratch: &Scratch, table: &str, flags: &[&str], after: u64, size: u64) -> u64 {
+    let mut child = start_dataset(scratch, table, flags);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while samples_done(&scratch.output(), size) < after {
+        assert!(Instant::now() < deadline, "the run never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {after} samples were done"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    samples_done(&scratch.output(), size)
+}
+
+#[test]
+fn killed_at_several_points_then_resumed_gives_the_same_bytes() {
+    let (routes, paths) = many_routes(60, Some(Duration::from_millis(30)));
+    let server = ImageServer::start(routes);
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let flags = [
+        "-j",
+        "3",
+        "--output-format",
+        "webdataset",
+        "--samples-per-shard",
+        "10",
+    ];
+    let reference = Scratch::new();
+    let table = urls_file(&reference, &server, &paths);
+    assert_ran(&dataset(&reference, &table, &flags));
+    let whole = shard_bytes(&reference.output());
+    assert_eq!(whole.len(), 12);
+
+    // Killed once early, in the first shard; once with shards written and
+    // others spooled; and one run killed twice over before it resumes.
+    for kills in [&[2u64][..], &[23], &[7, 41]] {
+        let scratch = Scratch::new();
+        let table = urls_file(&scratch, &server, &paths);
+        for &after in kills {
+            let done = kill_after(&scratch, &table, &flags, after, 10);
+            assert!(done < 60, "killed at {kills:?} too late to prove anything");
+        }
+        let spooled_at_kill = reusable(&scratch.output());
+        assert_ran(&dataset(&scratch, &table, &flags));
+        let stats = assert_resumed_to(&whole, &scratch, 60, 10);
+        // Every whole record the kill left is reused, none fetched again.
+        assert_eq!(
+            stats["samples_reused"].as_u64(),
+            Some(spooled_at_kill),
+            "{kills:?}: {stats}"
+        );
+    }
+}
+
+/// A run of 20 rows, 10 to a shard, killed with the first 6 spooled and the
+/// rest held by the server: the shards of an uninterrupted run, the killed
+/// output, the table and the server (no longer holding).
+struct Killed {
+    server: ImageServer,
+    whole: Vec<(String, Vec<u8>)>,
+    killed: Scratch,
+    table: String,
+    log: std::path::PathBuf,
+    /// The log's records, in the order they were appended.
+    records: Vec<grab::fs::spool::Found>,
+}
+
+const KILLED_FLAGS: [&str; 6] = [
+    "-j",
+    "3",
+    "--output-format",
+    "webdataset",
+    "--samples-per-shard",
+    "10",
+];
+
+fn killed_with_six_spooled() -> Killed {
+    let (routes, paths) = many_routes(20, None);
+    let server = ImageServer::start(routes);
+    let paths: Vec<String> = paths
+        .iter()
+        .enumerate()
+        .map(|(row, path)| match row < 6 {
+            true => path.clone(),
+            false => format!("/held{path}"),
+        })
+        .collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let reference = Scratch::new();
+    let table = urls_file(&reference, &server, &paths);
+    assert_ran(&dataset(&reference, &table, &KILLED_FLAGS));
+    let whole = shard_bytes(&reference.output());
+    assert_eq!(whole.len(), 4);
+
+    server.hold(true);
+    let killed = Scratch::new();
+    let table = urls_file(&killed, &server, &paths);
+    let done = kill_after(&killed, &table, &KILLED_FLAGS, 6, 10);
+    server.hold(false);
+    assert_eq!(done, 6, "only the rows not held are done");
+    let log = killed.output().join(".grab-dataset/spool/00000/0.log");
+    let records = grab::fs::spool::scan(&std::fs::File::open(&log).unwrap())
+        .unwrap()
+        .records;
+    let mut rows: Vec<u64> = records.iter().map(|record| record.key).collect();
+    rows.sort();
+    assert_eq!(rows, [0, 1, 2, 3, 4, 5]);
+    Killed {
+        server,
+        whole,
+        killed,
+        table,
+        log,
+        records,
+    }
+}
+
+impl Killed {
+    /// The killed output copied, its log changed by `damage`, then resumed:
+    /// the resumed run's stats once its shards are checked.
+    fn resume_after(&self, damage: impl FnOnce(&Path)) -> Value {
+        let copy = Scratch::new();
+        copy_folder(&self.killed.output(), &copy.output());
+        let log = copy
+            .output()
+            .join(self.log.strip_prefix(self.killed.output()).unwrap());
+        damage(&log);
+        assert_ran(&dataset(&copy, &self.table, &KILLED_FLAGS));
+        assert_resumed_to(&self.whole, &copy, 20, 10)
+    }
+
+    /// Requests so far for the sample of `row`.
+    fn hits(&self, row: u64) -> usize {
+        self.server.hits(&format!("/many/{row}.jpg"))
+    }
+}
+
+#[test]
+fn a_spool_log_torn_mid_record_resumes_to_the_same_bytes() {
+    let killed = killed_with_six_spooled();
+    let last = *killed.records.last().unwrap();
+    let header = grab::fs::spool::HEADER as u64;
+    let length = std::fs::metadata(&killed.log).unwrap().len();
+    assert_eq!(last.offset + header + last.length, length);
+    // Inside the last record's header, at the start of its payload, in its
+    // middle, one byte short.
+    let cuts = [
+        last.offset + 1,
+        last.offset + 12,
+        last.offset + header - 1,
+        last.offset + header,
+        last.offset + header + last.length / 2,
+        length - 1,
+    ];
+    for cut in cuts {
+        let before: Vec<usize> = (0..6).map(|row| killed.hits(row)).collect();
+        let stats = killed.resume_after(|log| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(log)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+        });
+        assert_eq!(stats["samples_reused"], 5, "cut at {cut}: {stats}");
+        assert_eq!(stats["samples_fetched"], 15, "cut at {cut}: {stats}");
+        for row in 0..6 {
+            let again = killed.hits(row) - before[row as usize];
+            let expected = usize::from(row == last.key);
+            assert_eq!(
+                again, expected,
+                "cut at {cut}: row {row} fetched {again} times"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_spool_record_failing_its_checksum_is_dropped_with_all_after_it() {
+    let killed = killed_with_six_spooled();
+    let records = killed.records.clone();
+    let header = grab::fs::spool::HEADER as u64;
+    // The last record, then the third: from it on, nothing counts.
+    for damaged in [5usize, 2] {
+        let record = records[damaged];
+        let before: Vec<usize> = (0..6).map(|row| killed.hits(row)).collect();
+        let stats = killed.resume_after(|log| {
+            let mut bytes = std::fs::read(log).unwrap();
+            bytes[(record.offset + header + record.length / 2) as usize] ^= 0x20;
+            std::fs::write(log, bytes).unwrap();
+        });
+        assert_eq!(
+            stats["samples_reused"].as_u64(),
+            Some(damaged as u64),
+            "record {damaged} damaged: {stats}"
+        );
+        for (position, found) in records.iter().enumerate() {
+            let again = killed.hits(found.key) - before[found.key as usize];
+            let expected = usize::from(position >= damaged);
+            assert_eq!(
+                again, expected,
+                "record {damaged} damaged: row {} fetched {again} times",
+                found.key
+            );
+        }
+    }
+}
+
 #[test]
 fn a_complete_folder_is_skipped_on_a_rerun() {
     let server = ImageServer::start(standard_routes());
@@ -921,7 +1254,7 @@ fn the_user_agent_names_grab_unless_given() {
         &table,
         &["--user-agent", "dataset-bot/2"],
     ));
-    let agents = server.agents.lock().unwrap().clone();
+    let agents = server.seen.agents.lock().unwrap().clone();
     assert_eq!(
         agents,
         [

@@ -258,8 +258,8 @@ fn a_table_read_from_a_bucket_and_shards_written_to_it_match_a_local_run() {
     assert_eq!(left, ["grab-cache"]);
 }
 
-/// Samples spooled in any bucket's local cache under `temporary`.
-fn spooled(temporary: &Path) -> usize {
+/// Samples spooled (whole records) in any bucket's local cache under `temporary`.
+fn spooled(temporary: &Path) -> u64 {
     let Ok(caches) = std::fs::read_dir(temporary.join("grab-cache")) else {
         return 0;
     };
@@ -267,7 +267,7 @@ fn spooled(temporary: &Path) -> usize {
         .flatten()
         .filter_map(|cache| std::fs::read_dir(cache.path().join(".grab-dataset/spool")).ok())
         .flat_map(|shards| shards.flatten())
-        .map(|shard| std::fs::read_dir(shard.path()).map_or(0, |files| files.count()))
+        .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap_or(0))
         .sum()
 }
 
