@@ -9,6 +9,7 @@
 #
 #   bench/dataset.sh [COUNT] [DELAY_MS] [ROUNDS] [SHARD]
 #   defaults:         2000    30         1        500
+#   IMAGES=large: the second set (1500-2600 px, a fifth of them PNG)
 #
 # Prints, per tool and round: wall time, images saved and images/s, CPU seconds
 # (user + system, all processes) per 1000 images, and peak memory as GNU time
@@ -47,10 +48,18 @@ if [ ! -x "$venv/bin/img2dataset" ]; then
 fi
 
 start_grab_serve "$work/serve.log" --quiet
-# 40 distinct pictures, sides from 400 to 1300 px; every URL distinct.
+# 40 distinct pictures, sides from 400 to 1300 px; every URL distinct (by a
+# fragment: the server refuses parameters it does not know).
+# IMAGES=large: 40 other pictures (other names, so other content), sides from
+# 1500 to 2600 px, every fifth a PNG.
 for i in $(seq 0 $((count - 1))); do
   k=$((i % 40))
-  echo "$base/images/photo-$k.jpg?w=$((400 + (k * 229) % 901))&h=$((400 + (k * 347) % 901))&delay_ms=$delay&n=$i"
+  if [ "${IMAGES:-}" = large ]; then
+    extension=jpg; [ $((k % 5)) = 0 ] && extension=png
+    echo "$base/images/scene-$k.$extension?w=$((1500 + (k * 229) % 1101))&h=$((1500 + (k * 347) % 1101))&delay_ms=$delay#$i"
+  else
+    echo "$base/images/photo-$k.jpg?w=$((400 + (k * 229) % 901))&h=$((400 + (k * 347) % 901))&delay_ms=$delay#$i"
+  fi
 done >"$work/urls.txt"
 # The server draws each picture once and caches it: draw them before timing.
 head -40 "$work/urls.txt" | sed 's/delay_ms=[0-9]*/delay_ms=0/' | while read -r url; do curl -sf -o /dev/null "$url"; done
