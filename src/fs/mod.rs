@@ -8,6 +8,8 @@
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`ranges`]: which ranges of a part fetched in pieces (`--split`) are in;
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
+//! - [`fingerprints`]: compact tables keyed by fingerprint, for what a run
+//!   remembers of each of millions of URLs and names;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
 //! - [`store`]: an output's top-level files in a folder or a bucket prefix
@@ -16,6 +18,7 @@
 //!   following a link, which file a path is), and why long paths need nothing.
 
 pub mod atomic;
+pub mod fingerprints;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
