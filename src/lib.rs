@@ -17,7 +17,8 @@
 //!   memory, or a stream).
 //! - [`fs`]: atomic writes with one file mode, the folder lock, part files,
 //!   a split download's finished ranges, spools (append-only logs of
-//!   checksummed records), names (sanitising, numbering),
+//!   checksummed records), names (sanitising, numbering), compact
+//!   fingerprint tables for lists of millions ([`fs::fingerprints`]),
 //!   `-x`/`--spread` layout, the manifest, buckets (`s3://`, [`fs::store`]);
 //!   Linux's fast paths beside the portable way, and what differs by system.
 //! - [`image`]: header checks before any pixel, MIME types and sniffing,

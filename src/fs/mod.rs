@@ -8,6 +8,8 @@
 //! - [`part`]: the `.part` file that becomes the final name only when complete;
 //! - [`ranges`]: which ranges of a part fetched in pieces (`--split`) are in;
 //! - [`names`]: URL to file name, sanitising, numbering, the name registry;
+//! - [`fingerprints`]: compact tables keyed by fingerprint, for what a run
+//!   remembers of each of millions of URLs and names;
 //! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
 //! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
 //! - [`spool`]: append-only logs of keyed records with a checksum each,
@@ -18,6 +20,7 @@
 //!   following a link, which file a path is), and why long paths need nothing.
 
 pub mod atomic;
+pub mod fingerprints;
 pub mod layout;
 pub mod lock;
 pub mod manifest;

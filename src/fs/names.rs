@@ -15,6 +15,8 @@ use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::fingerprints::FingerprintMap;
+
 /// Longest name we hand out. Linux allows 255 bytes; the rest is room for a
 /// collision suffix (`-9999`) and the `.part` ending of the file being written.
 pub const MAX_NAME_BYTES: usize = 240;
@@ -324,41 +326,145 @@ pub struct FolderNames {
 /// names. A bigger folder is looked at name by name.
 pub const MAX_LISTED_ENTRIES: usize = 100_000;
 
-/// How a held name was handed out.
-struct Numbered {
-    desired: String,
-    n: u64,
-    /// Handed out for a rank: the number stays that rank's when given back.
-    ranked: bool,
+/// How a held name was handed out, packed in a `u64` so a million names
+/// cost 24 bytes each with their fingerprint: the number in the high bits,
+/// and whether it was handed out for a rank (then the number stays that
+/// rank's when given back). [`CLAIMED`] for a name claimed as is.
+type Held = u64;
+
+/// A name marked as the batch's without a number (see [`NameRegistry::claim`]).
+const CLAIMED: Held = u64::MAX;
+
+fn held(n: u64, ranked: bool) -> Held {
+    (n << 1) | u64::from(ranked)
+}
+
+/// (number, ranked) of a name handed out by number.
+fn numbering(held: Held) -> Option<(u64, bool)> {
+    (held != CLAIMED).then_some((held >> 1, held & 1 == 1))
+}
+
+/// The numbers of a desired name's ranks 0, 1, 2, ...: `dense` ranks numbered
+/// 0, 1, ... `dense - 1`, then `extra`'s (once a name in the folder was skipped).
+#[derive(Default)]
+struct Slots {
+    dense: u64,
+    extra: Vec<u64>,
+}
+
+impl Slots {
+    fn len(&self) -> u64 {
+        self.dense + self.extra.len() as u64
+    }
+
+    fn get(&self, rank: u64) -> u64 {
+        match rank < self.dense {
+            true => rank,
+            false => self.extra[(rank - self.dense) as usize],
+        }
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.extra
+            .last()
+            .copied()
+            .or_else(|| self.dense.checked_sub(1))
+    }
+
+    fn push(&mut self, n: u64) {
+        if self.extra.is_empty() && n == self.dense {
+            self.dense += 1;
+        } else {
+            self.extra.push(n);
+        }
+    }
 }
 
 /// The names a batch holds, and where each desired name's numbering goes on, so
 /// that the N-th URL wanting `x.jpg` costs one look, not N: a run of 100,000
-/// URLs all named `dl` is linear.
+/// URLs all named `dl` is linear. Names are kept by their 128-bit
+/// [`fingerprint`], not as text: a list of a million distinct names holds
+/// some 24 bytes each here, not a few hundred.
 #[derive(Default)]
 struct Names {
-    /// Every name held, with how it was numbered (`None` for a name claimed as is).
-    taken: HashMap<String, Option<Numbered>>,
-    /// Per desired name: the numbers of ranks 0, 1, 2, ...: the free alternatives
-    /// in order, skipping names already in the folder. Decided once per rank, so
-    /// the order responses arrive in does not change them.
-    slots: HashMap<String, Vec<u64>>,
+    /// Every name held, with how it was numbered.
+    taken: FingerprintMap<u128, Held>,
+    /// Per desired name whose ranks' numbers are more than `[0]`: how many
+    /// ranks are decided, when their numbers are 0, 1, 2, ... The common
+    /// desired name of one URL, rank 0 numbered 0, is stored nowhere: its
+    /// own ranked hold of number 0 says so (see [`Names::slots_of`]).
+    counts: FingerprintMap<u128, u64>,
+    /// Per desired name whose ranks skipped a name already in the folder:
+    /// every rank's number. Decided once per rank, so the order responses
+    /// arrive in does not change them.
+    skipping: HashMap<u128, Slots>,
     /// Per desired name: the next number to try for a job without a rank.
-    next: HashMap<String, u64>,
+    next: HashMap<u128, u64>,
     /// Per desired name: numbers given back by failed downloads, lowest first.
-    freed: HashMap<String, BTreeSet<u64>>,
+    freed: HashMap<u128, BTreeSet<u64>>,
 }
 
 impl Names {
+    fn holds(&self, name: &str) -> bool {
+        self.taken.contains(&fingerprint(name))
+    }
+
     /// Whether `name` is held, or would share a part file with a name held:
     /// `x` writes `x.part`, so `x.part` and `x` exclude each other.
     fn clashes(&self, name: &str) -> bool {
-        self.taken.contains_key(name)
-            || self.taken.contains_key(&format!("{name}{PART_SUFFIX}"))
+        self.holds(name)
+            || self.holds(&format!("{name}{PART_SUFFIX}"))
             || name
                 .strip_suffix(PART_SUFFIX)
-                .is_some_and(|stem| self.taken.contains_key(stem))
+                .is_some_and(|stem| self.holds(stem))
     }
+
+    /// The ranks of `desired` decided so far, taken out of the tables (put
+    /// back with [`Names::store_slots`]). A desired name with no entry has
+    /// rank 0 decided as number 0 exactly when that name is held for a rank
+    /// with number 0: only rank 0 can be numbered 0. Given back (its download
+    /// failed), the number is decided again the same way, to the same 0 (the
+    /// name is free again, and the run holds the folder alone).
+    fn slots_of(&mut self, key: u128, desired: &str) -> Slots {
+        if let Some(slots) = self.skipping.remove(&key) {
+            return slots;
+        }
+        if let Some(dense) = self.counts.get(&key) {
+            return Slots {
+                dense,
+                extra: Vec::new(),
+            };
+        }
+        let rank_zero = self.taken.get(&fingerprint(desired)) == Some(held(0, true));
+        Slots {
+            dense: u64::from(rank_zero),
+            extra: Vec::new(),
+        }
+    }
+
+    fn store_slots(&mut self, key: u128, slots: Slots) {
+        if !slots.extra.is_empty() {
+            self.counts.remove(&key);
+            self.skipping.insert(key, slots);
+        } else if slots.dense >= 2 {
+            self.counts.insert(key, slots.dense);
+        }
+    }
+}
+
+/// The desired name `name` was numbered `n` from: [`numbered`] undone. Exact,
+/// as the number goes between the stem and the extension, which has no `-`.
+fn unnumbered(name: &str, n: u64) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    let (folders, file) = match name.rsplit_once('/') {
+        Some((folders, file)) => (&name[..=folders.len()], file),
+        None => ("", name),
+    };
+    let (stem, extension) = split_extension(file);
+    let stem = stem.strip_suffix(&format!("-{n}")).unwrap_or(stem);
+    format!("{folders}{stem}{extension}")
 }
 
 impl FolderNames {
@@ -413,26 +519,28 @@ impl FolderNames {
     /// number when it was decided by this call, and so found free just now: the
     /// caller need not look at the folder again.
     fn slot(&self, names: &mut Names, desired: &str, rank: u64) -> (u64, bool) {
-        let mut slots = names.slots.remove(desired).unwrap_or_default();
-        let checked = slots.len() as u64 <= rank;
-        while slots.len() as u64 <= rank {
+        let key = fingerprint(desired);
+        let mut slots = names.slots_of(key, desired);
+        let checked = slots.len() <= rank;
+        while slots.len() <= rank {
             let mut n = slots.last().map_or(0, |last| last + 1);
             while !self.free(names, &numbered(desired, n)) {
                 n += 1;
             }
             slots.push(n);
         }
-        let n = slots[rank as usize];
-        names.slots.insert(desired.to_string(), slots);
+        let n = slots.get(rank);
+        names.store_slots(key, slots);
         (n, checked)
     }
 
     /// The first free number for `desired`, a number a failed download gave back
     /// first, so names stay dense.
     fn first_free(&self, names: &mut Names, desired: &str) -> u64 {
+        let key = fingerprint(desired);
         let freed: Vec<u64> = names
             .freed
-            .get(desired)
+            .get(&key)
             .map(|freed| freed.iter().copied().collect())
             .unwrap_or_default();
         let reused = freed
@@ -442,25 +550,18 @@ impl FolderNames {
             Some(n) => n,
             None => {
                 // Past the numbers ranks hold, so as not to take a later one's.
-                let after_ranks = names
-                    .slots
-                    .get(desired)
-                    .and_then(|slots| slots.last())
-                    .map_or(0, |last| last + 1);
-                let mut n = names
-                    .next
-                    .get(desired)
-                    .copied()
-                    .unwrap_or(0)
-                    .max(after_ranks);
+                let slots = names.slots_of(key, desired);
+                let after_ranks = slots.last().map_or(0, |last| last + 1);
+                names.store_slots(key, slots);
+                let mut n = names.next.get(&key).copied().unwrap_or(0).max(after_ranks);
                 while !self.free(names, &numbered(desired, n)) {
                     n += 1;
                 }
-                names.next.insert(desired.to_string(), n + 1);
+                names.next.insert(key, n + 1);
                 n
             }
         };
-        if let Some(freed) = names.freed.get_mut(desired) {
+        if let Some(freed) = names.freed.get_mut(&key) {
             freed.remove(&n);
         }
         n
@@ -502,32 +603,27 @@ impl NameRegistry for FolderNames {
             None => self.first_free(&mut names, desired),
         };
         let name = numbered(desired, n);
-        let numbering = Numbered {
-            desired: desired.to_string(),
-            n,
-            ranked: ranked.is_some(),
-        };
-        names.taken.insert(name.clone(), Some(numbering));
+        names
+            .taken
+            .insert(fingerprint(&name), held(n, ranked.is_some()));
         Ok(name)
     }
 
     fn release(&self, name: &str) {
         let mut names = crate::lock(&self.names);
-        if let Some(Some(numbering)) = names.taken.remove(name)
-            && !numbering.ranked
-        {
-            names
-                .freed
-                .entry(numbering.desired)
-                .or_default()
-                .insert(numbering.n);
+        let Some(held) = names.taken.remove(&fingerprint(name)) else {
+            return;
+        };
+        if let Some((n, false)) = numbering(held) {
+            let desired = fingerprint(&unnumbered(name, n));
+            names.freed.entry(desired).or_default().insert(n);
         }
     }
 
     fn claim(&self, name: &str) {
         crate::lock(&self.names)
             .taken
-            .insert(name.to_string(), None);
+            .insert(fingerprint(name), CLAIMED);
     }
 }
 
@@ -951,6 +1047,42 @@ mod tests {
                 numbered("dl", rank)
             );
         }
+    }
+
+    #[test]
+    fn unnumbered_undoes_numbered() {
+        for (desired, n) in [
+            ("a.jpg", 0),
+            ("a.jpg", 3),
+            ("a-1.jpg", 1),
+            ("README", 12),
+            (".jpg", 2),
+            ("archive.tar.gz", 1),
+            ("h:80/a.b/photo-2.jpg", 2),
+        ] {
+            assert_eq!(
+                unnumbered(&numbered(desired, n), n),
+                desired,
+                "{desired} {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rank_zero_given_back_is_numbered_zero_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let names = FolderNames::listed(directory.path());
+        assert_eq!(names.reserve("x.jpg", Some(0)).unwrap(), "x.jpg");
+        // Rank 0's number is known from its hold alone: rank 1 comes next.
+        assert_eq!(names.reserve("x.jpg", Some(1)).unwrap(), "x-1.jpg");
+        names.release("x.jpg");
+        assert_eq!(names.reserve("x.jpg", Some(2)).unwrap(), "x-2.jpg");
+        assert_eq!(names.reserve("x.jpg", Some(0)).unwrap(), "x.jpg");
+        // Given back with no rank above it: decided again, the same.
+        assert_eq!(names.reserve("y.jpg", Some(0)).unwrap(), "y.jpg");
+        names.release("y.jpg");
+        assert_eq!(names.reserve("y.jpg", Some(1)).unwrap(), "y-1.jpg");
+        assert_eq!(names.reserve("y.jpg", Some(0)).unwrap(), "y.jpg");
     }
 
     #[test]

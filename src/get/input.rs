@@ -6,8 +6,6 @@
 //! remembered only by a 128-bit fingerprint. With `--shard K/N`, only the URLs
 //! of part K are read on (see [`crate::partition`]).
 
-use std::collections::HashSet;
-
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -15,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use url::Url;
 
+use crate::fs::fingerprints::FingerprintSet;
 use crate::fs::names;
 pub use crate::http::request::{
     ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume, parse_line, parse_url,
@@ -140,7 +139,8 @@ pub struct Inputs {
     argument_index: usize,
     readers: std::vec::IntoIter<Reader>,
     current: Option<(Reader, usize)>,
-    seen: HashSet<u128>,
+    /// Every URL read, by fingerprint: 16 bytes each (see [`FingerprintSet`]).
+    seen: FingerprintSet<u128>,
     duplicates: u64,
     buffer: Vec<u8>,
     shard: Option<Shard>,
@@ -229,7 +229,7 @@ impl Inputs {
             argument_index: 0,
             readers: readers.into_iter(),
             current: None,
-            seen: HashSet::new(),
+            seen: FingerprintSet::new(),
             duplicates: 0,
             buffer: Vec::new(),
             shard: None,
@@ -385,7 +385,7 @@ impl Iterator for Inputs {
                         self.dropping_options = true;
                         continue;
                     }
-                    self.dropping_options = !self.seen.insert(names::fingerprint(url.as_str()));
+                    self.dropping_options = !self.seen.add(names::fingerprint(url.as_str()));
                     if self.dropping_options {
                         self.duplicates += 1;
                         continue;

@@ -5,13 +5,13 @@
 //! Every new download gets its rank among those sharing its base name, in input
 //! order, which decides its final name whatever order responses arrive in.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::input::{Job, Plan, Resume};
+use crate::fs::fingerprints::FingerprintMap;
 use crate::fs::layout::{self, Layout};
 use crate::fs::manifest::{self, Entry, Known};
 use crate::fs::names::{self, FolderNames, NameRegistry, PART_SUFFIX};
@@ -34,9 +34,13 @@ pub struct Planner {
     pub timestamping: bool,
     /// Where files go: ranks are counted per folder.
     pub layout: Layout,
-    /// Per base name (by a 128-bit fingerprint, so a list of millions of
-    /// distinct names stays small): how many new downloads have wanted it.
-    pub ranks: HashMap<u128, u64>,
+    /// Per base name (by a 64-bit fingerprint, so a list of millions of
+    /// distinct names holds 16 bytes each): how many new downloads have
+    /// wanted it. Two bases sharing a fingerprint (about one chance in 40
+    /// million in a list of a million) would share a count: a rank past a
+    /// free number, never a clash (the registry decides names) nor a name
+    /// that changes between runs.
+    pub ranks: FingerprintMap<u64, u64>,
     /// Parts an earlier run left that this run, without `--continue`, starts
     /// over: counted, so the run can suggest `-c`.
     pub stale_parts: AtomicU64,
@@ -76,9 +80,10 @@ impl Planner {
     fn rank(&mut self, job: &Job) -> u64 {
         let name = names::desired_name(&job.url, job.name.as_deref(), None);
         let base = self.layout.place(&job.url, &name);
-        let rank = self.ranks.entry(names::fingerprint(&base)).or_insert(0);
-        *rank += 1;
-        *rank - 1
+        let key = names::fingerprint(&base) as u64;
+        let rank = self.ranks.get(&key).unwrap_or(0);
+        self.ranks.insert(key, rank + 1);
+        rank
     }
 
     fn against_manifest(&self, mut job: Job) -> Planned {
@@ -278,7 +283,7 @@ mod tests {
                 force,
                 timestamping: false,
                 layout: Layout::default(),
-                ranks: HashMap::new(),
+                ranks: Default::default(),
                 stale_parts: AtomicU64::new(0),
                 first_stale_part: Default::default(),
             }
@@ -366,6 +371,81 @@ mod tests {
         assert_eq!(rank(planner.plan(job("http://h/other/img"))), Some(1));
         assert_eq!(rank(planner.plan(job("http://h/cat.jpg"))), Some(0));
         assert_eq!(rank(planner.plan(job("http://h/img.png"))), Some(0));
+    }
+
+    /// Ranks a list through the planner, in input order: (desired name, rank)
+    /// per URL, as the download will ask the registry.
+    fn ranks_of(folder: &Folder, list: &str) -> Vec<(String, u64)> {
+        let mut planner = folder.planner(false, false);
+        Inputs::from_text("list", list.to_string())
+            .map(|job| match planner.plan(job.unwrap()) {
+                Planned::Download(job) => (
+                    names::desired_name(&job.url, job.name.as_deref(), None),
+                    job.rank.unwrap(),
+                ),
+                Planned::Skip(outcome) => panic!("skipped: {outcome:?}"),
+            })
+            .collect()
+    }
+
+    /// The names a batch's downloads get when their responses arrive in
+    /// `order` (indices into `ranked`), with one registry as every strategy
+    /// shares (the worker processes through their pipe).
+    fn names_in_order(folder: &Folder, ranked: &[(String, u64)], order: &[usize]) -> Vec<String> {
+        let registry = FolderNames::listed(folder.directory.path());
+        let mut names = vec![String::new(); ranked.len()];
+        for &index in order {
+            let (desired, rank) = &ranked[index];
+            names[index] = registry.reserve(desired, Some(*rank)).unwrap();
+        }
+        names
+    }
+
+    #[test]
+    fn a_million_urls_of_colliding_names_get_the_same_names_in_any_order() {
+        let folder = Folder::new(&[]);
+        // In the folder before the run: the ranks of `f7.jpg` skip it.
+        folder.write("f7.jpg", b"old");
+        const COUNT: usize = 1_000_000;
+        const BASES: usize = 50_000;
+        // Distinct URLs (997 is prime to 50,000), each name wanted 20 times,
+        // and one repeat that takes no rank.
+        let mut list: String = (0..COUNT)
+            .map(|index| format!("http://h/{}/f{}.jpg\n", index % 997, index % BASES))
+            .collect();
+        list.push_str("http://h/0/f0.jpg\n");
+        let ranked = ranks_of(&folder, &list);
+        assert_eq!(ranked.len(), COUNT);
+        assert_eq!(ranks_of(&folder, &list), ranked, "two plans of one list");
+
+        let in_input_order: Vec<usize> = (0..COUNT).collect();
+        let reversed: Vec<usize> = (0..COUNT).rev().collect();
+        // Fisher-Yates with a fixed xorshift: any completion order will do.
+        let mut shuffled = in_input_order.clone();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for index in (1..COUNT).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(index, (state % (index as u64 + 1)) as usize);
+        }
+        let names = names_in_order(&folder, &ranked, &in_input_order);
+        assert_eq!(names_in_order(&folder, &ranked, &reversed), names);
+        assert_eq!(names_in_order(&folder, &ranked, &shuffled), names);
+
+        let distinct: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(distinct.len(), COUNT, "two downloads share a name");
+        assert!(!distinct.contains("f7.jpg"));
+        // The n-th URL wanting a name gets its n-th free alternative.
+        for (index, name) in names.iter().enumerate() {
+            let base = index % BASES;
+            let rank = (index / BASES) as u64;
+            let skipped = u64::from(base == 7);
+            assert_eq!(
+                *name,
+                names::numbered(&format!("f{base}.jpg"), rank + skipped)
+            );
+        }
     }
 
     #[test]

@@ -328,6 +328,44 @@ fn spread_puts_files_in_hash_folders_and_a_rerun_finds_them(strategy: &str) {
     assert_eq!(files_under(&scratch.output()), files);
 }
 
+/// Two thousand URLs sharing a hundred names, one of them a file the folder
+/// has already: each gets the alternative its place in the list decides
+/// (`f3-7.bin` for the eighth URL wanting `f3.bin`, past `f7.bin` for those
+/// wanting it), whichever strategy ran them and in whatever order they
+/// finished: the names the planner's ranks give. Each URL's size is its own,
+/// so a file's length says which URL it holds.
+fn colliding_names_follow_the_list_order(strategy: &str) {
+    const COUNT: usize = 2_000;
+    const BASES: usize = 100;
+    let server = gallery();
+    let base = server.base_url();
+    let scratch = Scratch::new();
+    fs::create_dir_all(scratch.output()).unwrap();
+    fs::write(scratch.output().join("f7.bin"), b"old").unwrap();
+    let list: String = (0..COUNT)
+        .map(|index| format!("{base}/files/f{}.bin?size={}\n", index % BASES, index + 1))
+        .collect();
+    let list_path = scratch.write("list.txt", &list);
+    let output = get(strategy, &scratch, &["-i", &list_path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mut expected = vec!["f7.bin".to_string()];
+    for index in 0..COUNT {
+        let (name, rank) = (index % BASES, index / BASES);
+        let number = rank + usize::from(name == 7);
+        let file = match number {
+            0 => format!("f{name}.bin"),
+            number => format!("f{name}-{number}.bin"),
+        };
+        let length = fs::metadata(scratch.output().join(&file))
+            .unwrap_or_else(|error| panic!("{file}: {error}"))
+            .len();
+        assert_eq!(length, index as u64 + 1, "{file} holds another URL's body");
+        expected.push(file);
+    }
+    expected.sort();
+    assert_eq!(files_in(&scratch.output()), expected);
+}
+
 for_each_strategy!(
     folder_urls_are_saved_as_their_index,
     input_lines_with_tabs_spaces_and_aria2_options,
@@ -335,7 +373,8 @@ for_each_strategy!(
     force_directories_make_host_and_path_folders,
     hostile_paths_stay_inside_the_output_folder,
     continue_resumes_a_part_in_a_subfolder,
-    spread_puts_files_in_hash_folders_and_a_rerun_finds_them
+    spread_puts_files_in_hash_folders_and_a_rerun_finds_them,
+    colliding_names_follow_the_list_order
 );
 
 #[test]
