@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::support::{Scratch, files_in, for_each_strategy, gallery, grab_command, stderr_of};
+use super::tls::{Certificates, TLS_SIZE, TlsServer};
 
 /// A dnsmasq of this test's own, its log in a file; killed on drop.
 struct NameServer {
@@ -137,7 +138,13 @@ fn a_dead_name_is_asked_once_and_each_of_its_urls_fails_by_name(strategy: &str) 
         .map(|index| format!("http://dead.test:{port}/images/gone-{index}.jpg"))
         .collect();
     let good = urls(&server, 4);
-    let list = dead.iter().chain(&good).cloned().collect::<Vec<_>>().join("\n") + "\n";
+    let list = dead
+        .iter()
+        .chain(&good)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
     let input = scratch.write("urls.txt", &list);
     let output = grab_command()
         .args(["get", "-s", strategy, "-j", "4", "-i", &input])
@@ -161,9 +168,39 @@ fn a_dead_name_is_asked_once_and_each_of_its_urls_fails_by_name(strategy: &str) 
     assert_eq!(name_server.queries("A", "gallery.test"), 1, "{log}");
 }
 
+/// https on one host: the async client (reqwest, and for the blocking
+/// strategies the HTTP/2 bridge that tries an https origin first) and ureq
+/// share the one answer.
+fn https_clients_share_the_answer(strategy: &str) {
+    let name_server = NameServer::start();
+    let server = TlsServer::start(&Certificates::new());
+    let scratch = Scratch::new();
+    let list: String = (0..FILES)
+        .map(|index| format!("https://gallery.test:{}/s{index}.bin\n", server.port))
+        .collect();
+    let input = scratch.write("urls.txt", &list);
+    let output = grab_command()
+        .args(["get", "-s", strategy, "-j", "4", "-k", "-i", &input])
+        .args(["-o", &scratch.output_arg()])
+        .args(["--dns-servers", &name_server.address()])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let saved = files_in(&scratch.output());
+    assert_eq!(saved.len(), FILES, "{stderr}");
+    for name in saved {
+        let bytes = std::fs::read(scratch.output().join(&name)).unwrap();
+        assert_eq!(bytes.len(), TLS_SIZE, "{name}");
+    }
+    let log = name_server.log();
+    assert_eq!(name_server.queries("A", "gallery.test"), 1, "{log}");
+}
+
 for_each_strategy!(
     a_host_is_asked_once_however_many_urls,
     a_dead_name_is_asked_once_and_each_of_its_urls_fails_by_name,
+    https_clients_share_the_answer,
 );
 
 /// `grab dataset` looks names up the same way: every row saved, one query.
@@ -203,7 +240,12 @@ fn dataset_asks_once_per_host() {
 #[test]
 fn a_wrong_server_list_is_refused() {
     let output = super::support::grab(
-        &["get", "http://gallery.test/", "--dns-servers", "dns.example"],
+        &[
+            "get",
+            "http://gallery.test/",
+            "--dns-servers",
+            "dns.example",
+        ],
         None,
     );
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
