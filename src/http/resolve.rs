@@ -116,7 +116,8 @@ impl Entry {
 enum Source {
     /// hickory, with the names of the hosts file answered from it alone.
     Dns {
-        resolver: TokioResolver,
+        /// Boxed: it is some hundreds of bytes, the other sources a pointer.
+        resolver: Box<TokioResolver>,
         hosts: Arc<Hosts>,
     },
     /// The system's resolver, where hickory cannot read its configuration.
@@ -376,7 +377,7 @@ fn dns_source(servers: &[SocketAddr]) -> Result<Source, String> {
         .build()
         .map_err(|error| format!("cannot start the name resolver: {error}"))?;
     Ok(Source::Dns {
-        resolver,
+        resolver: Box::new(resolver),
         hosts: Arc::new(Hosts::from_system().unwrap_or_default()),
     })
 }
