@@ -10,7 +10,8 @@
 //! - [`http`]: one download: the request ([`http::Job`]), the response policy
 //!   and the attempt ([`http::transfer`]), retries that resume, errors mapped
 //!   once, TLS roots, proxies, rate limits, the blocking (ureq) and async
-//!   (hyper, reqwest) clients with HTTP/2 by ALPN for every strategy, one
+//!   (hyper, reqwest) clients with HTTP/2 by ALPN for every strategy, names
+//!   looked up once per host for all of them ([`http::resolve`]), one
 //!   file over several connections ([`http::split`]), `--compressed`
 //!   decoding, and the download as an engine task ([`http::task`]); a body
 //!   goes to the sink the caller chooses ([`http::BodySink`]: a part file,

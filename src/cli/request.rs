@@ -91,6 +91,14 @@ pub struct RequestArgs {
     /// subdomains), addresses, ADDRESS/BITS networks, or `*`; instead of NO_PROXY.
     #[arg(long, value_name = "LIST")]
     pub noproxy: Option<String>,
+    /// Ask these name servers instead of the system's (curl's
+    /// --dns-servers): `ADDRESS[:PORT]`, comma-separated, IPv6 in brackets
+    /// when a port follows; port 53 unless given. Names in the hosts file are
+    /// still answered from it. Either way each host is looked up once and its
+    /// answer kept for its TTL (at least 30 s, at most 10 min), a failed
+    /// lookup for 5 s, for every strategy.
+    #[arg(long, value_name = "ADDR[:PORT],...")]
+    pub dns_servers: Option<String>,
     /// Do not check servers' certificates (the traffic is still encrypted, but
     /// anyone on the way can read it).
     #[arg(short = 'k', long)]
@@ -171,6 +179,10 @@ impl RequestArgs {
             |name| std::env::var(name).ok(),
         )
         .map_err(|error| error.to_string())?;
+        settings.dns_servers = match &self.dns_servers {
+            Some(text) => crate::http::resolve::parse_servers(text)?,
+            None => Vec::new(),
+        };
         settings.load_cookies = self.load_cookies.clone();
         settings.save_cookies = self.save_cookies.clone();
         settings.keep_session_cookies = self.keep_session_cookies;

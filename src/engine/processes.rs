@@ -353,6 +353,9 @@ impl<R: Remote> Supervisor<'_, R> {
 struct Pipe {
     input: Input,
     output: Mutex<Stdout>,
+    /// Held from a question to its answer, so two threads of a worker (a
+    /// split download's connections) asking at once each get their own.
+    asking: Mutex<()>,
 }
 
 /// Where the worker's lines from its parent are read.
@@ -487,6 +490,7 @@ impl<Message: Serialize, Reply: DeserializeOwned> Parent<Message, Reply> {
 
     /// Asks and waits for the parent's answer.
     pub fn ask(&self, message: Message) -> io::Result<Reply> {
+        let _turn = crate::lock(&self.pipe.asking);
         self.tell(message)?;
         match self.pipe.receive::<Down<Nothing, Reply>>()? {
             Some(Down::Reply(reply)) => Ok(reply),
@@ -523,6 +527,7 @@ where
     let pipe = Arc::new(Pipe {
         input,
         output: Mutex::new(io::stdout()),
+        asking: Mutex::new(()),
     });
     let task = make(Parent {
         pipe: pipe.clone(),

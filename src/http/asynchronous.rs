@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use thread_local::ThreadLocal;
 
 use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
 use super::proxy;
+use super::resolve::{ForHyper, ForReqwest, Resolver};
 use super::retry::Attempts;
 use super::settings::HttpVersion;
 use super::split::{self, Claim, Pieces, Step};
@@ -42,6 +43,8 @@ use crate::http::request::Job;
 /// one runtime that drives its connections.
 pub struct AsyncClient {
     pool: usize,
+    /// One for every thread's clients: one cache, one query a host.
+    resolver: Arc<Resolver>,
     /// For `http://` with no proxy: hyper's pooled client alone. grab follows
     /// redirects and retries itself, and reqwest's layers for them cost about
     /// a tenth of the CPU of a small file (its redirect layer parses every URL
@@ -107,7 +110,7 @@ impl AsyncClient {
         if url.scheme() != "https" && !through_tls_proxy {
             return self
                 .plain
-                .get_or_try(|| client(settings, self.pool, None))
+                .get_or_try(|| client(settings, &self.resolver, self.pool, None))
                 .map_err(|error| DownloadError::Network(format!("{error:#}")));
         }
         self.secure
@@ -116,7 +119,8 @@ impl AsyncClient {
                     .roots
                     .get_or_init(|| settings.trust.roots().map_err(|error| error.to_string()))
                     .as_ref()?;
-                client(settings, self.pool, Some(roots)).map_err(|error| error.to_string())
+                client(settings, &self.resolver, self.pool, Some(roots))
+                    .map_err(|error| error.to_string())
             })
             .as_ref()
             .map_err(|message| DownloadError::Trust(message.clone()))
@@ -149,24 +153,39 @@ fn origin(url: &url::Url) -> String {
     )
 }
 
-/// The async client for `pool` tasks. The plain client is made at once, on this
-/// thread, so settings it refuses stop the run before it starts.
-pub fn async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
-    made(settings, pool, false)
+/// The async client for `pool` tasks, looking names up with `resolver`. The
+/// plain client is made at once, on this thread, so settings it refuses stop
+/// the run before it starts.
+pub fn async_client(
+    settings: &Settings,
+    resolver: &Arc<Resolver>,
+    pool: usize,
+) -> anyhow::Result<AsyncClient> {
+    made(settings, resolver, pool, false)
 }
 
 /// The client the blocking strategies send requests through when they need
 /// HTTP/2 or an https proxy: one set of connections for every thread, driven
 /// by one runtime, learning which origins answer in HTTP/1.1.
-pub(super) fn shared_async_client(settings: &Settings, pool: usize) -> anyhow::Result<AsyncClient> {
-    made(settings, pool, true)
+pub(super) fn shared_async_client(
+    settings: &Settings,
+    resolver: &Arc<Resolver>,
+    pool: usize,
+) -> anyhow::Result<AsyncClient> {
+    made(settings, resolver, pool, true)
 }
 
-fn made(settings: &Settings, pool: usize, shared: bool) -> anyhow::Result<AsyncClient> {
+fn made(
+    settings: &Settings,
+    resolver: &Arc<Resolver>,
+    pool: usize,
+    shared: bool,
+) -> anyhow::Result<AsyncClient> {
     let plain = Holder::new(shared);
-    plain.get_or_try(|| client(settings, pool, None))?;
+    plain.get_or_try(|| client(settings, resolver, pool, None))?;
     Ok(AsyncClient {
         pool,
+        resolver: resolver.clone(),
         direct: Holder::new(shared),
         plain,
         secure: Holder::new(shared),
@@ -177,15 +196,15 @@ fn made(settings: &Settings, pool: usize, shared: bool) -> anyhow::Result<AsyncC
 
 /// hyper's client for plain http, and the User-Agent it sends.
 struct Direct {
-    client: HyperClient<HttpConnector, Empty<Bytes>>,
+    client: HyperClient<HttpConnector<ForHyper>, Empty<Bytes>>,
     user_agent: Result<HeaderValue, hyper::header::InvalidHeaderValue>,
 }
 
 /// The direct client for plain http, with reqwest's settings as [`client`]
 /// makes them: connect timeout, no Nagle delay, TCP keepalive, `pool` idle
-/// connections a host.
-fn direct_client(settings: &Settings, pool: usize) -> Direct {
-    let mut connector = HttpConnector::new();
+/// connections a host, names looked up by `resolver`.
+fn direct_client(settings: &Settings, resolver: &Arc<Resolver>, pool: usize) -> Direct {
+    let mut connector = HttpConnector::new_with_resolver(ForHyper(resolver.clone()));
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(settings.connect_timeout));
     // reqwest's: a pooled connection a middlebox dropped is found out.
@@ -200,9 +219,10 @@ fn direct_client(settings: &Settings, pool: usize) -> Direct {
 }
 
 /// One client, trusting `roots` (and only them) over https, or for plain
-/// `http://` without them.
+/// `http://` without them; names (proxies' too) looked up by `resolver`.
 fn client(
     settings: &Settings,
+    resolver: &Arc<Resolver>,
     pool: usize,
     roots: Option<&[CertificateDer<'static>]>,
 ) -> anyhow::Result<reqwest::Client> {
@@ -218,7 +238,8 @@ fn client(
     let mut builder = reqwest::Client::builder()
         // Proxies are decided by grab (see the proxy module), the same for
         // both clients: not read by reqwest from the environment.
-        .no_proxy();
+        .no_proxy()
+        .dns_resolver(Arc::new(ForReqwest(resolver.clone())));
     if !settings.proxies.is_empty() {
         let proxies = settings.proxies.clone();
         builder = builder.proxy(reqwest::Proxy::custom(move |url| {
@@ -367,7 +388,7 @@ async fn send(
     if plain && http1 && settings.proxies.for_url(url).is_none() {
         let direct = clients
             .direct
-            .get_or(|| direct_client(settings, clients.pool));
+            .get_or(|| direct_client(settings, &clients.resolver, clients.pool));
         return send_direct(direct, transfer, settings).await;
     }
     let client = clients.client(url, settings)?;

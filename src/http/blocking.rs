@@ -16,13 +16,14 @@
 //! response policy either way: both drivers feed the same [`Transfer`].
 
 use std::io::{self, Read};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::CertificateDer;
 
 use super::asynchronous::{AsyncClient, attempt_async, shared_async_client};
 use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
 use super::proxy;
+use super::resolve::{ForUreq, Resolver};
 use super::retry::Attempts;
 use super::settings::HttpVersion;
 use super::split::{self, Claim, Pieces, Step};
@@ -37,6 +38,7 @@ use crate::http::request::Job;
 /// files when SSL_CERT_DIR is set: tens of milliseconds).
 pub struct BlockingClient {
     pool: usize,
+    resolver: Arc<Resolver>,
     plain: ureq::Agent,
     secure: OnceLock<Result<ureq::Agent, String>>,
     /// Made at the first request that needs it.
@@ -98,7 +100,7 @@ impl BlockingClient {
                     .enable_all()
                     .build()
                     .map_err(|error| format!("cannot start the HTTP/2 runtime: {error}"))?;
-                let client = shared_async_client(settings, self.pool)
+                let client = shared_async_client(settings, &self.resolver, self.pool)
                     .map_err(|error| format!("{error:#}"))?;
                 Ok(Bridge {
                     runtime: Some(runtime),
@@ -117,18 +119,24 @@ impl BlockingClient {
         self.secure
             .get_or_init(|| {
                 let roots = settings.trust.roots().map_err(|error| error.to_string())?;
-                Ok(agent(settings, self.pool, Some(&roots)))
+                Ok(agent(settings, &self.resolver, self.pool, Some(&roots)))
             })
             .as_ref()
             .map_err(|message| DownloadError::Trust(message.clone()))
     }
 }
 
-/// The blocking client for `pool` threads.
-pub fn blocking_agent(settings: &Settings, pool: usize) -> BlockingClient {
+/// The blocking client for `pool` threads, looking names up with `resolver`
+/// (the async driver it borrows for HTTP/2 too).
+pub fn blocking_agent(
+    settings: &Settings,
+    resolver: &Arc<Resolver>,
+    pool: usize,
+) -> BlockingClient {
     BlockingClient {
         pool,
-        plain: agent(settings, pool, None),
+        resolver: resolver.clone(),
+        plain: agent(settings, resolver, pool, None),
         secure: OnceLock::new(),
         bridge: OnceLock::new(),
     }
@@ -137,6 +145,7 @@ pub fn blocking_agent(settings: &Settings, pool: usize) -> BlockingClient {
 /// One agent; with `roots` it trusts them (and only them) over https.
 fn agent(
     settings: &Settings,
+    resolver: &Arc<Resolver>,
     pool: usize,
     roots: Option<&[CertificateDer<'static>]>,
 ) -> ureq::Agent {
@@ -162,7 +171,7 @@ fn agent(
         .max_redirects(0)
         .user_agent(settings.user_agent.as_str())
         .build();
-    proxy::agent_with_proxies(config, &settings.proxies)
+    proxy::agent_with_proxies(config, &settings.proxies, ForUreq(resolver.clone()))
 }
 
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {

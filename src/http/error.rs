@@ -7,6 +7,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::Settings;
+use super::resolve::NotResolved;
 use super::transfer::parse_retry_after;
 
 /// What went wrong with one URL, in the words the per-file line prints.
@@ -269,11 +270,17 @@ pub(super) fn from_io_kind(kind: io::ErrorKind, settings: &Settings) -> Option<D
 const LOOKUP_FAILED: &str = "failed to lookup address information";
 
 /// [`DownloadError::Resolve`] when a failed name lookup is in an error's
-/// chain of sources.
+/// chain of sources: grab's resolver's (which ureq carries inside an
+/// `io::Error`), or getaddrinfo's.
 pub(super) fn resolve_failure(error: &(dyn StdError + 'static)) -> Option<DownloadError> {
     let mut current = Some(error);
     while let Some(error) = current {
-        if error.to_string().starts_with(LOOKUP_FAILED) {
+        let carried = error
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<NotResolved>());
+        if carried || error.is::<NotResolved>() || error.to_string().starts_with(LOOKUP_FAILED) {
+            tracing::debug!(%error, "name lookup failed");
             return Some(DownloadError::Resolve);
         }
         current = error.source();

@@ -9,6 +9,7 @@
 //! - [`outcome`]: what a job ended with;
 //! - [`tls`]: which servers are trusted, the same for both clients;
 //! - [`proxy`]: which requests go through which proxy, the same for both;
+//! - [`resolve`]: names to addresses, once per host per TTL, for both;
 //! - [`logins`]: cookies kept through a run, cookie files, `.netrc`;
 //! - [`pace`]: `--limit-rate`, how long to wait after bytes arrive;
 //! - [`split`]: `--split`, one file in ranges over several connections;
@@ -25,6 +26,7 @@ pub mod outcome;
 pub mod pace;
 pub mod proxy;
 pub mod request;
+pub mod resolve;
 pub mod retry;
 pub mod settings;
 pub mod split;
@@ -80,6 +82,9 @@ pub struct Context {
     /// `--per-host`, for the extra connections of a split download (the
     /// engine's task holds each download's own slot).
     pub hosts: Option<Arc<task::HostGate>>,
+    /// Names to addresses, with the cache every client of this process
+    /// shares (in a worker process: asking the parent).
+    pub resolver: Arc<resolve::Resolver>,
 }
 
 /// Where a body goes: the caller chooses.
@@ -115,6 +120,7 @@ impl Context {
             tracing::warn!("{error}");
             logins::Logins::default()
         });
+        let resolver = resolve::Resolver::shared(&settings.dns_servers);
         Context {
             logins: Arc::new(logins),
             folder: Arc::new(crate::fs::part::Folder::new(settings.output_dir.clone())),
@@ -128,6 +134,7 @@ impl Context {
             progress: None,
             body: BodySink::PartFile,
             hosts: None,
+            resolver,
         }
     }
 }

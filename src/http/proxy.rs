@@ -227,11 +227,13 @@ pub fn proxy_authorization(proxy: &Url) -> Option<String> {
 
 // ---- the blocking client's side ----
 
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
-    SocksConnector, TcpConnector, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, DefaultConnector, NextTimeout,
+    RustlsConnector, SocksConnector, TcpConnector, Transport,
 };
+
+use super::resolve::ForUreq;
 
 /// Whether a proxy speaks SOCKS: it carries http and https alike, and ureq
 /// connects through it itself.
@@ -258,7 +260,7 @@ fn plain_http_proxy<'a>(proxies: &'a Proxies, uri: &ureq::http::Uri) -> Option<&
 #[derive(Debug)]
 struct ProxyResolver {
     proxies: Arc<Proxies>,
-    inner: DefaultResolver,
+    inner: ForUreq,
 }
 
 impl Resolver for ProxyResolver {
@@ -389,10 +391,15 @@ impl<T: Transport> Transport for AbsoluteForm<T> {
 
 /// A ureq agent built with `config`, going through `proxies`: https through
 /// ureq's own CONNECT (set per request, see [`connect_proxy`]), plain http in
-/// absolute form. Without proxies, ureq's defaults.
-pub fn agent_with_proxies(config: ureq::config::Config, proxies: &Proxies) -> ureq::Agent {
+/// absolute form. Without proxies, ureq's connectors. Names (the proxy's too)
+/// are looked up by `resolver`.
+pub fn agent_with_proxies(
+    config: ureq::config::Config,
+    proxies: &Proxies,
+    resolver: ForUreq,
+) -> ureq::Agent {
     if proxies.is_empty() {
-        return ureq::Agent::new_with_config(config);
+        return ureq::Agent::with_parts(config, DefaultConnector::default(), resolver);
     }
     let proxies = Arc::new(proxies.clone());
     let connector = ()
@@ -405,7 +412,7 @@ pub fn agent_with_proxies(config: ureq::config::Config, proxies: &Proxies) -> ur
         .chain(RustlsConnector::default());
     let resolver = ProxyResolver {
         proxies,
-        inner: DefaultResolver::default(),
+        inner: resolver,
     };
     ureq::Agent::with_parts(config, connector, resolver)
 }

@@ -1,6 +1,7 @@
 //! How downloads behave, whatever the strategy: the settings every worker
 //! (thread, task or process) is given. Sent to worker processes as JSON.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,6 +84,10 @@ pub struct Settings {
     /// `--min-split-size`: no piece of a split file is smaller.
     #[serde(default = "default_min_split_size")]
     pub min_split_size: u64,
+    /// `--dns-servers`: the name servers asked (see [`super::resolve`]);
+    /// empty: the system's.
+    #[serde(default)]
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 fn one() -> usize {
@@ -146,6 +151,7 @@ impl Settings {
             http_version: HttpVersion::Negotiated,
             split: 1,
             min_split_size: DEFAULT_MIN_SPLIT_SIZE,
+            dns_servers: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::request::Job;
+use super::resolve::{Answer, NotResolved, Resolver};
 use crate::console::Console;
 use crate::engine::processes::{Lost, Parent, Remote, WorkerProgram};
 use crate::engine::{self, AsyncTask, Queue, Sink, Strategy, Task, Work};
@@ -107,7 +108,7 @@ impl Blocking {
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> anyhow::Result<Blocking> {
-        let client = blocking_agent(&context.settings, workers);
+        let client = blocking_agent(&context.settings, &context.resolver, workers);
         context.hosts = hosts.clone();
         Ok(Downloads {
             context,
@@ -124,7 +125,7 @@ impl Asynchronous {
         hosts: Option<Arc<HostGate>>,
         workers: usize,
     ) -> anyhow::Result<Asynchronous> {
-        let client = async_client(&context.settings, workers)?;
+        let client = async_client(&context.settings, &context.resolver, workers)?;
         context.hosts = hosts.clone();
         Ok(Downloads {
             context,
@@ -231,6 +232,12 @@ pub enum Message {
     Progress {
         event: ProgressEvent,
     },
+    /// Asks for a host's addresses: the parent's resolver answers for every
+    /// worker, so the run asks the name servers once per host, not once per
+    /// worker.
+    Resolve {
+        host: String,
+    },
 }
 
 /// The parent's answer to [`Message::Reserve`].
@@ -239,6 +246,7 @@ pub enum Message {
 pub enum Reply {
     Reserved { name: String },
     ReserveFailed { message: String },
+    Resolved { answer: Answer },
 }
 
 /// A worker's transfer, for the parent's live view.
@@ -364,6 +372,9 @@ impl Remote for InWorkers {
                     message: error.to_string(),
                 },
             }),
+            Message::Resolve { host } => Some(Reply::Resolved {
+                answer: self.context.resolver.answer_blocking(&host),
+            }),
             Message::Release { name } => {
                 held.names.retain(|kept| *kept != name);
                 names.release(&name);
@@ -486,6 +497,7 @@ impl NameRegistry for ParentNames {
         })? {
             Reply::Reserved { name } => Ok(name),
             Reply::ReserveFailed { message } => Err(io::Error::other(message)),
+            Reply::Resolved { .. } => Err(io::Error::other("the parent answered something else")),
         }
     }
 
@@ -497,6 +509,24 @@ impl NameRegistry for ParentNames {
 
     fn claim(&self, _name: &str) {
         // Claims are made by the parent's planner, before a job is handed out.
+    }
+}
+
+/// A host's addresses, as the parent's resolver gives them.
+fn ask_parent(parent: &Parent<Message, Reply>, host: &str) -> Answer {
+    let failed = |reason: String| Answer {
+        addresses: Err(NotResolved {
+            host: host.to_string(),
+            reason,
+        }),
+        valid_for: std::time::Duration::ZERO,
+    };
+    match parent.ask(Message::Resolve {
+        host: host.to_string(),
+    }) {
+        Ok(Reply::Resolved { answer }) => answer,
+        Ok(_) => failed("the parent answered something else".to_string()),
+        Err(error) => failed(format!("cannot ask the parent: {error}")),
     }
 }
 
@@ -537,6 +567,10 @@ pub fn worker(settings: &str, parent: Parent<Message, Reply>) -> anyhow::Result<
     let manifest = Manifest::open(&settings.output_dir).context("cannot open the manifest")?;
     let mut context = Context::new(settings, Arc::new(ParentNames(parent.clone())));
     context.manifest = Some(Arc::new(manifest));
+    let asking = parent.clone();
+    context.resolver = Arc::new(Resolver::through(Arc::new(move |host: &str| {
+        ask_parent(&asking, host)
+    })));
     context.progress = Some(Arc::new(ParentProgress {
         parent,
         pending: Mutex::new((0, Instant::now())),

@@ -7,6 +7,7 @@ mod browser;
 mod compare;
 mod dataset;
 mod dataset_settings;
+mod dns;
 mod engine;
 mod faults;
 mod filter;
