@@ -1,11 +1,11 @@
 //! JPEGs decoded at a reduced scale, for images that are shrunk anyway:
 //! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes a
-//! quarter of each side straight from the DCT coefficients, so most of the
-//! inverse transform, the chroma upsampling and the colour conversion of the
-//! full-size image never run. It runs on the calling thread (no helper
-//! threads, unlike `jpeg-decoder`'s reduced decode), and it is built from C
-//! alone: without nasm, so without libjpeg-turbo's SIMD, which is why
-//! full-scale and half-scale decodes stay with zune-jpeg (cheaper there).
+//! quarter or a half of each side straight from the DCT coefficients, so most
+//! of the inverse transform, the chroma upsampling and the colour conversion
+//! of the full-size image never run. It runs on the calling thread (no helper
+//! threads, unlike `jpeg-decoder`'s reduced decode). Its SIMD code is
+//! assembled with nasm when grab is built (`./test` and CI install it); a
+//! build without nasm still works, at about 10% more CPU per image.
 //!
 //! Anything libjpeg refuses or even warns about (CMYK, arithmetic coding, data
 //! it would patch over with grey) gives `None`, and the caller decodes the
@@ -18,13 +18,15 @@ use image::metadata::Orientation;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
 /// Reductions libjpeg may decode to, as numerators over 8, most reduced first.
-/// Only a quarter: at a half, libjpeg without SIMD costs more CPU than
-/// zune-jpeg's full-scale decode (2.57 - 2.95 against 2.36 - 2.61 ms per
-/// picture of bench/dataset.sh, resize included; a quarter 2.82 - 3.18 against
-/// 3.94 - 4.19). 1/8 (each block's DC coefficient alone) was measured further
-/// from an area downscale when `jpeg-decoder` was tried, and is not measured
-/// here.
-const NUMERATORS: [u8; 1] = [2];
+/// A quarter, then a half: with libjpeg-turbo's SIMD, a half-scale decode
+/// costs less than zune-jpeg's full-scale one. CPU per image of a whole
+/// `bench/dataset.sh 1000 0` run (download, decode, resize, encode, shards),
+/// same rounds: a quarter alone, without SIMD 2.67 - 2.69 ms, with SIMD
+/// 2.39 - 2.43 ms; a quarter or a half with SIMD 2.10 - 2.12 ms. (Without
+/// SIMD a half cost more than zune-jpeg: 2.57 - 2.95 against 2.36 - 2.61 ms.)
+/// 1/8 (each block's DC coefficient alone) was measured further from an area
+/// downscale when `jpeg-decoder` was tried, and is not offered.
+const NUMERATORS: [u8; 2] = [2, 4];
 
 /// The numerator over 8 of the most reduced decode whose sides still cover the
 /// `target` size (so what is left is a downscale, never an enlargement), or 8
@@ -188,17 +190,20 @@ mod tests {
     #[test]
     fn a_reduction_is_chosen_only_when_it_keeps_enough_pixels() {
         // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in both
-        // sides, and a half is not offered.
-        assert_eq!(numerator_for(1000, 800, (256, 205)), 8);
+        // sides, a half (500 x 400) is enough.
+        assert_eq!(numerator_for(1000, 800, (256, 205)), 4);
         // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
         assert_eq!(numerator_for(1100, 880, (256, 205)), 2);
-        // Exactly enough counts: 1024 / 4 = 256.
+        // Exactly enough counts: 1024 / 4 = 256, 512 / 2 = 256.
         assert_eq!(numerator_for(1024, 1024, (256, 256)), 2);
-        assert_eq!(numerator_for(1023, 1024, (256, 256)), 8);
-        assert_eq!(numerator_for(1024, 1023, (256, 256)), 8);
-        // One side too short: a full decode.
+        assert_eq!(numerator_for(1023, 1024, (256, 256)), 4);
+        assert_eq!(numerator_for(1024, 1023, (256, 256)), 4);
+        assert_eq!(numerator_for(512, 512, (256, 256)), 4);
+        assert_eq!(numerator_for(511, 512, (256, 256)), 8);
+        // One side too short for a quarter, or for a half.
         assert_eq!(numerator_for(1100, 4000, (256, 1000)), 2);
-        assert_eq!(numerator_for(1100, 4000, (256, 1001)), 8);
+        assert_eq!(numerator_for(1100, 4000, (256, 1001)), 4);
+        assert_eq!(numerator_for(1100, 4000, (551, 1000)), 8);
         // Enlarging: never reduced.
         assert_eq!(numerator_for(100, 100, (256, 256)), 8);
     }
