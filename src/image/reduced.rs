@@ -17,26 +17,47 @@ use std::panic::{self, AssertUnwindSafe};
 use image::metadata::Orientation;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
-/// Reductions libjpeg may decode to, as numerators over 8, most reduced first.
-/// A quarter, then a half: with libjpeg-turbo's SIMD, a half-scale decode
-/// costs less than zune-jpeg's full-scale one. CPU per image of a whole
-/// `bench/dataset.sh 1000 0` run (download, decode, resize, encode, shards),
-/// same rounds: a quarter alone, without SIMD 2.67 - 2.69 ms, with SIMD
-/// 2.39 - 2.43 ms; a quarter or a half with SIMD 2.10 - 2.12 ms. (Without
-/// SIMD a half cost more than zune-jpeg: 2.57 - 2.95 against 2.36 - 2.61 ms.)
-/// 1/8 (each block's DC coefficient alone) was measured further from an area
-/// downscale when `jpeg-decoder` was tried, and is not offered.
-const NUMERATORS: [u8; 2] = [2, 4];
+/// Reductions libjpeg may decode to, as numerators over 8, most reduced first:
+/// a quarter, then a half when libjpeg-turbo runs its SIMD code (built with
+/// nasm, on a CPU that has it). CPU per image of a whole `bench/dataset.sh
+/// 1000 0` run (download, decode, resize, encode, shards), same rounds: a
+/// quarter alone, without SIMD 2.67 - 2.69 ms, with SIMD 2.39 - 2.43 ms; a
+/// quarter or a half with SIMD 2.10 - 2.12 ms. Without SIMD a half costs more
+/// than zune-jpeg's full-scale decode (2.57 - 2.95 against 2.36 - 2.61 ms), so
+/// such a build keeps to a quarter. 1/8 (each block's DC coefficient alone)
+/// was measured further from an area downscale when `jpeg-decoder` was tried,
+/// and is not offered.
+pub fn reductions() -> &'static [u8] {
+    if simd() { &[2, 4] } else { &[2] }
+}
+
+/// Whether libjpeg-turbo converts colours with SIMD code here: built with
+/// it (nasm was there at build time), and the CPU has it (libjpeg-turbo asks).
+fn simd() -> bool {
+    // Defined by libjpeg-turbo's jsimd.c, or by jsimd_none.c (always 0) in a
+    // build without SIMD: every build of mozjpeg-sys has it.
+    unsafe extern "C" {
+        fn jsimd_can_ycc_rgb() -> c_int;
+    }
+    static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: takes nothing, reads the CPU's features once, returns a flag.
+    *SIMD.get_or_init(|| unsafe { jsimd_can_ycc_rgb() } != 0)
+}
 
 /// The numerator over 8 of the most reduced decode whose sides still cover the
 /// `target` size (so what is left is a downscale, never an enlargement), or 8
 /// for a full-scale decode. Sides are those stored in the file.
 pub fn numerator_for(width: u32, height: u32, target: (u32, u32)) -> u8 {
+    numerator_among(reductions(), width, height, target)
+}
+
+fn numerator_among(numerators: &[u8], width: u32, height: u32, target: (u32, u32)) -> u8 {
     let covers = |side: u32, wanted: u32, numerator: u8| {
         u64::from(side) * u64::from(numerator) >= u64::from(wanted) * 8
     };
-    NUMERATORS
-        .into_iter()
+    numerators
+        .iter()
+        .copied()
         .find(|&numerator| {
             covers(width, target.0, numerator) && covers(height, target.1, numerator)
         })
@@ -189,22 +210,26 @@ mod tests {
 
     #[test]
     fn a_reduction_is_chosen_only_when_it_keeps_enough_pixels() {
+        let both = |width, height, target| numerator_among(&[2, 4], width, height, target);
+        let quarter = |width, height, target| numerator_among(&[2], width, height, target);
         // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in both
-        // sides, a half (500 x 400) is enough.
-        assert_eq!(numerator_for(1000, 800, (256, 205)), 4);
+        // sides, a half (500 x 400) is enough, where a half is offered.
+        assert_eq!(both(1000, 800, (256, 205)), 4);
+        assert_eq!(quarter(1000, 800, (256, 205)), 8);
         // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
-        assert_eq!(numerator_for(1100, 880, (256, 205)), 2);
+        assert_eq!(both(1100, 880, (256, 205)), 2);
+        assert_eq!(quarter(1100, 880, (256, 205)), 2);
         // Exactly enough counts: 1024 / 4 = 256, 512 / 2 = 256.
-        assert_eq!(numerator_for(1024, 1024, (256, 256)), 2);
-        assert_eq!(numerator_for(1023, 1024, (256, 256)), 4);
-        assert_eq!(numerator_for(1024, 1023, (256, 256)), 4);
-        assert_eq!(numerator_for(512, 512, (256, 256)), 4);
-        assert_eq!(numerator_for(511, 512, (256, 256)), 8);
+        assert_eq!(both(1024, 1024, (256, 256)), 2);
+        assert_eq!(both(1023, 1024, (256, 256)), 4);
+        assert_eq!(both(1024, 1023, (256, 256)), 4);
+        assert_eq!(both(512, 512, (256, 256)), 4);
+        assert_eq!(both(511, 512, (256, 256)), 8);
         // One side too short for a quarter, or for a half.
-        assert_eq!(numerator_for(1100, 4000, (256, 1000)), 2);
-        assert_eq!(numerator_for(1100, 4000, (256, 1001)), 4);
-        assert_eq!(numerator_for(1100, 4000, (551, 1000)), 8);
+        assert_eq!(both(1100, 4000, (256, 1000)), 2);
+        assert_eq!(both(1100, 4000, (256, 1001)), 4);
+        assert_eq!(both(1100, 4000, (551, 1000)), 8);
         // Enlarging: never reduced.
-        assert_eq!(numerator_for(100, 100, (256, 256)), 8);
+        assert_eq!(both(100, 100, (256, 256)), 8);
     }
 }

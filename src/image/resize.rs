@@ -753,9 +753,15 @@ mod tests {
     fn reduced_decodes_stay_close_to_whole_decodes() {
         use jpeg_encoder::ColorType::{Cmyk, Luma, Rgb};
         let border = settings(ResizeMode::Border, 256);
+        // A half is offered where libjpeg-turbo runs its SIMD code.
+        let half = if reduced::reductions().contains(&4) {
+            4
+        } else {
+            8
+        };
         let cases = [
             ("quarter", (1100, 830), Rgb, false, None, 2, true),
-            ("half", (1000, 750), Rgb, false, None, 4, true),
+            ("half", (1000, 750), Rgb, false, None, half, half < 8),
             ("whole", (500, 375), Rgb, false, None, 8, false),
             ("tall", (749, 1039), Rgb, false, None, 2, true),
             ("gray", (1300, 1100), Luma, false, None, 2, true),
