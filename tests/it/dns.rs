@@ -20,12 +20,24 @@ struct NameServer {
 }
 
 impl NameServer {
+    /// On a port free for UDP: dnsmasq binds TCP there too, which another
+    /// test's listener may hold, so a port in use is left for another.
     fn start() -> NameServer {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        for _ in 0..20 {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(server) = NameServer::start_on(port) {
+                return server;
+            }
+        }
+        panic!("dnsmasq found no free port in 20 tries");
+    }
+
+    /// None when the port is taken.
+    fn start_on(port: u16) -> Option<NameServer> {
         let log = tempfile::NamedTempFile::new().unwrap();
         // Debian installs it in /usr/sbin, which a user's PATH may lack.
         let program = ["/usr/sbin/dnsmasq", "dnsmasq"]
@@ -61,6 +73,9 @@ impl NameServer {
         let server = NameServer { port, child, log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.log().contains("started") {
+            if server.log().contains("Address already in use") {
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "dnsmasq did not start: {}",
@@ -68,7 +83,7 @@ impl NameServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        Some(server)
     }
 
     fn address(&self) -> String {
