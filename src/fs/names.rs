@@ -281,6 +281,18 @@ pub fn desired_name_with(
     }
 }
 
+/// A name's folders (with their last `/`), its file's stem and extension:
+/// the pieces [`numbered`] puts a number between and [`unnumbered`] takes it
+/// from.
+fn folders_stem_extension(name: &str) -> (&str, &str, &str) {
+    let (folders, file) = match name.rsplit_once('/') {
+        Some((folders, file)) => (&name[..=folders.len()], file),
+        None => ("", name),
+    };
+    let (stem, extension) = split_extension(file);
+    (folders, stem, extension)
+}
+
 /// The `n`-th alternative to a taken name: `photo.jpg` gives `photo-1.jpg`, ...
 /// In a subfolder (see [`super::layout`]) only the file's own name is numbered:
 /// `a.b/photo.jpg` gives `a.b/photo-1.jpg`, in the same folder.
@@ -288,11 +300,7 @@ pub fn numbered(name: &str, n: u64) -> String {
     if n == 0 {
         return name.to_string();
     }
-    let (folders, file) = match name.rsplit_once('/') {
-        Some((folders, file)) => (&name[..=folders.len()], file),
-        None => ("", name),
-    };
-    let (stem, extension) = split_extension(file);
+    let (folders, stem, extension) = folders_stem_extension(name);
     format!("{folders}{stem}-{n}{extension}")
 }
 
@@ -458,11 +466,7 @@ fn unnumbered(name: &str, n: u64) -> String {
     if n == 0 {
         return name.to_string();
     }
-    let (folders, file) = match name.rsplit_once('/') {
-        Some((folders, file)) => (&name[..=folders.len()], file),
-        None => ("", name),
-    };
-    let (stem, extension) = split_extension(file);
+    let (folders, stem, extension) = folders_stem_extension(name);
     let stem = stem.strip_suffix(&format!("-{n}")).unwrap_or(stem);
     format!("{folders}{stem}{extension}")
 }
