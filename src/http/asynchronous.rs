@@ -194,6 +194,15 @@ fn made(
     })
 }
 
+/// The most a connection's read buffer grows to. hyper's default, about
+/// 400 KiB, is reached by every connection of a run of large bodies whose
+/// reader falls behind (`grab dataset` while its image threads are the
+/// bottleneck): 64 connections held some 38 MB of buffers beside the bodies
+/// themselves (heaptrack, bench/dataset.sh with IMAGES=large). 64 KiB reads
+/// cost a few more system calls per megabyte and nothing on small files,
+/// whose buffers never grow.
+const READ_BUFFER_MOST: usize = 64 * 1024;
+
 /// hyper's client for plain http, and the User-Agent it sends.
 struct Direct {
     client: HyperClient<HttpConnector<ForHyper>, Empty<Bytes>>,
@@ -213,6 +222,7 @@ fn direct_client(settings: &Settings, resolver: &Arc<Resolver>, pool: usize) -> 
         client: HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(pool.max(1))
+            .http1_max_buf_size(READ_BUFFER_MOST)
             .build(connector),
         user_agent: HeaderValue::from_str(&settings.user_agent),
     }

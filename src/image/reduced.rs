@@ -100,8 +100,9 @@ fn decode_unwinding(body: &[u8], numerator: u8, declared: (u32, u32)) -> Option<
         u32::try_from(started.width()).ok()?,
         u32::try_from(started.height()).ok()?,
     );
-    // Read into uninitialised capacity: no pass to zero the buffer first.
-    let pixels: Vec<u8> = started.read_scanlines().ok()?;
+    // Into the thread's kept buffer: zeroed only where it grows.
+    let mut pixels = super::resize::spare_pixels(width as usize * height as usize * 3);
+    started.read_scanlines_into(&mut pixels[..]).ok()?;
     started.finish().ok()?;
     let scale = f64::from(numerator) / 8.0;
     Some(Reduced {

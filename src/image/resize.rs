@@ -16,10 +16,11 @@
 //! treatment of partly covered edge pixels); upscaling is Lanczos3, as
 //! img2dataset's default `lanczos`.
 
+use std::cell::Cell;
 use std::io::Cursor;
 
 use fast_image_resize as resize;
-use image::{DynamicImage, ImageDecoder, Limits};
+use image::{ColorType, DynamicImage, ImageDecoder, Limits};
 
 use super::blur::{RelativeBox, blur_boxes};
 use super::header::{Header, ImageError, read_header};
@@ -182,6 +183,10 @@ pub fn process_blurring(
             let region = reduced::oriented_region(stored_size, reduced.covered, orientation);
             (image.into_rgb8(), Some(region), true)
         }
+        None if upright => {
+            let (rgb, opaque) = decode_whole(decoder, settings.max_image_area).map_err(decode)?;
+            (rgb, None, opaque)
+        }
         None => {
             let mut image = DynamicImage::from_decoder(decoder).map_err(decode)?;
             image.apply_orientation(orientation);
@@ -216,6 +221,7 @@ pub fn process_blurring(
         let mut image = if resized {
             let mut canvas = image::RgbImage::new(target.0, target.1);
             resize_onto(&rgb, region, &mut canvas, (0, 0), target)?;
+            keep_pixels(rgb);
             canvas
         } else {
             rgb
@@ -237,10 +243,12 @@ pub fn process_blurring(
         } else {
             image::imageops::replace(&mut canvas, &rgb, i64::from(offset.0), i64::from(offset.1));
         }
+        keep_pixels(rgb);
         canvas
     } else if resized {
         let mut canvas = image::RgbImage::new(target.0, target.1);
         resize_onto(&rgb, region, &mut canvas, (0, 0), target)?;
+        keep_pixels(rgb);
         canvas
     } else {
         rgb
@@ -271,6 +279,64 @@ pub fn turned<T>(sides: (T, T), orientation: image::metadata::Orientation) -> (T
     }
 }
 
+/// The largest pixel buffer an image thread keeps between images: enough for
+/// a 4,000 x 4,000 RGBA picture; a rarer giant is given back after use.
+const KEPT_PIXELS_MOST: usize = 64 << 20;
+
+thread_local! {
+    /// The pixel buffer of this thread's last decoded picture, for its next.
+    /// A fresh buffer of megabytes is either new pages for the kernel to
+    /// fault in and zero, or memory from the allocator's free lists, which
+    /// these large blocks among small ones fragment: on bench/dataset.sh's
+    /// large set the process kept some 160 MB for some 100 MB in use.
+    static SPARE_PIXELS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// This thread's kept pixel buffer (empty at first), `length` bytes long:
+/// zeroed only where it grows.
+pub(super) fn spare_pixels(length: usize) -> Vec<u8> {
+    let mut buffer = SPARE_PIXELS.take();
+    buffer.resize(length, 0);
+    buffer
+}
+
+/// Keeps `image`'s pixels for this thread's next picture, if larger than the
+/// buffer it keeps now (and not a giant).
+fn keep_pixels(image: image::RgbImage) {
+    let buffer = image.into_raw();
+    let kept = SPARE_PIXELS.take();
+    let larger = buffer.capacity() > kept.capacity() && buffer.capacity() <= KEPT_PIXELS_MOST;
+    SPARE_PIXELS.set(if larger { buffer } else { kept });
+}
+
+/// An upright picture decoded whole, as RGB on white, and whether it was
+/// opaque: 8-bit RGB and RGBA (most JPEGs and PNGs) into this thread's kept
+/// buffer, flattened in place; other kinds as the `image` crate converts them.
+fn decode_whole(
+    decoder: Box<dyn ImageDecoder + '_>,
+    most_area: u64,
+) -> image::ImageResult<(image::RgbImage, bool)> {
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let length = decoder.total_bytes();
+    // Within the limit the decoder was given (`decoder_to_vec` checks the same).
+    let fits = length <= most_area.saturating_mul(8).max(1 << 20);
+    if !fits || !matches!(color, ColorType::Rgb8 | ColorType::Rgba8) {
+        let image = DynamicImage::from_decoder(decoder)?;
+        let opaque = !image.color().has_alpha();
+        return Ok((flatten_on_white(image), opaque));
+    }
+    let mut buffer = spare_pixels(length as usize);
+    decoder.read_image(&mut buffer)?;
+    let opaque = color == ColorType::Rgb8;
+    if !opaque {
+        flatten_rgba_in_place(&mut buffer);
+    }
+    let rgb = image::RgbImage::from_raw(width, height, buffer)
+        .expect("a decoder's buffer holds its dimensions");
+    Ok((rgb, opaque))
+}
+
 /// Alpha composited onto white, as img2dataset does: `alpha/255 x colour + 255 - alpha`.
 fn flatten_on_white(image: DynamicImage) -> image::RgbImage {
     if !image.color().has_alpha() {
@@ -280,13 +346,35 @@ fn flatten_on_white(image: DynamicImage) -> image::RgbImage {
     let (width, height) = rgba.dimensions();
     let mut rgb = image::RgbImage::new(width, height);
     for (source, target) in rgba.pixels().zip(rgb.pixels_mut()) {
-        let alpha = f32::from(source[3]);
-        for channel in 0..3 {
-            let value = alpha / 255.0 * f32::from(source[channel]) + 255.0 - alpha;
-            target[channel] = value.round().clamp(0.0, 255.0) as u8;
-        }
+        target.0 = on_white(source.0);
     }
     rgb
+}
+
+/// RGBA pixels turned into RGB on white in the same buffer, which then holds
+/// three bytes a pixel: pixel `i` is written at `3i`, never past where pixel
+/// `i + 1` is still to be read (at `4i + 4`).
+fn flatten_rgba_in_place(buffer: &mut Vec<u8>) {
+    let pixels = buffer.len() / 4;
+    for index in 0..pixels {
+        let source = [
+            buffer[4 * index],
+            buffer[4 * index + 1],
+            buffer[4 * index + 2],
+            buffer[4 * index + 3],
+        ];
+        buffer[3 * index..3 * index + 3].copy_from_slice(&on_white(source));
+    }
+    buffer.truncate(3 * pixels);
+}
+
+/// One RGBA pixel composited onto white.
+fn on_white(rgba: [u8; 4]) -> [u8; 3] {
+    let alpha = f32::from(rgba[3]);
+    [0, 1, 2].map(|channel| {
+        let value = alpha / 255.0 * f32::from(rgba[channel]) + 255.0 - alpha;
+        value.round().clamp(0.0, 255.0) as u8
+    })
 }
 
 /// Python's `round`: halves go to the even neighbour.
@@ -532,6 +620,54 @@ mod tests {
         // Wider than the side: no padding across.
         assert_eq!(white_canvas((7, 2), 5).1, (0, 1));
         assert_eq!(white_canvas((7, 2), 5).0.dimensions(), (7, 5));
+    }
+
+    #[test]
+    fn rgba_flattened_in_place_is_flattened_as_a_copy_is() {
+        let rgba = image::RgbaImage::from_fn(61, 7, |x, y| {
+            image::Rgba([
+                (x * 4) as u8,
+                (y * 37) as u8,
+                (x * y) as u8,
+                (x * 13 + y) as u8,
+            ])
+        });
+        let copy = flatten_on_white(DynamicImage::ImageRgba8(rgba.clone()));
+        let mut buffer = rgba.into_raw();
+        flatten_rgba_in_place(&mut buffer);
+        assert_eq!(buffer, copy.into_raw());
+    }
+
+    /// A thread decodes into the buffer its last picture left: a larger
+    /// picture, then a smaller one with alpha, then an opaque one, each
+    /// exactly as the `image` crate's own decode gives it.
+    #[test]
+    fn pictures_decoded_into_a_kept_buffer_are_those_decoded_afresh() {
+        let png = |image: DynamicImage| {
+            let mut bytes = Vec::new();
+            image
+                .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .unwrap();
+            bytes
+        };
+        let large = DynamicImage::ImageRgb8(image::RgbImage::from_fn(90, 70, |x, y| {
+            image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+        }));
+        let translucent = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(33, 21, |x, y| {
+            image::Rgba([(x * 7) as u8, (y * 11) as u8, 200, (x * y * 3) as u8])
+        }));
+        let small = DynamicImage::ImageRgb8(image::RgbImage::from_fn(12, 40, |x, y| {
+            image::Rgb([(y * 5) as u8, 9, (x * 20) as u8])
+        }));
+        for (picture, opaque) in [(large, true), (translucent, false), (small, true)] {
+            let bytes = png(picture);
+            let header = read_header(Cursor::new(&bytes[..]), u64::MAX).unwrap();
+            let (decoded, was_opaque) = decode_whole(header.decoder, u64::MAX).unwrap();
+            let afresh = flatten_on_white(image::load_from_memory(&bytes).unwrap());
+            assert_eq!(decoded, afresh);
+            assert_eq!(was_opaque, opaque);
+            keep_pixels(decoded);
+        }
     }
 
     #[test]
