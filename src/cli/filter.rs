@@ -97,7 +97,7 @@ impl FilterArgs {
             worker_program: program,
             memory_limit: self
                 .memory_limit
-                .unwrap_or_else(filter::budget::default_limit),
+                .unwrap_or_else(crate::engine::budget::default_limit),
         }
     }
 }

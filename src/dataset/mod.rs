@@ -6,7 +6,9 @@
 //! bounded download queue (any strategy, `--per-host`, bodies kept in memory;
 //! worker processes hand theirs over as files). Each body goes on to the image
 //! pool, a second engine client on one thread per core behind its own bounded
-//! queue, so a slow pool holds downloads back instead of filling memory. Every
+//! queue, so a slow pool holds downloads back instead of filling memory; and
+//! the bodies held at once (downloading, queued, being processed) stay within
+//! a byte budget, which the reader waits on before it queues a row. Every
 //! finished sample is appended to its shard's spool, a log of records each
 //! with its checksum ([`crate::fs::spool`]: no file per sample); once all of
 //! a shard's rows are done, the shard is written from its spool in key
@@ -59,6 +61,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::console::Console;
 use crate::engine::ProgressMode;
+use crate::engine::budget::{Budget, Reservation};
 use crate::engine::processes::WorkerProgram;
 use crate::engine::{self, Interrupt, Queue, Sender, Sink, Strategy};
 use crate::fs::lock::FolderLock;
@@ -400,8 +403,61 @@ impl Tracker {
     }
 }
 
-/// A row waiting for its download, by key.
-type Waiting = Mutex<HashMap<String, Row>>;
+/// A row waiting for its download, by key, with what its body is reckoned
+/// to weigh in the body budget.
+type Waiting = Mutex<HashMap<String, (Row, Reservation)>>;
+
+/// The bytes of bodies a run holds in memory at once, per image thread, and
+/// at least. Without a bound in bytes, 64 downloads of large pictures each
+/// held a whole body behind the image pool's full queue: bodies were 48-75
+/// MB of a 160 MB peak on bench/dataset.sh's large set (heaptrack), where
+/// some 60 bodies in the pipeline keep two image threads busy. Pictures of
+/// a usual size (the default set averages 43 KB) never reach the bound.
+const BODY_BUDGET_PER_IMAGE_WORKER: u64 = 16 << 20;
+const BODY_BUDGET_LEAST: u64 = 32 << 20;
+
+/// What a body is reckoned to weigh until some have arrived: large, so that
+/// the first rows of a table of large pictures do not all start at once;
+/// the bodies of the first round trip correct it.
+const FIRST_BODY_ESTIMATE: u64 = 1 << 20;
+
+/// The run's body budget, and what bodies have weighed so far.
+struct Bodies {
+    budget: Arc<Budget>,
+    /// Bytes and count of the bodies arrived: their mean is the estimate.
+    arrived: Mutex<(u64, u64)>,
+}
+
+impl Bodies {
+    fn new(image_workers: usize) -> Bodies {
+        let total = (image_workers as u64 * BODY_BUDGET_PER_IMAGE_WORKER).max(BODY_BUDGET_LEAST);
+        Bodies {
+            budget: Budget::new(total),
+            arrived: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Holds what a body is reckoned to weigh, waiting while the budget is
+    /// spent.
+    fn reserve(&self) -> Reservation {
+        let estimate = match *crate::lock(&self.arrived) {
+            (_, 0) => FIRST_BODY_ESTIMATE,
+            (bytes, count) => bytes / count,
+        };
+        self.budget
+            .reserve(estimate.clamp(1, self.budget.total()))
+            .expect("an estimate within the total")
+    }
+
+    /// A body of `bytes` arrived for `reservation`.
+    fn arrived(&self, reservation: &mut Reservation, bytes: u64) {
+        let mut arrived = crate::lock(&self.arrived);
+        arrived.0 += bytes;
+        arrived.1 += 1;
+        drop(arrived);
+        reservation.settle(bytes);
+    }
+}
 
 /// Bodies waiting per image thread. Download threads that find the queue full
 /// sleep until it is half empty, and are then woken all at once: with 64 of them
@@ -501,6 +557,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         spools: Mutex::default(),
     });
     let waiting: Arc<Waiting> = Arc::default();
+    let bodies = Arc::new(Bodies::new(config.image_workers.max(1)));
 
     // The image pool: its own engine run, on a thread of its own.
     let image_workers = config.image_workers.max(1);
@@ -564,10 +621,17 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     let reused = Arc::new(Mutex::new((Stats::default(), 0u64, 0u64)));
     let reader = {
         let (tracker, waiting, reused) = (tracker.clone(), waiting.clone(), reused.clone());
-        let interrupt = interrupt.clone();
+        let (interrupt, bodies) = (interrupt.clone(), bodies.clone());
         thread::Builder::new()
             .name("input".to_string())
-            .spawn(move || read_rows(rows, &sender, &tracker, &waiting, &reused, &interrupt))?
+            .spawn(move || {
+                let pending = Pending {
+                    sender: &sender,
+                    waiting: &waiting,
+                    bodies: &bodies,
+                };
+                read_rows(rows, &pending, &tracker, &reused, &interrupt)
+            })?
     };
     // A quiet run (-q) shows nothing live either.
     let progress = if config.console.shows_failures() {
@@ -582,9 +646,16 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
     );
     let download_sink: Sink<Outcome> = {
         let (tracker, waiting) = (tracker.clone(), waiting.clone());
-        let downloads = downloads.clone();
+        let (downloads, bodies) = (downloads.clone(), bodies.clone());
         Arc::new(move |outcome: Outcome, _| {
-            downloaded(outcome, &tracker, &waiting, &image_sender, &downloads);
+            downloaded(
+                outcome,
+                &tracker,
+                &waiting,
+                &bodies,
+                &image_sender,
+                &downloads,
+            );
         })
     };
     let hosts = config.per_host.map(|limit| Arc::new(HostGate::new(limit)));
@@ -599,8 +670,10 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         &config.console,
     );
     // A strategy that stopped (interrupted, or unable to start) leaves the
-    // reader waiting on a full queue.
+    // reader waiting on a full queue, or on the budget that rows never
+    // downloaded still hold.
     queue.close();
+    crate::lock(&waiting).clear();
     let read = reader.join();
     // The last bodies go through the pool; its queue closes with the sink.
     drop(download_sink);
@@ -780,11 +853,17 @@ pub fn rebuild_stats(output: &Store) -> anyhow::Result<RunStats> {
 
 /// The reader's side: each row skipped (its shard is complete), reused (spooled
 /// by an earlier run), failed at once (no valid URL) or queued for download.
+/// Where the reader hands rows to download.
+struct Pending<'a> {
+    sender: &'a Sender<Job>,
+    waiting: &'a Waiting,
+    bodies: &'a Bodies,
+}
+
 fn read_rows(
     rows: Rows,
-    sender: &Sender<Job>,
+    pending: &Pending,
     tracker: &Tracker,
-    waiting: &Waiting,
     reused: &Mutex<(Stats, u64, u64)>,
     interrupt: &Interrupt,
 ) {
@@ -901,8 +980,9 @@ fn read_rows(
             checksum: None,
             mirrors: Vec::new(),
         };
-        crate::lock(waiting).insert(key, row);
-        if sender.send_blocking(job).is_err() {
+        let reservation = pending.bodies.reserve();
+        crate::lock(pending.waiting).insert(key, (row, reservation));
+        if pending.sender.send_blocking(job).is_err() {
             return;
         }
     }
@@ -917,11 +997,12 @@ fn downloaded(
     outcome: Outcome,
     tracker: &Tracker,
     waiting: &Waiting,
+    bodies: &Bodies,
     images: &Sender<ImageJob>,
     downloads: &std::path::Path,
 ) {
     let key = outcome.job.name.clone().unwrap_or_default();
-    let Some(row) = crate::lock(waiting).remove(&key) else {
+    let Some((row, mut reservation)) = crate::lock(waiting).remove(&key) else {
         tracker.error(format!(
             "{}: a download no row was waiting for",
             outcome.job.url
@@ -952,12 +1033,14 @@ fn downloaded(
             };
             match body {
                 Ok(body) => {
+                    bodies.arrived(&mut reservation, body.len() as u64);
                     let job = ImageJob {
                         row,
                         key,
                         body,
                         sha256: saved.sha256,
                         download_seconds,
+                        _budget: reservation,
                     };
                     // Waits while the pool is behind: this holds downloads back.
                     if let Err(error) = images.send_blocking(job) {

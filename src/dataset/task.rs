@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::input::Row;
 use super::recipe::{HASH_MISMATCH, HashType, Recipe};
 use super::sample::{Sample, Status};
+use crate::engine::budget::Reservation;
 use crate::engine::{Task, Work};
 use crate::image::resize::{ImageSettings, Processed, process_blurring};
 
@@ -22,6 +23,9 @@ pub struct ImageJob {
     /// The body's SHA-256, computed as it arrived.
     pub sha256: String,
     pub download_seconds: f64,
+    /// The body's bytes in the run's body budget, given back when the job
+    /// is dropped, its sample done.
+    pub _budget: Reservation,
 }
 
 /// Decodes, checks, resizes and encodes with the run's settings.

@@ -23,6 +23,7 @@
 //!   command.
 
 pub mod asynchronous;
+pub mod budget;
 pub mod limits;
 pub mod mock;
 pub mod processes;

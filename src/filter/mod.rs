@@ -12,14 +12,14 @@
 //!   the file's first bytes before it is read whole, EXIF orientation,
 //!   16-bit and alpha; encoding in the input's format; the atomic write.
 //! - [`inputs`]: paths and folders to jobs with their output names.
-//! - [`budget`]: the memory budget every image reserves from before decoding.
+//! - the memory budget every image reserves from before decoding is the
+//!   engine's ([`crate::engine::budget`]).
 //! - [`task`]: the filter as an engine task, in this process or in workers.
 //! - [`pool`]: the engine on a thread of its own, fed one job at a time.
 //! - [`record`]: the outputs written into a folder, so that a run recognises
 //!   its own and never replaces a file it did not write.
 //! - [`report`]: per-image lines, the tally and the summary.
 
-pub mod budget;
 pub mod codec;
 pub mod inputs;
 pub mod kernels;
@@ -40,9 +40,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Named;
 use crate::console::{Console, human_bytes};
+use crate::engine::budget::{Budget, OverBudget, Reservation};
 use crate::engine::processes::{Parent, WorkerProgram};
 use crate::engine::{self, Queue, Sink, Strategy};
-use budget::{Budget, OverBudget, Reservation};
 use kernels::Pixels;
 pub use pool::Pool;
 pub use report::{Reporter, Summary};
@@ -130,7 +130,7 @@ pub struct FilterConfig {
     /// The grab executable the `processes` strategy starts as workers.
     pub worker_program: WorkerProgram,
     /// Bytes all images in flight may hold together, kept buffers included
-    /// (`--memory-limit`; [`budget::default_limit`] by default).
+    /// (`--memory-limit`; [`crate::engine::budget::default_limit`] by default).
     pub memory_limit: u64,
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::budget::{OverBudget, Reservation};
 use super::{FilterError, Job, Memory, Outcome, Reserve, Settings, filter_within};
+use crate::engine::budget::{OverBudget, Reservation};
 use crate::engine::processes::{Lost, Parent, Remote};
 use crate::engine::{Task, Work};
 

@@ -1,13 +1,18 @@
-//! The memory budget of a filter run. Before an image is read whole and
-//! decoded, it reserves the bytes it will hold at its peak
-//! ([`codec::Opened::memory_needed`](super::codec::Opened::memory_needed)) from
-//! one budget shared by every thread of the run, and by every worker process
-//! (a worker asks its parent over the pipe, and the parent holds the
-//! reservation until the job is over, or the worker dies). An image that does
-//! not fit waits, in arrival order, until others give memory back; one larger
-//! than the whole budget is refused. The images in flight together stay within
-//! the budget whatever their sizes, so a batch of large images slows down
-//! instead of aborting out of memory.
+//! A memory budget shared by the jobs of one run, so that a batch of large
+//! items slows down instead of running out of memory.
+//!
+//! - `grab filter`: before an image is read whole and decoded, it reserves
+//!   the bytes it will hold at its peak
+//!   ([`crate::filter::codec::Opened::memory_needed`]), in every thread and
+//!   every worker process (a worker asks its parent over the pipe, and the
+//!   parent holds the reservation until the job is over, or the worker dies);
+//!   one larger than the whole budget is refused.
+//! - `grab dataset`: a row reserves what a body is reckoned to weigh before
+//!   its download is queued, and settles to the body's real size once it
+//!   arrives; the reservation goes with the body until its sample is done.
+//!
+//! A reservation that does not fit waits, in arrival order, until others
+//! give memory back.
 //!
 //! Arrival order matters: if small images could pass a large one that waits,
 //! a steady stream of them would keep it waiting for ever.
@@ -57,7 +62,8 @@ pub struct Budget {
 
 #[derive(Debug)]
 struct State {
-    available: u64,
+    /// Below zero when settled reservations hold more than the total.
+    available: i64,
     /// The ticket the next reservation takes.
     next_ticket: u64,
     /// The ticket whose turn it is: reservations are granted in arrival order.
@@ -82,7 +88,7 @@ impl Budget {
         Arc::new(Budget {
             total,
             state: Mutex::new(State {
-                available: total,
+                available: total as i64,
                 next_ticket: 0,
                 serving: 0,
             }),
@@ -103,13 +109,13 @@ impl Budget {
         let mut state = crate::lock(&self.state);
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        while state.serving != ticket || state.available < bytes {
+        while state.serving != ticket || state.available < bytes as i64 {
             state = self
                 .changed
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        state.available -= bytes;
+        state.available -= bytes as i64;
         state.serving += 1;
         // The next in line may fit too.
         self.changed.notify_all();
@@ -121,13 +127,31 @@ impl Budget {
 
     /// Bytes not held by any reservation.
     pub fn available(&self) -> u64 {
-        crate::lock(&self.state).available
+        crate::lock(&self.state).available.max(0) as u64
+    }
+}
+
+impl Reservation {
+    /// Holds `bytes` instead, at once: what was reckoned turned out to be
+    /// this (a body that has arrived is in memory already, whatever the
+    /// budget says). Holding more than the total only makes later
+    /// reservations wait longer.
+    pub fn settle(&mut self, bytes: u64) {
+        let mut state = crate::lock(&self.budget.state);
+        state.available += self.bytes as i64 - bytes as i64;
+        self.bytes = bytes;
+        drop(state);
+        self.budget.changed.notify_all();
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        crate::lock(&self.budget.state).available += self.bytes;
+        crate::lock(&self.budget.state).available += self.bytes as i64;
         self.budget.changed.notify_all();
     }
 }
@@ -158,6 +182,24 @@ mod tests {
         assert_eq!(budget.available(), 100);
         let _whole = budget.reserve(100).unwrap();
         assert_eq!(budget.available(), 0);
+    }
+
+    #[test]
+    fn a_settled_reservation_holds_its_real_size_even_over_the_total() {
+        let budget = Budget::new(100);
+        let mut body = budget.reserve(10).unwrap();
+        body.settle(150);
+        assert_eq!(budget.available(), 0);
+        let waiter = {
+            let budget = budget.clone();
+            thread::spawn(move || budget.reserve(60).map(|held| held.bytes()))
+        };
+        thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "nothing may be reserved while over");
+        body.settle(40);
+        assert_eq!(waiter.join().unwrap(), Ok(60));
+        drop(body);
+        assert_eq!(budget.available(), 100);
     }
 
     #[test]
