@@ -4,9 +4,9 @@
 //! connections at once; a download killed mid-way resumes with `-c` only the
 //! ranges its part lacks; a server without ranges gets one plain request; a
 //! dead first URL leaves its pieces to the mirror; `--min-split-size` keeps a
-//! small file in one request; a file whose first piece comes last is hashed
-//! right (the manifest's SHA-256, `--checksum`), and a wrong checksum leaves
-//! nothing; `--max-time` ends a split download and keeps its part for `-c`.
+//! small file in one request; a file whose pieces complete out of order is
+//! hashed right (the manifest's SHA-256, `--checksum`), and a wrong checksum
+//! leaves nothing; `--max-time` ends a split download and keeps its part for `-c`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -50,10 +50,11 @@ struct Shared {
     /// `stalled` (0: no limit).
     stall_after: u64,
     stalled: AtomicBool,
-    /// A response from byte 0 sends its body only once ranged responses
-    /// have sent this many bytes (0: at once), so pieces after the first
-    /// complete before it.
-    hold_start_until: u64,
+    /// A response from byte `hold_from` sends its body only once other
+    /// ranged responses have sent `hold_until` bytes (0: at once), so the
+    /// pieces after it complete before it.
+    hold_from: u64,
+    hold_until: u64,
     /// Whether a held response gave up waiting.
     hold_gave_up: AtomicBool,
     seen: Mutex<Vec<Seen>>,
@@ -72,16 +73,16 @@ struct RangeServer {
 
 impl RangeServer {
     fn start(body: Vec<u8>, ranges: bool, stall_after: u64) -> RangeServer {
-        Self::start_holding(body, ranges, stall_after, 0)
+        Self::start_holding(body, ranges, stall_after, (0, 0))
     }
 
-    /// A range server whose responses from byte 0 wait until ranged ones
-    /// sent `hold_start_until` bytes.
+    /// A range server whose responses from byte `hold_from` wait until
+    /// ranged ones sent `hold_until` bytes.
     fn start_holding(
         body: Vec<u8>,
         ranges: bool,
         stall_after: u64,
-        hold_start_until: u64,
+        (hold_from, hold_until): (u64, u64),
     ) -> RangeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -90,7 +91,8 @@ impl RangeServer {
             ranges,
             stall_after,
             stalled: AtomicBool::new(stall_after > 0),
-            hold_start_until,
+            hold_from,
+            hold_until,
             hold_gave_up: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
@@ -212,9 +214,9 @@ fn serve(shared: &Shared, stream: TcpStream, connection: usize) {
 /// Sends `[start, end)` of the body; false when the client went away.
 fn send_body(shared: &Shared, writer: &mut TcpStream, start: u64, end: u64, index: usize) -> bool {
     const CHUNK: u64 = 32 * 1024;
-    if start == 0 && shared.hold_start_until > 0 {
+    if start == shared.hold_from && shared.hold_until > 0 {
         let waited = Instant::now();
-        while ranged_bytes_sent(shared) < shared.hold_start_until {
+        while ranged_bytes_sent(shared) < shared.hold_until {
             if waited.elapsed() > Duration::from_secs(20) {
                 shared.hold_gave_up.store(true, Ordering::SeqCst);
                 break;
@@ -468,14 +470,17 @@ fn min_split_size_keeps_a_small_file_in_one_request(strategy: &str) {
     assert!(ranged(&server.seen()).len() >= 2, "{:?}", server.seen());
 }
 
-fn a_file_whose_first_piece_comes_last_is_hashed_right(strategy: &str) {
+fn a_file_whose_pieces_complete_out_of_order_is_hashed_right(strategy: &str) {
     use sha2::{Digest, Sha256};
     let total = 4 * MIB;
     let file = body(total);
-    // The first response (byte 0 on) holds its body until every other piece
-    // but the second half of its own is in: the complete prefix stays empty
-    // until the end, and the whole file is hashed after its last byte.
-    let server = RangeServer::start_holding(file.clone(), true, 0, (total - 512 * 1024) as u64);
+    // Pieces of 512 KiB, then 256 KiB. The one from 1 MiB holds its body
+    // until the pieces after it are in (but the second half of its own, which
+    // a free connection takes): the complete prefix reaches 1 MiB and is
+    // hashed while later pieces are in and the part has a hole at 1 MiB,
+    // then the rest is hashed once the hole is filled.
+    let hold = (MIB as u64, (total - MIB) as u64);
+    let server = RangeServer::start_holding(file.clone(), true, 0, hold);
     let split = ["--split", "4", "--min-split-size", "256k"];
     let sha256 = hex(&Sha256::digest(&file));
     let right = format!("sha-256={sha256}");
@@ -602,6 +607,6 @@ for_each_strategy!(
     a_server_without_ranges_gets_one_plain_request,
     a_dead_first_url_leaves_its_pieces_to_the_mirror,
     min_split_size_keeps_a_small_file_in_one_request,
-    a_file_whose_first_piece_comes_last_is_hashed_right,
+    a_file_whose_pieces_complete_out_of_order_is_hashed_right,
     max_time_ends_a_split_download_and_keeps_its_part,
 );
