@@ -614,7 +614,8 @@ async fn connection_async(
     if let Some((claim, response)) = first {
         let source = pieces.first_source();
         let request = pieces.request(pieces.source_url(source), &claim);
-        if let Err(error) = read_piece(pieces, &claim, response, &request, settings).await
+        // The first response runs to the end of the file, past its piece.
+        if let Err(error) = read_piece(pieces, &claim, response, false, &request, settings).await
             && let Some(wait) = pieces.failed(&claim, source, error)
         {
             tokio::time::sleep(wait).await;
@@ -623,7 +624,10 @@ async fn connection_async(
     while let Some((source, claim, mut request)) = pieces.next(connection) {
         let result = match open_async(clients, &mut request, settings).await {
             Ok((head, response)) => match pieces.check(&head, &claim) {
-                Ok(()) => read_piece(pieces, &claim, response, &request, settings).await,
+                Ok(()) => {
+                    let bounded = head.content_length == Some(claim.end - claim.start);
+                    read_piece(pieces, &claim, response, bounded, &request, settings).await
+                }
                 Err(error) => Err(error),
             },
             Err(error) => Err(error),
@@ -639,11 +643,14 @@ async fn connection_async(
 
 /// Reads a piece's body into the part until the piece is in (or cut short by
 /// another connection taking its second half); an error when the body
-/// fails or ends first.
+/// fails or ends first. A `bounded` response (one that ends where the
+/// piece does) is read to its end when that end is already there, so its
+/// connection serves the next piece's request instead of being closed.
 async fn read_piece(
     pieces: &Pieces<'_, '_>,
     claim: &Claim,
     mut response: Response,
+    bounded: bool,
     request: &Transfer<'_>,
     settings: &Settings,
 ) -> Result<(), DownloadError> {
@@ -652,7 +659,23 @@ async fn read_piece(
             Ok(Some(bytes)) => match pieces.write(claim, &bytes) {
                 Step::More(pause) if !pause.is_zero() => tokio::time::sleep(pause).await,
                 Step::More(_) => {}
-                Step::Done | Step::Stop => return Ok(()),
+                Step::Done => {
+                    // Polled once, never waited for: a body whose every
+                    // byte came has its end ready. The client gives the
+                    // connection back to its pool on a task of its own: a
+                    // yield lets that run before the next piece's request
+                    // looks for an idle connection (else it races a connect
+                    // of a new one, which then idles).
+                    if bounded {
+                        let _ = futures_util::FutureExt::now_or_never(
+                            response.chunk(request, settings),
+                        );
+                        drop(response);
+                        tokio::task::yield_now().await;
+                    }
+                    return Ok(());
+                }
+                Step::Cut | Step::Stop => return Ok(()),
             },
             Ok(None) => return Err(split::ended_early(claim)),
             Err(error) => return Err(request.network_error(error)),

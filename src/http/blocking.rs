@@ -352,7 +352,8 @@ fn connection_blocking(
         let source = pieces.first_source();
         let url = pieces.source_url(source).clone();
         let request = pieces.request(&url, &claim);
-        if let Err(error) = read_piece(pieces, &claim, reader, &request, settings)
+        // The first response runs to the end of the file, past its piece.
+        if let Err(error) = read_piece(pieces, &claim, reader, false, &request, settings)
             && let Some(wait) = pieces.failed(&claim, source, error)
         {
             std::thread::sleep(wait);
@@ -361,8 +362,9 @@ fn connection_blocking(
     while let Some((source, claim, mut request)) = pieces.next(connection) {
         let result = open_blocking(client, &mut request, settings).and_then(|(head, response)| {
             pieces.check(&head, &claim)?;
+            let bounded = head.content_length == Some(claim.end - claim.start);
             let reader = response.into_body().into_reader();
-            read_piece(pieces, &claim, reader, &request, settings)
+            read_piece(pieces, &claim, reader, bounded, &request, settings)
         });
         if let Err(error) = result {
             match pieces.failed(&claim, source, error) {
@@ -375,11 +377,14 @@ fn connection_blocking(
 
 /// Reads a piece's body into the part until the piece is in (or cut short by
 /// another connection taking its second half); an error when the body
-/// fails or ends first.
+/// fails or ends first. A `bounded` response (one that ends where the
+/// piece does) is read to its end, so its connection goes back to the pool
+/// for the next piece's request instead of being closed.
 fn read_piece(
     pieces: &Pieces,
     claim: &Claim,
     mut reader: impl Read,
+    bounded: bool,
     request: &Transfer,
     settings: &Settings,
 ) -> Result<(), DownloadError> {
@@ -390,7 +395,16 @@ fn read_piece(
             Ok(count) => match pieces.write(claim, &buffer[..count]) {
                 Step::More(pause) if !pause.is_zero() => std::thread::sleep(pause),
                 Step::More(_) => {}
-                Step::Done | Step::Stop => return Ok(()),
+                Step::Done => {
+                    // ureq pools a connection once a read finds its body's
+                    // end; with every byte of the length in, that read does
+                    // no I/O.
+                    if bounded {
+                        let _ = reader.read(&mut buffer);
+                    }
+                    return Ok(());
+                }
+                Step::Cut | Step::Stop => return Ok(()),
             },
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(request.network_error(from_io(&error, settings))),

@@ -2,13 +2,21 @@
 //! aria2's `-s`/`-x`. The first response (the whole file, or the rest of a
 //! part) says whether the server takes ranges with a validator; if so its
 //! body is the first piece, and other connections ask for the rest with
-//! `Range` and `If-Range`, from the job's URL and its mirrors in turn. Pieces
-//! are handed out as aria2 does: a connection takes a piece nobody is on,
-//! else the second half of the largest piece still being fetched, while both
-//! halves stay at least `--min-split-size`. Bytes land at their offsets in
-//! the one part file, whose record of complete ranges
-//! ([`crate::fs::ranges`]) lets `-c` and retries resume each range; the file
-//! takes its name only whole, hashed from its first byte.
+//! `Range` and `If-Range`, from the job's URL and its mirrors in turn.
+//!
+//! The missing bytes are cut in advance into pieces in file order, in rounds
+//! of one piece per connection, each round half of what is left (see
+//! `plan`), down to pieces of `--min-split-size`. A free connection takes
+//! the first piece nobody is on, with a new request on its kept-alive
+//! connection; when none is left, it takes the second half of the largest
+//! piece still being fetched, as aria2 does, while both halves stay at least
+//! `--min-split-size`. Connections that run at one pace so finish each round
+//! together, and the last together, while the complete prefix of the file
+//! grows round by round: a [`PrefixHasher`] hashes it as it grows, so after
+//! the last byte only the last round's pieces (bar one) are left to hash,
+//! not the whole file. Bytes land at their offsets in the one part file,
+//! whose record of complete ranges ([`crate::fs::ranges`]) lets `-c` and
+//! retries resume each range; the file takes its name only whole.
 //!
 //! This module holds the rules, once: who fetches what, where bytes go, what
 //! a failure costs. The drivers ([`super::blocking`]: threads;
@@ -20,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::digest::PrefixHasher;
 use super::error::http_error;
 use super::retry::retry_delay;
 use super::task::HostPermit;
@@ -54,13 +63,22 @@ pub struct Claim {
     pub end: u64,
 }
 
+/// How far the complete prefix must have grown since the hasher was last
+/// told before it is told again: it then reads spans of at least this much,
+/// and is woken a few times a second rather than at every chunk.
+const HASH_STEP: u64 = 1024 * 1024;
+
 /// What a connection does after a chunk: reads on (after the pause the rate
-/// limits ask for), or stops, its piece complete (or cut short by another
-/// connection taking its second half), or the download over.
+/// limits ask for), or stops: its piece complete where its request asked
+/// (`Done`: the response is over, and its connection may serve the next
+/// request once its end is read), cut short by another connection taking its
+/// second half (`Cut`: the rest of the response is not wanted), or the
+/// download over (`Stop`).
 #[derive(Debug)]
 pub enum Step {
     More(Duration),
     Done,
+    Cut,
     Stop,
 }
 
@@ -77,6 +95,8 @@ struct State<'t, 'a> {
     /// The failure that ends the download (a full disk, every source gone,
     /// a limit).
     error: Option<DownloadError>,
+    /// Where the complete prefix reached when the hasher was last told.
+    hashable: u64,
 }
 
 /// One split download's pieces, shared by its connections.
@@ -93,6 +113,9 @@ pub struct Pieces<'t, 'a> {
     /// Where the first response's body begins.
     offset: u64,
     running: Connections,
+    /// Hashes the part's complete prefix as it grows (`None` only for a
+    /// transfer without a part, in tests).
+    hasher: Option<PrefixHasher>,
 }
 
 /// How many connections are not yet over, and a signal when none is.
@@ -129,17 +152,21 @@ impl<'t, 'a> Pieces<'t, 'a> {
             .cloned()
             .collect();
         let first_source = sources.iter().position(|source| source == url).unwrap_or(0);
-        let pieces = start
-            .ranges
-            .missing()
-            .into_iter()
-            .map(|(position, end)| Piece {
-                position,
-                end,
-                busy: false,
-            })
-            .collect();
+        let settings = &context.settings;
+        let missing = start.ranges.missing();
+        let connections = connections_for(&start.ranges, settings.split, settings.min_split_size);
+        let pieces = plan(&missing, connections as u64, settings.min_split_size.max(1));
+        tracing::debug!(
+            pieces = pieces.len(),
+            connections,
+            "missing ranges cut in pieces"
+        );
         let deadline = transfer.deadline();
+        let hasher = transfer.prefix_hasher();
+        let hashable = start.ranges.prefix();
+        if let Some(hasher) = &hasher {
+            hasher.advance(hashable);
+        }
         Pieces {
             validator: start.ranges.validator.clone(),
             offset: start.offset,
@@ -152,6 +179,7 @@ impl<'t, 'a> Pieces<'t, 'a> {
                 failures: vec![0; sources.len()],
                 dead: vec![false; sources.len()],
                 error: None,
+                hashable,
             }),
             job,
             context,
@@ -162,6 +190,7 @@ impl<'t, 'a> Pieces<'t, 'a> {
                 count: Mutex::new(0),
                 over: Condvar::new(),
             },
+            hasher,
         }
     }
 
@@ -207,9 +236,8 @@ impl<'t, 'a> Pieces<'t, 'a> {
     /// of `--min-split-size` fit in what is missing.
     pub fn connections(&self) -> usize {
         let state = crate::lock(&self.state);
-        let missing = state.ranges.total - state.ranges.complete();
-        let most = (missing / self.context.settings.min_split_size.max(1)).max(1);
-        self.context.settings.split.min(most as usize).max(1)
+        let settings = &self.context.settings;
+        connections_for(&state.ranges, settings.split, settings.min_split_size)
     }
 
     /// The source the first response came from.
@@ -234,18 +262,21 @@ impl<'t, 'a> Pieces<'t, 'a> {
         Some(claim)
     }
 
-    /// A piece for a connection that is free: one nobody is on, else the
-    /// second half of the largest being fetched, if both halves stay at
-    /// least `--min-split-size`. `None`: nothing left for it to do.
+    /// A piece for a connection that is free: the first in the file nobody
+    /// is on (so the complete prefix grows), else the second half of the
+    /// largest being fetched, if both halves stay at least
+    /// `--min-split-size`. `None`: nothing left for it to do.
     pub fn claim(&self) -> Option<Claim> {
         let mut state = crate::lock(&self.state);
         if state.error.is_some() {
             return None;
         }
-        if let Some(index) = state
+        if let Some((index, _)) = state
             .pieces
             .iter()
-            .position(|piece| !piece.busy && piece.position < piece.end)
+            .enumerate()
+            .filter(|(_, piece)| !piece.busy && piece.position < piece.end)
+            .min_by_key(|(_, piece)| piece.position)
         {
             return Some(take(&mut state.pieces, index));
         }
@@ -363,6 +394,13 @@ impl<'t, 'a> Pieces<'t, 'a> {
         state.pieces[claim.index].position = position;
         let done = position == piece.end;
         state.dirty = true;
+        let prefix = state.ranges.prefix();
+        if let Some(hasher) = &self.hasher
+            && (prefix >= state.hashable + HASH_STEP || prefix == state.ranges.total)
+        {
+            state.hashable = prefix;
+            hasher.advance(prefix);
+        }
         if done {
             state.pieces[claim.index].busy = false;
         }
@@ -374,9 +412,10 @@ impl<'t, 'a> Pieces<'t, 'a> {
                 return Step::Stop;
             }
         }
-        match done {
-            true => Step::Done,
-            false => Step::More(state.transfer.pause(count as usize)),
+        match (done, position == claim.end) {
+            (true, true) => Step::Done,
+            (true, false) => Step::Cut,
+            (false, _) => Step::More(state.transfer.pause(count as usize)),
         }
     }
 
@@ -424,6 +463,7 @@ impl<'t, 'a> Pieces<'t, 'a> {
     /// The connections are done: the part whole, or the error that ended
     /// the download (its part keeps the ranges in, for a resume).
     pub fn finish(self) -> Result<(), DownloadError> {
+        let hasher = self.hasher;
         let State {
             transfer,
             ranges,
@@ -433,7 +473,7 @@ impl<'t, 'a> Pieces<'t, 'a> {
             .state
             .into_inner()
             .unwrap_or_else(|poison| poison.into_inner());
-        let ended = transfer.end_pieces(&ranges);
+        let ended = transfer.end_pieces(&ranges, hasher);
         match (error, ended) {
             (Some(error), _) | (None, Err(error)) => Err(error),
             (None, Ok(())) if ranges.is_whole() => Ok(()),
@@ -467,6 +507,67 @@ pub fn ended_early(claim: &Claim) -> DownloadError {
         claim.start,
         claim.end - 1
     ))
+}
+
+/// How many connections a download with `ranges` complete runs: `split`,
+/// but never more than pieces of `min_split_size` fit in what is missing.
+fn connections_for(ranges: &Ranges, split: usize, min_split_size: u64) -> usize {
+    let missing = ranges.total - ranges.complete();
+    let most = (missing / min_split_size.max(1)).max(1);
+    split.min(most as usize).max(1)
+}
+
+/// The pieces `missing` (ranges in file order) is fetched in, in file
+/// order: each range in rounds of `connections` equal pieces, each round
+/// half of what the range has left, while pieces stay at least `minimum`;
+/// then what is left in up to `connections` equal pieces of at least
+/// `minimum` (or one piece, when less is left).
+///
+/// Why rounds: connections that run at one pace (the common case, a server
+/// that caps each connection) finish the pieces of a round together and
+/// take the next round's at once, so they also finish the last together,
+/// and no connection idles at the end while another fetches a piece too
+/// small to halve. Why halving rounds: the complete prefix grows at each
+/// round's end, and the last round, whose pieces bar one are what remains
+/// to hash after the last byte, is small; the first rounds hold most of the
+/// file in few requests. 64 MiB on 8 connections with pieces of at least
+/// 1 MiB: rounds of 4, 2, 1 and 1 MiB pieces, 32 requests, 7 MiB left to
+/// hash at the end. A piece is never bigger than it was planned; the tail's
+/// halving only makes pieces smaller.
+fn plan(missing: &[(u64, u64)], connections: u64, minimum: u64) -> Vec<Piece> {
+    let (connections, minimum) = (connections.max(1), minimum.max(1));
+    let mut pieces = Vec::new();
+    let mut push = |position: u64, size: u64| {
+        pieces.push(Piece {
+            position,
+            end: position + size,
+            busy: false,
+        })
+    };
+    for &(start, end) in missing {
+        let mut position = start;
+        let mut left = end.saturating_sub(start);
+        loop {
+            let size = left / (2 * connections);
+            if size < minimum {
+                break;
+            }
+            for _ in 0..connections {
+                push(position, size);
+                position += size;
+            }
+            left -= size * connections;
+        }
+        let count = (left / minimum).clamp(1, connections);
+        for index in 0..count {
+            let size = left / count + u64::from(index < left % count);
+            if size > 0 {
+                push(position, size);
+                position += size;
+            }
+        }
+    }
+    pieces
 }
 
 /// Marks piece `index` busy and says what to ask for.
@@ -513,40 +614,55 @@ mod tests {
         }
     }
 
+    /// The pieces of `pieces` as (start, end), in the order they sit.
+    fn tiles(pieces: &Pieces) -> Vec<(u64, u64)> {
+        crate::lock(&pieces.state)
+            .pieces
+            .iter()
+            .map(|piece| (piece.position, piece.end))
+            .collect()
+    }
+
     #[test]
-    fn free_connections_take_the_second_half_of_the_largest_piece() {
-        let (job, context) = (job(), context(8, 10));
+    fn pieces_go_in_file_order_then_free_connections_halve_the_largest() {
+        let (job, context) = (job(), context(2, 10));
         let mut transfer = Transfer::new(&job, &context, None, &job.url);
         let start = PiecesStart {
             ranges: Ranges::new("\"v\"".into(), 100),
             offset: 0,
         };
         let pieces = Pieces::new(&mut transfer, start, &job, &context, &job.url);
-        assert_eq!(pieces.connections(), 8);
-        let first = pieces.first().unwrap();
-        assert_eq!((first.start, first.end), (0, 100));
-        let mut claims = vec![first];
-        while let Some(claim) = pieces.claim() {
-            claims.push(claim);
-        }
-        // Halves of 100, quarters of 50, then eighths of 25 (12 or 13, both
-        // over the minimum of 10), then no piece is worth halving.
-        assert_eq!(claims.len(), 8);
-        let mut tiles: Vec<(u64, u64)> = crate::lock(&pieces.state)
-            .pieces
-            .iter()
-            .map(|piece| (piece.position, piece.end))
-            .collect();
-        tiles.sort();
-        assert!(
-            tiles
-                .iter()
-                .all(|(start, end)| (12..=13).contains(&(end - start)))
+        assert_eq!(pieces.connections(), 2);
+        // Rounds of two pieces, each round half of what is left: 25s, 12s,
+        // then the last 26 bytes in two of 13 (a round of 6s would be under
+        // the minimum of 10).
+        assert_eq!(
+            tiles(&pieces),
+            [(0, 25), (25, 50), (50, 62), (62, 74), (74, 87), (87, 100)]
         );
-        assert!(tiles.windows(2).all(|pair| pair[0].1 == pair[1].0));
-        assert_eq!((tiles[0].0, tiles[7].1), (0, 100));
-        let second = claims[1];
+        let first = pieces.first().unwrap();
+        assert_eq!((first.start, first.end), (0, 25));
+        let mut claims = vec![first];
+        for _ in 0..5 {
+            claims.push(pieces.claim().unwrap());
+        }
+        let starts: Vec<u64> = claims.iter().map(|claim| claim.start).collect();
+        assert_eq!(starts, [0, 25, 50, 62, 74, 87], "in file order");
+        // None is left untaken: a free connection takes the second half of
+        // the largest busy piece (the later of the two 25s, halved to 12 and
+        // 13), then of the other; then no piece is worth halving.
+        let half = pieces.claim().unwrap();
+        assert_eq!((half.start, half.end), (37, 50));
+        let half = pieces.claim().unwrap();
+        assert_eq!((half.start, half.end), (12, 25));
+        assert!(pieces.claim().is_none());
+        assert_eq!(
+            tiles(&pieces)[..2],
+            [(0, 12), (25, 37)],
+            "the halved pieces end where their second halves begin"
+        );
         // A failed piece waits for the next free connection.
+        let second = claims[1];
         assert!(
             pieces
                 .failed(&second, 1, DownloadError::ConnectionReset)
@@ -554,6 +670,73 @@ mod tests {
         );
         let again = pieces.claim().unwrap();
         assert_eq!(again.start, second.start);
+    }
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_plan_is_rounds_of_halves_down_to_the_minimum() {
+        // The benchmark's file: 64 MiB, 8 connections, pieces of 1 MiB at
+        // least: rounds of 4, 2, 1 and 1 MiB, 32 requests in all (the first
+        // response's and 31 ranges), and 7 MiB after the last round's first
+        // piece, what is left to hash when the last bytes come together.
+        let pieces = plan(&[(0, 64 * MIB)], 8, MIB);
+        let sizes: Vec<u64> = pieces
+            .iter()
+            .map(|piece| piece.end - piece.position)
+            .collect();
+        let rounds: Vec<u64> = sizes.chunks(8).map(|round| round[0] / MIB).collect();
+        assert_eq!(rounds, [4, 2, 1, 1]);
+        assert!(
+            sizes
+                .chunks(8)
+                .all(|round| round.iter().all(|&size| size == round[0]))
+        );
+        assert_eq!(pieces.len(), 32);
+        assert!(
+            pieces
+                .windows(2)
+                .all(|pair| pair[0].end == pair[1].position)
+        );
+        assert_eq!((pieces[0].position, pieces[31].end), (0, 64 * MIB));
+        assert_eq!(64 * MIB - pieces[24].end, 7 * MIB);
+        // Never more than half the file in a round, never a piece under the
+        // minimum; sizes that do not divide share the remainder.
+        for (total, connections, minimum) in [
+            (100, 8, 10),
+            (1000, 3, 7),
+            (3 * MIB, 8, MIB),
+            (10 * MIB + 5, 4, MIB),
+            (5, 8, 10),
+            (1 << 40, 8, MIB),
+        ] {
+            let pieces = plan(&[(0, total)], connections, minimum);
+            assert_eq!(pieces[0].position, 0);
+            assert_eq!(pieces.last().unwrap().end, total);
+            assert!(
+                pieces
+                    .windows(2)
+                    .all(|pair| pair[0].end == pair[1].position)
+            );
+            assert!(
+                pieces.len() == 1
+                    || pieces
+                        .iter()
+                        .all(|piece| piece.end - piece.position >= minimum),
+                "{total} {connections} {minimum}: {pieces:?}"
+            );
+            assert!(pieces[0].end - pieces[0].position <= total.div_ceil(2).max(minimum));
+            assert!(pieces.len() < 400, "{}", pieces.len());
+        }
+        // Each missing range is planned on its own: nothing complete is asked.
+        let pieces = plan(&[(10, 30), (50, 100)], 2, 10);
+        assert_eq!(
+            pieces
+                .iter()
+                .map(|piece| (piece.position, piece.end))
+                .collect::<Vec<_>>(),
+            [(10, 20), (20, 30), (50, 62), (62, 74), (74, 87), (87, 100)]
+        );
     }
 
     #[test]
@@ -569,7 +752,9 @@ mod tests {
         let pieces = Pieces::new(&mut transfer, start, &job, &context, &job.url);
         assert_eq!(pieces.source(1).unwrap().0, 1);
         let claim = pieces.first().unwrap();
-        assert_eq!((claim.start, claim.end), (30, 100));
+        // 70 bytes on four connections, pieces of 10 at least: too few for
+        // a round of halves, so four pieces of 17 or 18.
+        assert_eq!((claim.start, claim.end), (30, 48));
         assert_eq!(
             pieces.failed(&claim, 1, DownloadError::ConnectionReset),
             Some(Duration::ZERO)

@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::digest::Digests;
+use super::digest::{Digests, PrefixHasher};
 use super::encoding::{self, Decoder};
 use super::error::http_error;
 use super::pace::Pace;
@@ -539,39 +539,57 @@ impl<'a> Transfer<'a> {
         })
     }
 
-    /// The pieces are over: all in (the part is the whole file, hashed now
-    /// from its first byte, and [`Transfer::finish`] follows), or not (the
-    /// part counts its complete prefix, and its record says the rest).
-    pub fn end_pieces(&mut self, ranges: &Ranges) -> Result<(), DownloadError> {
+    /// A hasher that follows the complete prefix of this download's part
+    /// while its pieces arrive, from the part's first byte (a resumed part
+    /// is hashed again from there, its digests never having been kept), and
+    /// gathers the first bytes `--accept` judges. `None` without a part.
+    pub fn prefix_hasher(&self) -> Option<PrefixHasher> {
+        let part = self.part.as_ref()?;
+        let sniff = match self.sniffed {
+            true => 0,
+            false => SNIFF_BYTES,
+        };
+        Some(PrefixHasher::start(
+            part.part_path(),
+            Digests::new(self.job.checksum.as_ref()),
+            sniff,
+        ))
+    }
+
+    /// The pieces are over: all in (the part is the whole file, whose
+    /// `hasher` hashes what it has not yet reached, and [`Transfer::finish`]
+    /// follows), or not (the part counts its complete prefix, and its record
+    /// says the rest; the hasher is dropped).
+    pub fn end_pieces(
+        &mut self,
+        ranges: &Ranges,
+        hasher: Option<PrefixHasher>,
+    ) -> Result<(), DownloadError> {
         let whole = ranges.is_whole();
         let Some(part) = self.part.as_mut() else {
             return Ok(());
         };
         if !whole {
+            drop(hasher);
             part.set_written(ranges.prefix());
             return self.save_ranges(ranges);
         }
         part.set_written(ranges.total);
         let path = part.part_path();
-        let mut hasher = Digests::new(self.job.checksum.as_ref());
-        let mut first_bytes = Vec::new();
-        File::open(&path)
-            .and_then(|file| {
-                manifest::hash_reader(file.take(ranges.total), |bytes| {
-                    if first_bytes.len() < SNIFF_BYTES {
-                        let wanted = SNIFF_BYTES - first_bytes.len();
-                        first_bytes.extend_from_slice(&bytes[..bytes.len().min(wanted)]);
-                    }
-                    hasher.update(bytes)
-                })
-            })
-            .map_err(|error| {
-                DownloadError::writing(&path, &self.context.settings.output_dir, error)
-            })?;
-        self.hasher = hasher;
+        let hasher = hasher.unwrap_or_else(|| {
+            PrefixHasher::start(
+                path.clone(),
+                Digests::new(self.job.checksum.as_ref()),
+                SNIFF_BYTES,
+            )
+        });
+        let hashed = hasher.finish(ranges.total).map_err(|error| {
+            DownloadError::writing(&path, &self.context.settings.output_dir, error)
+        })?;
+        self.hasher = hashed.digests;
         if !self.sniffed {
             self.sniffed = true;
-            self.check_first_bytes(&first_bytes)?;
+            self.check_first_bytes(&hashed.first_bytes)?;
         }
         Ok(())
     }

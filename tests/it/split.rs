@@ -4,7 +4,9 @@
 //! connections at once; a download killed mid-way resumes with `-c` only the
 //! ranges its part lacks; a server without ranges gets one plain request; a
 //! dead first URL leaves its pieces to the mirror; `--min-split-size` keeps a
-//! small file in one request.
+//! small file in one request; a file whose pieces complete out of order is
+//! hashed right (the manifest's SHA-256, `--checksum`), and a wrong checksum
+//! leaves nothing; `--max-time` ends a split download and keeps its part for `-c`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -48,6 +50,13 @@ struct Shared {
     /// `stalled` (0: no limit).
     stall_after: u64,
     stalled: AtomicBool,
+    /// A response from byte `hold_from` sends its body only once other
+    /// ranged responses have sent `hold_until` bytes (0: at once), so the
+    /// pieces after it complete before it.
+    hold_from: u64,
+    hold_until: u64,
+    /// Whether a held response gave up waiting.
+    hold_gave_up: AtomicBool,
     seen: Mutex<Vec<Seen>>,
     connections: AtomicUsize,
     in_flight: AtomicUsize,
@@ -64,6 +73,17 @@ struct RangeServer {
 
 impl RangeServer {
     fn start(body: Vec<u8>, ranges: bool, stall_after: u64) -> RangeServer {
+        Self::start_holding(body, ranges, stall_after, (0, 0))
+    }
+
+    /// A range server whose responses from byte `hold_from` wait until
+    /// ranged ones sent `hold_until` bytes.
+    fn start_holding(
+        body: Vec<u8>,
+        ranges: bool,
+        stall_after: u64,
+        (hold_from, hold_until): (u64, u64),
+    ) -> RangeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
@@ -71,6 +91,9 @@ impl RangeServer {
             ranges,
             stall_after,
             stalled: AtomicBool::new(stall_after > 0),
+            hold_from,
+            hold_until,
+            hold_gave_up: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -191,6 +214,16 @@ fn serve(shared: &Shared, stream: TcpStream, connection: usize) {
 /// Sends `[start, end)` of the body; false when the client went away.
 fn send_body(shared: &Shared, writer: &mut TcpStream, start: u64, end: u64, index: usize) -> bool {
     const CHUNK: u64 = 32 * 1024;
+    if start == shared.hold_from && shared.hold_until > 0 {
+        let waited = Instant::now();
+        while ranged_bytes_sent(shared) < shared.hold_until {
+            if waited.elapsed() > Duration::from_secs(20) {
+                shared.hold_gave_up.store(true, Ordering::SeqCst);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let mut position = start;
     while position < end {
         let mut next = (position + CHUNK).min(end);
@@ -215,6 +248,30 @@ fn send_body(shared: &Shared, writer: &mut TcpStream, start: u64, end: u64, inde
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// Body bytes sent so far by responses to requests with a Range.
+fn ranged_bytes_sent(shared: &Shared) -> u64 {
+    let seen = shared.seen.lock().unwrap();
+    seen.iter()
+        .filter(|seen| seen.range.is_some())
+        .map(|seen| seen.sent)
+        .sum()
+}
+
+/// The SHA-256 the manifest in `folder` records for `name` saved.
+fn manifest_sha256(folder: &std::path::Path, name: &str) -> Option<String> {
+    let manifest = std::fs::read_to_string(folder.join(grab::fs::manifest::MANIFEST_NAME)).unwrap();
+    manifest
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|entry| entry["event"] == "saved" && entry["name"] == name)
+        .filter_map(|entry| entry["sha256"].as_str().map(str::to_string))
+        .next_back()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// `grab get -s STRATEGY -o OUT ARGUMENTS...`, waited for.
@@ -413,10 +470,143 @@ fn min_split_size_keeps_a_small_file_in_one_request(strategy: &str) {
     assert!(ranged(&server.seen()).len() >= 2, "{:?}", server.seen());
 }
 
+fn a_file_whose_pieces_complete_out_of_order_is_hashed_right(strategy: &str) {
+    use sha2::{Digest, Sha256};
+    let total = 4 * MIB;
+    let file = body(total);
+    // Pieces of 512 KiB, then 256 KiB. The one from 1 MiB holds its body
+    // until the pieces after it are in (but the second half of its own, which
+    // a free connection takes): the complete prefix reaches 1 MiB and is
+    // hashed while later pieces are in and the part has a hole at 1 MiB,
+    // then the rest is hashed once the hole is filled.
+    let hold = (MIB as u64, (total - MIB) as u64);
+    let server = RangeServer::start_holding(file.clone(), true, 0, hold);
+    let split = ["--split", "4", "--min-split-size", "256k"];
+    let sha256 = hex(&Sha256::digest(&file));
+    let right = format!("sha-256={sha256}");
+    let scratch = Scratch::new();
+    let url = server.url("/late.bin");
+    let output = get(
+        strategy,
+        &scratch,
+        &[
+            &url,
+            split[0],
+            split[1],
+            split[2],
+            split[3],
+            "--checksum",
+            &right,
+        ],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        !server.shared.hold_gave_up.load(Ordering::SeqCst),
+        "the other pieces never came: {:?}",
+        server.seen()
+    );
+    assert!(
+        std::fs::read(scratch.output().join("late.bin")).unwrap() == file,
+        "byte-identical"
+    );
+    assert_eq!(
+        manifest_sha256(&scratch.output(), "late.bin"),
+        Some(sha256.clone())
+    );
+    let seen = server.seen();
+    assert!(ranged(&seen).len() >= 4, "{seen:?}");
+
+    // The same download against a wrong digest fails and leaves nothing
+    // under its name, nor a part.
+    let wrong = format!("sha-256={}", hex(&Sha256::digest(b"another file")));
+    let scratch = Scratch::new();
+    let output = get(
+        strategy,
+        &scratch,
+        &[
+            &url,
+            split[0],
+            split[1],
+            split[2],
+            split[3],
+            "--checksum",
+            &wrong,
+        ],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sha-256 checksum mismatch"), "{stderr}");
+    let left: Vec<String> = files_in(&scratch.output())
+        .into_iter()
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
+    let total = 4 * MIB;
+    let file = body(total);
+    // Every response stalls after its first 128 KiB until released.
+    let server = RangeServer::start(file.clone(), true, 128 * 1024);
+    let scratch = Scratch::new();
+    let url = server.url("/timed.bin");
+    let split = ["--split", "4", "--min-split-size", "256k"];
+    let began = Instant::now();
+    let output = get(
+        strategy,
+        &scratch,
+        &[
+            &url,
+            split[0],
+            split[1],
+            split[2],
+            split[3],
+            "--max-time",
+            "1",
+            "--retries",
+            "0",
+        ],
+    );
+    let stderr = stderr_of(&output);
+    // Not a measure of speed: a download the limit failed to end would
+    // wait for the stalled server for ever.
+    assert!(began.elapsed() < Duration::from_secs(30), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-time"), "{stderr}");
+    let names: Vec<String> = files_in(&scratch.output())
+        .into_iter()
+        .filter(|name| name != ".grab-lock")
+        .collect();
+    assert_eq!(
+        names,
+        ["timed.bin.part", "timed.bin.part.ranges"],
+        "{stderr}"
+    );
+    let first_run = server.seen();
+    assert!(ranged(&first_run).len() >= 2, "{first_run:?}");
+
+    server.release();
+    let output = get(
+        strategy,
+        &scratch,
+        &[&url, "-c", split[0], split[1], split[2], split[3]],
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        std::fs::read(scratch.output().join("timed.bin")).unwrap() == file,
+        "byte-identical"
+    );
+    assert_eq!(files_in(&scratch.output()), ["timed.bin"]);
+}
+
 for_each_strategy!(
     a_split_file_is_whole_and_came_over_several_connections,
     a_killed_split_download_resumes_only_the_missing_ranges,
     a_server_without_ranges_gets_one_plain_request,
     a_dead_first_url_leaves_its_pieces_to_the_mirror,
     min_split_size_keeps_a_small_file_in_one_request,
+    a_file_whose_pieces_complete_out_of_order_is_hashed_right,
+    max_time_ends_a_split_download_and_keeps_its_part,
 );
