@@ -4,10 +4,10 @@
 //! then counted rounds, the tools interleaved round by round so a drifting machine
 //! hurts none of them more than the others. The table reports medians.
 
-pub mod demo;
-pub mod export;
-pub mod measure;
-pub mod picture;
+pub(crate) mod demo;
+pub(crate) mod export;
+mod measure;
+pub(crate) mod picture;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::Named;
 use crate::engine::Percentiles;
 use crate::engine::Strategy;
+pub use measure::children;
 
 /// A tool in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

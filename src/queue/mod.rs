@@ -23,18 +23,18 @@
 //!
 //! A dataset job (`grab queue push --dataset`) is one output shard of a table:
 //! the field `dataset` holds the table's path, how to read it and the shard's
-//! number ([`dataset::ShardJob`]), `name` the shard's name; `urls` holds each
+//! number (`dataset::ShardJob`), `name` the shard's name; `urls` holds each
 //! job's SHA-256 the same way, so pushing a table twice adds nothing twice.
 //!
-//! - [`link`]: the connection, its clear errors and its reconnection;
-//! - [`work`]: `grab queue work`, the worker, and what every worker shares
+//! - `link`: the connection, its clear errors and its reconnection;
+//! - `work`: `grab queue work`, the worker, and what every worker shares
 //!   (reading deliveries, acknowledging, keeping jobs fresh);
-//! - [`dataset`]: `grab queue push --dataset` and `grab queue dataset`, a
+//! - `dataset`: `grab queue push --dataset` and `grab queue dataset`, a
 //!   worker that builds one dataset shard per job.
 
-pub mod dataset;
-pub mod link;
-pub mod work;
+pub(crate) mod dataset;
+pub(crate) mod link;
+pub(crate) mod work;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

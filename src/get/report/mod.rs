@@ -1,5 +1,5 @@
 //! What the user reads: one line on stderr as each file finishes, the tally every
-//! worker updates, the live view ([`live`]), the `--report` file ([`records`]), and
+//! worker updates, the live view (`live`), the `--report` file (`records`), and
 //! the summary at the end. Every strategy reports through the
 //! one [`Reporter`] of its batch, so the lines and the counts are the same whatever
 //! ran the downloads. Lines go through the run's [`Console`].
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub mod live;
-pub mod records;
+pub(crate) mod live;
+pub(crate) mod records;
 
 use crate::console::{Console, Paint, done_of, human_bytes, plural};
 use crate::engine::{Percentiles, Strategy};
