@@ -222,6 +222,7 @@ mod windows {
 }
 
 /// Resident memory of a process and all its descendants, from /proc.
+#[cfg(unix)]
 pub fn tree_resident_bytes(root: u32) -> u64 {
     let mut total = 0;
     let mut pending = vec![root];
@@ -232,6 +233,7 @@ pub fn tree_resident_bytes(root: u32) -> u64 {
     total
 }
 
+#[cfg(unix)]
 fn resident_bytes(pid: u32) -> u64 {
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return 0;
