@@ -6,8 +6,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use grab::filter::codec;
-use grab::filter::kernels::{self, Pixels};
+use grab::filter::{self, Pixels};
 use grab::gallery::{self, Format};
 use image::ImageFormat;
 
@@ -53,39 +52,39 @@ fn main() {
             .flat_map(|pixel| [pixel[0], pixel[1], pixel[2], 255])
             .collect(),
     );
-    let gray = kernels::grayscale(&rgb);
+    let gray = filter::grayscale(&rgb);
 
     println!("{WIDTH}x{HEIGHT}, one core, best of {ROUNDS} rounds:");
     for (label, image) in [("RGB", &rgb), ("L", &gray), ("RGBA", &rgba)] {
         report(
             &format!("blur {label}"),
             best(|| {
-                black_box(kernels::blur(black_box(image)));
+                black_box(filter::blur(black_box(image)));
             }),
         );
         report(
             &format!("sharpen {label}"),
             best(|| {
-                black_box(kernels::sharpen(black_box(image)));
+                black_box(filter::sharpen(black_box(image)));
             }),
         );
         report(
             &format!("contour {label}"),
             best(|| {
-                black_box(kernels::contour(black_box(image)));
+                black_box(filter::contour(black_box(image)));
             }),
         );
         report(
             &format!("contrast {label}"),
             best(|| {
-                black_box(kernels::contrast(black_box(image), 1.5));
+                black_box(filter::contrast(black_box(image), 1.5));
             }),
         );
         if image.channels > 1 {
             report(
                 &format!("grayscale {label}"),
                 best(|| {
-                    black_box(kernels::grayscale(black_box(image)));
+                    black_box(filter::grayscale(black_box(image)));
                 }),
             );
         }
@@ -97,29 +96,29 @@ fn main() {
     std::fs::create_dir_all(&directory).expect("temporary folder");
     let path = directory.join("bench.jpg");
     std::fs::write(&path, &jpeg).expect("write the sample");
-    let settings = grab::filter::Settings::with_filters(Vec::new());
+    let settings = filter::Settings::with_filters(Vec::new());
     report(
         "decode JPEG (RGB)",
         best(|| {
-            black_box(codec::decode(&path, &settings).expect("decodes"));
+            black_box(filter::decode(&path, &settings).expect("decodes"));
         }),
     );
     report(
         "encode JPEG q90 (RGB)",
         best(|| {
-            black_box(codec::encode(&rgb, ImageFormat::Jpeg, 90).expect("encodes"));
+            black_box(filter::encode(&rgb, ImageFormat::Jpeg, 90).expect("encodes"));
         }),
     );
     report(
         "encode JPEG q90 (L)",
         best(|| {
-            black_box(codec::encode(&gray, ImageFormat::Jpeg, 90).expect("encodes"));
+            black_box(filter::encode(&gray, ImageFormat::Jpeg, 90).expect("encodes"));
         }),
     );
     report(
         "encode PNG (RGB)",
         best(|| {
-            black_box(codec::encode(&rgb, ImageFormat::Png, 90).expect("encodes"));
+            black_box(filter::encode(&rgb, ImageFormat::Png, 90).expect("encodes"));
         }),
     );
     let _ = std::fs::remove_dir_all(&directory);

@@ -6,21 +6,25 @@
 //!
 //! # Layout
 //!
+//! The files inside each module are private to the crate; what `main.rs`, the
+//! tests and the benchmarks use is re-exported by the module itself
+//! (`grab::engine::WorkerProgram`, `grab::fs::MANIFEST_NAME`).
+//!
 //! Leaf layers, which know no command:
 //! - [`http`]: one download: the request ([`http::Job`]), the response policy
-//!   and the attempt ([`http::transfer`]), retries that resume, errors mapped
+//!   and the attempt ([`http::Transfer`]), retries that resume, errors mapped
 //!   once, TLS roots, proxies, rate limits, the blocking (ureq) and async
 //!   (hyper, reqwest) clients with HTTP/2 by ALPN for every strategy, names
-//!   looked up once per host for all of them ([`http::resolve`]), one
-//!   file over several connections ([`http::split`]), `--compressed`
-//!   decoding, and the download as an engine task ([`http::task`]); a body
+//!   looked up once per host for all of them (`http/resolve.rs`), one
+//!   file over several connections (`http/split.rs`), `--compressed`
+//!   decoding, and the download as an engine task (`http/task.rs`); a body
 //!   goes to the sink the caller chooses ([`http::BodySink`]: a part file,
 //!   memory, or a stream).
 //! - [`fs`]: atomic writes with one file mode, the folder lock, part files,
 //!   a split download's finished ranges, spools (append-only logs of
 //!   checksummed records), names (sanitising, numbering), compact
-//!   fingerprint tables for lists of millions ([`fs::fingerprints`]),
-//!   `-x`/`--spread` layout, the manifest, buckets (`s3://`, [`fs::store`]);
+//!   fingerprint tables for lists of millions (`fs/fingerprints.rs`),
+//!   `-x`/`--spread` layout, the manifest, buckets (`s3://`, `fs/store.rs`);
 //!   Linux's fast paths beside the portable way, and what differs by system.
 //! - [`image`]: header checks before any pixel, MIME types and sniffing,
 //!   reduced JPEG decoding, resizing and encoding as img2dataset means it,

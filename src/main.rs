@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use grab::engine::processes::WorkerProgram;
+use grab::engine::WorkerProgram;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -7,7 +7,7 @@
 //!
 //! Masking happens where text leaves: [`text`] is applied to every console line
 //! and log line (so an error message from an HTTP client that quotes its URL is
-//! masked too), [`url`] where a URL is written as a field.
+//! masked too), [`url()`] where a URL is written as a field.
 
 use std::borrow::Cow;
 
@@ -97,7 +97,7 @@ pub fn url(url: &Url) -> Cow<'_, str> {
     Cow::Owned(masked.into())
 }
 
-/// [`url`] for a URL held as text; text that is not a URL is returned as is.
+/// [`url()`] for a URL held as text; text that is not a URL is returned as is.
 pub fn url_text(text: &str) -> Cow<'_, str> {
     match Url::parse(text) {
         Ok(parsed) => match url(&parsed) {

@@ -223,13 +223,8 @@ pub enum DatasetCommand {
 
 impl DatasetArgs {
     /// The run's configuration; an error names the flag that is wrong.
-    pub fn config(
-        &self,
-        console: Console,
-        program: WorkerProgram,
-        terminal: bool,
-    ) -> Result<DatasetConfig, String> {
-        let mut config = self.build.config(console, program, terminal)?;
+    pub fn config(&self, program: WorkerProgram, terminal: bool) -> Result<DatasetConfig, String> {
+        let mut config = self.build.config(program, terminal)?;
         config.samples_per_shard = self.table.samples_per_shard;
         config.columns = self.table.columns();
         config.shard = self.shard;
@@ -327,13 +322,10 @@ impl BuildArgs {
     }
 
     /// The configuration of a run on the table's defaults (columns, shard
-    /// size): the table's flags, or a queue job, set those.
-    pub fn config(
-        &self,
-        console: Console,
-        program: WorkerProgram,
-        terminal: bool,
-    ) -> Result<DatasetConfig, String> {
+    /// size): the table's flags, or a queue job, set those. Its console is the
+    /// one `-q` asks for: print through `config.console`, which the live view
+    /// shares.
+    pub fn config(&self, program: WorkerProgram, terminal: bool) -> Result<DatasetConfig, String> {
         let output = Store::open(&self.output_dir).map_err(|error| format!("-o {error}"))?;
         let mut config = DatasetConfig::in_store(output);
         config.output_format = self.output_format;
@@ -390,7 +382,7 @@ impl BuildArgs {
         config.image_workers = self
             .image_workers
             .map_or_else(cpus, |workers| workers as usize);
-        config.console = console;
+        config.console = self.console();
         config.worker_program = program;
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);
         config.progress = match (self.quiet, self.progress) {
@@ -425,12 +417,12 @@ pub fn run(arguments: &DatasetArgs, program: WorkerProgram) -> ExitStatus {
         (None, Some(input)) => input,
         (None, None) => return usage_error("no TABLE given"),
     };
-    let console = arguments.build.console();
     let terminal = std::io::stderr().is_terminal();
-    let mut config = match arguments.config(console.clone(), program, terminal) {
+    let mut config = match arguments.config(program, terminal) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    let console = config.console.clone();
     let table = match dataset::open(input, arguments.table.input_format, &config) {
         Ok(table) => table,
         Err(error) => return usage_error(error),
@@ -500,9 +492,7 @@ mod tests {
         let mut line = vec!["grab", "dataset"];
         line.extend_from_slice(arguments);
         match Cli::try_parse_from(line).expect("the flags parse").command {
-            Command::Dataset(arguments) => {
-                arguments.config(Console::silent(), WorkerProgram::current(), false)
-            }
+            Command::Dataset(arguments) => arguments.config(WorkerProgram::current(), false),
             other => panic!("not dataset: {other:?}"),
         }
     }

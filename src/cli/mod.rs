@@ -1,16 +1,16 @@
 //! The command line: clap definitions, their conversion into the plain configs
 //! the library runs on, and the dispatch. Nothing outside this module sees clap;
 //! library enums are offered by name through [`Named`]. One file per command:
-//! [`get`], [`dataset`], [`queue`], [`filter`] (with `samples`), [`serve`], [`compare`] (with `demo`).
+//! `get`, `dataset`, `queue`, `filter` (with `samples`), `serve`, `compare` (with `demo`).
 
-pub mod compare;
-pub mod dataset;
-pub mod filter;
-pub mod get;
-pub mod get_filter;
-pub mod queue;
-pub mod request;
-pub mod serve;
+mod compare;
+mod dataset;
+mod filter;
+mod get;
+mod get_filter;
+mod queue;
+mod request;
+mod serve;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};

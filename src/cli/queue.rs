@@ -309,12 +309,12 @@ fn worked_status(
 }
 
 fn work_dataset(arguments: &DatasetWorkArgs, program: WorkerProgram) -> ExitStatus {
-    let console = arguments.build.console();
     let terminal = std::io::stderr().is_terminal();
-    let mut dataset = match arguments.build.config(console.clone(), program, terminal) {
+    let mut dataset = match arguments.build.config(program, terminal) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    let console = dataset.console.clone();
     dataset.interrupt = super::interrupt_on_signals();
     let interrupt = dataset.interrupt.clone();
     let config = DatasetWorkConfig {

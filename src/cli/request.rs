@@ -251,12 +251,7 @@ mod tests {
                     .unwrap()
                     .settings
             }
-            Command::Dataset(arguments) => {
-                arguments
-                    .config(Console::silent(), program(), false)
-                    .unwrap()
-                    .download
-            }
+            Command::Dataset(arguments) => arguments.config(program(), false).unwrap().download,
             other => panic!("not a downloading command: {other:?}"),
         }
     }

@@ -153,8 +153,9 @@ mod windows {
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
     use windows_sys::Win32::System::JobObjects::{
         AssignProcessToJobObject, CreateJobObjectW, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
-        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
-        JobObjectExtendedLimitInformation, QueryInformationJobObject,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOBOBJECTINFOCLASS,
+        JobObjectBasicAccountingInformation, JobObjectExtendedLimitInformation,
+        QueryInformationJobObject,
     };
 
     /// A command's process tree: the job it runs in.
@@ -188,40 +189,52 @@ mod windows {
 
         /// Once the child is waited for: the job's CPU time and peak memory.
         pub fn finish(self) -> io::Result<(Duration, u64)> {
-            // SAFETY: the structures are plain data the calls fill, sized as
-            // told.
+            // SAFETY: each structure is the one Windows fills for its class.
+            let (accounting, limits) = unsafe {
+                (
+                    self.query::<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>(
+                        JobObjectBasicAccountingInformation,
+                    )?,
+                    self.query::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>(
+                        JobObjectExtendedLimitInformation,
+                    )?,
+                )
+            };
+            // Both times count 100-nanosecond intervals.
+            let ticks = (accounting.TotalUserTime + accounting.TotalKernelTime).max(0) as u64;
+            Ok((
+                Duration::from_nanos(ticks * 100),
+                limits.PeakJobMemoryUsed as u64,
+            ))
+        }
+
+        /// One class of the job's information.
+        ///
+        /// # Safety
+        ///
+        /// `T` is the plain-data structure Windows fills for `class`.
+        unsafe fn query<T>(&self, class: JOBOBJECTINFOCLASS) -> io::Result<T> {
+            // SAFETY: the caller vouches for `T`; it is sized as told.
             unsafe {
-                let mut accounting: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = std::mem::zeroed();
-                let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
+                let mut information: T = std::mem::zeroed();
                 if QueryInformationJobObject(
                     self.job,
-                    JobObjectBasicAccountingInformation,
-                    (&raw mut accounting).cast(),
-                    size_of::<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>() as u32,
+                    class,
+                    (&raw mut information).cast(),
+                    size_of::<T>() as u32,
                     std::ptr::null_mut(),
                 ) == 0
-                    || QueryInformationJobObject(
-                        self.job,
-                        JobObjectExtendedLimitInformation,
-                        (&raw mut limits).cast(),
-                        size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
-                        std::ptr::null_mut(),
-                    ) == 0
                 {
                     return Err(io::Error::last_os_error());
                 }
-                // Both times count 100-nanosecond intervals.
-                let ticks = (accounting.TotalUserTime + accounting.TotalKernelTime).max(0) as u64;
-                Ok((
-                    Duration::from_nanos(ticks * 100),
-                    limits.PeakJobMemoryUsed as u64,
-                ))
+                Ok(information)
             }
         }
     }
 }
 
 /// Resident memory of a process and all its descendants, from /proc.
+#[cfg(unix)]
 pub fn tree_resident_bytes(root: u32) -> u64 {
     let mut total = 0;
     let mut pending = vec![root];
@@ -232,6 +245,7 @@ pub fn tree_resident_bytes(root: u32) -> u64 {
     total
 }
 
+#[cfg(unix)]
 fn resident_bytes(pid: u32) -> u64 {
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return 0;

@@ -4,10 +4,10 @@
 //! then counted rounds, the tools interleaved round by round so a drifting machine
 //! hurts none of them more than the others. The table reports medians.
 
-pub mod demo;
-pub mod export;
-pub mod measure;
-pub mod picture;
+pub(crate) mod demo;
+pub(crate) mod export;
+mod measure;
+pub(crate) mod picture;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::Named;
 use crate::engine::Percentiles;
 use crate::engine::Strategy;
+pub use measure::children;
 
 /// A tool in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -608,6 +609,16 @@ mod tests {
         }
     }
 
+    /// Counted runs that saved every file: each contender with its wall times.
+    fn counted(walls: &[(&str, &[f64])]) -> Vec<Run> {
+        walls
+            .iter()
+            .flat_map(|(contender, walls)| {
+                walls.iter().map(|wall| run(contender, false, *wall, 10))
+            })
+            .collect()
+    }
+
     #[test]
     fn summary_uses_counted_runs_only() {
         let runs = vec![
@@ -637,14 +648,12 @@ mod tests {
 
     #[test]
     fn rows_whose_runs_scatter_over_each_other_or_are_close_are_within_noise() {
-        let runs = vec![
-            run("a", false, 1.0, 10),
-            run("a", false, 1.2, 10),
-            run("b", false, 1.1, 10),
-            run("b", false, 1.3, 10),
-            run("c", false, 2.0, 10),
-            run("d", false, 2.08, 10),
-        ];
+        let runs = counted(&[
+            ("a", &[1.0, 1.2]),
+            ("b", &[1.1, 1.3]),
+            ("c", &[2.0]),
+            ("d", &[2.08]),
+        ]);
         let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| summarise(name, &runs));
         assert!(within_noise(&a, &b), "overlapping ranges");
         assert!(!within_noise(&a, &c), "far apart");
@@ -656,28 +665,14 @@ mod tests {
     /// faster strategy stretched its range over the slower one's.
     #[test]
     fn one_outlier_run_does_not_make_a_tenfold_difference_noise() {
-        let runs = vec![
-            run("fast", false, 0.27, 10),
-            run("fast", false, 0.28, 10),
-            run("fast", false, 3.10, 10),
-            run("slow", false, 2.55, 10),
-            run("slow", false, 2.63, 10),
-            run("slow", false, 2.70, 10),
-        ];
+        let runs = counted(&[("fast", &[0.27, 0.28, 3.10]), ("slow", &[2.55, 2.63, 2.70])]);
         let [fast, slow] = ["fast", "slow"].map(|name| summarise(name, &runs));
         assert_eq!((fast.wall_median, slow.wall_median), (0.28, 2.63));
         assert!(fast.wall_max >= slow.wall_min, "the ranges overlap");
         assert!(!within_noise(&fast, &slow));
         assert!(!within_noise(&slow, &fast));
         // Runs that really scatter over each other still are noise.
-        let runs = vec![
-            run("a", false, 1.0, 10),
-            run("a", false, 1.5, 10),
-            run("a", false, 2.0, 10),
-            run("b", false, 1.4, 10),
-            run("b", false, 1.9, 10),
-            run("b", false, 2.4, 10),
-        ];
+        let runs = counted(&[("a", &[1.0, 1.5, 2.0]), ("b", &[1.4, 1.9, 2.4])]);
         let [a, b] = ["a", "b"].map(|name| summarise(name, &runs));
         assert!(within_noise(&a, &b));
     }

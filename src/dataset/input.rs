@@ -213,19 +213,10 @@ pub struct TableFile {
 /// Opens the table `input` names (a file, a folder of them, a glob; see
 /// [`table_files`]), each file as `format` or as its name says. Every file's
 /// columns are checked before any row is read; each file after the first
-/// starts at the first row of a new shard of `samples_per_shard`.
-pub fn open(
-    input: &Path,
-    format: Option<InputFormat>,
-    columns: &Columns,
-    samples_per_shard: u64,
-) -> Result<Rows, InputError> {
-    Ok(open_table(input, format, columns, samples_per_shard)?.rows)
-}
-
-/// [`open`], with what the table says of itself: its saved columns' types
-/// (those of the first file, inferred from the values where the files
-/// disagree) and its files.
+/// starts at the first row of a new shard of `samples_per_shard`. With the
+/// rows comes what the table says of itself: its saved columns' types (those
+/// of the first file, inferred from the values where the files disagree) and
+/// its files.
 pub fn open_table(
     input: &Path,
     format: Option<InputFormat>,
@@ -616,8 +607,9 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join(name);
         std::fs::write(&path, text).unwrap();
-        open(&path, None, columns, 10)
+        open_table(&path, None, columns, 10)
             .unwrap()
+            .rows
             .collect::<Result<_, _>>()
             .unwrap()
     }
@@ -692,7 +684,7 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("t.csv");
         std::fs::write(&path, "link,text\n").unwrap();
-        let error = open(&path, Some(InputFormat::Csv), &Columns::default(), 10)
+        let error = open_table(&path, Some(InputFormat::Csv), &Columns::default(), 10)
             .err()
             .unwrap();
         assert!(

@@ -10,43 +10,43 @@
 //! the bodies held at once (downloading, queued, being processed) stay within
 //! a byte budget, which the reader waits on before it queues a row. Every
 //! finished sample is appended to its shard's spool, a log of records each
-//! with its checksum ([`crate::fs::spool`]: no file per sample); once all of
+//! with its checksum (`fs/spool.rs`: no file per sample); once all of
 //! a shard's rows are done, the shard is written from its spool in key
 //! order, a record read back at a time, and renamed into place. So resume is
 //! per sample (a record torn by a kill is cut off and its sample fetched
 //! again), a kill never leaves a partial shard under a final name, and a
 //! resumed run's shards are the same bytes as an uninterrupted run's.
 //!
-//! The output is a [`Store`]: a local folder, or a bucket prefix whose shards
+//! The output is a `Store`: a local folder, or a bucket prefix whose shards
 //! are built in a local cache folder and uploaded whole, stats last. Every
 //! file at the output's top level goes through it.
 //!
-//! - [`input`]: the table, txt/csv/tsv/jsonl/parquet, as rows;
-//! - [`column`]: the types saved columns keep;
-//! - [`settings`]: the settings kept with the output, `--incremental-mode`;
-//! - [`retry`]: `--retry-failed`, complete shards rewritten with their failed
+//! - `input`: the table, txt/csv/tsv/jsonl/parquet, as rows;
+//! - `column`: the types saved columns keep;
+//! - `settings`: the settings kept with the output, `--incremental-mode`;
+//! - `retry`: `--retry-failed`, complete shards rewritten with their failed
 //!   samples fetched again;
-//! - [`tables`]: tables in a bucket, downloaded to the local cache first;
-//! - [`recipe`]: img2dataset's per-sample options: hashes computed and
+//! - `tables`: tables in a bucket, downloaded to the local cache first;
+//! - `recipe`: img2dataset's per-sample options: hashes computed and
 //!   verified, boxes blurred, EXIF, bytes kept as downloaded;
-//! - [`task`]: that pipeline as an engine task (the pixels' work is the
+//! - `task`: that pipeline as an engine task (the pixels' work is the
 //!   image layer's: [`crate::image`]);
-//! - [`sample`]: a finished sample, and its record in the spool;
-//! - [`shard`]: keys, shard names, stats, writing a shard;
-//! - [`table`]: a shard's parquet file;
-//! - [`progress`]: the live view and the summary.
+//! - `sample`: a finished sample, and its record in the spool;
+//! - `shard`: keys, shard names, stats, writing a shard;
+//! - `table`: a shard's parquet file;
+//! - `progress`: the live view and the summary.
 
-pub mod column;
-pub mod input;
-pub mod progress;
-pub mod recipe;
-pub mod retry;
-pub mod sample;
-pub mod settings;
-pub mod shard;
-pub mod table;
-pub mod tables;
-pub mod task;
+mod column;
+pub(crate) mod input;
+pub(crate) mod progress;
+pub(crate) mod recipe;
+mod retry;
+mod sample;
+pub(crate) mod settings;
+pub(crate) mod shard;
+mod table;
+pub(crate) mod tables;
+mod task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -75,7 +75,8 @@ use crate::partition::Shard;
 use input::{Columns, InputFormat, Row, Rows, Table};
 use recipe::Recipe;
 use sample::{Sample, Status};
-use shard::{Keys, Layout, OutputFormat, Stats};
+pub use shard::{Keys, SHARD_DIGITS};
+use shard::{Layout, OutputFormat, Stats};
 use task::{ImageJob, Images};
 
 /// Everything `grab dataset` needs besides its rows, already validated.

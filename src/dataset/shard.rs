@@ -20,7 +20,6 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fs::store::Store;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -488,9 +487,6 @@ impl Members {
         }
     }
 }
-
-/// Shared handle, for the threads that finish shards.
-pub type SharedLayout = Arc<Layout>;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parquet::basic::Compression;
 use parquet::basic::{LogicalType, Repetition, Type as Physical};
 use parquet::data_type::{
-    BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type,
+    BoolType, ByteArray, ByteArrayType, DataType, DoubleType, FloatType, Int32Type, Int64Type,
 };
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -233,41 +233,21 @@ fn write_group(
     while let Some(mut writer) = group.next_column()? {
         let (_, required, column) = &columns[index];
         index += 1;
-        // Definition levels: 1 where a value is present, 0 where null.
-        let levels =
-            |present: Vec<bool>| -> Vec<i16> { present.into_iter().map(i16::from).collect() };
         match column {
             Column::Text(values) => {
-                let present: Vec<ByteArray> = values
-                    .iter()
-                    .flatten()
-                    .map(|value| ByteArray::from(value.as_str()))
-                    .collect();
-                let definitions = levels(values.iter().map(Option::is_some).collect());
-                writer.typed::<ByteArrayType>().write_batch(
-                    &present,
-                    (!required).then_some(definitions.as_slice()),
-                    None,
-                )?;
+                write_optional::<ByteArrayType, _>(&mut writer, values, *required, |value| {
+                    ByteArray::from(value.as_str())
+                })?
             }
             Column::Number(values) => {
-                let present: Vec<i32> =
-                    values.iter().flatten().map(|&value| value as i32).collect();
-                let definitions = levels(values.iter().map(Option::is_some).collect());
-                writer
-                    .typed::<Int32Type>()
-                    .write_batch(&present, Some(&definitions), None)?;
+                write_optional::<Int32Type, _>(&mut writer, values, *required, |value| {
+                    *value as i32
+                })?
             }
             Column::Bytes(values) => {
-                let present: Vec<ByteArray> = values
-                    .iter()
-                    .flatten()
-                    .map(|value| ByteArray::from(value.clone()))
-                    .collect();
-                let definitions = levels(values.iter().map(Option::is_some).collect());
-                writer
-                    .typed::<ByteArrayType>()
-                    .write_batch(&present, Some(&definitions), None)?;
+                write_optional::<ByteArrayType, _>(&mut writer, values, *required, |value| {
+                    ByteArray::from(value.clone())
+                })?
             }
             Column::Saved(kind, values) => write_saved(&mut writer, kind, values)?,
         }
@@ -275,6 +255,27 @@ fn write_group(
     }
     group.close()?;
     Ok(())
+}
+
+/// A column of values that may be missing: the present ones, with definition
+/// levels (1 where a value is present, 0 where null) unless the column is
+/// required.
+fn write_optional<T: DataType, V>(
+    writer: &mut parquet::file::writer::SerializedColumnWriter<'_>,
+    values: &[Option<V>],
+    required: bool,
+    convert: impl Fn(&V) -> T::T,
+) -> parquet::errors::Result<()> {
+    let definitions: Vec<i16> = values
+        .iter()
+        .map(|value| i16::from(value.is_some()))
+        .collect();
+    let column = Leveled {
+        writer,
+        definitions: (!required).then_some(definitions.as_slice()),
+        repetitions: None,
+    };
+    column.write::<T>(values.iter().flatten().map(convert))
 }
 
 /// A saved column's values, shredded into levels for its leaf column.
@@ -298,54 +299,46 @@ fn write_saved(
             .unwrap_or_default()
     };
     let double = |value: &serde_json::Value| value.as_f64().unwrap_or_default();
+    let column = Leveled {
+        writer,
+        definitions,
+        repetitions,
+    };
     match leaf {
         ColumnType::Boolean => {
-            let present: Vec<bool> = present
-                .iter()
-                .map(|value| value.as_bool() == Some(true))
-                .collect();
-            writer
-                .typed::<BoolType>()
-                .write_batch(&present, definitions, repetitions)?;
+            column.write::<BoolType>(present.iter().map(|value| value.as_bool() == Some(true)))
         }
         ColumnType::Int32 => {
-            let present: Vec<i32> = present.iter().map(|value| integer(value) as i32).collect();
-            writer
-                .typed::<Int32Type>()
-                .write_batch(&present, definitions, repetitions)?;
+            column.write::<Int32Type>(present.iter().map(|value| integer(value) as i32))
         }
-        ColumnType::Int64 => {
-            let present: Vec<i64> = present.iter().map(integer).collect();
-            writer
-                .typed::<Int64Type>()
-                .write_batch(&present, definitions, repetitions)?;
-        }
+        ColumnType::Int64 => column.write::<Int64Type>(present.iter().map(integer)),
         ColumnType::Float => {
-            let present: Vec<f32> = present.iter().map(|value| double(value) as f32).collect();
-            writer
-                .typed::<FloatType>()
-                .write_batch(&present, definitions, repetitions)?;
+            column.write::<FloatType>(present.iter().map(|value| double(value) as f32))
         }
-        ColumnType::Double => {
-            let present: Vec<f64> = present.iter().map(double).collect();
-            writer
-                .typed::<DoubleType>()
-                .write_batch(&present, definitions, repetitions)?;
-        }
-        _ => {
-            let present: Vec<ByteArray> = present
-                .iter()
-                .map(|value| match value {
-                    serde_json::Value::String(text) => ByteArray::from(text.as_str()),
-                    other => ByteArray::from(other.to_string().as_str()),
-                })
-                .collect();
-            writer
-                .typed::<ByteArrayType>()
-                .write_batch(&present, definitions, repetitions)?;
-        }
+        ColumnType::Double => column.write::<DoubleType>(present.iter().map(double)),
+        _ => column.write::<ByteArrayType>(present.iter().map(|value| match value {
+            serde_json::Value::String(text) => ByteArray::from(text.as_str()),
+            other => ByteArray::from(other.to_string().as_str()),
+        })),
     }
-    Ok(())
+}
+
+/// A leaf column's writer, with the levels its values go with.
+struct Leveled<'a, 'file> {
+    writer: &'a mut parquet::file::writer::SerializedColumnWriter<'file>,
+    definitions: Option<&'a [i16]>,
+    repetitions: Option<&'a [i16]>,
+}
+
+impl Leveled<'_, '_> {
+    /// The column's values, of the Parquet type `T`.
+    fn write<T: DataType>(self, values: impl Iterator<Item = T::T>) -> parquet::errors::Result<()> {
+        let values: Vec<T::T> = values.collect();
+        self.writer
+            .typed::<T>()
+            .write_batch(&values, self.definitions, self.repetitions)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

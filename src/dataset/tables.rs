@@ -12,7 +12,7 @@ use super::input::{self, Columns, InputError, InputFormat, Rows, Table};
 use crate::fs::store::{self, Bucket};
 
 /// Opens the table `table` names, local or in a bucket (see the module's
-/// note), as [`input::open`] does.
+/// note), as [`input::open_table`] does.
 pub fn open(
     table: &Path,
     format: Option<InputFormat>,

@@ -6,30 +6,30 @@
 //!
 //! - the [`Queue`]: bounded, fed by a producer thread, closed by it or by an
 //!   [`Interrupt`] (Ctrl-C), after which no worker takes another job;
-//! - [`threads`]: the blocking worker loop, on the calling thread (`sequential`)
+//! - `threads`: the blocking worker loop, on the calling thread (`sequential`)
 //!   or on N scoped threads;
-//! - [`processes`]: N worker processes of grab itself, one supervisor thread each,
+//! - `processes`: N worker processes of grab itself, one supervisor thread each,
 //!   one line protocol, workers that die with their parent, a worker that dies
 //!   mid-job replaced and its job tried once more;
-//! - [`asynchronous`]: N tasks on single-threaded tokio runtimes, one per core,
+//! - `asynchronous`: N tasks on single-threaded tokio runtimes, one per core,
 //!   for an [`AsyncTask`];
-//! - [`system`]: what differs between systems in running workers (Ctrl-C kept
+//! - `system`: what differs between systems in running workers (Ctrl-C kept
 //!   from them, their tie to the parent);
-//! - [`mock`]: a task whose jobs sleep, fail, ask the parent or kill their worker
+//! - `mock`: a task whose jobs sleep, fail, ask the parent or kill their worker
 //!   on request, so engine tests are deterministic;
-//! - [`limits`]: the open-file limit, raised at start, and the work in flight
+//! - `limits`: the open-file limit, raised at start, and the work in flight
 //!   it allows;
-//! - [`view`]: the one live view's thread, a bar or a heartbeat, for every
+//! - `view`: the one live view's thread, a bar or a heartbeat, for every
 //!   command.
 
-pub mod asynchronous;
-pub mod budget;
-pub mod limits;
-pub mod mock;
-pub mod processes;
-pub mod system;
-pub mod threads;
-pub mod view;
+pub(crate) mod asynchronous;
+pub(crate) mod budget;
+pub(crate) mod limits;
+pub(crate) mod mock;
+pub(crate) mod processes;
+mod system;
+pub(crate) mod threads;
+pub(crate) mod view;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
@@ -39,6 +39,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::Named;
+pub use asynchronous::run as run_async;
+pub use mock::{Die, Mock, MockJob, MockOutcome, TASK as MOCK_TASK};
+pub use processes::{WORKER_SUBCOMMAND, WorkerProgram, run as run_processes};
+pub use system::WATCH_PIPE_VARIABLE;
+pub use threads::{run as run_threads, sequential as run_sequential};
 
 /// How many jobs run at once, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +84,7 @@ impl std::fmt::Display for Strategy {
 
 /// What a client's work is made of: the job that goes in and the outcome that
 /// comes out, however the engine runs it ([`Task`], [`AsyncTask`],
-/// [`processes::Remote`]).
+/// `processes::Remote`).
 pub trait Work: Send + Sync {
     type Job: Send;
     type Outcome: Send;

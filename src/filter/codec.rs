@@ -168,7 +168,7 @@ fn layout(color_type: ColorType) -> Option<(u8, u8)> {
 }
 
 /// Reads and decodes a JPEG or PNG file. The format comes from the content, not
-/// the name; the header is checked first ([`open`]).
+/// the name; the header is checked first (`open`).
 pub fn decode(path: &Path, settings: &Settings) -> Result<Decoded, FilterError> {
     let mut file = Vec::new();
     let opened = open(path, settings, &mut file)?;

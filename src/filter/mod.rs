@@ -7,26 +7,26 @@
 //! `grab get --filter`, which filters each download as soon as it is saved
 //! (composed in `cli::get_filter`).
 //!
-//! - [`kernels`]: the filters on an interleaved 8-bit buffer, exact to Pillow.
-//! - [`codec`]: decoding, with the header (format, pixel limit) checked from
+//! - `kernels`: the filters on an interleaved 8-bit buffer, exact to Pillow.
+//! - `codec`: decoding, with the header (format, pixel limit) checked from
 //!   the file's first bytes before it is read whole, EXIF orientation,
 //!   16-bit and alpha; encoding in the input's format; the atomic write.
-//! - [`inputs`]: paths and folders to jobs with their output names.
+//! - `inputs`: paths and folders to jobs with their output names.
 //! - the memory budget every image reserves from before decoding is the
-//!   engine's ([`crate::engine::budget`]).
-//! - [`task`]: the filter as an engine task, in this process or in workers.
-//! - [`pool`]: the engine on a thread of its own, fed one job at a time.
-//! - [`record`]: the outputs written into a folder, so that a run recognises
+//!   engine's (`engine/budget.rs`).
+//! - `task`: the filter as an engine task, in this process or in workers.
+//! - `pool`: the engine on a thread of its own, fed one job at a time.
+//! - `record`: the outputs written into a folder, so that a run recognises
 //!   its own and never replaces a file it did not write.
-//! - [`report`]: per-image lines, the tally and the summary.
+//! - `report`: per-image lines, the tally and the summary.
 
-pub mod codec;
-pub mod inputs;
-pub mod kernels;
-pub mod pool;
-pub mod record;
-pub mod report;
-pub mod task;
+mod codec;
+mod inputs;
+mod kernels;
+mod pool;
+pub(crate) mod record;
+mod report;
+pub(crate) mod task;
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -43,8 +43,10 @@ use crate::console::{Console, human_bytes};
 use crate::engine::budget::{Budget, OverBudget, Reservation};
 use crate::engine::processes::{Parent, WorkerProgram};
 use crate::engine::{self, Queue, Sink, Strategy};
-use kernels::Pixels;
+pub use codec::{HEADER_BYTES, decode, encode};
+pub use kernels::{Pixels, blur, contour, contrast, grayscale, sharpen};
 pub use pool::Pool;
+pub use record::RECORD_NAME;
 pub use report::{Reporter, Summary};
 
 /// One filter, as named on the command line.
@@ -130,7 +132,7 @@ pub struct FilterConfig {
     /// The grab executable the `processes` strategy starts as workers.
     pub worker_program: WorkerProgram,
     /// Bytes all images in flight may hold together, kept buffers included
-    /// (`--memory-limit`; [`crate::engine::budget::default_limit`] by default).
+    /// (`--memory-limit`; `engine::budget::default_limit` by default).
     pub memory_limit: u64,
 }
 
@@ -291,7 +293,7 @@ pub struct Outcome {
 
 /// `photo.jpg` after blur and grayscale is `blur_grayscale_photo.jpg`, the name
 /// the Python original gives. A name that would pass
-/// [`names::MAX_NAME_BYTES`](crate::fs::names::MAX_NAME_BYTES) (room left
+/// `fs::names::MAX_NAME_BYTES` (room left
 /// under the filesystem's 255 bytes for a `-N` of a second input of the same
 /// name) keeps the filters and the extension and loses the end of its stem, on
 /// a character boundary, to `~` and a short hash of the whole input name: two

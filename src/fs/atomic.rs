@@ -11,6 +11,7 @@ use std::path::Path;
 use tempfile::NamedTempFile;
 
 /// The mode every file grab creates asks for; the umask takes its share.
+#[cfg(unix)]
 pub const FILE_MODE: u32 = 0o666;
 
 /// Prefix of temporary names: a dot, which no sanitised download name starts

@@ -252,10 +252,6 @@ impl Known {
         self.entries.get(&fingerprint(url))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Names of entries that were set aside: not safe as file names.
     pub fn refused(&self) -> &[String] {
         &self.refused
@@ -465,7 +461,7 @@ mod tests {
     #[test]
     fn missing_manifest_is_empty() {
         let directory = tempfile::tempdir().unwrap();
-        assert!(Known::load(directory.path()).unwrap().is_empty());
+        assert!(Known::load(directory.path()).unwrap().entries.is_empty());
     }
 
     #[test]

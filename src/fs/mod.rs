@@ -2,36 +2,41 @@
 //! (atomic commits, one file mode, names that cannot leave the folder, one run
 //! per folder) hold for every command alike. Knows no command.
 //!
-//! - [`atomic`]: a whole file written under a temporary name and renamed into
+//! - `atomic`: a whole file written under a temporary name and renamed into
 //!   place, with the one mode rule;
-//! - [`lock`]: `.grab-lock`, one run per output folder;
-//! - [`part`]: the `.part` file that becomes the final name only when complete;
-//! - [`ranges`]: which ranges of a part fetched in pieces (`--split`) are in;
-//! - [`names`]: URL to file name, sanitising, numbering, the name registry;
-//! - [`fingerprints`]: compact tables keyed by fingerprint, for what a run
+//! - `lock`: `.grab-lock`, one run per output folder;
+//! - `part`: the `.part` file that becomes the final name only when complete;
+//! - `ranges`: which ranges of a part fetched in pieces (`--split`) are in;
+//! - `names`: URL to file name, sanitising, numbering, the name registry;
+//! - `fingerprints`: compact tables keyed by fingerprint, for what a run
 //!   remembers of each of millions of URLs and names;
-//! - [`layout`]: where a file goes: flat, `-x` folders, `--spread` folders;
-//! - [`manifest`]: `.grab-manifest.jsonl`, what earlier runs saved and started;
-//! - [`spool`]: append-only logs of keyed records with a checksum each,
+//! - `layout`: where a file goes: flat, `-x` folders, `--spread` folders;
+//! - `manifest`: `.grab-manifest.jsonl`, what earlier runs saved and started;
+//! - `spool`: append-only logs of keyed records with a checksum each,
 //!   a torn tail cut on opening (`grab dataset`'s finished samples);
-//! - [`store`]: an output's top-level files in a folder or a bucket prefix
+//! - `store`: an output's top-level files in a folder or a bucket prefix
 //!   (`s3://`, `gs://`, `az://`), and tables downloaded from a bucket;
-//! - [`system`]: what differs between Unix and Windows (opening without
+//! - `system`: what differs between Unix and Windows (opening without
 //!   following a link, which file a path is), and why long paths need nothing.
 
-pub mod atomic;
-pub mod fingerprints;
-pub mod layout;
-pub mod lock;
-pub mod manifest;
-pub mod names;
-pub mod part;
-pub mod ranges;
-pub mod spool;
-pub mod store;
-pub mod system;
+pub(crate) mod atomic;
+pub(crate) mod fingerprints;
+pub(crate) mod layout;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod names;
+pub(crate) mod part;
+pub(crate) mod ranges;
+pub(crate) mod spool;
+pub(crate) mod store;
+pub(crate) mod system;
 
 use std::path::Path;
+
+pub use lock::LOCK_NAME;
+pub use manifest::{MANIFEST_NAME, hex};
+pub use spool::{Found, HEADER as SPOOL_HEADER, records_in, scan};
+pub use system::identity;
 
 /// Creates the folder a command writes into (`what`: "output folder") with
 /// its parents. When a file stands where a folder must be, the error says so,

@@ -260,14 +260,6 @@ pub fn records_in(folder: &Path) -> io::Result<u64> {
     Ok(count)
 }
 
-/// The paths of the logs of the spool in `folder`, by number.
-pub fn logs_in(folder: &Path) -> io::Result<Vec<PathBuf>> {
-    Ok(log_numbers(folder)?
-        .into_iter()
-        .map(|number| folder.join(format!("{number}.{LOG_EXTENSION}")))
-        .collect())
-}
-
 /// The numbers of the logs in `folder`, sorted; none when there is no folder.
 fn log_numbers(folder: &Path) -> io::Result<Vec<u64>> {
     let entries = match std::fs::read_dir(folder) {
@@ -413,7 +405,7 @@ mod tests {
         assert!(spool.contains(19) && !spool.contains(20));
         assert_eq!(records_in(&folder).unwrap(), 20);
         // One log: no file per record.
-        assert_eq!(logs_in(&folder).unwrap(), [folder.join("0.log")]);
+        assert_eq!(log_numbers(&folder).unwrap(), [0]);
         spool.remove().unwrap();
         assert!(!folder.exists());
     }

@@ -1,10 +1,10 @@
 //! The gallery: real, decodable images drawn deterministically from their names
 //! (the same name always gives the same bytes), and opaque files of any size from
 //! a seeded generator. The local server hands them out, `grab samples` writes
-//! them ([`samples`]), and tests decode them. No internet needed for any demo,
+//! them (`samples`), and tests decode them. No internet needed for any demo,
 //! test or benchmark.
 
-pub mod samples;
+pub(crate) mod samples;
 
 use std::collections::HashMap;
 use std::io::Cursor;

@@ -15,9 +15,7 @@ use url::Url;
 
 use crate::fs::fingerprints::FingerprintSet;
 use crate::fs::names;
-pub use crate::http::request::{
-    ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume, parse_line, parse_url,
-};
+pub use crate::http::request::{ARGUMENT_SOURCE, Checksum, Job, Origin, Plan, Resume, parse_line};
 use crate::partition::Shard;
 
 /// The UTF-8 byte-order mark some editors (Notepad, Excel) put at the start

@@ -5,18 +5,18 @@
 //! the queue, and the reporter's tally becomes the summary. Ctrl-C closes the
 //! queue and gives the downloads in flight a grace period.
 //!
-//! - [`input`]: the URL stream from arguments, files and stdin;
-//! - [`plan`]: each URL against the manifest (skip, resume, force);
-//! - [`single`]: `-O FILE` / `-O -`, one URL to a named file or stdout;
-//! - [`report`]: per-file lines, the tally, the live view, `--report`, the summary.
+//! - `input`: the URL stream from arguments, files and stdin;
+//! - `plan`: each URL against the manifest (skip, resume, force);
+//! - `single`: `-O FILE` / `-O -`, one URL to a named file or stdout;
+//! - `report`: per-file lines, the tally, the live view, `--report`, the summary.
 //!
 //! The download itself, the manifest, the lock, names, layout and part files
 //! are the leaf layers' ([`crate::http`], [`crate::fs`]).
 
-pub mod input;
-pub mod plan;
-pub mod report;
-pub mod single;
+pub(crate) mod input;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod single;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -105,12 +105,12 @@ impl GetConfig {
     }
 }
 
-/// Where a run's URLs come from: the list ([`Inputs`]), or a work queue that
+/// Where a run's URLs come from: the list (`Inputs`), or a work queue that
 /// may also hand over an outcome it decided itself (a file an earlier delivery
 /// of the job already committed).
 pub trait Source: Send + 'static {
-    /// The next job to plan ([`Planned::Download`]) or outcome to record as is
-    /// ([`Planned::Skip`]); a line that is not a URL; `None` at the end.
+    /// The next job to plan (`Planned::Download`) or outcome to record as is
+    /// (`Planned::Skip`); a line that is not a URL; `None` at the end.
     fn next_item(&mut self) -> Option<Result<Planned, input::InvalidLine>>;
 
     /// URLs dropped as repeats.

@@ -64,7 +64,7 @@ pub enum DownloadError {
         message: String,
     },
     /// No file descriptor was left for a moment: a reason to wait for one,
-    /// never a failed download unless it lasts (see [`OUT_OF_FILES_PATIENCE`]).
+    /// never a failed download unless it lasts (see `OUT_OF_FILES_PATIENCE`).
     #[error("too many open files: {0}")]
     TooManyOpenFiles(String),
     #[error("{algorithm} checksum mismatch: expected {expected}, got {found}")]
@@ -194,18 +194,6 @@ pub fn storage_full(error: &io::Error) -> Option<&'static str> {
         io::ErrorKind::QuotaExceeded => Some("disk quota exceeded"),
         _ => None,
     }
-}
-
-/// [`storage_full`] for an error anywhere in a chain of sources.
-pub fn storage_full_in_chain(error: &(dyn StdError + 'static)) -> Option<&'static str> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(message) = error.downcast_ref::<io::Error>().and_then(storage_full) {
-            return Some(message);
-        }
-        current = error.source();
-    }
-    None
 }
 
 /// Whether the process (or the system) ran out of file descriptors

@@ -1,38 +1,38 @@
 //! One download, the part every strategy shares, split by concern:
 //!
-//! - [`settings`]: how downloads behave, sent to worker processes as is;
-//! - [`transfer`]: one attempt, fed by a client (status check, naming, the
+//! - `settings`: how downloads behave, sent to worker processes as is;
+//! - `transfer`: one attempt, fed by a client (status check, naming, the
 //!   `.part` file, size and type limits, length check, commit, manifest);
-//! - [`retry`]: which failures are retried and after how long, and the attempt
+//! - `retry`: which failures are retried and after how long, and the attempt
 //!   loop both drivers share;
-//! - [`error`]: the reasons users read, from either client's errors;
-//! - [`outcome`]: what a job ended with;
-//! - [`tls`]: which servers are trusted, the same for both clients;
-//! - [`proxy`]: which requests go through which proxy, the same for both;
-//! - [`resolve`]: names to addresses, once per host per TTL, for both;
-//! - [`logins`]: cookies kept through a run, cookie files, `.netrc`;
-//! - [`pace`]: `--limit-rate`, how long to wait after bytes arrive;
-//! - [`split`]: `--split`, one file in ranges over several connections;
-//! - [`blocking`] (ureq) and [`asynchronous`] (reqwest): the two client drivers,
+//! - `error`: the reasons users read, from either client's errors;
+//! - `outcome`: what a job ended with;
+//! - `tls`: which servers are trusted, the same for both clients;
+//! - `proxy`: which requests go through which proxy, the same for both;
+//! - `resolve`: names to addresses, once per host per TTL, for both;
+//! - `logins`: cookies kept through a run, cookie files, `.netrc`;
+//! - `pace`: `--limit-rate`, how long to wait after bytes arrive;
+//! - `split`: `--split`, one file in ranges over several connections;
+//! - `blocking` (ureq) and `asynchronous` (reqwest): the two client drivers,
 //!   thin loops around the same transfer and retry decision.
 
-pub mod asynchronous;
-pub mod blocking;
-pub mod digest;
-pub mod encoding;
-pub mod error;
-pub mod logins;
-pub mod outcome;
-pub mod pace;
-pub mod proxy;
-pub mod request;
-pub mod resolve;
-pub mod retry;
-pub mod settings;
-pub mod split;
-pub mod task;
-pub mod tls;
-pub mod transfer;
+mod asynchronous;
+mod blocking;
+pub(crate) mod digest;
+mod encoding;
+pub(crate) mod error;
+pub(crate) mod logins;
+mod outcome;
+mod pace;
+pub(crate) mod proxy;
+pub(crate) mod request;
+pub(crate) mod resolve;
+mod retry;
+pub(crate) mod settings;
+mod split;
+pub(crate) mod task;
+pub(crate) mod tls;
+pub(crate) mod transfer;
 
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ pub use outcome::{Complete, Outcome, Saved, Verdict};
 pub use request::{Algorithm, Checksum, Conditional, Job, Origin, Plan, Resume};
 pub use retry::retry_delay;
 pub use settings::Settings;
+pub use task::EXIT_AFTER_SAVING_VARIABLE;
 pub use transfer::{Head, Transfer};
 
 use crate::engine::Interrupt;

@@ -40,7 +40,7 @@ pub struct Job {
     #[serde(default)]
     pub plan: Option<Plan>,
     /// Its place, in input order, among the batch's new downloads sharing its
-    /// base name (see [`crate::fs::names::NameRegistry::reserve`]); set by the planner.
+    /// base name (see `NameRegistry::reserve` in `fs/names.rs`); set by the planner.
     #[serde(default)]
     pub rank: Option<u64>,
     /// When the batch queued it, from the batch's start.

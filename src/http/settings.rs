@@ -78,13 +78,13 @@ pub struct Settings {
     #[serde(default)]
     pub http_version: HttpVersion,
     /// `--split`: at most this many connections fetch one file, in ranges,
-    /// when its server allows (see [`super::split`]); 1 fetches it whole.
+    /// when its server allows (see `http/split.rs`); 1 fetches it whole.
     #[serde(default = "one")]
     pub split: usize,
     /// `--min-split-size`: no piece of a split file is smaller.
     #[serde(default = "default_min_split_size")]
     pub min_split_size: u64,
-    /// `--dns-servers`: the name servers asked (see [`super::resolve`]);
+    /// `--dns-servers`: the name servers asked (see `http/resolve.rs`);
     /// empty: the system's.
     #[serde(default)]
     pub dns_servers: Vec<SocketAddr>,

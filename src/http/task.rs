@@ -101,31 +101,36 @@ pub type Blocking = Downloads<BlockingClient>;
 /// Downloads as async tasks.
 pub type Asynchronous = Downloads<AsyncClient>;
 
-impl Blocking {
-    /// For `workers` threads at once.
-    pub fn new(
-        mut context: Context,
-        hosts: Option<Arc<HostGate>>,
-        workers: usize,
-    ) -> anyhow::Result<Blocking> {
-        let client = blocking_agent(&context.settings, &context.resolver, workers);
-        context.hosts = hosts.clone();
-        Ok(Downloads {
-            context,
-            hosts,
-            client,
-        })
+/// The client a process's downloads share, made for so many at once.
+pub trait Connect: Sized {
+    fn connect(context: &Context, workers: usize) -> anyhow::Result<Self>;
+}
+
+impl Connect for BlockingClient {
+    fn connect(context: &Context, workers: usize) -> anyhow::Result<Self> {
+        Ok(blocking_agent(
+            &context.settings,
+            &context.resolver,
+            workers,
+        ))
     }
 }
 
-impl Asynchronous {
-    /// For `workers` tasks at once.
+impl Connect for AsyncClient {
+    fn connect(context: &Context, workers: usize) -> anyhow::Result<Self> {
+        async_client(&context.settings, &context.resolver, workers)
+    }
+}
+
+impl<Client: Connect> Downloads<Client> {
+    /// For `workers` downloads at once: threads ([`Blocking`]) or tasks
+    /// ([`Asynchronous`]).
     pub fn new(
         mut context: Context,
         hosts: Option<Arc<HostGate>>,
         workers: usize,
-    ) -> anyhow::Result<Asynchronous> {
-        let client = async_client(&context.settings, &context.resolver, workers)?;
+    ) -> anyhow::Result<Self> {
+        let client = Client::connect(&context, workers)?;
         context.hosts = hosts.clone();
         Ok(Downloads {
             context,

@@ -418,7 +418,7 @@ impl<'a> Transfer<'a> {
 
     /// Follows a redirect, when `status` with `location` is one: the next request
     /// goes where it leads. Only `http` and `https` are followed, at most
-    /// [`MAX_REDIRECTS`] times; anything else ends the transfer with a final
+    /// `MAX_REDIRECTS` times; anything else ends the transfer with a final
     /// error, before a byte is written. False when the response is not a
     /// redirect (a 3xx without a Location is an HTTP error for [`Transfer::head`]).
     pub fn follow(&mut self, status: u16, location: Option<&str>) -> Result<bool, DownloadError> {

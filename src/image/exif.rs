@@ -78,6 +78,13 @@ fn value(value: &Value) -> String {
             }
         }
     }
+    /// Signed or unsigned ratios (numerator, denominator), each reduced.
+    fn ratios(parts: impl Iterator<Item = (i64, i64)>) -> String {
+        let texts: Vec<String> = parts
+            .map(|(numerator, denominator)| ratio_text(numerator, denominator))
+            .collect();
+        list(&texts)
+    }
     match value {
         Value::Ascii(strings) => strings
             .iter()
@@ -92,20 +99,16 @@ fn value(value: &Value) -> String {
         Value::SLong(values) => list(values),
         Value::Float(values) => list(values),
         Value::Double(values) => list(values),
-        Value::Rational(values) => {
-            let ratios: Vec<String> = values
+        Value::Rational(values) => ratios(
+            values
                 .iter()
-                .map(|ratio| ratio_text(i64::from(ratio.num), i64::from(ratio.denom)))
-                .collect();
-            list(&ratios)
-        }
-        Value::SRational(values) => {
-            let ratios: Vec<String> = values
+                .map(|ratio| (i64::from(ratio.num), i64::from(ratio.denom))),
+        ),
+        Value::SRational(values) => ratios(
+            values
                 .iter()
-                .map(|ratio| ratio_text(i64::from(ratio.num), i64::from(ratio.denom)))
-                .collect();
-            list(&ratios)
-        }
+                .map(|ratio| (i64::from(ratio.num), i64::from(ratio.denom))),
+        ),
         // Version strings and the like are text; other bytes are numbers.
         Value::Undefined(bytes, _) if bytes.iter().all(|byte| (0x20..0x7f).contains(byte)) => {
             String::from_utf8_lossy(bytes).into_owned()

@@ -1,19 +1,19 @@
 //! The image layer: what every command that looks inside an image shares.
 //! Knows no command.
 //!
-//! - [`blur`]: boxes blurred as img2dataset's blurrer does (`--bbox-col`);
-//! - [`exif`]: EXIF tags as img2dataset's `exif` field holds them;
-//! - [`header`]: format and declared size before any pixel, bombs refused;
-//! - [`jpeg`]: the one JPEG encoder, chroma halved as OpenCV or as Pillow;
-//! - [`mime`]: media types, extensions, `--accept` patterns, sniffing;
-//! - [`reduced`]: JPEGs decoded at 1/4 scale by libjpeg-turbo's DCT scaling;
-//! - [`resize`]: one body to a resized, re-encoded image, as img2dataset's
+//! - `blur`: boxes blurred as img2dataset's blurrer does (`--bbox-col`);
+//! - `exif`: EXIF tags as img2dataset's `exif` field holds them;
+//! - `header`: format and declared size before any pixel, bombs refused;
+//! - `jpeg`: the one JPEG encoder, chroma halved as OpenCV or as Pillow;
+//! - `mime`: media types, extensions, `--accept` patterns, sniffing;
+//! - `reduced`: JPEGs decoded at 1/4 scale by libjpeg-turbo's DCT scaling;
+//! - `resize`: one body to a resized, re-encoded image, as img2dataset's
 //!   resize modes mean.
 
-pub mod blur;
-pub mod exif;
-pub mod header;
-pub mod jpeg;
-pub mod mime;
-pub mod reduced;
+pub(crate) mod blur;
+pub(crate) mod exif;
+pub(crate) mod header;
+pub(crate) mod jpeg;
+pub(crate) mod mime;
+mod reduced;
 pub mod resize;

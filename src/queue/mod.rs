@@ -23,19 +23,21 @@
 //!
 //! A dataset job (`grab queue push --dataset`) is one output shard of a table:
 //! the field `dataset` holds the table's path, how to read it and the shard's
-//! number ([`dataset::ShardJob`]), `name` the shard's name; `urls` holds each
+//! number (`dataset::ShardJob`), `name` the shard's name; `urls` holds each
 //! job's SHA-256 the same way, so pushing a table twice adds nothing twice.
 //!
-//! - [`link`]: the connection, its clear errors and its reconnection;
-//! - [`work`]: `grab queue work`, the worker, and what every worker shares
+//! - `link`: the connection, its clear errors and its reconnection;
+//! - `work`: `grab queue work`, the worker, and what every worker shares
 //!   (reading deliveries, acknowledging, keeping jobs fresh);
-//! - [`dataset`]: `grab queue push --dataset` and `grab queue dataset`, a
+//! - `dataset`: `grab queue push --dataset` and `grab queue dataset`, a
 //!   worker that builds one dataset shard per job.
 
-pub mod dataset;
-pub mod link;
-pub mod work;
+pub(crate) mod dataset;
+pub(crate) mod link;
+pub(crate) mod work;
 
+use redis::TypedCommands as _;
+use redis::streams::{StreamInfoConsumer, StreamInfoGroup};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -303,9 +305,25 @@ pub struct Status {
     pub consumers: Vec<ConsumerStatus>,
 }
 
+/// The queue's consumer group as Redis describes it; `None` before a worker
+/// made it.
+fn group(link: &mut Link, keys: &Keys) -> anyhow::Result<Option<StreamInfoGroup>> {
+    let reply = link.run("reading the consumer group", |connection| {
+        connection.xinfo_groups(&keys.jobs)
+    })?;
+    Ok(reply.groups.into_iter().find(|group| group.name == GROUP))
+}
+
+/// The group's consumers, with what each holds.
+fn group_consumers(link: &mut Link, keys: &Keys) -> anyhow::Result<Vec<StreamInfoConsumer>> {
+    let reply = link.run("reading the consumers", |connection| {
+        connection.xinfo_consumers(&keys.jobs, GROUP)
+    })?;
+    Ok(reply.consumers)
+}
+
 /// Reads the queue's counts; [`NoSuchQueue`] for a name no push made.
 pub fn status(link: &mut Link, keys: &Keys) -> anyhow::Result<Status> {
-    use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
     check_exists(link, keys)?;
     let (total, done, failed, dead, length): (u64, Option<u64>, u64, u64, u64) =
         link.run("reading the queue's counts", |connection| {
@@ -324,39 +342,18 @@ pub fn status(link: &mut Link, keys: &Keys) -> anyhow::Result<Status> {
         })?;
     let mut consumers = Vec::new();
     let mut waiting = total.saturating_sub(done.unwrap_or(0) + dead);
-    if length > 0 || total > 0 {
-        let groups: Option<StreamInfoGroupsReply> = link
-            .run("reading the consumer group", |connection| {
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&keys.jobs)
-                    .query(connection)
-            })
-            .ok();
-        if let Some(group) = groups
+    if (length > 0 || total > 0)
+        && let Some(group) = group(link, keys).ok().flatten()
+    {
+        consumers = group_consumers(link, keys)?
             .into_iter()
-            .flat_map(|reply| reply.groups)
-            .find(|group| group.name == GROUP)
-        {
-            let reply: StreamInfoConsumersReply =
-                link.run("reading the consumers", |connection| {
-                    redis::cmd("XINFO")
-                        .arg("CONSUMERS")
-                        .arg(&keys.jobs)
-                        .arg(GROUP)
-                        .query(connection)
-                })?;
-            consumers = reply
-                .consumers
-                .into_iter()
-                .map(|consumer| ConsumerStatus {
-                    name: consumer.name,
-                    pending: consumer.pending as u64,
-                    idle_seconds: consumer.idle as f64 / 1000.0,
-                })
-                .collect();
-            waiting = group.lag.map_or(waiting, |lag| lag as u64);
-        }
+            .map(|consumer| ConsumerStatus {
+                name: consumer.name,
+                pending: consumer.pending as u64,
+                idle_seconds: consumer.idle as f64 / 1000.0,
+            })
+            .collect();
+        waiting = group.lag.map_or(waiting, |lag| lag as u64);
     }
     Ok(Status {
         queue: keys.queue.clone(),

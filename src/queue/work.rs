@@ -38,7 +38,7 @@ use serde::Serialize;
 use url::Url;
 
 use super::link::Link;
-use super::{GROUP, Keys, create_group};
+use super::{GROUP, Keys, create_group, group, group_consumers};
 use crate::console::Console;
 use crate::engine::Interrupt;
 use crate::fs::manifest::{self, Entry, Manifest};
@@ -743,26 +743,12 @@ impl Reader {
             .collect())
     }
 
-    /// The group's consumers, with what each holds.
-    fn consumers(&mut self) -> anyhow::Result<Vec<redis::streams::StreamInfoConsumer>> {
-        let reply: redis::streams::StreamInfoConsumersReply =
-            self.link.run("reading the consumers", |connection| {
-                redis::cmd("XINFO")
-                    .arg("CONSUMERS")
-                    .arg(&self.keys.jobs)
-                    .arg(GROUP)
-                    .query(connection)
-            })?;
-        Ok(reply.consumers)
-    }
-
     /// Removes from the group the consumers of workers gone (silent for
     /// `--claim-idle`) that hold nothing, so `grab queue status` lists only
     /// workers that are there or hold jobs.
     fn prune(&mut self) -> anyhow::Result<()> {
         let idle = self.claim_idle.as_millis() as usize;
-        let gone: Vec<String> = self
-            .consumers()?
+        let gone: Vec<String> = group_consumers(&mut self.link, &self.keys)?
             .into_iter()
             .filter(|consumer| {
                 consumer.name != self.consumer && consumer.pending == 0 && consumer.idle >= idle
@@ -784,11 +770,11 @@ impl Reader {
     /// When this worker has nothing to do but others hold jobs: says whose
     /// and when they are taken over, once for each set of holders.
     fn tell_waiting(&mut self) -> anyhow::Result<()> {
-        let mut holders: Vec<redis::streams::StreamInfoConsumer> = self
-            .consumers()?
-            .into_iter()
-            .filter(|consumer| consumer.name != self.consumer && consumer.pending > 0)
-            .collect();
+        let mut holders: Vec<redis::streams::StreamInfoConsumer> =
+            group_consumers(&mut self.link, &self.keys)?
+                .into_iter()
+                .filter(|consumer| consumer.name != self.consumer && consumer.pending > 0)
+                .collect();
         holders.sort_by(|a, b| a.name.cmp(&b.name));
         let names: Vec<&str> = holders.iter().map(|holder| holder.name.as_str()).collect();
         let key = names.join(",");
@@ -833,14 +819,7 @@ impl Reader {
         if !crate::lock(held).is_empty() {
             return Ok(false);
         }
-        let groups: redis::streams::StreamInfoGroupsReply =
-            self.link.run("reading the consumer group", |connection| {
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&self.keys.jobs)
-                    .query(connection)
-            })?;
-        let Some(group) = groups.groups.iter().find(|group| group.name == GROUP) else {
+        let Some(group) = group(&mut self.link, &self.keys)? else {
             return Ok(true);
         };
         let (pending, lag) = (group.pending, group.lag.unwrap_or(0));

@@ -24,7 +24,7 @@
 mod content;
 mod index;
 mod limits;
-pub mod operations;
+mod operations;
 
 use std::future::Future;
 use std::io;

@@ -819,7 +819,7 @@ fn spooled(output: &Path) -> u64 {
             shards
                 .flatten()
                 // A shard written meanwhile takes its spool with it.
-                .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap_or(0))
+                .map(|shard| grab::fs::records_in(&shard.path()).unwrap_or(0))
                 .sum()
         })
         .unwrap_or(0)
@@ -836,7 +836,7 @@ fn reusable(output: &Path) -> u64 {
                 let name = shard.file_name().to_string_lossy().into_owned();
                 !output.join(format!("{name}_stats.json")).exists()
             })
-            .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap())
+            .map(|shard| grab::fs::records_in(&shard.path()).unwrap())
             .sum()
     })
 }
@@ -1050,7 +1050,7 @@ struct Killed {
     table: String,
     log: std::path::PathBuf,
     /// The log's records, in the order they were appended.
-    records: Vec<grab::fs::spool::Found>,
+    records: Vec<grab::fs::Found>,
 }
 
 const KILLED_FLAGS: [&str; 6] = [
@@ -1087,7 +1087,7 @@ fn killed_with_six_spooled() -> Killed {
     server.hold(false);
     assert_eq!(done, 6, "only the rows not held are done");
     let log = killed.output().join(".grab-dataset/spool/00000/0.log");
-    let records = grab::fs::spool::scan(&std::fs::File::open(&log).unwrap())
+    let records = grab::fs::scan(&std::fs::File::open(&log).unwrap())
         .unwrap()
         .records;
     let mut rows: Vec<u64> = records.iter().map(|record| record.key).collect();
@@ -1127,7 +1127,7 @@ impl Killed {
 fn a_spool_log_torn_mid_record_resumes_to_the_same_bytes() {
     let killed = killed_with_six_spooled();
     let last = *killed.records.last().unwrap();
-    let header = grab::fs::spool::HEADER as u64;
+    let header = grab::fs::SPOOL_HEADER as u64;
     let length = std::fs::metadata(&killed.log).unwrap().len();
     assert_eq!(last.offset + header + last.length, length);
     // Inside the last record's header, at the start of its payload, in its
@@ -1167,7 +1167,7 @@ fn a_spool_log_torn_mid_record_resumes_to_the_same_bytes() {
 fn a_spool_record_failing_its_checksum_is_dropped_with_all_after_it() {
     let killed = killed_with_six_spooled();
     let records = killed.records.clone();
-    let header = grab::fs::spool::HEADER as u64;
+    let header = grab::fs::SPOOL_HEADER as u64;
     // The last record, then the third: from it on, nothing counts.
     for damaged in [5usize, 2] {
         let record = records[damaged];

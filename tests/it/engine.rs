@@ -11,9 +11,9 @@ use std::thread;
 
 use grab::Named;
 use grab::console::Console;
-use grab::engine::mock::{Die, Mock, MockJob, MockOutcome};
-use grab::engine::processes::WorkerProgram;
+use grab::engine::WorkerProgram;
 use grab::engine::{self, Interrupt, Queue, Sink, Strategy};
+use grab::engine::{Die, Mock, MockJob, MockOutcome};
 use grab::filter::{self, Filter, FilterConfig, Settings};
 
 use crate::support::Scratch;
@@ -55,13 +55,13 @@ fn drain(
         })
     };
     match strategy {
-        Strategy::Sequential => engine::threads::sequential(&**mock, &queue, &sink),
-        Strategy::Threads => engine::threads::run(&**mock, workers, &queue, &sink).unwrap(),
+        Strategy::Sequential => engine::run_sequential(&**mock, &queue, &sink),
+        Strategy::Threads => engine::run_threads(&**mock, workers, &queue, &sink).unwrap(),
         Strategy::Processes => {
-            engine::processes::run(&**mock, program, workers, &queue, &sink, &Console::silent())
+            engine::run_processes(&**mock, program, workers, &queue, &sink, &Console::silent())
                 .unwrap()
         }
-        Strategy::Async => engine::asynchronous::run(mock.clone(), workers, &queue, &sink).unwrap(),
+        Strategy::Async => engine::run_async(mock.clone(), workers, &queue, &sink).unwrap(),
     }
     // An interrupted run leaves jobs in the queue: let the producer go.
     queue.close();
@@ -244,7 +244,7 @@ fn the_filter_runs_on_every_one_of_its_strategies() {
         // The six outputs, beside the record of them.
         let written = std::fs::read_dir(&output)
             .unwrap()
-            .filter(|entry| entry.as_ref().unwrap().file_name() != filter::record::RECORD_NAME)
+            .filter(|entry| entry.as_ref().unwrap().file_name() != filter::RECORD_NAME)
             .count();
         assert_eq!(written, 6, "{strategy}");
     }
@@ -259,12 +259,9 @@ fn a_watching_worker_ends_when_its_parents_pipe_closes_mid_job() {
     use std::process::{Command, Stdio};
     use std::time::Duration;
     let mut worker = Command::new(env!("CARGO_BIN_EXE_grab"))
-        .args([
-            grab::engine::processes::WORKER_SUBCOMMAND,
-            grab::engine::mock::TASK,
-        ])
+        .args([grab::engine::WORKER_SUBCOMMAND, grab::engine::MOCK_TASK])
         .args(["--settings", "{}"])
-        .env(grab::engine::system::WATCH_PIPE_VARIABLE, "1")
+        .env(grab::engine::WATCH_PIPE_VARIABLE, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1179,8 +1179,7 @@ fn credentials_never_leak(strategy: &str) {
         .unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let manifest =
-        fs::read_to_string(scratch.output().join(grab::fs::manifest::MANIFEST_NAME)).unwrap();
+    let manifest = fs::read_to_string(scratch.output().join(grab::fs::MANIFEST_NAME)).unwrap();
     let report = fs::read_to_string(&report).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let masked = "ann:***@";
@@ -1282,7 +1281,7 @@ fn manifest_names_outside_the_folder_are_ignored() {
     let (first, second) = (server.url("/png/one.png"), server.url("/slow/two.bin"));
     let sha256 = {
         use sha2::{Digest, Sha256};
-        grab::fs::manifest::hex(&Sha256::digest(b"precious"))
+        grab::fs::hex(&Sha256::digest(b"precious"))
     };
     let lines = [
         serde_json::json!({"event": "saved", "url": first, "name": "../outside.txt",
@@ -1291,11 +1290,7 @@ fn manifest_names_outside_the_folder_are_ignored() {
             "etag": "\"two.bin-v0\""}),
     ];
     let manifest: String = lines.iter().map(|line| format!("{line}\n")).collect();
-    fs::write(
-        scratch.output().join(grab::fs::manifest::MANIFEST_NAME),
-        manifest,
-    )
-    .unwrap();
+    fs::write(scratch.output().join(grab::fs::MANIFEST_NAME), manifest).unwrap();
     for extra in [&["--force"][..], &["-c"]] {
         let mut arguments = vec![first.as_str(), second.as_str()];
         arguments.extend_from_slice(extra);
@@ -1323,7 +1318,7 @@ fn a_manifest_that_is_a_link_or_junk_is_an_error_not_a_hang() {
     let url = server.url("/png/one.png");
     let scratch = Scratch::new();
     fs::create_dir(scratch.output()).unwrap();
-    let manifest = scratch.output().join(grab::fs::manifest::MANIFEST_NAME);
+    let manifest = scratch.output().join(grab::fs::MANIFEST_NAME);
     std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
     let output_dir = scratch.output_arg();
     let run = || {
@@ -1378,7 +1373,7 @@ fn a_second_run_on_a_folder_in_use_refuses_and_names_the_first() {
         body_of("shared.bin-v0", 200_000)
     );
     // The lock goes with its run; the folder is free again.
-    assert!(!scratch.output().join(grab::fs::lock::LOCK_NAME).exists());
+    assert!(!scratch.output().join(grab::fs::LOCK_NAME).exists());
     let again = get("threads", &scratch, &[&url]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
     assert_clean(&scratch);
@@ -1410,7 +1405,7 @@ fn a_worker_killed_after_saving_leaves_one_file() {
             "--json",
         ])
         .args(&urls)
-        .env(grab::http::task::EXIT_AFTER_SAVING_VARIABLE, "1")
+        .env(grab::http::EXIT_AFTER_SAVING_VARIABLE, "1")
         .output()
         .unwrap();
     let stderr = stderr_of(&output);

@@ -435,9 +435,8 @@ fn jpegs_larger_than_the_header_read_decode_whole() {
         })
         .collect();
     write_jpeg(&path, width, height, &pixels, None);
-    assert!(fs::metadata(&path).unwrap().len() > filter::codec::HEADER_BYTES);
-    let decoded =
-        filter::codec::decode(&path, &Settings::with_filters(vec![Filter::Blur])).unwrap();
+    assert!(fs::metadata(&path).unwrap().len() > filter::HEADER_BYTES);
+    let decoded = filter::decode(&path, &Settings::with_filters(vec![Filter::Blur])).unwrap();
     assert_eq!((decoded.pixels.width, decoded.pixels.height), (1200, 1000));
     let expected = image::open(&path).unwrap().into_rgb8();
     let (_, largest) = differences(&decoded.pixels.data, expected.as_raw());
@@ -689,8 +688,7 @@ fn sixteen_bit_pngs_are_filtered_on_their_high_byte() {
         .result
         .unwrap();
     let high_bytes: Vec<u8> = samples.iter().map(|sample| (sample >> 8) as u8).collect();
-    let expected =
-        filter::kernels::blur(&filter::kernels::Pixels::new(width, height, 3, high_bytes));
+    let expected = filter::blur(&filter::Pixels::new(width, height, 3, high_bytes));
     let result = image::open(&output).unwrap();
     assert_eq!(result.color(), image::ColorType::Rgb8);
     assert_eq!(result.into_bytes(), expected.data);
@@ -736,7 +734,7 @@ mod scripted_workers {
 
     use grab::console::Console;
     use grab::engine::Strategy;
-    use grab::engine::processes::WorkerProgram;
+    use grab::engine::WorkerProgram;
     use grab::filter::{self, FilterConfig, Job, Settings};
 
     use super::*;
@@ -1063,9 +1061,8 @@ fn rerun_filters_only_missing_copies(strategy: &str) {
     let filtered = scratch.output().join("filtered");
     let names = ["contour_a.png", "contour_b.png", "contour_c.png"];
     assert_eq!(files_in(&filtered), names);
-    let inode = |name: &str| {
-        grab::fs::system::identity(&fs::File::open(filtered.join(name)).unwrap()).unwrap()
-    };
+    let inode =
+        |name: &str| grab::fs::identity(&fs::File::open(filtered.join(name)).unwrap()).unwrap();
     let (kept_a, kept_c) = (inode("contour_a.png"), inode("contour_c.png"));
     fs::remove_file(filtered.join("contour_b.png")).unwrap();
 
@@ -1114,7 +1111,7 @@ fn differences(actual: &[u8], expected: &[u8]) -> (usize, u8) {
 #[test]
 fn jpeg_decoding_stays_within_a_unit_or_two_of_pillow() {
     let settings = Settings::with_filters(vec![Filter::Blur, Filter::Contrast, Filter::Grayscale]);
-    let decoded = filter::codec::decode(&golden("photo.jpg"), &settings).unwrap();
+    let decoded = filter::decode(&golden("photo.jpg"), &settings).unwrap();
     let pillow = image::open(golden("photo__decoded.png"))
         .unwrap()
         .into_rgb8();

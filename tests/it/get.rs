@@ -312,7 +312,7 @@ fn processes_survive_a_worker_killed_mid_job() {
     // Wait until both workers run, give them time to be mid-request, then kill one.
     let deadline = Instant::now() + Duration::from_secs(20);
     let workers = loop {
-        let workers = grab::compare::measure::children(child.id());
+        let workers = grab::compare::children(child.id());
         if workers.len() == 2 || Instant::now() > deadline {
             break workers;
         }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use grab::fs::manifest::hex;
+use grab::fs::hex;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 

@@ -197,7 +197,7 @@ fn leave_part(scratch: &Scratch, url: &str, name: &str, bytes: &[u8], etag: &str
     fs::write(scratch.output().join(format!("{name}.part")), bytes).unwrap();
     let entry = serde_json::json!({"event": "started", "url": url, "name": name, "etag": etag});
     fs::write(
-        scratch.output().join(grab::fs::manifest::MANIFEST_NAME),
+        scratch.output().join(grab::fs::MANIFEST_NAME),
         format!("{entry}\n"),
     )
     .unwrap();

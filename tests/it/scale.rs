@@ -3,15 +3,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use grab::dataset::shard::Keys;
+use grab::dataset::Keys;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::support::{Scratch, files_in, gallery, grab, stderr_of};
 
 /// The URL of every file a folder's manifest says was saved, in order.
 fn saved_urls(directory: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(directory.join(grab::fs::manifest::MANIFEST_NAME))
-        .unwrap_or_default();
+    let text = std::fs::read_to_string(directory.join(grab::fs::MANIFEST_NAME)).unwrap_or_default();
     text.lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
         .filter(|entry| entry["event"] == "saved")
@@ -141,7 +140,7 @@ fn dataset_shards_keep_the_tables_keys_and_never_share_a_number() {
             .collect();
         stats.extend(complete);
     }
-    let keys = Keys::new(3, grab::dataset::shard::SHARD_DIGITS);
+    let keys = Keys::new(3, grab::dataset::SHARD_DIGITS);
     assert_eq!(every, (0..20).map(|row| keys.key(row)).collect());
     // Seven shards, numbered once over both runs: 0, 2, 4, 6 and 1, 3, 5.
     stats.sort();

@@ -398,7 +398,7 @@ fn continue_resumes_a_gallery_image() {
     let entry =
         serde_json::json!({"event": "started", "url": url, "name": "heron.png", "etag": etag});
     std::fs::write(
-        scratch.output().join(grab::fs::manifest::MANIFEST_NAME),
+        scratch.output().join(grab::fs::MANIFEST_NAME),
         format!("{entry}\n"),
     )
     .unwrap();

@@ -261,7 +261,7 @@ fn ranged_bytes_sent(shared: &Shared) -> u64 {
 
 /// The SHA-256 the manifest in `folder` records for `name` saved.
 fn manifest_sha256(folder: &std::path::Path, name: &str) -> Option<String> {
-    let manifest = std::fs::read_to_string(folder.join(grab::fs::manifest::MANIFEST_NAME)).unwrap();
+    let manifest = std::fs::read_to_string(folder.join(grab::fs::MANIFEST_NAME)).unwrap();
     manifest
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())

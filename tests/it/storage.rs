@@ -267,7 +267,7 @@ fn spooled(temporary: &Path) -> u64 {
         .flatten()
         .filter_map(|cache| std::fs::read_dir(cache.path().join(".grab-dataset/spool")).ok())
         .flat_map(|shards| shards.flatten())
-        .map(|shard| grab::fs::spool::records_in(&shard.path()).unwrap_or(0))
+        .map(|shard| grab::fs::records_in(&shard.path()).unwrap_or(0))
         .sum()
 }
 

@@ -48,9 +48,7 @@ pub fn files_in(directory: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(directory)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| {
-            name != grab::fs::manifest::MANIFEST_NAME && name != grab::filter::record::RECORD_NAME
-        })
+        .filter(|name| name != grab::fs::MANIFEST_NAME && name != grab::filter::RECORD_NAME)
         .collect();
     names.sort();
     names
@@ -66,7 +64,7 @@ pub fn files_under(directory: &Path) -> Vec<String> {
             let path = format!("{prefix}{name}");
             if entry.file_type().unwrap().is_dir() {
                 walk(&entry.path(), &format!("{path}/"), found);
-            } else if path != grab::fs::manifest::MANIFEST_NAME {
+            } else if path != grab::fs::MANIFEST_NAME {
                 found.push(path);
             }
         }

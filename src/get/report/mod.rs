@@ -1,5 +1,5 @@
 //! What the user reads: one line on stderr as each file finishes, the tally every
-//! worker updates, the live view ([`live`]), the `--report` file ([`records`]), and
+//! worker updates, the live view (`live`), the `--report` file (`records`), and
 //! the summary at the end. Every strategy reports through the
 //! one [`Reporter`] of its batch, so the lines and the counts are the same whatever
 //! ran the downloads. Lines go through the run's [`Console`].
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub mod live;
-pub mod records;
+pub(crate) mod live;
+pub(crate) mod records;
 
 use crate::console::{Console, Paint, done_of, human_bytes, plural};
 use crate::engine::{Percentiles, Strategy};
@@ -537,6 +537,13 @@ mod tests {
         assert!((one.percentiles().p99 - 2.0).abs() <= 0.002);
     }
 
+    /// The summary's line begins with `start`, and its run exits with `status`.
+    fn assert_summary(summary: &Summary, start: &str, status: ExitStatus) {
+        let line = summary.line();
+        assert!(line.starts_with(start), "{line}");
+        assert_eq!(summary.exit_status(), status);
+    }
+
     #[test]
     fn summary_line_and_exit_code() {
         let summary = Summary {
@@ -564,12 +571,11 @@ mod tests {
                 examples: vec!["http://h/x".to_string()],
             }],
         };
-        assert!(
-            summary
-                .line()
-                .starts_with("downloaded 9 of 10 files, 1 failed; 2.0 KiB in 0.50 s")
+        assert_summary(
+            &summary,
+            "downloaded 9 of 10 files, 1 failed; 2.0 KiB in 0.50 s",
+            ExitStatus::Failed,
         );
-        assert_eq!(summary.exit_status(), ExitStatus::Failed);
         assert!(
             summary
                 .line()
@@ -591,11 +597,12 @@ mod tests {
             never_started: Some(30),
             ..clean.clone()
         };
-        assert!(stopped.line().starts_with(
+        assert_summary(
+            &stopped,
             "downloaded 9 of 9 files, interrupted: 2 stopped in flight \
-             (1 left as .part: resume with -c), 30 never started;"
-        ));
-        assert_eq!(stopped.exit_status(), ExitStatus::Interrupted);
+             (1 left as .part: resume with -c), 30 never started;",
+            ExitStatus::Interrupted,
+        );
         // Ctrl-C came, but every download finished in the grace period.
         let finished = Summary {
             stopped_in_flight: 0,
@@ -603,13 +610,10 @@ mod tests {
             never_started: Some(0),
             ..stopped.clone()
         };
-        assert_eq!(finished.exit_status(), ExitStatus::Ok);
-        assert!(
-            finished
-                .line()
-                .starts_with("downloaded 9 of 9 files, interrupted after the last download began: nothing left undone;"),
-            "{}",
-            finished.line()
+        assert_summary(
+            &finished,
+            "downloaded 9 of 9 files, interrupted after the last download began: nothing left undone;",
+            ExitStatus::Ok,
         );
         let full = Summary {
             interrupted: false,
@@ -619,13 +623,10 @@ mod tests {
             stopped: Some("/data is full (no space left on the device)".to_string()),
             ..finished.clone()
         };
-        assert_eq!(full.exit_status(), ExitStatus::Failed);
-        assert!(
-            full.line().starts_with(
-                "downloaded 9 of 9 files, stopped because /data is full (no space left on the device): 12 never started;"
-            ),
-            "{}",
-            full.line()
+        assert_summary(
+            &full,
+            "downloaded 9 of 9 files, stopped because /data is full (no space left on the device): 12 never started;",
+            ExitStatus::Failed,
         );
         let failed = Summary {
             failed: 1,
