@@ -365,18 +365,7 @@ fn a_killed_split_download_resumes_only_the_missing_ranges(strategy: &str) {
     );
     server.release();
 
-    let output = get(
-        strategy,
-        &scratch,
-        &[&url, "-c", split[0], split[1], split[2], split[3]],
-    );
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        std::fs::read(scratch.output().join("killed.bin")).unwrap() == file,
-        "byte-identical"
-    );
-    assert_eq!(files_in(&scratch.output()), ["killed.bin"]);
+    resumes_whole(strategy, &scratch, &url, &split, "killed.bin", &file);
     let second_run: Vec<Seen> = server.seen()[first_run.len()..].to_vec();
     assert!(!second_run.is_empty());
     // Every request of the second run asked for a range, and none begins
@@ -481,24 +470,28 @@ fn a_file_whose_pieces_complete_out_of_order_is_hashed_right(strategy: &str) {
     // then the rest is hashed once the hole is filled.
     let hold = (MIB as u64, (total - MIB) as u64);
     let server = RangeServer::start_holding(file.clone(), true, 0, hold);
-    let split = ["--split", "4", "--min-split-size", "256k"];
     let sha256 = hex(&Sha256::digest(&file));
-    let right = format!("sha-256={sha256}");
-    let scratch = Scratch::new();
     let url = server.url("/late.bin");
-    let output = get(
-        strategy,
-        &scratch,
-        &[
-            &url,
-            split[0],
-            split[1],
-            split[2],
-            split[3],
-            "--checksum",
-            &right,
-        ],
-    );
+    // The download in four pieces, checked against `checksum`.
+    let fetch = |checksum: &str| {
+        let scratch = Scratch::new();
+        let split = ["--split", "4", "--min-split-size", "256k"];
+        let output = get(
+            strategy,
+            &scratch,
+            &[
+                &url,
+                split[0],
+                split[1],
+                split[2],
+                split[3],
+                "--checksum",
+                checksum,
+            ],
+        );
+        (scratch, output)
+    };
+    let (scratch, output) = fetch(&format!("sha-256={sha256}"));
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -519,21 +512,10 @@ fn a_file_whose_pieces_complete_out_of_order_is_hashed_right(strategy: &str) {
 
     // The same download against a wrong digest fails and leaves nothing
     // under its name, nor a part.
-    let wrong = format!("sha-256={}", hex(&Sha256::digest(b"another file")));
-    let scratch = Scratch::new();
-    let output = get(
-        strategy,
-        &scratch,
-        &[
-            &url,
-            split[0],
-            split[1],
-            split[2],
-            split[3],
-            "--checksum",
-            &wrong,
-        ],
-    );
+    let (scratch, output) = fetch(&format!(
+        "sha-256={}",
+        hex(&Sha256::digest(b"another file"))
+    ));
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("sha-256 checksum mismatch"), "{stderr}");
@@ -587,18 +569,31 @@ fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
     assert!(ranged(&first_run).len() >= 2, "{first_run:?}");
 
     server.release();
+    resumes_whole(strategy, &scratch, &url, &split, "timed.bin", &file);
+}
+
+/// `-c` with the same split options completes `name` in `scratch`: the
+/// file byte-identical to `file`, and nothing else left beside it.
+fn resumes_whole(
+    strategy: &str,
+    scratch: &Scratch,
+    url: &str,
+    split: &[&str; 4],
+    name: &str,
+    file: &[u8],
+) {
     let output = get(
         strategy,
-        &scratch,
-        &[&url, "-c", split[0], split[1], split[2], split[3]],
+        scratch,
+        &[url, "-c", split[0], split[1], split[2], split[3]],
     );
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        std::fs::read(scratch.output().join("timed.bin")).unwrap() == file,
+        std::fs::read(scratch.output().join(name)).unwrap() == file,
         "byte-identical"
     );
-    assert_eq!(files_in(&scratch.output()), ["timed.bin"]);
+    assert_eq!(files_in(&scratch.output()), [name]);
 }
 
 for_each_strategy!(
