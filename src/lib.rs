@@ -32,17 +32,18 @@
 //! - [`engine`]: jobs in, outcomes out: the strategies (`sequential`,
 //!   `threads`, worker `processes`, `async`), the bounded queue, the
 //!   run's stop (Ctrl-C, or a halt such as a full disk), the open-file
-//!   limit, the one live view (bar or heartbeat), workers' ties to their
-//!   parent on each system; a mock task for tests.
+//!   limit, a memory budget jobs reserve from (`engine/budget.rs`), the
+//!   one live view (bar or heartbeat), workers' ties to their parent on
+//!   each system; a mock task for tests.
 //! - [`console`], [`redact`], [`exit`], [`partition`] (`--shard K/N`),
 //!   [`gallery`] (the deterministic images the server serves and tests decode).
 //!
 //! Commands, clients of the layers and never of each other:
 //! - [`get`]: input, planning against the manifest, the run, reports.
-//! - [`dataset`]: a table to shards of resized images, spooled per sample;
-//!   settings kept with the output, failed samples retried, img2dataset's
-//!   recipe options.
-//! - [`filter`]: Pillow-exact filters, their codecs and memory budget.
+//! - [`dataset`]: a table to shards of resized images, spooled per sample,
+//!   bodies in memory within a byte budget; settings kept with the output,
+//!   failed samples retried, img2dataset's recipe options.
+//! - [`filter`]: Pillow-exact filters and their codecs.
 //! - [`queue`]: a work queue on Redis Streams whose workers run `get` and
 //!   `dataset` runs (the one command allowed to call others).
 //! - [`server`]: `grab serve`, the demo endpoints, the gallery and the page a
