@@ -2,8 +2,8 @@
 //! items slows down instead of running out of memory.
 //!
 //! - `grab filter`: before an image is read whole and decoded, it reserves
-//!   the bytes it will hold at its peak
-//!   ([`crate::filter::codec::Opened::memory_needed`]), in every thread and
+//!   the bytes it will hold at its peak (the filter's
+//!   `Opened::memory_needed`), in every thread and
 //!   every worker process (a worker asks its parent over the pipe, and the
 //!   parent holds the reservation until the job is over, or the worker dies);
 //!   one larger than the whole budget is refused.
