@@ -22,6 +22,11 @@ as photo__decoded.png, and its blur_contrast_grayscale as
 photo__blur_contrast_grayscale.png. The committed photo.jpg is the input from
 then on (Pillow 9.4 and 13.0 write and decode it byte for byte alike).
 
+And Pillow's JPEG files of input_rgb and input_l at qualities 75 and 95
+(input_<name>__q<quality>.jpg), which grab's encoder must match byte for byte;
+with OpenCV installed (pip install opencv-python-headless), its bytes are
+compared too.
+
 Run from anywhere:  python3 bench/make_golden.py   (needs Pillow)
 """
 
@@ -167,6 +172,31 @@ def main():
             written += 1
     total = sum(path.stat().st_size for path in OUTPUT.glob("*.png"))
     print(f"wrote {written} PNGs to {OUTPUT} ({total} bytes in all)")
+    write_jpegs()
+
+
+def write_jpegs():
+    """Pillow's JPEGs of two inputs at two qualities: grab's encoder
+    (src/image/jpeg.rs) must give the same bytes. Where OpenCV is installed
+    (img2dataset's encoder), its bytes are checked to be the same too."""
+    try:
+        import cv2
+        import numpy
+    except ImportError:
+        cv2 = None
+    for name in ["rgb", "l"]:
+        image = Image.open(OUTPUT / f"input_{name}.png")
+        for quality in [75, 95]:
+            path = OUTPUT / f"input_{name}__q{quality}.jpg"
+            image.save(path, quality=quality)
+            if cv2 is not None:
+                pixels = numpy.asarray(image)
+                if pixels.ndim == 3:
+                    pixels = pixels[:, :, ::-1].copy()  # OpenCV's order is BGR
+                _, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                same = encoded.tobytes() == path.read_bytes()
+                print(f"{path.name}: OpenCV {cv2.__version__} gives {'the same' if same else 'OTHER'} bytes")
+    print(f"wrote 4 JPEGs to {OUTPUT}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 //! rename).
 //!
 //! Codecs: the `image` crate decodes (zune-jpeg for JPEG, png for PNG); JPEG is
-//! encoded with jpeg-encoder, several times faster than `image`'s own encoder.
+//! encoded by the image layer's encoder (libjpeg-turbo at Pillow's settings).
 //! None of them starts threads (`image`'s `rayon` feature stays off), so the
 //! only parallelism is the strategy's, one image per worker.
 //!
@@ -14,9 +14,8 @@
 //!   RGB, RGBA and LA PNGs (its `RGB;16B` unpackers).
 //! - Palette and `tRNS` PNGs are expanded to RGB or RGBA (Pillow keeps mode P,
 //!   which its filters refuse).
-//! - JPEG is written at the given quality with 4:2:0 chroma averaged over each
-//!   2x2 block, libjpeg's (so Pillow's) default; an alpha channel is dropped,
-//!   since JPEG has none.
+//! - JPEG is written as Pillow writes it (the same pixels give the same bytes);
+//!   an alpha channel is dropped, since JPEG has none (Pillow refuses RGBA).
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -395,16 +394,8 @@ pub fn encode_into(
                 3 => (Cow::Borrowed(&image.data[..]), jpeg::Channels::Rgb),
                 _ => (Cow::Borrowed(&image.data[..]), jpeg::Channels::Rgba),
             };
-            // Chroma as Pillow halves it, for Pillow-identical files.
-            jpeg::encode(
-                output,
-                &data,
-                image.width,
-                image.height,
-                channels,
-                quality,
-                jpeg::Chroma::Pillow,
-            )?;
+            // Pillow's bytes for the same pixels (see image::jpeg).
+            jpeg::encode(output, &data, image.width, image.height, channels, quality)?;
         }
         _ => {
             let colour = match image.channels {

@@ -14,8 +14,8 @@
 use std::os::raw::c_int;
 use std::panic::{self, AssertUnwindSafe};
 
+use super::jpeg::strict_errors;
 use image::metadata::Orientation;
-use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
 /// Reductions libjpeg may decode to, as numerators over 8, most reduced first:
 /// a quarter, then a half when libjpeg-turbo runs its SIMD code (built with
@@ -109,30 +109,6 @@ fn decode_unwinding(body: &[u8], numerator: u8, declared: (u32, u32)) -> Option<
         pixels: image::RgbImage::from_raw(width, height, pixels)?,
         covered: (f64::from(declared.0) * scale, f64::from(declared.1) * scale),
     })
-}
-
-/// libjpeg's standard error manager, except that an error or a warning unwinds
-/// (libjpeg carries on after a warning with made-up pixels).
-fn strict_errors() -> jpeg_error_mgr {
-    // SAFETY: jpeg_std_error fills in every field of a zeroed manager (plain
-    // numbers and function pointers), as libjpeg's own examples use it.
-    let mut manager: jpeg_error_mgr = unsafe { std::mem::zeroed() };
-    unsafe { mozjpeg_sys::jpeg_std_error(&mut manager) };
-    manager.error_exit = Some(refuse);
-    manager.emit_message = Some(refuse_warnings);
-    manager
-}
-
-extern "C-unwind" fn refuse(_: &mut jpeg_common_struct) {
-    // resume_unwind, not panic!: no panic hook, so nothing printed.
-    panic::resume_unwind(Box::new("libjpeg refused the image"));
-}
-
-extern "C-unwind" fn refuse_warnings(_: &mut jpeg_common_struct, level: c_int) {
-    // Level -1 is a warning (damaged data); 0 and up are trace messages.
-    if level < 0 {
-        panic::resume_unwind(Box::new("libjpeg warned about the image"));
-    }
 }
 
 /// Where the region `covered` (anchored at the top-left of the stored image,

@@ -511,7 +511,6 @@ fn encode(pixels: &image::RgbImage, settings: &ImageSettings) -> Result<Vec<u8>,
     let (width, height) = pixels.dimensions();
     match settings.encode_format {
         EncodeFormat::Jpg => {
-            // Chroma as img2dataset's encoder, OpenCV, halves it.
             jpeg::encode(
                 &mut bytes,
                 pixels.as_raw(),
@@ -519,7 +518,6 @@ fn encode(pixels: &image::RgbImage, settings: &ImageSettings) -> Result<Vec<u8>,
                 height,
                 jpeg::Channels::Rgb,
                 settings.encode_quality,
-                jpeg::Chroma::OpenCv,
             )
             .map_err(|error| failed(&error))?;
         }
