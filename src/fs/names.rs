@@ -455,7 +455,7 @@ impl Names {
             self.counts.remove(&key);
             self.skipping.insert(key, slots);
         } else if slots.dense >= 2 {
-            self.counts.insert(key, slots.dense);
+            self.counts.set(key, slots.dense);
         }
     }
 }
@@ -609,7 +609,7 @@ impl NameRegistry for FolderNames {
         let name = numbered(desired, n);
         names
             .taken
-            .insert(fingerprint(&name), held(n, ranked.is_some()));
+            .set(fingerprint(&name), held(n, ranked.is_some()));
         Ok(name)
     }
 
@@ -627,7 +627,7 @@ impl NameRegistry for FolderNames {
     fn claim(&self, name: &str) {
         crate::lock(&self.names)
             .taken
-            .insert(fingerprint(name), CLAIMED);
+            .set(fingerprint(name), CLAIMED);
     }
 }
 

@@ -82,7 +82,7 @@ impl Planner {
         let base = self.layout.place(&job.url, &name);
         let key = names::fingerprint(&base) as u64;
         let rank = self.ranks.get(&key).unwrap_or(0);
-        self.ranks.insert(key, rank + 1);
+        self.ranks.set(key, rank + 1);
         rank
     }
 
