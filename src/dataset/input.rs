@@ -604,8 +604,7 @@ mod tests {
     use super::*;
 
     fn read(name: &str, text: &str, columns: &Columns) -> Vec<Row> {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join(name);
+        let (_folder, path) = crate::fs::scratch_file(name);
         std::fs::write(&path, text).unwrap();
         open_table(&path, None, columns, 10)
             .unwrap()
@@ -681,8 +680,7 @@ mod tests {
 
     #[test]
     fn a_missing_column_is_named() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("t.csv");
+        let (_folder, path) = crate::fs::scratch_file("t.csv");
         std::fs::write(&path, "link,text\n").unwrap();
         let error = open_table(&path, Some(InputFormat::Csv), &Columns::default(), 10)
             .err()

@@ -602,8 +602,7 @@ mod tests {
         for naming in WAYS {
             let directory = tempfile::tempdir().unwrap();
             let folder = folder(&directory, naming);
-            let outside = tempfile::tempdir().unwrap();
-            let target = outside.path().join("victim");
+            let (_outside, target) = crate::fs::scratch_file("victim");
             std::os::unix::fs::symlink(&target, directory.path().join("a.bin.part")).unwrap();
             let part = PartFile::create(&folder, "a.bin");
             // Refused when it is created named, or when it is named.
