@@ -134,12 +134,16 @@ pub fn table_files(input: &Path, format: Option<InputFormat>) -> Result<Vec<Path
     Ok(files)
 }
 
-/// Which columns matter.
-#[derive(Debug, Clone)]
+/// Which columns matter. A queue job carries them under img2dataset's flag
+/// names (`url_col`, `caption_col`, `save_cols`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Columns {
+    #[serde(rename = "url_col")]
     pub url: String,
+    #[serde(rename = "caption_col")]
     pub caption: Option<String>,
     /// Copied into each sample's metadata.
+    #[serde(rename = "save_cols")]
     pub save: Vec<String>,
 }
 
