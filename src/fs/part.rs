@@ -140,7 +140,7 @@ impl PartFile {
     /// else created as `NAME.part`. Makes the folders of a name in a subfolder
     /// (refusing a link on the way).
     pub fn create(folder: &Arc<Folder>, name: &str) -> io::Result<PartFile> {
-        let mut part = PartFile::unopened(folder, name, false, 0)?;
+        let mut part = PartFile::unopened(folder, name, 0)?;
         #[cfg(target_os = "linux")]
         if let Some(file) = linux::create_unnamed(folder, name)? {
             part.file = Some(file);
@@ -174,7 +174,7 @@ impl PartFile {
         keep: u64,
         truncate: bool,
     ) -> io::Result<PartFile> {
-        let mut part = PartFile::unopened(folder, name, false, keep)?;
+        let mut part = PartFile::unopened(folder, name, keep)?;
         let mut file = part.open_named(Open::Again { create: keep == 0 })?;
         let length = file.metadata()?.len();
         if length < keep {
@@ -195,20 +195,15 @@ impl PartFile {
         Ok(part)
     }
 
-    /// The part's state before its file is open, once the folders of a name in
-    /// a subfolder are made.
-    fn unopened(
-        folder: &Arc<Folder>,
-        name: &str,
-        named: bool,
-        written: u64,
-    ) -> io::Result<PartFile> {
+    /// The part's state before its file is open (not yet named on disk), once
+    /// the folders of a name in a subfolder are made.
+    fn unopened(folder: &Arc<Folder>, name: &str, written: u64) -> io::Result<PartFile> {
         make_folders(folder.path(), name)?;
         Ok(PartFile {
             folder: folder.clone(),
             name: name.to_string(),
             file: None,
-            named,
+            named: false,
             written,
             committed: false,
             replace: false,
