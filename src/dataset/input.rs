@@ -666,20 +666,18 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_row() {
-        let txt = read(
-            "u.txt",
-            "\u{FEFF}http://a/1\nhttp://a/2\n",
-            &Columns::default(),
-        );
-        assert_eq!(txt[0].url, "http://a/1");
-        let jsonl = read(
-            "t.jsonl",
-            "\u{FEFF}{\"url\": \"http://a/x\"}\n",
-            &Columns::default(),
-        );
-        assert_eq!(jsonl[0].url, "http://a/x");
-        let csv = read("t.csv", "\u{FEFF}url\nhttp://a/y\n", &Columns::default());
-        assert_eq!(csv[0].url, "http://a/y");
+        for (name, text, first_url) in [
+            ("u.txt", "\u{FEFF}http://a/1\nhttp://a/2\n", "http://a/1"),
+            (
+                "t.jsonl",
+                "\u{FEFF}{\"url\": \"http://a/x\"}\n",
+                "http://a/x",
+            ),
+            ("t.csv", "\u{FEFF}url\nhttp://a/y\n", "http://a/y"),
+        ] {
+            let rows = read(name, text, &Columns::default());
+            assert_eq!(rows[0].url, first_url, "{name}");
+        }
     }
 
     #[test]
