@@ -134,12 +134,16 @@ pub fn table_files(input: &Path, format: Option<InputFormat>) -> Result<Vec<Path
     Ok(files)
 }
 
-/// Which columns matter.
-#[derive(Debug, Clone)]
+/// Which columns matter. A queue job carries them under img2dataset's flag
+/// names (`url_col`, `caption_col`, `save_cols`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Columns {
+    #[serde(rename = "url_col")]
     pub url: String,
+    #[serde(rename = "caption_col")]
     pub caption: Option<String>,
     /// Copied into each sample's metadata.
+    #[serde(rename = "save_cols")]
     pub save: Vec<String>,
 }
 
@@ -604,8 +608,7 @@ mod tests {
     use super::*;
 
     fn read(name: &str, text: &str, columns: &Columns) -> Vec<Row> {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join(name);
+        let (_folder, path) = crate::fs::scratch_file(name);
         std::fs::write(&path, text).unwrap();
         open_table(&path, None, columns, 10)
             .unwrap()
@@ -663,26 +666,23 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_row() {
-        let txt = read(
-            "u.txt",
-            "\u{FEFF}http://a/1\nhttp://a/2\n",
-            &Columns::default(),
-        );
-        assert_eq!(txt[0].url, "http://a/1");
-        let jsonl = read(
-            "t.jsonl",
-            "\u{FEFF}{\"url\": \"http://a/x\"}\n",
-            &Columns::default(),
-        );
-        assert_eq!(jsonl[0].url, "http://a/x");
-        let csv = read("t.csv", "\u{FEFF}url\nhttp://a/y\n", &Columns::default());
-        assert_eq!(csv[0].url, "http://a/y");
+        for (name, text, first_url) in [
+            ("u.txt", "\u{FEFF}http://a/1\nhttp://a/2\n", "http://a/1"),
+            (
+                "t.jsonl",
+                "\u{FEFF}{\"url\": \"http://a/x\"}\n",
+                "http://a/x",
+            ),
+            ("t.csv", "\u{FEFF}url\nhttp://a/y\n", "http://a/y"),
+        ] {
+            let rows = read(name, text, &Columns::default());
+            assert_eq!(rows[0].url, first_url, "{name}");
+        }
     }
 
     #[test]
     fn a_missing_column_is_named() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("t.csv");
+        let (_folder, path) = crate::fs::scratch_file("t.csv");
         std::fs::write(&path, "link,text\n").unwrap();
         let error = open_table(&path, Some(InputFormat::Csv), &Columns::default(), 10)
             .err()

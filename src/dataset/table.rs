@@ -351,8 +351,7 @@ mod tests {
 
     #[test]
     fn rows_span_row_groups_in_order_with_nulls_where_missing() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("t.parquet");
+        let (_folder, path) = crate::fs::scratch_file("t.parquet");
         let count = ROW_GROUP * 2 + 7;
         let row = Row {
             number: 0,
@@ -398,8 +397,7 @@ mod tests {
 
     #[test]
     fn saved_columns_keep_their_types_and_nested_lists_read_back() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("t.parquet");
+        let (_folder, path) = crate::fs::scratch_file("t.parquet");
         let boxes = ColumnType::List(Box::new(ColumnType::List(Box::new(ColumnType::Double))));
         let saved = [
             ("score".to_string(), ColumnType::Double),

@@ -562,14 +562,18 @@ mod tests {
         (watched, writer, gone)
     }
 
+    /// Writes `line` into the pipe and sees `watched` hand it on.
+    fn pass(watched: &Watched, writer: &mut io::PipeWriter, line: &str) {
+        writer.write_all(line.as_bytes()).unwrap();
+        assert_eq!(watched.receive().unwrap().as_deref(), Some(line));
+    }
+
     #[test]
     fn a_watched_pipe_that_closes_mid_job_means_the_parent_is_gone() {
         let (watched, mut writer, gone) = watched();
-        writer.write_all(b"job one\n").unwrap();
-        assert_eq!(watched.receive().unwrap().as_deref(), Some("job one\n"));
+        pass(&watched, &mut writer, "job one\n");
         watched.job_done();
-        writer.write_all(b"job two\n").unwrap();
-        assert_eq!(watched.receive().unwrap().as_deref(), Some("job two\n"));
+        pass(&watched, &mut writer, "job two\n");
         drop(writer);
         assert_eq!(gone.recv(), Ok(()), "gone is called mid-job");
     }
@@ -577,8 +581,7 @@ mod tests {
     #[test]
     fn a_watched_pipe_that_closes_between_jobs_ends_the_lines() {
         let (watched, mut writer, gone) = watched();
-        writer.write_all(b"job\n").unwrap();
-        assert_eq!(watched.receive().unwrap().as_deref(), Some("job\n"));
+        pass(&watched, &mut writer, "job\n");
         watched.job_done();
         drop(writer);
         assert_eq!(watched.receive().unwrap(), None);

@@ -157,8 +157,7 @@ mod tests {
 
     #[test]
     fn folders_give_their_images_sorted_and_files_are_taken_as_named() {
-        let root = tempfile::tempdir().unwrap();
-        let folder = root.path().join("photos");
+        let (root, folder) = crate::fs::scratch_file("photos");
         fs::create_dir(&folder).unwrap();
         for name in ["b.PNG", "a.jpg", "notes.txt", "c.jpeg"] {
             touch(&folder.join(name));

@@ -90,8 +90,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_linked_record_is_neither_read_nor_written() {
-        let folder = tempfile::tempdir().unwrap();
-        let elsewhere = folder.path().join("elsewhere");
+        let (folder, elsewhere) = crate::fs::scratch_file("elsewhere");
         std::fs::write(&elsewhere, "\"x.jpg\"\n").unwrap();
         std::os::unix::fs::symlink(&elsewhere, folder.path().join(RECORD_NAME)).unwrap();
         assert!(load(folder.path()).is_empty());

@@ -65,8 +65,7 @@ mod tests {
 
     #[test]
     fn a_file_is_replaced_only_when_asked() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("a.png");
+        let (directory, path) = crate::fs::scratch_file("a.png");
         write_atomically(&path, b"first", false).unwrap();
         write_atomically(&path, b"second", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
@@ -81,8 +80,7 @@ mod tests {
     #[test]
     fn a_written_file_has_the_mode_a_created_one_has() {
         use std::os::unix::fs::PermissionsExt;
-        let directory = tempfile::tempdir().unwrap();
-        let atomic = directory.path().join("atomic");
+        let (directory, atomic) = crate::fs::scratch_file("atomic");
         let created = directory.path().join("created");
         write_atomically(&atomic, b"x", false).unwrap();
         std::fs::write(&created, b"x").unwrap();

@@ -433,8 +433,7 @@ mod tests {
 
     #[test]
     fn links_junk_and_endless_lines_are_errors() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join(MANIFEST_NAME);
+        let (directory, path) = crate::fs::scratch_file(MANIFEST_NAME);
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
@@ -466,8 +465,7 @@ mod tests {
 
     #[test]
     fn file_hash() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("x");
+        let (_directory, path) = crate::fs::scratch_file("x");
         std::fs::write(&path, b"abc").unwrap();
         assert_eq!(
             sha256_of_file(&path).unwrap(),

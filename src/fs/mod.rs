@@ -54,14 +54,22 @@ pub fn create_folder(directory: &Path, what: &str) -> anyhow::Result<()> {
     })
 }
 
+/// A fresh scratch folder for a test (removed when dropped), and the path
+/// of `name` in it, not yet created.
+#[cfg(test)]
+pub(crate) fn scratch_file(name: impl AsRef<Path>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join(name);
+    (folder, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_file_where_a_folder_must_be_is_named() {
-        let scratch = tempfile::tempdir().unwrap();
-        let file = scratch.path().join("afile");
+        let (scratch, file) = scratch_file("afile");
         std::fs::write(&file, "").unwrap();
         let error = create_folder(&file, "output folder")
             .unwrap_err()

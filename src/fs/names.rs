@@ -877,10 +877,9 @@ mod tests {
             assert_eq!(sanitise(fine).unwrap(), fine);
         }
         assert_eq!(sanitise("name. . ").unwrap(), "name");
-        assert_eq!(sanitise("."), None);
-        assert_eq!(sanitise(".."), None);
-        assert_eq!(sanitise(""), None);
-        assert_eq!(sanitise(" . "), None);
+        for nothing_left in [".", "..", "", " . "] {
+            assert_eq!(sanitise(nothing_left), None, "{nothing_left:?}");
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl PartFile {
     /// else created as `NAME.part`. Makes the folders of a name in a subfolder
     /// (refusing a link on the way).
     pub fn create(folder: &Arc<Folder>, name: &str) -> io::Result<PartFile> {
-        let mut part = PartFile::unopened(folder, name, false, 0)?;
+        let mut part = PartFile::unopened(folder, name, 0)?;
         #[cfg(target_os = "linux")]
         if let Some(file) = linux::create_unnamed(folder, name)? {
             part.file = Some(file);
@@ -174,7 +174,7 @@ impl PartFile {
         keep: u64,
         truncate: bool,
     ) -> io::Result<PartFile> {
-        let mut part = PartFile::unopened(folder, name, false, keep)?;
+        let mut part = PartFile::unopened(folder, name, keep)?;
         let mut file = part.open_named(Open::Again { create: keep == 0 })?;
         let length = file.metadata()?.len();
         if length < keep {
@@ -195,20 +195,15 @@ impl PartFile {
         Ok(part)
     }
 
-    /// The part's state before its file is open, once the folders of a name in
-    /// a subfolder are made.
-    fn unopened(
-        folder: &Arc<Folder>,
-        name: &str,
-        named: bool,
-        written: u64,
-    ) -> io::Result<PartFile> {
+    /// The part's state before its file is open (not yet named on disk), once
+    /// the folders of a name in a subfolder are made.
+    fn unopened(folder: &Arc<Folder>, name: &str, written: u64) -> io::Result<PartFile> {
         make_folders(folder.path(), name)?;
         Ok(PartFile {
             folder: folder.clone(),
             name: name.to_string(),
             file: None,
-            named,
+            named: false,
             written,
             committed: false,
             replace: false,
@@ -423,6 +418,14 @@ mod tests {
         Arc::new(folder)
     }
 
+    /// Runs `test` once for each way, in a fresh folder each time.
+    fn each_way(test: impl Fn(u8, &tempfile::TempDir, &Arc<Folder>)) {
+        for naming in WAYS {
+            let directory = tempfile::tempdir().unwrap();
+            test(naming, &directory, &folder(&directory, naming));
+        }
+    }
+
     fn names(directory: &tempfile::TempDir) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(directory.path())
             .unwrap()
@@ -432,12 +435,22 @@ mod tests {
         names
     }
 
+    /// What the file `name` in `directory` holds.
+    fn read(directory: &tempfile::TempDir, name: &str) -> Vec<u8> {
+        fs::read(directory.path().join(name)).unwrap()
+    }
+
+    /// Writes `bytes` as the file `name` in `directory`, as an earlier run left it.
+    fn put(directory: &tempfile::TempDir, name: &str, bytes: &[u8]) {
+        fs::write(directory.path().join(name), bytes).unwrap();
+    }
+
     /// Appends `bytes`, commits, and reads the final file back.
     fn finished(directory: &tempfile::TempDir, mut part: PartFile, bytes: &[u8]) -> Vec<u8> {
         let name = part.name.clone();
         part.write(bytes).unwrap();
         part.commit().unwrap();
-        fs::read(directory.path().join(name)).unwrap()
+        read(directory, &name)
     }
 
     #[cfg(target_os = "linux")]
@@ -451,36 +464,31 @@ mod tests {
             assert!(names(&directory).is_empty(), "way {naming}");
             part.commit().unwrap();
             assert_eq!(names(&directory), ["a.bin"], "way {naming}");
-            assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"hello");
+            assert_eq!(read(&directory, "a.bin"), b"hello");
             assert_eq!(folder.naming.load(Ordering::Relaxed), naming);
         }
     }
 
     #[test]
     fn a_named_part_is_moved_to_its_final_name() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
+        each_way(|naming, directory, folder| {
+            let mut part = PartFile::create(folder, "a.bin").unwrap();
             part.write(b"hel").unwrap();
             part.name_on_disk().unwrap();
-            assert_eq!(names(&directory), ["a.bin.part"], "way {naming}");
-            assert_eq!(
-                fs::read(directory.path().join("a.bin.part")).unwrap(),
-                b"hel"
-            );
-            assert_eq!(finished(&directory, part, b"lo"), b"hello");
-            assert_eq!(names(&directory), ["a.bin"], "way {naming}");
-        }
+            assert_eq!(names(directory), ["a.bin.part"], "way {naming}");
+            assert_eq!(read(directory, "a.bin.part"), b"hel");
+            assert_eq!(finished(directory, part, b"lo"), b"hello");
+            assert_eq!(names(directory), ["a.bin"], "way {naming}");
+        });
     }
 
     #[test]
     fn a_part_in_a_subfolder_is_made_and_committed_there() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let part = PartFile::create(&folder(&directory, naming), "sub/a.bin").unwrap();
-            assert_eq!(finished(&directory, part, b"x"), b"x");
-            assert_eq!(names(&directory), ["sub"], "way {naming}");
-        }
+        each_way(|naming, directory, folder| {
+            let part = PartFile::create(folder, "sub/a.bin").unwrap();
+            assert_eq!(finished(directory, part, b"x"), b"x");
+            assert_eq!(names(directory), ["sub"], "way {naming}");
+        });
     }
 
     #[test]
@@ -501,65 +509,52 @@ mod tests {
 
     #[test]
     fn a_kept_part_is_named_and_stays() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
+        each_way(|naming, directory, folder| {
+            let mut part = PartFile::create(folder, "a.bin").unwrap();
             part.write(b"half").unwrap();
             assert!(part.keep());
-            assert_eq!(names(&directory), ["a.bin.part"], "way {naming}");
-            assert_eq!(
-                fs::read(directory.path().join("a.bin.part")).unwrap(),
-                b"half"
-            );
-        }
+            assert_eq!(names(directory), ["a.bin.part"], "way {naming}");
+            assert_eq!(read(directory, "a.bin.part"), b"half");
+        });
     }
 
     #[test]
     fn reopen_keeps_a_prefix_or_starts_over() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let folder = folder(&directory, naming);
-            fs::write(directory.path().join("a.bin.part"), b"hello world").unwrap();
-            let part = PartFile::reopen(&folder, "a.bin", 5).unwrap();
+        each_way(|naming, directory, folder| {
+            put(directory, "a.bin.part", b"hello world");
+            let part = PartFile::reopen(folder, "a.bin", 5).unwrap();
             assert_eq!(part.written(), 5);
-            assert_eq!(finished(&directory, part, b"!"), b"hello!");
-            fs::write(directory.path().join("b.bin.part"), b"stale").unwrap();
-            let part = PartFile::reopen(&folder, "b.bin", 0).unwrap();
-            assert_eq!(finished(&directory, part, b"new"), b"new");
-            assert_eq!(names(&directory), ["a.bin", "b.bin"], "way {naming}");
-        }
+            assert_eq!(finished(directory, part, b"!"), b"hello!");
+            put(directory, "b.bin.part", b"stale");
+            let part = PartFile::reopen(folder, "b.bin", 0).unwrap();
+            assert_eq!(finished(directory, part, b"new"), b"new");
+            assert_eq!(names(directory), ["a.bin", "b.bin"], "way {naming}");
+        });
     }
 
     #[test]
     fn a_part_shorter_than_its_resume_is_refused_and_kept() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let folder = folder(&directory, naming);
-            assert!(PartFile::reopen(&folder, "gone.bin", 5).is_err());
-            assert!(names(&directory).is_empty(), "no part made from zeros");
-            fs::write(directory.path().join("a.bin.part"), b"abc").unwrap();
-            assert!(PartFile::reopen(&folder, "a.bin", 5).is_err());
-            assert_eq!(
-                fs::read(directory.path().join("a.bin.part")).unwrap(),
-                b"abc"
-            );
-        }
+        each_way(|_, directory, folder| {
+            assert!(PartFile::reopen(folder, "gone.bin", 5).is_err());
+            assert!(names(directory).is_empty(), "no part made from zeros");
+            put(directory, "a.bin.part", b"abc");
+            assert!(PartFile::reopen(folder, "a.bin", 5).is_err());
+            assert_eq!(read(directory, "a.bin.part"), b"abc");
+        });
     }
 
     #[test]
     fn replacing_overwrites_the_final_name() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let folder = folder(&directory, naming);
-            fs::write(directory.path().join("a.bin"), b"old").unwrap();
-            let part = PartFile::create(&folder, "a.bin").unwrap().replacing();
-            assert_eq!(finished(&directory, part, b"new"), b"new");
-            fs::write(directory.path().join("b.bin.part"), b"").unwrap();
-            fs::write(directory.path().join("b.bin"), b"old").unwrap();
-            let part = PartFile::reopen(&folder, "b.bin", 0).unwrap().replacing();
-            assert_eq!(finished(&directory, part, b"new"), b"new");
-            assert_eq!(names(&directory), ["a.bin", "b.bin"], "way {naming}");
-        }
+        each_way(|naming, directory, folder| {
+            put(directory, "a.bin", b"old");
+            let part = PartFile::create(folder, "a.bin").unwrap().replacing();
+            assert_eq!(finished(directory, part, b"new"), b"new");
+            put(directory, "b.bin.part", b"");
+            put(directory, "b.bin", b"old");
+            let part = PartFile::reopen(folder, "b.bin", 0).unwrap().replacing();
+            assert_eq!(finished(directory, part, b"new"), b"new");
+            assert_eq!(names(directory), ["a.bin", "b.bin"], "way {naming}");
+        });
     }
 
     #[test]
@@ -583,39 +578,35 @@ mod tests {
 
     #[test]
     fn a_taken_final_name_is_never_replaced() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            fs::write(directory.path().join("a.bin"), b"theirs").unwrap();
-            let mut part = PartFile::create(&folder(&directory, naming), "a.bin").unwrap();
+        each_way(|naming, directory, folder| {
+            put(directory, "a.bin", b"theirs");
+            let mut part = PartFile::create(folder, "a.bin").unwrap();
             part.write(b"ours").unwrap();
             let error = part.commit().unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "way {naming}");
-            assert_eq!(names(&directory), ["a.bin"], "way {naming}");
-            assert_eq!(fs::read(directory.path().join("a.bin")).unwrap(), b"theirs");
-        }
+            assert_eq!(names(directory), ["a.bin"], "way {naming}");
+            assert_eq!(read(directory, "a.bin"), b"theirs");
+        });
     }
 
     // Making a symbolic link takes a privilege on Windows.
     #[cfg(unix)]
     #[test]
     fn planted_symlink_is_not_followed() {
-        for naming in WAYS {
-            let directory = tempfile::tempdir().unwrap();
-            let folder = folder(&directory, naming);
-            let outside = tempfile::tempdir().unwrap();
-            let target = outside.path().join("victim");
+        each_way(|naming, directory, folder| {
+            let (_outside, target) = crate::fs::scratch_file("victim");
             std::os::unix::fs::symlink(&target, directory.path().join("a.bin.part")).unwrap();
-            let part = PartFile::create(&folder, "a.bin");
+            let part = PartFile::create(folder, "a.bin");
             // Refused when it is created named, or when it is named.
             assert!(part.and_then(|mut part| part.name_on_disk()).is_err());
             std::os::unix::fs::symlink(&target, directory.path().join("b.bin")).unwrap();
-            let mut part = PartFile::create(&folder, "b.bin").unwrap();
+            let mut part = PartFile::create(folder, "b.bin").unwrap();
             part.write(b"x").unwrap();
             assert!(part.commit().is_err());
             assert!(!target.exists());
             std::os::unix::fs::symlink(&target, directory.path().join("c.bin.part")).unwrap();
-            assert!(PartFile::reopen(&folder, "c.bin", 0).is_err());
+            assert!(PartFile::reopen(folder, "c.bin", 0).is_err());
             assert!(!target.exists(), "way {naming}");
-        }
+        });
     }
 }

@@ -155,8 +155,7 @@ mod tests {
 
     #[test]
     fn a_record_survives_a_save_and_a_bad_one_is_none() {
-        let directory = tempfile::tempdir().unwrap();
-        let part = directory.path().join("a.bin.part");
+        let (_directory, part) = crate::fs::scratch_file("a.bin.part");
         assert_eq!(Ranges::load(&part), None);
         let mut ranges = Ranges::new("\"v1\"".to_string(), 100);
         ranges.add(40, 70);

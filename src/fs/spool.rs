@@ -369,8 +369,7 @@ mod tests {
 
     /// A spool in a fresh folder with records 0..count.
     fn filled(count: u64) -> (tempfile::TempDir, PathBuf) {
-        let scratch = tempfile::tempdir().unwrap();
-        let folder = scratch.path().join("00000");
+        let (scratch, folder) = crate::fs::scratch_file("00000");
         let mut spool = Spool::open(&folder).unwrap();
         for key in 0..count {
             // In two parts, as a sample's metadata and image.

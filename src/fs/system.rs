@@ -190,8 +190,7 @@ mod tests {
 
     #[test]
     fn a_file_keeps_its_identity_under_another_name_and_a_new_one_has_another() {
-        let directory = tempfile::tempdir().unwrap();
-        let first = directory.path().join("first");
+        let (directory, first) = crate::fs::scratch_file("first");
         std::fs::write(&first, b"x").unwrap();
         let open = File::open(&first).unwrap();
         let identity_of_open = identity(&open).unwrap();
@@ -208,8 +207,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_link_is_refused_naming_it_and_a_fifo_does_not_block() {
-        let directory = tempfile::tempdir().unwrap();
-        let target = directory.path().join("target");
+        let (directory, target) = crate::fs::scratch_file("target");
         std::fs::write(&target, b"x").unwrap();
         let link = directory.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();

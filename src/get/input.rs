@@ -582,8 +582,7 @@ mod tests {
             .map(|item| item.unwrap().url.to_string())
             .collect();
         assert_eq!(urls, ["http://h/1.jpg", "http://h/2.jpg"]);
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("list.txt");
+        let (_folder, path) = crate::fs::scratch_file("list.txt");
         std::fs::write(&path, "\u{FEFF}# a comment\nhttp://h/a\n").unwrap();
         let inputs = Inputs::open(Vec::new(), &[path]).unwrap();
         let estimate = inputs.estimate().unwrap();

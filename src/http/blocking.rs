@@ -94,12 +94,7 @@ impl BlockingClient {
     fn bridge(&self, settings: &Settings) -> Result<&Bridge, DownloadError> {
         self.bridge
             .get_or_init(|| {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("grab-http2")
-                    .enable_all()
-                    .build()
-                    .map_err(|error| format!("cannot start the HTTP/2 runtime: {error}"))?;
+                let runtime = super::one_thread_runtime("grab-http2", "the HTTP/2 runtime")?;
                 let client = shared_async_client(settings, &self.resolver, self.pool)
                     .map_err(|error| format!("{error:#}"))?;
                 Ok(Bridge {

@@ -303,8 +303,7 @@ mod tests {
         };
         let sub = url::Url::parse("http://www.a.example/").unwrap();
         assert_eq!(logins.cookie_header(&sub).as_deref(), Some("kept=yes"));
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("cookies.txt");
+        let (_folder, path) = crate::fs::scratch_file("cookies.txt");
         logins.save(&path, false).unwrap();
         let saved = fs::read_to_string(&path).unwrap();
         assert!(saved.contains(".a.example\tTRUE\t/\tFALSE\t4102444800\tkept\tyes"));

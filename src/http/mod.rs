@@ -50,6 +50,17 @@ use crate::engine::Interrupt;
 use crate::fs::manifest::Manifest;
 use crate::fs::names::NameRegistry;
 
+/// A runtime of one worker thread, `name`, that runs what a blocking caller
+/// hands over (HTTP/2 connections, name lookups); an error names it as `what`.
+fn one_thread_runtime(name: &str, what: &str) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start {what}: {error}"))
+}
+
 /// Hears about transfers as they run, for the live progress view. In a worker
 /// process it forwards to the parent over the pipe.
 pub trait ProgressSink: Send + Sync {

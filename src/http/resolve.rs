@@ -271,12 +271,7 @@ impl Resolver {
     fn engine(&self) -> Result<&Engine, String> {
         self.engine
             .get_or_init(|| {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("grab-dns")
-                    .enable_all()
-                    .build()
-                    .map_err(|error| format!("cannot start the name resolver: {error}"))?;
+                let runtime = super::one_thread_runtime("grab-dns", "the name resolver")?;
                 let source = {
                     // hickory spawns its connections on the runtime it is
                     // made in.

@@ -70,6 +70,18 @@ impl Head {
             content_encoding: header("content-encoding"),
         }
     }
+
+    /// Whether `Accept-Ranges` names `unit` (`bytes`, or `none` to refuse).
+    fn accept_ranges_is(&self, unit: &str) -> bool {
+        self.accept_ranges
+            .as_deref()
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case(unit))
+    }
+
+    /// What a resume of this response's body may send in `If-Range`.
+    fn resume_validator(&self) -> Option<String> {
+        resume_validator(self.etag.as_deref(), self.last_modified.as_deref())
+    }
 }
 
 /// `Retry-After`: seconds, or an HTTP date.
@@ -467,17 +479,8 @@ impl<'a> Transfer<'a> {
         let (Some(total), Some(part)) = (self.expected, self.part.as_ref()) else {
             return Ok(None);
         };
-        let takes_ranges = self.head.status == 206
-            || self
-                .head
-                .accept_ranges
-                .as_deref()
-                .is_some_and(|value| value.trim().eq_ignore_ascii_case("bytes"));
-        let validator = resume_validator(
-            self.head.etag.as_deref(),
-            self.head.last_modified.as_deref(),
-        );
-        let Some(validator) = validator.filter(|_| takes_ranges) else {
+        let takes_ranges = self.head.status == 206 || self.head.accept_ranges_is("bytes");
+        let Some(validator) = self.head.resume_validator().filter(|_| takes_ranges) else {
             return Ok(None);
         };
         let offset = part.written();
@@ -1216,15 +1219,8 @@ impl<'a> Transfer<'a> {
                 _ => plan,
             });
         };
-        let refuses_ranges = self
-            .head
-            .accept_ranges
-            .as_deref()
-            .is_some_and(|value| value.trim().eq_ignore_ascii_case("none"));
-        let validator = resume_validator(
-            self.head.etag.as_deref(),
-            self.head.last_modified.as_deref(),
-        );
+        let refuses_ranges = self.head.accept_ranges_is("none");
+        let validator = self.head.resume_validator();
         let offset = part.written();
         let kept = offset > 0 || self.pieces_kept;
         let replace = self.plan.as_ref().is_some_and(|plan| plan.replace);

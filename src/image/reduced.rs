@@ -187,26 +187,34 @@ mod tests {
 
     #[test]
     fn a_reduction_is_chosen_only_when_it_keeps_enough_pixels() {
-        let both = |width, height, target| numerator_among(&[2, 4], width, height, target);
-        let quarter = |width, height, target| numerator_among(&[2], width, height, target);
-        // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in both
-        // sides, a half (500 x 400) is enough, where a half is offered.
-        assert_eq!(both(1000, 800, (256, 205)), 4);
-        assert_eq!(quarter(1000, 800, (256, 205)), 8);
-        // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
-        assert_eq!(both(1100, 880, (256, 205)), 2);
-        assert_eq!(quarter(1100, 880, (256, 205)), 2);
-        // Exactly enough counts: 1024 / 4 = 256, 512 / 2 = 256.
-        assert_eq!(both(1024, 1024, (256, 256)), 2);
-        assert_eq!(both(1023, 1024, (256, 256)), 4);
-        assert_eq!(both(1024, 1023, (256, 256)), 4);
-        assert_eq!(both(512, 512, (256, 256)), 4);
-        assert_eq!(both(511, 512, (256, 256)), 8);
-        // One side too short for a quarter, or for a half.
-        assert_eq!(both(1100, 4000, (256, 1000)), 2);
-        assert_eq!(both(1100, 4000, (256, 1001)), 4);
-        assert_eq!(both(1100, 4000, (551, 1000)), 8);
-        // Enlarging: never reduced.
-        assert_eq!(both(100, 100, (256, 256)), 8);
+        // (width, height, target): the numerator (of 8) chosen where a
+        // quarter and a half are offered, and where only a quarter is.
+        let choices = [
+            // 1000 x 800 to 256 x 205: a quarter (250 x 200) is too small in
+            // both sides, a half (500 x 400) is enough, where a half is offered.
+            ((1000, 800, (256, 205)), 4, Some(8)),
+            // 1100 x 880 to 256 x 205: a quarter is 275 x 220, enough.
+            ((1100, 880, (256, 205)), 2, Some(2)),
+            // Exactly enough counts: 1024 / 4 = 256, 512 / 2 = 256.
+            ((1024, 1024, (256, 256)), 2, None),
+            ((1023, 1024, (256, 256)), 4, None),
+            ((1024, 1023, (256, 256)), 4, None),
+            ((512, 512, (256, 256)), 4, None),
+            ((511, 512, (256, 256)), 8, None),
+            // One side too short for a quarter, or for a half.
+            ((1100, 4000, (256, 1000)), 2, None),
+            ((1100, 4000, (256, 1001)), 4, None),
+            ((1100, 4000, (551, 1000)), 8, None),
+            // Enlarging: never reduced.
+            ((100, 100, (256, 256)), 8, None),
+        ];
+        for ((width, height, target), both, quarter_only) in choices {
+            let case = format!("{width} x {height} to {target:?}");
+            let among = |numerators: &[u8]| numerator_among(numerators, width, height, target);
+            assert_eq!(among(&[2, 4]), both, "{case}");
+            if let Some(quarter_only) = quarter_only {
+                assert_eq!(among(&[2]), quarter_only, "{case}");
+            }
+        }
     }
 }

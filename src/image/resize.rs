@@ -219,10 +219,7 @@ pub fn process_blurring(
         // Blurred before the border is added, as img2dataset does: the
         // reflected edges are the image's, not the white border's.
         let mut image = if resized {
-            let mut canvas = image::RgbImage::new(target.0, target.1);
-            resize_onto(&rgb, region, &mut canvas, (0, 0), target)?;
-            keep_pixels(rgb);
-            canvas
+            resized_whole(rgb, region, target)?
         } else {
             rgb
         };
@@ -246,10 +243,7 @@ pub fn process_blurring(
         keep_pixels(rgb);
         canvas
     } else if resized {
-        let mut canvas = image::RgbImage::new(target.0, target.1);
-        resize_onto(&rgb, region, &mut canvas, (0, 0), target)?;
-        keep_pixels(rgb);
-        canvas
+        resized_whole(rgb, region, target)?
     } else {
         rgb
     };
@@ -487,6 +481,19 @@ fn resize_onto(
         .map_err(|error| failed(&error))
 }
 
+/// `region` of `image` resized to a new image of `size`; `image`'s pixel
+/// buffer is kept for this thread's next picture.
+fn resized_whole(
+    image: image::RgbImage,
+    region: Option<(f64, f64, f64, f64)>,
+    size: (u32, u32),
+) -> Result<image::RgbImage, ImageError> {
+    let mut canvas = image::RgbImage::new(size.0, size.1);
+    resize_onto(&image, region, &mut canvas, (0, 0), size)?;
+    keep_pixels(image);
+    Ok(canvas)
+}
+
 /// The centred `side` x `side` square (albumentations' CenterCrop: the extra
 /// row or column goes to the bottom and right).
 fn center_crop(image: &image::RgbImage, side: u32) -> image::RgbImage {
@@ -565,44 +572,43 @@ mod tests {
         }
     }
 
+    /// `image` encoded as `format`: a body as a server would send it.
+    fn encoded_as(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), format)
+            .unwrap();
+        bytes
+    }
+
     #[test]
     fn plans_follow_img2dataset() {
         use ResizeMode::*;
-        assert_eq!(
-            plan(400, 200, &settings(No, 100)),
-            ((400, 200), None, false)
-        );
-        assert_eq!(
-            plan(400, 200, &settings(KeepRatio, 100)),
-            ((200, 100), None, false)
-        );
-        assert_eq!(
-            plan(400, 200, &settings(KeepRatioLargest, 100)),
-            ((100, 50), None, false)
-        );
-        assert_eq!(
-            plan(400, 200, &settings(CenterCrop, 100)),
-            ((200, 100), Some(100), false)
-        );
-        assert_eq!(
-            plan(400, 200, &settings(Border, 100)),
-            ((100, 50), None, true)
-        );
-        // Upscaled unless only bigger ones are resized.
-        assert_eq!(
-            plan(50, 40, &settings(Border, 100)),
-            ((100, 80), None, true)
-        );
+        // (width, height, mode): (resized size, crop, bordered), to 100.
+        let plans = [
+            ((400, 200, No), ((400, 200), None, false)),
+            ((400, 200, KeepRatio), ((200, 100), None, false)),
+            ((400, 200, KeepRatioLargest), ((100, 50), None, false)),
+            ((400, 200, CenterCrop), ((200, 100), Some(100), false)),
+            ((400, 200, Border), ((100, 50), None, true)),
+            // Upscaled unless only bigger ones are resized.
+            ((50, 40, Border), ((100, 80), None, true)),
+            // 333 x 100 to 100 long: 30.03 rounds to 30.
+            ((333, 100, KeepRatioLargest), ((100, 30), None, false)),
+        ];
+        for ((width, height, mode), planned) in plans {
+            assert_eq!(
+                plan(width, height, &settings(mode, 100)),
+                planned,
+                "{width} x {height}, {mode:?}"
+            );
+        }
         let only_bigger = ImageSettings {
             resize_only_if_bigger: true,
             ..settings(Border, 100)
         };
         assert_eq!(plan(50, 40, &only_bigger), ((50, 40), None, false));
-        // 333 x 100 to 100 long: 30.03 rounds to 30; halves go to even.
-        assert_eq!(
-            plan(333, 100, &settings(KeepRatioLargest, 100)),
-            ((100, 30), None, false)
-        );
+        // Halves go to even.
         assert_eq!(round_half_even(2.5), 2);
         assert_eq!(round_half_even(3.5), 4);
         assert_eq!(round_half_even(0.2), 1);
@@ -641,13 +647,6 @@ mod tests {
     /// exactly as the `image` crate's own decode gives it.
     #[test]
     fn pictures_decoded_into_a_kept_buffer_are_those_decoded_afresh() {
-        let png = |image: DynamicImage| {
-            let mut bytes = Vec::new();
-            image
-                .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-                .unwrap();
-            bytes
-        };
         let large = DynamicImage::ImageRgb8(image::RgbImage::from_fn(90, 70, |x, y| {
             image::Rgb([x as u8, y as u8, (x ^ y) as u8])
         }));
@@ -658,7 +657,7 @@ mod tests {
             image::Rgb([(y * 5) as u8, 9, (x * 20) as u8])
         }));
         for (picture, opaque) in [(large, true), (translucent, false), (small, true)] {
-            let bytes = png(picture);
+            let bytes = encoded_as(&picture, image::ImageFormat::Png);
             let header = read_header(Cursor::new(&bytes[..]), u64::MAX).unwrap();
             let (decoded, was_opaque) = decode_whole(header.decoder, u64::MAX).unwrap();
             let afresh = flatten_on_white(image::load_from_memory(&bytes).unwrap());
@@ -961,10 +960,7 @@ mod tests {
             image::ImageFormat::WebP,
             image::ImageFormat::Png,
         ] {
-            let mut body = Vec::new();
-            picture
-                .write_to(&mut Cursor::new(&mut body), format)
-                .unwrap();
+            let body = encoded_as(&picture, format);
             for encode_format in [EncodeFormat::Jpg, EncodeFormat::Png, EncodeFormat::Webp] {
                 let settings = ImageSettings {
                     encode_format,
@@ -995,10 +991,7 @@ mod tests {
     #[test]
     fn skip_reencode_keeps_the_bytes_only_when_nothing_changes() {
         let picture = DynamicImage::ImageRgb8(crate::gallery::draw("keep", 40, 30));
-        let mut body = Vec::new();
-        picture
-            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
-            .unwrap();
+        let body = encoded_as(&picture, image::ImageFormat::Png);
         let keep = ImageSettings {
             skip_reencode: true,
             encode_format: EncodeFormat::Png,
@@ -1019,40 +1012,35 @@ mod tests {
 
     #[test]
     fn size_and_ratio_limits_refuse_before_decoding() {
-        let mut body = Vec::new();
-        DynamicImage::ImageRgb8(crate::gallery::draw("limits", 90, 30))
-            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
-            .unwrap();
-        let small = ImageSettings {
-            min_image_size: 31,
-            ..settings(ResizeMode::No, 64)
-        };
-        assert_eq!(
-            process(&body, &small).unwrap_err(),
-            ImageError::TooSmall {
-                width: 90,
-                height: 30
-            }
-        );
-        let ratio = ImageSettings {
-            max_aspect_ratio: 2.9,
-            ..settings(ResizeMode::No, 64)
-        };
-        assert_eq!(
-            process(&body, &ratio).unwrap_err(),
-            ImageError::AspectRatio {
-                width: 90,
-                height: 30
-            }
-        );
-        let area = ImageSettings {
-            max_image_area: 2699,
-            ..settings(ResizeMode::No, 64)
-        };
-        assert!(matches!(
-            process(&body, &area),
-            Err(ImageError::AreaTooLarge { .. })
-        ));
+        let picture = DynamicImage::ImageRgb8(crate::gallery::draw("limits", 90, 30));
+        let body = encoded_as(&picture, image::ImageFormat::Png);
+        let (width, height) = (90, 30);
+        let limits = [
+            (
+                ImageSettings {
+                    min_image_size: 31,
+                    ..settings(ResizeMode::No, 64)
+                },
+                ImageError::TooSmall { width, height },
+            ),
+            (
+                ImageSettings {
+                    max_aspect_ratio: 2.9,
+                    ..settings(ResizeMode::No, 64)
+                },
+                ImageError::AspectRatio { width, height },
+            ),
+            (
+                ImageSettings {
+                    max_image_area: 2699,
+                    ..settings(ResizeMode::No, 64)
+                },
+                ImageError::AreaTooLarge { width, height },
+            ),
+        ];
+        for (limited, refusal) in limits {
+            assert_eq!(process(&body, &limited).unwrap_err(), refusal);
+        }
         let garbage = process(
             b"neither a picture nor anything else",
             &settings(ResizeMode::No, 64),
@@ -1080,10 +1068,7 @@ mod tests {
     #[test]
     fn webp_is_lossy_at_the_quality_and_lossless_above_100() {
         let picture = DynamicImage::ImageRgb8(crate::gallery::draw("webp", 64, 48));
-        let mut body = Vec::new();
-        picture
-            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
-            .unwrap();
+        let body = encoded_as(&picture, image::ImageFormat::Png);
         let encoded = |quality: u8| {
             let settings = ImageSettings {
                 encode_format: EncodeFormat::Webp,
@@ -1110,10 +1095,10 @@ mod tests {
             let value = if (x + y) % 2 == 0 { 0 } else { 255 };
             image::Rgb([value, value, value])
         });
-        let mut body = Vec::new();
-        DynamicImage::ImageRgb8(checkerboard)
-            .write_to(&mut Cursor::new(&mut body), image::ImageFormat::Png)
-            .unwrap();
+        let body = encoded_as(
+            &DynamicImage::ImageRgb8(checkerboard),
+            image::ImageFormat::Png,
+        );
         let png = ImageSettings {
             encode_format: EncodeFormat::Png,
             ..settings(ResizeMode::Border, 80)

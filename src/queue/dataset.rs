@@ -42,21 +42,12 @@ pub struct ShardJob {
     /// Its format's name (`csv`, `parquet`...); empty: each file's own, from
     /// its name.
     pub format: String,
-    pub url_col: String,
-    pub caption_col: Option<String>,
-    pub save_cols: Vec<String>,
+    /// Flattened: the job's JSON (and so its key) is as when the columns
+    /// were fields of their own.
+    #[serde(flatten)]
+    pub columns: Columns,
     pub samples_per_shard: u64,
     pub shard: u64,
-}
-
-impl ShardJob {
-    pub fn columns(&self) -> Columns {
-        Columns {
-            url: self.url_col.clone(),
-            caption: self.caption_col.clone(),
-            save: self.save_cols.clone(),
-        }
-    }
 }
 
 /// How a table is pushed: its path, format, columns and shard size.
@@ -130,9 +121,7 @@ pub fn push(
             let job = ShardJob {
                 table: table.clone(),
                 format: spec.format.map_or("", |format| format.name()).to_string(),
-                url_col: spec.columns.url.clone(),
-                caption_col: spec.columns.caption.clone(),
-                save_cols: spec.columns.save.clone(),
+                columns: spec.columns.clone(),
                 samples_per_shard: spec.samples_per_shard,
                 shard,
             };
@@ -274,7 +263,7 @@ fn build(
     let release = || crate::lock(&fleet.held).remove(&label);
     let mut shard_config = config.clone();
     shard_config.samples_per_shard = job.samples_per_shard;
-    shard_config.columns = job.columns();
+    shard_config.columns = job.columns.clone();
     shard_config.only_shard = Some(job.shard);
     let layout = shard_config.layout();
     // In the results stream, a shard's size is its samples saved.
@@ -350,5 +339,37 @@ fn build(
             }
         }
         Err(error) => Some(failed(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job's key is the digest of its JSON, so pushing a table again must
+    /// write the same bytes as every earlier version did.
+    #[test]
+    fn a_shard_job_keeps_its_json_to_the_byte() {
+        let job = ShardJob {
+            table: PathBuf::from("/data/t.csv"),
+            format: "csv".to_string(),
+            columns: Columns {
+                url: "link".to_string(),
+                caption: Some("text".to_string()),
+                save: vec!["id".to_string(), "width".to_string()],
+            },
+            samples_per_shard: 10,
+            shard: 3,
+        };
+        let text = concat!(
+            r#"{"table":"/data/t.csv","format":"csv","url_col":"link","caption_col":"text","#,
+            r#""save_cols":["id","width"],"samples_per_shard":10,"shard":3}"#
+        );
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+        assert_eq!(serde_json::from_str::<ShardJob>(text).unwrap(), job);
+        let no_caption = r#"{"table":"t","format":"","url_col":"url","caption_col":null,"save_cols":[],"samples_per_shard":1,"shard":0}"#;
+        let read: ShardJob = serde_json::from_str(no_caption).unwrap();
+        assert_eq!(read.columns, Columns::default());
+        assert_eq!(serde_json::to_string(&read).unwrap(), no_caption);
     }
 }
