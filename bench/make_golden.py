@@ -19,7 +19,8 @@ For JPEG, where decoders may differ, one more set pins how far grab's decoder
 (zune-jpeg) is from Pillow's (libjpeg-turbo): photo.jpg (a smooth picture
 with edges and noise, saved by Pillow at quality 90), Pillow's decoding of it
 as photo__decoded.png, and its blur_contrast_grayscale as
-photo__blur_contrast_grayscale.png. The committed photo.jpg is the input from
+photo__blur_contrast_grayscale.png and, at quality 90 (grab filter's default),
+as photo__blur_contrast_grayscale.jpg. The committed photo.jpg is the input from
 then on (Pillow 9.4 and 13.0 write and decode it byte for byte alike).
 
 And Pillow's JPEG files of input_rgb and input_l at qualities 75 and 95
@@ -159,6 +160,7 @@ def main():
     for step in ["blur", "contrast", "grayscale"]:
         result = STEPS[step](result)
     result.save(OUTPUT / "photo__blur_contrast_grayscale.png")
+    result.save(OUTPUT / "photo__blur_contrast_grayscale.jpg", quality=90)
     written += 3
     for name, (mode, width, height, seed) in INPUTS.items():
         image = make_input(mode, width, height, seed)

@@ -4,8 +4,10 @@
 //! format; and the atomic write (a temporary name in the output folder, then a
 //! rename).
 //!
-//! Codecs: the `image` crate decodes (zune-jpeg for JPEG, png for PNG); JPEG is
-//! encoded by the image layer's encoder (libjpeg-turbo at Pillow's settings).
+//! Codecs: JPEG is decoded and encoded by libjpeg-turbo at Pillow's settings
+//! (the image layer's `jpeg`), so a JPEG filtered gives Pillow's file byte for
+//! byte; what libjpeg refuses or warns about, and CMYK, the `image` crate
+//! decodes (zune-jpeg), as it does PNG (png).
 //! None of them starts threads (`image`'s `rayon` feature stays off), so the
 //! only parallelism is the strategy's, one image per worker.
 //!
@@ -203,8 +205,18 @@ pub fn decode_opened(
                 path: name(),
                 message,
             })?;
-            let decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
-            decode_with(decoder, path, settings, pixels)?
+            let mut decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
+            // libjpeg's pixels, Pillow's own: the same bytes. What it refuses
+            // or warns about, and CMYK, the image crate (zune-jpeg) decodes.
+            let mut buffer = pixels;
+            let declared = (opened.width, opened.height);
+            match jpeg::decode_into(bytes, declared, &mut buffer) {
+                Some(channels) => oriented(
+                    Pixels::new(declared.0, declared.1, channels, buffer),
+                    orientation(&mut decoder, settings),
+                ),
+                None => decode_with(decoder, path, settings, buffer)?,
+            }
         }
         _ => {
             let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
@@ -289,12 +301,7 @@ fn decode_with(
             .max(64 << 20),
     );
     decoder.set_limits(limits).map_err(decode_error)?;
-    let orientation = if settings.auto_orient {
-        // A broken EXIF block is no reason to refuse the pixels.
-        decoder.orientation().unwrap_or(Orientation::NoTransforms)
-    } else {
-        Orientation::NoTransforms
-    };
+    let orientation = orientation(&mut decoder, settings);
     let (channels, sample_bytes) =
         layout(decoder.color_type()).ok_or_else(|| FilterError::Decode {
             path: name(),
@@ -308,12 +315,29 @@ fn decode_with(
     if sample_bytes == 2 {
         keep_high_bytes(&mut data);
     }
-    let pixels = Pixels::new(width, height, channels, data);
-    Ok(if orientation == Orientation::NoTransforms {
+    Ok(oriented(
+        Pixels::new(width, height, channels, data),
+        orientation,
+    ))
+}
+
+/// The turn the file's EXIF orientation asks for, when `--auto-orient` wants
+/// it applied.
+fn orientation(decoder: &mut impl ImageDecoder, settings: &Settings) -> Orientation {
+    if settings.auto_orient {
+        // A broken EXIF block is no reason to refuse the pixels.
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    } else {
+        Orientation::NoTransforms
+    }
+}
+
+fn oriented(pixels: Pixels, orientation: Orientation) -> Pixels {
+    if orientation == Orientation::NoTransforms {
         pixels
     } else {
         orient(pixels, orientation)
-    })
+    }
 }
 
 /// 16-bit samples (native byte order, as decoders give them) to their high

@@ -13,7 +13,8 @@
 //! square at quality 95 in about a quarter of the time (130 - 270 us against
 //! 600 - 730 us on this machine), at 47.9 dB PSNR against 45.6 dB.
 //!
-//! Also libjpeg's error handling, shared with the reduced decode: libjpeg
+//! Also the whole decode at libjpeg's defaults (Pillow's pixels), and libjpeg's
+//! error handling, shared with the reduced decode: libjpeg
 //! reports errors by calling back, and these callbacks unwind out of it (the
 //! `mozjpeg` crate's way) to a `catch_unwind` around the call.
 
@@ -88,6 +89,46 @@ pub fn encode(
     }
 }
 
+/// Decodes `body` whole at libjpeg's defaults (the accurate integer IDCT,
+/// smooth chroma upsampling), which are Pillow's: the same pixels as Pillow's
+/// `Image.open(...).load()`, where zune-jpeg's rounding differs in about a
+/// fifth of the bytes. Grey stays one channel, colour comes out RGB, into
+/// `pixels` (its contents are replaced, its allocation reused); the result
+/// is the channel count. `None` for what libjpeg refuses or even warns about
+/// (data it would patch over with grey), for CMYK, and for other dimensions
+/// than `declared` (those of the header check, which refused an image too
+/// large): the caller decodes those another way.
+pub fn decode_into(body: &[u8], declared: (u32, u32), pixels: &mut Vec<u8>) -> Option<u8> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        decode_unwinding(body, declared, pixels)
+    }))
+    .ok()
+    .flatten()
+}
+
+fn decode_unwinding(body: &[u8], declared: (u32, u32), pixels: &mut Vec<u8>) -> Option<u8> {
+    use mozjpeg_sys::J_COLOR_SPACE::{JCS_GRAYSCALE, JCS_RGB, JCS_YCbCr};
+    let decompress = mozjpeg::Decompress::with_err(strict_errors())
+        .from_mem(body)
+        .ok()?;
+    if (decompress.width(), decompress.height()) != (declared.0 as usize, declared.1 as usize) {
+        return None;
+    }
+    let (mut started, channels) = match decompress.color_space() {
+        JCS_GRAYSCALE => (decompress.grayscale().ok()?, 1),
+        JCS_YCbCr | JCS_RGB => (decompress.rgb().ok()?, 3),
+        _ => return None,
+    };
+    pixels.clear();
+    pixels.resize(
+        declared.0 as usize * declared.1 as usize * usize::from(channels),
+        0,
+    );
+    started.read_scanlines_into(&mut pixels[..]).ok()?;
+    started.finish().ok()?;
+    Some(channels)
+}
+
 /// libjpeg's standard error manager, except that an error or a warning unwinds
 /// (libjpeg carries on after a warning with made-up pixels).
 pub(super) fn strict_errors() -> jpeg_error_mgr {
@@ -137,6 +178,40 @@ mod tests {
                 assert!(output[4..] == expected[..], "{input} at {quality}");
             }
         }
+    }
+
+    /// Pillow's decoding of the golden photo (`bench/make_golden.py`), byte
+    /// for byte; a grey JPEG stays grey.
+    #[test]
+    fn decodes_are_pillows_byte_for_byte() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let body = std::fs::read(golden.join("photo.jpg")).unwrap();
+        let pillow = image::open(golden.join("photo__decoded.png"))
+            .unwrap()
+            .into_rgb8();
+        let mut pixels = vec![7; 5];
+        let declared = pillow.dimensions();
+        assert_eq!(decode_into(&body, declared, &mut pixels), Some(3));
+        assert!(pixels == pillow.as_raw()[..]);
+        // Other dimensions than the header check's: not decoded here.
+        assert_eq!(
+            decode_into(&body, (declared.0 + 1, declared.1), &mut pixels),
+            None
+        );
+
+        let grey = image::open(golden.join("input_l.png"))
+            .unwrap()
+            .into_luma8();
+        let mut body = Vec::new();
+        let (width, height) = grey.dimensions();
+        encode(&mut body, grey.as_raw(), width, height, Channels::Luma, 90).unwrap();
+        assert_eq!(decode_into(&body, (width, height), &mut pixels), Some(1));
+        assert_eq!(pixels.len(), (width * height) as usize);
+        // Cut short: libjpeg would pad it with grey, and warns; refused here.
+        assert_eq!(
+            decode_into(&body[..body.len() / 2], (width, height), &mut pixels),
+            None
+        );
     }
 
     #[test]
