@@ -106,7 +106,7 @@ for round in $(seq "$rounds"); do
   start=$EPOCHREALTIME
   "$grab" get -q -j 4 -i "$work/urls.txt" -o "$work/both" --filter "$filters" >/dev/null 2>&1
   overlap[both]+="$(echo "$EPOCHREALTIME - $start" | bc -l) "
-  files=$(find "$work/both/filtered" -type f | wc -l)
+  files=$(find "$work/both/filtered" -type f ! -name ".*" | wc -l)  # not the .grab-filtered record
   [ "$files" -eq "$count" ] || echo "warning: get --filter wrote $files of $count filtered files in round $round" >&2
 done
 get_median=$(echo "${overlap[get]}" | median)
