@@ -5,8 +5,10 @@
 //! file starts a new shard, and shard numbers go on across files. Every data
 //! row gets the next row number, even one whose URL is missing or invalid, so
 //! keys depend only on a row's place in the table. Only one parquet row group
-//! (or one line) is held at a time: a table of millions never sits in memory
-//! (a JSON array is the exception: it is read whole).
+//! (or one line, or a few elements of a JSON array: `array`) is held at a
+//! time: a table of millions never sits in memory.
+
+mod array;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -467,34 +469,61 @@ fn open_text(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
                 Some(Ok(row_of_object(number - 1, origin, &object, &columns)))
             })))
         }
-        InputFormat::Json => {
-            let records: Vec<Value> =
-                serde_json::from_reader(BufReader::new(text()?)).map_err(|error| {
-                    InputError::Bad {
-                        origin: label.clone(),
-                        message: format!("not a JSON array of objects: {error}"),
-                    }
-                })?;
-            if let Some(Value::Object(first)) = records.first() {
-                check_columns(path, first.keys(), columns)?;
-            }
-            let columns = columns.clone();
-            Ok(Box::new(records.into_iter().enumerate().map(
-                move |(index, record)| {
-                    let origin = format!("{label} record {}", index + 1);
-                    match record {
-                        Value::Object(object) => {
-                            Ok(row_of_object(index as u64, origin, &object, &columns))
-                        }
-                        _ => Err(InputError::Bad {
-                            origin,
-                            message: "not a JSON object".to_string(),
-                        }),
-                    }
-                },
-            )))
-        }
+        InputFormat::Json => json_array_rows(text()?, path, columns),
         InputFormat::Parquet => Ok(parquet_rows(path, columns)?.0),
+    }
+}
+
+/// A JSON array's rows, a record at a time (`array`); its first record
+/// names the columns there are, as a JSON line's does. What is not an array
+/// at all is an error before any row; a bad element ends the rows there.
+fn json_array_rows(
+    reader: Box<dyn Read + Send>,
+    path: &Path,
+    columns: &Columns,
+) -> Result<Rows, InputError> {
+    let label = path.display().to_string();
+    let mut reader = BufReader::new(reader);
+    // An editor's byte-order mark before the opening bracket.
+    if reader
+        .fill_buf()
+        .is_ok_and(|start| start.starts_with("\u{FEFF}".as_bytes()))
+    {
+        reader.consume("\u{FEFF}".len());
+    }
+    let records = array::records(reader).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut records = records.peekable();
+    // No array there at all: an error before any row, as for a bad header.
+    if let Some(Err(misread)) =
+        records.next_if(|record| matches!(record, Err(array::Misread { record: None, .. })))
+    {
+        return Err(misread_error(&label, misread));
+    }
+    if let Some(Ok(first)) = records.peek() {
+        check_columns(path, first.keys(), columns)?;
+    }
+    let columns = columns.clone();
+    Ok(Box::new(records.zip(0u64..).map(move |(record, index)| {
+        let object = record.map_err(|misread| misread_error(&label, misread))?;
+        let origin = format!("{label} record {}", index + 1);
+        Ok(row_of_object(index, origin, &object, &columns))
+    })))
+}
+
+/// Where a JSON array stopped being readable: the record, or the array.
+fn misread_error(label: &str, misread: array::Misread) -> InputError {
+    match misread.record {
+        Some(record) => InputError::Bad {
+            origin: format!("{label} record {record}"),
+            message: format!("not a JSON object: {}", misread.error),
+        },
+        None => InputError::Bad {
+            origin: label.to_string(),
+            message: format!("not a JSON array of objects: {}", misread.error),
+        },
     }
 }
 
@@ -605,16 +634,48 @@ fn parquet_rows(path: &Path, columns: &Columns) -> Result<(Rows, Vec<ColumnType>
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
 
     fn read(name: &str, text: &str, columns: &Columns) -> Vec<Row> {
-        let (_folder, path) = crate::fs::scratch_file(name);
-        std::fs::write(&path, text).unwrap();
-        open_table(&path, None, columns, 10)
-            .unwrap()
-            .rows
+        read_as(name, text.as_bytes(), None, columns)
+            .into_iter()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// Every row of a table file holding `bytes`, errors too.
+    fn read_as(
+        name: &str,
+        bytes: &[u8],
+        format: Option<InputFormat>,
+        columns: &Columns,
+    ) -> Vec<Result<Row, InputError>> {
+        let (_folder, path) = crate::fs::scratch_file(name);
+        std::fs::write(&path, bytes).unwrap();
+        open_table(&path, format, columns, 10)
+            .unwrap()
+            .rows
+            .collect()
+    }
+
+    /// A row but for its origin, which names the format's own places (a
+    /// line, a record): number, URL, caption, saved values.
+    type Contents<'a> = (u64, &'a str, Option<&'a str>, &'a [(String, Value)]);
+
+    fn contents(rows: &[Row]) -> Vec<Contents<'_>> {
+        rows.iter()
+            .map(|row| {
+                (
+                    row.number,
+                    row.url.as_str(),
+                    row.caption.as_deref(),
+                    row.saved.as_slice(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -678,6 +739,177 @@ mod tests {
             let rows = read(name, text, &Columns::default());
             assert_eq!(rows[0].url, first_url, "{name}");
         }
+        let array = read_as(
+            "t.json",
+            "\u{FEFF}[{\"url\": \"http://a/z\"}]".as_bytes(),
+            Some(InputFormat::Json),
+            &Columns::default(),
+        );
+        assert_eq!(array[0].as_ref().unwrap().url, "http://a/z");
+    }
+
+    #[test]
+    fn a_json_array_gives_the_rows_its_records_give_as_json_lines() {
+        use std::io::Write as _;
+        let columns = Columns {
+            url: "link".into(),
+            caption: Some("text".into()),
+            save: vec!["id".into(), "score".into()],
+        };
+        let records = [
+            r#"{"link": "http://a/x", "text": "cat", "id": 7, "score": [0.5, 1]}"#,
+            r#"{"text": "no url", "id": "8"}"#,
+            r#"{"link": " http://a/y ", "text": null, "id": {"n": 9}, "score": 2}"#,
+        ];
+        let lines = read("t.jsonl", &(records.join("\n") + "\n"), &columns);
+        // As pandas writes it, and pretty-printed over several lines.
+        let compact = format!("[{}]", records.join(","));
+        let pretty = format!("[\n  {}\n]\n", records.join(",\n  "));
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        gzip.write_all(pretty.as_bytes()).unwrap();
+        for (name, bytes) in [
+            ("t.json", compact.into_bytes()),
+            ("t.json", pretty.into_bytes()),
+            ("t.json.gz", gzip.finish().unwrap()),
+        ] {
+            let rows: Vec<Row> = read_as(name, &bytes, Some(InputFormat::Json), &columns)
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(contents(&rows), contents(&lines), "{name}");
+            assert!(rows[2].origin.ends_with("record 3"), "{}", rows[2].origin);
+        }
+        let empty = read_as("t.json", b" [ ] ", Some(InputFormat::Json), &columns);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn a_bad_element_of_a_json_array_ends_its_rows_there() {
+        let text = "[\n{\"url\": \"http://a/1\"},\n{\"url\": \"http://a/2\"},\n{\"url\": \"http://a/3\" \"id\": 3},\n{\"url\": \"http://a/4\"}\n]";
+        let rows = read_as(
+            "t.json",
+            text.as_bytes(),
+            Some(InputFormat::Json),
+            &Columns::default(),
+        );
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        let urls: Vec<&str> = rows[..2]
+            .iter()
+            .map(|row| row.as_ref().unwrap().url.as_str())
+            .collect();
+        assert_eq!(urls, ["http://a/1", "http://a/2"]);
+        let error = rows[2].as_ref().unwrap_err().to_string();
+        assert!(
+            error.contains("t.json record 3: not a JSON object: ")
+                && error.ends_with("at line 4 column 22"),
+            "{error}"
+        );
+        // What is no array at all fails before any row.
+        let (_folder, path) = crate::fs::scratch_file("t.json");
+        std::fs::write(&path, r#"{"url": "http://a/1"}"#).unwrap();
+        let error = open_table(&path, Some(InputFormat::Json), &Columns::default(), 10)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("not a JSON array of objects"), "{error}");
+    }
+
+    /// A JSON array of `count` records of one length, made as it is read,
+    /// counting the bytes read so far.
+    struct GeneratedArray {
+        count: u64,
+        made: u64,
+        pending: Vec<u8>,
+        at: usize,
+        read: Arc<AtomicU64>,
+    }
+
+    impl GeneratedArray {
+        const RECORD: usize = r#"{"url": "http://a/000000", "id": 0}"#.len() + 1;
+
+        fn new(count: u64) -> (GeneratedArray, Arc<AtomicU64>) {
+            let read = Arc::new(AtomicU64::new(0));
+            let array = GeneratedArray {
+                count,
+                made: 0,
+                pending: b"[".to_vec(),
+                at: 0,
+                read: read.clone(),
+            };
+            (array, read)
+        }
+
+        /// The bytes up to the end of record `number` (from 1).
+        fn through(number: u64) -> u64 {
+            1 + number * Self::RECORD as u64
+        }
+    }
+
+    impl Read for GeneratedArray {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            use std::io::Write as _;
+            if self.at == self.pending.len() {
+                self.pending.clear();
+                self.at = 0;
+                if self.made < self.count {
+                    let n = self.made;
+                    let separator = if n + 1 < self.count { ',' } else { ']' };
+                    write!(
+                        self.pending,
+                        "{{\"url\": \"http://a/{n:06}\", \"id\": {}}}{separator}",
+                        n % 10
+                    )?;
+                    assert_eq!(self.pending.len(), Self::RECORD);
+                    self.made += 1;
+                } else {
+                    return Ok(0);
+                }
+            }
+            let length = buffer.len().min(self.pending.len() - self.at);
+            buffer[..length].copy_from_slice(&self.pending[self.at..self.at + length]);
+            self.at += length;
+            self.read.fetch_add(length as u64, Ordering::SeqCst);
+            Ok(length)
+        }
+    }
+
+    #[test]
+    fn a_json_array_is_read_a_few_records_ahead_of_its_rows() {
+        const COUNT: u64 = 300_000;
+        // Well under the array's 10 MiB: a buffer and the records parsed ahead.
+        const AHEAD: u64 = 256 * 1024;
+        let path = Path::new("big.json");
+        let (array, read) = GeneratedArray::new(COUNT);
+        let mut rows = json_array_rows(Box::new(array), path, &Columns::default()).unwrap();
+        let first = rows.next().unwrap().unwrap();
+        assert_eq!((first.number, first.url.as_str()), (0, "http://a/000000"));
+        let at_first = read.load(Ordering::SeqCst);
+        assert!(at_first < AHEAD, "{at_first} bytes read for the first row");
+        let mut count = 1;
+        for row in rows {
+            let row = row.unwrap();
+            assert_eq!(row.number, count);
+            count += 1;
+            if count % 50_000 == 0 {
+                let ahead = read
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(GeneratedArray::through(count));
+                assert!(ahead < AHEAD, "{ahead} bytes ahead at row {count}");
+            }
+        }
+        assert_eq!(count, COUNT);
+        assert_eq!(read.load(Ordering::SeqCst), GeneratedArray::through(COUNT));
+
+        // Rows given up on stop the reading.
+        let (array, read) = GeneratedArray::new(COUNT);
+        let mut rows = json_array_rows(Box::new(array), path, &Columns::default()).unwrap();
+        assert!(rows.next().unwrap().is_ok());
+        drop(rows);
+        let at_drop = read.load(Ordering::SeqCst);
+        assert!(
+            at_drop < AHEAD,
+            "{at_drop} bytes read after the rows were dropped"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! are built in a local cache folder and uploaded whole, stats last. Every
 //! file at the output's top level goes through it.
 //!
-//! - `input`: the table, txt/csv/tsv/jsonl/parquet, as rows;
+//! - `input`: the table, txt/csv/tsv/jsonl/JSON array/parquet, as rows;
 //! - `column`: the types saved columns keep;
 //! - `settings`: the settings kept with the output, `--incremental-mode`;
 //! - `retry`: `--retry-failed`, complete shards rewritten with their failed
