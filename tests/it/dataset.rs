@@ -1425,6 +1425,146 @@ fn compressed_text_tables_and_json_arrays_are_read() {
     assert_eq!(metadata["score"], 0.31);
 }
 
+/// Records with link, text and id, as JSON objects.
+fn records(links: &[String]) -> Vec<String> {
+    links
+        .iter()
+        .enumerate()
+        .map(|(index, link)| {
+            format!("{{\"link\": \"{link}\", \"text\": \"image {index}\", \"id\": {index}}}")
+        })
+        .collect()
+}
+
+#[test]
+fn a_json_array_gives_the_shards_its_records_give_as_json_lines() {
+    use std::io::Write as _;
+    let server = ImageServer::start(standard_routes());
+    let links: Vec<String> = [
+        "/wide.jpg",
+        "/square.jpg",
+        "/tall.png",
+        "/rotated.jpg",
+        "/wide.jpg",
+    ]
+    .iter()
+    .map(|path| server.url(path))
+    .collect();
+    let records = records(&links);
+    let flags = [
+        "--url-col",
+        "link",
+        "--caption-col",
+        "text",
+        "--save-cols",
+        "id",
+        "--samples-per-shard",
+        "2",
+        "--image-size",
+        "64",
+        "--output-format",
+        "webdataset",
+    ];
+    let lines = Scratch::new();
+    let table = lines.write("t.jsonl", &(records.join("\n") + "\n"));
+    assert_ran(&dataset(&lines, &table, &flags));
+    let expected = shard_bytes(&lines.output());
+    let tars: Vec<&str> = expected
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.ends_with(".tar"))
+        .collect();
+    assert_eq!(
+        tars,
+        ["00000.tar", "00001.tar", "00002.tar"],
+        "two rows a shard"
+    );
+
+    // One record a line, as a pretty-printer writes; also gzipped.
+    let array = format!("[\n  {}\n]\n", records.join(",\n  "));
+    let plain = Scratch::new();
+    let plain_table = plain.write("t.json", &array);
+    let gzipped = Scratch::new();
+    let gzipped_table = gzipped.root.path().join("t.json.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gzipped_table).unwrap(),
+        Default::default(),
+    );
+    encoder.write_all(array.as_bytes()).unwrap();
+    encoder.finish().unwrap();
+    for (scratch, table) in [
+        (&plain, plain_table),
+        (&gzipped, gzipped_table.display().to_string()),
+    ] {
+        let mut more = flags.to_vec();
+        more.extend(["--input-format", "json"]);
+        assert_ran(&dataset(scratch, &table, &more));
+        let shards = shard_bytes(&scratch.output());
+        let names = |files: &[(String, Vec<u8>)]| -> Vec<String> {
+            files.iter().map(|(name, _)| name.clone()).collect()
+        };
+        assert_eq!(names(&shards), names(&expected), "{table}");
+        assert!(shards == expected, "{table}: other bytes than from jsonl");
+    }
+}
+
+#[test]
+fn a_bad_record_stops_the_reading_there_in_a_json_array_as_in_jsonl() {
+    let server = ImageServer::start(standard_routes());
+    let links: Vec<String> = ["/wide.jpg", "/square.jpg", "/rotated.jpg", "/tall.png"]
+        .iter()
+        .map(|path| server.url(path))
+        .collect();
+    let mut records = records(&links);
+    // The fourth record misses a comma; the fifth is never read.
+    records.insert(3, "{\"link\": \"http://a/x\" \"id\": 3}".to_string());
+    let flags = ["--url-col", "link", "--samples-per-shard", "2"];
+    let lines = Scratch::new();
+    let lines_table = lines.write("t.jsonl", &(records.join("\n") + "\n"));
+    let array = Scratch::new();
+    let array_table = array.write("t.json", &format!("[\n{}\n]\n", records.join(",\n")));
+    // Where: jsonl's line; the array's record, and serde_json's line and column.
+    for (scratch, table, place, position) in [
+        (
+            &lines,
+            &lines_table,
+            "t.jsonl:4: not a JSON object: ",
+            "line 1 column 23",
+        ),
+        (
+            &array,
+            &array_table,
+            "t.json record 4: not a JSON object: ",
+            "line 5 column 23",
+        ),
+    ] {
+        let mut more = flags.to_vec();
+        if table.ends_with(".json") {
+            more.extend(["--input-format", "json"]);
+        }
+        let output = dataset(scratch, table, &more);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{table}: {stderr}");
+        assert!(
+            stderr.contains("stopped reading the table: ")
+                && stderr.contains(place)
+                && stderr.contains(position),
+            "{table}: {stderr}"
+        );
+        // The rows before it are done: the first shard whole; the second,
+        // cut short, left to a run on a readable table.
+        let output_folder = scratch.output();
+        assert!(output_folder.join("00000_stats.json").is_file(), "{table}");
+        assert!(!output_folder.join("00001_stats.json").exists(), "{table}");
+        assert_eq!(samples(&output_folder, 1).len(), 2, "{table}");
+    }
+    assert_eq!(
+        server.hits("/tall.png"),
+        0,
+        "a row after the bad one was read"
+    );
+}
+
 #[test]
 fn every_format_names_the_columns_it_has_when_one_is_missing() {
     let scratch = Scratch::new();
