@@ -282,6 +282,22 @@ fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output
     grab(&arguments, None)
 }
 
+/// Four pieces of at least 256 KiB: a 4 MiB file splits four ways.
+const FOUR_PIECES: [&str; 4] = ["--split", "4", "--min-split-size", "256k"];
+
+/// [`get`] of `url` in [`FOUR_PIECES`], with `more` options.
+fn get_in_four(
+    strategy: &str,
+    scratch: &Scratch,
+    url: &str,
+    more: &[&str],
+) -> std::process::Output {
+    let mut arguments = vec![url];
+    arguments.extend_from_slice(&FOUR_PIECES);
+    arguments.extend_from_slice(more);
+    get(strategy, scratch, &arguments)
+}
+
 /// The ranges asked for: requests with a Range header.
 fn ranged(seen: &[Seen]) -> Vec<&Seen> {
     seen.iter().filter(|seen| seen.range.is_some()).collect()
@@ -327,10 +343,9 @@ fn a_killed_split_download_resumes_only_the_missing_ranges(strategy: &str) {
     let scratch = Scratch::new();
     let url = server.url("/killed.bin");
     let output = scratch.output_arg();
-    let split = ["--split", "4", "--min-split-size", "256k"];
     let mut child = grab_command()
         .args(["get", "-s", strategy, "-o", &output, &url])
-        .args(split)
+        .args(FOUR_PIECES)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -365,7 +380,7 @@ fn a_killed_split_download_resumes_only_the_missing_ranges(strategy: &str) {
     );
     server.release();
 
-    resumes_whole(strategy, &scratch, &url, &split, "killed.bin", &file);
+    resumes_whole(strategy, &scratch, &url, "killed.bin", &file);
     let second_run: Vec<Seen> = server.seen()[first_run.len()..].to_vec();
     assert!(!second_run.is_empty());
     // Every request of the second run asked for a range, and none begins
@@ -475,20 +490,7 @@ fn a_file_whose_pieces_complete_out_of_order_is_hashed_right(strategy: &str) {
     // The download in four pieces, checked against `checksum`.
     let fetch = |checksum: &str| {
         let scratch = Scratch::new();
-        let split = ["--split", "4", "--min-split-size", "256k"];
-        let output = get(
-            strategy,
-            &scratch,
-            &[
-                &url,
-                split[0],
-                split[1],
-                split[2],
-                split[3],
-                "--checksum",
-                checksum,
-            ],
-        );
+        let output = get_in_four(strategy, &scratch, &url, &["--checksum", checksum]);
         (scratch, output)
     };
     let (scratch, output) = fetch(&format!("sha-256={sha256}"));
@@ -533,22 +535,12 @@ fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
     let server = RangeServer::start(file.clone(), true, 128 * 1024);
     let scratch = Scratch::new();
     let url = server.url("/timed.bin");
-    let split = ["--split", "4", "--min-split-size", "256k"];
     let began = Instant::now();
-    let output = get(
+    let output = get_in_four(
         strategy,
         &scratch,
-        &[
-            &url,
-            split[0],
-            split[1],
-            split[2],
-            split[3],
-            "--max-time",
-            "1",
-            "--retries",
-            "0",
-        ],
+        &url,
+        &["--max-time", "1", "--retries", "0"],
     );
     let stderr = stderr_of(&output);
     // Not a measure of speed: a download the limit failed to end would
@@ -569,24 +561,13 @@ fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
     assert!(ranged(&first_run).len() >= 2, "{first_run:?}");
 
     server.release();
-    resumes_whole(strategy, &scratch, &url, &split, "timed.bin", &file);
+    resumes_whole(strategy, &scratch, &url, "timed.bin", &file);
 }
 
-/// `-c` with the same split options completes `name` in `scratch`: the
+/// `-c` in [`FOUR_PIECES`] completes `name` in `scratch`: the
 /// file byte-identical to `file`, and nothing else left beside it.
-fn resumes_whole(
-    strategy: &str,
-    scratch: &Scratch,
-    url: &str,
-    split: &[&str; 4],
-    name: &str,
-    file: &[u8],
-) {
-    let output = get(
-        strategy,
-        scratch,
-        &[url, "-c", split[0], split[1], split[2], split[3]],
-    );
+fn resumes_whole(strategy: &str, scratch: &Scratch, url: &str, name: &str, file: &[u8]) {
+    let output = get_in_four(strategy, scratch, url, &["-c"]);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
