@@ -63,12 +63,15 @@ pub struct Opened {
     pub sample_bytes: u8,
     /// The file's size.
     pub file_bytes: u64,
+    /// The turn its EXIF orientation asks for, read with the header, when
+    /// `--auto-orient` wants it applied (none otherwise).
+    pub orientation: Orientation,
     file: File,
 }
 
 impl Opened {
     /// The bytes this image holds at its peak while it is filtered: the file
-    /// (twice for JPEG, whose decoder takes a copy), the decoded pixels at their
+    /// (twice for JPEG, as zune-jpeg, its fallback decoder, takes a copy), the decoded pixels at their
     /// sample width, the second buffer the filters write into, and the encoded
     /// output, bounded by the 8-bit pixels again.
     pub fn memory_needed(&self) -> u64 {
@@ -102,7 +105,7 @@ pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Open
         .take(HEADER_BYTES)
         .read_to_end(file)
         .map_err(read_error)?;
-    let header = match read_header(Cursor::new(&file[..]), settings.max_pixels) {
+    let mut header = match read_header(Cursor::new(&file[..]), settings.max_pixels) {
         Ok(header) => header,
         Err(HeaderError::UnknownFormat) => return Err(FilterError::NotAnImage { path: name() }),
         Err(HeaderError::AreaTooLarge { width, height }) => {
@@ -149,6 +152,7 @@ pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Open
         channels,
         sample_bytes,
         file_bytes,
+        orientation: orientation(&mut header.decoder, settings),
         file: opened,
     })
 }
@@ -205,7 +209,6 @@ pub fn decode_opened(
                 path: name(),
                 message,
             })?;
-            let mut decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
             // libjpeg's pixels, Pillow's own: the same bytes. What it refuses
             // or warns about, and CMYK, the image crate (zune-jpeg) decodes.
             let mut buffer = pixels;
@@ -213,14 +216,17 @@ pub fn decode_opened(
             match jpeg::decode_into(bytes, declared, &mut buffer) {
                 Some(channels) => oriented(
                     Pixels::new(declared.0, declared.1, channels, buffer),
-                    orientation(&mut decoder, settings),
+                    opened.orientation,
                 ),
-                None => decode_with(decoder, path, settings, buffer)?,
+                None => {
+                    let decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
+                    decode_with(decoder, path, settings, buffer, opened.orientation)?
+                }
             }
         }
         _ => {
             let decoder = PngDecoder::new(Cursor::new(bytes)).map_err(decode_error)?;
-            decode_with(decoder, path, settings, pixels)?
+            decode_with(decoder, path, settings, pixels, opened.orientation)?
         }
     };
     Ok(Decoded {
@@ -276,6 +282,7 @@ fn decode_with(
     path: &Path,
     settings: &Settings,
     buffer: Vec<u8>,
+    orientation: Orientation,
 ) -> Result<Pixels, FilterError> {
     let name = || path.display().to_string();
     let decode_error = |error: image::ImageError| FilterError::Decode {
@@ -301,7 +308,6 @@ fn decode_with(
             .max(64 << 20),
     );
     decoder.set_limits(limits).map_err(decode_error)?;
-    let orientation = orientation(&mut decoder, settings);
     let (channels, sample_bytes) =
         layout(decoder.color_type()).ok_or_else(|| FilterError::Decode {
             path: name(),
@@ -322,7 +328,9 @@ fn decode_with(
 }
 
 /// The turn the file's EXIF orientation asks for, when `--auto-orient` wants
-/// it applied.
+/// it applied. The header's decoder has the EXIF block: in a JPEG it comes
+/// before the pixels, in a PNG a decoder reads no further than the pixels'
+/// start before it is asked.
 fn orientation(decoder: &mut impl ImageDecoder, settings: &Settings) -> Orientation {
     if settings.auto_orient {
         // A broken EXIF block is no reason to refuse the pixels.
