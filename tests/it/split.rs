@@ -282,6 +282,15 @@ fn get(strategy: &str, scratch: &Scratch, more: &[&str]) -> std::process::Output
     grab(&arguments, None)
 }
 
+/// The files in `scratch`'s output folder but the folder lock, which a killed
+/// or failed run leaves for the next to take over.
+fn files_but_the_lock(scratch: &Scratch) -> Vec<String> {
+    files_in(&scratch.output())
+        .into_iter()
+        .filter(|name| name != ".grab-lock")
+        .collect()
+}
+
 /// Four pieces of at least 256 KiB: a 4 MiB file splits four ways.
 const FOUR_PIECES: [&str; 4] = ["--split", "4", "--min-split-size", "256k"];
 
@@ -369,10 +378,7 @@ fn a_killed_split_download_resumes_only_the_missing_ranges(strategy: &str) {
     child.wait().unwrap();
     let first_run = server.seen();
     // The killed run's lock stays too; the next run takes it over.
-    let names: Vec<String> = files_in(&scratch.output())
-        .into_iter()
-        .filter(|name| name != ".grab-lock")
-        .collect();
+    let names = files_but_the_lock(&scratch);
     assert_eq!(
         names,
         ["killed.bin.part", "killed.bin.part.ranges"],
@@ -548,10 +554,7 @@ fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
     assert!(began.elapsed() < Duration::from_secs(30), "{stderr}");
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--max-time"), "{stderr}");
-    let names: Vec<String> = files_in(&scratch.output())
-        .into_iter()
-        .filter(|name| name != ".grab-lock")
-        .collect();
+    let names = files_but_the_lock(&scratch);
     assert_eq!(
         names,
         ["timed.bin.part", "timed.bin.part.ranges"],
