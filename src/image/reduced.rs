@@ -1,8 +1,8 @@
 //! JPEGs decoded at a reduced scale, for images that are shrunk anyway:
-//! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes a
-//! quarter or a half of each side straight from the DCT coefficients, so most
-//! of the inverse transform, the chroma upsampling and the colour conversion
-//! of the full-size image never run. It runs on the calling thread (no helper
+//! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes
+//! an eighth, a quarter or a half of each side straight from the DCT
+//! coefficients, so most of the inverse transform, the chroma upsampling and
+//! the colour conversion of the full-size image never run. It runs on the calling thread (no helper
 //! threads, unlike `jpeg-decoder`'s reduced decode). Its SIMD code is
 //! assembled with nasm when grab is built (`./test` and CI install it); a
 //! build without nasm still works, at about 10% more CPU per image.
@@ -18,17 +18,20 @@ use super::jpeg::strict_errors;
 use image::metadata::Orientation;
 
 /// Reductions libjpeg may decode to, as numerators over 8, most reduced first:
-/// a quarter, then a half when libjpeg-turbo runs its SIMD code (built with
-/// nasm, on a CPU that has it). CPU per image of a whole `bench/dataset.sh
-/// 1000 0` run (download, decode, resize, encode, shards), same rounds: a
-/// quarter alone, without SIMD 2.67 - 2.69 ms, with SIMD 2.39 - 2.43 ms; a
-/// quarter or a half with SIMD 2.10 - 2.12 ms. Without SIMD a half costs more
-/// than zune-jpeg's full-scale decode (2.57 - 2.95 against 2.36 - 2.61 ms), so
-/// such a build keeps to a quarter. 1/8 (each block's DC coefficient alone)
-/// was measured further from an area downscale when `jpeg-decoder` was tried,
-/// and is not offered.
+/// an eighth (each block's DC coefficient, the mean of its 8x8 pixels: an
+/// exact area average, with no inverse transform to run), a quarter, then a
+/// half when libjpeg-turbo runs its SIMD code (built with nasm, on a CPU that
+/// has it). CPU per image of a whole `bench/dataset.sh 1000 0` run (download,
+/// decode, resize, encode, shards), same rounds: a quarter alone, without SIMD
+/// 2.67 - 2.69 ms, with SIMD 2.39 - 2.43 ms; a quarter or a half with SIMD
+/// 2.10 - 2.12 ms. Without SIMD a half costs more than zune-jpeg's full-scale
+/// decode (2.57 - 2.95 against 2.36 - 2.61 ms), so such a build keeps to a
+/// quarter. The eighth, on the 1500 - 2600 px set (`IMAGES=large`), cut CPU per
+/// image by about 12% (10.2 - 10.7 ms to 9.1 - 9.2 ms, a busy machine), the
+/// quarter's 2x2 inverse transform having been 13% of all CPU; its output stays
+/// as close to the whole decode's as the quarter's (mean 0.45 - 0.57 levels).
 pub fn reductions() -> &'static [u8] {
-    if simd() { &[2, 4] } else { &[2] }
+    if simd() { &[1, 2, 4] } else { &[1, 2] }
 }
 
 /// Whether libjpeg-turbo converts colours with SIMD code here: built with

@@ -893,6 +893,8 @@ mod tests {
             8
         };
         let cases = [
+            ("eighth", (2400, 1800), Rgb, false, None, 1, true),
+            ("eighth, narrow", (2600, 1500), Rgb, false, None, 1, true),
             ("quarter", (1100, 830), Rgb, false, None, 2, true),
             ("half", (1000, 750), Rgb, false, None, half, half < 8),
             ("whole", (500, 375), Rgb, false, None, 8, false),
