@@ -168,6 +168,12 @@ pub struct BuildArgs {
     /// Threads decoding, resizing and encoding [default: one per CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub image_workers: Option<u32>,
+    /// Memory the downloaded bodies waiting to be decoded may hold together
+    /// (k, M, G suffixes, 1024-based): a download starts once a body of the
+    /// mean size so far fits, so large pictures cannot pile up behind busy
+    /// image threads [default: 16M per image thread, at least 32M].
+    #[arg(long, value_name = "SIZE", value_parser = super::positive_size)]
+    pub memory_limit: Option<u64>,
     /// Abandon a transfer that receives nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds)]
     pub timeout: f64,
@@ -382,6 +388,7 @@ impl BuildArgs {
         config.image_workers = self
             .image_workers
             .map_or_else(cpus, |workers| workers as usize);
+        config.memory_limit = self.memory_limit;
         config.console = self.console();
         config.worker_program = program;
         config.heartbeat = Duration::from_secs_f64(self.heartbeat);

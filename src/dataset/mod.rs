@@ -101,6 +101,10 @@ pub struct DatasetConfig {
     pub per_host: Option<usize>,
     /// Threads decoding, resizing and encoding.
     pub image_workers: usize,
+    /// Bytes the downloaded bodies waiting for the image threads may hold
+    /// together (`--memory-limit`); `None`: 16 MiB per image thread, at
+    /// least 32 MiB.
+    pub memory_limit: Option<u64>,
     pub console: Console,
     pub worker_program: WorkerProgram,
     pub interrupt: Option<Interrupt>,
@@ -146,6 +150,7 @@ impl DatasetConfig {
             jobs: 64,
             per_host: None,
             image_workers: std::thread::available_parallelism().map_or(1, |count| count.get()),
+            memory_limit: None,
             console: Console::silent(),
             worker_program: WorkerProgram::current(),
             interrupt: None,
@@ -430,8 +435,10 @@ struct Bodies {
 }
 
 impl Bodies {
-    fn new(image_workers: usize) -> Bodies {
-        let total = (image_workers as u64 * BODY_BUDGET_PER_IMAGE_WORKER).max(BODY_BUDGET_LEAST);
+    fn new(image_workers: usize, limit: Option<u64>) -> Bodies {
+        let total = limit.unwrap_or_else(|| {
+            (image_workers as u64 * BODY_BUDGET_PER_IMAGE_WORKER).max(BODY_BUDGET_LEAST)
+        });
         Bodies {
             budget: Budget::new(total),
             arrived: Mutex::new((0, 0)),
@@ -558,7 +565,10 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         spools: Mutex::default(),
     });
     let waiting: Arc<Waiting> = Arc::default();
-    let bodies = Arc::new(Bodies::new(config.image_workers.max(1)));
+    let bodies = Arc::new(Bodies::new(
+        config.image_workers.max(1),
+        config.memory_limit,
+    ));
 
     // The image pool: its own engine run, on a thread of its own.
     let image_workers = config.image_workers.max(1);

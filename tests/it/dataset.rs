@@ -1673,3 +1673,28 @@ fn a_byte_order_mark_before_the_first_url_of_a_txt_table_is_ignored() {
         "{stats}"
     );
 }
+
+/// `--memory-limit` bounds the bodies a run holds: with room for one 50,000
+/// byte body, the eight rows are fetched one at a time whatever `-j` says;
+/// without it, the default budget lets them overlap.
+#[test]
+fn the_memory_limit_bounds_the_bodies_in_flight() {
+    let most_at_once = |limit: &[&str]| {
+        let server = super::faults::FaultServer::start();
+        let scratch = Scratch::new();
+        let table: String = (1..=8)
+            .map(|number| server.url(&format!("/busy/b{number}")) + "\n")
+            .collect();
+        let table = scratch.write("urls.txt", &table);
+        let mut more = vec!["-j", "8", "--image-workers", "1"];
+        more.extend_from_slice(limit);
+        let output = dataset(&scratch, &table, &more);
+        assert_ran(&output);
+        server.most_at_once()
+    };
+    assert_eq!(most_at_once(&["--memory-limit", "50k"]), 1);
+    assert!(
+        most_at_once(&[]) > 1,
+        "the default budget holds eight bodies"
+    );
+}
