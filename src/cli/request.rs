@@ -11,7 +11,7 @@ use clap::Args;
 use super::{positive_seconds, positive_size};
 use crate::http::Settings;
 use crate::http::proxy::Proxies;
-use crate::http::settings::HttpVersion;
+use crate::http::settings::{CookieFiles, HttpVersion};
 use crate::http::tls::Trust;
 
 #[derive(Debug, Args)]
@@ -183,9 +183,11 @@ impl RequestArgs {
             Some(text) => crate::http::resolve::parse_servers(text)?,
             None => Vec::new(),
         };
-        settings.load_cookies = self.load_cookies.clone();
-        settings.save_cookies = self.save_cookies.clone();
-        settings.keep_session_cookies = self.keep_session_cookies;
+        settings.cookies = CookieFiles {
+            load: self.load_cookies.clone(),
+            save: self.save_cookies.clone(),
+            keep_session: self.keep_session_cookies,
+        };
         settings.netrc = match (&self.netrc_file, self.netrc) {
             (Some(file), _) => Some(file.clone()),
             (None, true) => std::env::home_dir().map(|home| home.join(".netrc")),

@@ -693,9 +693,9 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
         ticker.stop();
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
-    if let Some(path) = &config.download.save_cookies {
+    if let Some(path) = &config.download.cookies.save {
         logins
-            .save(path, config.download.keep_session_cookies)
+            .save(path, config.download.cookies.keep_session)
             .with_context(|| format!("cannot save the cookies to {}", path.display()))?;
     }
     match pooled {

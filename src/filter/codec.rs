@@ -32,7 +32,7 @@ use image::{
 };
 
 use super::kernels::Pixels;
-use super::{FilterError, Settings};
+use super::{Failure, FilterError, Settings};
 use crate::image::header::{ImageError as HeaderError, read_header};
 use crate::image::jpeg;
 
@@ -93,11 +93,8 @@ impl Opened {
 /// declares more than `settings.max_pixels`, fails here, before it is read
 /// whole or anything is allocated for its pixels.
 pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Opened, FilterError> {
-    let name = || path.display().to_string();
-    let read_error = |error: io::Error| FilterError::Read {
-        path: name(),
-        message: error.to_string(),
-    };
+    let fail = |failure| FilterError::new(path, failure);
+    let read_error = |error: io::Error| fail(Failure::Read(error.to_string()));
     let mut opened = File::open(path).map_err(read_error)?;
     let file_bytes = opened.metadata().map_err(read_error)?.len();
     file.clear();
@@ -107,14 +104,13 @@ pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Open
         .map_err(read_error)?;
     let mut header = match read_header(Cursor::new(&file[..]), settings.max_pixels) {
         Ok(header) => header,
-        Err(HeaderError::UnknownFormat) => return Err(FilterError::NotAnImage { path: name() }),
+        Err(HeaderError::UnknownFormat) => return Err(fail(Failure::NotAnImage)),
         Err(HeaderError::AreaTooLarge { width, height }) => {
-            return Err(FilterError::TooManyPixels {
-                path: name(),
+            return Err(fail(Failure::TooManyPixels {
                 width,
                 height,
                 limit: settings.max_pixels,
-            });
+            }));
         }
         Err(HeaderError::Decode(message)) => {
             let cut = if (file.len() as u64) < file_bytes {
@@ -125,26 +121,19 @@ pub fn open(path: &Path, settings: &Settings, file: &mut Vec<u8>) -> Result<Open
             } else {
                 String::new()
             };
-            return Err(FilterError::Decode {
-                path: name(),
-                message: format!("{message}{cut}"),
-            });
+            return Err(fail(Failure::Decode(format!("{message}{cut}"))));
         }
-        Err(other) => {
-            return Err(FilterError::Decode {
-                path: name(),
-                message: other.to_string(),
-            });
-        }
+        Err(other) => return Err(fail(Failure::Decode(other.to_string()))),
     };
     if !matches!(header.format, ImageFormat::Jpeg | ImageFormat::Png) {
-        return Err(FilterError::NotAnImage { path: name() });
+        return Err(fail(Failure::NotAnImage));
     }
-    let (channels, sample_bytes) =
-        layout(header.decoder.color_type()).ok_or_else(|| FilterError::Decode {
-            path: name(),
-            message: format!("unsupported colour type {:?}", header.decoder.color_type()),
-        })?;
+    let (channels, sample_bytes) = layout(header.decoder.color_type()).ok_or_else(|| {
+        fail(Failure::Decode(format!(
+            "unsupported colour type {:?}",
+            header.decoder.color_type()
+        )))
+    })?;
     Ok(Opened {
         format: header.format,
         width: header.width,
@@ -190,25 +179,16 @@ pub fn decode_opened(
     file: &mut Vec<u8>,
     pixels: Vec<u8>,
 ) -> Result<Decoded, FilterError> {
-    let name = || path.display().to_string();
+    let fail = |failure| FilterError::new(path, failure);
     opened
         .file
         .read_to_end(file)
-        .map_err(|error| FilterError::Read {
-            path: name(),
-            message: error.to_string(),
-        })?;
+        .map_err(|error| fail(Failure::Read(error.to_string())))?;
     let bytes = &file[..];
-    let decode_error = |error: image::ImageError| FilterError::Decode {
-        path: name(),
-        message: error.to_string(),
-    };
+    let decode_error = |error: image::ImageError| fail(Failure::Decode(error.to_string()));
     let pixels = match opened.format {
         ImageFormat::Jpeg => {
-            check_jpeg_complete(bytes).map_err(|message| FilterError::Decode {
-                path: name(),
-                message,
-            })?;
+            check_jpeg_complete(bytes).map_err(|message| fail(Failure::Decode(message)))?;
             // libjpeg's pixels, Pillow's own: the same bytes. What it refuses
             // or warns about, and CMYK, the image crate (zune-jpeg) decodes.
             let mut buffer = pixels;
@@ -284,19 +264,15 @@ fn decode_with(
     buffer: Vec<u8>,
     orientation: Orientation,
 ) -> Result<Pixels, FilterError> {
-    let name = || path.display().to_string();
-    let decode_error = |error: image::ImageError| FilterError::Decode {
-        path: name(),
-        message: error.to_string(),
-    };
+    let fail = |failure| FilterError::new(path, failure);
+    let decode_error = |error: image::ImageError| fail(Failure::Decode(error.to_string()));
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > settings.max_pixels {
-        return Err(FilterError::TooManyPixels {
-            path: name(),
+        return Err(fail(Failure::TooManyPixels {
             width,
             height,
             limit: settings.max_pixels,
-        });
+        }));
     }
     // The decoder's own allocation cap, in step with the pixel limit, is the
     // second line: it also bounds what a decoder allocates besides the pixels.
@@ -308,11 +284,12 @@ fn decode_with(
             .max(64 << 20),
     );
     decoder.set_limits(limits).map_err(decode_error)?;
-    let (channels, sample_bytes) =
-        layout(decoder.color_type()).ok_or_else(|| FilterError::Decode {
-            path: name(),
-            message: format!("unsupported colour type {:?}", decoder.color_type()),
-        })?;
+    let (channels, sample_bytes) = layout(decoder.color_type()).ok_or_else(|| {
+        fail(Failure::Decode(format!(
+            "unsupported colour type {:?}",
+            decoder.color_type()
+        )))
+    })?;
     let mut data = buffer;
     data.clear();
     // Within the pixel limit checked above, so this fits in memory.

@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Filter, FilterError, Job, Outcome, has_image_extension, output_name, record};
+use super::{Failure, Filter, FilterError, Job, Outcome, has_image_extension, output_name, record};
 
 /// What becomes of one path of the batch.
 #[derive(Debug)]
@@ -90,10 +90,12 @@ pub fn plan(paths: &[PathBuf], output_dir: &Path, filters: &[Filter]) -> Vec<Pla
         };
         if canonical_inputs.contains(&canonical_output_dir.join(&name)) {
             jobs.push(Planned::Failed(Outcome {
-                result: Err(FilterError::WouldReplaceInput {
-                    path: job.input.display().to_string(),
-                    output: job.output.display().to_string(),
-                }),
+                result: Err(FilterError::new(
+                    &job.input,
+                    Failure::WouldReplaceInput {
+                        output: job.output.display().to_string(),
+                    },
+                )),
                 job,
                 elapsed: Duration::ZERO,
             }));
@@ -125,10 +127,7 @@ fn failed(input: &Path, output: &Path, error: std::io::Error) -> Outcome {
             output: output.to_path_buf(),
             replace: false,
         },
-        result: Err(FilterError::Read {
-            path: input.display().to_string(),
-            message: error.to_string(),
-        }),
+        result: Err(FilterError::new(input, Failure::Read(error.to_string()))),
         elapsed: Duration::ZERO,
     }
 }
@@ -216,7 +215,7 @@ mod tests {
         let jobs = plan(&paths, root.path(), &[Filter::Blur]);
         let missing = failure(&jobs[0]);
         assert!(
-            matches!(&missing.result, Err(FilterError::Read { path, .. }) if path.ends_with("missing.png"))
+            matches!(&missing.result, Err(FilterError { path, failure: Failure::Read(_) }) if path.ends_with("missing.png"))
         );
         // blur_a.png is the user's: a.png's output takes the next name.
         assert_eq!(job(&jobs[1]).output, root.path().join("blur_a-1.png"));

@@ -185,30 +185,22 @@ impl Memory {
     /// reservation is `None` where nothing is held here (unlimited, or held by
     /// the parent for the job).
     fn reserve(&self, bytes: u64, job: &Job) -> Result<Option<Reservation>, FilterError> {
-        let path = || job.input.display().to_string();
+        let fail = |failure| FilterError::new(&job.input, failure);
         match self {
             Memory::Unlimited => Ok(None),
-            Memory::Budget(budget) => {
-                budget
-                    .reserve(bytes)
-                    .map(Some)
-                    .map_err(|over| FilterError::OverMemoryBudget {
-                        path: path(),
-                        needed: bytes,
-                        budget: over.total,
-                    })
-            }
-            Memory::Parent(parent) => match parent.ask(Reserve { bytes }) {
-                Ok(Ok(())) => Ok(None),
-                Ok(Err(over)) => Err(FilterError::OverMemoryBudget {
-                    path: path(),
+            Memory::Budget(budget) => budget.reserve(bytes).map(Some).map_err(|over| {
+                fail(Failure::OverMemoryBudget {
                     needed: bytes,
                     budget: over.total,
-                }),
-                Err(error) => Err(FilterError::NoBudget {
-                    path: path(),
-                    message: error.to_string(),
-                }),
+                })
+            }),
+            Memory::Parent(parent) => match parent.ask(Reserve { bytes }) {
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(over)) => Err(fail(Failure::OverMemoryBudget {
+                    needed: bytes,
+                    budget: over.total,
+                })),
+                Err(error) => Err(fail(Failure::NoBudget(error.to_string()))),
             },
         }
     }
@@ -238,50 +230,86 @@ pub struct Filtered {
 }
 
 /// What went wrong with one image; every message names the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum FilterError {
-    #[error("cannot read {path}: {message}")]
-    Read { path: String, message: String },
-    #[error("{path}: not a JPEG or PNG image")]
-    NotAnImage { path: String },
-    #[error(
-        "{path}: {width}x{height} is over the limit of {limit} pixels (--max-pixels); not decoded"
-    )]
-    TooManyPixels {
-        path: String,
-        width: u32,
-        height: u32,
-        limit: u64,
-    },
-    #[error("cannot decode {path}: {message}")]
-    Decode { path: String, message: String },
-    #[error(
-        "{path}: needs {} to filter, more than the {} the memory budget has for images (--memory-limit); not decoded",
-        human_bytes(*needed),
-        human_bytes(*budget)
-    )]
-    OverMemoryBudget {
-        path: String,
-        needed: u64,
-        budget: u64,
-    },
-    #[error("{path}: cannot reserve memory: {message}")]
-    NoBudget { path: String, message: String },
-    #[error("cannot encode {path}: {message}")]
-    Encode { path: String, message: String },
-    #[error("cannot write {path}: {message}")]
-    Write { path: String, message: String },
-    #[error("{path}: its output {output} would replace an input of this batch")]
-    WouldReplaceInput { path: String, output: String },
-    #[error("{path}: its output {output} appeared meanwhile, not written by grab; left alone")]
-    OutputTaken { path: String, output: String },
-    #[error("{path}: filtering panicked: {message}")]
-    Panicked { path: String, message: String },
-    #[error("{path}: the worker process died")]
-    WorkerDied { path: String },
-    #[error("{path}: no worker process: {message}")]
-    WorkerStart { path: String, message: String },
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterError {
+    /// The input, or the output for [`Failure::Encode`] and [`Failure::Write`].
+    pub path: String,
+    pub failure: Failure,
 }
+
+/// How one image failed; [`FilterError`] names the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    Read(String),
+    NotAnImage,
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    Decode(String),
+    OverMemoryBudget { needed: u64, budget: u64 },
+    NoBudget(String),
+    Encode(String),
+    Write(String),
+    WouldReplaceInput { output: String },
+    OutputTaken { output: String },
+    Panicked(String),
+    WorkerDied,
+    WorkerStart(String),
+}
+
+impl FilterError {
+    pub fn new(path: &Path, failure: Failure) -> FilterError {
+        FilterError {
+            path: path.display().to_string(),
+            failure,
+        }
+    }
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = &self.path;
+        match &self.failure {
+            Failure::Read(message) => write!(formatter, "cannot read {path}: {message}"),
+            Failure::NotAnImage => write!(formatter, "{path}: not a JPEG or PNG image"),
+            Failure::TooManyPixels {
+                width,
+                height,
+                limit,
+            } => write!(
+                formatter,
+                "{path}: {width}x{height} is over the limit of {limit} pixels (--max-pixels); not decoded"
+            ),
+            Failure::Decode(message) => write!(formatter, "cannot decode {path}: {message}"),
+            Failure::OverMemoryBudget { needed, budget } => write!(
+                formatter,
+                "{path}: needs {} to filter, more than the {} the memory budget has for images (--memory-limit); not decoded",
+                human_bytes(*needed),
+                human_bytes(*budget)
+            ),
+            Failure::NoBudget(message) => {
+                write!(formatter, "{path}: cannot reserve memory: {message}")
+            }
+            Failure::Encode(message) => write!(formatter, "cannot encode {path}: {message}"),
+            Failure::Write(message) => write!(formatter, "cannot write {path}: {message}"),
+            Failure::WouldReplaceInput { output } => write!(
+                formatter,
+                "{path}: its output {output} would replace an input of this batch"
+            ),
+            Failure::OutputTaken { output } => write!(
+                formatter,
+                "{path}: its output {output} appeared meanwhile, not written by grab; left alone"
+            ),
+            Failure::Panicked(message) => {
+                write!(formatter, "{path}: filtering panicked: {message}")
+            }
+            Failure::WorkerDied => write!(formatter, "{path}: the worker process died"),
+            Failure::WorkerStart(message) => {
+                write!(formatter, "{path}: no worker process: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FilterError {}
 
 /// The result of one job, as every strategy reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -399,10 +427,10 @@ pub fn filter_within(job: &Job, settings: &Settings, memory: &Memory) -> Outcome
     let started = Instant::now();
     let result = panic::catch_unwind(AssertUnwindSafe(|| filter_unguarded(job, settings, memory)))
         .unwrap_or_else(|payload| {
-            Err(FilterError::Panicked {
-                path: job.input.display().to_string(),
-                message: panic_message(payload.as_ref()),
-            })
+            Err(FilterError::new(
+                &job.input,
+                Failure::Panicked(panic_message(payload.as_ref())),
+            ))
         });
     Outcome {
         job: job.clone(),
@@ -447,10 +475,7 @@ fn filter_with(
     );
     let channels = result.channels;
     buffers.pixels = result.data;
-    encoded.map_err(|message| FilterError::Encode {
-        path: job.output.display().to_string(),
-        message,
-    })?;
+    encoded.map_err(|message| FilterError::new(&job.output, Failure::Encode(message)))?;
     write_output(job, &buffers.encoded)?;
     Ok(Filtered {
         width,
@@ -464,10 +489,8 @@ fn filter_with(
 /// output on disk is always recognised as ours, even after a crash between the
 /// two.
 fn write_output(job: &Job, bytes: &[u8]) -> Result<(), FilterError> {
-    let write_error = |error: std::io::Error| FilterError::Write {
-        path: job.output.display().to_string(),
-        message: error.to_string(),
-    };
+    let write_error =
+        |error: std::io::Error| FilterError::new(&job.output, Failure::Write(error.to_string()));
     let folder = match job.output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -476,12 +499,12 @@ fn write_output(job: &Job, bytes: &[u8]) -> Result<(), FilterError> {
         record::add(folder, &name.to_string_lossy()).map_err(write_error)?;
     }
     match crate::fs::atomic::write_atomically(&job.output, bytes, job.replace) {
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(FilterError::OutputTaken {
-                path: job.input.display().to_string(),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(FilterError::new(
+            &job.input,
+            Failure::OutputTaken {
                 output: job.output.display().to_string(),
-            })
-        }
+            },
+        )),
         result => result.map_err(write_error),
     }
 }
@@ -563,6 +586,75 @@ pub fn has_image_extension(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_failure_names_its_file() {
+        let path = Path::new("in/a.jpg");
+        let says = |failure| FilterError::new(path, failure).to_string();
+        let message = || "why".to_string();
+        let output = || "out/a.jpg".to_string();
+        let texts = [
+            (says(Failure::Read(message())), "cannot read in/a.jpg: why"),
+            (
+                says(Failure::NotAnImage),
+                "in/a.jpg: not a JPEG or PNG image",
+            ),
+            (
+                says(Failure::TooManyPixels {
+                    width: 4,
+                    height: 3,
+                    limit: 10,
+                }),
+                "in/a.jpg: 4x3 is over the limit of 10 pixels (--max-pixels); not decoded",
+            ),
+            (
+                says(Failure::Decode(message())),
+                "cannot decode in/a.jpg: why",
+            ),
+            (
+                says(Failure::OverMemoryBudget {
+                    needed: 3 << 20,
+                    budget: 2048,
+                }),
+                "in/a.jpg: needs 3.0 MiB to filter, more than the 2.0 KiB the memory budget has for images (--memory-limit); not decoded",
+            ),
+            (
+                says(Failure::NoBudget(message())),
+                "in/a.jpg: cannot reserve memory: why",
+            ),
+            (
+                says(Failure::Encode(message())),
+                "cannot encode in/a.jpg: why",
+            ),
+            (
+                says(Failure::Write(message())),
+                "cannot write in/a.jpg: why",
+            ),
+            (
+                says(Failure::WouldReplaceInput { output: output() }),
+                "in/a.jpg: its output out/a.jpg would replace an input of this batch",
+            ),
+            (
+                says(Failure::OutputTaken { output: output() }),
+                "in/a.jpg: its output out/a.jpg appeared meanwhile, not written by grab; left alone",
+            ),
+            (
+                says(Failure::Panicked(message())),
+                "in/a.jpg: filtering panicked: why",
+            ),
+            (
+                says(Failure::WorkerDied),
+                "in/a.jpg: the worker process died",
+            ),
+            (
+                says(Failure::WorkerStart(message())),
+                "in/a.jpg: no worker process: why",
+            ),
+        ];
+        for (said, expected) in texts {
+            assert_eq!(said, expected);
+        }
+    }
 
     #[test]
     fn output_names_join_the_filters_and_the_original_name() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{FilterError, Job, Memory, Outcome, Reserve, Settings, filter_within};
+use super::{Failure, FilterError, Job, Memory, Outcome, Reserve, Settings, filter_within};
 use crate::engine::budget::{OverBudget, Reservation};
 use crate::engine::processes::{Lost, Parent, Remote};
 use crate::engine::{Task, Work};
@@ -91,11 +91,11 @@ impl Remote for Filtering {
     }
 
     fn lost(&self, job: Job, lost: Lost) -> Outcome {
-        let path = job.input.display().to_string();
-        let error = match lost {
-            Lost::WorkerDied => FilterError::WorkerDied { path },
-            Lost::WorkerStart(message) => FilterError::WorkerStart { path, message },
+        let failure = match lost {
+            Lost::WorkerDied => Failure::WorkerDied,
+            Lost::WorkerStart(message) => Failure::WorkerStart(message),
         };
+        let error = FilterError::new(&job.input, failure);
         Outcome {
             job,
             result: Err(error),

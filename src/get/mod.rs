@@ -433,9 +433,9 @@ pub fn run_from<S: Source>(
         ));
     }
     result.with_context(|| format!("the {} strategy failed", config.strategy))?;
-    if let Some(path) = &config.settings.save_cookies {
+    if let Some(path) = &config.settings.cookies.save {
         logins
-            .save(path, config.settings.keep_session_cookies)
+            .save(path, config.settings.cookies.keep_session)
             .with_context(|| format!("cannot save the cookies to {}", path.display()))?;
     }
     let mut summary = reporter.summary(duplicates);

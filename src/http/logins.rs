@@ -33,7 +33,7 @@ impl Logins {
     /// unreadable file is an error naming it.
     pub fn open(settings: &Settings) -> Result<Logins, String> {
         let mut jar = CookieStore::default();
-        if let Some(path) = &settings.load_cookies {
+        if let Some(path) = &settings.cookies.load {
             let text = fs::read_to_string(path).map_err(|error| {
                 format!("cannot read the cookie file {}: {error}", path.display())
             })?;

@@ -62,15 +62,9 @@ pub struct Settings {
     /// `--compressed`: ask for gzip, br or zstd and decode what comes.
     #[serde(default)]
     pub compressed: bool,
-    /// `--load-cookies`: a Netscape cookie file the jar starts with.
+    /// `--load-cookies`, `--save-cookies`, `--keep-session-cookies`.
     #[serde(default)]
-    pub load_cookies: Option<PathBuf>,
-    /// `--save-cookies`: where the jar is written when the run ends.
-    #[serde(default)]
-    pub save_cookies: Option<PathBuf>,
-    /// `--keep-session-cookies`: save cookies without an expiry too.
-    #[serde(default)]
-    pub keep_session_cookies: bool,
+    pub cookies: CookieFiles,
     /// `--netrc`/`--netrc-file`: where Basic credentials per host are read.
     #[serde(default)]
     pub netrc: Option<PathBuf>,
@@ -115,6 +109,17 @@ pub enum HttpVersion {
     Http2PriorKnowledge,
 }
 
+/// The Netscape cookie files of a run, as curl and wget take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CookieFiles {
+    /// `--load-cookies`: the file the jar starts with.
+    pub load: Option<PathBuf>,
+    /// `--save-cookies`: where the jar is written when the run ends.
+    pub save: Option<PathBuf>,
+    /// `--keep-session-cookies`: save cookies without an expiry too.
+    pub keep_session: bool,
+}
+
 fn yes() -> bool {
     true
 }
@@ -144,9 +149,7 @@ impl Settings {
             layout: Layout::default(),
             server_timestamps: true,
             compressed: false,
-            load_cookies: None,
-            save_cookies: None,
-            keep_session_cookies: false,
+            cookies: CookieFiles::default(),
             netrc: None,
             http_version: HttpVersion::Negotiated,
             split: 1,
