@@ -51,7 +51,15 @@ pub fn run(mut command: Command) -> io::Result<Measured> {
     let output = child.wait_with_output()?;
     let wall = started.elapsed();
     let (cpu, peak_memory_bytes) = tree.finish()?;
-    let stderr_lines = stamper.join().unwrap_or_default();
+    // A line read after the exit was written before it: the stamping thread
+    // can lag the child on a busy machine, and a report stamped past the wall
+    // time would draw a transfer ending after its run.
+    let stderr_lines = stamper
+        .join()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(arrival, line)| (arrival.min(wall), line))
+        .collect();
     Ok(Measured {
         wall,
         cpu,
