@@ -106,8 +106,8 @@ pub struct Hashed {
     sniff: usize,
 }
 
-/// Hashes a part file fetched in pieces from its first byte, on a thread of
-/// its own, as far as the pieces' complete prefix reaches
+/// Hashes a part file fetched in pieces, from where its digests stop (its
+/// first byte, or the end of a resumed prefix), on a thread of its own, as far as the pieces' complete prefix reaches
 /// ([`PrefixHasher::advance`]): reading back what was just written costs a
 /// copy from the page cache, and off the connections' path it costs them
 /// nothing. Once the file is whole, [`PrefixHasher::finish`] hashes only what
@@ -123,9 +123,10 @@ pub struct PrefixHasher {
 }
 
 impl PrefixHasher {
-    /// Starts hashing the part at `path` from its first byte into `digests`,
-    /// gathering its first `sniff` bytes.
-    pub fn start(path: PathBuf, digests: Digests, sniff: usize) -> PrefixHasher {
+    /// Starts hashing the part at `path` from byte `position` into `digests`
+    /// (which hold the bytes before it), gathering its first `sniff` bytes
+    /// (none to gather past the start: a resumed part's were judged already).
+    pub fn start(path: PathBuf, digests: Digests, position: u64, sniff: usize) -> PrefixHasher {
         let shared = Arc::new(Shared {
             target: Mutex::new(Target {
                 end: 0,
@@ -135,7 +136,7 @@ impl PrefixHasher {
         });
         let hashed = Hashed {
             digests,
-            position: 0,
+            position,
             first_bytes: Vec::new(),
             sniff,
         };

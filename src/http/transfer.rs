@@ -543,18 +543,22 @@ impl<'a> Transfer<'a> {
     }
 
     /// A hasher that follows the complete prefix of this download's part
-    /// while its pieces arrive, from the part's first byte (a resumed part
-    /// is hashed again from there, its digests never having been kept), and
-    /// gathers the first bytes `--accept` judges. `None` without a part.
-    pub fn prefix_hasher(&self) -> Option<PrefixHasher> {
+    /// while its pieces arrive, and gathers the first bytes `--accept`
+    /// judges. It goes on from this transfer's digests, which cover the
+    /// part's first `written` bytes (what [`Transfer::head`] read back of a
+    /// resumed part, then each byte written after it, as [`Transfer::finish`]
+    /// relies on), so a resumed prefix is read once. `None` without a part.
+    pub fn prefix_hasher(&mut self) -> Option<PrefixHasher> {
         let part = self.part.as_ref()?;
         let sniff = match self.sniffed {
             true => 0,
             false => SNIFF_BYTES,
         };
+        let digests = std::mem::replace(&mut self.hasher, Digests::new(None));
         Some(PrefixHasher::start(
             part.part_path(),
-            Digests::new(self.job.checksum.as_ref()),
+            digests,
+            part.written(),
             sniff,
         ))
     }
@@ -583,6 +587,7 @@ impl<'a> Transfer<'a> {
             PrefixHasher::start(
                 path.clone(),
                 Digests::new(self.job.checksum.as_ref()),
+                0,
                 SNIFF_BYTES,
             )
         });

@@ -568,15 +568,21 @@ fn max_time_ends_a_split_download_and_keeps_its_part(strategy: &str) {
 }
 
 /// `-c` in [`FOUR_PIECES`] completes `name` in `scratch`: the
-/// file byte-identical to `file`, and nothing else left beside it.
+/// file byte-identical to `file`, its SHA-256 (the kept prefix's digests
+/// carried on from the first response into the pieces') checked by
+/// `--checksum` and recorded, and nothing else left beside it.
 fn resumes_whole(strategy: &str, scratch: &Scratch, url: &str, name: &str, file: &[u8]) {
-    let output = get_in_four(strategy, scratch, url, &["-c"]);
+    use sha2::{Digest, Sha256};
+    let sha256 = hex(&Sha256::digest(file));
+    let checksum = format!("sha-256={sha256}");
+    let output = get_in_four(strategy, scratch, url, &["-c", "--checksum", &checksum]);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
         std::fs::read(scratch.output().join(name)).unwrap() == file,
         "byte-identical"
     );
+    assert_eq!(manifest_sha256(&scratch.output(), name), Some(sha256));
     assert_eq!(files_in(&scratch.output()), [name]);
 }
 
