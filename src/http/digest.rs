@@ -108,12 +108,12 @@ pub struct Hashed {
 
 /// Hashes a part file fetched in pieces, from where its digests stop (its
 /// first byte, or the end of a resumed prefix), on a thread of its own, as
-/// far as the pieces' complete prefix reaches ([`PrefixHasher::advance`]): reading back what was just written costs a
-/// copy from the page cache, and off the connections' path it costs them
-/// nothing. Once the file is whole, [`PrefixHasher::finish`] hashes only what
-/// the thread has not reached yet. Without a thread (none could be started)
-/// the whole part is hashed at the finish, as a download without the thread
-/// would.
+/// far as the pieces' complete prefix reaches ([`PrefixHasher::advance`]):
+/// reading back what was just written costs a copy from the page cache, and
+/// off the connections' path it costs them nothing. Once the file is whole,
+/// [`PrefixHasher::finish`] hashes only what the thread has not reached yet.
+/// Without a thread (none could be started) the whole part is hashed at the
+/// finish, as a download without the thread would.
 pub struct PrefixHasher {
     shared: Arc<Shared>,
     path: PathBuf,
