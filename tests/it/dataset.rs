@@ -251,6 +251,16 @@ pub fn samples(output: &Path, shards: u64) -> HashMap<String, serde_json::Map<St
         .collect()
 }
 
+/// The columns of the test tables: URL `link`, caption `text`, and `id` kept.
+const LINK_TEXT_ID: [&str; 6] = [
+    "--url-col",
+    "link",
+    "--caption-col",
+    "text",
+    "--save-cols",
+    "id",
+];
+
 fn urls_file(scratch: &Scratch, server: &ImageServer, paths: &[&str]) -> String {
     let text: String = paths.iter().map(|path| server.url(path) + "\n").collect();
     scratch.write("urls.txt", &text)
@@ -294,16 +304,7 @@ fn every_input_format_gives_the_same_keys_captions_and_columns() {
         let output = dataset(
             scratch,
             table,
-            &[
-                "--url-col",
-                "link",
-                "--caption-col",
-                "text",
-                "--save-cols",
-                "id",
-                "--image-size",
-                "64",
-            ],
+            &[&LINK_TEXT_ID[..], &["--image-size", "64"]].concat(),
         );
         assert_ran(&output);
         let folder = scratch.output().join("00000");
@@ -1452,19 +1453,17 @@ fn a_json_array_gives_the_shards_its_records_give_as_json_lines() {
     .collect();
     let records = records(&links);
     let flags = [
-        "--url-col",
-        "link",
-        "--caption-col",
-        "text",
-        "--save-cols",
-        "id",
-        "--samples-per-shard",
-        "2",
-        "--image-size",
-        "64",
-        "--output-format",
-        "webdataset",
-    ];
+        &LINK_TEXT_ID[..],
+        &[
+            "--samples-per-shard",
+            "2",
+            "--image-size",
+            "64",
+            "--output-format",
+            "webdataset",
+        ],
+    ]
+    .concat();
     let lines = Scratch::new();
     let table = lines.write("t.jsonl", &(records.join("\n") + "\n"));
     assert_ran(&dataset(&lines, &table, &flags));
