@@ -71,9 +71,9 @@ pub struct Opened {
 
 impl Opened {
     /// The bytes this image holds at its peak while it is filtered: the file
-    /// (twice for JPEG, as zune-jpeg, its fallback decoder, takes a copy), the decoded pixels at their
-    /// sample width, the second buffer the filters write into, and the encoded
-    /// output, bounded by the 8-bit pixels again.
+    /// (twice for JPEG, as zune-jpeg, its fallback decoder, takes a copy), the
+    /// decoded pixels at their sample width, the second buffer the filters
+    /// write into, and the encoded output, bounded by the 8-bit pixels again.
     pub fn memory_needed(&self) -> u64 {
         let file_copies = if self.format == ImageFormat::Jpeg {
             2

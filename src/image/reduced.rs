@@ -2,10 +2,11 @@
 //! libjpeg-turbo (MozJPEG's copy of it, through the `mozjpeg` crate) computes
 //! an eighth, a quarter or a half of each side straight from the DCT
 //! coefficients, so most of the inverse transform, the chroma upsampling and
-//! the colour conversion of the full-size image never run. It runs on the calling thread (no helper
-//! threads, unlike `jpeg-decoder`'s reduced decode). Its SIMD code is
-//! assembled with nasm when grab is built (`./test` and CI install it); a
-//! build without nasm still works, at about 10% more CPU per image.
+//! the colour conversion of the full-size image never run. It runs on the
+//! calling thread (no helper threads, unlike `jpeg-decoder`'s reduced
+//! decode). Its SIMD code is assembled with nasm when grab is built (`./test`
+//! and CI install it); a build without nasm still works, at about 10% more
+//! CPU per image.
 //!
 //! Anything libjpeg refuses or even warns about (CMYK, arithmetic coding, data
 //! it would patch over with grey) gives `None`, and the caller decodes the
