@@ -373,10 +373,10 @@ impl BuildArgs {
         config.shard_digits = self.oom_shard_count as usize;
         let download = &mut config.download;
         self.request.apply(download)?;
-        download.idle_timeout = Duration::from_secs_f64(self.timeout);
+        download.timeouts.idle = Duration::from_secs_f64(self.timeout);
         download.retries = self.retries;
-        download.max_size = Some(self.max_size);
-        download.refused_robots = self
+        download.acceptance.max_size = Some(self.max_size);
+        download.acceptance.refused_robots = self
             .disallowed_header_directives
             .iter()
             .map(|directive| directive.trim().to_lowercase())
@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(config.image.resize_mode, ResizeMode::Border);
         assert_eq!(config.image.encode_quality, 95);
         assert_eq!(
-            config.download.refused_robots,
+            config.download.acceptance.refused_robots,
             ["noai", "noimageai", "noindex", "noimageindex", "none"]
         );
         assert_eq!(
@@ -530,7 +530,7 @@ mod tests {
             "a,b",
         ])
         .unwrap();
-        assert!(config.download.refused_robots.is_empty());
+        assert!(config.download.acceptance.refused_robots.is_empty());
         assert_eq!(config.image.encode_quality, 9);
         assert_eq!(config.download.user_agent, "bot/1");
         assert_eq!(config.columns.save, ["a", "b"]);

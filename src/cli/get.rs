@@ -207,11 +207,11 @@ impl GetArgs {
         }
         let mut config = GetConfig::new(&self.output_dir, self.strategy);
         let settings = &mut config.settings;
-        settings.idle_timeout = Duration::from_secs_f64(self.timeout);
+        settings.timeouts.idle = Duration::from_secs_f64(self.timeout);
         settings.retries = self.retries;
         settings.retry_wait = Duration::from_secs_f64(self.retry_wait);
-        settings.max_size = self.max_size;
-        settings.accept = self.accept_patterns()?;
+        settings.acceptance.max_size = self.max_size;
+        settings.acceptance.accept = self.accept_patterns()?;
         self.request.apply(settings)?;
         settings.content_disposition = self.content_disposition;
         settings.server_timestamps = !self.no_server_timestamps;
@@ -482,8 +482,8 @@ mod tests {
         assert_eq!(config.strategy, Strategy::Async);
         assert_eq!(config.jobs, 16);
         assert_eq!(config.settings.output_dir, PathBuf::from("."));
-        assert_eq!(config.settings.idle_timeout, Duration::from_secs(30));
-        assert_eq!(config.settings.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.settings.timeouts.idle, Duration::from_secs(30));
+        assert_eq!(config.settings.timeouts.connect, Duration::from_secs(10));
         assert_eq!(config.settings.retries, 3);
         assert_eq!(config.grace, Duration::from_secs(5));
         assert_eq!(config.progress, ProgressMode::Lines);
@@ -529,11 +529,11 @@ mod tests {
         assert_eq!(config.strategy, Strategy::Processes);
         assert_eq!(config.jobs, 4);
         assert_eq!(config.settings.output_dir, PathBuf::from("photos"));
-        assert_eq!(config.settings.idle_timeout, Duration::from_millis(2500));
+        assert_eq!(config.settings.timeouts.idle, Duration::from_millis(2500));
         assert_eq!(config.settings.retries, 0);
         assert_eq!(config.settings.retry_wait, Duration::ZERO);
-        assert_eq!(config.settings.max_size, Some(1000));
-        assert_eq!(config.settings.accept, ["image/*", "text/plain"]);
+        assert_eq!(config.settings.acceptance.max_size, Some(1000));
+        assert_eq!(config.settings.acceptance.accept, ["image/*", "text/plain"]);
         assert_eq!(config.per_host, Some(2));
         assert!(config.resume && config.force);
         assert_eq!(config.grace, Duration::ZERO);
@@ -569,10 +569,13 @@ mod tests {
         )
         .unwrap();
         let settings = &config.settings;
-        assert_eq!(settings.max_size, Some(10 << 20));
-        assert_eq!(settings.max_time, Some(Duration::from_millis(2500)));
-        assert_eq!(settings.speed_limit, Some(1024));
-        assert_eq!(settings.speed_time, Duration::from_secs(4));
+        assert_eq!(settings.acceptance.max_size, Some(10 << 20));
+        assert_eq!(
+            settings.timeouts.max_time,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(settings.timeouts.speed_limit, Some(1024));
+        assert_eq!(settings.timeouts.speed_time, Duration::from_secs(4));
         assert_eq!(
             settings.headers,
             [
@@ -582,7 +585,7 @@ mod tests {
         );
         assert_eq!(settings.user_agent, "agent/1");
         assert_eq!(
-            settings.accept,
+            settings.acceptance.accept,
             ["image/jpeg", "image/png", "image/gif", "image/webp"]
         );
         let defaults = config_of(&["u"], false).unwrap().settings;
@@ -590,7 +593,7 @@ mod tests {
             defaults.user_agent,
             format!("grab/{}", env!("CARGO_PKG_VERSION"))
         );
-        assert!(defaults.headers.is_empty() && defaults.max_time.is_none());
+        assert!(defaults.headers.is_empty() && defaults.timeouts.max_time.is_none());
         // A User-Agent in -H wins over -A, as in curl.
         let config = config_of(&["-A", "a", "-H", "user-agent: b", "u"], false).unwrap();
         assert_eq!(config.settings.user_agent, "b");

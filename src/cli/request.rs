@@ -144,12 +144,12 @@ impl RequestArgs {
     /// Sets what these flags decide in `settings`; an error names the flag
     /// that is wrong.
     pub fn apply(&self, settings: &mut Settings) -> Result<(), String> {
-        settings.connect_timeout = Duration::from_secs_f64(self.connect_timeout);
-        settings.max_time = self.max_time.map(Duration::from_secs_f64);
-        settings.speed_limit = self.speed_limit;
-        settings.speed_time = Duration::from_secs_f64(self.speed_time);
-        settings.limit_rate = self.limit_rate;
-        settings.limit_rate_per_transfer = self.limit_rate_per_transfer;
+        settings.timeouts.connect = Duration::from_secs_f64(self.connect_timeout);
+        settings.timeouts.max_time = self.max_time.map(Duration::from_secs_f64);
+        settings.timeouts.speed_limit = self.speed_limit;
+        settings.timeouts.speed_time = Duration::from_secs_f64(self.speed_time);
+        settings.rates.total = self.limit_rate;
+        settings.rates.per_transfer = self.limit_rate_per_transfer;
         settings.compressed = self.compressed;
         settings.http_version = match (self.http1_only, self.http2_prior_knowledge) {
             (true, _) => HttpVersion::Http1Only,
@@ -288,11 +288,11 @@ mod tests {
         let get = settings_of("get", &get);
         let dataset = settings_of("dataset", &dataset);
         for settings in [&get, &dataset] {
-            assert_eq!(settings.connect_timeout.as_secs_f64(), 3.0);
-            assert_eq!(settings.max_time.unwrap().as_secs_f64(), 7.5);
-            assert_eq!(settings.speed_limit, Some(2048));
-            assert_eq!(settings.speed_time.as_secs_f64(), 4.0);
-            assert_eq!(settings.limit_rate, Some(1 << 20));
+            assert_eq!(settings.timeouts.connect.as_secs_f64(), 3.0);
+            assert_eq!(settings.timeouts.max_time.unwrap().as_secs_f64(), 7.5);
+            assert_eq!(settings.timeouts.speed_limit, Some(2048));
+            assert_eq!(settings.timeouts.speed_time.as_secs_f64(), 4.0);
+            assert_eq!(settings.rates.total, Some(1 << 20));
             assert_eq!(settings.user_agent, "bot/2");
             assert_eq!(settings.headers, [("X-Token".into(), "1".into())]);
             assert!(settings.trust.insecure);

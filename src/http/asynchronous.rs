@@ -215,7 +215,7 @@ struct Direct {
 fn direct_client(settings: &Settings, resolver: &Arc<Resolver>, pool: usize) -> Direct {
     let mut connector = HttpConnector::new_with_resolver(ForHyper(resolver.clone()));
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(settings.connect_timeout));
+    connector.set_connect_timeout(Some(settings.timeouts.connect));
     // reqwest's: a pooled connection a middlebox dropped is found out.
     connector.set_keepalive(Some(Duration::from_secs(15)));
     Direct {
@@ -266,8 +266,8 @@ fn client(
     Ok(builder
         .tls_certs_only(roots)
         .danger_accept_invalid_certs(settings.trust.insecure)
-        .connect_timeout(settings.connect_timeout)
-        .read_timeout(settings.read_timeout())
+        .connect_timeout(settings.timeouts.connect)
+        .read_timeout(settings.timeouts.read())
         .pool_max_idle_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
         .redirect(reqwest::redirect::Policy::none())
@@ -278,9 +278,9 @@ fn client(
 fn from_reqwest(error: &reqwest::Error, settings: &Settings) -> DownloadError {
     if error.is_timeout() {
         let seconds = if error.is_connect() {
-            settings.connect_timeout
+            settings.timeouts.connect
         } else {
-            settings.read_timeout()
+            settings.timeouts.read()
         };
         return DownloadError::TimedOut {
             seconds: seconds.as_secs(),
@@ -358,13 +358,13 @@ impl Response {
 /// How long the next read may wait: the read timeout, or less when
 /// `--max-time` ends sooner.
 fn read_wait(transfer: &Transfer<'_>, settings: &Settings) -> Duration {
-    let wait = settings.read_timeout();
+    let wait = settings.timeouts.read();
     transfer.time_left().map_or(wait, |left| left.min(wait))
 }
 
 fn read_timed_out(settings: &Settings) -> DownloadError {
     DownloadError::TimedOut {
-        seconds: settings.read_timeout().as_secs(),
+        seconds: settings.timeouts.read().as_secs(),
     }
 }
 
@@ -468,7 +468,7 @@ async fn send_direct(
             if error.is_connect() && io_kind_in_chain(&error) == Some(io::ErrorKind::TimedOut) =>
         {
             Err(DownloadError::TimedOut {
-                seconds: settings.connect_timeout.as_secs(),
+                seconds: settings.timeouts.connect.as_secs(),
             })
         }
         Err(error) => Err(from_error_chain(&error, settings)),

@@ -157,9 +157,9 @@ fn agent(
         // Proxies are decided by grab (see the proxy module), not read by ureq.
         .proxy(None)
         .http_status_as_error(false)
-        .timeout_connect(Some(settings.connect_timeout))
-        .timeout_per_read(Some(settings.read_timeout()))
-        .timeout_per_write(Some(settings.idle_timeout))
+        .timeout_connect(Some(settings.timeouts.connect))
+        .timeout_per_read(Some(settings.timeouts.read()))
+        .timeout_per_write(Some(settings.timeouts.idle))
         .max_idle_connections(pool.max(1))
         .max_idle_connections_per_host(pool.max(1))
         // Redirects are followed by the transfer, the same way for both clients.
@@ -172,10 +172,10 @@ fn agent(
 fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
     match error {
         ureq::Error::Timeout(ureq::Timeout::Connect) => DownloadError::TimedOut {
-            seconds: settings.connect_timeout.as_secs(),
+            seconds: settings.timeouts.connect.as_secs(),
         },
         ureq::Error::Timeout(_) => DownloadError::TimedOut {
-            seconds: settings.read_timeout().as_secs(),
+            seconds: settings.timeouts.read().as_secs(),
         },
         ureq::Error::HostNotFound => DownloadError::Resolve,
         ureq::Error::TooManyRedirects => DownloadError::TooManyRedirects,

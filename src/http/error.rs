@@ -247,7 +247,7 @@ pub(super) fn from_io_kind(kind: io::ErrorKind, settings: &Settings) -> Option<D
         ConnectionRefused => DownloadError::ConnectionRefused,
         ConnectionReset | ConnectionAborted | BrokenPipe => DownloadError::ConnectionReset,
         TimedOut | WouldBlock => DownloadError::TimedOut {
-            seconds: settings.read_timeout().as_secs(),
+            seconds: settings.timeouts.read().as_secs(),
         },
         _ => return None,
     })

@@ -39,7 +39,7 @@ use std::sync::Arc;
 pub use asynchronous::{AsyncClient, async_client, fetch_async};
 pub use blocking::{BlockingClient, blocking_agent, fetch_blocking};
 pub use error::DownloadError;
-pub use outcome::{Complete, Outcome, Saved, Verdict};
+pub use outcome::{Complete, Outcome, Reply, Saved, Verdict};
 pub use request::{Algorithm, Checksum, Conditional, Job, Origin, Plan, Resume};
 pub use retry::retry_delay;
 pub use settings::Settings;
@@ -137,7 +137,8 @@ impl Context {
             logins: Arc::new(logins),
             folder: Arc::new(crate::fs::part::Folder::new(settings.output_dir.clone())),
             pace: settings
-                .limit_rate
+                .rates
+                .total
                 .map(|rate| Arc::new(pace::Pace::new(rate))),
             settings: Arc::new(settings),
             names,

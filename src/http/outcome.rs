@@ -13,13 +13,10 @@ use crate::http::request::Job;
 pub struct Saved {
     pub name: String,
     pub bytes: u64,
-    /// `None` for a file found committed after its worker process died, before
-    /// it could report the response.
-    pub status: Option<u16>,
-    pub content_type: Option<String>,
     pub sha256: String,
-    /// Where the body came from, after redirects.
-    pub final_url: Option<String>,
+    /// What the response said of the body: `None` for a file found
+    /// committed after its worker process died, before it could report it.
+    pub reply: Option<Reply>,
     /// The body itself, when the context kept it in memory (never sent between
     /// processes: a worker process saves to a file). Boxed, so an outcome
     /// stays small where no body is kept.
@@ -39,14 +36,21 @@ impl Saved {
         Saved {
             name,
             bytes,
-            status: None,
-            content_type: None,
             sha256,
-            final_url: None,
+            reply: None,
             body: None,
             resumed_from: None,
         }
     }
+}
+
+/// What a response said of the body it brought.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// Where the body came from, after redirects.
+    pub final_url: Option<String>,
 }
 
 /// A body kept in memory.

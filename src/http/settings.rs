@@ -15,27 +15,16 @@ use crate::fs::layout::Layout;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub output_dir: PathBuf,
-    pub connect_timeout: Duration,
-    /// A transfer that receives nothing for this long is abandoned.
-    pub idle_timeout: Duration,
+    /// When an attempt is abandoned.
+    pub timeouts: Timeouts,
     /// Extra attempts after a transient failure.
     pub retries: u32,
     /// The base of the exponential backoff between attempts.
     pub retry_wait: Duration,
-    /// Larger responses are abandoned.
-    pub max_size: Option<u64>,
-    /// MIME patterns a response must match (Content-Type and first bytes); empty
-    /// accepts anything.
-    pub accept: Vec<String>,
+    /// What a response must be to be kept.
+    pub acceptance: Acceptance,
     /// Name files as the server's Content-Disposition suggests.
     pub content_disposition: bool,
-    /// An attempt that takes longer than this, from its request to its last
-    /// byte, is abandoned (curl's `--max-time`); a retry gets as long again.
-    pub max_time: Option<Duration>,
-    /// A transfer slower than this (bytes per second) for [`Settings::speed_time`]
-    /// is abandoned (curl's `--speed-limit`).
-    pub speed_limit: Option<u64>,
-    pub speed_time: Duration,
     /// Sent with every request (`-H`); credentials (`Authorization`, `Cookie`)
     /// only to the host asked for, not to where a redirect leads elsewhere.
     pub headers: Vec<(String, String)>,
@@ -44,15 +33,8 @@ pub struct Settings {
     pub trust: Trust,
     /// Which requests go through a proxy.
     pub proxies: Proxies,
-    /// Bytes per second for all transfers together (`--limit-rate`). A worker
-    /// process is given its share: the total over the number of workers.
-    pub limit_rate: Option<u64>,
-    /// Bytes per second for each transfer (`--limit-rate-per-transfer`).
-    pub limit_rate_per_transfer: Option<u64>,
-    /// `X-Robots-Tag` directives (`noai`, `noindex`...) that refuse a response
-    /// before its body is read, as an opt-out (`grab dataset`); empty refuses none.
-    #[serde(default)]
-    pub refused_robots: Vec<String>,
+    /// Bandwidth caps (`--limit-rate`, `--limit-rate-per-transfer`).
+    pub rates: Rates,
     /// Where in the output folder files go (`-x`, `-nH`, `--cut-dirs`, `--spread`).
     #[serde(default)]
     pub layout: Layout,
@@ -120,6 +102,72 @@ pub struct CookieFiles {
     pub keep_session: bool,
 }
 
+/// When an attempt is abandoned, as curl's timeouts say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Connecting (`--connect-timeout`).
+    pub connect: Duration,
+    /// A transfer that receives nothing for this long (`--timeout`).
+    pub idle: Duration,
+    /// An attempt that takes longer than this, from its request to its last
+    /// byte (curl's `--max-time`); a retry gets as long again.
+    pub max_time: Option<Duration>,
+    /// A transfer slower than this (bytes per second) for
+    /// [`Timeouts::speed_time`] (curl's `--speed-limit`).
+    pub speed_limit: Option<u64>,
+    pub speed_time: Duration,
+}
+
+impl Default for Timeouts {
+    /// `grab get`'s defaults: 10 s to connect, 30 s of silence, no limit
+    /// on the whole attempt.
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            max_time: None,
+            speed_limit: None,
+            speed_time: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// How long a read may wait for bytes: `--timeout`, or `--speed-time` when
+    /// `--speed-limit` is set and shorter, since receiving nothing for that
+    /// long is slower than any limit (as curl counts it).
+    pub fn read(&self) -> Duration {
+        match self.speed_limit {
+            Some(_) => self.idle.min(self.speed_time),
+            None => self.idle,
+        }
+    }
+}
+
+/// What a response must be to be kept: the checks made on its head and
+/// while its body is read, whichever client fetched it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// Larger responses are abandoned (`--max-size`).
+    pub max_size: Option<u64>,
+    /// MIME patterns a response must match (Content-Type and first bytes);
+    /// empty accepts anything.
+    pub accept: Vec<String>,
+    /// `X-Robots-Tag` directives (`noai`, `noindex`...) that refuse a response
+    /// before its body is read, as an opt-out (`grab dataset`); empty refuses none.
+    pub refused_robots: Vec<String>,
+}
+
+/// Bandwidth caps, in bytes per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    /// All transfers together (`--limit-rate`). A worker process is given
+    /// its share: the total over the number of workers.
+    pub total: Option<u64>,
+    /// Each transfer (`--limit-rate-per-transfer`).
+    pub per_transfer: Option<u64>,
+}
+
 fn yes() -> bool {
     true
 }
@@ -129,23 +177,16 @@ impl Settings {
     pub fn new(output_dir: impl Into<PathBuf>) -> Settings {
         Settings {
             output_dir: output_dir.into(),
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
+            timeouts: Timeouts::default(),
             retries: 3,
             retry_wait: Duration::from_secs(1),
-            max_size: None,
-            accept: Vec::new(),
+            acceptance: Acceptance::default(),
             content_disposition: false,
-            max_time: None,
-            speed_limit: None,
-            speed_time: Duration::from_secs(30),
             headers: Vec::new(),
             user_agent: Settings::default_user_agent(),
             trust: Trust::default(),
             proxies: Proxies::default(),
-            limit_rate: None,
-            limit_rate_per_transfer: None,
-            refused_robots: Vec::new(),
+            rates: Rates::default(),
             layout: Layout::default(),
             server_timestamps: true,
             compressed: false,
@@ -155,16 +196,6 @@ impl Settings {
             split: 1,
             min_split_size: DEFAULT_MIN_SPLIT_SIZE,
             dns_servers: Vec::new(),
-        }
-    }
-
-    /// How long a read may wait for bytes: `--timeout`, or `--speed-time` when
-    /// `--speed-limit` is set and shorter, since receiving nothing for that
-    /// long is slower than any limit (as curl counts it).
-    pub fn read_timeout(&self) -> Duration {
-        match self.speed_limit {
-            Some(_) => self.idle_timeout.min(self.speed_time),
-            None => self.idle_timeout,
         }
     }
 

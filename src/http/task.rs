@@ -300,8 +300,9 @@ impl Remote for InWorkers {
         // Each worker paces itself: with a share of the total, the run as a
         // whole never passes it (a lone transfer then gets only its share).
         let mut settings = (*self.context.settings).clone();
-        settings.limit_rate = settings
-            .limit_rate
+        settings.rates.total = settings
+            .rates
+            .total
             .map(|rate| (rate / self.workers.max(1) as u64).max(1));
         let settings = serde_json::to_string(&settings).expect("settings serialise to JSON");
         (TASK, settings)

@@ -13,7 +13,7 @@ use super::digest::{Digests, PrefixHasher};
 use super::encoding::{self, Decoder};
 use super::error::http_error;
 use super::pace::Pace;
-use super::{BodySink, Context, DownloadError, Saved, Settings};
+use super::{BodySink, Context, DownloadError, Reply, Saved, Settings};
 use crate::fs::manifest::{self, Entry};
 use crate::fs::names;
 use crate::fs::part::PartFile;
@@ -35,7 +35,8 @@ pub struct Head {
     pub last_modified: Option<String>,
     pub retry_after: Option<String>,
     pub final_url: Option<String>,
-    /// Every `X-Robots-Tag` value, for the opt-out ([`Settings::refused_robots`]).
+    /// Every `X-Robots-Tag` value, for the opt-out
+    /// ([`Acceptance::refused_robots`](super::settings::Acceptance::refused_robots)).
     pub robots: Vec<String>,
     /// `Content-Encoding`, decoded with `--compressed`.
     pub content_encoding: Option<String>,
@@ -285,16 +286,17 @@ impl<'a> Transfer<'a> {
             expected: None,
             hasher: Digests::new(job.checksum.as_ref()),
             head: Head::default(),
-            sniffed: context.settings.accept.is_empty(),
+            sniffed: context.settings.acceptance.accept.is_empty(),
             first_bytes: Vec::new(),
             progress: None,
             deadline: context
                 .settings
+                .timeouts
                 .max_time
                 .map(|max_time| Instant::now() + max_time),
             speed_window: (Instant::now(), 0),
             slow_since: None,
-            own_pace: context.settings.limit_rate_per_transfer.map(Pace::new),
+            own_pace: context.settings.rates.per_transfer.map(Pace::new),
             arrived: 0,
             started_over: false,
             unrecorded_start: None,
@@ -388,7 +390,7 @@ impl<'a> Transfer<'a> {
     /// deadline is `--max-time`, whatever the client called it; a body that
     /// ended early says how short it was.
     pub fn network_error(&self, error: DownloadError) -> DownloadError {
-        if let Some(max_time) = self.settings().max_time
+        if let Some(max_time) = self.settings().timeouts.max_time
             && self.time_left() == Some(Duration::ZERO)
             && matches!(
                 error,
@@ -400,17 +402,17 @@ impl<'a> Transfer<'a> {
             };
         }
         // A body that stops for --speed-time is below any --speed-limit: the
-        // read timeout was shortened to say so (see Settings::read_timeout).
+        // read timeout was shortened to say so (see `Timeouts::read`).
         let settings = self.settings();
         if let (DownloadError::TimedOut { .. }, Some(limit), true) = (
             &error,
-            settings.speed_limit,
+            settings.timeouts.speed_limit,
             (self.part.is_some() || self.memory.is_some())
-                && settings.speed_time < settings.idle_timeout,
+                && settings.timeouts.speed_time < settings.timeouts.idle,
         ) {
             return DownloadError::TooSlow {
                 limit,
-                millis: settings.speed_time.as_millis() as u64,
+                millis: settings.timeouts.speed_time.as_millis() as u64,
             };
         }
         self.body_error(error)
@@ -765,20 +767,20 @@ impl<'a> Transfer<'a> {
             }
         }
         let settings = self.settings();
-        if let (Some(limit), Some(expected)) = (settings.max_size, self.expected)
+        if let (Some(limit), Some(expected)) = (settings.acceptance.max_size, self.expected)
             && expected > limit
         {
             return Err(DownloadError::TooLarge { limit });
         }
         if let Some(content_type) = head.content_type.as_deref()
-            && !settings.accept.is_empty()
-            && !mime::content_type_matches(content_type, &settings.accept)
+            && !settings.acceptance.accept.is_empty()
+            && !mime::content_type_matches(content_type, &settings.acceptance.accept)
         {
             return Err(DownloadError::NotAccepted {
                 found: content_type.to_string(),
             });
         }
-        if let Some(directive) = robots_refusal(&head.robots, &settings.refused_robots) {
+        if let Some(directive) = robots_refusal(&head.robots, &settings.acceptance.refused_robots) {
             return Err(DownloadError::OptedOut { directive });
         }
         if !matches!(self.context.body, BodySink::PartFile) {
@@ -789,7 +791,7 @@ impl<'a> Transfer<'a> {
                     let capacity = self
                         .expected
                         .unwrap_or(0)
-                        .min(settings.max_size.unwrap_or(0));
+                        .min(settings.acceptance.max_size.unwrap_or(0));
                     self.memory = Some(Vec::with_capacity(capacity as usize));
                 }
             }
@@ -939,7 +941,7 @@ impl<'a> Transfer<'a> {
                 self.check_first_bytes(&first_bytes)?;
             }
         }
-        let limit = self.settings().max_size;
+        let limit = self.settings().acceptance.max_size;
         let kept = match (self.memory.as_mut(), self.streamed.as_mut()) {
             (Some(memory), _) => {
                 memory.extend_from_slice(bytes);
@@ -1002,14 +1004,14 @@ impl<'a> Transfer<'a> {
     /// timeouts cut a body that stops; these cut one that trickles.
     fn check_pace(&mut self, bytes: u64) -> Result<(), DownloadError> {
         let settings = &self.context.settings;
-        if let Some(max_time) = settings.max_time
+        if let Some(max_time) = settings.timeouts.max_time
             && self.time_left() == Some(Duration::ZERO)
         {
             return Err(DownloadError::MaxTime {
                 millis: max_time.as_millis() as u64,
             });
         }
-        let Some(limit) = settings.speed_limit else {
+        let Some(limit) = settings.timeouts.speed_limit else {
             return Ok(());
         };
         let now = Instant::now();
@@ -1022,10 +1024,10 @@ impl<'a> Transfer<'a> {
         // Below the limit over a whole window: slow since that window began.
         if (*window_bytes as f64) < limit as f64 * span.as_secs_f64() {
             let since = *self.slow_since.get_or_insert(*window_start);
-            if now.duration_since(since) >= settings.speed_time {
+            if now.duration_since(since) >= settings.timeouts.speed_time {
                 return Err(DownloadError::TooSlow {
                     limit,
-                    millis: settings.speed_time.as_millis() as u64,
+                    millis: settings.timeouts.speed_time.as_millis() as u64,
                 });
             }
         } else {
@@ -1039,7 +1041,7 @@ impl<'a> Transfer<'a> {
     /// served as `image/jpeg` is refused, and so is a body of unknown type that
     /// came without a Content-Type.
     fn check_first_bytes(&self, bytes: &[u8]) -> Result<(), DownloadError> {
-        let accept = &self.settings().accept;
+        let accept = &self.settings().acceptance.accept;
         if accept.is_empty() {
             return Ok(());
         }
@@ -1110,10 +1112,8 @@ impl<'a> Transfer<'a> {
             return Ok(Saved {
                 name: self.job.name.clone().unwrap_or_default(),
                 bytes: received,
-                status: Some(self.head.status),
-                content_type: self.head.content_type.take(),
                 sha256: self.finish_digests()?,
-                final_url: self.head.final_url.take(),
+                reply: Some(self.reply()),
                 body: Some(Box::new(super::outcome::Body(body))),
                 resumed_from: None,
             });
@@ -1130,10 +1130,8 @@ impl<'a> Transfer<'a> {
             return Ok(Saved {
                 name: "-".to_string(),
                 bytes: received,
-                status: Some(self.head.status),
-                content_type: self.head.content_type.take(),
                 sha256: self.finish_digests()?,
-                final_url: self.head.final_url.take(),
+                reply: Some(self.reply()),
                 body: None,
                 resumed_from: None,
             });
@@ -1179,13 +1177,21 @@ impl<'a> Transfer<'a> {
         Ok(Saved {
             name,
             bytes: received,
-            status: Some(self.head.status),
-            content_type: self.head.content_type.take(),
             sha256,
-            final_url: self.head.final_url.take(),
+            reply: Some(self.reply()),
             body: None,
             resumed_from: None,
         })
+    }
+
+    /// What the response said of its body, for the outcome: taken from the
+    /// head, which is done with once the body is whole.
+    fn reply(&mut self) -> Reply {
+        Reply {
+            status: self.head.status,
+            content_type: self.head.content_type.take(),
+            final_url: self.head.final_url.take(),
+        }
     }
 
     /// The body's SHA-256, once it is whole; a failure when the job's

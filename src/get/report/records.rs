@@ -68,15 +68,20 @@ impl<'a> Record<'a> {
     pub fn of(outcome: &'a Outcome) -> Record<'a> {
         let (file, outcome_name, status, bytes, content_type, final_url, error) =
             match &outcome.verdict {
-                Verdict::Saved(saved) => (
-                    Some(saved.name.as_str()),
-                    "saved",
-                    saved.status,
-                    saved.bytes,
-                    saved.content_type.as_deref(),
-                    saved.final_url.as_deref().map(crate::redact::url_text),
-                    None,
-                ),
+                Verdict::Saved(saved) => {
+                    let reply = saved.reply.as_ref();
+                    (
+                        Some(saved.name.as_str()),
+                        "saved",
+                        reply.map(|reply| reply.status),
+                        saved.bytes,
+                        reply.and_then(|reply| reply.content_type.as_deref()),
+                        reply
+                            .and_then(|reply| reply.final_url.as_deref())
+                            .map(crate::redact::url_text),
+                        None,
+                    )
+                }
                 Verdict::Skipped(complete) => (
                     Some(complete.name.as_str()),
                     "skipped",
