@@ -41,24 +41,52 @@ pub struct CompareArgs {
     /// Also run curl -Z, wget2 and aria2c, where installed.
     #[arg(long)]
     pub peers: bool,
-    /// Write the table and every run's figures as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub export_json: Option<PathBuf>,
-    /// Write the table as Markdown.
-    #[arg(long, value_name = "FILE")]
-    pub export_markdown: Option<PathBuf>,
-    /// Write the timelines (a lane per worker, a bar per download) as an SVG.
-    #[arg(long, value_name = "FILE")]
-    pub export_svg: Option<PathBuf>,
-    /// Write one self-contained HTML page: timelines, latencies, costs and the table.
-    #[arg(long, value_name = "FILE")]
-    pub export_html: Option<PathBuf>,
+    #[command(flatten)]
+    pub exports: ExportArgs,
     /// Images in the built-in gallery (when no URLs are given).
     #[arg(long, default_value_t = 50)]
     pub gallery_count: usize,
     /// Latency of each gallery image, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub gallery_delay_ms: u64,
+}
+
+/// The files `grab compare` writes beside its table.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write the table and every run's figures as JSON.
+    #[arg(long = "export-json", value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the table as Markdown.
+    #[arg(long = "export-markdown", value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write the timelines (a lane per worker, a bar per download) as an SVG.
+    #[arg(long = "export-svg", value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Write one self-contained HTML page: timelines, latencies, costs and the table.
+    #[arg(long = "export-html", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    /// Writes each file asked for; the first failure, once all were tried.
+    fn write(&self, comparison: &compare::Comparison) -> anyhow::Result<()> {
+        let written = [
+            self.json
+                .as_ref()
+                .map(|path| compare::export::write_json(comparison, path)),
+            self.markdown
+                .as_ref()
+                .map(|path| compare::export::write_markdown(comparison, path)),
+            self.svg
+                .as_ref()
+                .map(|path| compare::picture::write_svg(comparison, path)),
+            self.html
+                .as_ref()
+                .map(|path| compare::picture::write_html(comparison, None, path)),
+        ];
+        written.into_iter().flatten().collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -170,25 +198,7 @@ pub fn run(arguments: &CompareArgs, grab_program: PathBuf) -> ExitStatus {
         compare::export::caption(&comparison),
         compare::export::table(&comparison)
     );
-    let exports = [
-        arguments
-            .export_json
-            .as_ref()
-            .map(|path| compare::export::write_json(&comparison, path)),
-        arguments
-            .export_markdown
-            .as_ref()
-            .map(|path| compare::export::write_markdown(&comparison, path)),
-        arguments
-            .export_svg
-            .as_ref()
-            .map(|path| compare::picture::write_svg(&comparison, path)),
-        arguments
-            .export_html
-            .as_ref()
-            .map(|path| compare::picture::write_html(&comparison, None, path)),
-    ];
-    if let Some(error) = exports.into_iter().flatten().find_map(Result::err) {
+    if let Err(error) = arguments.exports.write(&comparison) {
         eprintln!("grab: {error:#}");
         return ExitStatus::Failed;
     }
