@@ -14,7 +14,7 @@ use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::recipe::{HashType, Recipe, VerifyHash};
 use crate::dataset::settings::{IncrementalMode, SettingsError};
 use crate::dataset::shard::OutputFormat;
-use crate::dataset::{self, DatasetConfig, progress};
+use crate::dataset::{self, DatasetConfig, Shards, progress};
 use crate::engine::ProgressMode;
 use crate::engine::Strategy;
 use crate::engine::processes::WorkerProgram;
@@ -233,7 +233,7 @@ impl DatasetArgs {
         let mut config = self.build.config(program, terminal)?;
         config.samples_per_shard = self.table.samples_per_shard;
         config.columns = self.table.columns();
-        config.shard = self.shard;
+        config.shards = self.shard.map_or(Shards::All, Shards::Part);
         config.incremental_mode = self.incremental_mode;
         config.retry_failed = self.retry_failed;
         match self.incremental_mode {

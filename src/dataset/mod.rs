@@ -110,13 +110,8 @@ pub struct DatasetConfig {
     pub interrupt: Option<Interrupt>,
     pub progress: ProgressMode,
     pub heartbeat: Duration,
-    /// `--shard K/N`: only the output shards whose number is K modulo N, so
-    /// keys and shard numbers stay those of the whole table and N runs
-    /// never write the same shard.
-    pub shard: Option<Shard>,
-    /// Only the output shard of this number (a queue job): rows are read up
-    /// to its end, and no further.
-    pub only_shard: Option<u64>,
+    /// Which of the table's output shards this run builds.
+    pub shards: Shards,
     /// Other runs (queue workers) build other shards in the same folder at
     /// the same time: the folder's lock is taken shared, and this run leaves
     /// the work folder to them, removing only its own downloads.
@@ -126,6 +121,21 @@ pub struct DatasetConfig {
     pub incremental_mode: Option<settings::IncrementalMode>,
     /// Fetch the failed samples of complete shards again and rewrite them.
     pub retry_failed: bool,
+}
+
+/// Which of a table's output shards a run builds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shards {
+    /// Every one.
+    #[default]
+    All,
+    /// `--shard K/N`: those whose number is K modulo N, so keys and shard
+    /// numbers stay those of the whole table and N runs never write the
+    /// same shard.
+    Part(Shard),
+    /// This one only (a queue job): rows are read up to its end, and no
+    /// further.
+    One(u64),
 }
 
 impl DatasetConfig {
@@ -156,8 +166,7 @@ impl DatasetConfig {
             interrupt: None,
             progress: ProgressMode::None,
             heartbeat: Duration::from_secs(5),
-            shard: None,
-            only_shard: None,
+            shards: Shards::All,
             shared_folder: false,
             incremental_mode: None,
             retry_failed: false,
@@ -516,8 +525,9 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
             })
         }));
     }
-    let rows = match config.shard {
-        Some(part) => {
+    let rows: Rows = match config.shards {
+        Shards::All => rows,
+        Shards::Part(part) => {
             let keys = Keys::new(config.samples_per_shard, config.shard_digits);
             // A row the table cannot give stays in: it stops every part's reading.
             Box::new(rows.filter(move |row| {
@@ -525,10 +535,7 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
                     .map_or(true, |row| part.takes_number(keys.shard_of(row.number)))
             }))
         }
-        None => rows,
-    };
-    let rows: Rows = match config.only_shard {
-        Some(shard) => {
+        Shards::One(shard) => {
             let size = config.samples_per_shard;
             let (first, end) = (shard * size, (shard + 1) * size);
             // An unreadable row passes both: it stops the reading.
@@ -537,7 +544,6 @@ pub fn run(config: &DatasetConfig, table: Table) -> anyhow::Result<RunStats> {
                     .take_while(move |row| row.as_ref().map_or(true, |row| row.number < end)),
             )
         }
-        None => rows,
     };
     let layout = config.layout_for(&table.saved_types);
     // A folder of this run's own: runs sharing the folder must not take

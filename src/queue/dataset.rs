@@ -31,7 +31,7 @@ use crate::Named;
 use crate::console::Console;
 use crate::dataset::input::{Columns, InputFormat};
 use crate::dataset::shard::shard_name;
-use crate::dataset::{self, DatasetConfig, RunStats};
+use crate::dataset::{self, DatasetConfig, RunStats, Shards};
 use crate::fs::manifest::hex;
 
 /// One output shard of a table: what a worker needs to build it.
@@ -264,7 +264,7 @@ fn build(
     let mut shard_config = config.clone();
     shard_config.samples_per_shard = job.samples_per_shard;
     shard_config.columns = job.columns.clone();
-    shard_config.only_shard = Some(job.shard);
+    shard_config.shards = Shards::One(job.shard);
     let layout = shard_config.layout();
     // In the results stream, a shard's size is its samples saved.
     let done = || {
