@@ -22,7 +22,7 @@ use parquet::record::{Field, Row};
 use serde_json::{Map, Value};
 
 use super::column::{self, SavedColumns};
-use super::sample::{OPTED_OUT_REASON, Sample, Status};
+use super::sample::{OPTED_OUT_REASON, Sample, Sizes, Status};
 use super::shard::{Layout, OutputFormat, Stats};
 use crate::Named;
 use crate::fs::spool::Spool;
@@ -118,10 +118,20 @@ fn sample_of(row: &Map<String, Value>, layout: &Layout) -> Option<Sample> {
             other => Some(other.name().to_string()),
         },
         error_message: text("error_message"),
-        width: number("width"),
-        height: number("height"),
-        original_width: number("original_width"),
-        original_height: number("original_height"),
+        sizes: match Sizes::NAMES.map(number) {
+            [
+                Some(width),
+                Some(height),
+                Some(original_width),
+                Some(original_height),
+            ] => Some(Sizes {
+                width,
+                height,
+                original_width,
+                original_height,
+            }),
+            _ => None,
+        },
         hash: layout.fields.hash.and_then(|hash| text(hash.name())),
         exif: text("exif"),
         download_seconds: 0.0,

@@ -57,6 +57,35 @@ impl Default for Fields {
 /// The failure reason of an opted-out sample, in a shard's stats.
 pub const OPTED_OUT_REASON: &str = "opted out by X-Robots-Tag";
 
+/// A saved image's sides, and those it was downloaded with: img2dataset's
+/// `width`, `height`, `original_width` and `original_height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    pub width: u32,
+    pub height: u32,
+    pub original_width: u32,
+    pub original_height: u32,
+}
+
+impl Sizes {
+    /// The four columns' names, in the order of [`Sizes::sides`].
+    pub const NAMES: [&str; 4] = ["width", "height", "original_width", "original_height"];
+
+    /// Each column's value, none where the sample has no image.
+    pub fn sides(sizes: Option<Sizes>) -> [Option<u32>; 4] {
+        match sizes {
+            Some(sizes) => [
+                sizes.width,
+                sizes.height,
+                sizes.original_width,
+                sizes.original_height,
+            ]
+            .map(Some),
+            None => [None; 4],
+        }
+    }
+}
+
 /// What is known of one sample once it is done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -69,10 +98,11 @@ pub struct Sample {
     pub error_message: Option<String>,
     /// The error without particulars, for counting failures by reason.
     pub reason: Option<String>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub original_width: Option<u32>,
-    pub original_height: Option<u32>,
+    /// The image's sides, for a sample that has one. Flattened, so the
+    /// spooled record keeps img2dataset's four fields (and a record that
+    /// has them null reads as none).
+    #[serde(flatten)]
+    pub sizes: Option<Sizes>,
     /// The `--compute-hash` digest of the downloaded body (as img2dataset,
     /// the bytes downloaded, not those saved), for a success.
     #[serde(default)]
@@ -104,10 +134,7 @@ impl Sample {
             status,
             error_message: Some(error),
             reason: Some(reason),
-            width: None,
-            height: None,
-            original_width: None,
-            original_height: None,
+            sizes: None,
             hash: None,
             exif: None,
             download_seconds: 0.0,
@@ -129,10 +156,9 @@ impl Sample {
         object.insert("caption".into(), text(&self.caption));
         object.insert("status".into(), Value::String(self.status.name().into()));
         object.insert("error_message".into(), text(&self.error_message));
-        object.insert("width".into(), number(self.width));
-        object.insert("height".into(), number(self.height));
-        object.insert("original_width".into(), number(self.original_width));
-        object.insert("original_height".into(), number(self.original_height));
+        for (name, side) in Sizes::NAMES.into_iter().zip(Sizes::sides(self.sizes)) {
+            object.insert(name.into(), number(side));
+        }
         if fields.exif {
             object.insert("exif".into(), text(&self.exif));
         }
@@ -215,7 +241,13 @@ mod tests {
             String::new(),
             String::new(),
         );
-        sample.width = Some(4);
+        let failed = sample.clone();
+        sample.sizes = Some(Sizes {
+            width: 4,
+            height: 3,
+            original_width: 8,
+            original_height: 6,
+        });
         sample.hash = Some("ab".into());
         let mut log = Spool::open(&folder.path().join("00000")).unwrap();
         spool(&mut log, 3, &sample, b"image bytes").unwrap();
@@ -223,6 +255,18 @@ mod tests {
             unspool(&log, 3).unwrap(),
             (sample.clone(), b"image bytes".to_vec())
         );
+        spool(&mut log, 5, &failed, b"").unwrap();
+        assert_eq!(unspool(&log, 5).unwrap(), (failed.clone(), Vec::new()));
+        // A record spooled before the sizes were one field names each, null
+        // where there is no image: it reads as the same sample.
+        let mut metadata = serde_json::to_value(&failed).unwrap();
+        for name in Sizes::NAMES {
+            metadata[name] = Value::Null;
+        }
+        let metadata = serde_json::to_vec(&metadata).unwrap();
+        let mut record = (metadata.len() as u64).to_le_bytes().to_vec();
+        record.extend_from_slice(&metadata);
+        assert_eq!(decode(record).unwrap(), (failed, Vec::new()));
         let missing = unspool(&log, 4).unwrap_err();
         assert!(missing.to_string().contains("row 4"), "{missing}");
         let json: Value =

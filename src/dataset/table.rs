@@ -21,7 +21,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 
 use super::column::{ColumnType, Levels, leaf_of};
-use super::sample::{Fields, Sample};
+use super::sample::{Fields, Sample, Sizes};
 use crate::Named;
 
 /// A column's values: optional text, optional integer, optional bytes, or a
@@ -184,19 +184,11 @@ fn columns_of(
             false,
             text(&|sample| sample.error_message.clone()),
         ),
-        ("width".into(), false, number(&|sample| sample.width)),
-        ("height".into(), false, number(&|sample| sample.height)),
-        (
-            "original_width".into(),
-            false,
-            number(&|sample| sample.original_width),
-        ),
-        (
-            "original_height".into(),
-            false,
-            number(&|sample| sample.original_height),
-        ),
     ]);
+    for (index, name) in Sizes::NAMES.into_iter().enumerate() {
+        let side = number(&|sample| Sizes::sides(sample.sizes)[index]);
+        columns.push((name.into(), false, side));
+    }
     if fields.exif {
         columns.push(("exif".into(), false, text(&|sample| sample.exif.clone())));
     }
@@ -373,7 +365,12 @@ mod tests {
                 String::new(),
                 String::new(),
             );
-            sample.width = index.is_multiple_of(2).then_some(index as u32);
+            sample.sizes = index.is_multiple_of(2).then_some(Sizes {
+                width: index as u32,
+                height: 1,
+                original_width: 2,
+                original_height: 2,
+            });
             Ok((sample, vec![index as u8; 3]))
         };
         let saved = [("id".to_string(), ColumnType::Int64)];

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::input::Row;
 use super::recipe::{HASH_MISMATCH, HashType, Recipe};
-use super::sample::{Sample, Status};
+use super::sample::{Sample, Sizes, Status};
 use crate::engine::budget::Reservation;
 use crate::engine::{Task, Work};
 use crate::image::resize::{ImageSettings, Processed, process_blurring};
@@ -92,7 +92,12 @@ impl Task for Images {
                 original_height,
             }) => (
                 bytes,
-                Some((width, height, original_width, original_height)),
+                Some(Sizes {
+                    width,
+                    height,
+                    original_width,
+                    original_height,
+                }),
             ),
             None => (job.body, None),
         };
@@ -104,10 +109,7 @@ impl Task for Images {
             status: Status::Success,
             error_message: None,
             reason: None,
-            width: sizes.map(|sizes| sizes.0),
-            height: sizes.map(|sizes| sizes.1),
-            original_width: sizes.map(|sizes| sizes.2),
-            original_height: sizes.map(|sizes| sizes.3),
+            sizes,
             hash,
             exif,
             download_seconds: job.download_seconds,
