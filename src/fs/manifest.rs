@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::layout;
+use super::names::fingerprint;
 use super::system::open_no_follow;
 
 pub const MANIFEST_NAME: &str = ".grab-manifest.jsonl";
@@ -171,15 +172,6 @@ impl Manifest {
     pub fn append(&self, entry: &Entry) -> io::Result<()> {
         crate::lock(&self.file).write_all(&crate::json_line(entry)?)
     }
-}
-
-fn fingerprint(url: &str) -> u128 {
-    let digest = Sha256::digest(url.as_bytes());
-    u128::from_le_bytes(
-        digest[..16]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
 }
 
 /// The longest manifest line read: a URL of some kilobytes, a name, validators
