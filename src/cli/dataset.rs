@@ -232,7 +232,7 @@ impl DatasetArgs {
     pub fn config(&self, program: WorkerProgram, terminal: bool) -> Result<DatasetConfig, String> {
         let mut config = self.build.config(program, terminal)?;
         config.samples_per_shard = self.table.samples_per_shard;
-        config.columns = self.table.columns();
+        config.columns = self.table.columns()?;
         config.shards = self.shard.map_or(Shards::All, Shards::Part);
         config.incremental_mode = self.incremental_mode;
         config.retry_failed = self.retry_failed;
@@ -268,7 +268,9 @@ impl DatasetArgs {
 }
 
 impl TableArgs {
-    pub fn columns(&self) -> Columns {
+    /// The table's columns; an error names a saved column the metadata
+    /// keeps for itself.
+    pub fn columns(&self) -> Result<Columns, String> {
         Columns {
             url: self.url_col.clone(),
             caption: self.caption_col.clone(),
@@ -279,6 +281,7 @@ impl TableArgs {
                 .cloned()
                 .collect(),
         }
+        .checked()
     }
 
     /// Whether any flag differs from its default (they mean something only

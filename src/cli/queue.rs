@@ -240,10 +240,14 @@ fn push_dataset(arguments: &PushArgs, table: &std::path::Path) -> ExitStatus {
     if !arguments.urls.is_empty() || !arguments.inputs.is_empty() {
         return usage_error("--dataset pushes the shards of a table: give no URLs and no -i");
     }
+    let columns = match arguments.table.columns() {
+        Ok(columns) => columns,
+        Err(message) => return usage_error(&message),
+    };
     let spec = TableSpec {
         table: table.to_path_buf(),
         format: arguments.table.input_format,
-        columns: arguments.table.columns(),
+        columns,
         samples_per_shard: arguments.table.samples_per_shard,
     };
     let console = Console::new(Verbosity::Normal);

@@ -76,7 +76,7 @@ fn extension(path: &Path) -> Option<String> {
 impl InputFormat {
     /// The format a file name suggests (`urls.tsv`, `part-0.parquet`,
     /// `x.jsonl.gz`); `.json` is taken for JSON lines, as most datasets write
-    /// it (`--input-format json` reads an array).
+    /// it, and the reader takes a file that opens with `[` for an array.
     pub fn guess(path: &Path) -> Option<InputFormat> {
         let inner = match Compression::of(path) {
             Compression::None => path.to_path_buf(),
@@ -147,6 +147,46 @@ pub struct Columns {
     /// Copied into each sample's metadata.
     #[serde(rename = "save_cols")]
     pub save: Vec<String>,
+}
+
+/// The metadata fields a sample has of its own, which no saved column may
+/// take: a second `width` or `status` beside grab's would make a parquet
+/// shard that pyarrow and pandas refuse to read (img2dataset refuses the
+/// same names).
+pub const RESERVED_COLUMNS: [&str; 13] = [
+    "key",
+    "caption",
+    "url",
+    "width",
+    "height",
+    "original_width",
+    "original_height",
+    "status",
+    "error_message",
+    "exif",
+    "md5",
+    "sha256",
+    "sha512",
+];
+
+impl Columns {
+    /// The columns, or a message naming the saved ones whose names the
+    /// metadata keeps for its own fields.
+    pub fn checked(self) -> Result<Columns, String> {
+        let reserved: Vec<&str> = self
+            .save
+            .iter()
+            .map(String::as_str)
+            .filter(|name| RESERVED_COLUMNS.contains(name))
+            .collect();
+        match reserved.is_empty() {
+            true => Ok(self),
+            false => Err(format!(
+                "--save-cols cannot save {}: each sample's metadata has a field of that name",
+                reserved.join(", ")
+            )),
+        }
+    }
 }
 
 impl Default for Columns {
@@ -439,6 +479,11 @@ fn open_text(path: &Path, format: InputFormat, columns: &Columns) -> Result<Rows
             // The first record names the columns there are, as a header would.
             while let Some((_, Ok(line))) = lines.peek() {
                 let line = without_byte_order_mark(line);
+                if line.trim_start().starts_with('[') {
+                    // One JSON array (pandas' `to_json(orient='records')`),
+                    // whatever the file's name said.
+                    return json_array_rows(text()?, path, columns);
+                }
                 if !line.trim().is_empty() {
                     if let Ok(first) = serde_json::from_str::<Map<String, Value>>(line) {
                         check_columns(path, first.keys(), columns)?;

@@ -197,6 +197,7 @@ impl DatasetConfig {
                 .zip(saved_types.iter().chain(undeclared).cloned())
                 .collect(),
             fields: self.recipe.fields(),
+            captions: self.columns.caption.is_some(),
         }
     }
 

@@ -237,7 +237,7 @@ pub enum SettingsError {
         hint: String,
     },
     #[error(
-        "{} holds shards but no {SETTINGS_NAME} (an older grab built it): give --incremental-mode incremental to continue it with these settings, overwrite to start over, or extend to add this table after it",
+        "{} holds shards but no {SETTINGS_NAME} (img2dataset or an older grab built it): give --incremental-mode incremental to continue it with these settings, overwrite to start over, or extend to add this table after it",
         .0
     )]
     Unrecorded(String),

@@ -109,18 +109,24 @@ pub fn shard_name(shard: u64) -> String {
     format!("{shard:0SHARD_DIGITS$}")
 }
 
-/// Counts of one shard or of a whole run.
+/// Counts of one shard or of a whole run. The fields after img2dataset's
+/// four counts default to none, so a folder img2dataset built (whose stats
+/// have only those) can be continued and summed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub count: u64,
     pub successes: u64,
     pub failed_to_download: u64,
     pub failed_to_resize: u64,
+    #[serde(default)]
     pub opted_out: u64,
     /// Failures by reason (`HTTP 404 Not Found`, `cannot decode`...).
+    #[serde(default)]
     pub failures: BTreeMap<String, u64>,
     /// Summed over the samples this shard's run fetched (not those reused).
+    #[serde(default)]
     pub download_seconds: f64,
+    #[serde(default)]
     pub process_seconds: f64,
 }
 
@@ -212,6 +218,10 @@ pub struct Layout {
     pub saved_columns: Vec<(String, ColumnType)>,
     /// The hash and EXIF fields.
     pub fields: Fields,
+    /// A caption column was given: every saved image gets its `KEY.txt`,
+    /// empty where the caption is null, as img2dataset writes it (so a
+    /// loader that pairs images with texts finds every pair).
+    pub captions: bool,
 }
 
 impl Layout {
@@ -344,7 +354,7 @@ impl Layout {
             for index in 0..count {
                 let (sample, image) = load(index)?;
                 if sample.status == Status::Success {
-                    sink.sample(&sample, &image, extension, &self.fields)
+                    sink.sample(&sample, &image, extension, self)
                         .with_context(|| format!("cannot write {}", data.display()))?;
                 }
                 stats.add_sample(&sample);
@@ -447,20 +457,24 @@ impl Members {
         Ok(Members::Folder(path.to_path_buf()))
     }
 
-    /// `KEY.EXT`, `KEY.txt` when there is a caption, `KEY.json`.
+    /// `KEY.EXT`, `KEY.txt` when the layout has captions, `KEY.json`.
     fn sample(
         &mut self,
         sample: &Sample,
         image: &[u8],
         extension: &str,
-        fields: &Fields,
+        layout: &Layout,
     ) -> io::Result<()> {
         let key = &sample.key;
         self.member(&format!("{key}.{extension}"), image)?;
-        if let Some(caption) = &sample.caption {
+        if layout.captions {
+            let caption = sample.caption.as_deref().unwrap_or_default();
             self.member(&format!("{key}.txt"), caption.as_bytes())?;
         }
-        self.member(&format!("{key}.json"), &sample.metadata_json(fields))
+        self.member(
+            &format!("{key}.json"),
+            &sample.metadata_json(&layout.fields),
+        )
     }
 
     /// A tar member has a fixed time, owner and mode: the same bytes whenever written.

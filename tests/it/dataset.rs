@@ -509,6 +509,33 @@ fn exif_orientation_is_applied() {
     );
 }
 
+/// With a caption column every saved image has its text, empty where the
+/// caption is null (as img2dataset writes it); without one, none has.
+#[test]
+fn a_null_caption_is_an_empty_text() {
+    let server = ImageServer::start(standard_routes());
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "t.jsonl",
+        &format!(
+            "{{\"url\": \"{}\", \"text\": \"wide\"}}\n{{\"url\": \"{}\", \"text\": null}}\n",
+            server.url("/wide.jpg"),
+            server.url("/square.jpg")
+        ),
+    );
+    assert_ran(&dataset(&scratch, &table, &["--caption-col", "text"]));
+    let folder = scratch.output().join("00000");
+    let text = |key: &str| std::fs::read_to_string(folder.join(format!("{key}.txt")));
+    assert_eq!(text("000000000").unwrap(), "wide");
+    assert_eq!(text("000000001").unwrap(), "");
+    let scratch = Scratch::new();
+    let table = scratch.write("t.jsonl", &std::fs::read_to_string(&table).unwrap());
+    assert_ran(&dataset(&scratch, &table, &[]));
+    let folder = scratch.output().join("00000");
+    assert!(folder.join("000000001.jpg").is_file());
+    assert!(!folder.join("000000000.txt").exists() && !folder.join("000000001.txt").exists());
+}
+
 /// The webdataset tar and its member names, read by the tar crate and by tar(1).
 #[test]
 fn webdataset_tar_reads_back_with_standard_readers() {
@@ -1243,6 +1270,24 @@ fn an_unreadable_table_or_missing_column_is_a_usage_error() {
 }
 
 #[test]
+fn a_saved_column_may_not_take_a_metadata_fields_name() {
+    let scratch = Scratch::new();
+    let table = scratch.write(
+        "t.csv",
+        "url,width,status,id\nhttp://127.0.0.1:9/a.jpg,4,x,1\n",
+    );
+    let output = dataset(&scratch, &table, &["--save-cols", "id,width,status"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("cannot save width, status"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(!scratch.output().join("settings.json").exists());
+    assert_ran(&dataset(&scratch, &table, &["--save-cols", "id"]));
+}
+
+#[test]
 fn the_user_agent_names_grab_unless_given() {
     let server = ImageServer::start(standard_routes());
     let scratch = Scratch::new();
@@ -1491,12 +1536,13 @@ fn a_json_array_gives_the_shards_its_records_give_as_json_lines() {
     );
     encoder.write_all(array.as_bytes()).unwrap();
     encoder.finish().unwrap();
-    for (scratch, table) in [
-        (&plain, plain_table),
-        (&gzipped, gzipped_table.display().to_string()),
+    // The gzipped one without --input-format: a .json file that opens with
+    // `[` is read as an array.
+    for (scratch, table, format) in [
+        (&plain, plain_table, &["--input-format", "json"][..]),
+        (&gzipped, gzipped_table.display().to_string(), &[][..]),
     ] {
-        let mut more = flags.to_vec();
-        more.extend(["--input-format", "json"]);
+        let more = [&flags[..], format].concat();
         assert_ran(&dataset(scratch, &table, &more));
         let shards = shard_bytes(&scratch.output());
         let names = |files: &[(String, Vec<u8>)]| -> Vec<String> {

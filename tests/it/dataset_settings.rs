@@ -406,9 +406,25 @@ fn a_rerun_with_other_settings_is_refused_naming_each_difference() {
     let stats = json_of(&scratch.output().join("stats.json"));
     assert_eq!(stats["count"], 6);
 
-    // A folder an older grab wrote (shards, no record) is refused too,
-    // unless the mode is said.
+    // A folder img2dataset or an older grab wrote (shards, no record) is
+    // refused too, unless the mode is said; img2dataset's shard stats have
+    // only its four counts, with times and a status_dict beside them.
     std::fs::remove_file(scratch.output().join("settings.json")).unwrap();
+    for shard in ["00000", "00001"] {
+        let path = scratch.output().join(format!("{shard}_stats.json"));
+        let ours = json_of(&path);
+        let theirs = serde_json::json!({
+            "count": ours["count"],
+            "successes": ours["successes"],
+            "failed_to_download": ours["failed_to_download"],
+            "failed_to_resize": ours["failed_to_resize"],
+            "duration": 1.5,
+            "start_time": 1765000000.0,
+            "end_time": 1765000001.5,
+            "status_dict": {"success": ours["successes"]},
+        });
+        std::fs::write(&path, theirs.to_string()).unwrap();
+    }
     let flags = ["--samples-per-shard", "4", "--output-format", "webdataset"];
     let output = dataset(&scratch, &table, &flags);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
