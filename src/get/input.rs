@@ -49,7 +49,9 @@ pub enum OpenError {
 /// is an http(s) URL is another source of the same file. Returns the line
 /// without them (the URL and, if any, its name) and the mirrors.
 pub fn split_mirrors(line: &str) -> (String, Vec<Url>) {
-    let line = line.trim_end_matches(['\n', '\r']);
+    // An indented URL is a URL (as wget2 and aria2 read it), not an empty
+    // first field whose mirror it would be.
+    let line = line.trim_end_matches(['\n', '\r']).trim_start();
     let mut fields = line.split('\t');
     let mut kept = fields.next().unwrap_or("").to_string();
     let mut mirrors = Vec::new();
@@ -431,6 +433,13 @@ mod tests {
         // A name that is not a URL stays a name; a lone URL has no mirrors.
         assert_eq!(split_mirrors("http://a/x\tx.bin").1, Vec::<Url>::new());
         assert_eq!(split_mirrors("http://a/x").0, "http://a/x");
+        assert_eq!(
+            split_mirrors("\thttp://a/x\thttp://b/x\n"),
+            (
+                "http://a/x".to_string(),
+                vec![Url::parse("http://b/x").unwrap()]
+            )
+        );
         let mut inputs = Inputs::from_text("list", "http://a/1\thttp://b/1\n".to_string());
         let job = inputs.next().unwrap().unwrap();
         assert_eq!((job.url.as_str(), job.name), ("http://a/1", None));

@@ -176,6 +176,8 @@ impl std::str::FromStr for Checksum {
 /// separates the URL from a name; a line without one is the whole URL, its
 /// spaces percent-encoded, so `https://h/my photos/a.png` is never misread as a
 /// URL and a name. An error quotes the line and says which part was taken as what.
+/// A `#fragment` is dropped: it is never sent, so `a.jpg#top` is `a.jpg`, one
+/// download (as wget2 takes it).
 pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
     let line = line.trim_end_matches(['\n', '\r']);
     let trimmed = line.trim();
@@ -194,8 +196,9 @@ pub fn parse_line(line: &str) -> Result<Option<(Url, Option<String>)>, String> {
             format!("the whole line {line:?} taken as the URL (a TAB separates a URL from a name)")
         }
     };
-    let url =
+    let mut url =
         parse_url(address).map_err(|error| format!("not a valid URL ({error}): {}", taken()))?;
+    url.set_fragment(None);
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("not an http or https URL: {}", taken()));
     }
@@ -230,6 +233,17 @@ pub fn parse_url(text: &str) -> Result<Url, url::ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lines_fragment_is_dropped() {
+        let (url, name) = parse_line("http://h/a.jpg#top\tb.jpg\n").unwrap().unwrap();
+        assert_eq!(
+            (url.as_str(), name.as_deref()),
+            ("http://h/a.jpg", Some("b.jpg"))
+        );
+        let (url, _) = parse_line("http://h/a.jpg?x=1#").unwrap().unwrap();
+        assert_eq!(url.as_str(), "http://h/a.jpg?x=1");
+    }
 
     #[test]
     fn checksums_take_arias_spellings_and_check_their_length() {

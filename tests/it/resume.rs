@@ -7,7 +7,7 @@
 use std::fs;
 
 use super::faults::{FaultServer, assert_clean, body_of, get};
-use super::support::{Scratch, files_in, for_each_strategy, stderr_of};
+use super::support::{Scratch, files_in, for_each_strategy, grab, stderr_of};
 
 /// The first byte a request asked for with `Range: bytes=N-`, if it asked.
 fn range_start(range: Option<&str>) -> Option<u64> {
@@ -301,7 +301,35 @@ fn framing_decides_where_a_body_ends(strategy: &str) {
     assert_clean(&scratch);
 }
 
+/// `-O FILE`: a download cut short leaves FILE as it was, and its part in
+/// the hidden folder beside it, where the same command with -c resumes it.
+fn a_cut_download_to_a_named_file_leaves_it_and_resumes(strategy: &str) {
+    let server = FaultServer::start();
+    let scratch = Scratch::new();
+    let url = server.url("/cut/close/kept");
+    let target = scratch.write("target.bin", "precious");
+    let arguments = ["get", "-s", strategy, "-O", &target, "--retries", "0", &url];
+    let output = grab(&arguments, None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+    assert_eq!(
+        files_in(scratch.root.path()),
+        [".grab-O-target.bin", "target.bin"]
+    );
+    let output = grab(&[&arguments[..], &["-c"]].concat(), None);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(fs::read(&target).unwrap(), body_of("kept", 200_000));
+    assert_eq!(
+        requests_for(&server, "/cut/close/kept").last().unwrap().0,
+        Some(120_000)
+    );
+    assert_eq!(files_in(scratch.root.path()), ["target.bin"]);
+}
+
 for_each_strategy!(
+    a_cut_download_to_a_named_file_leaves_it_and_resumes,
     a_retry_resumes_a_cut_transfer,
     a_failed_attempt_keeps_its_prefix_for_continue,
     a_stale_part_without_continue_is_started_over_under_its_name,
