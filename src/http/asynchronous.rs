@@ -22,7 +22,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
-use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
+use super::error::{
+    certificate_failure, from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure,
+};
 use super::proxy;
 use super::resolve::{ForHyper, ForReqwest, Resolver};
 use super::retry::Attempts;
@@ -371,7 +373,10 @@ fn read_timed_out(settings: &Settings) -> DownloadError {
 /// An error by the kind of I/O error in its chain; else by its innermost
 /// source, since the top-level message is generic ("error sending request").
 fn from_error_chain(error: &(dyn StdError + 'static), settings: &Settings) -> DownloadError {
-    if let Some(reason) = resolve_failure(error).or_else(|| out_of_files_in_chain(error)) {
+    if let Some(reason) = resolve_failure(error)
+        .or_else(|| certificate_failure(error))
+        .or_else(|| out_of_files_in_chain(error))
+    {
         return reason;
     }
     if let Some(reason) = io_kind_in_chain(error).and_then(|kind| from_io_kind(kind, settings)) {

@@ -21,7 +21,10 @@ use std::sync::{Arc, OnceLock};
 use rustls::pki_types::CertificateDer;
 
 use super::asynchronous::{AsyncClient, attempt_async, shared_async_client};
-use super::error::{from_io_kind, io_kind_in_chain, out_of_files_in_chain, resolve_failure};
+use super::error::{
+    certificate_failure, certificate_words, from_io_kind, io_kind_in_chain, out_of_files_in_chain,
+    resolve_failure,
+};
 use super::proxy;
 use super::resolve::{ForUreq, Resolver};
 use super::retry::Attempts;
@@ -180,7 +183,11 @@ fn from_ureq(error: &ureq::Error, settings: &Settings) -> DownloadError {
         ureq::Error::HostNotFound => DownloadError::Resolve,
         ureq::Error::TooManyRedirects => DownloadError::TooManyRedirects,
         ureq::Error::Io(io_error) => from_io(io_error, settings),
+        ureq::Error::Rustls(rustls::Error::InvalidCertificate(reason)) => {
+            DownloadError::Certificate(certificate_words(reason))
+        }
         other => resolve_failure(other)
+            .or_else(|| certificate_failure(other))
             .or_else(|| out_of_files_in_chain(other))
             .or_else(|| io_kind_in_chain(other).and_then(|kind| from_io_kind(kind, settings)))
             .unwrap_or_else(|| DownloadError::Network(other.to_string())),
@@ -195,7 +202,10 @@ fn from_io(error: &io::Error, settings: &Settings) -> DownloadError {
     {
         return from_ureq(inner, settings);
     }
-    if let Some(reason) = resolve_failure(error).or_else(|| out_of_files_in_chain(error)) {
+    if let Some(reason) = resolve_failure(error)
+        .or_else(|| certificate_failure(error))
+        .or_else(|| out_of_files_in_chain(error))
+    {
         return reason;
     }
     from_io_kind(error.kind(), settings)

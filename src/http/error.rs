@@ -28,6 +28,10 @@ pub enum DownloadError {
     TooSlow { limit: u64, millis: u64 },
     #[error("cannot load the trusted certificates: {0}")]
     Trust(String),
+    /// The server's certificate failed the check: final, as another attempt
+    /// meets the same certificate.
+    #[error("the server's certificate is not trusted: {0}")]
+    Certificate(String),
     #[error("connection refused")]
     ConnectionRefused,
     #[error("connection reset")]
@@ -274,6 +278,55 @@ pub(super) fn resolve_failure(error: &(dyn StdError + 'static)) -> Option<Downlo
         current = error.source();
     }
     None
+}
+
+/// [`DownloadError::Certificate`] when a refused server certificate is in an
+/// error's chain of sources (rustls's error, which both clients carry, on
+/// its own or inside `io::Error`s, which hyper nests two deep).
+pub(super) fn certificate_failure(error: &(dyn StdError + 'static)) -> Option<DownloadError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(rustls::Error::InvalidCertificate(reason)) = rustls_error_in(error) {
+            return Some(DownloadError::Certificate(certificate_words(reason)));
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// `error` as rustls's, or the rustls error an `io::Error` (or one inside
+/// it) carries: `io::Error::source` skips the error it carries.
+fn rustls_error_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(found) = error.downcast_ref::<rustls::Error>() {
+        return Some(found);
+    }
+    let carried: &'a (dyn StdError + 'static) = error.downcast_ref::<io::Error>()?.get_ref()?;
+    rustls_error_in(carried)
+}
+
+/// Why a certificate was refused, in words, with what to do where there is
+/// something to do.
+pub(super) fn certificate_words(reason: &rustls::CertificateError) -> String {
+    use rustls::CertificateError::*;
+    match reason {
+        UnknownIssuer => {
+            "its issuer is not among the trusted roots (--cacert adds one; -k skips the check)"
+                .into()
+        }
+        NotValidForName | NotValidForNameContext { .. } => "it is for another host name".into(),
+        Expired | ExpiredContext { .. } => "it has expired".into(),
+        NotValidYet | NotValidYetContext { .. } => "it is not valid yet".into(),
+        Revoked => "it was revoked".into(),
+        BadSignature => "its signature does not verify".into(),
+        // webpki refuses a CA certificate served as the server's own, which
+        // is how `openssl req -x509` makes a self-signed one by default.
+        other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "it is a CA certificate (basicConstraints CA:TRUE) served as the server's own; \
+             make the server's with CA:FALSE, or use -k"
+                .into()
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// The first I/O error kind in an error's chain of sources.
