@@ -54,6 +54,9 @@ pub(super) struct Attempts<'a> {
     made_on_source: u32,
     /// Time spent waiting for a file descriptor, which no attempt counts.
     starved: Duration,
+    /// A split attempt found the server's ranges wrong: later attempts fetch
+    /// on one connection, from the start.
+    one_connection: bool,
 }
 
 impl<'a> Attempts<'a> {
@@ -74,6 +77,7 @@ impl<'a> Attempts<'a> {
             source: 0,
             made_on_source: 0,
             starved: Duration::ZERO,
+            one_connection: false,
         }
     }
 
@@ -82,7 +86,11 @@ impl<'a> Attempts<'a> {
         self.made += 1;
         self.made_on_source += 1;
         let url = self.job.source(self.source).unwrap_or(&self.job.url);
-        Transfer::new(self.job, self.context, self.plan.take(), url)
+        let transfer = Transfer::new(self.job, self.context, self.plan.take(), url);
+        match self.one_connection {
+            true => transfer.on_one_connection(),
+            false => transfer,
+        }
     }
 
     /// After an attempt: the outcome, or how long to wait before the next one.
@@ -95,13 +103,30 @@ impl<'a> Attempts<'a> {
         if transfer.started_over() {
             self.carried = 0;
         }
+        let mut falls_back = false;
         if let Err(error) = &result {
             self.plan = transfer.next_plan(error);
+            if transfer.ranges_failed_split(error) {
+                // The pieces' ranges cannot be trusted: the part starts over.
+                falls_back = true;
+                self.one_connection = true;
+                if let Some(plan) = &mut self.plan {
+                    plan.resume = None;
+                }
+            }
         }
         drop(transfer);
         // Bytes streamed out cannot be taken back: no attempt, no mirror, after them.
         let streamed_out =
             matches!(self.context.body, super::BodySink::Stream(_)) && self.fetched > 0;
+        // The fall-back to one connection is the same attempt made plainly,
+        // at once; it happens once, as splitting is off from here.
+        if falls_back && !streamed_out && !self.context.interrupt.stopping() {
+            self.made -= 1;
+            self.made_on_source -= 1;
+            tracing::debug!(url = %self.job.url, "ranges answered wrong: fetching on one connection");
+            return Err(Duration::ZERO);
+        }
         // Out of descriptors: others' downloads will give theirs back. The
         // attempt never reached the server, so it does not count.
         if let Err(DownloadError::TooManyOpenFiles(_)) = &result

@@ -244,6 +244,9 @@ pub struct Transfer<'a> {
     /// Whether this attempt's body came in pieces and left complete ranges
     /// in its part (a resume keeps them, even with no complete prefix).
     pieces_kept: bool,
+    /// Fetch the body on this one connection, whatever `--split` says: an
+    /// earlier attempt found the server's ranges wrong.
+    one_connection: bool,
 }
 
 /// The range `[start, end)` a piece's request asks for, if the file is still
@@ -302,7 +305,23 @@ impl<'a> Transfer<'a> {
             unrecorded_start: None,
             piece: None,
             pieces_kept: false,
+            one_connection: false,
         }
+    }
+
+    /// This attempt fetches the body on one connection, whatever `--split`
+    /// says (see [`Transfer::ranges_failed_split`]).
+    pub fn on_one_connection(mut self) -> Self {
+        self.one_connection = true;
+        self
+    }
+
+    /// Whether this attempt split its body and failed because the server
+    /// answered a range with another (a whole-file 200, another
+    /// Content-Range): the next one should not split again. aria2 falls back
+    /// to one connection the same way.
+    pub fn ranges_failed_split(&self, error: &DownloadError) -> bool {
+        self.pieces_kept && matches!(error, DownloadError::RangeMismatch)
     }
 
     /// A request for the piece `[start, end)` of `job`'s file from `url`,
@@ -471,6 +490,7 @@ impl<'a> Transfer<'a> {
     pub fn pieces(&mut self) -> Result<Option<PiecesStart>, DownloadError> {
         let settings = self.settings();
         if settings.split < 2
+            || self.one_connection
             || settings.compressed
             || self.decoder.is_some()
             || !matches!(self.context.body, BodySink::PartFile)

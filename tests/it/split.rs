@@ -46,6 +46,9 @@ struct Seen {
 struct Shared {
     body: Vec<u8>,
     ranges: bool,
+    /// Says `Accept-Ranges: bytes` but answers every Range with the whole
+    /// file (a 200), as some servers do.
+    ignores_ranges: AtomicBool,
     /// Each response sends at most this many body bytes, then waits while
     /// `stalled` (0: no limit).
     stall_after: u64,
@@ -89,6 +92,7 @@ impl RangeServer {
         let shared = Arc::new(Shared {
             body,
             ranges,
+            ignores_ranges: AtomicBool::new(false),
             stall_after,
             stalled: AtomicBool::new(stall_after > 0),
             hold_from,
@@ -108,6 +112,13 @@ impl RangeServer {
             }
         });
         RangeServer { shared, port }
+    }
+
+    /// A server that offers ranges and ignores every Range asked for.
+    fn start_ignoring_ranges(body: Vec<u8>) -> RangeServer {
+        let server = Self::start(body, true, 0);
+        server.shared.ignores_ranges.store(true, Ordering::SeqCst);
+        server
     }
 
     fn url(&self, path: &str) -> String {
@@ -164,7 +175,8 @@ fn serve(shared: &Shared, stream: TcpStream, connection: usize) {
         let total = shared.body.len() as u64;
         let asked = range
             .as_deref()
-            .filter(|_| shared.ranges && if_range.as_deref().is_none_or(|tag| tag == ETAG))
+            .filter(|_| shared.ranges && !shared.ignores_ranges.load(Ordering::SeqCst))
+            .filter(|_| if_range.as_deref().is_none_or(|tag| tag == ETAG))
             .and_then(|range| parse_range(range, total));
         let (status, start, end) = match asked {
             Some((start, end)) => (206, start, end),
@@ -424,6 +436,32 @@ fn a_server_without_ranges_gets_one_plain_request(strategy: &str) {
     assert_eq!(seen[0].range, None);
 }
 
+/// A server that offers ranges but answers them with the whole file: the
+/// download falls back to one connection, as aria2's does, and is whole.
+fn a_server_that_ignores_ranges_gets_the_file_on_one_connection(strategy: &str) {
+    let file = body(4 * MIB);
+    let server = RangeServer::start_ignoring_ranges(file.clone());
+    let scratch = Scratch::new();
+    // No retry is needed for it: the fall-back is the same attempt.
+    let output = get_in_four(
+        strategy,
+        &scratch,
+        &server.url("/liar.bin"),
+        &["--retries", "0"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(std::fs::read(scratch.output().join("liar.bin")).unwrap() == file);
+    // The last request was a plain one, read to its end.
+    let seen = server.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.range.as_deref(), last.status),
+        (None, 200),
+        "{seen:?}"
+    );
+    assert_eq!(files_but_the_lock(&scratch), ["liar.bin"]);
+}
+
 fn a_dead_first_url_leaves_its_pieces_to_the_mirror(strategy: &str) {
     let file = body(4 * MIB);
     let server = RangeServer::start(file.clone(), true, 0);
@@ -590,6 +628,7 @@ for_each_strategy!(
     a_split_file_is_whole_and_came_over_several_connections,
     a_killed_split_download_resumes_only_the_missing_ranges,
     a_server_without_ranges_gets_one_plain_request,
+    a_server_that_ignores_ranges_gets_the_file_on_one_connection,
     a_dead_first_url_leaves_its_pieces_to_the_mirror,
     min_split_size_keeps_a_small_file_in_one_request,
     a_file_whose_pieces_complete_out_of_order_is_hashed_right,
