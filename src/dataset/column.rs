@@ -66,7 +66,7 @@ impl ColumnType {
                 let mut kind: Option<ColumnType> = None;
                 for value in values {
                     let text = match value {
-                        Value::String(text) if text.is_empty() => continue,
+                        Value::String(text) if NULL_CELLS.contains(&text.as_str()) => continue,
                         Value::String(text) => text,
                         Value::Null => continue,
                         _ => return ColumnType::Text,
@@ -144,6 +144,14 @@ impl ColumnType {
         }
     }
 }
+
+/// The cells pyarrow's csv reader takes for null (its `null_values`): they
+/// make no column text, and are null in a number or boolean one (a text
+/// column keeps them, as pyarrow's does).
+const NULL_CELLS: [&str; 17] = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null",
+];
 
 /// csv's booleans, as pyarrow's reader takes them.
 fn boolean_of(text: &str) -> Option<bool> {
@@ -362,6 +370,12 @@ mod tests {
         assert_eq!(infer(&["007", "cat"]), ColumnType::Text);
         assert_eq!(infer(&["1", "true"]), ColumnType::Text);
         assert_eq!(infer(&["", ""]), ColumnType::Text);
+        // pyarrow's null words are null, in any column.
+        assert_eq!(infer(&["1", "NA", "n/a", "3"]), ColumnType::Int64);
+        assert_eq!(infer(&["0.5", "NaN", "null"]), ColumnType::Double);
+        assert_eq!(ColumnType::Int64.convert(&json!("n/a")), Value::Null);
+        assert_eq!(ColumnType::Double.convert(&json!("NaN")), Value::Null);
+        assert_eq!(ColumnType::Text.convert(&json!("NA")), json!("NA"));
         assert_eq!(ColumnType::Double.convert(&json!("0.31")), json!(0.31));
         assert_eq!(ColumnType::Double.convert(&json!("")), Value::Null);
         assert_eq!(ColumnType::Text.convert(&json!("007")), json!("007"));
