@@ -872,10 +872,14 @@ impl<'a> Transfer<'a> {
                         head.content_type.as_deref(),
                     ),
                 );
+                // The job's rank is its place among the URLs of one name: a
+                // name the server gave is not that one, and is numbered only
+                // when taken (three `download?id=N` get a.txt, b.txt, c.txt).
+                let rank = self.job.rank.filter(|_| suggested.is_none());
                 let name = self
                     .context
                     .names
-                    .reserve(&desired, self.job.rank)
+                    .reserve(&desired, rank)
                     .map_err(|error| self.write_error(&desired, error))?;
                 self.name = Some(name.clone());
                 let part = PartFile::create(&self.context.folder, &name).map_err(|error| {

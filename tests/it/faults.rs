@@ -245,6 +245,22 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
                 b"",
             )
         }
+        // `download.php?id=N`'s case: one base name, a name each by its header.
+        ["named", name, _] => {
+            let body = body_of(name, 100);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[
+                    (
+                        "content-disposition",
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                    ("content-length", "100".into()),
+                ],
+                &body,
+            )
+        }
         ["disposition", variant] => {
             let header = match *variant {
                 "dots" => "attachment; filename=\"../../escaped.bin\"".to_string(),
@@ -716,7 +732,13 @@ fn hostile_disposition_names_stay_inside(strategy: &str) {
         .iter()
         .map(|variant| server.url(&format!("/disposition/{variant}")))
         .collect();
-    let mut arguments: Vec<&str> = urls.iter().map(String::as_str).collect();
+    // URLs of one base name (`get`) take their headers' names as they are:
+    // their rank among the URLs named `get` numbers no other name.
+    let named: Vec<String> = ["a.txt", "b.txt", "c.txt"]
+        .iter()
+        .map(|name| server.url(&format!("/named/{name}/get")))
+        .collect();
+    let mut arguments: Vec<&str> = urls.iter().chain(&named).map(String::as_str).collect();
     arguments.push("--content-disposition");
     let output = get(strategy, &scratch, &arguments);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
@@ -724,6 +746,9 @@ fn hostile_disposition_names_stay_inside(strategy: &str) {
     names.sort();
     // The last part of a name with folders, as curl and wget save it.
     let mut expected = vec![
+        "a.txt",
+        "b.txt",
+        "c.txt",
         "escaped.bin",
         "passwd",
         "windows.bin",
