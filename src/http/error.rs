@@ -34,6 +34,13 @@ pub enum DownloadError {
     Certificate(String),
     #[error("connection refused")]
     ConnectionRefused,
+    /// The proxy the request went to could not be reached: the user fixes
+    /// the proxy, not the URL.
+    #[error("the proxy {proxy} failed: {failure}")]
+    Proxy {
+        proxy: String,
+        failure: Box<DownloadError>,
+    },
     #[error("connection reset")]
     ConnectionReset,
     #[error("body cut short: {received} of {expected} bytes")]
@@ -114,6 +121,9 @@ impl DownloadError {
             DownloadError::ChecksumMismatch { algorithm, .. } => {
                 format!("{algorithm} checksum mismatch")
             }
+            DownloadError::Proxy { proxy, failure } => {
+                format!("the proxy {proxy} failed: {}", failure.reason())
+            }
             other => other.to_string(),
         }
     }
@@ -139,6 +149,7 @@ impl DownloadError {
             // A name that does not resolve rarely does a second later; three
             // retries only triple the wait for the error.
             DownloadError::Resolve => false,
+            DownloadError::Proxy { failure, .. } => failure.is_transient(),
             _ => false,
         }
     }

@@ -420,6 +420,20 @@ impl<'a> Transfer<'a> {
                 millis: max_time.as_millis() as u64,
             };
         }
+        // No connection before a response: through a proxy, it is the
+        // proxy that could not be reached, as curl says.
+        if matches!(
+            error,
+            DownloadError::ConnectionRefused | DownloadError::Resolve
+        ) && self.part.is_none()
+            && self.memory.is_none()
+            && let Some(proxy) = self.settings().proxies.for_url(&self.url)
+        {
+            return DownloadError::Proxy {
+                proxy: crate::redact::url_text(proxy.as_str()).into_owned(),
+                failure: Box::new(error),
+            };
+        }
         // A body that stops for --speed-time is below any --speed-limit: the
         // read timeout was shortened to say so (see `Timeouts::read`).
         let settings = self.settings();

@@ -297,6 +297,24 @@ fn the_environment_and_no_proxy_decide_as_in_curl(strategy: &str) {
     assert_eq!(proxy.lines().len(), 2, "{:?}", proxy.lines());
     assert_clean(&scratch);
     assert_clean(&again);
+    // A proxy nobody listens on is named as what failed, not the URL's host.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let output = get_proxied(
+        strategy,
+        &again,
+        &[&origins.plain.url("/png/dead.png")],
+        &[],
+        &[("http_proxy", &dead)],
+        &origins.ca_file(),
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the proxy {dead}/ failed: connection refused")),
+        "{stderr}"
+    );
 }
 
 for_each_strategy!(
