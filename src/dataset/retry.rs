@@ -22,10 +22,11 @@ use parquet::record::{Field, Row};
 use serde_json::{Map, Value};
 
 use super::column::{self, SavedColumns};
-use super::sample::{OPTED_OUT_REASON, Sample, Sizes, Status};
+use super::sample::{OPTED_OUT_REASON, SIZE_COLUMNS, Sample, Status};
 use super::shard::{Layout, OutputFormat, Stats};
 use crate::Named;
 use crate::fs::spool::Spool;
+use crate::image::resize::Sizes;
 
 /// Whether a sample of this status is fetched again.
 fn retried(status: Status) -> bool {
@@ -118,7 +119,7 @@ fn sample_of(row: &Map<String, Value>, layout: &Layout) -> Option<Sample> {
             other => Some(other.name().to_string()),
         },
         error_message: text("error_message"),
-        sizes: match Sizes::NAMES.map(number) {
+        sizes: match SIZE_COLUMNS.map(number) {
             [
                 Some(width),
                 Some(height),

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::recipe::HashType;
 use crate::Named;
 use crate::fs::spool::Spool;
+use crate::image::resize::Sizes;
 
 /// How a sample ended (img2dataset's statuses, and `opted_out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,32 +58,15 @@ impl Default for Fields {
 /// The failure reason of an opted-out sample, in a shard's stats.
 pub const OPTED_OUT_REASON: &str = "opted out by X-Robots-Tag";
 
-/// A saved image's sides, and those it was downloaded with: img2dataset's
-/// `width`, `height`, `original_width` and `original_height`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sizes {
-    pub width: u32,
-    pub height: u32,
-    pub original_width: u32,
-    pub original_height: u32,
-}
+/// img2dataset's columns of a sample's [`Sizes`], in the order of
+/// [`size_columns`].
+pub const SIZE_COLUMNS: [&str; 4] = ["width", "height", "original_width", "original_height"];
 
-impl Sizes {
-    /// The four columns' names, in the order of [`Sizes::sides`].
-    pub const NAMES: [&str; 4] = ["width", "height", "original_width", "original_height"];
-
-    /// Each column's value, none where the sample has no image.
-    pub fn sides(sizes: Option<Sizes>) -> [Option<u32>; 4] {
-        match sizes {
-            Some(sizes) => [
-                sizes.width,
-                sizes.height,
-                sizes.original_width,
-                sizes.original_height,
-            ]
-            .map(Some),
-            None => [None; 4],
-        }
+/// The values of the [`SIZE_COLUMNS`], none where the sample has no image.
+pub fn size_columns(sizes: Option<Sizes>) -> [Option<u32>; 4] {
+    match sizes {
+        Some(sizes) => sizes.sides().map(Some),
+        None => [None; 4],
     }
 }
 
@@ -156,7 +140,7 @@ impl Sample {
         object.insert("caption".into(), text(&self.caption));
         object.insert("status".into(), Value::String(self.status.name().into()));
         object.insert("error_message".into(), text(&self.error_message));
-        for (name, side) in Sizes::NAMES.into_iter().zip(Sizes::sides(self.sizes)) {
+        for (name, side) in SIZE_COLUMNS.into_iter().zip(size_columns(self.sizes)) {
             object.insert(name.into(), number(side));
         }
         if fields.exif {
@@ -260,7 +244,7 @@ mod tests {
         // A record spooled before the sizes were one field names each, null
         // where there is no image: it reads as the same sample.
         let mut metadata = serde_json::to_value(&failed).unwrap();
-        for name in Sizes::NAMES {
+        for name in SIZE_COLUMNS {
             metadata[name] = Value::Null;
         }
         let metadata = serde_json::to_vec(&metadata).unwrap();

@@ -21,7 +21,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 
 use super::column::{ColumnType, Levels, leaf_of};
-use super::sample::{Fields, Sample, Sizes};
+use super::sample::{Fields, SIZE_COLUMNS, Sample, size_columns};
 use crate::Named;
 
 /// A column's values: optional text, optional integer, optional bytes, or a
@@ -185,8 +185,8 @@ fn columns_of(
             text(&|sample| sample.error_message.clone()),
         ),
     ]);
-    for (index, name) in Sizes::NAMES.into_iter().enumerate() {
-        let side = number(&|sample| Sizes::sides(sample.sizes)[index]);
+    for (index, name) in SIZE_COLUMNS.into_iter().enumerate() {
+        let side = number(&|sample| size_columns(sample.sizes)[index]);
         columns.push((name.into(), false, side));
     }
     if fields.exif {
@@ -365,12 +365,14 @@ mod tests {
                 String::new(),
                 String::new(),
             );
-            sample.sizes = index.is_multiple_of(2).then_some(Sizes {
-                width: index as u32,
-                height: 1,
-                original_width: 2,
-                original_height: 2,
-            });
+            sample.sizes = index
+                .is_multiple_of(2)
+                .then_some(crate::image::resize::Sizes {
+                    width: index as u32,
+                    height: 1,
+                    original_width: 2,
+                    original_height: 2,
+                });
             Ok((sample, vec![index as u8; 3]))
         };
         let saved = [("id".to_string(), ColumnType::Int64)];

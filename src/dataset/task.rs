@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::input::Row;
 use super::recipe::{HASH_MISMATCH, HashType, Recipe};
-use super::sample::{Sample, Sizes, Status};
+use super::sample::{Sample, Status};
 use crate::engine::budget::Reservation;
 use crate::engine::{Task, Work};
 use crate::image::resize::{ImageSettings, Processed, process_blurring};
@@ -84,21 +84,7 @@ impl Task for Images {
             .extract_exif
             .then(|| crate::image::exif::tags_json(&job.body));
         let (bytes, sizes) = match image {
-            Some(Processed {
-                bytes,
-                width,
-                height,
-                original_width,
-                original_height,
-            }) => (
-                bytes,
-                Some(Sizes {
-                    width,
-                    height,
-                    original_width,
-                    original_height,
-                }),
-            ),
+            Some(Processed { bytes, sizes }) => (bytes, Some(sizes)),
             None => (job.body, None),
         };
         let sample = Sample {

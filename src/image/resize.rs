@@ -121,11 +121,29 @@ impl Default for ImageSettings {
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub bytes: Vec<u8>,
+    pub sizes: Sizes,
+}
+
+/// A stored image's sides, and those of the upright image it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sizes {
     pub width: u32,
     pub height: u32,
     /// Upright, before resizing.
     pub original_width: u32,
     pub original_height: u32,
+}
+
+impl Sizes {
+    /// The four sides: width, height, original width, original height.
+    pub fn sides(self) -> [u32; 4] {
+        [
+            self.width,
+            self.height,
+            self.original_width,
+            self.original_height,
+        ]
+    }
 }
 
 /// Runs the whole pipeline on one body.
@@ -209,10 +227,12 @@ pub fn process_blurring(
     {
         return Ok(Processed {
             bytes: body.to_vec(),
-            width,
-            height,
-            original_width: width,
-            original_height: height,
+            sizes: Sizes {
+                width,
+                height,
+                original_width: width,
+                original_height: height,
+            },
         });
     }
     let mut pixels = if pad && blurring {
@@ -256,10 +276,12 @@ pub fn process_blurring(
     let bytes = encode(&pixels, settings)?;
     Ok(Processed {
         bytes,
-        width: pixels.width(),
-        height: pixels.height(),
-        original_width: width,
-        original_height: height,
+        sizes: Sizes {
+            width: pixels.width(),
+            height: pixels.height(),
+            original_width: width,
+            original_height: height,
+        },
     })
 }
 
@@ -975,12 +997,15 @@ mod tests {
                 };
                 let processed = process(&body, &settings).unwrap();
                 assert_eq!(
-                    (processed.width, processed.height),
+                    (processed.sizes.width, processed.sizes.height),
                     (15, 10),
                     "{format:?} to {encode_format:?}"
                 );
                 assert_eq!(
-                    (processed.original_width, processed.original_height),
+                    (
+                        processed.sizes.original_width,
+                        processed.sizes.original_height
+                    ),
                     (30, 20)
                 );
                 let read = image::load_from_memory(&processed.bytes).unwrap();
